@@ -1,0 +1,704 @@
+//! Turns a `Plan` into the ready-to-run form for one runner slot, checking
+//! everything the schema cannot: durations, weights, URLs, templates, data and
+//! thresholds. Every error names the field. Nothing here touches the network,
+//! so a bad plan fails before any load is sent.
+
+use std::{collections::HashSet, path::Path, sync::Arc, time::Duration};
+
+use hyper::{
+    Method,
+    header::{HeaderName, HeaderValue},
+};
+
+use crate::{
+    data::Records,
+    error::{Error, Result},
+    plan::{Executor, HttpView, Plan, Select, Stage},
+    template::{Scope, Template},
+    thresholds::Threshold,
+};
+
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+pub const DEFAULT_MIXED_REPEAT: f64 = 0.8;
+
+/// Which share of the plan this runner produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Slot {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Slot {
+    pub const SOLO: Slot = Slot { index: 0, count: 1 };
+
+    /// This runner's share of an integer total: the first `total % count`
+    /// runners get one more, so the shares add up to exactly `total`.
+    pub fn share(&self, total: u64) -> u64 {
+        let n = self.count as u64;
+        total / n + u64::from((self.index as u64) < total % n)
+    }
+}
+
+#[derive(Debug)]
+pub struct Compiled {
+    pub slot: Slot,
+    pub target: TargetInfo,
+    pub scenarios: Vec<Scenario>,
+    /// Cumulative weights, for picking a scenario with one random draw.
+    pub cumulative_weights: Vec<u64>,
+    /// Metric names, one per step (a single request is a one-step scenario).
+    pub names: Vec<String>,
+    pub load: LoadPlan,
+    pub data: Option<DataPlan>,
+    pub thresholds: Vec<Threshold>,
+    pub interval: Duration,
+}
+
+#[derive(Debug)]
+pub struct TargetInfo {
+    /// host:port to connect to.
+    pub authority: String,
+    pub host_header: HeaderValue,
+    /// Path prefix from the base URL, without a trailing slash.
+    pub prefix: String,
+}
+
+#[derive(Debug)]
+pub struct LoadPlan {
+    pub executor: Executor,
+    /// The whole plan's level over time (users or requests per second). Each
+    /// runner derives its share while running: users from the rounded total
+    /// at each instant, arrivals by taking every `count`-th one; so N runners
+    /// together produce exactly the plan's load.
+    pub profile: Profile,
+    /// This runner's share of the plan's iterations.
+    pub iterations: Option<u64>,
+    pub max_in_flight: u32,
+    pub think_time: Duration,
+    pub pacing: Duration,
+    pub graceful_stop: Duration,
+}
+
+/// A level over time: piecewise linear, starting from `start`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Profile {
+    pub start: f64,
+    /// (duration, target at its end). Empty with `None` length = no time limit.
+    pub stages: Vec<(Duration, f64)>,
+}
+
+impl Profile {
+    pub fn total(&self) -> Option<Duration> {
+        if self.stages.is_empty() {
+            None
+        } else {
+            Some(self.stages.iter().map(|s| s.0).sum())
+        }
+    }
+
+    /// The level at `t` from the start; the last target after the end.
+    pub fn at(&self, t: Duration) -> f64 {
+        let mut from = self.start;
+        let mut elapsed = Duration::ZERO;
+        for &(d, to) in &self.stages {
+            if t < elapsed + d {
+                let f = (t - elapsed).as_secs_f64() / d.as_secs_f64();
+                return from + (to - from) * f;
+            }
+            elapsed += d;
+            from = to;
+        }
+        from
+    }
+}
+
+#[derive(Debug)]
+pub struct DataPlan {
+    pub records: Arc<Records>,
+    pub select: Select,
+    pub repeat: f64,
+    pub on_exhausted: crate::plan::OnExhausted,
+}
+
+#[derive(Debug)]
+pub struct Scenario {
+    pub steps: Vec<Step>,
+    pub uses_record: bool,
+    /// How many captured variables the journey has.
+    pub vars: usize,
+}
+
+#[derive(Debug)]
+pub struct Step {
+    /// Index into `Compiled::names`.
+    pub metric: usize,
+    pub method: Method,
+    /// Prefix, path and query string, as one template.
+    pub path: Template,
+    pub headers: Vec<(HeaderName, Template)>,
+    pub body: Option<Template>,
+    /// Empty = any 2xx or 3xx.
+    pub expect: Vec<u16>,
+    pub timeout: Duration,
+    pub captures: Vec<(usize, CaptureFrom)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum CaptureFrom {
+    Json(String),
+    Header(HeaderName),
+}
+
+impl Step {
+    pub fn needs_body(&self) -> bool {
+        self.captures
+            .iter()
+            .any(|(_, c)| matches!(c, CaptureFrom::Json(_)))
+    }
+}
+
+/// Compiles `plan` for `slot`. `prefix` is prepended to field names in errors
+/// (`spec.` when the plan came from a LoadTest). `base_dir` resolves `data.file`.
+pub fn compile(plan: &Plan, slot: Slot, base_dir: &Path, prefix: &str) -> Result<Compiled> {
+    compile_with_env(plan, slot, base_dir, prefix, &|k| std::env::var(k).ok())
+}
+
+pub fn compile_with_env(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Compiled> {
+    let f = |name: &str| format!("{prefix}{name}");
+    if slot.count == 0 || slot.index >= slot.count {
+        return Err(Error::invalid(
+            "runner",
+            format!(
+                "runner index {} is not below runner count {}",
+                slot.index, slot.count
+            ),
+        ));
+    }
+    let target = compile_target(&plan.target.base_url)
+        .map_err(|m| Error::invalid(f("target.baseUrl"), m))?;
+    let data = match &plan.data {
+        None => None,
+        Some(d) => {
+            let records = Records::load(&base_dir.join(&d.file), &f("data.file"))?;
+            if d.repeat.is_some() && d.select != Select::Mixed {
+                return Err(Error::invalid(
+                    f("data.repeat"),
+                    "only applies to select: mixed",
+                ));
+            }
+            let repeat = d.repeat.unwrap_or(DEFAULT_MIXED_REPEAT);
+            if !(0.0..=1.0).contains(&repeat) {
+                return Err(Error::invalid(
+                    f("data.repeat"),
+                    format!("{repeat} is not a fraction between 0 and 1"),
+                ));
+            }
+            Some(DataPlan {
+                records: Arc::new(records),
+                select: d.select,
+                repeat,
+                on_exhausted: d.on_exhausted,
+            })
+        }
+    };
+    let fields = data.as_ref().map(|d| d.records.fields.as_slice());
+    // A macro rather than a closure: each use borrows a different `vars`.
+    macro_rules! scope {
+        ($vars:expr) => {
+            Scope {
+                record_fields: fields,
+                vars: $vars,
+                env,
+                runner_index: slot.index,
+                runner_count: slot.count,
+            }
+        };
+    }
+
+    let mut common_headers = Vec::new();
+    for (k, v) in &plan.target.headers {
+        let field = f(&format!("target.headers.{k}"));
+        common_headers.push(compile_header(k, v, &scope!(&[]), &field)?);
+    }
+    let default_timeout = plan.target.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
+    if default_timeout.is_zero() {
+        return Err(Error::invalid(f("target.timeout"), "must be more than 0"));
+    }
+
+    if plan.requests.is_empty() {
+        return Err(Error::invalid(
+            f("requests"),
+            "is empty: list at least one request",
+        ));
+    }
+    let mut names = Vec::new();
+    let mut seen = HashSet::new();
+    let mut scenarios = Vec::new();
+    let mut cumulative_weights = Vec::new();
+    let mut total_weight = 0u64;
+    for (i, r) in plan.requests.iter().enumerate() {
+        let rf = f(&format!("requests[{i}]"));
+        let mut steps_in = Vec::new();
+        if r.steps.is_empty() {
+            steps_in.push((rf.clone(), r.name.as_str(), r.http()));
+        } else {
+            let h = r.http();
+            if h.method.is_some() || h.path.is_some() || h.body.is_some() || !h.capture.is_empty() {
+                return Err(Error::invalid(
+                    &rf,
+                    "has both `steps` and request fields (method, path, body, capture): put them in the steps",
+                ));
+            }
+            for (j, s) in r.steps.iter().enumerate() {
+                steps_in.push((format!("{rf}.steps[{j}]"), s.name.as_str(), s.http()));
+            }
+        }
+        check_name(&r.name, &format!("{rf}.name"))?;
+        if !seen.insert(r.name.clone()) {
+            return Err(Error::invalid(
+                format!("{rf}.name"),
+                format!("{:?} is used twice; names must be unique", r.name),
+            ));
+        }
+        let mut vars: Vec<String> = Vec::new();
+        let mut steps = Vec::new();
+        for (sf, name, http) in steps_in {
+            let metric_name = if r.steps.is_empty() {
+                name.to_string()
+            } else {
+                format!("{}/{}", r.name, name)
+            };
+            if !r.steps.is_empty() {
+                check_name(name, &format!("{sf}.name"))?;
+                if !seen.insert(metric_name.clone()) {
+                    return Err(Error::invalid(
+                        format!("{sf}.name"),
+                        format!("{name:?} is used twice in this journey"),
+                    ));
+                }
+            }
+            names.push(metric_name);
+            // A step sees what earlier steps captured, not its own captures.
+            let earlier = vars.clone();
+            let step = compile_step(
+                &sf,
+                names.len() - 1,
+                &http,
+                &target,
+                &common_headers,
+                default_timeout,
+                &scope!(&earlier),
+                &mut vars,
+            )?;
+            steps.push(step);
+        }
+        let uses_record = steps.iter().any(|s| {
+            s.path.uses_record()
+                || s.body.as_ref().is_some_and(Template::uses_record)
+                || s.headers.iter().any(|(_, t)| t.uses_record())
+        });
+        let weight = r.weight.unwrap_or(1) as u64;
+        total_weight += weight;
+        cumulative_weights.push(total_weight);
+        scenarios.push(Scenario {
+            steps,
+            uses_record,
+            vars: vars.len(),
+        });
+    }
+    if total_weight == 0 {
+        return Err(Error::invalid(
+            f("requests"),
+            "every weight is 0: at least one request needs a positive weight",
+        ));
+    }
+
+    let load = compile_load(plan, slot, &f)?;
+    let mut thresholds = Vec::new();
+    for (i, t) in plan.thresholds.iter().enumerate() {
+        let tf = f(&format!("thresholds[{i}]"));
+        let th: Threshold = t
+            .parse()
+            .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
+        if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
+            return Err(Error::invalid(
+                &tf,
+                format!("no request is named {s:?} (names: {})", names.join(", ")),
+            ));
+        }
+        thresholds.push(th);
+    }
+    let interval = plan.report_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
+    if interval < Duration::from_millis(100) {
+        return Err(Error::invalid(
+            f("reportInterval"),
+            "must be at least 100ms",
+        ));
+    }
+    Ok(Compiled {
+        slot,
+        target,
+        scenarios,
+        cumulative_weights,
+        names,
+        load,
+        data,
+        thresholds,
+        interval,
+    })
+}
+
+fn check_name(name: &str, field: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} must be non-empty letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    Ok(())
+}
+
+fn compile_target(base: &str) -> std::result::Result<TargetInfo, String> {
+    let uri: hyper::Uri = base
+        .parse()
+        .map_err(|e| format!("{base:?} is not a valid URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http") => {}
+        Some("https") => {
+            return Err(format!(
+                "{base:?}: https targets are not supported yet; use http"
+            ));
+        }
+        _ => return Err(format!("{base:?} must start with http://")),
+    }
+    let host = uri
+        .host()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| format!("{base:?} has no host"))?;
+    if uri.query().is_some() {
+        return Err(format!(
+            "{base:?} must not have a query; put it in the requests"
+        ));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    let authority = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let host_header = HeaderValue::from_str(uri.authority().map_or(host, |a| a.as_str()))
+        .map_err(|e| e.to_string())?;
+    let prefix = uri.path().trim_end_matches('/').to_string();
+    Ok(TargetInfo {
+        authority,
+        host_header,
+        prefix,
+    })
+}
+
+fn compile_header(
+    k: &str,
+    v: &str,
+    scope: &Scope<'_>,
+    field: &str,
+) -> Result<(HeaderName, Template)> {
+    let name = HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| Error::invalid(field, format!("{k:?} is not a valid header name")))?;
+    let t = Template::compile(v, scope).map_err(|e| Error::invalid(field, e))?;
+    if let Some(s) = t.as_static() {
+        HeaderValue::from_str(s)
+            .map_err(|_| Error::invalid(field, "is not a valid header value"))?;
+    }
+    Ok((name, t))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_step(
+    sf: &str,
+    metric: usize,
+    http: &HttpView<'_>,
+    target: &TargetInfo,
+    common_headers: &[(HeaderName, Template)],
+    default_timeout: Duration,
+    scope: &Scope<'_>,
+    vars: &mut Vec<String>,
+) -> Result<Step> {
+    let method = match http.method {
+        None => Method::GET,
+        Some(m) => match m.to_ascii_uppercase().as_str() {
+            "GET" => Method::GET,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            "HEAD" => Method::HEAD,
+            "OPTIONS" => Method::OPTIONS,
+            _ => {
+                return Err(Error::invalid(
+                    format!("{sf}.method"),
+                    format!("{m:?} is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+                ));
+            }
+        },
+    };
+    let path = http
+        .path
+        .ok_or_else(|| Error::invalid(format!("{sf}.path"), "is missing"))?;
+    if !path.starts_with('/') {
+        return Err(Error::invalid(
+            format!("{sf}.path"),
+            format!("{path:?} must start with '/'"),
+        ));
+    }
+    let mut full = format!("{}{path}", target.prefix);
+    let mut sep = if path.contains('?') { '&' } else { '?' };
+    for (k, v) in http.query {
+        full.push(sep);
+        sep = '&';
+        full.push_str(&encode_query(k));
+        full.push('=');
+        // Templates inside values are kept as-is; literal text is escaped.
+        full.push_str(&encode_query_keep_templates(v));
+    }
+    let path_t =
+        Template::compile(&full, scope).map_err(|e| Error::invalid(format!("{sf}.path"), e))?;
+    if let Some(s) = path_t.as_static() {
+        s.parse::<hyper::Uri>().map_err(|e| {
+            Error::invalid(
+                format!("{sf}.path"),
+                format!("{s:?} is not a valid path: {e}"),
+            )
+        })?;
+    }
+    let mut headers: Vec<(HeaderName, Template)> = common_headers
+        .iter()
+        .filter(|(n, _)| {
+            !http
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(n.as_str()))
+        })
+        .cloned()
+        .collect();
+    for (k, v) in http.headers {
+        headers.push(compile_header(k, v, scope, &format!("{sf}.headers.{k}"))?);
+    }
+    let body = http
+        .body
+        .map(|b| Template::compile(b, scope).map_err(|e| Error::invalid(format!("{sf}.body"), e)))
+        .transpose()?;
+    let expect = http.expect.map(|e| e.status.clone()).unwrap_or_default();
+    if let Some(bad) = expect.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(Error::invalid(
+            format!("{sf}.expect.status"),
+            format!("{bad} is not an HTTP status (100-599)"),
+        ));
+    }
+    let timeout = http.timeout.map_or(default_timeout, |d| d.0);
+    if timeout.is_zero() {
+        return Err(Error::invalid(
+            format!("{sf}.timeout"),
+            "must be more than 0",
+        ));
+    }
+    let mut captures = Vec::new();
+    for (name, c) in http.capture {
+        let cf = format!("{sf}.capture.{name}");
+        let from = match (&c.json, &c.header) {
+            (Some(p), None) => {
+                if !(p.is_empty() || p.starts_with('/')) {
+                    return Err(Error::invalid(
+                        format!("{cf}.json"),
+                        format!(
+                            "{p:?} is not a JSON pointer (it starts with '/', e.g. /data/token)"
+                        ),
+                    ));
+                }
+                CaptureFrom::Json(p.clone())
+            }
+            (None, Some(h)) => {
+                CaptureFrom::Header(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    Error::invalid(
+                        format!("{cf}.header"),
+                        format!("{h:?} is not a header name"),
+                    )
+                })?)
+            }
+            _ => return Err(Error::invalid(cf, "give exactly one of `json` or `header`")),
+        };
+        let idx = match vars.iter().position(|v| v == name) {
+            Some(i) => i,
+            None => {
+                vars.push(name.clone());
+                vars.len() - 1
+            }
+        };
+        captures.push((idx, from));
+    }
+    Ok(Step {
+        metric,
+        method,
+        path: path_t,
+        headers,
+        body,
+        expect,
+        timeout,
+        captures,
+    })
+}
+
+fn encode_query(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn encode_query_keep_templates(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        out.push_str(&encode_query(&rest[..open]));
+        let end = rest[open..].find("}}").map_or(rest.len(), |e| open + e + 2);
+        out.push_str(&rest[open..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(&encode_query(rest));
+    out
+}
+
+fn compile_load(plan: &Plan, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<LoadPlan> {
+    let l = &plan.load;
+    let concurrency = l.executor == Executor::Concurrency;
+    let level_field = if concurrency {
+        "load.users"
+    } else {
+        "load.rate"
+    };
+    if concurrency && l.rate.is_some() {
+        return Err(Error::invalid(
+            f("load.rate"),
+            "only applies to executor: arrival-rate (use load.users)",
+        ));
+    }
+    if !concurrency && l.users.is_some() {
+        return Err(Error::invalid(
+            f("load.users"),
+            "only applies to executor: concurrency (use load.rate)",
+        ));
+    }
+    if !concurrency && (l.think_time.is_some() || l.pacing.is_some()) {
+        return Err(Error::invalid(
+            f(if l.think_time.is_some() {
+                "load.thinkTime"
+            } else {
+                "load.pacing"
+            }),
+            "only applies to executor: concurrency",
+        ));
+    }
+    let level = if concurrency {
+        l.users.map(f64::from)
+    } else {
+        l.rate
+    };
+    let profile = if !l.stages.is_empty() {
+        if l.duration.is_some() {
+            return Err(Error::invalid(
+                f("load.duration"),
+                "give either stages or duration, not both",
+            ));
+        }
+        if level.is_some() {
+            return Err(Error::invalid(
+                f(level_field),
+                "give either stages or a constant level, not both",
+            ));
+        }
+        check_stages(&l.stages, f)?;
+        Profile {
+            start: 0.0,
+            stages: l.stages.iter().map(|s| (s.duration.0, s.target)).collect(),
+        }
+    } else {
+        let level = level
+            .ok_or_else(|| Error::invalid(f(level_field), "is missing (or give load.stages)"))?;
+        if !(level.is_finite() && level > 0.0) {
+            return Err(Error::invalid(
+                f(level_field),
+                format!("{level} must be more than 0"),
+            ));
+        }
+        match l.duration {
+            Some(d) if d.0.is_zero() => {
+                return Err(Error::invalid(f("load.duration"), "must be more than 0"));
+            }
+            Some(d) => Profile {
+                start: level,
+                stages: vec![(d.0, level)],
+            },
+            None if l.iterations.is_some() => Profile {
+                start: level,
+                stages: vec![],
+            },
+            None => {
+                return Err(Error::invalid(
+                    f("load"),
+                    "has no end: give duration, stages or iterations",
+                ));
+            }
+        }
+    };
+    if l.iterations == Some(0) {
+        return Err(Error::invalid(f("load.iterations"), "must be more than 0"));
+    }
+    let max_in_flight = l.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
+    if max_in_flight == 0 {
+        return Err(Error::invalid(f("load.maxInFlight"), "must be more than 0"));
+    }
+    Ok(LoadPlan {
+        executor: l.executor,
+        profile,
+        iterations: l.iterations.map(|n| slot.share(n)),
+        max_in_flight: (max_in_flight / slot.count).max(1),
+        think_time: l.think_time.map_or(Duration::ZERO, |d| d.0),
+        pacing: l.pacing.map_or(Duration::ZERO, |d| d.0),
+        graceful_stop: l.graceful_stop.map_or(DEFAULT_GRACEFUL_STOP, |d| d.0),
+    })
+}
+
+fn check_stages(stages: &[Stage], f: &dyn Fn(&str) -> String) -> Result<()> {
+    for (i, s) in stages.iter().enumerate() {
+        if s.duration.0.is_zero() {
+            return Err(Error::invalid(
+                f(&format!("load.stages[{i}].duration")),
+                "must be more than 0",
+            ));
+        }
+        if !(s.target.is_finite() && s.target >= 0.0) {
+            return Err(Error::invalid(
+                f(&format!("load.stages[{i}].target")),
+                format!("{} must be 0 or more", s.target),
+            ));
+        }
+    }
+    Ok(())
+}

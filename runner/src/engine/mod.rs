@@ -1,0 +1,283 @@
+//! The load engine: one `Runner` produces one slot's share of a plan and
+//! keeps its results. The closed and open models differ only in when
+//! iterations start (`closed`, `open`); what an iteration does is here.
+
+mod client;
+mod closed;
+mod open;
+mod recorder;
+mod request;
+pub mod timeline;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Notify;
+
+pub use recorder::{Recorder, Sample};
+
+use crate::{
+    compile::Compiled,
+    data::{Pick, Selector},
+    plan::Executor,
+    snapshot::{ErrorKind, Snapshot},
+    template::RenderCtx,
+};
+
+use client::Conn;
+use request::Prepared;
+
+/// A one-way stop signal that any number of tasks can wait on.
+#[derive(Default)]
+pub struct Stop {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        loop {
+            // Created before the check, so a trigger in between is not missed.
+            let n = self.notify.notified();
+            if self.is_set() {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Sleeps for `d` unless stopped first; true when stopped.
+    pub async fn sleep(&self, d: Duration) -> bool {
+        if d.is_zero() {
+            return self.is_set();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => self.is_set(),
+            _ = self.wait() => true,
+        }
+    }
+}
+
+pub struct Runner {
+    pub plan: Arc<Compiled>,
+    pub recorder: Recorder,
+    prepared: Vec<Vec<Prepared>>,
+    selector: Option<Selector>,
+    seq: AtomicU64,
+    /// Ends the load: set at the planned end, on abort, or when data runs out.
+    pub stop: Stop,
+}
+
+/// What an iteration tells its executor.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    /// `unique` data is used up: the runner stops.
+    Exhausted,
+}
+
+impl Runner {
+    pub fn new(plan: Arc<Compiled>) -> Arc<Runner> {
+        let prepared = plan
+            .scenarios
+            .iter()
+            .map(|s| {
+                s.steps
+                    .iter()
+                    .map(|st| Prepared::new(st, &plan.target))
+                    .collect()
+            })
+            .collect();
+        let selector = plan.data.as_ref().map(|d| {
+            Selector::new(
+                d.select,
+                d.repeat,
+                d.on_exhausted,
+                d.records.rows.len(),
+                plan.slot.index,
+                plan.slot.count,
+            )
+        });
+        Arc::new(Runner {
+            recorder: Recorder::new(plan.names.clone(), plan.interval),
+            prepared,
+            selector,
+            seq: AtomicU64::new(0),
+            stop: Stop::default(),
+            plan,
+        })
+    }
+
+    /// Runs the load from now until its planned end (or `stop`), then lets
+    /// in-flight work finish within the graceful stop.
+    pub async fn run(self: &Arc<Self>) {
+        let start = Instant::now();
+        self.recorder.mark_started(start);
+        let ticker = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                let mut next = start + me.plan.interval;
+                loop {
+                    tokio::time::sleep_until(next.into()).await;
+                    me.recorder.close_interval();
+                    next += me.plan.interval;
+                }
+            })
+        };
+        match self.plan.load.executor {
+            Executor::Concurrency => closed::run(self, start).await,
+            Executor::ArrivalRate => open::run(self, start).await,
+        }
+        ticker.abort();
+        self.recorder.mark_ended(Instant::now());
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        if let Some(s) = &self.selector {
+            self.recorder
+                .distinct_records
+                .store(s.distinct_used(), Ordering::Relaxed);
+        }
+        self.recorder.snapshot()
+    }
+
+    /// One pass through a scenario picked by weight: a single request or a
+    /// whole journey. `intended` is the open model's scheduled start, from
+    /// which the first request's latency is measured.
+    async fn iterate(
+        &self,
+        conn: &mut Option<Conn>,
+        shard: usize,
+        intended: Option<Instant>,
+    ) -> Flow {
+        let plan = &self.plan;
+        let r = fastrand::u64(
+            ..*plan
+                .cumulative_weights
+                .last()
+                .expect("at least one request"),
+        );
+        let si = plan.cumulative_weights.partition_point(|&c| c <= r);
+        let scenario = &plan.scenarios[si];
+        let record = match (&self.selector, &plan.data) {
+            (Some(sel), Some(d)) if scenario.uses_record => match sel.pick() {
+                Pick::Row(i) => Some(d.records.rows[i].as_slice()),
+                Pick::Exhausted => {
+                    self.recorder.data_exhausted.fetch_add(1, Ordering::Relaxed);
+                    return Flow::Exhausted;
+                }
+            },
+            _ => None,
+        };
+        let mut vars = vec![None; scenario.vars];
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed) * plan.slot.count as u64
+            + plan.slot.index as u64;
+        let mut intended = intended;
+        for (step, prep) in scenario.steps.iter().zip(&self.prepared[si]) {
+            let ctx = RenderCtx {
+                record,
+                vars: &vars,
+                seq,
+            };
+            let built = prep.build(step, &ctx);
+            let start = Instant::now();
+            let from = intended.take().unwrap_or(start);
+            let mut sample = Sample {
+                metric: step.metric,
+                start,
+                end: start,
+                latency: Duration::ZERO,
+                status: None,
+                error: None,
+                sent: 0,
+                received: 0,
+            };
+            let ok = match built {
+                // A template rendered into something unsendable: the plan's
+                // fault, counted against the request rather than lost.
+                Err(_) => {
+                    sample.error = Some(ErrorKind::Http);
+                    false
+                }
+                Ok((req, sent)) => {
+                    sample.sent = sent;
+                    self.exchange(conn, step, req, &mut sample, &mut vars).await
+                }
+            };
+            sample.end = Instant::now();
+            sample.latency = sample.end.saturating_duration_since(from);
+            self.recorder.record(shard, &sample);
+            if !ok {
+                break;
+            }
+        }
+        Flow::Continue
+    }
+
+    /// Sends on `conn` (connecting first if needed) and fills in the sample;
+    /// false when the journey should not go on.
+    async fn exchange(
+        &self,
+        conn: &mut Option<Conn>,
+        step: &crate::compile::Step,
+        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+        sample: &mut Sample,
+        vars: &mut [Option<String>],
+    ) -> bool {
+        let authority = &self.plan.target.authority;
+        let attempt = async {
+            if conn.as_ref().is_none_or(Conn::is_closed) {
+                *conn = None;
+                *conn = Some(
+                    client::connect(authority)
+                        .await
+                        .map_err(|_| ErrorKind::Connect)?,
+                );
+            }
+            let c = conn.as_mut().expect("connected above");
+            c.send(req, step.needs_body())
+                .await
+                .map_err(|_| ErrorKind::Http)
+        };
+        match tokio::time::timeout(step.timeout, attempt).await {
+            Err(_) => {
+                // The connection is mid-exchange; it cannot be reused.
+                *conn = None;
+                sample.error = Some(ErrorKind::Timeout);
+                false
+            }
+            Ok(Err(kind)) => {
+                *conn = None;
+                sample.error = Some(kind);
+                false
+            }
+            Ok(Ok(res)) => {
+                sample.status = Some(res.status);
+                sample.received = res.received;
+                if !request::status_ok(step, res.status) {
+                    sample.error = Some(ErrorKind::Status);
+                    false
+                } else if !request::capture(step, &res, vars) {
+                    sample.error = Some(ErrorKind::Capture);
+                    false
+                } else {
+                    true
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! A local run: the plan split over `workers` in-process runners, which go
+//! through the same split, serialize and merge path as runner pods do in a
+//! cluster, with a live progress line and live abort-on-fail thresholds.
+
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    compile::{Slot, compile},
+    engine::Runner,
+    error::{Error, Result},
+    planfile::Loaded,
+    report::Report,
+    snapshot::Snapshot,
+    thresholds,
+};
+
+pub struct Options {
+    /// The runner slots to run here: all N of a `--workers N` run, or the one
+    /// slot a runner pod was given.
+    pub slots: Vec<Slot>,
+    /// Show the live progress line (on a terminal).
+    pub progress: bool,
+}
+
+/// Compiles the plan for every worker first, so a bad plan fails before any
+/// load is sent.
+pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
+    if opts.slots.is_empty() {
+        return Err(Error::invalid("--workers", "must be at least 1"));
+    }
+    let mut runners = Vec::new();
+    for &slot in &opts.slots {
+        let c = compile(&loaded.plan, slot, &loaded.base_dir, loaded.prefix)?;
+        runners.push(Runner::new(Arc::new(c)));
+    }
+    let thresholds = runners[0].plan.thresholds.clone();
+    let live = thresholds.iter().any(|t| t.abort_on_fail);
+    let tasks: Vec<_> = runners
+        .iter()
+        .map(|r| {
+            let r = r.clone();
+            tokio::spawn(async move { r.run().await })
+        })
+        .collect();
+    let all_done = async {
+        for t in tasks {
+            let _ = t.await;
+        }
+    };
+    tokio::pin!(all_done);
+    let mut aborted = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    let started = Instant::now();
+    let mut last = (started, 0u64);
+    loop {
+        tokio::select! {
+            _ = &mut all_done => break,
+            _ = tokio::signal::ctrl_c(), if aborted.is_none() => {
+                aborted = Some("interrupted".to_string());
+                runners.iter().for_each(|r| r.stop.trigger());
+            }
+            _ = tick.tick() => {
+                if !(opts.progress || live) {
+                    continue;
+                }
+                let merged = merge(&runners)?;
+                if opts.progress {
+                    last = progress_line(&merged, started, last);
+                }
+                if aborted.is_none() && let Some(o) = thresholds::evaluate_live(&thresholds, &merged) {
+                    aborted = Some(format!("threshold {:?} failed (observed {})", o.source, o.observed_text));
+                    runners.iter().for_each(|r| r.stop.trigger());
+                }
+            }
+        }
+    }
+    if opts.progress {
+        eprintln!();
+    }
+    let merged = merge(&runners)?;
+    let outcomes = thresholds::evaluate(&thresholds, &merged);
+    Ok(Report::new(merged, outcomes, aborted))
+}
+
+/// Each runner's snapshot goes through its wire form, exactly as a runner
+/// pod's does on its way to the operator, then all are merged.
+fn merge(runners: &[Arc<Runner>]) -> Result<Snapshot> {
+    let mut snaps = Vec::with_capacity(runners.len());
+    for r in runners {
+        snaps.push(Snapshot::from_json(&r.snapshot().to_json())?);
+    }
+    Ok(Snapshot::merged(&snaps))
+}
+
+fn progress_line(s: &Snapshot, started: Instant, (t0, n0): (Instant, u64)) -> (Instant, u64) {
+    let now = Instant::now();
+    let n = s.total_requests();
+    let rate = (n - n0.min(n)) as f64 / now.duration_since(t0).as_secs_f64().max(1e-3);
+    let all = s.stats(None).unwrap_or_default();
+    let p95 = if all.count() > 0 {
+        all.latency.value_at_quantile(0.95) as f64 / 1000.0
+    } else {
+        0.0
+    };
+    let errs = all.error_count();
+    let mut err = std::io::stderr().lock();
+    let _ = write!(
+        err,
+        "\r  {:>5.0}s  {:>9.1} req/s  p95 {:>8.2}ms  errors {} ({:.2}%)  requests {}   ",
+        started.elapsed().as_secs_f64(),
+        rate,
+        p95,
+        errs,
+        if n > 0 {
+            errs as f64 * 100.0 / n as f64
+        } else {
+            0.0
+        },
+        n
+    );
+    let _ = err.flush();
+    (now, n)
+}
+
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+pub fn write_file(path: &PathBuf, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|source| Error::Write {
+        path: path.clone(),
+        source,
+    })
+}

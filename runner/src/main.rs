@@ -1,0 +1,209 @@
+//! `barrage-runner`: run a plan locally, serve the built-in target, or run the
+//! demo. (Agent mode for runner pods comes with the operator.)
+
+use std::{path::PathBuf, process::ExitCode};
+
+use barrage_runner::{
+    Error,
+    compile::Slot,
+    local::{self, Options},
+    planfile::{self, Loaded},
+    report::Report,
+    serve::{self, ServeConfig},
+    text,
+};
+use clap::{Parser, Subcommand};
+
+/// Exit status when the run completed but a threshold failed (as k6 does).
+const EXIT_THRESHOLDS: u8 = 99;
+/// Exit status for a plan or option that is not valid.
+const EXIT_INVALID: u8 = 2;
+
+const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
+
+#[derive(Parser)]
+#[command(
+    name = "barrage-runner",
+    version,
+    about = "Barrage's load engine: run load tests locally or as a runner pod"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(clap::Args)]
+struct Output {
+    /// Write the JSON report (summary, thresholds and merged histograms) here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write a small JSON summary here (e.g. /dev/termination-log in a pod).
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// No live progress line and no text summary.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a plan (a LoadTest manifest or the plan alone) from FILE.
+    Run {
+        file: PathBuf,
+        /// Split the plan over N in-process runners, merged like a cluster's.
+        #[arg(long, default_value_t = 1)]
+        workers: u32,
+        /// Run only this runner's share of the plan (0-based)...
+        #[arg(long, env = "BARRAGE_RUNNER_INDEX", requires = "runner_count")]
+        runner_index: Option<u32>,
+        /// ...out of this many runners.
+        #[arg(long, env = "BARRAGE_RUNNER_COUNT", requires = "runner_index")]
+        runner_count: Option<u32>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Check a plan without sending anything.
+    Validate { file: PathBuf },
+    /// Serve the built-in target for demos and tests.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Routes file (YAML); the built-in demo routes when absent.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Start the built-in target on loopback and run examples/quickstart.yaml against it.
+    Demo {
+        #[arg(long, default_value_t = 2)]
+        workers: u32,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+fn main() -> ExitCode {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BARRAGE_LOG")
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    match rt.block_on(dispatch(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(if matches!(e, Error::Invalid { .. }) {
+                EXIT_INVALID
+            } else {
+                1
+            })
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
+    match cmd {
+        Cmd::Run {
+            file,
+            workers,
+            runner_index,
+            runner_count,
+            output,
+        } => {
+            let loaded = planfile::load_file(&file)?;
+            let slots = match (runner_index, runner_count) {
+                (Some(index), Some(count)) if workers == 1 => {
+                    if count == 0 || index >= count {
+                        return Err(Error::invalid(
+                            "--runner-index",
+                            format!("{index} is not below --runner-count {count}"),
+                        ));
+                    }
+                    vec![Slot { index, count }]
+                }
+                (Some(_), _) => {
+                    return Err(Error::invalid(
+                        "--workers",
+                        "cannot be combined with --runner-index",
+                    ));
+                }
+                _ => (0..workers)
+                    .map(|index| Slot {
+                        index,
+                        count: workers,
+                    })
+                    .collect(),
+            };
+            let title = loaded
+                .name
+                .clone()
+                .unwrap_or_else(|| file.display().to_string());
+            run(&loaded, slots, &output, &title).await
+        }
+        Cmd::Validate { file } => {
+            let loaded = planfile::load_file(&file)?;
+            barrage_runner::compile::compile(
+                &loaded.plan,
+                Slot::SOLO,
+                &loaded.base_dir,
+                loaded.prefix,
+            )?;
+            println!("{}: valid", file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Serve { listen, config } => {
+            serve::run_cli(&listen, config.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Demo { workers, output } => {
+            let server = serve::spawn_local(ServeConfig::builtin()).await?;
+            let mut loaded = planfile::from_str(QUICKSTART, PathBuf::from("examples"))?;
+            loaded.plan.target.base_url = server.base_url();
+            if !output.quiet {
+                eprintln!(
+                    "  built-in target on {}; running examples/quickstart.yaml with {workers} workers",
+                    server.base_url()
+                );
+            }
+            let slots = (0..workers)
+                .map(|index| Slot {
+                    index,
+                    count: workers,
+                })
+                .collect();
+            run(&loaded, slots, &output, "quickstart (demo)").await
+        }
+    }
+}
+
+async fn run(
+    loaded: &Loaded,
+    slots: Vec<Slot>,
+    output: &Output,
+    title: &str,
+) -> Result<ExitCode, Error> {
+    let progress = !output.quiet && local::stderr_is_terminal();
+    let report: Report = local::run(loaded, &Options { slots, progress }).await?;
+    if !output.quiet {
+        print!("{}", text::summary(&report, title));
+    }
+    if let Some(p) = &output.out {
+        local::write_file(
+            p,
+            &serde_json::to_string_pretty(&report).expect("reports serialize"),
+        )?;
+    }
+    if let Some(p) = &output.summary_json {
+        local::write_file(p, &report.brief().to_string())?;
+    }
+    Ok(if report.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_THRESHOLDS)
+    })
+}

@@ -1,0 +1,259 @@
+//! The test plan: what to send, how hard, with what data, and what counts as
+//! a pass. The operator embeds `Plan` in the LoadTest spec, so these types
+//! carry serde + schemars derives and nothing cluster-specific.
+//!
+//! Validation that the schema cannot express (durations, weights, template
+//! variables, thresholds) lives in `compile`, which turns a `Plan` into the
+//! ready-to-run form before any load is sent.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::duration::HumanDuration;
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Plan {
+    pub target: Target,
+    pub load: Load,
+    /// The weighted mix of requests (or user journeys) each iteration picks from.
+    pub requests: Vec<RequestSpec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataSpec>,
+    /// Pass/fail rules such as "p(95) < 10ms for get-schema", "error_rate < 1%".
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<String>,
+    /// Width of the per-interval histograms kept for latency over time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report_interval: Option<HumanDuration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// Scheme, host and port (and optionally a path prefix), e.g. http://10.0.0.5:8080.
+    pub base_url: String,
+    /// Headers sent with every request; values may use {{ }} templates.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Default per-request timeout (a request may override it). Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Executor {
+    /// Closed model: a number of virtual users, each sending its next request
+    /// when the previous one is answered (plus think time or pacing).
+    #[default]
+    Concurrency,
+    /// Open model: requests start on a fixed timeline whatever the server does;
+    /// latency is measured from each request's intended start.
+    ArrivalRate,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Load {
+    #[serde(default)]
+    pub executor: Executor,
+    /// Constant number of users (concurrency), unless `stages` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
+    /// Constant requests per second (arrival-rate), unless `stages` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<f64>,
+    /// How long to run at the constant level.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<HumanDuration>,
+    /// Stop after this many iterations in total (across all runners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iterations: Option<u64>,
+    /// Linear ramps: each stage moves from the previous target to its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stages: Vec<Stage>,
+    /// Open model: at most this many requests in flight per test; sends that
+    /// would exceed it are counted as dropped. Default 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<u32>,
+    /// Closed model: pause after each iteration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub think_time: Option<HumanDuration>,
+    /// Closed model: each iteration takes at least this long (start to start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<HumanDuration>,
+    /// How long in-flight requests may finish after the end. Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub graceful_stop: Option<HumanDuration>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Stage {
+    pub duration: HumanDuration,
+    /// Users (concurrency) or requests per second (arrival-rate) at the end of the stage.
+    pub target: f64,
+}
+
+/// One entry of the weighted mix: a single request, or a journey of `steps`.
+///
+/// The HTTP fields are repeated in `StepSpec` rather than shared through
+/// `#[serde(flatten)]`, because flatten silently disables
+/// `deny_unknown_fields`, and a misspelt field must be an error. All strings
+/// may use {{ }} templates: `record.FIELD`, `env.NAME`, `vars.NAME` (captured
+/// earlier in a journey), `uuid`, `seq`, `randInt(LO, HI)`, `runner.index`,
+/// `runner.count`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RequestSpec {
+    pub name: String,
+    /// Relative weight in the mix. Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS. Default GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path relative to target.baseUrl, starting with '/'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    /// Values to take from the response for later steps: name -> source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, Capture>,
+    /// A user journey: the steps run in order, and a step may capture values
+    /// for later steps. When present, the request fields above stay empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSpec>,
+}
+
+/// One request of a journey (no nesting: a step has no steps of its own).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepSpec {
+    pub name: String,
+    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS. Default GET.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path relative to target.baseUrl, starting with '/'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub query: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<HumanDuration>,
+    /// Values to take from the response for later steps: name -> source.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capture: BTreeMap<String, Capture>,
+}
+
+/// The HTTP part of a request or a step, borrowed, so that compilation treats
+/// both alike.
+pub struct HttpView<'a> {
+    pub method: Option<&'a str>,
+    pub path: Option<&'a str>,
+    pub query: &'a BTreeMap<String, String>,
+    pub headers: &'a BTreeMap<String, String>,
+    pub body: Option<&'a str>,
+    pub expect: Option<&'a Expect>,
+    pub timeout: Option<HumanDuration>,
+    pub capture: &'a BTreeMap<String, Capture>,
+}
+
+macro_rules! http_view {
+    ($t:ty) => {
+        impl $t {
+            pub fn http(&self) -> HttpView<'_> {
+                HttpView {
+                    method: self.method.as_deref(),
+                    path: self.path.as_deref(),
+                    query: &self.query,
+                    headers: &self.headers,
+                    body: self.body.as_deref(),
+                    expect: self.expect.as_ref(),
+                    timeout: self.timeout,
+                    capture: &self.capture,
+                }
+            }
+        }
+    };
+}
+http_view!(RequestSpec);
+http_view!(StepSpec);
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Expect {
+    /// Status codes that count as success. Default: any 2xx or 3xx.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+}
+
+/// Where a captured value comes from: exactly one of `json` or `header`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Capture {
+    /// A JSON pointer into the response body, e.g. /data/token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json: Option<String>,
+    /// A response header name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Select {
+    /// Go round the records in order (a warm cache).
+    #[default]
+    Cycle,
+    /// Each iteration a record never used before (a cold start); see `onExhausted`.
+    Unique,
+    /// A random record each time.
+    Random,
+    /// `repeat` of the iterations reuse a record already used, the rest take a new one.
+    Mixed,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnExhausted {
+    /// Stop the test when `unique` has used every record.
+    #[default]
+    Stop,
+    /// Start again from the first record.
+    Wrap,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DataSpec {
+    /// A JSON array of objects, JSON lines, or CSV with a header row (by extension:
+    /// .json, .jsonl/.ndjson, .csv). Relative to the plan file.
+    pub file: String,
+    #[serde(default)]
+    pub select: Select,
+    /// For `mixed`: the fraction of iterations that reuse a record (e.g. 0.8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<f64>,
+    /// For `unique`: what happens when every record has been used.
+    #[serde(default)]
+    pub on_exhausted: OnExhausted,
+}

@@ -1,0 +1,158 @@
+//! Reading a plan from YAML or JSON: either the plan alone or a whole
+//! `LoadTest` manifest, whose `spec` is the plan plus cluster-only fields
+//! that a local run ignores.
+
+use std::path::{Path, PathBuf};
+
+use crate::{
+    error::{Error, Result},
+    plan::Plan,
+};
+
+/// LoadTest spec fields that only the operator acts on. Keep in step with
+/// the operator's LoadTestSpec.
+pub const CLUSTER_ONLY_FIELDS: &[&str] = &[
+    "runners",
+    "runner",
+    "setup",
+    "timeouts",
+    "cleanup",
+    "collectInterval",
+    "dataFrom",
+];
+
+#[derive(Debug)]
+pub struct Loaded {
+    pub plan: Plan,
+    /// Where relative paths in the plan (data files) are resolved.
+    pub base_dir: PathBuf,
+    /// `spec.` for a manifest, so errors name the field as the user wrote it.
+    pub prefix: &'static str,
+    /// metadata.name of a manifest.
+    pub name: Option<String>,
+}
+
+pub fn load_file(path: &Path) -> Result<Loaded> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    from_str(&text, base).map_err(|e| match e {
+        Error::Invalid { field, message } => {
+            Error::invalid(format!("{}: {field}", path.display()), message)
+        }
+        other => other,
+    })
+}
+
+pub fn from_str(text: &str, base_dir: PathBuf) -> Result<Loaded> {
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
+        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let is_manifest = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
+    let (mut body, prefix, name) = if is_manifest {
+        let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        if kind != "LoadTest" {
+            return Err(Error::invalid("kind", format!("{kind:?} is not LoadTest")));
+        }
+        let name = doc
+            .get("metadata")
+            .and_then(|m| m.get("name"))
+            .and_then(|n| n.as_str())
+            .map(str::to_string);
+        let spec = doc
+            .get("spec")
+            .cloned()
+            .ok_or_else(|| Error::invalid("spec", "is missing"))?;
+        (spec, "spec.", name)
+    } else {
+        (doc, "", None)
+    };
+    if let serde_yaml_ng::Value::Mapping(m) = &mut body {
+        if is_manifest {
+            for k in CLUSTER_ONLY_FIELDS {
+                m.remove(*k);
+            }
+        }
+    } else {
+        return Err(Error::invalid(
+            prefix.trim_end_matches('.').to_string() + "(plan)",
+            "must be a mapping with target, load and requests",
+        ));
+    }
+    let plan: Plan = serde_path_to_error::deserialize(body).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            prefix.trim_end_matches('.').to_string()
+        } else {
+            format!("{prefix}{path}")
+        };
+        Error::invalid(
+            if field.is_empty() {
+                "(plan)".into()
+            } else {
+                field
+            },
+            e.into_inner().to_string(),
+        )
+    })?;
+    Ok(Loaded {
+        plan,
+        base_dir,
+        prefix,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PLAN: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, duration: 1s}\nrequests: [{name: a, path: /}]\n";
+
+    #[test]
+    fn reads_a_bare_plan_and_a_manifest_alike() {
+        let bare = from_str(PLAN, PathBuf::new()).unwrap();
+        assert_eq!(bare.prefix, "");
+        let indented: String = PLAN.lines().map(|l| format!("  {l}\n")).collect();
+        let manifest = format!(
+            "apiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {{name: t1}}\nspec:\n  runners: 3\n{indented}"
+        );
+        let m = from_str(&manifest, PathBuf::new()).unwrap();
+        assert_eq!(m.plan, bare.plan);
+        assert_eq!(m.name.as_deref(), Some("t1"));
+        assert_eq!(m.prefix, "spec.");
+    }
+
+    #[test]
+    fn errors_name_the_field_path() {
+        let e = from_str(&PLAN.replace("1s", "1 sec"), PathBuf::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("load.duration:") && e.contains("unknown unit"),
+            "{e}"
+        );
+        let e = from_str(
+            &PLAN.replace("path: /", "path: /, methd: GET"),
+            PathBuf::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("requests[0].methd:") && e.contains("unknown field `methd`"),
+            "{e}"
+        );
+        let e = from_str("kind: Deployment\nspec: {}", PathBuf::new())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not LoadTest"), "{e}");
+        let e = from_str(
+            "apiVersion: x\nkind: LoadTest\nspec:\n  target: {baseUrl: 1}\n",
+            PathBuf::new(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("spec."), "{e}");
+    }
+}

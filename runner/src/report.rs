@@ -1,0 +1,182 @@
+//! What a finished (or running) test amounts to: a summary computed from a
+//! merged snapshot, the threshold outcomes, and the JSON report that carries
+//! both plus the merged histograms themselves.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    snapshot::{RequestStats, Snapshot},
+    thresholds::{Metric, Observations, Outcome},
+};
+
+/// Latency figures in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Latencies {
+    pub min: f64,
+    pub mean: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+}
+
+impl Latencies {
+    pub fn of(r: &RequestStats) -> Latencies {
+        let h = &r.latency;
+        if h.is_empty() {
+            return Latencies::default();
+        }
+        let ms = |us: u64| us as f64 / 1000.0;
+        Latencies {
+            min: ms(h.min()),
+            mean: h.mean() / 1000.0,
+            p50: ms(h.value_at_quantile(0.50)),
+            p90: ms(h.value_at_quantile(0.90)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            p999: ms(h.value_at_quantile(0.999)),
+            max: ms(h.max()),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestSummary {
+    pub requests: u64,
+    pub errors: u64,
+    pub error_rate: f64,
+    pub rps: f64,
+    pub latency_ms: Latencies,
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    pub duration_secs: f64,
+    pub runners: u32,
+    pub start_skew_ms: Option<f64>,
+    pub dropped: u64,
+    pub distinct_records: u64,
+    pub total: RequestSummary,
+    pub requests: BTreeMap<String, RequestSummary>,
+}
+
+impl Summary {
+    pub fn of(s: &Snapshot) -> Summary {
+        let secs = s.elapsed_secs();
+        let one = |r: &RequestStats| {
+            let requests = r.count();
+            let errors = r.error_count();
+            RequestSummary {
+                requests,
+                errors,
+                error_rate: if requests > 0 {
+                    errors as f64 / requests as f64
+                } else {
+                    0.0
+                },
+                rps: if secs > 0.0 {
+                    requests as f64 / secs
+                } else {
+                    0.0
+                },
+                latency_ms: Latencies::of(r),
+                statuses: r.statuses.clone(),
+                errors_by_kind: r
+                    .errors
+                    .iter()
+                    .map(|(k, v)| (k.as_str().to_string(), *v))
+                    .collect(),
+                bytes_sent: r.bytes_sent,
+                bytes_received: r.bytes_received,
+            }
+        };
+        Summary {
+            duration_secs: secs,
+            runners: s.runners,
+            start_skew_ms: s.start_skew_us().map(|us| us as f64 / 1000.0),
+            dropped: s.dropped,
+            distinct_records: s.distinct_records,
+            total: one(&s.stats(None).unwrap_or_default()),
+            requests: s
+                .requests
+                .iter()
+                .map(|(n, r)| (n.clone(), one(r)))
+                .collect(),
+        }
+    }
+}
+
+/// Thresholds read merged results: percentiles come from the merged
+/// histogram, never from per-runner figures.
+impl Observations for Snapshot {
+    fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64> {
+        let r = self.stats(scope)?;
+        let n = r.count();
+        Some(match metric {
+            Metric::Requests => n as f64,
+            Metric::Errors => r.error_count() as f64,
+            Metric::Dropped => self.dropped as f64,
+            Metric::Rps => self.rps(scope),
+            _ if n == 0 => return None,
+            Metric::Percentile(p) => r.latency.value_at_quantile(p / 100.0) as f64,
+            Metric::Avg => r.latency.mean(),
+            Metric::Min => r.latency.min() as f64,
+            Metric::Max => r.latency.max() as f64,
+            Metric::ErrorRate => r.error_count() as f64 / n as f64,
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    pub version: u32,
+    pub passed: bool,
+    /// Why the test stopped early, if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aborted: Option<String>,
+    pub summary: Summary,
+    pub thresholds: Vec<Outcome>,
+    /// The merged results, histograms included, for later analysis.
+    pub snapshot: Snapshot,
+}
+
+impl Report {
+    pub fn new(snapshot: Snapshot, thresholds: Vec<Outcome>, aborted: Option<String>) -> Report {
+        let passed = aborted.is_none() && thresholds.iter().all(|t| t.passed);
+        Report {
+            version: crate::snapshot::FORMAT_VERSION,
+            passed,
+            aborted,
+            summary: Summary::of(&snapshot),
+            thresholds,
+            snapshot,
+        }
+    }
+
+    /// The small JSON object a pod leaves as its termination message.
+    pub fn brief(&self) -> serde_json::Value {
+        let t = &self.summary.total;
+        serde_json::json!({
+            "passed": self.passed,
+            "requests": t.requests,
+            "errors": t.errors,
+            "rps": (t.rps * 10.0).round() / 10.0,
+            "p95Ms": t.latency_ms.p95,
+            "p99Ms": t.latency_ms.p99,
+            "dropped": self.summary.dropped,
+            "aborted": self.aborted,
+        })
+    }
+}

@@ -1,0 +1,275 @@
+//! The cumulative results of one runner, or of many merged: what a runner
+//! serves to the operator, what `--out` writes, and what thresholds read.
+//!
+//! Everything in here merges exactly: histograms add, counts add, time windows
+//! widen. Percentiles are only ever read from merged histograms, never
+//! averaged across runners.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::histogram::{self, Latency};
+
+/// Bumped when the wire form changes incompatibly; readers refuse other versions.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ErrorKind {
+    /// The TCP connection could not be made.
+    Connect,
+    /// No complete response within the request's timeout.
+    Timeout,
+    /// A response came, with a status the request does not expect.
+    Status,
+    /// A capture found nothing where the step said to look.
+    Capture,
+    /// The connection broke or the response was not valid HTTP.
+    Http,
+}
+
+impl ErrorKind {
+    pub const ALL: [ErrorKind; 5] = [
+        ErrorKind::Connect,
+        ErrorKind::Timeout,
+        ErrorKind::Status,
+        ErrorKind::Capture,
+        ErrorKind::Http,
+    ];
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Connect => "connect",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Status => "status",
+            ErrorKind::Capture => "capture",
+            ErrorKind::Http => "http",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStats {
+    /// Latency of every attempt (including failed ones, up to the moment the
+    /// failure was known), in microseconds.
+    #[serde(with = "histogram::b64")]
+    pub latency: Latency,
+    /// Responses by status code.
+    pub statuses: BTreeMap<u16, u64>,
+    pub errors: BTreeMap<ErrorKind, u64>,
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+    /// Unix time in microseconds of the first request's start and the last one's end.
+    pub first_start_us: u64,
+    pub last_end_us: u64,
+}
+
+impl Default for RequestStats {
+    fn default() -> Self {
+        RequestStats {
+            latency: histogram::new_latency(),
+            statuses: BTreeMap::new(),
+            errors: BTreeMap::new(),
+            bytes_sent: 0,
+            bytes_received: 0,
+            first_start_us: u64::MAX,
+            last_end_us: 0,
+        }
+    }
+}
+
+impl RequestStats {
+    pub fn count(&self) -> u64 {
+        self.latency.len()
+    }
+
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+
+    pub fn merge(&mut self, o: &RequestStats) {
+        self.latency
+            .add(&o.latency)
+            .expect("auto-resizing histograms always add");
+        for (k, v) in &o.statuses {
+            *self.statuses.entry(*k).or_default() += v;
+        }
+        for (k, v) in &o.errors {
+            *self.errors.entry(*k).or_default() += v;
+        }
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
+        self.first_start_us = self.first_start_us.min(o.first_start_us);
+        self.last_end_us = self.last_end_us.max(o.last_end_us);
+    }
+}
+
+/// Latency and counts of one time slice of the test (all requests together).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Interval {
+    /// Position from the test's start, in units of `Snapshot::interval_us`.
+    pub index: u64,
+    pub requests: u64,
+    pub errors: u64,
+    #[serde(with = "histogram::b64")]
+    pub latency: Latency,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub version: u32,
+    /// How many runner snapshots this one holds.
+    pub runners: u32,
+    /// How many of those had finished their load when they were taken.
+    pub finished: u32,
+    /// Unix time in microseconds when the load started (the earliest runner)
+    /// and up to when this snapshot counts (the latest runner).
+    pub started_us: Option<u64>,
+    pub until_us: Option<u64>,
+    /// Every runner's own start, for the start skew.
+    pub runner_starts_us: Vec<u64>,
+    pub requests: BTreeMap<String, RequestStats>,
+    /// Open model: sends that could not start because maxInFlight was reached.
+    pub dropped: u64,
+    /// Iterations that could not run because `unique` data ran out.
+    pub data_exhausted: u64,
+    /// Distinct data records used (summed across runners: exact for unique
+    /// and mixed, whose runners get disjoint records).
+    pub distinct_records: u64,
+    pub interval_us: u64,
+    pub intervals: Vec<Interval>,
+}
+
+impl Snapshot {
+    pub fn empty(interval_us: u64) -> Snapshot {
+        Snapshot {
+            version: FORMAT_VERSION,
+            runners: 0,
+            finished: 0,
+            started_us: None,
+            until_us: None,
+            runner_starts_us: Vec::new(),
+            requests: BTreeMap::new(),
+            dropped: 0,
+            data_exhausted: 0,
+            distinct_records: 0,
+            interval_us,
+            intervals: Vec::new(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("snapshots always serialize")
+    }
+
+    pub fn from_json(s: &str) -> Result<Snapshot, crate::Error> {
+        #[derive(Deserialize)]
+        struct Version {
+            version: u32,
+        }
+        let v: Version =
+            serde_json::from_str(s).map_err(|e| crate::Error::Snapshot(e.to_string()))?;
+        if v.version != FORMAT_VERSION {
+            return Err(crate::Error::Snapshot(format!(
+                "format version {} is not {FORMAT_VERSION}",
+                v.version
+            )));
+        }
+        serde_json::from_str(s).map_err(|e| crate::Error::Snapshot(e.to_string()))
+    }
+
+    /// Adds another snapshot (another runner's, or a merge of several).
+    pub fn merge(&mut self, o: &Snapshot) {
+        self.runners += o.runners;
+        self.finished += o.finished;
+        self.started_us = min_opt(self.started_us, o.started_us);
+        self.until_us = self.until_us.max(o.until_us);
+        self.runner_starts_us.extend_from_slice(&o.runner_starts_us);
+        for (name, r) in &o.requests {
+            self.requests.entry(name.clone()).or_default().merge(r);
+        }
+        self.dropped += o.dropped;
+        self.data_exhausted += o.data_exhausted;
+        self.distinct_records += o.distinct_records;
+        if self.interval_us == 0 {
+            self.interval_us = o.interval_us;
+        }
+        for iv in &o.intervals {
+            match self.intervals.binary_search_by_key(&iv.index, |x| x.index) {
+                Ok(i) => {
+                    let mine = &mut self.intervals[i];
+                    mine.requests += iv.requests;
+                    mine.errors += iv.errors;
+                    mine.latency
+                        .add(&iv.latency)
+                        .expect("auto-resizing histograms always add");
+                }
+                Err(i) => self.intervals.insert(i, iv.clone()),
+            }
+        }
+    }
+
+    pub fn merged<'a>(snaps: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
+        let mut out = Snapshot::empty(0);
+        for s in snaps {
+            out.merge(s);
+        }
+        out
+    }
+
+    /// All requests together, or one request name.
+    pub fn stats(&self, name: Option<&str>) -> Option<RequestStats> {
+        match name {
+            Some(n) => self.requests.get(n).cloned(),
+            None => {
+                let mut all = RequestStats::default();
+                for r in self.requests.values() {
+                    all.merge(r);
+                }
+                Some(all)
+            }
+        }
+    }
+
+    pub fn total_requests(&self) -> u64 {
+        self.requests.values().map(RequestStats::count).sum()
+    }
+
+    pub fn total_errors(&self) -> u64 {
+        self.requests.values().map(RequestStats::error_count).sum()
+    }
+
+    /// Seconds the load ran (so far).
+    pub fn elapsed_secs(&self) -> f64 {
+        match (self.started_us, self.until_us) {
+            (Some(a), Some(b)) if b > a => (b - a) as f64 / 1e6,
+            _ => 0.0,
+        }
+    }
+
+    pub fn rps(&self, name: Option<&str>) -> f64 {
+        let n = match name {
+            Some(n) => self.requests.get(n).map_or(0, RequestStats::count),
+            None => self.total_requests(),
+        };
+        let secs = self.elapsed_secs();
+        if secs > 0.0 { n as f64 / secs } else { 0.0 }
+    }
+
+    /// The spread between the first and the last runner's real start.
+    pub fn start_skew_us(&self) -> Option<u64> {
+        let min = self.runner_starts_us.iter().min()?;
+        let max = self.runner_starts_us.iter().max()?;
+        Some(max - min)
+    }
+}
+
+fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, None) | (None, x) => x,
+    }
+}

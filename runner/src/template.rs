@@ -1,0 +1,298 @@
+//! `{{ }}` templates in paths, queries, headers and bodies.
+//!
+//! A template is compiled once, before the load starts, into literal and
+//! variable segments; rendering only appends strings. Environment values and
+//! the runner's index are resolved at compile time, so a missing env var is a
+//! plan error rather than an empty header at run time.
+
+use std::fmt::Write as _;
+
+/// What a template may refer to, known at compile time.
+pub struct Scope<'a> {
+    /// Field names of the data records, if the plan has data.
+    pub record_fields: Option<&'a [String]>,
+    /// Names captured by earlier steps of the same journey.
+    pub vars: &'a [String],
+    pub env: &'a dyn Fn(&str) -> Option<String>,
+    pub runner_index: u32,
+    pub runner_count: u32,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Segment {
+    Lit(String),
+    Record(usize),
+    Var(usize),
+    Uuid,
+    Seq,
+    RandInt(i64, i64),
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Template {
+    segments: Vec<Segment>,
+}
+
+/// Per-render inputs: the iteration's record, the journey's captured values,
+/// and a sequence number unique across all runners.
+pub struct RenderCtx<'a> {
+    pub record: Option<&'a [String]>,
+    pub vars: &'a [Option<String>],
+    pub seq: u64,
+}
+
+const KNOWN: &str =
+    "record.FIELD, env.NAME, vars.NAME, uuid, seq, randInt(LO, HI), runner.index, runner.count";
+
+impl Template {
+    /// Compiles `src`; the error gives the 1-based column of the bad `{{ }}`.
+    pub fn compile(src: &str, scope: &Scope<'_>) -> Result<Template, String> {
+        let mut segments = Vec::new();
+        let mut lit = String::new();
+        let mut rest = src;
+        let mut offset = 0;
+        while let Some(open) = rest.find("{{") {
+            lit.push_str(&rest[..open]);
+            let col = offset + open + 1;
+            let after = &rest[open + 2..];
+            let close = after
+                .find("}}")
+                .ok_or_else(|| format!("column {col}: '{{{{' is never closed with '}}}}'"))?;
+            let expr = after[..close].trim();
+            match compile_expr(expr, scope).map_err(|e| format!("column {col}: {e}"))? {
+                Segment::Lit(s) => lit.push_str(&s),
+                seg => {
+                    if !lit.is_empty() {
+                        segments.push(Segment::Lit(std::mem::take(&mut lit)));
+                    }
+                    segments.push(seg);
+                }
+            }
+            let consumed = open + 2 + close + 2;
+            offset += consumed;
+            rest = &rest[consumed..];
+        }
+        lit.push_str(rest);
+        if !lit.is_empty() || segments.is_empty() {
+            segments.push(Segment::Lit(lit));
+        }
+        Ok(Template { segments })
+    }
+
+    /// A template with no variables renders to the same string every time,
+    /// so callers can build it once.
+    pub fn as_static(&self) -> Option<&str> {
+        match self.segments.as_slice() {
+            [Segment::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn uses_record(&self) -> bool {
+        self.segments
+            .iter()
+            .any(|s| matches!(s, Segment::Record(_)))
+    }
+
+    pub fn render_into(&self, ctx: &RenderCtx<'_>, out: &mut String) {
+        for seg in &self.segments {
+            match seg {
+                Segment::Lit(s) => out.push_str(s),
+                Segment::Record(i) => {
+                    if let Some(v) = ctx.record.and_then(|r| r.get(*i)) {
+                        out.push_str(v)
+                    }
+                }
+                Segment::Var(i) => {
+                    if let Some(Some(v)) = ctx.vars.get(*i) {
+                        out.push_str(v)
+                    }
+                }
+                Segment::Uuid => push_uuid_v4(out),
+                Segment::Seq => {
+                    let _ = write!(out, "{}", ctx.seq);
+                }
+                Segment::RandInt(lo, hi) => {
+                    let _ = write!(out, "{}", fastrand::i64(*lo..=*hi));
+                }
+            }
+        }
+    }
+
+    pub fn render(&self, ctx: &RenderCtx<'_>) -> String {
+        let mut s = String::new();
+        self.render_into(ctx, &mut s);
+        s
+    }
+}
+
+fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
+    if let Some(field) = expr.strip_prefix("record.") {
+        let fields = scope
+            .record_fields
+            .ok_or_else(|| format!("{{{{ {expr} }}}} needs records, but the plan has no `data`"))?;
+        return fields
+            .iter()
+            .position(|f| f == field)
+            .map(Segment::Record)
+            .ok_or_else(|| {
+                format!(
+                    "the data records have no field {field:?} (fields: {})",
+                    fields.join(", ")
+                )
+            });
+    }
+    if let Some(name) = expr.strip_prefix("env.") {
+        return (scope.env)(name)
+            .map(Segment::Lit)
+            .ok_or_else(|| format!("environment variable {name} is not set"));
+    }
+    if let Some(name) = expr.strip_prefix("vars.") {
+        return scope
+            .vars
+            .iter()
+            .position(|v| v == name)
+            .map(Segment::Var)
+            .ok_or_else(|| {
+                format!(
+                    "no earlier step captures {name:?} (captured so far: {})",
+                    or_none(scope.vars)
+                )
+            });
+    }
+    match expr {
+        "uuid" => return Ok(Segment::Uuid),
+        "seq" => return Ok(Segment::Seq),
+        "runner.index" => return Ok(Segment::Lit(scope.runner_index.to_string())),
+        "runner.count" => return Ok(Segment::Lit(scope.runner_count.to_string())),
+        _ => {}
+    }
+    if let Some(args) = expr
+        .strip_prefix("randInt(")
+        .and_then(|a| a.strip_suffix(')'))
+    {
+        let (lo, hi) = args
+            .split_once(',')
+            .ok_or_else(|| "randInt takes two integers: randInt(LO, HI)".to_string())?;
+        let parse = |s: &str| {
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("randInt: {:?} is not an integer", s.trim()))
+        };
+        let (lo, hi) = (parse(lo)?, parse(hi)?);
+        if lo > hi {
+            return Err(format!("randInt({lo}, {hi}): LO is greater than HI"));
+        }
+        return Ok(Segment::RandInt(lo, hi));
+    }
+    Err(format!(
+        "unknown template variable {expr:?} (known: {KNOWN})"
+    ))
+}
+
+fn or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+/// A random (version 4) UUID in its text form, from the fast thread-local RNG:
+/// good enough for unique test data, not for secrets.
+fn push_uuid_v4(out: &mut String) {
+    let mut b = fastrand::u128(..).to_be_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{byte:02x}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope<'a>(fields: Option<&'a [String]>, vars: &'a [String]) -> Scope<'a> {
+        static ENV: fn(&str) -> Option<String> = |k| (k == "API_KEY").then(|| "secret".to_string());
+        Scope {
+            record_fields: fields,
+            vars,
+            env: &ENV,
+            runner_index: 2,
+            runner_count: 5,
+        }
+    }
+
+    fn ctx<'a>(record: Option<&'a [String]>, vars: &'a [Option<String>]) -> RenderCtx<'a> {
+        RenderCtx {
+            record,
+            vars,
+            seq: 42,
+        }
+    }
+
+    #[test]
+    fn literals_and_static_values_fold_into_one_segment() {
+        let t = Template::compile(
+            "key={{ env.API_KEY }}/r{{runner.index}}of{{ runner.count }}",
+            &scope(None, &[]),
+        )
+        .unwrap();
+        assert_eq!(t.as_static(), Some("key=secret/r2of5"));
+    }
+
+    #[test]
+    fn renders_records_vars_and_generated_values() {
+        let fields = vec!["id".to_string(), "name".to_string()];
+        let vars = vec!["token".to_string()];
+        let t = Template::compile(
+            "/u/{{ record.name }}?t={{vars.token}}&n={{ seq }}&r={{ randInt(5, 5) }}",
+            &scope(Some(&fields), &vars),
+        )
+        .unwrap();
+        assert!(t.as_static().is_none());
+        let rec = vec!["7".to_string(), "ann".to_string()];
+        let v = vec![Some("abc".to_string())];
+        assert_eq!(t.render(&ctx(Some(&rec), &v)), "/u/ann?t=abc&n=42&r=5");
+    }
+
+    #[test]
+    fn uuid_is_v4_shaped_and_fresh() {
+        let t = Template::compile("{{uuid}}", &scope(None, &[])).unwrap();
+        let a = t.render(&ctx(None, &[]));
+        let b = t.render(&ctx(None, &[]));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn errors_name_the_column_and_the_problem() {
+        let e = Template::compile("/x/{{ recrd.id }}", &scope(None, &[])).unwrap_err();
+        assert!(
+            e.starts_with("column 4:") && e.contains("unknown template variable \"recrd.id\""),
+            "{e}"
+        );
+        let e = Template::compile("{{ record.id }}", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("no `data`"), "{e}");
+        let fields = vec!["id".to_string()];
+        let e = Template::compile("ab{{ record.nme }}", &scope(Some(&fields), &[])).unwrap_err();
+        assert!(
+            e.starts_with("column 3:") && e.contains("no field \"nme\""),
+            "{e}"
+        );
+        let e = Template::compile("{{ env.NOPE }}", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("NOPE is not set"), "{e}");
+        let e = Template::compile("{{ vars.token }}", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("no earlier step captures"), "{e}");
+        let e = Template::compile("a {{ uuid", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("never closed"), "{e}");
+        let e = Template::compile("{{ randInt(9, 1) }}", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("greater"), "{e}");
+    }
+}

@@ -1,0 +1,115 @@
+//! The end-of-run summary for people, in the spirit of k6's: totals, then a
+//! latency table per request, status codes, and each threshold's verdict.
+
+use std::fmt::Write as _;
+
+use crate::report::{Latencies, Report, RequestSummary};
+
+fn row(out: &mut String, name: &str, r: &RequestSummary) {
+    let l: &Latencies = &r.latency_ms;
+    let _ = writeln!(
+        out,
+        "  {name:<24} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        r.requests, l.min, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
+    );
+}
+
+pub fn summary(report: &Report, title: &str) -> String {
+    let s = &report.summary;
+    let t = &s.total;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n  barrage · {title} · {} runner(s) · {:.1}s\n",
+        s.runners, s.duration_secs
+    );
+    let _ = writeln!(
+        out,
+        "  requests ........... {}  ({:.1}/s)",
+        t.requests, t.rps
+    );
+    let kinds: Vec<String> = t
+        .errors_by_kind
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  errors ............. {} ({:.2}%){}",
+        t.errors,
+        t.error_rate * 100.0,
+        if kinds.is_empty() {
+            String::new()
+        } else {
+            format!("  {}", kinds.join(", "))
+        }
+    );
+    if s.dropped > 0 {
+        let _ = writeln!(
+            out,
+            "  dropped ............ {} (maxInFlight reached)",
+            s.dropped
+        );
+    }
+    if s.distinct_records > 0 {
+        let _ = writeln!(
+            out,
+            "  data records ....... {} distinct",
+            s.distinct_records
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  sent / received .... {} / {} bytes",
+        t.bytes_sent, t.bytes_received
+    );
+    if let Some(skew) = s.start_skew_ms.filter(|_| s.runners > 1) {
+        let _ = writeln!(out, "  start skew ......... {skew:.1}ms");
+    }
+    let _ = writeln!(
+        out,
+        "\n  {:<24} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "latency (ms)", "count", "min", "p50", "p90", "p95", "p99", "p99.9", "max"
+    );
+    for (name, r) in &s.requests {
+        row(&mut out, name, r);
+    }
+    if s.requests.len() > 1 {
+        row(&mut out, "(all)", t);
+    }
+    let codes: Vec<String> = t
+        .statuses
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "\n  status codes ....... {}",
+        if codes.is_empty() {
+            "none".into()
+        } else {
+            codes.join("  ")
+        }
+    );
+    if !report.thresholds.is_empty() {
+        let _ = writeln!(out, "\n  thresholds");
+        for o in &report.thresholds {
+            let _ = writeln!(
+                out,
+                "    {} {:<40} observed {}",
+                if o.passed { "✓" } else { "✗" },
+                o.source,
+                o.observed_text
+            );
+        }
+    }
+    if let Some(why) = &report.aborted {
+        let _ = writeln!(out, "\n  aborted: {why}");
+    }
+    let _ = writeln!(
+        out,
+        "\n  {}\n",
+        if report.passed { "PASSED" } else { "FAILED" }
+    );
+    out
+}

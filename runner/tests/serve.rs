@@ -1,0 +1,545 @@
+//! The built-in target server, end to end over real sockets, with a minimal
+//! hand-written HTTP/1.1 client (keep-alive, Content-Length bodies only,
+//! which is all the server sends).
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use barrage_runner::{
+    Error,
+    serve::{LocalServer, ServeConfig, spawn_local},
+};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    net::TcpStream,
+};
+
+struct Client {
+    conn: BufReader<TcpStream>,
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    elapsed: Duration,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Client {
+    async fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        stream.set_nodelay(true).unwrap();
+        Client {
+            conn: BufReader::new(stream),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Reply {
+        self.send("GET", path, b"").await
+    }
+
+    async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> Reply {
+        let start = Instant::now();
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        let stream = self.conn.get_mut();
+        stream.write_all(head.as_bytes()).await.expect("write head");
+        stream.write_all(body).await.expect("write body");
+
+        let mut line = String::new();
+        self.conn.read_line(&mut line).await.expect("status line");
+        let status: u16 = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut headers = Vec::new();
+        loop {
+            line.clear();
+            self.conn.read_line(&mut line).await.expect("header line");
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            let (n, v) = l.split_once(':').expect("header has a colon");
+            headers.push((n.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .expect("the server always sends content-length");
+        let mut buf = vec![0; len];
+        self.conn.read_exact(&mut buf).await.expect("body");
+        Reply {
+            status,
+            headers,
+            body: String::from_utf8(buf).unwrap(),
+            elapsed: start.elapsed(),
+        }
+    }
+}
+
+async fn server(yaml: &str) -> LocalServer {
+    spawn_local(ServeConfig::from_yaml_str(yaml).unwrap())
+        .await
+        .unwrap()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+// In a module so that `cargo test serve` selects these tests.
+mod serve {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn latency_distribution_ten_percent_slow() {
+        let s = server("routes: [{path: /slow, latency: '10%:50ms'}, {path: /fast}]").await;
+        let n = 200;
+        // Four keep-alive connections, 50 requests each: faster than one, and
+        // still few enough that a fast response is not delayed by queueing.
+        let mut tasks = Vec::new();
+        for _ in 0..4 {
+            let addr = s.addr();
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                let mut times = Vec::new();
+                for _ in 0..n / 4 {
+                    let r = c.get("/slow").await;
+                    assert_eq!(r.status, 200);
+                    times.push(r.elapsed);
+                }
+                times
+            }));
+        }
+        let mut times = Vec::new();
+        for t in tasks {
+            times.extend(t.await.unwrap());
+        }
+        times.sort();
+        let slow = times.iter().filter(|t| **t >= ms(50)).count();
+        // Binomial(200, 0.1): mean 20, sd 4.2; accept about ±3.3 sd (plus a little for
+        // a fast response delayed past 50 ms on a busy machine).
+        assert!(
+            (6..=40).contains(&slow),
+            "{slow} of {n} took >= 50ms; want about 20"
+        );
+        // The fast 90% really are fast: the median is far below 50 ms.
+        assert!(times[n / 2] < ms(20), "median {:?}", times[n / 2]);
+        // The slow ones take about 50 ms, not some other delay.
+        let slow_median = times[n - slow / 2 - 1];
+        assert!(
+            slow_median < ms(150),
+            "median of the slow ones {slow_median:?}"
+        );
+        assert_eq!(s.hits("/slow"), n as u64);
+        assert_eq!(s.hits("/fast"), 0);
+    }
+
+    #[tokio::test]
+    async fn fixed_latency_applies_to_every_request() {
+        let s =
+            server("routes: [{path: /, latency: 30ms, body: hi}, {path: /now, body: now}]").await;
+        let mut c = Client::connect(s.addr()).await;
+        let mut times = Vec::new();
+        for _ in 0..10 {
+            let r = c.get("/").await;
+            assert_eq!((r.status, r.body.as_str()), (200, "hi"));
+            times.push(r.elapsed);
+        }
+        times.sort();
+        assert!(times[0] >= ms(30), "fastest {:?}", times[0]);
+        assert!(times[5] < ms(130), "median {:?}", times[5]);
+        let r = c.get("/now").await;
+        assert!(
+            r.elapsed < ms(30),
+            "a route without latency took {:?}",
+            r.elapsed
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn error_rate_and_status() {
+        let s = server(
+            "routes:\n\
+         - {path: /flaky, errorRate: 0.3, errorStatus: 503, body: fine}\n\
+         - {path: /never, errorRate: 0}\n\
+         - {path: /always, errorRate: 1, status: 201}",
+        )
+        .await;
+        let mut c = Client::connect(s.addr()).await;
+        let n = 400;
+        let mut errors = 0;
+        for _ in 0..n {
+            let r = c.get("/flaky").await;
+            match r.status {
+                503 => errors += 1,
+                200 => assert_eq!(r.body, "fine"),
+                other => panic!("unexpected status {other}"),
+            }
+        }
+        // Binomial(400, 0.3): mean 120, sd 9.2; ±4 sd.
+        assert!(
+            (84..=156).contains(&errors),
+            "{errors} of {n} errors; want about 120"
+        );
+        for _ in 0..50 {
+            assert_eq!(c.get("/never").await.status, 200);
+            assert_eq!(c.get("/always").await.status, 500);
+        }
+        assert_eq!(s.hits("/flaky"), n);
+    }
+
+    #[tokio::test]
+    async fn unmatched_paths_get_404_and_wrong_methods_405() {
+        let s = server(
+            "routes:\n\
+         - {method: GET, path: /things, body: list}\n\
+         - {method: post, path: /things, status: 201}\n\
+         - {path: /any, body: any}",
+        )
+        .await;
+        let mut c = Client::connect(s.addr()).await;
+        assert_eq!(c.get("/nope").await.status, 404);
+        assert_eq!(c.get("/things/1").await.status, 404);
+        assert_eq!(c.get("/things").await.body, "list");
+        assert_eq!(c.send("POST", "/things", b"{}").await.status, 201);
+        assert_eq!(c.send("DELETE", "/things", b"").await.status, 405);
+        for m in ["GET", "PUT", "DELETE", "PATCH"] {
+            let r = c.send(m, "/any", b"x").await;
+            assert_eq!((r.status, r.body.as_str()), (200, "any"), "{m}");
+        }
+        assert_eq!(s.unmatched(), 3);
+        assert_eq!(s.hits("/things"), 2);
+        assert_eq!(s.hits("/any"), 4);
+    }
+
+    #[tokio::test]
+    async fn params_and_prefixes_match() {
+        let s = server(
+            "routes:\n\
+         - {path: '/users/{id}/orders', body: orders}\n\
+         - {path: '/static/*', body: static, headers: {content-type: text/css, x-demo: '1'}}\n\
+         - {path: '/*', status: 418}",
+        )
+        .await;
+        let mut c = Client::connect(s.addr()).await;
+        assert_eq!(c.get("/users/42/orders").await.body, "orders");
+        assert_eq!(c.get("/users/42/orders?page=2").await.body, "orders");
+        // Not one segment / too long: falls through to the catch-all.
+        assert_eq!(c.get("/users//orders").await.status, 418);
+        assert_eq!(c.get("/users/4/2/orders").await.status, 418);
+        assert_eq!(c.get("/users/42/orders/1").await.status, 418);
+        let r = c.get("/static/css/site.css").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "static"));
+        assert_eq!(r.header("content-type"), Some("text/css"));
+        assert_eq!(r.header("x-demo"), Some("1"));
+        assert_eq!(c.get("/static").await.status, 418);
+        assert_eq!(s.hits("/users/{id}/orders"), 2);
+        assert_eq!(s.hits("/static/*"), 1);
+        assert_eq!(s.hits("/*"), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn stall_holds_requests_until_the_window_ends() {
+        // Window [600ms, 1600ms) from server start.
+        let s = server(
+            "routes:\n\
+         - {path: /stall, stall: {after: 600ms, duration: 1s}}\n\
+         - {path: /stall-slow, latency: 300ms, stall: {after: 600ms, duration: 1s}}\n\
+         - {path: /free}",
+        )
+        .await;
+        let start = s.started_at();
+        let end = start + ms(1600);
+        let addr = s.addr();
+        // Issue `path` at `at` after start; return when the response arrived.
+        let at = |offset: u64, path: &'static str| async move {
+            tokio::time::sleep_until((start + ms(offset)).into()).await;
+            let mut c = Client::connect(addr).await;
+            let r = c.get(path).await;
+            assert_eq!(r.status, 200, "{path}");
+            Instant::now()
+        };
+        let before = tokio::spawn(at(0, "/stall"));
+        // In progress when the window opens (would finish at ~700ms).
+        let overlapping = tokio::spawn(at(400, "/stall-slow"));
+        let inside = tokio::spawn(at(900, "/stall"));
+        let other_route = tokio::spawn(at(900, "/free"));
+        let after = tokio::spawn(at(1700, "/stall"));
+
+        let before = before.await.unwrap();
+        assert!(
+            before < start + ms(400),
+            "before the window: {:?}",
+            before - start
+        );
+        let inside = inside.await.unwrap();
+        assert!(
+            inside >= end,
+            "inside the window: answered at {:?}",
+            inside - start
+        );
+        assert!(
+            inside < end + ms(500),
+            "held too long: {:?}",
+            inside - start
+        );
+        let overlapping = overlapping.await.unwrap();
+        assert!(
+            overlapping >= end,
+            "in progress at window start: {:?}",
+            overlapping - start
+        );
+        let other_route = other_route.await.unwrap();
+        assert!(
+            other_route < start + ms(1300),
+            "other route stalled: {:?}",
+            other_route - start
+        );
+        let after = after.await.unwrap();
+        assert!(
+            after < start + ms(2100),
+            "after the window: {:?}",
+            after - start
+        );
+    }
+
+    #[tokio::test]
+    async fn builtin_routes_answer() {
+        let s = spawn_local(ServeConfig::builtin()).await.unwrap();
+        assert!(s.base_url().starts_with("http://127.0.0.1:"));
+        let mut c = Client::connect(s.addr()).await;
+        let r = c.get("/").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "ok"));
+        let r = c.get("/schemas/ids/1").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(
+            r.elapsed >= ms(1),
+            "schemas has at least 1ms latency: {:?}",
+            r.elapsed
+        );
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert!(v["id"].is_string() && v["schema"].is_string(), "{v}");
+        assert_eq!(
+            c.send("POST", "/schemas", br#"{"schema":"x"}"#)
+                .await
+                .status,
+            201
+        );
+        let r = c
+            .send(
+                "POST",
+                "/compatibility/subjects/s/versions/latest",
+                br#"{"schema":"x"}"#,
+            )
+            .await;
+        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        assert_eq!((r.status, v["is_compatible"].as_bool()), (200, Some(true)));
+        assert_eq!(c.get("/slow").await.status, 200);
+        assert_eq!(c.get("/error").await.status, 500);
+        assert_eq!(c.get("/missing").await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn large_request_bodies_keep_the_connection_usable() {
+        let s = server("routes: [{method: POST, path: /upload, status: 202}, {path: /}]").await;
+        let mut c = Client::connect(s.addr()).await;
+        let big = vec![b'x'; 300_000];
+        for _ in 0..3 {
+            assert_eq!(c.send("POST", "/upload", &big).await.status, 202);
+            assert_eq!(c.get("/").await.status, 200);
+        }
+        // Also for a 404 whose body nobody wanted.
+        assert_eq!(c.send("POST", "/elsewhere", &big).await.status, 404);
+        assert_eq!(c.get("/").await.status, 200);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_concurrent_keep_alive_connections() {
+        let s = server("routes: [{path: /, latency: 100ms, body: ok}]").await;
+        let n = 300;
+        let mut clients = Vec::new();
+        for _ in 0..n {
+            clients.push(Client::connect(s.addr()).await);
+        }
+        let start = Instant::now();
+        let tasks: Vec<_> = clients
+            .into_iter()
+            .map(|mut c| {
+                tokio::spawn(async move {
+                    let a = c.get("/").await.status;
+                    let b = c.get("/").await.status;
+                    (a, b)
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), (200, 200));
+        }
+        // Served concurrently, not one after another (that would take 100 s).
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(s.hits("/"), 2 * n);
+    }
+
+    /// Memory per idle keep-alive connection (server and this client
+    /// together, since they share the process). Slow-ish and machine-sensitive,
+    /// so opt-in: `cargo test --release -p barrage-runner --test serve -- --ignored`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[ignore]
+    async fn idle_connections_are_cheap() {
+        fn rss_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap();
+            let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        }
+        let s = server("routes: [{path: /, body: ok}]").await;
+        let n = 4000;
+        let before = rss_kib();
+        let mut clients = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut c = Client::connect(s.addr()).await;
+            assert_eq!(c.get("/").await.status, 200);
+            clients.push(c);
+        }
+        let per_conn = (rss_kib() - before) as f64 / n as f64;
+        println!("{per_conn:.1} KiB per idle connection (server + client)");
+        // hyper keeps an 8 KiB read and an 8 KiB write buffer per connection,
+        // the client an 8 KiB BufReader; the rest should be small.
+        assert!(per_conn < 48.0, "{per_conn:.1} KiB per connection");
+        assert_eq!(s.hits("/"), n as u64);
+    }
+
+    #[tokio::test]
+    async fn shutdown_stops_the_listener() {
+        let s = server("routes: [{path: /}]").await;
+        let addr = s.addr();
+        let mut c = Client::connect(addr).await;
+        assert_eq!(c.get("/").await.status, 200);
+        tokio::time::timeout(Duration::from_secs(5), s.shutdown())
+            .await
+            .expect("an idle keep-alive connection does not hold up shutdown");
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still accepting after shutdown"
+        );
+        // The idle connection was closed too.
+        let mut buf = [0u8; 1];
+        let n = c.conn.read(&mut buf).await.unwrap_or(0);
+        assert_eq!(n, 0, "the kept-alive connection should be closed");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_server_stops_it() {
+        let s = server("routes: [{path: /}]").await;
+        let addr = s.addr();
+        drop(s);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while TcpStream::connect(addr).await.is_ok() {
+            assert!(Instant::now() < deadline, "still accepting 5s after drop");
+            tokio::time::sleep(ms(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn run_cli_reports_bad_config_and_address() {
+        use barrage_runner::serve::run_cli;
+        let missing = std::path::Path::new("/nonexistent/serve.yaml");
+        let err = run_cli("127.0.0.1:0", Some(missing)).await.unwrap_err();
+        assert!(matches!(err, Error::Read { .. }), "{err}");
+        let err = run_cli("not-an-address", None).await.unwrap_err();
+        assert!(matches!(err, Error::Listen { .. }), "{err}");
+    }
+
+    fn invalid(yaml: &str) -> (String, String) {
+        match ServeConfig::from_yaml_str(yaml) {
+            Err(Error::Invalid { field, message }) => (field, message),
+            other => panic!("expected an Invalid error for {yaml:?}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_configs_name_the_field() {
+        let (field, msg) = invalid("routes: [{path: /}, {path: /x, bodyy: hi}]");
+        assert!(field.starts_with("routes[1]"), "{field}: {msg}");
+        assert!(msg.contains("bodyy"), "{field}: {msg}");
+
+        let (field, msg) = invalid("routes: [{path: /}, {path: /}, {path: /x, latency: '10%:50'}]");
+        assert_eq!(field, "routes[2].latency", "{msg}");
+        assert!(msg.contains("missing unit"), "{msg}");
+
+        let (field, msg) = invalid("routes: [{path: /x, latency: '60%:1ms, 50%:2ms'}]");
+        assert_eq!(field, "routes[0].latency", "{msg}");
+        assert!(msg.contains("100%"), "{msg}");
+
+        for rate in ["1.5", "-0.1"] {
+            let (field, msg) = invalid(&format!(
+                "routes: [{{path: /}}, {{path: /x, errorRate: {rate}}}]"
+            ));
+            assert_eq!(field, "routes[1].errorRate", "{msg}");
+            assert!(msg.contains(rate), "{msg}");
+        }
+
+        let (field, _) = invalid("routes: [{path: x}]");
+        assert_eq!(field, "routes[0].path");
+        let (field, _) = invalid("routes: [{path: /, method: 'GE T'}]");
+        assert_eq!(field, "routes[0].method");
+        let (field, _) = invalid("routes: [{path: /, status: 99}]");
+        assert_eq!(field, "routes[0].status");
+        let (field, _) = invalid("routes: [{path: /, stall: {after: 1s}}]");
+        assert!(field.starts_with("routes[0].stall"), "{field}");
+        let (field, _) = invalid("routes: [{path: /, headers: {'bad header': x}}]");
+        assert_eq!(field, "routes[0].headers");
+        let (field, _) = invalid("routes: []");
+        assert_eq!(field, "routes");
+        let (field, msg) = invalid("rutes: []");
+        assert!(msg.contains("rutes"), "{field}: {msg}");
+    }
+
+    #[test]
+    fn json_configs_and_files_load() {
+        let c = ServeConfig::from_yaml_str(
+            r#"{"routes":[{"path":"/j","errorRate":0.5,"latency":"1ms"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(c.routes[0].error_rate, 0.5);
+
+        let dir = std::env::temp_dir().join(format!("barrage-serve-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("bad.yaml");
+        std::fs::write(&file, "routes: [{path: /, latency: 'fast'}]").unwrap();
+        match ServeConfig::load(&file) {
+            Err(Error::Invalid { field, message }) => {
+                assert_eq!(field, "routes[0].latency");
+                assert!(message.contains("bad.yaml"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            ServeConfig::load(dir.join("missing.yaml")),
+            Err(Error::Read { .. })
+        ));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
