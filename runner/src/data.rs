@@ -14,6 +14,7 @@ use std::{
 use crate::{
     error::{Error, Result},
     plan::{OnExhausted, Select},
+    snapshot::Bitmap,
 };
 
 #[derive(Debug, Default, PartialEq)]
@@ -230,10 +231,12 @@ impl Selector {
 
     /// How many different rows have been used so far.
     pub fn distinct_used(&self) -> u64 {
-        self.used
-            .iter()
-            .map(|w| w.load(Ordering::Relaxed).count_ones() as u64)
-            .sum()
+        self.used_bitmap().count()
+    }
+
+    /// Which rows have been used so far.
+    pub fn used_bitmap(&self) -> Bitmap {
+        Bitmap(self.used.iter().map(|w| w.load(Ordering::Relaxed)).collect())
     }
 }
 

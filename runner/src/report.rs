@@ -106,7 +106,7 @@ impl Summary {
             runners: s.runners,
             start_skew_ms: s.start_skew_us().map(|us| us as f64 / 1000.0),
             dropped: s.dropped,
-            distinct_records: s.distinct_records,
+            distinct_records: s.distinct_records(),
             total: one(&s.stats(None).unwrap_or_default()),
             requests: s
                 .requests

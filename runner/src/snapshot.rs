@@ -136,9 +136,10 @@ pub struct Snapshot {
     pub dropped: u64,
     /// Iterations that could not run because `unique` data ran out.
     pub data_exhausted: u64,
-    /// Distinct data records used (summed across runners: exact for unique
-    /// and mixed, whose runners get disjoint records).
-    pub distinct_records: u64,
+    /// Which data records were used, one bit per record: merging ORs them,
+    /// so the distinct count stays exact when runners share records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_used: Option<Bitmap>,
     pub interval_us: u64,
     pub intervals: Vec<Interval>,
 }
@@ -155,7 +156,7 @@ impl Snapshot {
             requests: BTreeMap::new(),
             dropped: 0,
             data_exhausted: 0,
-            distinct_records: 0,
+            records_used: None,
             interval_us,
             intervals: Vec::new(),
         }
@@ -193,7 +194,11 @@ impl Snapshot {
         }
         self.dropped += o.dropped;
         self.data_exhausted += o.data_exhausted;
-        self.distinct_records += o.distinct_records;
+        match (&mut self.records_used, &o.records_used) {
+            (Some(mine), Some(theirs)) => mine.or(theirs),
+            (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
+            _ => {}
+        }
         if self.interval_us == 0 {
             self.interval_us = o.interval_us;
         }
@@ -259,6 +264,10 @@ impl Snapshot {
         if secs > 0.0 { n as f64 / secs } else { 0.0 }
     }
 
+    pub fn distinct_records(&self) -> u64 {
+        self.records_used.as_ref().map_or(0, Bitmap::count)
+    }
+
     /// The spread between the first and the last runner's real start.
     pub fn start_skew_us(&self) -> Option<u64> {
         let min = self.runner_starts_us.iter().min()?;
@@ -271,5 +280,132 @@ fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
     match (a, b) {
         (Some(x), Some(y)) => Some(x.min(y)),
         (x, None) | (None, x) => x,
+    }
+}
+
+/// A set of record indexes; on the wire, base64 of its little-endian words.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Bitmap(pub Vec<u64>);
+
+impl Bitmap {
+    pub fn or(&mut self, o: &Bitmap) {
+        if self.0.len() < o.0.len() {
+            self.0.resize(o.0.len(), 0);
+        }
+        self.0.iter_mut().zip(&o.0).for_each(|(a, b)| *a |= b);
+    }
+
+    pub fn count(&self) -> u64 {
+        self.0.iter().map(|w| w.count_ones() as u64).sum()
+    }
+}
+
+impl Serialize for Bitmap {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine as _;
+        let bytes: Vec<u8> = self.0.iter().flat_map(|w| w.to_le_bytes()).collect();
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+}
+
+impl<'de> Deserialize<'de> for Bitmap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use base64::Engine as _;
+        let s = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)?;
+        if bytes.len() % 8 != 0 {
+            return Err(serde::de::Error::custom("record bitmap length is not a multiple of 8"));
+        }
+        Ok(Bitmap(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::histogram::{new_latency, record};
+
+    /// One runner's snapshot holding `samples` (µs) for request "r", sent
+    /// through the wire form as the operator would receive it.
+    fn runner(samples: &[u64], start_us: u64) -> Snapshot {
+        let mut r = RequestStats::default();
+        for &v in samples {
+            record(&mut r.latency, v);
+        }
+        *r.statuses.entry(200).or_default() += samples.len() as u64;
+        r.first_start_us = start_us;
+        r.last_end_us = start_us + 10_000_000;
+        let mut s = Snapshot::empty(1_000_000);
+        s.runners = 1;
+        s.started_us = Some(start_us);
+        s.until_us = Some(start_us + 10_000_000);
+        s.runner_starts_us = vec![start_us];
+        s.requests.insert("r".into(), r);
+        Snapshot::from_json(&s.to_json()).unwrap()
+    }
+
+    #[test]
+    fn merged_percentiles_are_the_pooled_ones_not_the_mean_of_runners() {
+        // A fast runner (9,000 samples around 1-10 ms) and a slow one (1,000
+        // samples around 200-300 ms), as when one runner sits on a bad node.
+        let fast: Vec<u64> = (0..9000).map(|i| 1_000 + (i % 9000)).collect();
+        let slow: Vec<u64> = (0..1000).map(|i| 200_000 + i * 100).collect();
+        let (a, b) = (runner(&fast, 1_000), runner(&slow, 1_050));
+        let merged = Snapshot::merged([&a, &b]);
+
+        let p95 = |s: &Snapshot| s.requests["r"].latency.value_at_quantile(0.95);
+        let mut pooled = new_latency();
+        fast.iter().chain(&slow).for_each(|&v| record(&mut pooled, v));
+
+        let mean_of_p95s = (p95(&a) + p95(&b)) / 2;
+        assert_eq!(p95(&merged), pooled.value_at_quantile(0.95));
+        assert_ne!(p95(&merged), mean_of_p95s);
+        // The pooled p95 sits inside the slow runner's range; the average of
+        // the two runners' p95s is nowhere near it.
+        assert!(p95(&merged) >= 200_000, "{}", p95(&merged));
+        assert!(mean_of_p95s < 160_000, "{mean_of_p95s}");
+        assert_eq!(merged.total_requests(), 10_000);
+        assert_eq!(merged.requests["r"].statuses[&200], 10_000);
+        assert_eq!(merged.runners, 2);
+        assert_eq!(merged.start_skew_us(), Some(50));
+    }
+
+    #[test]
+    fn merging_is_order_independent_and_intervals_align_by_index() {
+        let mut a = runner(&[1_000, 2_000], 0);
+        let mut b = runner(&[3_000], 0);
+        let iv = |index, v: u64| {
+            let mut latency = new_latency();
+            record(&mut latency, v);
+            Interval { index, requests: 1, errors: 0, latency }
+        };
+        a.intervals = vec![iv(0, 1_000), iv(1, 2_000)];
+        b.intervals = vec![iv(1, 3_000)];
+        let ab = Snapshot::merged([&a, &b]);
+        let ba = Snapshot::merged([&b, &a]);
+        assert_eq!(ab.requests, ba.requests);
+        assert_eq!(ab.intervals, ba.intervals);
+        assert_eq!(ab.intervals.len(), 2);
+        assert_eq!(ab.intervals[1].requests, 2);
+        assert_eq!(ab.intervals[1].latency.max(), b.intervals[0].latency.max());
+    }
+
+    #[test]
+    fn record_bitmaps_union_instead_of_adding() {
+        let mut a = Snapshot::empty(0);
+        a.records_used = Some(Bitmap(vec![0b1011]));
+        let mut b = Snapshot::empty(0);
+        b.records_used = Some(Bitmap(vec![0b0110, 1]));
+        let b = Snapshot::from_json(&b.to_json()).unwrap();
+        let m = Snapshot::merged([&a, &b]);
+        assert_eq!(m.distinct_records(), 5);
+    }
+
+    #[test]
+    fn other_format_versions_are_refused() {
+        let mut s = Snapshot::empty(0);
+        s.version = FORMAT_VERSION + 1;
+        let e = Snapshot::from_json(&s.to_json()).unwrap_err().to_string();
+        assert!(e.contains("format version"), "{e}");
     }
 }

@@ -147,12 +147,9 @@ impl Runner {
     }
 
     pub fn snapshot(&self) -> Snapshot {
-        if let Some(s) = &self.selector {
-            self.recorder
-                .distinct_records
-                .store(s.distinct_used(), Ordering::Relaxed);
-        }
-        self.recorder.snapshot()
+        let mut snap = self.recorder.snapshot();
+        snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
+        snap
     }
 
     /// One pass through a scenario picked by weight: a single request or a

@@ -50,7 +50,6 @@ pub struct Recorder {
     ended: OnceLock<Instant>,
     pub dropped: AtomicU64,
     pub data_exhausted: AtomicU64,
-    pub distinct_records: AtomicU64,
     intervals: Mutex<Intervals>,
 }
 
@@ -71,7 +70,6 @@ impl Recorder {
             ended: OnceLock::new(),
             dropped: AtomicU64::new(0),
             data_exhausted: AtomicU64::new(0),
-            distinct_records: AtomicU64::new(0),
             intervals: Mutex::new(Intervals {
                 closed: Vec::new(),
                 prev: histogram::new_latency(),
@@ -198,7 +196,6 @@ impl Recorder {
             .collect();
         snap.dropped = self.dropped.load(Ordering::Relaxed);
         snap.data_exhausted = self.data_exhausted.load(Ordering::Relaxed);
-        snap.distinct_records = self.distinct_records.load(Ordering::Relaxed);
         snap
     }
 }

@@ -1,0 +1,187 @@
+//! The engine against the built-in target on loopback: measured latency
+//! matches injected latency, the open model exposes stalls, splits are exact,
+//! journeys pass captured values on, data policies hold.
+
+use std::{path::PathBuf, time::Instant};
+
+use barrage_runner::{
+    compile::Slot,
+    local::{self, Options},
+    planfile,
+    report::Report,
+    serve::{LocalServer, ServeConfig, spawn_local},
+    snapshot::ErrorKind,
+};
+
+async fn server(routes: &str) -> LocalServer {
+    spawn_local(ServeConfig::from_yaml_str(routes).unwrap()).await.unwrap()
+}
+
+async fn run_plan(srv: &LocalServer, plan: &str, workers: u32) -> Report {
+    run_in(srv, plan, workers, PathBuf::new()).await
+}
+
+async fn run_in(srv: &LocalServer, plan: &str, workers: u32, dir: PathBuf) -> Report {
+    let yaml = plan.replace("BASE", &srv.base_url());
+    let loaded = planfile::from_str(&yaml, dir).unwrap();
+    let slots = (0..workers).map(|index| Slot { index, count: workers }).collect();
+    local::run(&loaded, &Options { slots, progress: false }).await.unwrap()
+}
+
+fn pct(r: &Report, name: &str, p: f64) -> f64 {
+    let h = &r.snapshot.requests[name].latency;
+    h.value_at_quantile(p / 100.0) as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percentiles_follow_the_injected_latency() {
+    let srv = server("routes: [{path: /slow, latency: '10%:50ms'}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {users: 10, iterations: 1000}\nrequests: [{name: slow, path: /slow}]";
+    let r = run_plan(&srv, plan, 1).await;
+    assert_eq!(r.summary.total.requests, 1000);
+    assert_eq!(r.summary.total.errors, 0);
+    let (p80, p95) = (pct(&r, "slow", 80.0), pct(&r, "slow", 95.0));
+    assert!(p95 >= 50.0, "p95 {p95}ms should include the 10% at 50ms");
+    assert!(p80 < 15.0, "p80 {p80}ms should be well below 50ms");
+    assert_eq!(srv.hits("/slow"), 1000);
+}
+
+/// A server that stops answering for one second. In the open model the
+/// requests due during the stall keep arriving and count their wait, so the
+/// stall reaches p99; closed-model users simply stop sending (coordinated
+/// omission), so only a handful of samples see it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_shows_a_stall_that_the_closed_model_hides() {
+    let routes = "routes: [{path: /, latency: 1ms, stall: {after: 1s, duration: 1s}}]";
+    let open_srv = server(routes).await;
+    let open = run_plan(&open_srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 300, duration: 3s}\nrequests: [{name: r, path: /}]", 1).await;
+    let closed_srv = server(routes).await;
+    let closed = run_plan(&closed_srv, "target: {baseUrl: BASE}\nload: {users: 4, duration: 3s}\nrequests: [{name: r, path: /}]", 1).await;
+
+    // Both met the stall...
+    assert!(open.summary.total.latency_ms.max >= 800.0, "open max {}", open.summary.total.latency_ms.max);
+    assert!(closed.summary.total.latency_ms.max >= 800.0, "closed max {}", closed.summary.total.latency_ms.max);
+    // ...but only the open model's percentiles admit it.
+    let (open_p99, closed_p99) = (pct(&open, "r", 99.0), pct(&closed, "r", 99.0));
+    assert!(open_p99 >= 500.0, "open p99 {open_p99}ms");
+    assert!(closed_p99 < 100.0, "closed p99 {closed_p99}ms");
+    assert_eq!(open.summary.total.requests, 900);
+    assert_eq!(open.summary.dropped, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_together_produce_exactly_the_planned_load() {
+    let srv = server("routes: [{path: /}]").await;
+    let closed = run_plan(&srv, "target: {baseUrl: BASE}\nload: {users: 7, iterations: 1001}\nrequests: [{name: a, path: /, weight: 3}, {name: b, path: /}]", 3).await;
+    assert_eq!(closed.summary.total.requests, 1001);
+    assert_eq!(closed.summary.runners, 3);
+    let a = closed.summary.requests["a"].requests as f64;
+    assert!((0.68..0.82).contains(&(a / 1001.0)), "weight 3:1 gave {a} of 1001");
+
+    let open = run_plan(&srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 150, duration: 2s}\nrequests: [{name: a, path: /}]", 4).await;
+    assert_eq!(open.summary.total.requests + open.summary.dropped, 300);
+    assert_eq!(open.summary.total.requests, 300);
+    assert_eq!(open.snapshot.runner_starts_us.len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_beyond_max_in_flight_are_dropped_and_counted() {
+    let srv = server("routes: [{path: /, latency: 300ms}]").await;
+    let r = run_plan(&srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 100, duration: 1s, maxInFlight: 5}\nrequests: [{name: a, path: /}]", 1).await;
+    assert_eq!(r.summary.total.requests + r.summary.dropped, 100);
+    assert!(r.summary.dropped >= 60, "dropped {}", r.summary.dropped);
+    assert!(r.summary.total.requests >= 10, "requests {}", r.summary.total.requests);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journeys_pass_captured_values_to_later_steps() {
+    let srv = server(
+        "routes:\n- {method: POST, path: /login, body: '{\"data\":{\"token\":\"t123\"}}', headers: {x-session: s9}}\n- {path: /me/t123/s9, body: me}\n- {path: /bad, body: '{}'}",
+    )
+    .await;
+    let plan = "target: {baseUrl: BASE}\nload: {users: 2, iterations: 10}\nrequests:\n- name: journey\n  steps:\n  - {name: login, method: POST, path: /login, capture: {token: {json: /data/token}, session: {header: x-session}}}\n  - {name: me, path: '/me/{{ vars.token }}/{{ vars.session }}', expect: {status: [200]}}";
+    let r = run_plan(&srv, plan, 1).await;
+    assert_eq!(r.summary.requests["journey/login"].requests, 10);
+    assert_eq!(r.summary.requests["journey/me"].requests, 10);
+    assert_eq!(r.summary.total.errors, 0);
+    assert_eq!(srv.hits("/me/t123/s9"), 10);
+
+    // A capture that finds nothing fails its step and ends the journey.
+    let plan = "target: {baseUrl: BASE}\nload: {users: 1, iterations: 3}\nrequests:\n- name: j\n  steps:\n  - {name: first, path: /bad, capture: {token: {json: /token}}}\n  - {name: second, path: '/me/{{ vars.token }}'}";
+    let r = run_plan(&srv, plan, 1).await;
+    assert_eq!(r.snapshot.requests["j/first"].errors.get(&ErrorKind::Capture), Some(&3));
+    assert!(!r.snapshot.requests.contains_key("j/second"));
+}
+
+fn users_file(n: usize) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("barrage-engine-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows: Vec<String> = (0..n).map(|i| format!("{{\"id\":\"u{i}\"}}")).collect();
+    std::fs::write(dir.join("users.jsonl"), rows.join("\n")).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_policies_hold_across_workers() {
+    let srv = server("routes: [{path: '/u/*'}]").await;
+    let dir = users_file(100);
+    // Cold start: every record once, disjoint across the 2 runners, then stop.
+    let unique = "target: {baseUrl: BASE}\nload: {users: 4, iterations: 500}\ndata: {file: users.jsonl, select: unique}\nrequests: [{name: u, path: '/u/{{ record.id }}'}]";
+    let r = run_in(&srv, unique, 2, dir.clone()).await;
+    assert_eq!(r.summary.total.requests, 100);
+    assert_eq!(r.summary.distinct_records, 100);
+    assert!(r.snapshot.data_exhausted > 0);
+
+    // Warm cache: 300 requests over 100 records.
+    let cycle = unique.replace("select: unique", "select: cycle").replace("500", "300");
+    let r = run_in(&srv, &cycle, 2, dir.clone()).await;
+    assert_eq!(r.summary.total.requests, 300);
+    assert_eq!(r.summary.distinct_records, 100);
+
+    // Mixed: about 20% of iterations take a new record.
+    let dir = users_file(5000);
+    let mixed = unique.replace("select: unique", "select: mixed, repeat: 0.8").replace("500", "1000");
+    let r = run_in(&srv, &mixed, 2, dir).await;
+    let new = r.summary.distinct_records as f64 / 1000.0;
+    assert!((0.14..0.27).contains(&new), "new-record fraction {new}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn think_time_paces_users_and_intervals_add_up() {
+    let srv = server("routes: [{path: /}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {users: 2, duration: 1s, thinkTime: 100ms}\nreportInterval: 250ms\nrequests: [{name: a, path: /}]";
+    let r = run_plan(&srv, plan, 1).await;
+    let n = r.summary.total.requests;
+    assert!((14..=24).contains(&n), "2 users x ~10 iterations, got {n}");
+    let iv = &r.snapshot.intervals;
+    assert!((3..=5).contains(&iv.len()), "{} intervals", iv.len());
+    assert_eq!(iv.iter().map(|i| i.requests).sum::<u64>(), n);
+    assert_eq!(iv.iter().map(|i| i.latency.len()).sum::<u64>(), n);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stages_ramp_users_up_and_down() {
+    let srv = server("routes: [{path: /, latency: 10ms}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {stages: [{duration: 1s, target: 6}, {duration: 1s, target: 0}]}\nreportInterval: 500ms\nrequests: [{name: a, path: /}]";
+    let t = Instant::now();
+    let r = run_plan(&srv, plan, 2).await;
+    assert!(t.elapsed().as_secs_f64() < 3.5);
+    // Average 3 users over 2 s at ~10 ms each: roughly 600 requests, and the
+    // middle of the test (the peak) busier than its start.
+    let n = r.summary.total.requests;
+    assert!((250..=700).contains(&n), "{n}");
+    let iv = &r.snapshot.intervals;
+    assert!(iv[1].requests > iv[0].requests, "{:?}", iv.iter().map(|i| i.requests).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abort_on_fail_threshold_stops_the_run_early() {
+    let srv = server("routes: [{path: /, status: 500}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {users: 2, duration: 20s, thinkTime: 10ms}\nrequests: [{name: a, path: /}]\nthresholds: ['error_rate < 1% abortOnFail']";
+    let t = Instant::now();
+    let r = run_plan(&srv, plan, 1).await;
+    assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
+    assert!(!r.passed);
+    assert!(r.aborted.as_deref().unwrap().contains("error_rate"), "{:?}", r.aborted);
+    assert_eq!(r.snapshot.requests["a"].errors.get(&ErrorKind::Status), Some(&r.summary.total.requests));
+}
