@@ -674,15 +674,58 @@ fn compile_load(plan: &Plan, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<L
     if max_in_flight == 0 {
         return Err(Error::invalid(f("load.maxInFlight"), "must be more than 0"));
     }
+    let iterations = l
+        .iterations
+        .map(|n| iteration_share(n, concurrency, &profile, slot));
     Ok(LoadPlan {
         executor: l.executor,
         profile,
-        iterations: l.iterations.map(|n| slot.share(n)),
+        iterations,
         max_in_flight: (max_in_flight / slot.count).max(1),
         think_time: l.think_time.map_or(Duration::ZERO, |d| d.0),
         pacing: l.pacing.map_or(Duration::ZERO, |d| d.0),
         graceful_stop: l.graceful_stop.map_or(DEFAULT_GRACEFUL_STOP, |d| d.0),
     })
+}
+
+/// This runner's share of the plan's iterations. Arrivals are dealt out one
+/// by one, so an even split is exact. Users are whole, so in the closed model
+/// a runner may have none (2 users over 3 runners): there the iterations
+/// follow each runner's peak users, so none are stranded on a runner that
+/// never runs a user.
+fn iteration_share(total: u64, concurrency: bool, profile: &Profile, slot: Slot) -> u64 {
+    if !concurrency {
+        return slot.share(total);
+    }
+    let peak = profile
+        .stages
+        .iter()
+        .map(|s| s.1)
+        .fold(profile.start, f64::max)
+        .round() as u64;
+    let users: Vec<u64> = (0..slot.count)
+        .map(|i| {
+            Slot {
+                index: i,
+                count: slot.count,
+            }
+            .share(peak)
+        })
+        .collect();
+    let sum: u64 = users.iter().sum();
+    if sum == 0 {
+        return slot.share(total);
+    }
+    // Largest remainder: floors first, then the leftover one by one to the
+    // runners with users, in index order (deterministic on every runner).
+    let floor = |u: u64| (total as u128 * u as u128 / sum as u128) as u64;
+    let leftover = total - users.iter().map(|&u| floor(u)).sum::<u64>();
+    let rank = users[..slot.index as usize]
+        .iter()
+        .filter(|&&u| u > 0)
+        .count() as u64;
+    let mine = users[slot.index as usize];
+    floor(mine) + u64::from(mine > 0 && rank < leftover)
 }
 
 fn check_stages(stages: &[Stage], f: &dyn Fn(&str) -> String) -> Result<()> {
@@ -701,4 +744,29 @@ fn check_stages(stages: &[Stage], f: &dyn Fn(&str) -> String) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shares(total: u64, users: f64, count: u32) -> Vec<u64> {
+        let p = Profile {
+            start: users,
+            stages: vec![(Duration::from_secs(1), users)],
+        };
+        (0..count)
+            .map(|index| iteration_share(total, true, &p, Slot { index, count }))
+            .collect()
+    }
+
+    #[test]
+    fn iterations_follow_the_users_so_none_are_stranded() {
+        assert_eq!(shares(300, 2.0, 3), [150, 150, 0]);
+        assert_eq!(shares(7, 1.0, 3), [7, 0, 0]);
+        assert_eq!(shares(1001, 7.0, 3), [429, 286, 286]);
+        for (total, users, count) in [(1001, 7.0, 3), (5, 3.0, 4), (99, 10.0, 7)] {
+            assert_eq!(shares(total, users, count).iter().sum::<u64>(), total);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use std::{
 };
 
 use crate::{
-    compile::{Slot, compile},
+    compile::Slot,
     engine::Runner,
     error::{Error, Result},
     planfile::Loaded,
@@ -35,7 +35,7 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     }
     let mut runners = Vec::new();
     for &slot in &opts.slots {
-        let c = compile(&loaded.plan, slot, &loaded.base_dir, loaded.prefix)?;
+        let c = loaded.compile(slot)?;
         runners.push(Runner::new(Arc::new(c)));
     }
     let thresholds = runners[0].plan.thresholds.clone();

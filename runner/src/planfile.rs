@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
+    compile::{Compiled, Slot, compile},
     error::{Error, Result},
     plan::Plan,
 };
@@ -30,6 +31,25 @@ pub struct Loaded {
     pub prefix: &'static str,
     /// metadata.name of a manifest.
     pub name: Option<String>,
+    /// The file it came from, named in every error about it.
+    pub origin: Option<PathBuf>,
+}
+
+impl Loaded {
+    /// Compiles the plan for `slot`; errors name the file as well as the field.
+    pub fn compile(&self, slot: Slot) -> Result<Compiled> {
+        compile(&self.plan, slot, &self.base_dir, self.prefix)
+            .map_err(|e| in_file(self.origin.as_deref(), e))
+    }
+}
+
+fn in_file(origin: Option<&Path>, e: Error) -> Error {
+    match (origin, e) {
+        (Some(p), Error::Invalid { field, message }) => {
+            Error::invalid(format!("{}: {field}", p.display()), message)
+        }
+        (_, other) => other,
+    }
 }
 
 pub fn load_file(path: &Path) -> Result<Loaded> {
@@ -38,12 +58,9 @@ pub fn load_file(path: &Path) -> Result<Loaded> {
         source,
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    from_str(&text, base).map_err(|e| match e {
-        Error::Invalid { field, message } => {
-            Error::invalid(format!("{}: {field}", path.display()), message)
-        }
-        other => other,
-    })
+    let mut loaded = from_str(&text, base).map_err(|e| in_file(Some(path), e))?;
+    loaded.origin = Some(path.to_path_buf());
+    Ok(loaded)
 }
 
 pub fn from_str(text: &str, base_dir: PathBuf) -> Result<Loaded> {
@@ -101,6 +118,7 @@ pub fn from_str(text: &str, base_dir: PathBuf) -> Result<Loaded> {
         base_dir,
         prefix,
         name,
+        origin: None,
     })
 }
 

@@ -12,7 +12,7 @@ use crate::{
 };
 
 /// Latency figures in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Latencies {
     pub min: f64,
