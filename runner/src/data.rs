@@ -236,7 +236,12 @@ impl Selector {
 
     /// Which rows have been used so far.
     pub fn used_bitmap(&self) -> Bitmap {
-        Bitmap(self.used.iter().map(|w| w.load(Ordering::Relaxed)).collect())
+        Bitmap(
+            self.used
+                .iter()
+                .map(|w| w.load(Ordering::Relaxed))
+                .collect(),
+        )
     }
 }
 

@@ -7,6 +7,7 @@ pub mod serve;
 pub mod thresholds;
 
 pub use error::{Error, Result};
+pub mod agent;
 pub mod compile;
 pub mod data;
 pub mod engine;

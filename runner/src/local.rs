@@ -69,7 +69,7 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
                 if !(opts.progress || live) {
                     continue;
                 }
-                let merged = merge(&runners)?;
+                let merged = merge(&runners, false)?;
                 if opts.progress {
                     last = progress_line(&merged, started, last);
                 }
@@ -83,17 +83,17 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     if opts.progress {
         eprintln!();
     }
-    let merged = merge(&runners)?;
+    let merged = merge(&runners, true)?;
     let outcomes = thresholds::evaluate(&thresholds, &merged);
     Ok(Report::new(merged, outcomes, aborted))
 }
 
 /// Each runner's snapshot goes through its wire form, exactly as a runner
 /// pod's does on its way to the operator, then all are merged.
-fn merge(runners: &[Arc<Runner>]) -> Result<Snapshot> {
+fn merge(runners: &[Arc<Runner>], intervals: bool) -> Result<Snapshot> {
     let mut snaps = Vec::with_capacity(runners.len());
     for r in runners {
-        snaps.push(Snapshot::from_json(&r.snapshot().to_json())?);
+        snaps.push(Snapshot::from_json(&r.snapshot_with(intervals).to_json())?);
     }
     Ok(Snapshot::merged(&snaps))
 }

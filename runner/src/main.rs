@@ -72,6 +72,29 @@ enum Cmd {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run as a runner pod: compile this slot of the plan, then start, report
+    /// and stop as the operator asks over HTTP.
+    Agent {
+        #[arg(long)]
+        plan: PathBuf,
+        #[arg(long, default_value = "0.0.0.0:9090")]
+        listen: String,
+        /// File holding the bearer token the operator sends.
+        #[arg(long)]
+        token_file: PathBuf,
+        /// This runner's slot (0-based)...
+        #[arg(long, env = "BARRAGE_RUNNER_INDEX")]
+        runner_index: u32,
+        /// ...out of this many runners.
+        #[arg(long, env = "BARRAGE_RUNNER_COUNT")]
+        runner_count: u32,
+        /// Exit this long after the load finished, even without /shutdown.
+        #[arg(long, default_value = "10m", value_parser = barrage_runner::duration::parse_duration)]
+        linger: std::time::Duration,
+        /// Startup errors are also written here if the file exists.
+        #[arg(long, default_value = "/dev/termination-log", hide = true)]
+        termination_log: PathBuf,
+    },
     /// Start the built-in target on loopback and run examples/quickstart.yaml against it.
     Demo {
         #[arg(long, default_value_t = 2)]
@@ -147,17 +170,35 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
         }
         Cmd::Validate { file } => {
             let loaded = planfile::load_file(&file)?;
-            barrage_runner::compile::compile(
-                &loaded.plan,
-                Slot::SOLO,
-                &loaded.base_dir,
-                loaded.prefix,
-            )?;
+            loaded.compile(Slot::SOLO)?;
             println!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Serve { listen, config } => {
             serve::run_cli(&listen, config.as_deref()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Agent {
+            plan,
+            listen,
+            token_file,
+            runner_index,
+            runner_count,
+            linger,
+            termination_log,
+        } => {
+            barrage_runner::agent::run(barrage_runner::agent::AgentOptions {
+                plan,
+                listen,
+                token_file,
+                slot: Slot {
+                    index: runner_index,
+                    count: runner_count,
+                },
+                linger,
+                termination_log: Some(termination_log),
+            })
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { workers, output } => {

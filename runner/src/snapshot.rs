@@ -113,8 +113,28 @@ pub struct Interval {
     pub index: u64,
     pub requests: u64,
     pub errors: u64,
-    #[serde(with = "histogram::b64")]
-    pub latency: Latency,
+    pub latency: Packed,
+}
+
+/// A latency histogram kept in its wire form (V2 + DEFLATE, base64: a few
+/// KB instead of ~190 KB of counters), because a long soak test holds
+/// thousands of interval histograms. Decoded only when read or merged.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Packed(String);
+
+impl Packed {
+    pub fn pack(h: &Latency) -> Packed {
+        Packed(histogram::encode(h))
+    }
+
+    pub fn unpack(&self) -> Result<Latency, String> {
+        histogram::decode(&self.0)
+    }
+
+    pub fn encoded_len(&self) -> usize {
+        self.0.len()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -179,7 +199,16 @@ impl Snapshot {
                 v.version
             )));
         }
-        serde_json::from_str(s).map_err(|e| crate::Error::Snapshot(e.to_string()))
+        let snap: Snapshot =
+            serde_json::from_str(s).map_err(|e| crate::Error::Snapshot(e.to_string()))?;
+        // Check the packed histograms now, so that a bad one is refused at the
+        // door rather than failing a merge later.
+        for iv in &snap.intervals {
+            iv.latency
+                .unpack()
+                .map_err(|e| crate::Error::Snapshot(format!("interval {}: {e}", iv.index)))?;
+        }
+        Ok(snap)
     }
 
     /// Adds another snapshot (another runner's, or a merge of several).
@@ -208,9 +237,11 @@ impl Snapshot {
                     let mine = &mut self.intervals[i];
                     mine.requests += iv.requests;
                     mine.errors += iv.errors;
-                    mine.latency
-                        .add(&iv.latency)
-                        .expect("auto-resizing histograms always add");
+                    // Both were checked when decoded (from_json) or packed here.
+                    if let (Ok(mut a), Ok(b)) = (mine.latency.unpack(), iv.latency.unpack()) {
+                        a.add(&b).expect("auto-resizing histograms always add");
+                        mine.latency = Packed::pack(&a);
+                    }
                 }
                 Err(i) => self.intervals.insert(i, iv.clone()),
             }
@@ -312,11 +343,20 @@ impl<'de> Deserialize<'de> for Bitmap {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use base64::Engine as _;
         let s = String::deserialize(d)?;
-        let bytes = base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(serde::de::Error::custom)?;
         if bytes.len() % 8 != 0 {
-            return Err(serde::de::Error::custom("record bitmap length is not a multiple of 8"));
+            return Err(serde::de::Error::custom(
+                "record bitmap length is not a multiple of 8",
+            ));
         }
-        Ok(Bitmap(bytes.chunks_exact(8).map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes"))).collect()))
+        Ok(Bitmap(
+            bytes
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+        ))
     }
 }
 
@@ -355,7 +395,9 @@ mod tests {
 
         let p95 = |s: &Snapshot| s.requests["r"].latency.value_at_quantile(0.95);
         let mut pooled = new_latency();
-        fast.iter().chain(&slow).for_each(|&v| record(&mut pooled, v));
+        fast.iter()
+            .chain(&slow)
+            .for_each(|&v| record(&mut pooled, v));
 
         let mean_of_p95s = (p95(&a) + p95(&b)) / 2;
         assert_eq!(p95(&merged), pooled.value_at_quantile(0.95));
@@ -377,7 +419,12 @@ mod tests {
         let iv = |index, v: u64| {
             let mut latency = new_latency();
             record(&mut latency, v);
-            Interval { index, requests: 1, errors: 0, latency }
+            Interval {
+                index,
+                requests: 1,
+                errors: 0,
+                latency: Packed::pack(&latency),
+            }
         };
         a.intervals = vec![iv(0, 1_000), iv(1, 2_000)];
         b.intervals = vec![iv(1, 3_000)];
@@ -387,7 +434,9 @@ mod tests {
         assert_eq!(ab.intervals, ba.intervals);
         assert_eq!(ab.intervals.len(), 2);
         assert_eq!(ab.intervals[1].requests, 2);
-        assert_eq!(ab.intervals[1].latency.max(), b.intervals[0].latency.max());
+        let merged = ab.intervals[1].latency.unpack().unwrap();
+        assert_eq!(merged.len(), 2);
+        assert_eq!(merged.max(), b.intervals[0].latency.unpack().unwrap().max());
     }
 
     #[test]

@@ -14,7 +14,9 @@ use barrage_runner::{
 };
 
 async fn server(routes: &str) -> LocalServer {
-    spawn_local(ServeConfig::from_yaml_str(routes).unwrap()).await.unwrap()
+    spawn_local(ServeConfig::from_yaml_str(routes).unwrap())
+        .await
+        .unwrap()
 }
 
 async fn run_plan(srv: &LocalServer, plan: &str, workers: u32) -> Report {
@@ -24,8 +26,21 @@ async fn run_plan(srv: &LocalServer, plan: &str, workers: u32) -> Report {
 async fn run_in(srv: &LocalServer, plan: &str, workers: u32, dir: PathBuf) -> Report {
     let yaml = plan.replace("BASE", &srv.base_url());
     let loaded = planfile::from_str(&yaml, dir).unwrap();
-    let slots = (0..workers).map(|index| Slot { index, count: workers }).collect();
-    local::run(&loaded, &Options { slots, progress: false }).await.unwrap()
+    let slots = (0..workers)
+        .map(|index| Slot {
+            index,
+            count: workers,
+        })
+        .collect();
+    local::run(
+        &loaded,
+        &Options {
+            slots,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn pct(r: &Report, name: &str, p: f64) -> f64 {
@@ -56,11 +71,24 @@ async fn the_open_model_shows_a_stall_that_the_closed_model_hides() {
     let open_srv = server(routes).await;
     let open = run_plan(&open_srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 300, duration: 3s}\nrequests: [{name: r, path: /}]", 1).await;
     let closed_srv = server(routes).await;
-    let closed = run_plan(&closed_srv, "target: {baseUrl: BASE}\nload: {users: 4, duration: 3s}\nrequests: [{name: r, path: /}]", 1).await;
+    let closed = run_plan(
+        &closed_srv,
+        "target: {baseUrl: BASE}\nload: {users: 4, duration: 3s}\nrequests: [{name: r, path: /}]",
+        1,
+    )
+    .await;
 
     // Both met the stall...
-    assert!(open.summary.total.latency_ms.max >= 800.0, "open max {}", open.summary.total.latency_ms.max);
-    assert!(closed.summary.total.latency_ms.max >= 800.0, "closed max {}", closed.summary.total.latency_ms.max);
+    assert!(
+        open.summary.total.latency_ms.max >= 800.0,
+        "open max {}",
+        open.summary.total.latency_ms.max
+    );
+    assert!(
+        closed.summary.total.latency_ms.max >= 800.0,
+        "closed max {}",
+        closed.summary.total.latency_ms.max
+    );
     // ...but only the open model's percentiles admit it.
     let (open_p99, closed_p99) = (pct(&open, "r", 99.0), pct(&closed, "r", 99.0));
     assert!(open_p99 >= 500.0, "open p99 {open_p99}ms");
@@ -76,7 +104,10 @@ async fn workers_together_produce_exactly_the_planned_load() {
     assert_eq!(closed.summary.total.requests, 1001);
     assert_eq!(closed.summary.runners, 3);
     let a = closed.summary.requests["a"].requests as f64;
-    assert!((0.68..0.82).contains(&(a / 1001.0)), "weight 3:1 gave {a} of 1001");
+    assert!(
+        (0.68..0.82).contains(&(a / 1001.0)),
+        "weight 3:1 gave {a} of 1001"
+    );
 
     let open = run_plan(&srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 150, duration: 2s}\nrequests: [{name: a, path: /}]", 4).await;
     assert_eq!(open.summary.total.requests + open.summary.dropped, 300);
@@ -90,7 +121,11 @@ async fn sends_beyond_max_in_flight_are_dropped_and_counted() {
     let r = run_plan(&srv, "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 100, duration: 1s, maxInFlight: 5}\nrequests: [{name: a, path: /}]", 1).await;
     assert_eq!(r.summary.total.requests + r.summary.dropped, 100);
     assert!(r.summary.dropped >= 60, "dropped {}", r.summary.dropped);
-    assert!(r.summary.total.requests >= 10, "requests {}", r.summary.total.requests);
+    assert!(
+        r.summary.total.requests >= 10,
+        "requests {}",
+        r.summary.total.requests
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +144,12 @@ async fn journeys_pass_captured_values_to_later_steps() {
     // A capture that finds nothing fails its step and ends the journey.
     let plan = "target: {baseUrl: BASE}\nload: {users: 1, iterations: 3}\nrequests:\n- name: j\n  steps:\n  - {name: first, path: /bad, capture: {token: {json: /token}}}\n  - {name: second, path: '/me/{{ vars.token }}'}";
     let r = run_plan(&srv, plan, 1).await;
-    assert_eq!(r.snapshot.requests["j/first"].errors.get(&ErrorKind::Capture), Some(&3));
+    assert_eq!(
+        r.snapshot.requests["j/first"]
+            .errors
+            .get(&ErrorKind::Capture),
+        Some(&3)
+    );
     assert!(!r.snapshot.requests.contains_key("j/second"));
 }
 
@@ -133,14 +173,18 @@ async fn data_policies_hold_across_workers() {
     assert!(r.snapshot.data_exhausted > 0);
 
     // Warm cache: 300 requests over 100 records.
-    let cycle = unique.replace("select: unique", "select: cycle").replace("500", "300");
+    let cycle = unique
+        .replace("select: unique", "select: cycle")
+        .replace("500", "300");
     let r = run_in(&srv, &cycle, 2, dir.clone()).await;
     assert_eq!(r.summary.total.requests, 300);
     assert_eq!(r.summary.distinct_records, 100);
 
     // Mixed: about 20% of iterations take a new record.
     let dir = users_file(5000);
-    let mixed = unique.replace("select: unique", "select: mixed, repeat: 0.8").replace("500", "1000");
+    let mixed = unique
+        .replace("select: unique", "select: mixed, repeat: 0.8")
+        .replace("500", "1000");
     let r = run_in(&srv, &mixed, 2, dir).await;
     let new = r.summary.distinct_records as f64 / 1000.0;
     assert!((0.14..0.27).contains(&new), "new-record fraction {new}");
@@ -156,7 +200,12 @@ async fn think_time_paces_users_and_intervals_add_up() {
     let iv = &r.snapshot.intervals;
     assert!((3..=5).contains(&iv.len()), "{} intervals", iv.len());
     assert_eq!(iv.iter().map(|i| i.requests).sum::<u64>(), n);
-    assert_eq!(iv.iter().map(|i| i.latency.len()).sum::<u64>(), n);
+    assert_eq!(
+        iv.iter()
+            .map(|i| i.latency.unpack().unwrap().len())
+            .sum::<u64>(),
+        n
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -171,7 +220,11 @@ async fn stages_ramp_users_up_and_down() {
     let n = r.summary.total.requests;
     assert!((250..=700).contains(&n), "{n}");
     let iv = &r.snapshot.intervals;
-    assert!(iv[1].requests > iv[0].requests, "{:?}", iv.iter().map(|i| i.requests).collect::<Vec<_>>());
+    assert!(
+        iv[1].requests > iv[0].requests,
+        "{:?}",
+        iv.iter().map(|i| i.requests).collect::<Vec<_>>()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,6 +235,13 @@ async fn an_abort_on_fail_threshold_stops_the_run_early() {
     let r = run_plan(&srv, plan, 1).await;
     assert!(t.elapsed().as_secs() < 5, "took {:?}", t.elapsed());
     assert!(!r.passed);
-    assert!(r.aborted.as_deref().unwrap().contains("error_rate"), "{:?}", r.aborted);
-    assert_eq!(r.snapshot.requests["a"].errors.get(&ErrorKind::Status), Some(&r.summary.total.requests));
+    assert!(
+        r.aborted.as_deref().unwrap().contains("error_rate"),
+        "{:?}",
+        r.aborted
+    );
+    assert_eq!(
+        r.snapshot.requests["a"].errors.get(&ErrorKind::Status),
+        Some(&r.summary.total.requests)
+    );
 }

@@ -146,10 +146,16 @@ impl Runner {
         self.recorder.mark_ended(Instant::now());
     }
 
-    pub fn snapshot(&self) -> Snapshot {
-        let mut snap = self.recorder.snapshot();
+    /// The cumulative results; `intervals` adds the per-interval series.
+    pub fn snapshot_with(&self, intervals: bool) -> Snapshot {
+        let mut snap = self.recorder.snapshot(intervals);
         snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
         snap
+    }
+
+    /// Everything, the per-interval series included.
+    pub fn snapshot(&self) -> Snapshot {
+        self.snapshot_with(true)
     }
 
     /// One pass through a scenario picked by weight: a single request or a
@@ -231,34 +237,45 @@ impl Runner {
         &self,
         conn: &mut Option<Conn>,
         step: &crate::compile::Step,
-        req: hyper::Request<http_body_util::Full<bytes::Bytes>>,
+        req: request::Outgoing,
         sample: &mut Sample,
         vars: &mut [Option<String>],
     ) -> bool {
         let authority = &self.plan.target.authority;
+        let want = request::want(step);
         let attempt = async {
-            if conn.as_ref().is_none_or(Conn::is_closed) {
-                *conn = None;
-                *conn = Some(
-                    client::connect(authority)
-                        .await
-                        .map_err(|_| ErrorKind::Connect)?,
-                );
+            let mut retried = false;
+            loop {
+                if conn.as_ref().is_none_or(Conn::is_closed) {
+                    *conn = None;
+                    *conn = Some(
+                        client::connect(authority)
+                            .await
+                            .map_err(|_| ErrorKind::Connect)?,
+                    );
+                }
+                let c = conn.as_mut().expect("connected above");
+                match c.send(req.as_bytes(), want).await {
+                    Ok(res) => return Ok(res),
+                    // A kept-alive connection the server closed while it was
+                    // idle: once, on a fresh one, as browsers and wrk do.
+                    Err(e) if e.is_stale() && !retried => retried = true,
+                    Err(_) => return Err(ErrorKind::Http),
+                }
             }
-            let c = conn.as_mut().expect("connected above");
-            c.send(req, step.needs_body())
-                .await
-                .map_err(|_| ErrorKind::Http)
         };
-        match tokio::time::timeout(step.timeout, attempt).await {
+        let result = tokio::time::timeout(step.timeout, attempt).await;
+        // A connection that cannot be reused (closed by the server, or left
+        // mid-exchange by an error or the timeout) is not kept.
+        if conn.as_ref().is_some_and(Conn::is_closed) {
+            *conn = None;
+        }
+        match result {
             Err(_) => {
-                // The connection is mid-exchange; it cannot be reused.
-                *conn = None;
                 sample.error = Some(ErrorKind::Timeout);
                 false
             }
             Ok(Err(kind)) => {
-                *conn = None;
                 sample.error = Some(kind);
                 false
             }

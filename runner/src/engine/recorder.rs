@@ -17,7 +17,7 @@ use std::{
 
 use crate::{
     histogram::{self, Latency},
-    snapshot::{ErrorKind, Interval, RequestStats, Snapshot},
+    snapshot::{ErrorKind, Interval, Packed, RequestStats, Snapshot},
 };
 
 /// One finished attempt.
@@ -151,7 +151,7 @@ impl Recorder {
             index,
             requests: total.count() - iv.prev_requests,
             errors: total.error_count() - iv.prev_errors,
-            latency,
+            latency: Packed::pack(&latency),
         }
     }
 
@@ -167,8 +167,10 @@ impl Recorder {
         iv.prev = total.latency;
     }
 
-    /// The cumulative results so far (including the interval in progress).
-    pub fn snapshot(&self) -> Snapshot {
+    /// The cumulative results so far; with `intervals`, also the per-interval
+    /// series (including the interval in progress). Live collection leaves
+    /// the series out: it only grows, and only the final report needs it.
+    pub fn snapshot(&self, intervals: bool) -> Snapshot {
         let per_name = self.per_name();
         let total = Self::overall(&per_name);
         let mut snap = Snapshot::empty(self.interval.as_micros() as u64);
@@ -180,13 +182,14 @@ impl Recorder {
             snap.until_us = Some(self.unix_us(until));
             snap.runner_starts_us = vec![self.unix_us(s)];
         }
-        let iv = self.intervals.lock().unwrap_or_else(|e| e.into_inner());
-        snap.intervals = iv.closed.clone();
-        if total.count() > iv.prev_requests {
-            snap.intervals
-                .push(Self::interval_since(&iv, iv.closed.len() as u64, &total));
+        if intervals {
+            let iv = self.intervals.lock().unwrap_or_else(|e| e.into_inner());
+            snap.intervals = iv.closed.clone();
+            if total.count() > iv.prev_requests {
+                snap.intervals
+                    .push(Self::interval_since(&iv, iv.closed.len() as u64, &total));
+            }
         }
-        drop(iv);
         snap.requests = self
             .names
             .iter()

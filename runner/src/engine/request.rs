@@ -1,110 +1,263 @@
-//! Building a request from a compiled step, and judging its response.
-//! Static parts (no template variables) are built once per runner.
+//! Serializing a compiled step into HTTP/1.1 request bytes, and judging its
+//! response.
+//!
+//! Everything that does not depend on a template variable is serialized once
+//! per runner: a request with no variables at all is a single `Bytes` sent
+//! as is; otherwise the request is a list of literal byte runs and templates,
+//! rendered into a buffer taken from a small per-thread pool (and given back
+//! when the request is dropped), so steady-state requests do not allocate.
+
+use std::{cell::RefCell, fmt::Write as _};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::{
-    Request, Uri,
-    header::{HOST, HeaderName, HeaderValue},
-};
+use hyper::{Method, header::HeaderName};
 
 use crate::{
     compile::{CaptureFrom, Step, TargetInfo},
     template::{RenderCtx, Template},
 };
 
-use super::client::Response;
+use super::client::{Response, Want};
 
-enum Part<T> {
-    Static(T),
-    Dyn(Template),
+enum Seg {
+    Lit(String),
+    /// The request target: validated (and cut at a `#`) once rendered.
+    Path(Template),
+    /// A header value: validated once rendered.
+    Value(HeaderName, Template),
+    /// The body, preceded by its `content-length` and the blank line.
+    Body(Template),
 }
 
 pub struct Prepared {
-    uri: Part<Uri>,
-    headers: Vec<(HeaderName, Part<HeaderValue>)>,
-    body: Option<Part<Bytes>>,
-    host: HeaderValue,
-    /// Request line and static header bytes, for the bytes-sent count.
-    fixed_len: u64,
+    /// The whole request, when nothing in it is templated.
+    whole: Option<Bytes>,
+    segs: Vec<Seg>,
+    /// Bytes of the literal parts, to size the buffer.
+    lit_len: usize,
+}
+
+/// A serialized request, ready for one write.
+pub enum Outgoing {
+    Static(Bytes),
+    Rendered(String),
+}
+
+impl Outgoing {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Outgoing::Static(b) => b,
+            Outgoing::Rendered(s) => s.as_bytes(),
+        }
+    }
+}
+
+thread_local! {
+    /// Render buffers, reused across requests on this thread.
+    static POOL: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+/// Buffers kept per thread, and the largest one worth keeping.
+const POOL_MAX: usize = 64;
+const POOL_BUF_MAX: usize = 16 * 1024;
+
+fn take_buf() -> String {
+    POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default()
+}
+
+impl Drop for Outgoing {
+    fn drop(&mut self) {
+        if let Outgoing::Rendered(s) = self
+            && s.capacity() <= POOL_BUF_MAX
+        {
+            let mut s = std::mem::take(s);
+            s.clear();
+            // `try_with`: the thread may be shutting down.
+            let _ = POOL.try_with(|p| {
+                let mut p = p.borrow_mut();
+                if p.len() < POOL_MAX {
+                    p.push(s);
+                }
+            });
+        }
+    }
 }
 
 impl Prepared {
     pub fn new(step: &Step, target: &TargetInfo) -> Prepared {
-        let uri = match step.path.as_static().and_then(|s| s.parse().ok()) {
-            Some(u) => Part::Static(u),
-            None => Part::Dyn(step.path.clone()),
+        let mut segs: Vec<Seg> = Vec::new();
+        let mut lit = String::new();
+        fn flush(lit: &mut String, segs: &mut Vec<Seg>) {
+            if !lit.is_empty() {
+                segs.push(Seg::Lit(std::mem::take(lit)));
+            }
+        }
+        lit.push_str(step.method.as_str());
+        lit.push(' ');
+        match step.path.as_static().and_then(valid_path) {
+            Some(p) => lit.push_str(p),
+            None => {
+                flush(&mut lit, &mut segs);
+                segs.push(Seg::Path(step.path.clone()));
+            }
+        }
+        lit.push_str(" HTTP/1.1\r\n");
+        // The step's own Host header, if any, replaces the target's.
+        let framing = |n: &HeaderName| {
+            n == hyper::header::CONTENT_LENGTH || n == hyper::header::TRANSFER_ENCODING
         };
-        let headers: Vec<_> = step
-            .headers
+        if !step.headers.iter().any(|(n, _)| n == hyper::header::HOST) {
+            let host = target.host_header.to_str().unwrap_or_default();
+            let _ = write!(lit, "host: {host}\r\n");
+        }
+        for (name, t) in &step.headers {
+            // The body is framed here, whatever the plan says.
+            if framing(name) {
+                continue;
+            }
+            lit.push_str(name.as_str());
+            lit.push_str(": ");
+            match t.as_static().filter(|v| valid_value(v.as_bytes())) {
+                Some(v) => lit.push_str(v),
+                None => {
+                    flush(&mut lit, &mut segs);
+                    segs.push(Seg::Value(name.clone(), t.clone()));
+                }
+            }
+            lit.push_str("\r\n");
+        }
+        match &step.body {
+            Some(t) => match t.as_static() {
+                Some(b) => {
+                    let _ = write!(lit, "content-length: {}\r\n\r\n{b}", b.len());
+                }
+                None => {
+                    flush(&mut lit, &mut segs);
+                    segs.push(Seg::Body(t.clone()));
+                }
+            },
+            None => {
+                // Methods that define a body say it is empty (RFC 9110 8.6).
+                if matches!(step.method, Method::POST | Method::PUT | Method::PATCH) {
+                    lit.push_str("content-length: 0\r\n");
+                }
+                lit.push_str("\r\n");
+            }
+        }
+        flush(&mut lit, &mut segs);
+        let whole = match segs.as_slice() {
+            [Seg::Lit(s)] => Some(Bytes::copy_from_slice(s.as_bytes())),
+            _ => None,
+        };
+        let lit_len = segs
             .iter()
-            .map(
-                |(n, t)| match t.as_static().and_then(|s| HeaderValue::from_str(s).ok()) {
-                    Some(v) => (n.clone(), Part::Static(v)),
-                    None => (n.clone(), Part::Dyn(t.clone())),
-                },
-            )
-            .collect();
-        let body = step.body.as_ref().map(|t| match t.as_static() {
-            Some(s) => Part::Static(Bytes::copy_from_slice(s.as_bytes())),
-            None => Part::Dyn(t.clone()),
-        });
-        let fixed_len = (step.method.as_str().len() + 12 + 8 + target.host_header.len()) as u64
-            + headers
-                .iter()
-                .map(|(n, v)| match v {
-                    Part::Static(v) => (n.as_str().len() + v.len() + 4) as u64,
-                    Part::Dyn(_) => 0,
-                })
-                .sum::<u64>();
+            .map(|s| match s {
+                Seg::Lit(s) => s.len(),
+                _ => 0,
+            })
+            .sum();
         Prepared {
-            uri,
-            headers,
-            body,
-            host: target.host_header.clone(),
-            fixed_len,
+            whole,
+            segs,
+            lit_len,
         }
     }
 
-    /// The request, and the bytes it puts on the wire (approximately).
-    pub fn build(
-        &self,
-        step: &Step,
-        ctx: &RenderCtx<'_>,
-    ) -> Result<(Request<Full<Bytes>>, u64), String> {
-        let mut sent = self.fixed_len;
-        let uri = match &self.uri {
-            Part::Static(u) => u.clone(),
-            Part::Dyn(t) => t
-                .render(ctx)
-                .parse::<Uri>()
-                .map_err(|e| format!("rendered path is not valid: {e}"))?,
-        };
-        sent += uri.path_and_query().map_or(1, |p| p.as_str().len()) as u64;
-        let mut b = Request::builder()
-            .method(step.method.clone())
-            .uri(uri)
-            .header(HOST, self.host.clone());
-        for (name, v) in &self.headers {
-            let value = match v {
-                Part::Static(v) => v.clone(),
-                Part::Dyn(t) => {
-                    let v = HeaderValue::from_str(&t.render(ctx))
-                        .map_err(|_| format!("rendered header {name} is not a valid value"))?;
-                    sent += (name.as_str().len() + v.len() + 4) as u64;
-                    v
-                }
-            };
-            b = b.header(name, value);
+    /// The request, and the bytes it puts on the wire. An error when a
+    /// template rendered something that cannot be sent.
+    pub fn build(&self, _step: &Step, ctx: &RenderCtx<'_>) -> Result<(Outgoing, u64), String> {
+        if let Some(b) = &self.whole {
+            return Ok((Outgoing::Static(b.clone()), b.len() as u64));
         }
-        let body = match &self.body {
-            None => Bytes::new(),
-            Some(Part::Static(b)) => b.clone(),
-            Some(Part::Dyn(t)) => Bytes::from(t.render(ctx)),
+        // Wrapped first, so that an early return gives the buffer back.
+        let mut req = Outgoing::Rendered(take_buf());
+        let Outgoing::Rendered(out) = &mut req else {
+            unreachable!()
         };
-        sent += body.len() as u64;
-        let req = b.body(Full::new(body)).map_err(|e| e.to_string())?;
+        out.reserve(self.lit_len + 64);
+        for seg in &self.segs {
+            let start = out.len();
+            match seg {
+                Seg::Lit(s) => out.push_str(s),
+                Seg::Path(t) => {
+                    t.render_into(ctx, out);
+                    let len = valid_path(&out[start..])
+                        .ok_or("rendered path is not valid")?
+                        .len();
+                    out.truncate(start + len);
+                }
+                Seg::Value(name, t) => {
+                    t.render_into(ctx, out);
+                    if !valid_value(&out.as_bytes()[start..]) {
+                        return Err(format!("rendered header {name} is not a valid value"));
+                    }
+                }
+                Seg::Body(t) => {
+                    t.render_into(ctx, out);
+                    let mut head = [0u8; 40];
+                    let head = content_length(&mut head, out.len() - start);
+                    out.insert_str(start, head);
+                }
+            }
+        }
+        let sent = out.len() as u64;
         Ok((req, sent))
+    }
+}
+
+/// `content-length: N\r\n\r\n`, formatted without allocating.
+fn content_length(buf: &mut [u8; 40], n: usize) -> &str {
+    let mut w = &mut buf[..];
+    let _ = std::io::Write::write_fmt(&mut w, format_args!("content-length: {n}\r\n\r\n"));
+    let left = w.len();
+    let len = 40 - left;
+    std::str::from_utf8(&buf[..len]).expect("ASCII")
+}
+
+/// The origin-form request target in `p`, checked as `http::Uri` checks a
+/// path and query (the `#fragment`, if any, cut off); `None` if invalid.
+fn valid_path(p: &str) -> Option<&str> {
+    let b = p.as_bytes();
+    if b.first() != Some(&b'/') || b.len() >= u16::MAX as usize {
+        return None;
+    }
+    let mut in_query = false;
+    for (i, &c) in b.iter().enumerate() {
+        let ok = match c {
+            b'#' => return Some(&p[..i]),
+            b'?' => {
+                in_query = true;
+                true
+            }
+            0x80.. => true,
+            // Path: as `http` 1.x (which also tolerates `"`, `{` and `}`);
+            // query: 0x21, 0x24-0x3B, 0x3D, 0x3F-0x7E.
+            b'"' => !in_query,
+            b'`' => in_query,
+            0x21..=0x7e => !matches!(c, b'<' | b'>'),
+            _ => false,
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some(p)
+}
+
+/// A header value as `HeaderValue` accepts it: no control characters but
+/// tab (so no CR or LF), no DEL.
+fn valid_value(v: &[u8]) -> bool {
+    v.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
+}
+
+/// What judging the response of `step` needs beyond its status.
+pub fn want(step: &Step) -> Want {
+    Want {
+        head: step.method == Method::HEAD,
+        body: step.needs_body(),
+        headers: step
+            .captures
+            .iter()
+            .any(|(_, c)| matches!(c, CaptureFrom::Header(_))),
     }
 }
 
@@ -122,11 +275,7 @@ pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool
     let mut json: Option<serde_json::Value> = None;
     for (idx, from) in &step.captures {
         let value = match from {
-            CaptureFrom::Header(h) => res
-                .headers
-                .get(h)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
+            CaptureFrom::Header(h) => res.header(h.as_str()).map(str::to_string),
             CaptureFrom::Json(ptr) => {
                 if json.is_none() {
                     json = res
@@ -146,4 +295,196 @@ pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool
         }
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use hyper::header::HeaderValue;
+
+    use super::*;
+    use crate::template::Scope;
+
+    fn tpl(s: &str) -> Template {
+        let fields = ["id".to_string(), "name".to_string()];
+        let vars = ["token".to_string()];
+        let scope = Scope {
+            record_fields: Some(&fields),
+            vars: &vars,
+            env: &|_| None,
+            runner_index: 0,
+            runner_count: 1,
+        };
+        Template::compile(s, &scope).unwrap()
+    }
+
+    fn step(method: Method, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Step {
+        Step {
+            metric: 0,
+            method,
+            path: tpl(path),
+            headers: headers
+                .iter()
+                .map(|(n, v)| (HeaderName::from_bytes(n.as_bytes()).unwrap(), tpl(v)))
+                .collect(),
+            body: body.map(tpl),
+            expect: Vec::new(),
+            timeout: Duration::from_secs(1),
+            captures: Vec::new(),
+        }
+    }
+
+    fn target() -> TargetInfo {
+        TargetInfo {
+            authority: "127.0.0.1:8080".into(),
+            host_header: HeaderValue::from_static("example.test:8080"),
+            prefix: String::new(),
+        }
+    }
+
+    fn build(s: &Step, record: &[&str]) -> Result<(String, u64), String> {
+        let record: Vec<String> = record.iter().map(|s| s.to_string()).collect();
+        let vars = [Some("t0k".to_string())];
+        let ctx = RenderCtx {
+            record: Some(&record),
+            vars: &vars,
+            seq: 42,
+        };
+        let p = Prepared::new(s, &target());
+        let (req, sent) = p.build(s, &ctx)?;
+        let text = String::from_utf8(req.as_bytes().to_vec()).unwrap();
+        assert_eq!(sent, text.len() as u64);
+        Ok((text, sent))
+    }
+
+    #[test]
+    fn static_requests_are_serialized_once() {
+        let s = step(
+            Method::GET,
+            "/a/b?x=1",
+            &[("accept", "text/plain"), ("x-k", "v")],
+            None,
+        );
+        let p = Prepared::new(&s, &target());
+        assert!(p.whole.is_some());
+        let (text, _) = build(&s, &[]).unwrap();
+        assert_eq!(
+            text,
+            "GET /a/b?x=1 HTTP/1.1\r\nhost: example.test:8080\r\naccept: text/plain\r\nx-k: v\r\n\r\n"
+        );
+        let s = step(
+            Method::POST,
+            "/p",
+            &[("content-type", "application/json")],
+            Some("{\"a\":1}"),
+        );
+        assert_eq!(
+            build(&s, &[]).unwrap().0,
+            "POST /p HTTP/1.1\r\nhost: example.test:8080\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{\"a\":1}"
+        );
+        // A method that defines a body says when it is empty; GET does not.
+        let s = step(Method::PUT, "/p", &[], None);
+        assert_eq!(
+            build(&s, &[]).unwrap().0,
+            "PUT /p HTTP/1.1\r\nhost: example.test:8080\r\ncontent-length: 0\r\n\r\n"
+        );
+        let s = step(Method::HEAD, "/#frag", &[], None);
+        assert_eq!(
+            build(&s, &[]).unwrap().0,
+            "HEAD / HTTP/1.1\r\nhost: example.test:8080\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn plan_host_replaces_the_target_and_framing_headers_are_ours() {
+        let s = step(
+            Method::POST,
+            "/",
+            &[
+                ("host", "other"),
+                ("content-length", "99"),
+                ("transfer-encoding", "chunked"),
+            ],
+            Some("hi"),
+        );
+        assert_eq!(
+            build(&s, &[]).unwrap().0,
+            "POST / HTTP/1.1\r\nhost: other\r\ncontent-length: 2\r\n\r\nhi"
+        );
+    }
+
+    #[test]
+    fn dynamic_parts_are_rendered_per_request() {
+        let s = step(
+            Method::POST,
+            "/users/{{record.id}}?n={{record.name}}&s={{seq}}",
+            &[
+                ("authorization", "Bearer {{vars.token}}"),
+                ("x-static", "1"),
+            ],
+            Some("{\"name\":\"{{record.name}}\"}"),
+        );
+        assert!(Prepared::new(&s, &target()).whole.is_none());
+        let (text, _) = build(&s, &["7", "ann"]).unwrap();
+        assert_eq!(
+            text,
+            "POST /users/7?n=ann&s=42 HTTP/1.1\r\nhost: example.test:8080\r\nauthorization: Bearer t0k\r\nx-static: 1\r\ncontent-length: 14\r\n\r\n{\"name\":\"ann\"}"
+        );
+        // Again, with other values: the pooled buffer starts empty.
+        let (text, _) = build(&s, &["12345", "bo"]).unwrap();
+        assert!(
+            text.starts_with("POST /users/12345?n=bo&s=42 HTTP/1.1\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with("content-length: 13\r\n\r\n{\"name\":\"bo\"}"),
+            "{text}"
+        );
+        // Only the body is templated.
+        let s = step(Method::POST, "/", &[], Some("{{record.id}}"));
+        assert_eq!(
+            build(&s, &["x"]).unwrap().0,
+            "POST / HTTP/1.1\r\nhost: example.test:8080\r\ncontent-length: 1\r\n\r\nx"
+        );
+        // Only the path, with a fragment that is not sent.
+        let s = step(Method::GET, "/{{record.id}}", &[], None);
+        assert_eq!(
+            build(&s, &["a#b"]).unwrap().0,
+            "GET /a HTTP/1.1\r\nhost: example.test:8080\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn unsendable_rendered_values_are_errors() {
+        let s = step(Method::GET, "/", &[("x-h", "{{record.id}}")], None);
+        for bad in ["a\r\nInjected: 1", "a\nb", "a\rb", "\0", "\x7f"] {
+            let e = build(&s, &[bad]).unwrap_err();
+            assert!(e.contains("x-h"), "{e}");
+        }
+        assert!(build(&s, &["tab\tand é"]).is_ok());
+        let s = step(Method::GET, "/{{record.id}}", &[], None);
+        for bad in ["a b", "a\r\nHost: x", "<", "`", "x?\"q\""] {
+            let e = build(&s, &[bad]).unwrap_err();
+            assert!(e.contains("path"), "{bad:?}: {e}");
+        }
+        for good in ["é", "{\"a\":1}", "x?`q`&{}", "a?b?c"] {
+            assert!(build(&s, &[good]).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn paths_are_checked_as_http_uri_checks_them() {
+        for p in [
+            "/", "/a?b", "/a#b", "/a b", "/a<b", "/a>b", "/a`b", "/a\"b", "/a{b}", "/a?b`c",
+            "/a?b\"c", "/a?b{c}", "/é", "/a?é", "/a\\b", "/a^b|c~", "/a\x7f", "/a?\t",
+        ] {
+            let ours = valid_path(p).map(str::to_string);
+            let theirs = p
+                .parse::<hyper::Uri>()
+                .ok()
+                .map(|u| u.path_and_query().unwrap().as_str().to_string());
+            assert_eq!(ours, theirs, "{p:?}");
+        }
+    }
 }

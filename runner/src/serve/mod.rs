@@ -135,16 +135,48 @@ pub struct LocalServer {
     task: Option<JoinHandle<()>>,
 }
 
+/// Connections waiting to be accepted. `TcpListener::bind` uses 128, which
+/// thousands of virtual users connecting at once overflow (each overflowed
+/// SYN is retried only after a 1 s timeout); the kernel caps this at
+/// `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
+
+/// Like `TcpListener::bind` (each resolved address in turn, SO_REUSEADDR),
+/// with a deep listen backlog.
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for a in tokio::net::lookup_host(addr).await? {
+        let socket = if a.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        };
+        let bound = socket.and_then(|s| {
+            s.set_reuseaddr(true)?;
+            s.bind(a)?;
+            s.listen(BACKLOG)
+        });
+        match bound {
+            Ok(l) => return Ok(l),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "could not resolve to any address",
+        )
+    }))
+}
+
 /// Binds 127.0.0.1:0 and serves `config` (validated first) in a spawned task.
 pub async fn spawn_local(config: ServeConfig) -> Result<LocalServer> {
     config.validate()?;
     let addr = "127.0.0.1:0";
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: addr.into(),
-            source,
-        })?;
+    let listener = bind(addr).await.map_err(|source| Error::Listen {
+        addr: addr.into(),
+        source,
+    })?;
     let local = listener.local_addr().map_err(|source| Error::Listen {
         addr: addr.into(),
         source,
@@ -223,12 +255,10 @@ pub async fn run_cli(listen: &str, config: Option<&Path>) -> Result<()> {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::builtin(),
     };
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| Error::Listen {
-            addr: listen.into(),
-            source,
-        })?;
+    let listener = bind(listen).await.map_err(|source| Error::Listen {
+        addr: listen.into(),
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| Error::Listen {
         addr: listen.into(),
         source,

@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Throughput benchmark: barrage-runner vs wrk against the same local target.
+#
+#   bench/throughput.sh [--target nginx|barrage] [--connections N]
+#                       [--duration SECS] [--rounds N] [--threads N]
+#                       [--nginx-workers N|auto] [--port PORT]
+#                       [--barrage-workers N] [--goal RATIO] [--no-build]
+#
+# Runs wrk and barrage-runner alternately (wrk, barrage, wrk, barrage, ...)
+# against one target on 127.0.0.1, with the same connections, duration and
+# thread count, then prints each run's req/s, the medians and the ratio
+# barrage/wrk against the goal (0.9). It is a benchmark, not a test: it
+# exits 0 whatever the ratio, and non-zero only when something breaks.
+#
+# Thread counts: wrk gets `-t THREADS`; barrage-runner's tokio runtime uses
+# one worker thread per core by default, and this script pins it to THREADS
+# too through TOKIO_WORKER_THREADS (read by tokio's runtime builder).
+#
+# Target: nginx by default (a C server that is cheap per request, so the
+# client's own cost shows), with worker_processes auto. On a small machine
+# the load generator and the target share the cores; with `auto`, nginx can
+# use whatever CPU the client leaves, so a client that spends less CPU per
+# request gets more req/s: the comparison measures client efficiency. With
+# worker_processes 1, nginx caps at one core and both clients may simply
+# saturate it, hiding a difference between them. `--nginx-workers 1` is
+# there to check that case.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+target=nginx
+conns=50
+duration=10
+rounds=3
+threads=2
+nginx_workers=auto
+port=18089
+barrage_workers=1
+goal=0.9
+build=1
+
+usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --target) target=$2; shift 2 ;;
+        --connections|-c) conns=$2; shift 2 ;;
+        --duration|-d) duration=${2%s}; shift 2 ;;
+        --rounds) rounds=$2; shift 2 ;;
+        --threads|-t) threads=$2; shift 2 ;;
+        --nginx-workers) nginx_workers=$2; shift 2 ;;
+        --port) port=$2; shift 2 ;;
+        --barrage-workers) barrage_workers=$2; shift 2 ;;
+        --goal) goal=$2; shift 2 ;;
+        --no-build) build=0; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
+    esac
+done
+case "$target" in nginx|barrage) ;; *) echo "--target must be nginx or barrage" >&2; exit 2 ;; esac
+
+log() { printf '[throughput] %s\n' "$*" >&2; }
+
+# --- prerequisites (idempotent) ---------------------------------------------
+need_pkgs=()
+command -v wrk >/dev/null || need_pkgs+=(wrk)
+if [[ $target == nginx ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
+    need_pkgs+=(nginx-light)
+fi
+if [[ ${#need_pkgs[@]} -gt 0 ]]; then
+    log "installing ${need_pkgs[*]} from Debian"
+    apt-get update -qq
+    # Packages must not start a system nginx on port 80 (policy-rc.d usually
+    # prevents it in containers; we stop nothing we did not start).
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 \
+        "${need_pkgs[@]}" >/dev/null
+fi
+nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
+
+bin=$root/target/release/barrage-runner
+if [[ $build == 1 ]]; then
+    log "building barrage-runner (release)"
+    (cd "$root" && cargo build --release -q -p barrage-runner)
+fi
+[[ -x $bin ]] || { echo "no $bin (build failed?)" >&2; exit 1; }
+
+# --- cleanup ----------------------------------------------------------------
+tmp=$(mktemp -d /tmp/barrage-bench-throughput.XXXXXX)
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${pids[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if port_busy "$port"; then
+    echo "127.0.0.1:$port is already in use; pick another with --port" >&2
+    exit 1
+fi
+
+# --- target -----------------------------------------------------------------
+if [[ $target == nginx ]]; then
+    mkdir -p "$tmp/nginx/logs"
+    cat >"$tmp/nginx/nginx.conf" <<EOF
+worker_processes $nginx_workers;
+worker_rlimit_nofile 65536;
+pid $tmp/nginx/nginx.pid;
+error_log $tmp/nginx/logs/error.log warn;
+events {
+    worker_connections 4096;
+}
+http {
+    access_log off;
+    default_type text/plain;
+    client_body_temp_path $tmp/nginx/client_body;
+    proxy_temp_path $tmp/nginx/proxy;
+    fastcgi_temp_path $tmp/nginx/fastcgi;
+    uwsgi_temp_path $tmp/nginx/uwsgi;
+    scgi_temp_path $tmp/nginx/scgi;
+    # Measure keep-alive throughput: never close a connection after N
+    # requests (nginx's default is 1000), which would make both clients
+    # reconnect every few milliseconds.
+    keepalive_requests 100000000;
+    keepalive_timeout 75s;
+    server {
+        listen 127.0.0.1:$port backlog=4096;
+        location / {
+            return 200 "ok";
+        }
+    }
+}
+EOF
+    "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' \
+        2>"$tmp/nginx/stderr" &
+    pids+=($!)
+    target_desc="nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'), worker_processes $nginx_workers"
+else
+    "$bin" serve --listen "127.0.0.1:$port" >"$tmp/serve.log" 2>&1 &
+    pids+=($!)
+    target_desc="barrage-runner serve (built-in routes)"
+fi
+url="http://127.0.0.1:$port/"
+for _ in $(seq 1 100); do
+    port_busy "$port" && break
+    sleep 0.1
+done
+port_busy "$port" || { echo "target did not start on $url" >&2; cat "$tmp"/nginx/stderr "$tmp"/serve.log 2>/dev/null >&2; exit 1; }
+body=$(curl -fsS "$url" 2>/dev/null || true)
+[[ -z $body || $body == ok ]] || log "warning: GET / answered '$body', expected 'ok'"
+
+# --- the plan ----------------------------------------------------------------
+cat >"$tmp/plan.yaml" <<EOF
+target:
+  baseUrl: http://127.0.0.1:$port
+load:
+  executor: concurrency
+  users: $conns
+  duration: ${duration}s
+requests:
+  - name: get-root
+    method: GET
+    path: /
+EOF
+
+run_wrk() {
+    local out rps
+    out=$(cpu_time "$tmp/wrk.cpu" wrk -t"$threads" -c"$conns" -d"${duration}s" "$url" 2>&1) || { echo "$out" >&2; return 1; }
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    cpu_per_req "$tmp/wrk.cpu" "$(awk '/ requests in / {print $1}' <<<"$out")" >"$tmp/last.cpu"
+    local errs
+    errs=$(grep -E 'Socket errors|Non-2xx' <<<"$out" | tr '\n' ' ' || true)
+    [[ -n $errs ]] && log "wrk: $errs"
+    printf '%s\n' "$rps"
+}
+
+# Client CPU (user + system seconds) of a command, into file $1, so that each
+# run also reports CPU microseconds per request: less sensitive than req/s to
+# other load on a shared machine.
+cpu_time() {
+    local f=$1; shift
+    if [[ -x /usr/bin/time ]]; then
+        /usr/bin/time -f '%U %S' -o "$f" "$@"
+    else
+        echo "0 0" >"$f"; "$@"
+    fi
+}
+cpu_per_req() { awk -v n="${2:-0}" '{ if (n > 0 && $1 + $2 > 0) printf "%.2f", ($1 + $2) * 1e6 / n; else print "n/a" }' "$1"; }
+
+# A top-level number from barrage's one-line --summary-json.
+json_field() { grep -oE "\"$2\":[-0-9.eE+]+" "$1" | head -n1 | cut -d: -f2; }
+
+run_barrage() {
+    local rc=0
+    TOKIO_WORKER_THREADS=$threads cpu_time "$tmp/barrage.cpu" "$bin" run "$tmp/plan.yaml" --workers "$barrage_workers" \
+        -q --summary-json "$tmp/summary.json" >"$tmp/barrage.out" 2>&1 || rc=$?
+    # 99 = a threshold failed; the plan has none, so anything non-zero is a failure.
+    if [[ $rc != 0 ]]; then
+        cat "$tmp/barrage.out" >&2
+        return 1
+    fi
+    local requests errors rps
+    requests=$(json_field "$tmp/summary.json" requests)
+    errors=$(json_field "$tmp/summary.json" errors)
+    rps=$(json_field "$tmp/summary.json" rps)
+    [[ $errors != 0 ]] && log "barrage: $errors errors out of $requests requests"
+    cpu_per_req "$tmp/barrage.cpu" "$requests" >"$tmp/last.cpu"
+    printf '%s\n' "$rps"
+}
+
+median() {
+    sort -g | awk '{v[NR]=$1} END {
+        if (NR == 0) { print "nan"; exit }
+        if (NR % 2) print v[(NR+1)/2]; else printf "%.1f\n", (v[NR/2] + v[NR/2+1]) / 2 }'
+}
+
+echo "target:      $target_desc on $url"
+echo "load:        $conns connections, ${duration}s per run, $rounds rounds (wrk, barrage alternating)"
+echo "threads:     wrk -t$threads; barrage-runner TOKIO_WORKER_THREADS=$threads, --workers $barrage_workers"
+echo "machine:     $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo
+
+wrk_all=(); wrk_cpu=()
+barrage_all=(); barrage_cpu=()
+for r in $(seq 1 "$rounds"); do
+    w=$(run_wrk)
+    wc=$(cat "$tmp/last.cpu")
+    printf 'round %d  wrk             %10.1f req/s   client CPU %6s us/req\n' "$r" "$w" "$wc"
+    wrk_all+=("$w"); wrk_cpu+=("$wc")
+    sleep 1
+    b=$(run_barrage)
+    bc=$(cat "$tmp/last.cpu")
+    printf 'round %d  barrage-runner  %10.1f req/s   client CPU %6s us/req\n' "$r" "$b" "$bc"
+    barrage_all+=("$b"); barrage_cpu+=("$bc")
+    sleep 1
+done
+
+wrk_med=$(printf '%s\n' "${wrk_all[@]}" | median)
+barrage_med=$(printf '%s\n' "${barrage_all[@]}" | median)
+ratio=$(awk -v b="$barrage_med" -v w="$wrk_med" 'BEGIN { printf "%.3f", (w > 0 ? b / w : 0) }')
+verdict=$(awk -v r="$ratio" -v g="$goal" 'BEGIN { print (r >= g ? "PASS" : "FAIL") }')
+
+echo
+printf 'median   wrk             %10.1f req/s   client CPU %6s us/req\n' "$wrk_med" "$(printf '%s\n' "${wrk_cpu[@]}" | median)"
+printf 'median   barrage-runner  %10.1f req/s   client CPU %6s us/req\n' "$barrage_med" "$(printf '%s\n' "${barrage_cpu[@]}" | median)"
+echo "throughput ratio barrage/wrk = $ratio (goal >= $goal): $verdict"
