@@ -1,0 +1,77 @@
+# Helpers for e2e/tests/*.sh (sourced, not run). Tests get from e2e/run:
+#   KUBECONFIG            the cluster to use
+#   E2E_IMAGE_REPO/TAG    where our images are (docker.io/barrage, dev)
+#   E2E_PULL_POLICY       Never on the local harness (images imported), IfNotPresent elsewhere
+#   E2E_LOCAL_CLUSTER     1 when e2e/cluster runs the cluster (pod IPs then lie in E2E_POD_CIDR_PREFIX)
+set -euo pipefail
+
+E2E_IMAGE_REPO=${E2E_IMAGE_REPO:-docker.io/barrage}
+E2E_IMAGE_TAG=${E2E_IMAGE_TAG:-dev}
+E2E_PULL_POLICY=${E2E_PULL_POLICY:-IfNotPresent}
+E2E_POD_CIDR_PREFIX=${E2E_POD_CIDR_PREFIX:-198.18.1.}
+TEST_NAME=$(basename "$0" .sh)
+
+image() { echo "$E2E_IMAGE_REPO/$1:$E2E_IMAGE_TAG"; }
+
+# kubectl with a bound on every request; its version-skew warning is noise here.
+k() { kubectl --request-timeout=30s "$@"; }
+
+fail() {
+  echo "FAIL [$TEST_NAME]: $*" >&2
+  exit 1
+}
+
+# A namespace of its own per test run, removed on exit (after showing state on failure).
+# Usage: NS=$(new_namespace)  (then call `trap 'cleanup_namespace $?' EXIT` in the test)
+new_namespace() {
+  local ns
+  ns="e2e-${TEST_NAME//_/-}-$(date +%s)-$RANDOM"
+  k create namespace "$ns" >/dev/null
+  # Pods need the namespace's default service account (created asynchronously).
+  local deadline=$((SECONDS + 30))
+  until k -n "$ns" get serviceaccount default >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || fail "no default service account in $ns after 30s"
+    sleep 0.5
+  done
+  echo "$ns"
+}
+
+# On failure, show what a person would look at first, then delete the namespace.
+cleanup_namespace() {
+  local rc=$1
+  if ((rc != 0)) && [[ -n ${NS:-} ]]; then
+    echo "--- state of namespace $NS (test failed) ---" >&2
+    k -n "$NS" get pods -o wide >&2 || true
+    k -n "$NS" describe pods >&2 2>&1 | tail -n 60 >&2 || true
+    local p
+    for p in $(k -n "$NS" get pods -o name 2>/dev/null); do
+      echo "--- logs of $p ---" >&2
+      k -n "$NS" logs "$p" --tail=30 >&2 || true
+    done
+  fi
+  [[ -z ${NS:-} ]] || k delete namespace "$NS" --wait=false >/dev/null 2>&1 || true
+}
+
+# wait_pod_ready POD TIMEOUT
+wait_pod_ready() {
+  k -n "$NS" wait --for=condition=Ready "pod/$1" --timeout="${2}s" >/dev/null ||
+    fail "pod $1 not Ready within ${2}s (phase: $(k -n "$NS" get pod "$1" -o jsonpath='{.status.phase}' 2>/dev/null))"
+}
+
+# wait_pod_finished POD TIMEOUT: until phase is Succeeded or Failed; prints the phase.
+wait_pod_finished() {
+  local pod=$1 deadline=$((SECONDS + $2)) phase
+  while :; do
+    phase=$(k -n "$NS" get pod "$pod" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    [[ $phase == Succeeded || $phase == Failed ]] && break
+    ((SECONDS < deadline)) || fail "pod $pod did not finish within ${2}s (phase: ${phase:-unknown})"
+    sleep 1
+  done
+  echo "$phase"
+}
+
+# Test traffic may only go to pods of the harness's own cluster (never elsewhere).
+assert_local_pod_ip() {
+  [[ ${E2E_LOCAL_CLUSTER:-0} == 1 ]] || return 0
+  [[ $1 == "$E2E_POD_CIDR_PREFIX"* ]] || fail "pod IP $1 is outside the harness's pod network ${E2E_POD_CIDR_PREFIX}0/24"
+}
