@@ -75,3 +75,80 @@ assert_local_pod_ip() {
   [[ ${E2E_LOCAL_CLUSTER:-0} == 1 ]] || return 0
   [[ $1 == "$E2E_POD_CIDR_PREFIX"* ]] || fail "pod IP $1 is outside the harness's pod network ${E2E_POD_CIDR_PREFIX}0/24"
 }
+
+# --- The operator as a process on this machine, watching only the test's namespace ---
+# (the Helm-installed, in-cluster operator has its own tests). It reaches runner pods by
+# pod IP, as it would in-cluster.
+OPERATOR_PID=
+OPERATOR_LOG=
+
+start_operator() {
+  local bin=${E2E_OPERATOR_BIN:-}
+  [[ -x $bin ]] || bin=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/x86_64-unknown-linux-gnu/release/barrage-operator
+  [[ -x $bin ]] || fail "no barrage-operator binary (run through e2e/run, which builds it)"
+  OPERATOR_LOG=${OPERATOR_LOG:-$(mktemp /tmp/barrage-operator-XXXX.log)}
+  BARRAGE_RUNNER_IMAGE=$(image runner) BARRAGE_LOG=info,barrage_operator=debug NO_COLOR=1 \
+    "$bin" --namespace "$NS" >>"$OPERATOR_LOG" 2>&1 &
+  OPERATOR_PID=$!
+}
+
+stop_operator() {
+  [[ -n $OPERATOR_PID ]] || return 0
+  kill -"${1:-TERM}" "$OPERATOR_PID" 2>/dev/null || true
+  wait "$OPERATOR_PID" 2>/dev/null || true
+  OPERATOR_PID=
+}
+
+# For `trap`: stop the operator, show its log on failure, clean the namespace.
+cleanup_operator_test() {
+  local rc=$1
+  stop_operator
+  if ((rc != 0)) && [[ -n $OPERATOR_LOG ]]; then
+    echo "--- operator log (tail) ---" >&2
+    tail -n 40 "$OPERATOR_LOG" >&2 || true
+    k -n "$NS" get loadtests -o yaml 2>/dev/null | tail -n 80 >&2 || true
+    k -n "$NS" get events --sort-by=.lastTimestamp 2>/dev/null | tail -n 20 >&2 || true
+  fi
+  cleanup_namespace "$rc"
+}
+
+# lt_field NAME JSONPATH
+lt_field() { k -n "$NS" get loadtest "$1" -o jsonpath="{$2}"; }
+
+# wait_lt_phase NAME TIMEOUT PHASE...: until the LoadTest is in one of PHASEs; prints it.
+wait_lt_phase() {
+  local name=$1 deadline=$((SECONDS + $2)) phase want
+  shift 2
+  while :; do
+    phase=$(lt_field "$name" .status.phase 2>/dev/null || true)
+    for want in "$@"; do [[ $phase == "$want" ]] && { echo "$phase"; return 0; }; done
+    ((SECONDS < deadline)) || fail "LoadTest $name not in ${*} within the time (phase: ${phase:-none}; message: $(lt_field "$name" .status.message 2>/dev/null))"
+    sleep 1
+  done
+}
+
+# A target pod running barrage-runner's built-in server; prints its IP.
+start_target() {
+  k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Pod
+metadata: {name: target, labels: {app: target}}
+spec:
+  containers:
+  - name: serve
+    image: $(image runner)
+    imagePullPolicy: $E2E_PULL_POLICY
+    args: [serve, --listen, "0.0.0.0:8080"]
+    readinessProbe:
+      httpGet: {path: /, port: 8080}
+      periodSeconds: 1
+YAML
+  wait_pod_ready target 120
+  local ip
+  ip=$(k -n "$NS" get pod target -o jsonpath='{.status.podIP}')
+  assert_local_pod_ip "$ip"
+  echo "$ip"
+}
+
+# float comparison: check "A OP B" with awk, e.g. check 51.2 '>=' 50
+check() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }

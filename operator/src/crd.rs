@@ -1,0 +1,221 @@
+//! The `LoadTest` custom resource (barrage.dev/v1alpha1). Its spec is the
+//! runner's plan, unchanged, plus what only a cluster needs: how many runners,
+//! how their pods look, provisioning, timeouts and cleanup.
+
+use std::collections::BTreeMap;
+
+use barrage_runner::{duration::HumanDuration, plan::Plan, report::Latencies, thresholds::Outcome};
+use k8s_openapi::api::core::v1::{
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+#[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[kube(
+    group = "barrage.dev",
+    version = "v1alpha1",
+    kind = "LoadTest",
+    namespaced,
+    shortname = "lt",
+    status = "LoadTestStatus",
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Runners","type":"string","jsonPath":".status.runners"}"#,
+    printcolumn = r#"{"name":"RPS","type":"number","jsonPath":".status.rps"}"#,
+    printcolumn = r#"{"name":"P95(ms)","type":"number","jsonPath":".status.latencyMs.p95"}"#,
+    printcolumn = r#"{"name":"Errors","type":"string","jsonPath":".status.errorRate"}"#,
+    printcolumn = r#"{"name":"Verdict","type":"string","jsonPath":".status.verdict"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestSpec {
+    /// The test plan: target, load, requests, data, thresholds (as for
+    /// `barrage-runner run`).
+    #[serde(flatten)]
+    pub plan: Plan,
+    /// How many runner pods share the load. Default 1.
+    #[serde(default = "one")]
+    pub runners: u32,
+    #[serde(default)]
+    pub runner: RunnerPod,
+    /// A provisioning Job that runs once before the runners start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<Setup>,
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// What happens to runner pods once the results are collected.
+    #[serde(default)]
+    pub cleanup: Cleanup,
+    /// How often the operator pulls results from the runners. Default 2s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collect_interval: Option<HumanDuration>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The runner pods' settings; each is passed to every runner pod as is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerPod {
+    /// Default: the operator's configured runner image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Always, IfNotPresent or Never. Default IfNotPresent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Environment for `{{ env.NAME }}` templates and the runner itself.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A provisioning Job: the user's image and command, run to completion once.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Setup {
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Retries of the Job's pod before the test fails. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Timeouts {
+    /// For the provisioning Job to finish. Default 10m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub setup: Option<HumanDuration>,
+    /// For every runner pod to be ready. Default 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<HumanDuration>,
+    /// Beyond the plan's own length before the runners are stopped. Default 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_grace: Option<HumanDuration>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Cleanup {
+    /// Delete the runner pods once the results are collected.
+    #[default]
+    Delete,
+    /// Let them exit and keep them (with their logs) until the LoadTest is deleted.
+    Keep,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Phase {
+    #[default]
+    Pending,
+    Provisioning,
+    Starting,
+    Running,
+    Succeeded,
+    Failed,
+    Aborted,
+}
+
+impl Phase {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Phase::Succeeded | Phase::Failed | Phase::Aborted)
+    }
+}
+
+/// What `kubectl get lt` and `kubectl wait` read. Kept small whatever the
+/// number of runners: the full merged report lives in a ConfigMap.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LoadTestStatus {
+    #[serde(default)]
+    pub phase: Phase,
+    /// Why the test is in its phase, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the current phase began (RFC 3339), for the phase timeouts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<String>,
+    /// The spec generation this run uses; later changes are not applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// "ready/total" runners, for the printer column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runners: Option<String>,
+    #[serde(default)]
+    pub runners_ready: u32,
+    #[serde(default)]
+    pub runners_finished: u32,
+    /// The start instant given to every runner (unix microseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_at_us: Option<u64>,
+    /// Spread between the first and the last runner's real start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_skew_ms: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
+    #[serde(default)]
+    pub dropped: u64,
+    #[serde(default)]
+    pub rps: f64,
+    /// Errors as a percentage with two decimals, e.g. "0.25%".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<Latencies>,
+    /// Per request name (at most `status::MAX_NAMES` names; the report has all).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_request: BTreeMap<String, RequestStatus>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<Outcome>,
+    /// Passed or Failed, once decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<String>,
+    /// The ConfigMap holding the full report (merged histograms, intervals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestStatus {
+    pub requests: u64,
+    pub errors: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}

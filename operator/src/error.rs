@@ -1,0 +1,41 @@
+//! The operator's one error type. `category()` is the low-cardinality label
+//! for the reconcile-error metric.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+
+    /// A runner's control API could not be reached or answered badly.
+    #[error("runner agent {runner}: {message}")]
+    Agent { runner: String, message: String },
+
+    /// The LoadTest's spec is invalid; `field` names where (e.g. `spec.runners`).
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+
+    #[error("{0}")]
+    Other(String),
+}
+
+impl Error {
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Kube(_) => "kube",
+            Error::Agent { .. } => "agent",
+            Error::Invalid { .. } => "invalid",
+            Error::Other(_) => "other",
+        }
+    }
+}
+
+impl From<barrage_runner::Error> for Error {
+    fn from(e: barrage_runner::Error) -> Self {
+        match e {
+            barrage_runner::Error::Invalid { field, message } => Error::Invalid { field, message },
+            other => Error::Other(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

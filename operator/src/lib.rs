@@ -1,0 +1,14 @@
+//! Barrage's operator: reconciles LoadTest resources into a provisioning Job
+//! and N runner pods, starts them at one instant, and writes their merged
+//! results onto the resource.
+
+pub mod collect;
+pub mod controller;
+pub mod crd;
+pub mod crdgen;
+pub mod error;
+pub mod observe;
+pub mod phases;
+pub mod pods;
+pub mod status;
+pub mod validate;

@@ -1,0 +1,651 @@
+//! One step of a LoadTest's lifecycle per reconcile:
+//! Pending → (Provisioning) → Starting → Running → Succeeded | Failed | Aborted.
+//! Each step reads the cluster, decides with pure functions, and returns the
+//! new status, the events to publish and when to look again.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use barrage_runner::{
+    report::Report,
+    snapshot::Snapshot,
+    thresholds::{self, Threshold},
+};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{ConfigMap, Pod},
+};
+use kube::{
+    ResourceExt,
+    api::{DeleteParams, ListParams, Patch, PatchParams},
+    runtime::events::EventType,
+};
+use tracing::info;
+
+use crate::{
+    collect::{RunnerRef, for_all},
+    controller::{Context, MANAGER, Next, enter, finish, in_phase, now, set_condition},
+    crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
+    error::{Error, Result},
+    observe, pods,
+    status::{
+        self, COND_PROVISIONED, COND_RUNNERS_READY, COND_SPEC_CHANGED, COND_STARTED, COND_VALIDATED,
+    },
+    validate::validate,
+};
+
+const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
+const START_TIMEOUT: Duration = Duration::from_secs(300);
+const RUN_GRACE: Duration = Duration::from_secs(300);
+const COLLECT_INTERVAL: Duration = Duration::from_secs(2);
+/// A ConfigMap holds at most 1 MiB; keep the report well inside it.
+const MAX_REPORT: usize = 900 * 1024;
+
+fn next(status: LoadTestStatus, requeue: Option<Duration>) -> Next {
+    Next {
+        status,
+        events: Vec::new(),
+        requeue,
+    }
+}
+
+pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    // A spec rejected as invalid is tried again once the user changes it.
+    if st.phase == Phase::Failed
+        && status::condition(&st.conditions, COND_VALIDATED).is_some_and(|c| c.status == "False")
+        && st.observed_generation != generation
+    {
+        st = LoadTestStatus::default();
+    }
+    let mut events = Vec::new();
+    if st.phase != Phase::Pending
+        && st.observed_generation.is_some()
+        && st.observed_generation != generation
+    {
+        let already = status::condition(&st.conditions, COND_SPEC_CHANGED)
+            .is_some_and(|c| c.observed_generation == generation);
+        if !already {
+            let msg = format!(
+                "the spec changed to generation {} after the test started; the test keeps running generation {}",
+                generation.unwrap_or(0),
+                st.observed_generation.unwrap_or(0)
+            );
+            set_condition(
+                &mut st.conditions,
+                COND_SPEC_CHANGED,
+                true,
+                "SpecChangedDuringRun",
+                &msg,
+                generation,
+                now(),
+            );
+            events.push((EventType::Warning, "SpecChangeIgnored", msg));
+        }
+    }
+    let mut n = match st.phase {
+        Phase::Pending => pending(lt, ctx, st).await?,
+        Phase::Provisioning => provisioning(lt, ctx, st).await?,
+        Phase::Starting => starting(lt, ctx, st).await?,
+        Phase::Running => running(lt, ctx, st).await?,
+        Phase::Succeeded | Phase::Failed | Phase::Aborted => {
+            cleanup(lt, ctx).await?;
+            next(st, None)
+        }
+    };
+    events.append(&mut n.events);
+    n.events = events;
+    Ok(n)
+}
+
+async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    st.observed_generation = generation;
+    if let Err(e) = validate(&lt.name_any(), &lt.spec) {
+        let msg = format!("invalid spec: {e}");
+        set_condition(
+            &mut st.conditions,
+            COND_VALIDATED,
+            false,
+            "InvalidSpec",
+            &msg,
+            generation,
+            now(),
+        );
+        finish(&mut st, Phase::Failed, msg.clone(), generation, now());
+        let mut n = next(st, None);
+        n.events.push((EventType::Warning, "InvalidSpec", msg));
+        return Ok(n);
+    }
+    let token = random_token();
+    ctx.create_if_absent(lt, &pods::token_secret(lt, &token))
+        .await?;
+    ctx.create_if_absent(lt, &pods::plan_config_map(lt)).await?;
+    set_condition(
+        &mut st.conditions,
+        COND_VALIDATED,
+        true,
+        "Valid",
+        "the spec is valid",
+        generation,
+        now(),
+    );
+    set_condition(
+        &mut st.conditions,
+        status::COND_COMPLETE,
+        false,
+        "InProgress",
+        "the test has not finished",
+        generation,
+        now(),
+    );
+    st.runners = Some(status::runners_text(0, lt.spec.runners));
+    let phase = if lt.spec.setup.is_some() {
+        Phase::Provisioning
+    } else {
+        Phase::Starting
+    };
+    enter(&mut st, phase);
+    let mut n = next(st, Some(Duration::from_secs(1)));
+    n.events.push((
+        EventType::Normal,
+        "Validated",
+        format!("{} runner(s); next: {phase:?}", lt.spec.runners),
+    ));
+    Ok(n)
+}
+
+async fn provisioning(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    let job = pods::setup_job(lt)
+        .ok_or_else(|| Error::Other("provisioning without spec.setup".into()))?;
+    ctx.create_if_absent(lt, &job).await?;
+    let job: Job = ctx.ns_api::<Job>(lt).get(&pods::setup_name(lt)).await?;
+    let limit = lt.spec.timeouts.setup.map_or(SETUP_TIMEOUT, |d| d.0);
+    let mut n = match observe::job_state(&job) {
+        observe::JobState::Succeeded => {
+            set_condition(
+                &mut st.conditions,
+                COND_PROVISIONED,
+                true,
+                "JobSucceeded",
+                "the setup job finished",
+                generation,
+                now(),
+            );
+            enter(&mut st, Phase::Starting);
+            let mut n = next(st, Some(Duration::from_secs(1)));
+            n.events.push((
+                EventType::Normal,
+                "Provisioned",
+                "the setup job finished".into(),
+            ));
+            n
+        }
+        observe::JobState::Failed(why) => fail(
+            st,
+            generation,
+            format!("setup job failed: {why}"),
+            COND_PROVISIONED,
+            "JobFailed",
+        ),
+        observe::JobState::Running if in_phase(&st) > limit => fail(
+            st,
+            generation,
+            format!(
+                "setup job did not finish within {}",
+                barrage_runner::duration::format_duration(limit)
+            ),
+            COND_PROVISIONED,
+            "Timeout",
+        ),
+        observe::JobState::Running => next(st, Some(Duration::from_secs(2))),
+    };
+    n.requeue = n.requeue.or(Some(Duration::from_secs(1)));
+    Ok(n)
+}
+
+fn fail(
+    mut st: LoadTestStatus,
+    generation: Option<i64>,
+    msg: String,
+    cond: &str,
+    reason: &str,
+) -> Next {
+    set_condition(
+        &mut st.conditions,
+        cond,
+        false,
+        reason,
+        &msg,
+        generation,
+        now(),
+    );
+    finish(&mut st, Phase::Failed, msg.clone(), generation, now());
+    let mut n = next(st, None);
+    n.events.push((EventType::Warning, "Failed", msg));
+    n
+}
+
+async fn runner_pods(lt: &LoadTest, ctx: &Context) -> Result<BTreeMap<u32, Pod>> {
+    let list = ctx
+        .ns_api::<Pod>(lt)
+        .list(&ListParams::default().labels(&pods::runner_selector(lt)))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|p| {
+            let i = p.labels().get(pods::LABEL_INDEX)?.parse().ok()?;
+            Some((i, p))
+        })
+        .collect())
+}
+
+fn first_failure(lt: &LoadTest, pods: &BTreeMap<u32, Pod>) -> Option<String> {
+    (0..lt.spec.runners).find_map(|i| match pods.get(&i) {
+        None => Some(format!("{} is gone", pods::runner_name(lt, i))),
+        Some(p) => observe::pod_failure(p).map(|why| format!("{}: {why}", p.name_any())),
+    })
+}
+
+async fn starting(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    let total = lt.spec.runners;
+    let mut found = runner_pods(lt, ctx).await?;
+    if found.len() < total as usize {
+        for i in (0..total).filter(|i| !found.contains_key(i)) {
+            ctx.create_if_absent(lt, &pods::runner_pod(lt, i, &ctx.config.runner_image))
+                .await?;
+        }
+        found = runner_pods(lt, ctx).await?;
+    }
+    if let Some(why) = (0..total).find_map(|i| {
+        found
+            .get(&i)
+            .and_then(|p| observe::pod_failure(p).map(|w| format!("{}: {w}", p.name_any())))
+    }) {
+        return Ok(fail(
+            st,
+            generation,
+            format!("runner failed before the start: {why}"),
+            COND_RUNNERS_READY,
+            "RunnerFailed",
+        ));
+    }
+    let ready: Vec<RunnerRef> = found
+        .iter()
+        .filter(|(_, p)| observe::is_ready(p))
+        .filter_map(|(&index, p)| {
+            Some(RunnerRef {
+                index,
+                name: p.name_any(),
+                ip: observe::pod_ip(p)?,
+            })
+        })
+        .collect();
+    st.runners_ready = ready.len() as u32;
+    st.runners = Some(status::runners_text(ready.len() as u32, total));
+    if ready.len() < total as usize {
+        let limit = lt.spec.timeouts.start.map_or(START_TIMEOUT, |d| d.0);
+        if in_phase(&st) > limit {
+            let waiting: Vec<String> = found
+                .values()
+                .filter(|p| !observe::is_ready(p))
+                .take(3)
+                .map(|p| format!("{}: {}", p.name_any(), observe::pending_reason(p)))
+                .collect();
+            let msg = format!(
+                "{} of {total} runners ready after {}; waiting: {}",
+                ready.len(),
+                barrage_runner::duration::format_duration(limit),
+                waiting.join("; ")
+            );
+            return Ok(fail(st, generation, msg, COND_RUNNERS_READY, "Timeout"));
+        }
+        return Ok(next(st, Some(Duration::from_secs(1))));
+    }
+    // Every runner is ready: fix one start instant and record it BEFORE
+    // telling anyone, so that an operator restarted mid-way repeats the same
+    // instant (which the agents accept) and never starts a second time.
+    let at = unix_us() + ctx.config.start_lead.as_micros() as u64;
+    st.start_at_us = Some(at);
+    st.started_at = Some(
+        k8s_openapi::jiff::Timestamp::from_microsecond(at as i64)
+            .map(|t| t.to_string())
+            .unwrap_or_default(),
+    );
+    set_condition(
+        &mut st.conditions,
+        COND_RUNNERS_READY,
+        true,
+        "AllReady",
+        &format!("{total} runners ready"),
+        generation,
+        now(),
+    );
+    set_condition(
+        &mut st.conditions,
+        COND_STARTED,
+        true,
+        "StartSent",
+        "every runner was given the same start instant",
+        generation,
+        now(),
+    );
+    enter(&mut st, Phase::Running);
+    ctx.write_status(lt, &st).await?;
+    let token = ctx.token(lt).await?;
+    let results = for_all(&ready, |r| {
+        let (agents, token) = (ctx.agents.clone(), token.clone());
+        async move { agents.start(&r, &token, at).await }
+    })
+    .await;
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(r, res)| res.as_ref().err().map(|e| format!("{}: {e}", r.name)))
+        .collect();
+    info!(runners = total, at, failed = failed.len(), "start sent");
+    let mut n = next(st, Some(Duration::from_secs(1)));
+    n.events.push((
+        EventType::Normal,
+        "Started",
+        format!(
+            "{total} runners start at {}",
+            n.status.started_at.clone().unwrap_or_default()
+        ),
+    ));
+    if !failed.is_empty() {
+        n.events.push((
+            EventType::Warning,
+            "StartRetry",
+            format!("start not yet confirmed by: {}", failed.join(", ")),
+        ));
+    }
+    Ok(n)
+}
+
+fn plan_length(lt: &LoadTest) -> Option<Duration> {
+    let l = &lt.spec.plan.load;
+    if !l.stages.is_empty() {
+        return Some(l.stages.iter().map(|s| s.duration.0).sum());
+    }
+    l.duration.map(|d| d.0)
+}
+
+async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    let total = lt.spec.runners;
+    let uid = lt.uid().unwrap_or_default();
+    let at = st
+        .start_at_us
+        .ok_or_else(|| Error::Other("running without a start instant".into()))?;
+    let token = ctx.token(lt).await?;
+    let found = runner_pods(lt, ctx).await?;
+    let refs: Vec<RunnerRef> = found
+        .iter()
+        .filter_map(|(&index, p)| {
+            Some(RunnerRef {
+                index,
+                name: p.name_any(),
+                ip: observe::pod_ip(p)?,
+            })
+        })
+        .collect();
+
+    // Pull every runner's cumulative results; keep the latest of each.
+    let results = for_all(&refs, |r| {
+        let (agents, token) = (ctx.agents.clone(), token.clone());
+        async move { agents.snapshot(&r, &token, false).await }
+    })
+    .await;
+    let mut unstarted = Vec::new();
+    {
+        let mut runs = ctx.runs.lock().await;
+        let mem = runs.entry(uid.clone()).or_default();
+        for (r, res) in results {
+            if let Ok(json) = res {
+                mem.last.insert(r.index, json);
+            }
+        }
+        for r in &refs {
+            let started = mem
+                .last
+                .get(&r.index)
+                .and_then(|j| Snapshot::from_json(j).ok())
+                .is_some_and(|s| s.started_us.is_some());
+            if !started && unix_us() > at + 1_000_000 {
+                unstarted.push(r.clone());
+            }
+        }
+    }
+    // A runner that missed the start (its call failed) gets the same instant
+    // again; the agent starts at once when that instant has passed.
+    for r in &unstarted {
+        let _ = ctx.agents.start(r, &token, at).await;
+    }
+    let merged = merged_latest(ctx, &uid).await?;
+    status::apply_results(&mut st, &merged);
+    let alive = found
+        .values()
+        .filter(|p| observe::pod_failure(p).is_none())
+        .count() as u32;
+    st.runners_ready = alive;
+    st.runners = Some(status::runners_text(alive, total));
+
+    let plan_thresholds = parse_thresholds(lt);
+    let mut n = next(st, None);
+    let abort = ctx
+        .runs
+        .lock()
+        .await
+        .get(&uid)
+        .and_then(|m| m.abort.clone());
+    if abort.is_none()
+        && let Some(o) = thresholds::evaluate_live(&plan_thresholds, &merged)
+    {
+        let why = format!(
+            "threshold {:?} failed (observed {})",
+            o.source, o.observed_text
+        );
+        stop_all(ctx, &refs, &token).await;
+        ctx.runs.lock().await.entry(uid.clone()).or_default().abort = Some(why.clone());
+        n.status.message = Some(format!("aborting: {why}"));
+        n.events.push((EventType::Warning, "Aborting", why));
+    }
+    let failure = first_failure(lt, &found);
+    let limit = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
+    let overdue = limit.filter(|l| unix_us() > at + l.as_micros() as u64);
+    if merged.finished >= total || failure.is_some() || overdue.is_some() {
+        if failure.is_some() || overdue.is_some() {
+            stop_all(ctx, &refs, &token).await;
+        }
+        let failure = failure.or(overdue.map(|l| {
+            format!(
+                "runners did not finish within {}",
+                barrage_runner::duration::format_duration(l)
+            )
+        }));
+        return finalize(lt, ctx, n, &refs, &token, failure, generation).await;
+    }
+    let every = lt.spec.collect_interval.map_or(COLLECT_INTERVAL, |d| d.0);
+    n.requeue = Some(every);
+    Ok(n)
+}
+
+fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
+    // Validated in Pending; a threshold that stopped parsing cannot happen.
+    lt.spec
+        .plan
+        .thresholds
+        .iter()
+        .filter_map(|t| t.parse().ok())
+        .collect()
+}
+
+/// Merges the latest snapshot of every runner, decoding one at a time so a
+/// round's memory stays that of one snapshot plus the sum.
+async fn merged_latest(ctx: &Context, uid: &str) -> Result<Snapshot> {
+    let runs = ctx.runs.lock().await;
+    let mut merged = Snapshot::empty(0);
+    if let Some(mem) = runs.get(uid) {
+        for json in mem.last.values() {
+            merged.merge(&Snapshot::from_json(json)?);
+        }
+    }
+    Ok(merged)
+}
+
+async fn stop_all(ctx: &Context, refs: &[RunnerRef], token: &str) {
+    for_all(refs, |r| {
+        let (agents, token) = (ctx.agents.clone(), token.to_string());
+        async move { agents.stop(&r, &token).await }
+    })
+    .await;
+}
+
+/// The end: final results (with the per-interval series) from every runner
+/// that can still answer, the last known from those that cannot, the
+/// verdict, the report ConfigMap, and the runners' cleanup.
+async fn finalize(
+    lt: &LoadTest,
+    ctx: &Context,
+    mut n: Next,
+    refs: &[RunnerRef],
+    token: &str,
+    failure: Option<String>,
+    generation: Option<i64>,
+) -> Result<Next> {
+    let uid = lt.uid().unwrap_or_default();
+    let finals = for_all(refs, |r| {
+        let (agents, token) = (ctx.agents.clone(), token.to_string());
+        async move { agents.snapshot(&r, &token, true).await }
+    })
+    .await;
+    let (merged, abort) = {
+        let mut runs = ctx.runs.lock().await;
+        let mem = runs.entry(uid.clone()).or_default();
+        for (r, res) in finals {
+            if let Ok(json) = res {
+                mem.last.insert(r.index, json);
+            }
+        }
+        let mut merged = Snapshot::empty(0);
+        for json in mem.last.values() {
+            merged.merge(&Snapshot::from_json(json)?);
+        }
+        (merged, mem.abort.clone())
+    };
+    let outcomes = thresholds::evaluate(&parse_thresholds(lt), &merged);
+    let report = Report::new(merged, outcomes.clone(), abort.clone().or(failure.clone()));
+    let mut json = serde_json::to_string(&report).expect("reports serialize");
+    if json.len() > MAX_REPORT {
+        // Too long a run for one ConfigMap: keep totals and histograms, drop
+        // the per-interval series rather than lose the report.
+        let mut slim = report.clone();
+        slim.snapshot.intervals.clear();
+        json = serde_json::to_string(&slim).expect("reports serialize");
+    }
+    let cm: ConfigMap = pods::report_config_map(lt, json);
+    ctx.ns_api::<ConfigMap>(lt)
+        .patch(
+            &pods::report_name(lt),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await?;
+
+    let st = &mut n.status;
+    status::apply_results(st, &report.snapshot);
+    st.thresholds = outcomes.clone();
+    st.report = Some(pods::report_name(lt));
+    let phase = status::final_phase(&outcomes, abort.is_some(), failure.is_some());
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| format!("{} (observed {})", o.source, o.observed_text))
+        .collect();
+    let msg = match (&abort, &failure) {
+        (Some(a), _) => format!("aborted: {a}"),
+        (None, Some(f)) => format!("failed: {f}"),
+        _ if failed.is_empty() => format!("{} requests, all thresholds passed", st.requests),
+        _ => format!("thresholds failed: {}", failed.join("; ")),
+    };
+    finish(st, phase, msg.clone(), generation, now());
+    let type_ = if phase == Phase::Succeeded {
+        EventType::Normal
+    } else {
+        EventType::Warning
+    };
+    n.events.push((
+        type_,
+        if phase == Phase::Succeeded {
+            "Succeeded"
+        } else {
+            "Failed"
+        },
+        msg,
+    ));
+    n.requeue = None;
+    ctx.write_status(lt, &n.status).await?;
+    cleanup(lt, ctx).await?;
+    ctx.runs.lock().await.remove(&uid);
+    Ok(n)
+}
+
+/// After the results are in: delete the runner pods, or (cleanup: Keep) let
+/// their agents exit so the pods end Completed with their logs.
+async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<()> {
+    let found = runner_pods(lt, ctx).await?;
+    match lt.spec.cleanup {
+        Cleanup::Delete => {
+            let api = ctx.ns_api::<Pod>(lt);
+            for p in found.values() {
+                match api.delete(&p.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Cleanup::Keep => {
+            let refs: Vec<RunnerRef> = found
+                .iter()
+                .filter(|(_, p)| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+                .filter_map(|(&index, p)| {
+                    Some(RunnerRef {
+                        index,
+                        name: p.name_any(),
+                        ip: observe::pod_ip(p)?,
+                    })
+                })
+                .collect();
+            if !refs.is_empty() {
+                let token = ctx.token(lt).await?;
+                for_all(&refs, |r| {
+                    let (agents, token) = (ctx.agents.clone(), token.clone());
+                    async move { agents.shutdown(&r, &token).await }
+                })
+                .await;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// 32 random bytes from the kernel, hex: the agents' bearer token.
+fn random_token() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .expect("/dev/urandom is readable");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}

@@ -1,0 +1,294 @@
+//! Pure functions from merged results and decisions to the LoadTest's
+//! status. The status stays small whatever the number of runners (the merged
+//! report goes to a ConfigMap): a fixed set of figures, at most `MAX_NAMES`
+//! request names, one entry per threshold.
+
+use barrage_runner::{
+    report::{Latencies, Summary},
+    snapshot::Snapshot,
+    thresholds::Outcome,
+};
+use k8s_openapi::{
+    apimachinery::pkg::apis::meta::v1::{Condition, Time},
+    jiff::Timestamp,
+};
+
+use crate::crd::{LoadTestStatus, Phase, RequestStatus};
+
+/// Request names listed in the status (the busiest); the report has all.
+pub const MAX_NAMES: usize = 20;
+
+pub const COND_VALIDATED: &str = "Validated";
+pub const COND_PROVISIONED: &str = "Provisioned";
+pub const COND_RUNNERS_READY: &str = "RunnersReady";
+pub const COND_STARTED: &str = "Started";
+/// True once the test has ended, whatever the verdict: what
+/// `kubectl wait --for=condition=Complete` waits for.
+pub const COND_COMPLETE: &str = "Complete";
+/// The verdict, once there is one.
+pub const COND_PASSED: &str = "Passed";
+pub const COND_SPEC_CHANGED: &str = "SpecChangeIgnored";
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn rounded(l: &Latencies) -> Latencies {
+    let r = |x: f64| round(x, 3);
+    Latencies {
+        min: r(l.min),
+        mean: r(l.mean),
+        p50: r(l.p50),
+        p90: r(l.p90),
+        p95: r(l.p95),
+        p99: r(l.p99),
+        p999: r(l.p999),
+        max: r(l.max),
+    }
+}
+
+/// Writes the figures of `merged` (all runners' results so far) into `st`.
+pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
+    let s = Summary::of(merged);
+    let t = &s.total;
+    st.requests = t.requests;
+    st.errors = t.errors;
+    st.dropped = s.dropped;
+    st.rps = round(t.rps, 1);
+    st.error_rate = Some(format!("{:.2}%", t.error_rate * 100.0));
+    st.latency_ms = (t.requests > 0).then(|| rounded(&t.latency_ms));
+    st.start_skew_ms = s.start_skew_ms.map(|x| round(x, 3));
+    st.runners_finished = merged.finished;
+    let mut names: Vec<_> = s.requests.iter().collect();
+    names.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
+    st.by_request = names
+        .into_iter()
+        .take(MAX_NAMES)
+        .map(|(n, r)| {
+            (
+                n.clone(),
+                RequestStatus {
+                    requests: r.requests,
+                    errors: r.errors,
+                    rps: round(r.rps, 1),
+                    p50_ms: round(r.latency_ms.p50, 3),
+                    p95_ms: round(r.latency_ms.p95, 3),
+                    p99_ms: round(r.latency_ms.p99, 3),
+                    max_ms: round(r.latency_ms.max, 3),
+                },
+            )
+        })
+        .collect();
+}
+
+pub fn runners_text(ready: u32, total: u32) -> String {
+    format!("{ready}/{total}")
+}
+
+/// The phase a finished test ends in.
+pub fn final_phase(outcomes: &[Outcome], aborted: bool, failure: bool) -> Phase {
+    if aborted {
+        Phase::Aborted
+    } else if failure || outcomes.iter().any(|o| !o.passed) {
+        Phase::Failed
+    } else {
+        Phase::Succeeded
+    }
+}
+
+/// Sets a condition, keeping its transition time when its status is unchanged.
+pub fn set_condition(
+    conds: &mut Vec<Condition>,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let status = if status { "True" } else { "False" }.to_string();
+    let message: String = message.chars().take(1024).collect();
+    if let Some(c) = conds.iter_mut().find(|c| c.type_ == type_) {
+        if c.status != status {
+            c.last_transition_time = Time(now);
+        }
+        c.status = status;
+        c.reason = reason.into();
+        c.message = message;
+        c.observed_generation = generation;
+    } else {
+        conds.push(Condition {
+            type_: type_.into(),
+            status,
+            reason: reason.into(),
+            message,
+            observed_generation: generation,
+            last_transition_time: Time(now),
+        });
+    }
+}
+
+pub fn condition<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conds.iter().find(|c| c.type_ == type_)
+}
+
+/// Marks the test finished: phase, verdict and the Complete/Passed conditions.
+pub fn finish(
+    st: &mut LoadTestStatus,
+    phase: Phase,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    st.phase = phase;
+    st.phase_since = Some(now.to_string());
+    let passed = phase == Phase::Succeeded;
+    st.verdict = Some(if passed { "Passed" } else { "Failed" }.into());
+    st.finished_at = Some(now.to_string());
+    let reason = format!("{phase:?}");
+    set_condition(
+        &mut st.conditions,
+        COND_COMPLETE,
+        true,
+        &reason,
+        &message,
+        generation,
+        now,
+    );
+    set_condition(
+        &mut st.conditions,
+        COND_PASSED,
+        passed,
+        &reason,
+        &message,
+        generation,
+        now,
+    );
+    st.message = Some(message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use barrage_runner::{
+        histogram::record,
+        snapshot::{RequestStats, Snapshot},
+    };
+
+    fn runner_snapshot(index: u64, names: usize, per_name: u64) -> Snapshot {
+        let mut s = Snapshot::empty(10_000_000);
+        s.runners = 1;
+        s.finished = 1;
+        s.started_us = Some(1_000_000 + index * 7);
+        s.until_us = Some(11_000_000);
+        s.runner_starts_us = vec![1_000_000 + index * 7];
+        for n in 0..names {
+            let mut r = RequestStats::default();
+            for i in 0..per_name {
+                record(&mut r.latency, 1_000 + (i * 37 + index) % 50_000);
+            }
+            *r.statuses.entry(200).or_default() += per_name;
+            s.requests
+                .insert(format!("request-with-a-long-name-{n:03}"), r);
+        }
+        s
+    }
+
+    #[test]
+    fn status_holds_the_merged_figures() {
+        let snaps: Vec<_> = (0..3).map(|i| runner_snapshot(i, 2, 1000)).collect();
+        let merged = Snapshot::merged(&snaps);
+        let mut st = LoadTestStatus::default();
+        apply_results(&mut st, &merged);
+        assert_eq!(st.requests, 6000);
+        assert_eq!(st.rps, 600.0);
+        assert_eq!(st.error_rate.as_deref(), Some("0.00%"));
+        assert_eq!(st.start_skew_ms, Some(0.014));
+        assert_eq!(st.runners_finished, 3);
+        let p95 = merged.stats(None).unwrap().latency.value_at_quantile(0.95) as f64 / 1000.0;
+        assert_eq!(st.latency_ms.as_ref().unwrap().p95, round(p95, 3));
+        assert_eq!(st.by_request.len(), 2);
+    }
+
+    #[test]
+    fn status_stays_under_64kb_whatever_the_runners_and_names() {
+        let snaps: Vec<_> = (0..40).map(|i| runner_snapshot(i, 60, 20)).collect();
+        let merged = Snapshot::merged(&snaps);
+        let mut st = LoadTestStatus::default();
+        apply_results(&mut st, &merged);
+        let now = Timestamp::now();
+        for c in [COND_VALIDATED, COND_RUNNERS_READY, COND_STARTED] {
+            set_condition(
+                &mut st.conditions,
+                c,
+                true,
+                "Ok",
+                &"m".repeat(2000),
+                Some(1),
+                now,
+            );
+        }
+        finish(&mut st, Phase::Succeeded, "done".into(), Some(1), now);
+        assert_eq!(st.by_request.len(), MAX_NAMES);
+        let size = serde_json::to_vec(&st).unwrap().len();
+        assert!(size < 64 * 1024, "status is {size} bytes");
+    }
+
+    #[test]
+    fn conditions_keep_their_transition_time_until_status_changes() {
+        let mut conds = Vec::new();
+        let t0 = Timestamp::from_second(1_000).unwrap();
+        let t1 = Timestamp::from_second(2_000).unwrap();
+        set_condition(&mut conds, COND_COMPLETE, false, "Running", "", Some(1), t0);
+        set_condition(
+            &mut conds,
+            COND_COMPLETE,
+            false,
+            "Running",
+            "still",
+            Some(1),
+            t1,
+        );
+        assert_eq!(conds[0].last_transition_time.0, t0);
+        set_condition(
+            &mut conds,
+            COND_COMPLETE,
+            true,
+            "Succeeded",
+            "",
+            Some(1),
+            t1,
+        );
+        assert_eq!(conds[0].last_transition_time.0, t1);
+        assert_eq!(conds.len(), 1);
+    }
+
+    #[test]
+    fn the_verdict_follows_thresholds_aborts_and_failures() {
+        let ok = Outcome {
+            source: "a".into(),
+            observed: Some(1.0),
+            observed_text: "1".into(),
+            passed: true,
+            abort_on_fail: false,
+        };
+        let bad = Outcome {
+            passed: false,
+            ..ok.clone()
+        };
+        assert_eq!(
+            final_phase(std::slice::from_ref(&ok), false, false),
+            Phase::Succeeded
+        );
+        assert_eq!(
+            final_phase(&[ok.clone(), bad.clone()], false, false),
+            Phase::Failed
+        );
+        assert_eq!(
+            final_phase(std::slice::from_ref(&ok), false, true),
+            Phase::Failed
+        );
+        assert_eq!(final_phase(&[bad], true, false), Phase::Aborted);
+    }
+}
