@@ -36,8 +36,8 @@ use crate::{
 pub const MANAGER: &str = "barrage-operator";
 
 pub struct Config {
-    /// Runner image for LoadTests that name none.
-    pub runner_image: String,
+    /// Runner pod settings for LoadTests that set none.
+    pub runner: pods::RunnerDefaults,
     pub agent_port: u16,
     /// How far ahead of "now" the common start instant is set: enough for
     /// every runner to receive it.
@@ -63,6 +63,7 @@ pub struct Context {
     pub config: Config,
     pub recorder: Recorder,
     pub runs: Mutex<HashMap<String, RunMemory>>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a phase step decided.
@@ -163,11 +164,14 @@ pub fn now() -> Timestamp {
 }
 
 async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action> {
-    let span = info_span!("reconcile", namespace = %lt.namespace().unwrap_or_default(), name = %lt.name_any());
-    async move {
+    let (ns, name) = (lt.namespace().unwrap_or_default(), lt.name_any());
+    let span = info_span!("reconcile", namespace = %ns, name = %name);
+    let started = std::time::Instant::now();
+    let result = async {
         if lt.meta().deletion_timestamp.is_some() {
             // Owner references let the garbage collector remove the runners.
             ctx.runs.lock().await.remove(&lt.uid().unwrap_or_default());
+            ctx.metrics.forget(&ns, &name);
             return Ok(Action::await_change());
         }
         let before = lt.status.clone().unwrap_or_default();
@@ -175,6 +179,7 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action> {
         if next.status != before {
             ctx.write_status(&lt, &next.status).await?;
         }
+        ctx.metrics.observe(&ns, &name, &next.status);
         for (t, reason, note) in next.events {
             ctx.event(&lt, t, reason, note).await;
         }
@@ -183,17 +188,51 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action> {
             .map_or_else(Action::await_change, Action::requeue))
     }
     .instrument(span)
-    .await
+    .await;
+    ctx.metrics.reconciled(started.elapsed().as_secs_f64());
+    result
 }
 
-fn error_policy(lt: Arc<LoadTest>, err: &Error, _ctx: Arc<Context>) -> Action {
+fn error_policy(lt: Arc<LoadTest>, err: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.failed(err.category());
     warn!(name = %lt.name_any(), category = err.category(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(3))
 }
 
-/// Runs the controller until a shutdown signal. `namespace` limits it to one
-/// namespace (None: the whole cluster).
-pub async fn run(client: Client, config: Config, namespace: Option<String>) {
+/// Runs one controller per watched namespace (all namespaces when the list
+/// is empty: then one cluster-wide controller) until a shutdown signal.
+pub async fn run(
+    client: Client,
+    config: Config,
+    namespaces: Vec<String>,
+    metrics: Arc<crate::metrics::Metrics>,
+) {
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        recorder: Recorder::new(client.clone(), reporter),
+        agents: Agents::new(config.agent_port),
+        client: client.clone(),
+        config,
+        runs: Mutex::new(HashMap::new()),
+        metrics,
+    });
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    futures::future::join_all(
+        scopes
+            .into_iter()
+            .map(|ns| controller(client.clone(), ctx.clone(), ns)),
+    )
+    .await;
+}
+
+async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>) {
     let (lts, pods_api, jobs): (Api<LoadTest>, Api<Pod>, Api<Job>) = match &namespace {
         Some(ns) => (
             Api::namespaced(client.clone(), ns),
@@ -203,7 +242,7 @@ pub async fn run(client: Client, config: Config, namespace: Option<String>) {
         None => (
             Api::all(client.clone()),
             Api::all(client.clone()),
-            Api::all(client.clone()),
+            Api::all(client),
         ),
     };
     let owned = watcher::Config::default().labels(&format!(
@@ -211,17 +250,6 @@ pub async fn run(client: Client, config: Config, namespace: Option<String>) {
         pods::MANAGED_BY.0,
         pods::MANAGED_BY.1
     ));
-    let reporter = Reporter {
-        controller: MANAGER.into(),
-        instance: std::env::var("POD_NAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
-        agents: Agents::new(config.agent_port),
-        client,
-        config,
-        runs: Mutex::new(HashMap::new()),
-    });
     Controller::new(lts, watcher::Config::default())
         .owns(pods_api, owned.clone())
         .owns(jobs, owned)

@@ -1,8 +1,13 @@
 //! `barrage-operator`: reconciles LoadTest resources.
 
-use std::time::Duration;
+use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
-use barrage_operator::controller::{self, Config};
+use barrage_operator::{
+    controller::{self, Config},
+    http, lease,
+    metrics::Metrics,
+    pods::{AGENT_PORT, RunnerDefaults},
+};
 use clap::Parser;
 
 #[derive(Parser)]
@@ -19,16 +24,40 @@ struct Args {
         default_value = "docker.io/barrage/runner:dev"
     )]
     runner_image: String,
-    /// Watch only this namespace (default: the whole cluster).
+    /// Pull policy for runner pods whose LoadTest sets none.
+    #[arg(
+        long,
+        env = "BARRAGE_RUNNER_PULL_POLICY",
+        default_value = "IfNotPresent"
+    )]
+    runner_pull_policy: String,
+    /// Resources (JSON, a core/v1 ResourceRequirements) for runner pods whose LoadTest sets none.
+    #[arg(long, env = "BARRAGE_RUNNER_RESOURCES")]
+    runner_resources: Option<String>,
+    /// Namespaces to watch, comma-separated (default: the whole cluster).
+    #[arg(long, env = "BARRAGE_WATCH_NAMESPACES", value_delimiter = ',')]
+    watch_namespaces: Vec<String>,
+    /// Alias of --watch-namespaces with one namespace.
     #[arg(long, env = "BARRAGE_NAMESPACE")]
     namespace: Option<String>,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "BARRAGE_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Hold a Lease before reconciling, so that only one replica does.
+    #[arg(long, env = "BARRAGE_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_elect: bool,
     /// How far ahead the common start instant is set, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     start_lead_ms: u64,
 }
 
+fn fail(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::FAILURE
+}
+
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+async fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("BARRAGE_LOG")
         .unwrap_or_else(|_| "info,kube=warn".into());
     tracing_subscriber::fmt()
@@ -36,19 +65,57 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    let resources = match args
+        .runner_resources
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        None => None,
+        Some(j) => match serde_json::from_str(j) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                return fail(format!(
+                    "BARRAGE_RUNNER_RESOURCES is not a ResourceRequirements JSON: {e}"
+                ));
+            }
+        },
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: cannot reach the Kubernetes API: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+        Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}")),
     };
+    let metrics = Arc::new(Metrics::default());
+    let (addr, m) = (args.metrics_addr, metrics.clone());
+    let server = tokio::spawn(async move { http::serve(addr, m).await });
+    if args.leader_elect {
+        let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+        let me = std::env::var("POD_NAME")
+            .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
+        tracing::info!(namespace = %ns, identity = %me, "waiting for the leader lease");
+        tokio::select! {
+            _ = lease::acquire(client.clone(), &ns, "barrage-operator", &me) => {}
+            res = server => return fail(format!("metrics server stopped: {res:?}")),
+        }
+    } else if server.is_finished() {
+        return fail(format!("metrics server stopped: {:?}", server.await));
+    }
+    let mut namespaces: Vec<String> = args
+        .watch_namespaces
+        .into_iter()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    namespaces.extend(args.namespace);
     let config = Config {
-        runner_image: args.runner_image,
-        agent_port: barrage_operator::pods::AGENT_PORT as u16,
+        runner: RunnerDefaults {
+            image: args.runner_image,
+            pull_policy: args.runner_pull_policy,
+            resources,
+        },
+        agent_port: AGENT_PORT as u16,
         start_lead: Duration::from_millis(args.start_lead_ms),
     };
-    tracing::info!(namespace = ?args.namespace, "barrage-operator starting");
-    controller::run(client, config, args.namespace).await;
-    std::process::ExitCode::SUCCESS
+    tracing::info!(namespaces = ?namespaces, "barrage-operator starting");
+    controller::run(client, config, namespaces, metrics).await;
+    ExitCode::SUCCESS
 }

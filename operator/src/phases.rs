@@ -254,7 +254,7 @@ async fn starting(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let mut found = runner_pods(lt, ctx).await?;
     if found.len() < total as usize {
         for i in (0..total).filter(|i| !found.contains_key(i)) {
-            ctx.create_if_absent(lt, &pods::runner_pod(lt, i, &ctx.config.runner_image))
+            ctx.create_if_absent(lt, &pods::runner_pod(lt, i, &ctx.config.runner))
                 .await?;
         }
         found = runner_pods(lt, ctx).await?;

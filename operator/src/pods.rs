@@ -115,7 +115,15 @@ fn restricted() -> SecurityContext {
     }
 }
 
-pub fn runner_pod(lt: &LoadTest, index: u32, default_image: &str) -> Pod {
+/// The operator's defaults for runner pods (from its Helm values).
+#[derive(Clone, Debug, Default)]
+pub struct RunnerDefaults {
+    pub image: String,
+    pub pull_policy: String,
+    pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+}
+
+pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
     let spec = &lt.spec;
     let r = &spec.runner;
     let mut meta = owned_meta(lt, runner_name(lt, index), "runner");
@@ -134,11 +142,11 @@ pub fn runner_pod(lt: &LoadTest, index: u32, default_image: &str) -> Pod {
     envs.extend(r.env.iter().cloned());
     let container = Container {
         name: "runner".into(),
-        image: Some(r.image.clone().unwrap_or_else(|| default_image.to_string())),
+        image: Some(r.image.clone().unwrap_or_else(|| defaults.image.clone())),
         image_pull_policy: Some(
             r.image_pull_policy
                 .clone()
-                .unwrap_or_else(|| "IfNotPresent".into()),
+                .unwrap_or_else(|| defaults.pull_policy.clone()),
         ),
         args: Some(vec![
             "agent".into(),
@@ -165,7 +173,7 @@ pub fn runner_pod(lt: &LoadTest, index: u32, default_image: &str) -> Pod {
             period_seconds: Some(1),
             ..Default::default()
         }),
-        resources: r.resources.clone(),
+        resources: r.resources.clone().or_else(|| defaults.resources.clone()),
         security_context: Some(restricted()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         volume_mounts: Some(vec![
@@ -263,6 +271,15 @@ mod tests {
     use super::*;
     use crate::crd::LoadTestSpec;
 
+    fn defaults() -> RunnerDefaults {
+        let resources = serde_json::from_str(r#"{"limits": {"cpu": "500m"}}"#).unwrap();
+        RunnerDefaults {
+            image: "default/runner:dev".into(),
+            pull_policy: "IfNotPresent".into(),
+            resources: Some(resources),
+        }
+    }
+
     pub(crate) fn lt(yaml_spec: &str) -> LoadTest {
         let spec: LoadTestSpec = serde_yaml_ng::from_str(yaml_spec).unwrap();
         let mut lt = LoadTest::new("smoke", spec);
@@ -276,7 +293,7 @@ mod tests {
     #[test]
     fn runner_pods_know_their_slot_and_are_owned() {
         let t = lt(SPEC);
-        let p = runner_pod(&t, 2, "default/runner:dev");
+        let p = runner_pod(&t, 2, &defaults());
         assert_eq!(p.metadata.name.as_deref(), Some("smoke-runner-2"));
         assert_eq!(p.metadata.namespace.as_deref(), Some("ns1"));
         let owner = &p.metadata.owner_references.as_ref().unwrap()[0];
@@ -318,11 +335,12 @@ mod tests {
             "target: {baseUrl: 'http://10.0.0.1'}\nload: {users: 1, duration: 1s}\nrequests: [{name: a, path: /}]",
         );
         assert_eq!(t.spec.runners, 1);
-        let p = runner_pod(&t, 0, "default/runner:dev");
-        assert_eq!(
-            p.spec.unwrap().containers[0].image.as_deref(),
-            Some("default/runner:dev")
-        );
+        let p = runner_pod(&t, 0, &defaults());
+        let c = &p.spec.unwrap().containers[0];
+        assert_eq!(c.image.as_deref(), Some("default/runner:dev"));
+        assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
+        let cpu = &c.resources.as_ref().unwrap().limits.as_ref().unwrap()["cpu"];
+        assert_eq!(cpu.0, "500m");
         assert!(setup_job(&t).is_none());
     }
 
