@@ -265,6 +265,14 @@ async fn snapshots_decode_before_and_after_the_load() {
     assert_eq!((snap.runners, snap.finished), (1, 1));
     assert_eq!(snap.runner_starts_us, vec![s.started_us.unwrap()]);
     assert_eq!(snap.requests["a"].count(), 150);
+    assert!(!snap.intervals.is_empty(), "the full snapshot carries the interval series");
+
+    // Live pulls leave the interval series out, with the same totals.
+    let (code, text) = get(a.addr(), "/snapshot?intervals=false").await;
+    assert_eq!(code, 200);
+    let live = Snapshot::from_json(&text).unwrap();
+    assert!(live.intervals.is_empty());
+    assert_eq!(live.total_requests(), 150);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
