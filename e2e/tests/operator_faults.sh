@@ -41,6 +41,29 @@ k -n "$NS" get events --field-selector involvedObject.name=zero,reason=InvalidSp
 [[ -z $(k -n "$NS" get pods -l barrage.dev/loadtest=zero -o name) ]] || fail "pods were created for an invalid spec"
 echo "ok: invalid specs rejected with the field named"
 
+# --- what the CRD schema refuses at apply time, and what only our types refuse ---
+OUT=$(k -n "$NS" apply -f - 2>&1 <<YAML
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {name: parsecs}
+spec:
+  target: {baseUrl: "http://$TARGET_IP:8080"}
+  load: {users: 1, duration: "10 parsecs"}
+  requests: [{name: root, path: /}]
+YAML
+) && fail "a bad duration was accepted by the apiserver"
+[[ $OUT == *spec.load.duration* ]] || fail "the apiserver's refusal does not name spec.load.duration: $OUT"
+lt huge 1 "{users: 1, duration: 2s, maxInFlight: 5000000000}"
+wait_lt_phase huge 30 Failed >/dev/null
+[[ $(lt_field huge .status.message) == *spec.load.maxInFlight* ]] || fail "unconvertible spec: message does not name the field: $(lt_field huge .status.message)"
+k -n "$NS" get events --field-selector involvedObject.name=huge,reason=InvalidSpec -o name | grep -q . || fail "no InvalidSpec event for the unconvertible spec"
+# It must not stall the others, even when the operator starts with it present.
+stop_operator
+start_operator
+lt after 1 "{users: 1, iterations: 5}"
+wait_lt_phase after 90 Succeeded >/dev/null
+echo "ok: bad duration refused by the apiserver; unconvertible spec failed by name; others unaffected"
+
 # --- a runner image that cannot be pulled ---
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: barrage.dev/v1alpha1

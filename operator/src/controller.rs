@@ -15,7 +15,7 @@ use k8s_openapi::{
 };
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{Patch, PatchParams, PostParams},
+    api::{ApiResource, DynamicObject, Patch, PatchParams, PostParams},
     runtime::{
         Controller,
         controller::Action,
@@ -75,15 +75,28 @@ pub struct Next {
 
 impl Context {
     pub async fn write_status(&self, lt: &LoadTest, st: &LoadTestStatus) -> Result<()> {
-        let api: Api<LoadTest> =
-            Api::namespaced(self.client.clone(), &lt.namespace().unwrap_or_default());
+        self.write_status_of(&lt.namespace().unwrap_or_default(), &lt.name_any(), st)
+            .await
+    }
+
+    /// Server-side apply of the whole status, with apiVersion and kind.
+    pub async fn write_status_of(
+        &self,
+        namespace: &str,
+        name: &str,
+        st: &LoadTestStatus,
+    ) -> Result<()> {
+        // Untyped: the apiserver returns the object, which may be one that
+        // does not fit our types (see `typed`).
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &api_resource());
         let patch = serde_json::json!({
             "apiVersion": "barrage.dev/v1alpha1",
             "kind": "LoadTest",
             "status": st,
         });
         api.patch_status(
-            &lt.name_any(),
+            name,
             &PatchParams::apply(MANAGER).force(),
             &Patch::Apply(&patch),
         )
@@ -163,17 +176,91 @@ pub fn now() -> Timestamp {
     Timestamp::now()
 }
 
-async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action> {
-    let (ns, name) = (lt.namespace().unwrap_or_default(), lt.name_any());
+/// The LoadTest in `obj`, or the field that does not fit its type.
+///
+/// The controller watches untyped objects and converts each one here: with a
+/// typed watcher, one manifest that passes the CRD schema but not our types
+/// would fail the whole list and stall every LoadTest.
+pub fn typed(obj: &DynamicObject) -> std::result::Result<LoadTest, (String, String)> {
+    let v = serde_json::to_value(obj).map_err(|e| (String::new(), e.to_string()))?;
+    serde_path_to_error::deserialize::<_, LoadTest>(v.clone()).map_err(|e| {
+        // The plan is flattened into the spec, which hides the path inside it;
+        // the runner's plan reader names the field (e.g. spec.load.duration).
+        match barrage_runner::planfile::from_str(&v.to_string(), Default::default()) {
+            Err(barrage_runner::Error::Invalid { field, message }) => (field, message),
+            _ => (e.path().to_string(), e.into_inner().to_string()),
+        }
+    })
+}
+
+/// A LoadTest that does not convert ends Failed, with the field named in its
+/// status and an event; it is not retried until it changes.
+async fn reject(
+    obj: &DynamicObject,
+    ctx: &Context,
+    field: String,
+    message: String,
+) -> Result<Action> {
+    let msg = format!("invalid spec: {field}: {message}");
+    let mut st: LoadTestStatus = obj
+        .data
+        .get("status")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .unwrap_or_default();
+    if st.phase == Phase::Failed && st.message.as_deref() == Some(msg.as_str()) {
+        return Ok(Action::await_change());
+    }
+    let generation = obj.metadata.generation;
+    st.observed_generation = generation;
+    set_condition(
+        &mut st.conditions,
+        status::COND_VALIDATED,
+        false,
+        "InvalidSpec",
+        &msg,
+        generation,
+        now(),
+    );
+    finish(&mut st, Phase::Failed, msg.clone(), generation, now());
+    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.write_status_of(&ns, &name, &st).await?;
+    let ev = Event {
+        type_: EventType::Warning,
+        reason: "InvalidSpec".into(),
+        note: Some(msg.chars().take(1000).collect()),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx
+        .recorder
+        .publish(&ev, &obj.object_ref(&api_resource()))
+        .await
+    {
+        warn!(error = %e, "could not publish event");
+    }
+    Ok(Action::await_change())
+}
+
+pub fn api_resource() -> ApiResource {
+    ApiResource::erase::<LoadTest>(&())
+}
+
+async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     let span = info_span!("reconcile", namespace = %ns, name = %name);
     let started = std::time::Instant::now();
     let result = async {
-        if lt.meta().deletion_timestamp.is_some() {
+        if obj.meta().deletion_timestamp.is_some() {
             // Owner references let the garbage collector remove the runners.
-            ctx.runs.lock().await.remove(&lt.uid().unwrap_or_default());
+            ctx.runs.lock().await.remove(&obj.uid().unwrap_or_default());
             ctx.metrics.forget(&ns, &name);
             return Ok(Action::await_change());
         }
+        let lt = match typed(&obj) {
+            Ok(lt) => lt,
+            Err((field, message)) => return reject(&obj, &ctx, field, message).await,
+        };
         let before = lt.status.clone().unwrap_or_default();
         let next = crate::phases::step(&lt, &ctx, before.clone()).await?;
         if next.status != before {
@@ -193,7 +280,7 @@ async fn reconcile(lt: Arc<LoadTest>, ctx: Arc<Context>) -> Result<Action> {
     result
 }
 
-fn error_policy(lt: Arc<LoadTest>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(lt: Arc<DynamicObject>, err: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.failed(err.category());
     warn!(name = %lt.name_any(), category = err.category(), error = %err, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(3))
@@ -233,14 +320,15 @@ pub async fn run(
 }
 
 async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>) {
-    let (lts, pods_api, jobs): (Api<LoadTest>, Api<Pod>, Api<Job>) = match &namespace {
+    let ar = api_resource();
+    let (lts, pods_api, jobs): (Api<DynamicObject>, Api<Pod>, Api<Job>) = match &namespace {
         Some(ns) => (
-            Api::namespaced(client.clone(), ns),
+            Api::namespaced_with(client.clone(), ns, &ar),
             Api::namespaced(client.clone(), ns),
             Api::namespaced(client.clone(), ns),
         ),
         None => (
-            Api::all(client.clone()),
+            Api::all_with(client.clone(), &ar),
             Api::all(client.clone()),
             Api::all(client),
         ),
@@ -250,7 +338,7 @@ async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>
         pods::MANAGED_BY.0,
         pods::MANAGED_BY.1
     ));
-    Controller::new(lts, watcher::Config::default())
+    Controller::new_with(lts, watcher::Config::default(), ar)
         .owns(pods_api, owned.clone())
         .owns(jobs, owned)
         .shutdown_on_signal()
@@ -282,3 +370,30 @@ pub fn in_phase(st: &LoadTestStatus) -> Duration {
 }
 
 pub use status::{finish, set_condition};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(load: &str) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "barrage.dev/v1alpha1", "kind": "LoadTest",
+            "metadata": {"name": "t", "namespace": "n"},
+            "spec": {"target": {"baseUrl": "http://10.0.0.1"}, "load": serde_json::from_str::<serde_json::Value>(load).unwrap(), "requests": [{"name": "a", "path": "/"}]}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn objects_that_do_not_fit_the_types_name_the_field() {
+        assert!(typed(&obj(r#"{"users": 1, "duration": "1s"}"#)).is_ok());
+        let (field, msg) = typed(&obj(r#"{"users": 1, "duration": "10 parsecs"}"#)).unwrap_err();
+        assert_eq!(field, "spec.load.duration");
+        assert!(msg.contains("unknown unit"), "{msg}");
+        let (field, _) = typed(&obj(
+            r#"{"users": 1, "duration": "1s", "maxInFlight": 5000000000}"#,
+        ))
+        .unwrap_err();
+        assert_eq!(field, "spec.load.maxInFlight");
+    }
+}

@@ -129,13 +129,19 @@ impl<'de> Deserialize<'de> for HumanDuration {
     }
 }
 
+/// What `parse_duration` accepts, as a regular expression (for schemas).
+pub const DURATION_PATTERN: &str = r"^\s*([0-9]+(\.[0-9]*)?\s*(us|µs|ms|s|m|h)\s*)+$";
+
 impl JsonSchema for HumanDuration {
     fn schema_name() -> std::borrow::Cow<'static, str> {
         "Duration".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The pattern lets a Kubernetes apiserver refuse a bad duration at
+        // `kubectl apply`, naming the field, before any controller sees it.
         schemars::json_schema!({
             "type": "string",
+            "pattern": DURATION_PATTERN,
             "description": "A duration such as 250ms, 30s, 2m or 1h30m (units: us, ms, s, m, h)."
         })
     }
