@@ -51,6 +51,12 @@ pub fn summary(report: &Report, title: &str) -> String {
             s.dropped
         );
     }
+    if report.snapshot.data_exhausted > 0 {
+        let _ = writeln!(
+            out,
+            "  data exhausted ..... every `unique` record was used; the load stopped there"
+        );
+    }
     if s.distinct_records > 0 {
         let _ = writeln!(
             out,

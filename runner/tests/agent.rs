@@ -265,7 +265,10 @@ async fn snapshots_decode_before_and_after_the_load() {
     assert_eq!((snap.runners, snap.finished), (1, 1));
     assert_eq!(snap.runner_starts_us, vec![s.started_us.unwrap()]);
     assert_eq!(snap.requests["a"].count(), 150);
-    assert!(!snap.intervals.is_empty(), "the full snapshot carries the interval series");
+    assert!(
+        !snap.intervals.is_empty(),
+        "the full snapshot carries the interval series"
+    );
 
     // Live pulls leave the interval series out, with the same totals.
     let (code, text) = get(a.addr(), "/snapshot?intervals=false").await;

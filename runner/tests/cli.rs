@@ -984,3 +984,28 @@ fn demo_runs_the_quickstart_against_its_own_target() {
     assert!(u(&b["requests"]) > 0, "{b}");
     assert_eq!(u(&b["errors"]), 0, "{b}");
 }
+
+/// `unique` data that runs out stops the load, and the summary says why.
+#[test]
+fn running_out_of_unique_records_is_reported() {
+    let _l = load_lock();
+    let target = Target::start();
+    let dir = Dir::new("unique");
+    dir.write("users.csv", "id\nu1\nu2\nu3\nu4\nu5\n");
+    let plan = dir.write(
+        "plan.yaml",
+        &format!(
+            "target: {{baseUrl: '{}'}}\nload: {{users: 2, iterations: 50}}\ndata: {{file: users.csv, select: unique}}\nrequests: [{{name: u, path: '/u/{{{{ record.id }}}}'}}]\n",
+            target.url()
+        ),
+    );
+    let out = output(barrage(["run".as_ref(), plan.as_os_str()]));
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(out.stdout.contains("data exhausted"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("data records ....... 5 distinct"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(target.total_hits(), 5);
+}

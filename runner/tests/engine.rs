@@ -209,6 +209,19 @@ async fn think_time_paces_users_and_intervals_add_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_sets_the_iteration_period() {
+    let srv = server("routes: [{path: /, latency: 20ms}]").await;
+    // Each iteration takes ~20 ms; pacing stretches it to 250 ms start to start.
+    let plan = "target: {baseUrl: BASE}\nload: {users: 2, duration: 1s, pacing: 250ms}\nrequests: [{name: a, path: /}]";
+    let r = run_plan(&srv, plan, 1).await;
+    let n = r.summary.total.requests;
+    assert!(
+        (6..=10).contains(&n),
+        "2 users x 4 iterations expected, got {n}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stages_ramp_users_up_and_down() {
     let srv = server("routes: [{path: /, latency: 10ms}]").await;
     let plan = "target: {baseUrl: BASE}\nload: {stages: [{duration: 1s, target: 6}, {duration: 1s, target: 0}]}\nreportInterval: 500ms\nrequests: [{name: a, path: /}]";
