@@ -241,6 +241,15 @@ async fn runner_pods(lt: &LoadTest, ctx: &Context) -> Result<BTreeMap<u32, Pod>>
         .collect())
 }
 
+/// How to reach a runner pod's agent, once it has an IP.
+fn runner_ref(index: u32, p: &Pod) -> Option<RunnerRef> {
+    Some(RunnerRef {
+        index,
+        name: p.name_any(),
+        ip: observe::pod_ip(p)?,
+    })
+}
+
 fn first_failure(lt: &LoadTest, pods: &BTreeMap<u32, Pod>) -> Option<String> {
     (0..lt.spec.runners).find_map(|i| match pods.get(&i) {
         None => Some(format!("{} is gone", pods::runner_name(lt, i))),
@@ -275,13 +284,7 @@ async fn starting(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let ready: Vec<RunnerRef> = found
         .iter()
         .filter(|(_, p)| observe::is_ready(p))
-        .filter_map(|(&index, p)| {
-            Some(RunnerRef {
-                index,
-                name: p.name_any(),
-                ip: observe::pod_ip(p)?,
-            })
-        })
+        .filter_map(|(&index, p)| runner_ref(index, p))
         .collect();
     st.runners_ready = ready.len() as u32;
     st.runners = Some(status::runners_text(ready.len() as u32, total));
@@ -383,13 +386,7 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     let found = runner_pods(lt, ctx).await?;
     let refs: Vec<RunnerRef> = found
         .iter()
-        .filter_map(|(&index, p)| {
-            Some(RunnerRef {
-                index,
-                name: p.name_any(),
-                ip: observe::pod_ip(p)?,
-            })
-        })
+        .filter_map(|(&index, p)| runner_ref(index, p))
         .collect();
 
     // Pull every runner's cumulative results; keep the latest of each.
@@ -620,13 +617,7 @@ async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<()> {
                 .filter(|(_, p)| {
                     p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
                 })
-                .filter_map(|(&index, p)| {
-                    Some(RunnerRef {
-                        index,
-                        name: p.name_any(),
-                        ip: observe::pod_ip(p)?,
-                    })
-                })
+                .filter_map(|(&index, p)| runner_ref(index, p))
                 .collect();
             if !refs.is_empty() {
                 let token = ctx.token(lt).await?;

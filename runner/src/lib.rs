@@ -4,6 +4,7 @@
 pub mod duration;
 pub mod error;
 pub mod serve;
+pub mod signal;
 pub mod thresholds;
 
 pub use error::{Error, Result};

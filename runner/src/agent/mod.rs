@@ -87,7 +87,7 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
             handle.load_finished().await;
             tokio::time::sleep(opts.linger).await;
         } => "linger elapsed after the load finished",
-        () = terminate_signal() => "terminated",
+        () = crate::signal::terminate() => "terminated",
     };
     tracing::info!(reason, "agent exiting");
     handle.stop_load();
@@ -146,29 +146,6 @@ fn write_termination_log(path: &std::path::Path, e: &Error) {
         .open(path)
     {
         let _ = writeln!(f, "{e}");
-    }
-}
-
-async fn terminate_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

@@ -268,30 +268,7 @@ pub async fn run_cli(listen: &str, config: Option<&Path>) -> Result<()> {
     for route in shared.describe_routes() {
         tracing::info!("route {route}");
     }
-    run(listener, shared, shutdown_signal()).await;
+    run(listener, shared, crate::signal::terminate()).await;
     tracing::info!("target server stopped");
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
