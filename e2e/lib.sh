@@ -152,3 +152,70 @@ YAML
 
 # float comparison: check "A OP B" with awk, e.g. check 51.2 '>=' 50
 check() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }
+
+# --- The Helm chart (charts/barrage), installed through e2e/helm.py -----------------------
+# Every install watches given namespaces only: other tests run operators on the same cluster.
+HELM_RELEASE=
+OPERATOR_POD=
+OPERATOR_IP=
+
+helm_py() { python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/helm.py" "$@"; }
+
+# helm_install_barrage RELEASE WATCH_NS [EXTRA_VALUES_YAML]: install into $NS with the
+# test images, wait for the Deployment, set OPERATOR_POD/OPERATOR_IP (its first pod).
+helm_install_barrage() {
+  python3 -c 'import helm_python' 2>/dev/null ||
+    python3 -m pip install -q --disable-pip-version-check 'helm-python-sdk==0.2.2' >&2
+  local values chart
+  chart=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/charts/barrage
+  values=$(mktemp /tmp/barrage-helm-values-XXXX.yaml)
+  cat >"$values" <<YAML
+image: {repository: $E2E_IMAGE_REPO/operator, tag: "$E2E_IMAGE_TAG", pullPolicy: $E2E_PULL_POLICY}
+runner:
+  image: {repository: $E2E_IMAGE_REPO/runner, tag: "$E2E_IMAGE_TAG"}
+  pullPolicy: $E2E_PULL_POLICY
+  resources: {requests: {cpu: 50m, memory: 32Mi}}
+watchNamespaces: [$2]
+logLevel: info,barrage_operator=debug
+${3:-}
+YAML
+  HELM_RELEASE=$1
+  helm_py install "$chart" "$1" -n "$NS" -f "$values" --timeout 180 >&2 || fail "helm install $1 failed"
+  rm -f "$values"
+  k -n "$NS" rollout status "deployment/$1" --timeout=180s >/dev/null ||
+    fail "the operator Deployment $1 did not become available (readiness probe /readyz)"
+  OPERATOR_POD=$(k -n "$NS" get pods -l "app.kubernetes.io/instance=$1" --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+  OPERATOR_IP=$(k -n "$NS" get pod "$OPERATOR_POD" -o jsonpath='{.status.podIP}')
+  assert_local_pod_ip "$OPERATOR_IP"
+}
+
+# helm_uninstall_barrage RELEASE: uninstall, then wait until no pod of it is left.
+helm_uninstall_barrage() {
+  helm_py uninstall "$1" -n "$NS" --timeout 120 >/dev/null || fail "helm uninstall $1 failed"
+  HELM_RELEASE=
+  local deadline=$((SECONDS + 90))
+  until [[ -z $(k -n "$NS" get pods -l "app.kubernetes.io/instance=$1" -o name 2>/dev/null) ]]; do
+    ((SECONDS < deadline)) || fail "pods of $1 still there 90s after helm uninstall"
+    sleep 1
+  done
+}
+
+# For `trap`: operator logs on failure, uninstall what is left, clean the namespace.
+cleanup_helm_test() {
+  local rc=$1 p
+  if ((rc != 0)) && [[ -n ${NS:-} ]]; then
+    for p in $(k -n "$NS" get pods -l app.kubernetes.io/component=operator -o name 2>/dev/null); do
+      echo "--- operator log: $p ---" >&2
+      k -n "$NS" logs "$p" --tail=40 >&2 || true
+    done
+    k -n "$NS" get loadtests -o wide >&2 2>&1 || true
+  fi
+  [[ -z $HELM_RELEASE ]] || helm_py uninstall "$HELM_RELEASE" -n "$NS" --ignore-not-found --timeout 60 >/dev/null 2>&1 || true
+  cleanup_namespace "$rc"
+}
+
+# operator_metric NAME NAMESPACE LT [EXTRA_LABEL]: one sample from $OPERATOR_IP:8080/metrics.
+operator_metric() {
+  curl -sf --max-time 5 "http://$OPERATOR_IP:8080/metrics" |
+    grep "^$1{" | grep -F "namespace=\"$2\"" | grep -F "name=\"$3\"" | grep -F "${4:-}" | awk '{print $NF}' | head -n 1 || true
+}

@@ -115,6 +115,28 @@ pub async fn acquire(client: Client, namespace: &str, name: &str, me: &str) {
     });
 }
 
+/// Gives the lease up on a graceful shutdown, so that a standby takes over
+/// at once instead of waiting for it to expire.
+pub async fn release(client: Client, namespace: &str, name: &str, me: &str) {
+    let api: Api<Lease> = Api::namespaced(client, namespace);
+    let Ok(Some(mut lease)) = api.get_opt(name).await else {
+        return;
+    };
+    let Some(spec) = lease
+        .spec
+        .as_mut()
+        .filter(|s| s.holder_identity.as_deref() == Some(me))
+    else {
+        return;
+    };
+    spec.holder_identity = None;
+    spec.renew_time = None;
+    match api.replace(name, &PostParams::default(), &lease).await {
+        Ok(_) => info!(lease = name, "released the leader lease"),
+        Err(e) => warn!(error = %e, "could not release the lease; it will expire"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

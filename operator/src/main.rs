@@ -87,10 +87,10 @@ async fn main() -> ExitCode {
     let metrics = Arc::new(Metrics::default());
     let (addr, m) = (args.metrics_addr, metrics.clone());
     let server = tokio::spawn(async move { http::serve(addr, m).await });
+    let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+    let me = std::env::var("POD_NAME")
+        .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
     if args.leader_elect {
-        let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
-        let me = std::env::var("POD_NAME")
-            .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
         tracing::info!(namespace = %ns, identity = %me, "waiting for the leader lease");
         tokio::select! {
             _ = lease::acquire(client.clone(), &ns, "barrage-operator", &me) => {}
@@ -116,6 +116,9 @@ async fn main() -> ExitCode {
         start_lead: Duration::from_millis(args.start_lead_ms),
     };
     tracing::info!(namespaces = ?namespaces, "barrage-operator starting");
-    controller::run(client, config, namespaces, metrics).await;
+    controller::run(client.clone(), config, namespaces, metrics).await;
+    if args.leader_elect {
+        lease::release(client, &ns, "barrage-operator", &me).await;
+    }
     ExitCode::SUCCESS
 }

@@ -1,0 +1,399 @@
+#!/usr/bin/env python3
+"""Offline tests of charts/barrage (no cluster): lint, renders with default and
+non-default values, least-privilege RBAC, the values schema, the CRD copy, the
+Grafana dashboard.
+
+    python3 charts/tests/test_chart.py [-k SUBSTRING] [-v]
+
+Installs helm-python-sdk (the pin e2e/helm.py uses) with pip if it is missing.
+Prints one line per test, then "N passed, N failed"; exits 1 if any failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import traceback
+from typing import Any, Callable
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+CHART = os.path.join(ROOT, "charts", "barrage")
+HELM_PY = os.path.join(ROOT, "e2e", "helm.py")
+SDK_PIN = "helm-python-sdk==0.2.2"
+
+
+def ensure_sdk() -> None:
+    try:
+        import helm_python  # noqa: F401
+    except ImportError:
+        print(f"installing {SDK_PIN}", flush=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", SDK_PIN], check=True)
+
+
+ensure_sdk()
+import helm_python  # noqa: E402
+
+RELEASE, NAMESPACE = "barrage", "barrage-system"
+FULLNAME = "barrage"  # release name == chart name: the full name is the release name
+
+# The operator's API rights, exactly (issue 5). An extra verb, resource or group fails.
+LEAST_PRIVILEGE = {
+    ("barrage.dev", "loadtests"): {"get", "list", "watch"},
+    ("barrage.dev", "loadtests/status"): {"get", "patch", "update"},
+    ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    ("batch", "jobs"): {"get", "list", "watch", "create"},
+    ("", "configmaps"): {"get", "create", "patch"},
+    ("", "secrets"): {"get", "create"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+
+
+# --- helpers -----------------------------------------------------------------
+
+class Rendered:
+    """The objects a render produced, with lookups by kind/name/namespace."""
+
+    def __init__(self, manifests: dict[str, str]):
+        self.notes = ""
+        self.objects: list[dict[str, Any]] = []
+        for path, body in sorted(manifests.items()):
+            if path.endswith("NOTES.txt"):
+                self.notes = body
+                continue
+            for doc in split_docs(body):
+                obj = helm_python.values_from_yaml(doc)
+                if obj:
+                    obj.setdefault("_source", path)
+                    self.objects.append(obj)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [o for o in self.objects if o.get("kind") == kind]
+
+    def one(self, kind: str) -> dict[str, Any]:
+        found = self.of(kind)
+        assert len(found) == 1, f"expected one {kind}, got {len(found)}"
+        return found[0]
+
+    def kinds(self) -> list[str]:
+        return sorted(o["kind"] for o in self.objects)
+
+    def container(self) -> dict[str, Any]:
+        return self.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
+
+    def env(self) -> dict[str, Any]:
+        return {e["name"]: e.get("value", e.get("valueFrom")) for e in self.container().get("env", [])}
+
+
+def split_docs(body: str) -> list[str]:
+    docs, cur = [], []
+    for line in body.splitlines():
+        if line.strip() == "---":
+            docs.append("\n".join(cur))
+            cur = []
+        else:
+            cur.append(line)
+    docs.append("\n".join(cur))
+    return [d for d in docs if any(l.strip() and not l.lstrip().startswith("#") for l in d.splitlines())]
+
+
+def render(values: dict[str, Any] | None = None, namespace: str = NAMESPACE) -> Rendered:
+    chart = helm_python.Chart.load(CHART)
+    return Rendered(chart.render(values, name=RELEASE, namespace=namespace, is_install=True))
+
+
+def rules_of(role: dict[str, Any]) -> dict[tuple[str, str], set[str]]:
+    out: dict[tuple[str, str], set[str]] = {}
+    for rule in role.get("rules", []):
+        assert "nonResourceURLs" not in rule, f"unexpected nonResourceURLs in {role['metadata']['name']}"
+        for group in rule.get("apiGroups", []):
+            for res in rule.get("resources", []):
+                assert "*" not in (group, res) and "*" not in rule.get("verbs", []), f"wildcard in {rule}"
+                key = (group, res)
+                verbs = set(rule.get("verbs", []))
+                assert key not in out, f"{key} granted by two rules in {role['metadata']['name']}"
+                out[key] = verbs
+    return out
+
+
+def assert_rules(role: dict[str, Any], want: dict[tuple[str, str], set[str]]) -> None:
+    got = rules_of(role)
+    if got != want:
+        extra = {k: sorted(v - want.get(k, set())) for k, v in got.items() if v - want.get(k, set())}
+        missing = {k: sorted(v - got.get(k, set())) for k, v in want.items() if v - got.get(k, set())}
+        raise AssertionError(f"{role['kind']} {role['metadata']['name']}: extra {extra}, missing {missing}")
+
+
+def expect_render_error(values: dict[str, Any], needle: str) -> None:
+    try:
+        render(values)
+    except helm_python.HelmError as e:
+        assert needle in str(e), f"error does not mention {needle!r}: {e}"
+        return
+    raise AssertionError(f"values {values} rendered, but the schema should reject them")
+
+
+NON_DEFAULT = {
+    "watchNamespaces": ["a", "b"],
+    "replicas": 2,
+    "metrics": {"serviceMonitor": {"enabled": True, "interval": "15s", "labels": {"release": "kube-prometheus"}}},
+    "resources": {"requests": {"cpu": "100m", "memory": "96Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+    "runner": {"image": {"repository": "reg.example/barrage/runner", "tag": "1.2.3"}, "pullPolicy": "Always",
+               "resources": {"requests": {"cpu": "500m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}}},
+    "image": {"repository": "reg.example/barrage/operator", "tag": "1.2.3", "pullPolicy": "Always"},
+    "imagePullSecrets": [{"name": "regcred"}],
+    "nodeSelector": {"pool": "system"},
+    "tolerations": [{"key": "dedicated", "operator": "Exists"}],
+    "logLevel": "debug",
+}
+
+
+# --- tests -------------------------------------------------------------------
+
+def test_lint_default() -> None:
+    out = subprocess.run([sys.executable, HELM_PY, "lint", CHART, "--strict"], capture_output=True, text=True)
+    assert out.returncode == 0, f"helm.py lint --strict failed:\n{out.stdout}{out.stderr}"
+    report = helm_python.lint(CHART, None, strict=True)
+    assert not report.get("errors"), report
+    assert all(int(m.get("severity", 0)) < 2 for m in report.get("messages") or []), report
+
+
+def test_lint_non_default() -> None:
+    report = helm_python.lint(CHART, NON_DEFAULT, strict=True, namespace=NAMESPACE)
+    assert not report.get("errors"), report
+    assert all(int(m.get("severity", 0)) < 2 for m in report.get("messages") or []), report
+
+
+def test_lint_kube_versions() -> None:
+    # The local harness runs v1.20.2 (seccompProfile fields exist since v1.19); kubeVersion says >=1.20.
+    for kv in ("v1.20.2", "v1.30.0"):
+        report = helm_python.lint(CHART, NON_DEFAULT, strict=True, kube_version=kv)
+        assert not report.get("errors") and all(int(m.get("severity", 0)) < 2 for m in report.get("messages") or []), (kv, report)
+
+
+def test_chart_metadata() -> None:
+    chart = helm_python.Chart.load(CHART)
+    md = chart.metadata
+    assert md["apiVersion"] == "v2" and md["name"] == "barrage", md
+    assert md["version"] == "0.1.0" and md["appVersion"] == "dev", md
+
+
+def test_crd_is_the_same_bytes() -> None:
+    with open(os.path.join(ROOT, "crds", "loadtest.yaml"), "rb") as a, open(os.path.join(CHART, "crds", "loadtest.yaml"), "rb") as b:
+        top, chart = a.read(), b.read()
+    assert top == chart, "charts/barrage/crds/loadtest.yaml differs from crds/loadtest.yaml: cp crds/loadtest.yaml charts/barrage/crds/"
+    # And Helm loads it as the chart's one CRD file (installed before the templates).
+    crds = helm_python.Chart.load(CHART).crds
+    assert [c["name"] for c in crds] == ["crds/loadtest.yaml"], [c["name"] for c in crds]
+    assert crds[0]["data"].encode() == top, "Helm reads a different CRD text than crds/loadtest.yaml"
+
+
+def test_defaults_cluster_wide() -> None:
+    r = render()
+    assert r.kinds() == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]), r.kinds()
+    cr = r.one("ClusterRole")
+    assert_rules(cr, LEAST_PRIVILEGE)
+    crb = r.one("ClusterRoleBinding")
+    assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cr["metadata"]["name"]}
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}], crb["subjects"]
+    # Every namespaced object lives in the release namespace.
+    for o in r.objects:
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+            assert o["metadata"].get("namespace") == NAMESPACE, (o["kind"], o["metadata"])
+    env = r.env()
+    assert "BARRAGE_WATCH_NAMESPACES" not in env, "empty watchNamespaces must leave the whole cluster (no env)"
+    assert env["BARRAGE_LEADER_ELECT"] == "true"
+    assert env["BARRAGE_METRICS_ADDR"] == "0.0.0.0:8080"
+    assert env["BARRAGE_RUNNER_IMAGE"] == "docker.io/barrage/runner:dev"
+    assert env["BARRAGE_RUNNER_PULL_POLICY"] == "IfNotPresent"
+    assert "BARRAGE_RUNNER_RESOURCES" not in env
+    assert env["BARRAGE_LOG"] == "info"
+    assert r.container()["image"] == "docker.io/barrage/operator:dev"
+    assert r.container()["imagePullPolicy"] == "IfNotPresent"
+    assert r.one("Deployment")["spec"]["replicas"] == 1
+
+
+def test_deployment_pod_shape() -> None:
+    r = render()
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    c = r.container()
+    assert pod["serviceAccountName"] == FULLNAME
+    assert pod["automountServiceAccountToken"] is True
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert c["ports"] == [{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"}], c["ports"]
+    assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
+    assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
+    sel = r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert all(labels.get(k) == v for k, v in sel.items()), "pod labels do not match the selector"
+    svc = r.one("Service")
+    assert svc["spec"]["selector"] == sel
+    assert svc["spec"]["ports"] == [{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}]
+    assert svc["spec"]["type"] == "ClusterIP"
+
+
+def test_security_context() -> None:
+    r = render()
+    pod = r.one("Deployment")["spec"]["template"]["spec"]["securityContext"]
+    c = r.container()["securityContext"]
+    assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 65532, pod
+    assert pod["seccompProfile"] == {"type": "RuntimeDefault"}, pod
+    assert c["runAsNonRoot"] is True and c["runAsUser"] == 65532, c
+    assert c["readOnlyRootFilesystem"] is True
+    assert c["allowPrivilegeEscalation"] is False
+    assert c["capabilities"] == {"drop": ["ALL"]}
+    assert c["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert "privileged" not in c or c["privileged"] is False
+
+
+def test_leader_election_role() -> None:
+    r = render()
+    lease = [o for o in r.of("Role") if o["metadata"]["name"].endswith("-leader-election")]
+    assert len(lease) == 1 and len(r.of("Role")) == 1, [o["metadata"]["name"] for o in r.of("Role")]
+    assert lease[0]["metadata"]["namespace"] == NAMESPACE
+    assert_rules(lease[0], LEASE_RULES)
+    rb = r.one("RoleBinding")
+    assert rb["roleRef"]["name"] == lease[0]["metadata"]["name"] and rb["metadata"]["namespace"] == NAMESPACE
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    off = render({"leaderElection": {"enabled": False}})
+    assert not off.of("Role") and not off.of("RoleBinding"), off.kinds()
+    assert off.env()["BARRAGE_LEADER_ELECT"] == "false"
+
+
+def test_watch_namespaces_and_non_defaults() -> None:
+    r = render(NON_DEFAULT)
+    assert not r.of("ClusterRole") and not r.of("ClusterRoleBinding"), "watchNamespaces must not create cluster-wide RBAC"
+    roles = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in r.of("Role")}
+    assert roles == {("a", FULLNAME), ("b", FULLNAME), (NAMESPACE, f"{FULLNAME}-leader-election")}, roles
+    for role in r.of("Role"):
+        assert_rules(role, LEASE_RULES if role["metadata"]["name"].endswith("-leader-election") else LEAST_PRIVILEGE)
+    bindings = {(o["metadata"]["namespace"], o["roleRef"]["kind"], o["roleRef"]["name"]) for o in r.of("RoleBinding")}
+    assert bindings == {("a", "Role", FULLNAME), ("b", "Role", FULLNAME), (NAMESPACE, "Role", f"{FULLNAME}-leader-election")}, bindings
+    for rb in r.of("RoleBinding"):
+        assert rb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}], rb["subjects"]
+    env = r.env()
+    assert env["BARRAGE_WATCH_NAMESPACES"] == "a,b", env
+    assert env["BARRAGE_RUNNER_IMAGE"] == "reg.example/barrage/runner:1.2.3"
+    assert env["BARRAGE_RUNNER_PULL_POLICY"] == "Always"
+    assert json.loads(env["BARRAGE_RUNNER_RESOURCES"]) == NON_DEFAULT["runner"]["resources"]
+    assert env["BARRAGE_LOG"] == "debug"
+    d = r.one("Deployment")
+    assert d["spec"]["replicas"] == 2
+    c = r.container()
+    assert c["image"] == "reg.example/barrage/operator:1.2.3" and c["imagePullPolicy"] == "Always"
+    assert c["resources"] == NON_DEFAULT["resources"], c["resources"]
+    pod = d["spec"]["template"]["spec"]
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert pod["nodeSelector"] == {"pool": "system"}
+    assert pod["tolerations"] == NON_DEFAULT["tolerations"]
+    sm = r.one("ServiceMonitor")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1" and sm["metadata"]["namespace"] == NAMESPACE
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus"
+    assert sm["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "15s"}], sm["spec"]["endpoints"]
+    assert sm["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+    assert "a, b" in r.notes
+
+
+def test_service_monitor_only_when_enabled() -> None:
+    assert not render().of("ServiceMonitor")
+    assert render({"metrics": {"serviceMonitor": {"enabled": True}}}).of("ServiceMonitor")
+    off = render({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}})
+    assert not off.of("ServiceMonitor") and not off.of("Service"), off.kinds()
+    # The probes still need the HTTP port.
+    assert off.container()["readinessProbe"]["httpGet"]["port"] == "http-metrics"
+    port = render({"metrics": {"port": 9100}})
+    assert port.env()["BARRAGE_METRICS_ADDR"] == "0.0.0.0:9100"
+    assert port.container()["ports"][0]["containerPort"] == 9100
+    assert port.one("Service")["spec"]["ports"][0]["port"] == 9100
+
+
+def test_no_rbac_and_existing_service_account() -> None:
+    r = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops-barrage"}})
+    assert r.kinds() == ["Deployment", "Service"], r.kinds()
+    assert r.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-barrage"
+    r = render({"serviceAccount": {"create": False, "name": "ops-barrage"}})
+    assert not r.of("ServiceAccount")
+    for b in r.of("ClusterRoleBinding") + r.of("RoleBinding"):
+        assert b["subjects"][0]["name"] == "ops-barrage", b
+    r = render({"serviceAccount": {"create": True, "name": "custom", "annotations": {"eks.amazonaws.com/role-arn": "arn:x"}}})
+    sa = r.one("ServiceAccount")
+    assert sa["metadata"]["name"] == "custom" and sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:x"}
+    assert r.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "custom"
+
+
+def test_schema_rejects_wrong_types() -> None:
+    expect_render_error({"replicas": "two"}, "/replicas")
+    expect_render_error({"watchNamespaces": "a"}, "/watchNamespaces")
+    expect_render_error({"watchNamespaces": ["Not_A_Namespace"]}, "/watchNamespaces")
+    expect_render_error({"metrics": {"port": "x"}}, "/metrics/port")
+    expect_render_error({"metrics": {"port": 70000}}, "/metrics/port")
+    expect_render_error({"leaderElection": {"enabled": "yes"}}, "/leaderElection/enabled")
+    expect_render_error({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy")
+    expect_render_error({"runner": {"resources": "big"}}, "/runner/resources")
+    expect_render_error({"rbac": {"create": "true"}}, "/rbac/create")
+    expect_render_error({"replica": 2}, "replica")  # a typo'd top-level key
+    expect_render_error({"metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}}, "interval")
+
+
+def test_grafana_dashboard() -> None:
+    with open(os.path.join(CHART, "dashboards", "barrage.json"), encoding="utf-8") as f:
+        dash = json.load(f)
+    exprs = " ".join(t["expr"] for p in dash["panels"] for t in p.get("targets", []))
+    for metric in ("barrage_loadtest_rps", "barrage_loadtest_requests_total", "barrage_loadtest_latency_seconds",
+                   "barrage_loadtest_error_ratio", "barrage_loadtest_runners_ready", "barrage_reconcile_errors_total",
+                   "barrage_reconciles_total", "barrage_reconcile_duration_seconds_bucket"):
+        assert metric in exprs, f"no panel uses {metric}"
+    for q in ("0.5", "0.95", "0.99"):
+        assert f'quantile="{q}"' in exprs, q
+    assert "by (category)" in exprs
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids)), "duplicate panel ids"
+    assert not render().of("ConfigMap")
+    r = render({"grafana": {"dashboard": {"enabled": True}}})
+    cm = r.one("ConfigMap")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert json.loads(cm["data"]["barrage.json"]) == dash, "the ConfigMap does not carry the dashboard verbatim"
+    cm = render({"grafana": {"dashboard": {"enabled": True, "namespace": "monitoring"}}}).one("ConfigMap")
+    assert cm["metadata"]["namespace"] == "monitoring"
+
+
+def test_cli_render_matches() -> None:
+    # e2e/helm.py render is what people (and the e2e test) use: it must take --set like helm.
+    out = subprocess.run([sys.executable, HELM_PY, "render", CHART, "--name", RELEASE, "-n", NAMESPACE,
+                          "--set", "watchNamespaces={x,y}", "--set", "image.pullPolicy=Never"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert 'value: "x,y"' in out.stdout and "imagePullPolicy: Never" in out.stdout, out.stdout[:2000]
+    out = subprocess.run([sys.executable, HELM_PY, "render", CHART, "--set", "replicas=two"], capture_output=True, text=True)
+    assert out.returncode == 1 and "/replicas" in out.stderr, (out.returncode, out.stderr)
+
+
+def main(argv: list[str]) -> int:
+    only = argv[argv.index("-k") + 1] if "-k" in argv else ""
+    verbose = "-v" in argv
+    tests: list[tuple[str, Callable[[], None]]] = [
+        (n, f) for n, f in globals().items() if n.startswith("test_") and callable(f) and only in n
+    ]
+    passed = failed = 0
+    for name, fn in tests:
+        try:
+            fn()
+        except Exception as e:  # noqa: BLE001 - report every failure, keep going
+            failed += 1
+            print(f"FAIL {name}: {type(e).__name__}: {e}")
+            if verbose:
+                traceback.print_exc()
+        else:
+            passed += 1
+            print(f"ok   {name}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or not tests else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
