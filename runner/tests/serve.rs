@@ -51,11 +51,26 @@ impl Client {
     }
 
     async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> Reply {
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// `send` with extra request headers.
+    async fn send_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
         let start = Instant::now();
-        let head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n\r\n",
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
             body.len()
         );
+        for (n, v) in headers {
+            head += &format!("{n}: {v}\r\n");
+        }
+        head += "\r\n";
         let stream = self.conn.get_mut();
         stream.write_all(head.as_bytes()).await.expect("write head");
         stream.write_all(body).await.expect("write body");
@@ -541,5 +556,475 @@ mod serve {
             Err(Error::Read { .. })
         ));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // --- The auth flow (register, authorize with PKCE, token, bearer checks).
+
+    /// RFC 7636 Appendix B.
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const REDIRECT: &str = "http://app.test/cb";
+
+    fn json(r: &Reply) -> serde_json::Value {
+        serde_json::from_str(&r.body).unwrap_or_else(|e| panic!("{e}: {:?}", r.body))
+    }
+
+    fn basic(email: &str, password: &str) -> String {
+        use base64::Engine as _;
+        let creds = base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"));
+        format!("Basic {creds}")
+    }
+
+    fn bearer(token: &str) -> String {
+        format!("Bearer {token}")
+    }
+
+    async fn register(c: &mut Client, email: &str, password: &str) -> Reply {
+        let body = serde_json::json!({"email": email, "password": password}).to_string();
+        c.send("POST", "/auth/register", body.as_bytes()).await
+    }
+
+    fn authorize_path(challenge: &str, method: &str, state: &str) -> String {
+        format!(
+            "/auth/authorize?client_id=barrage&redirect_uri={}&response_type=code\
+             &code_challenge={challenge}&code_challenge_method={method}&state={state}",
+            "http%3A%2F%2Fapp.test%2Fcb"
+        )
+    }
+
+    /// GET /auth/authorize with Basic credentials; the code from the redirect.
+    async fn authorize(c: &mut Client, email: &str, password: &str, challenge: &str) -> String {
+        let auth = basic(email, password);
+        let r = c
+            .send_with(
+                "GET",
+                &authorize_path(challenge, "S256", "st"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 302, "{}", r.body);
+        let location = r.header("location").expect("a Location header");
+        let query = location
+            .strip_prefix(&format!("{REDIRECT}?"))
+            .unwrap_or_else(|| panic!("{location}"));
+        query
+            .split('&')
+            .find_map(|p| p.strip_prefix("code="))
+            .expect("a code")
+            .to_string()
+    }
+
+    async fn exchange(c: &mut Client, code: &str, verifier: &str) -> Reply {
+        let body = format!(
+            "grant_type=authorization_code&code={code}&code_verifier={verifier}\
+             &redirect_uri=http%3A%2F%2Fapp.test%2Fcb"
+        );
+        c.send_with(
+            "POST",
+            "/auth/token",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        )
+        .await
+    }
+
+    /// Register (if needed), authorize and exchange: an access token.
+    async fn login(c: &mut Client, email: &str, password: &str) -> String {
+        let r = register(c, email, password).await;
+        assert!(matches!(r.status, 201 | 409), "{r:?}");
+        let code = authorize(c, email, password, CHALLENGE).await;
+        let r = exchange(c, &code, VERIFIER).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        json(&r)["access_token"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn auth_flow_end_to_end() {
+        let s = server(
+            "auth: {tokenTtl: 1h}\n\
+             routes:\n\
+             - {method: GET, path: /private, requireToken: true, body: secret}\n\
+             - {path: /public, body: public}",
+        )
+        .await;
+        let mut c = Client::connect(s.addr()).await;
+
+        let r = register(&mut c, "alice@example.com", "s3cret").await;
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let alice = json(&r)["userId"].as_str().unwrap().to_string();
+        assert_eq!(
+            s.user_id("alice@example.com").as_deref(),
+            Some(alice.as_str())
+        );
+        let r = register(&mut c, "alice@example.com", "other").await;
+        assert_eq!(r.status, 409, "duplicate email: {}", r.body);
+        assert_eq!(
+            c.send("POST", "/auth/register", b"{\"email\":1}")
+                .await
+                .status,
+            400
+        );
+        assert_eq!(
+            c.send("POST", "/auth/register", b"not json").await.status,
+            400
+        );
+        assert_eq!(s.registered_users(), 1);
+
+        // Authorize: 302 to the redirect URI with the code and the state.
+        let auth = basic("alice@example.com", "s3cret");
+        let r = c
+            .send_with(
+                "GET",
+                &authorize_path(CHALLENGE, "S256", "xyz%20%2F1"),
+                &[("Authorization", &auth)],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 302, "{}", r.body);
+        let location = r.header("location").unwrap().to_string();
+        assert!(
+            location.starts_with("http://app.test/cb?code="),
+            "{location}"
+        );
+        assert!(location.ends_with("&state=xyz%20%2F1"), "{location}");
+        let code = location["http://app.test/cb?code=".len()..]
+            .split('&')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(code.len(), 43, "{code}");
+
+        // A wrong verifier is refused (and does not use the code up).
+        let wrong = "A".repeat(43);
+        let r = exchange(&mut c, &code, &wrong).await;
+        assert_eq!(r.status, 400);
+        assert_eq!(json(&r)["error"], "invalid_grant");
+        // The right one gets a token.
+        let r = exchange(&mut c, &code, VERIFIER).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let v = json(&r);
+        assert_eq!(v["token_type"], "Bearer");
+        assert_eq!(v["expires_in"], 3600);
+        let token = v["access_token"].as_str().unwrap().to_string();
+        assert!(token.len() >= 32, "{token}");
+        // A code is single-use.
+        let r = exchange(&mut c, &code, VERIFIER).await;
+        assert_eq!(
+            (r.status, json(&r)["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        assert_eq!(s.tokens_issued(), 1);
+
+        // Bearer checks.
+        let r = c
+            .send_with(
+                "GET",
+                "/auth/me",
+                &[("Authorization", &bearer(&token))],
+                b"",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(json(&r)["userId"], alice.as_str());
+        assert_eq!(json(&r)["email"], "alice@example.com");
+        let r = c.get("/auth/me").await;
+        assert_eq!(r.status, 401);
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+        let r = c
+            .send_with("GET", "/auth/me", &[("Authorization", "Bearer nope")], b"")
+            .await;
+        assert_eq!(
+            (r.status, json(&r)["error"].as_str()),
+            (401, Some("invalid_token"))
+        );
+        let r = c
+            .send_with("GET", "/auth/me", &[("Authorization", &auth)], b"")
+            .await;
+        assert_eq!(r.status, 401, "Basic is not a bearer token");
+
+        // requireToken routes.
+        let r = c
+            .send_with(
+                "GET",
+                "/private",
+                &[("Authorization", &bearer(&token))],
+                b"",
+            )
+            .await;
+        assert_eq!((r.status, r.body.as_str()), (200, "secret"));
+        assert_eq!(c.get("/private").await.status, 401);
+        assert_eq!(c.get("/public").await.status, 200);
+        assert_eq!(c.send("PUT", "/auth/authorize", b"").await.status, 405);
+
+        assert_eq!(s.distinct_users(), 1);
+        assert_eq!(
+            s.user_requests().get(&alice),
+            Some(&2),
+            "{:?}",
+            s.user_requests()
+        );
+        assert_eq!(s.hits("/private"), 2);
+        assert_eq!(s.hits("/auth/token"), 3);
+        assert_eq!(s.hits("/auth/authorize"), 1);
+    }
+
+    #[tokio::test]
+    async fn authorize_and_token_errors() {
+        // A catch-all route does not hide the auth endpoints.
+        let s = server("auth: {}\nroutes: [{path: '/*', status: 418}]").await;
+        let mut c = Client::connect(s.addr()).await;
+        assert_eq!(register(&mut c, "bob@example.com", "pw").await.status, 201);
+        let good = basic("bob@example.com", "pw");
+        let get = |path: String, auth: String| (path, auth);
+        let cases = [
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s"),
+                    basic("bob@example.com", "bad"),
+                ),
+                401,
+            ),
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s"),
+                    basic("eve@example.com", "pw"),
+                ),
+                401,
+            ),
+            (
+                get(authorize_path(CHALLENGE, "S256", "s"), String::new()),
+                401,
+            ),
+            (
+                get(authorize_path(CHALLENGE, "plain", "s"), good.clone()),
+                400,
+            ),
+            (get(authorize_path("", "S256", "s"), good.clone()), 400),
+            (
+                get(authorize_path("tooShort", "S256", "s"), good.clone()),
+                400,
+            ),
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s")
+                        .replace("&code_challenge_method=S256", ""),
+                    good.clone(),
+                ),
+                400,
+            ),
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s").replace("&code_challenge=", "&x="),
+                    good.clone(),
+                ),
+                400,
+            ),
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s")
+                        .replace("response_type=code", "response_type=token"),
+                    good.clone(),
+                ),
+                400,
+            ),
+            (
+                get(
+                    authorize_path(CHALLENGE, "S256", "s").replace("client_id=barrage&", ""),
+                    good.clone(),
+                ),
+                400,
+            ),
+        ];
+        for ((path, auth), want) in cases {
+            let headers: &[(&str, &str)] = if auth.is_empty() {
+                &[]
+            } else {
+                &[("Authorization", &auth)]
+            };
+            let r = c.send_with("GET", &path, headers, b"").await;
+            assert_eq!(r.status, want, "{path} {auth}: {}", r.body);
+            assert!(json(&r)["error"].is_string(), "{}", r.body);
+        }
+        // Another method falls through to the routes, like any path.
+        assert_eq!(c.send("PUT", "/auth/authorize", b"").await.status, 418);
+
+        // The form POST variant, to a redirect URI that already has a query.
+        let body = format!(
+            "client_id=c&redirect_uri=http%3A%2F%2Fapp.test%2Fcb%3Fx%3D1&response_type=code\
+             &code_challenge={CHALLENGE}&code_challenge_method=S256\
+             &email=bob%40example.com&password=pw"
+        );
+        let form = [("Content-Type", "application/x-www-form-urlencoded")];
+        let r = c
+            .send_with("POST", "/auth/authorize", &form, body.as_bytes())
+            .await;
+        assert_eq!(r.status, 302, "{}", r.body);
+        let location = r.header("location").unwrap();
+        let code = location
+            .strip_prefix("http://app.test/cb?x=1&code=")
+            .unwrap_or_else(|| panic!("{location}"))
+            .to_string();
+        let r = c
+            .send_with(
+                "POST",
+                "/auth/authorize",
+                &form,
+                body.replace("pw", "nope").as_bytes(),
+            )
+            .await;
+        assert_eq!(r.status, 401);
+
+        // Token errors: the redirect URI must match, the grant type be known.
+        let token_req = |extra: &str| {
+            format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}{extra}")
+        };
+        for (body, error) in [
+            (
+                token_req("&redirect_uri=http%3A%2F%2Fapp.test%2Fcb"),
+                "invalid_grant",
+            ),
+            (token_req(""), "invalid_grant"),
+            (
+                token_req("&redirect_uri=x").replace("authorization_code", "password"),
+                "unsupported_grant_type",
+            ),
+            (
+                token_req("&redirect_uri=x").replace(&code, "unknown"),
+                "invalid_grant",
+            ),
+            (
+                token_req("&redirect_uri=x").replace(VERIFIER, "short"),
+                "invalid_grant",
+            ),
+        ] {
+            let r = c
+                .send_with("POST", "/auth/token", &form, body.as_bytes())
+                .await;
+            assert_eq!(
+                (r.status, json(&r)["error"].as_str()),
+                (400, Some(error)),
+                "{body}"
+            );
+        }
+        let good = token_req("&redirect_uri=http%3A%2F%2Fapp.test%2Fcb%3Fx%3D1");
+        let r = c
+            .send_with("POST", "/auth/token", &form, good.as_bytes())
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(c.get("/elsewhere").await.status, 418);
+    }
+
+    #[tokio::test]
+    async fn codes_and_tokens_expire() {
+        let s = server("auth: {tokenTtl: 300ms, codeTtl: 300ms}").await;
+        let mut c = Client::connect(s.addr()).await;
+        let token = login(&mut c, "carol@example.com", "pw").await;
+        let stale_code = authorize(&mut c, "carol@example.com", "pw", CHALLENGE).await;
+        let me = |t: &str| ("Authorization".to_string(), bearer(t));
+        let (n, v) = me(&token);
+        assert_eq!(
+            c.send_with("GET", "/auth/me", &[(&n, &v)], b"")
+                .await
+                .status,
+            200
+        );
+        tokio::time::sleep(ms(400)).await;
+        assert_eq!(
+            c.send_with("GET", "/auth/me", &[(&n, &v)], b"")
+                .await
+                .status,
+            401
+        );
+        let r = exchange(&mut c, &stale_code, VERIFIER).await;
+        assert_eq!(
+            (r.status, json(&r)["error"].as_str()),
+            (400, Some("invalid_grant"))
+        );
+        // Any verifier whose challenge was sent works, not just the RFC's.
+        let verifier = "x".repeat(64);
+        let challenge = barrage_runner::serve::pkce_challenge(&verifier);
+        let code = authorize(&mut c, "carol@example.com", "pw", &challenge).await;
+        let r = exchange(&mut c, &code, &verifier).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(json(&r)["expires_in"], 0, "300ms rounds down to 0 s");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn distinct_users_and_per_user_counts() {
+        let s = server("auth: {}\nroutes: [{path: /api/*, requireToken: true, body: ok}]").await;
+        let addr = s.addr();
+        // Five users registered, three of them log in and make 1, 2 and 3
+        // requests each on their own connections; the third logs in twice.
+        let mut c = Client::connect(addr).await;
+        for i in 0..5 {
+            assert_eq!(
+                register(&mut c, &format!("u{i}@example.com"), "pw")
+                    .await
+                    .status,
+                201
+            );
+        }
+        let mut tasks = Vec::new();
+        for i in 0..3usize {
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::connect(addr).await;
+                let email = format!("u{i}@example.com");
+                let mut tokens = vec![login(&mut c, &email, "pw").await];
+                if i == 2 {
+                    tokens.push(login(&mut c, &email, "pw").await);
+                }
+                for n in 0..=i {
+                    let t = bearer(&tokens[n % tokens.len()]);
+                    let r = c
+                        .send_with("GET", "/api/x", &[("Authorization", &t)], b"")
+                        .await;
+                    assert_eq!(r.status, 200);
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // Refused requests count for nobody.
+        assert_eq!(c.get("/api/x").await.status, 401);
+
+        assert_eq!(s.distinct_users(), 3);
+        assert_eq!(s.registered_users(), 5);
+        assert_eq!(s.tokens_issued(), 4);
+        let counts = s.user_requests();
+        assert_eq!(counts.len(), 5);
+        for i in 0..5u64 {
+            let id = s.user_id(&format!("u{i}@example.com")).unwrap();
+            let want = if i < 3 { i + 1 } else { 0 };
+            assert_eq!(counts[&id], want, "u{i}: {counts:?}");
+        }
+        assert_eq!(s.hits("/api/*"), 7);
+    }
+
+    #[tokio::test]
+    async fn builtin_has_auth() {
+        let s = spawn_local(ServeConfig::builtin()).await.unwrap();
+        let mut c = Client::connect(s.addr()).await;
+        assert_eq!(c.get("/account/plan").await.status, 401);
+        let token = login(&mut c, "demo@example.com", "demo").await;
+        let r = c
+            .send_with(
+                "GET",
+                "/account/plan",
+                &[("Authorization", &bearer(&token))],
+                b"",
+            )
+            .await;
+        assert_eq!((r.status, json(&r)["plan"].as_str()), (200, Some("demo")));
+        assert_eq!(s.distinct_users(), 1);
+        // Without `auth`, the endpoints do not exist and requireToken is refused.
+        let s = server("routes: [{path: /}]").await;
+        let mut c = Client::connect(s.addr()).await;
+        assert_eq!(c.send("POST", "/auth/register", b"{}").await.status, 404);
+        assert_eq!(s.distinct_users(), 0);
+        let (field, _) = invalid("routes: [{path: /, requireToken: true}]");
+        assert_eq!(field, "routes[0].requireToken");
     }
 }

@@ -23,7 +23,42 @@ const BUILTIN_YAML: &str = include_str!("builtin.yaml");
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServeConfig {
     /// Tried in order; the first route whose method and path match answers.
+    /// May be empty only when `auth` is set.
+    #[serde(default)]
     pub routes: Vec<RouteSpec>,
+    /// Enables the `/auth/*` endpoints (register, authorize with PKCE,
+    /// token, me) and `requireToken` on routes. See `auth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+}
+
+/// The OAuth-like auth flow's settings (`auth: {}` takes the defaults).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthSpec {
+    /// Lifetime of access tokens; `expires_in` in the token response. Default 1h.
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl: HumanDuration,
+    /// Lifetime of authorization codes. Default 10m.
+    #[serde(default = "default_code_ttl")]
+    pub code_ttl: HumanDuration,
+}
+
+impl Default for AuthSpec {
+    fn default() -> Self {
+        AuthSpec {
+            token_ttl: default_token_ttl(),
+            code_ttl: default_code_ttl(),
+        }
+    }
+}
+
+fn default_token_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(3600))
+}
+
+fn default_code_ttl() -> HumanDuration {
+    HumanDuration(Duration::from_secs(600))
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -49,6 +84,14 @@ pub struct RouteSpec {
     pub error_status: u16,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stall: Option<StallSpec>,
+    /// Answer 401 unless `Authorization: Bearer TOKEN` carries a live token
+    /// from `/auth/token` (needs the `auth` section).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub require_token: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A window, measured from server start, during which every request on the
@@ -90,6 +133,7 @@ impl RouteSpec {
             error_rate: 0.0,
             error_status: default_error_status(),
             stall: None,
+            require_token: false,
         })
     }
 }
@@ -134,16 +178,32 @@ impl ServeConfig {
     /// Checks what the types alone cannot. `from_yaml_str` calls it; call it
     /// yourself for a config built in code.
     pub fn validate(&self) -> Result<()> {
-        if self.routes.is_empty() {
+        if self.routes.is_empty() && self.auth.is_none() {
             return Err(Error::invalid(
                 "routes",
                 "no routes (every request would get 404)",
             ));
         }
+        if let Some(auth) = &self.auth {
+            for (name, ttl) in [("tokenTtl", auth.token_ttl), ("codeTtl", auth.code_ttl)] {
+                if ttl.as_duration().is_zero() {
+                    return Err(Error::invalid(
+                        format!("auth.{name}"),
+                        "must be longer than 0 (e.g. \"1h\")",
+                    ));
+                }
+            }
+        }
         for (i, r) in self.routes.iter().enumerate() {
             let field = |name: &str| format!("routes[{i}].{name}");
             if let Some(m) = &r.method {
                 parse_method(m).map_err(|msg| Error::invalid(field("method"), msg))?;
+            }
+            if r.require_token && self.auth.is_none() {
+                return Err(Error::invalid(
+                    field("requireToken"),
+                    "needs an `auth` section (e.g. `auth: {}`) to issue tokens",
+                ));
             }
             check_status(r.status).map_err(|msg| Error::invalid(field("status"), msg))?;
             check_status(r.error_status)
@@ -213,5 +273,36 @@ mod tests {
         let r = &c.routes[0];
         assert_eq!((r.status, r.error_status, r.error_rate), (200, 500, 0.0));
         assert!(r.method.is_none() && r.body.is_empty() && r.latency.is_zero());
+        assert!(!r.require_token && c.auth.is_none());
+    }
+
+    #[test]
+    fn auth_section_defaults_and_checks() {
+        let c = ServeConfig::from_yaml_str("auth: {}").unwrap();
+        assert!(c.routes.is_empty());
+        assert_eq!(c.auth, Some(AuthSpec::default()));
+        assert_eq!(
+            AuthSpec::default().token_ttl.as_duration(),
+            Duration::from_secs(3600)
+        );
+        let c = ServeConfig::from_yaml_str(
+            "auth: {tokenTtl: 5m}\nroutes: [{path: /p, requireToken: true}]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.auth.unwrap().token_ttl.as_duration(),
+            Duration::from_secs(300)
+        );
+        assert!(c.routes[0].require_token);
+        let field = |yaml: &str| match ServeConfig::from_yaml_str(yaml) {
+            Err(Error::Invalid { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            field("routes: [{path: /, requireToken: true}]"),
+            "routes[0].requireToken"
+        );
+        assert_eq!(field("auth: {tokenTtl: 0s}"), "auth.tokenTtl");
+        assert!(field("auth: {tokenTTL: 1h}").starts_with("auth"));
     }
 }

@@ -18,12 +18,17 @@ use hyper::{
 };
 
 use super::{
+    auth::{self, Auth, Endpoint},
     config::{ServeConfig, parse_method},
     latency::Latency,
     path::PathPattern,
 };
 
 pub(crate) struct Route {
+    /// An `/auth/*` endpoint, or None for a configured route.
+    auth: Option<Endpoint>,
+    /// 401 without a live bearer token.
+    require_token: bool,
     method: Option<Method>,
     path: PathPattern,
     status: StatusCode,
@@ -44,6 +49,8 @@ pub(crate) struct Shared {
     pub(crate) started: Instant,
     /// Requests answered 404 or 405.
     pub(crate) unmatched: AtomicU64,
+    /// Users, codes and tokens, when the config has an `auth` section.
+    pub(crate) auth: Option<Auth>,
 }
 
 impl Shared {
@@ -51,46 +58,68 @@ impl Shared {
     /// only for a config built in code) are skipped or clamped with a warning
     /// rather than failing the server.
     pub(crate) fn new(config: &ServeConfig, started: Instant) -> Shared {
-        let routes = config
-            .routes
-            .iter()
-            .map(|r| {
-                let mut headers = HeaderMap::with_capacity(r.headers.len());
-                for (name, value) in &r.headers {
-                    match (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-                        (Ok(n), Ok(v)) => {
-                            headers.append(n, v);
-                        }
-                        _ => tracing::warn!(route = %r.path, header = %name, "invalid header skipped"),
-                    }
-                }
-                let status = |code| {
-                    StatusCode::from_u16(code).unwrap_or_else(|_| {
-                        tracing::warn!(route = %r.path, code, "invalid status, using 500");
-                        StatusCode::INTERNAL_SERVER_ERROR
-                    })
-                };
-                Route {
-                    method: r.method.as_deref().and_then(|m| parse_method(m).ok()),
-                    path: r.path.clone(),
-                    status: status(r.status),
-                    body: Bytes::from(r.body.clone()),
-                    headers,
-                    latency: r.latency.clone(),
-                    error_ppm: (r.error_rate.clamp(0.0, 1.0) * 1e6).round() as u32,
-                    error_status: status(r.error_status),
-                    stall: r.stall.map(|s| {
-                        let (a, b) = s.window();
-                        (started + a, started + b)
-                    }),
+        // The auth endpoints come first, so a catch-all route cannot hide them.
+        let auth_routes = config.auth.iter().flat_map(|_| {
+            auth::ENDPOINTS
+                .iter()
+                .map(|(method, path, endpoint)| Route {
+                    auth: Some(*endpoint),
+                    require_token: false,
+                    method: Some(method.clone()),
+                    path: path.parse().expect("valid auth path"),
+                    status: StatusCode::OK,
+                    body: Bytes::new(),
+                    headers: HeaderMap::new(),
+                    latency: Latency::default(),
+                    error_ppm: 0,
+                    error_status: StatusCode::INTERNAL_SERVER_ERROR,
+                    stall: None,
                     hits: AtomicU64::new(0),
+                })
+        });
+        let configured = config.routes.iter().map(|r| {
+            let mut headers = HeaderMap::with_capacity(r.headers.len());
+            for (name, value) in &r.headers {
+                match (
+                    HeaderName::from_bytes(name.as_bytes()),
+                    HeaderValue::from_str(value),
+                ) {
+                    (Ok(n), Ok(v)) => {
+                        headers.append(n, v);
+                    }
+                    _ => tracing::warn!(route = %r.path, header = %name, "invalid header skipped"),
                 }
-            })
-            .collect();
+            }
+            let status = |code| {
+                StatusCode::from_u16(code).unwrap_or_else(|_| {
+                    tracing::warn!(route = %r.path, code, "invalid status, using 500");
+                    StatusCode::INTERNAL_SERVER_ERROR
+                })
+            };
+            Route {
+                auth: None,
+                require_token: r.require_token,
+                method: r.method.as_deref().and_then(|m| parse_method(m).ok()),
+                path: r.path.clone(),
+                status: status(r.status),
+                body: Bytes::from(r.body.clone()),
+                headers,
+                latency: r.latency.clone(),
+                error_ppm: (r.error_rate.clamp(0.0, 1.0) * 1e6).round() as u32,
+                error_status: status(r.error_status),
+                stall: r.stall.map(|s| {
+                    let (a, b) = s.window();
+                    (started + a, started + b)
+                }),
+                hits: AtomicU64::new(0),
+            }
+        });
+        let routes = auth_routes.chain(configured).collect();
         Shared {
             routes,
             started,
             unmatched: AtomicU64::new(0),
+            auth: config.auth.as_ref().map(Auth::new),
         }
     }
 
@@ -120,7 +149,13 @@ impl Shared {
     pub(crate) fn describe_routes(&self) -> impl Iterator<Item = String> + '_ {
         self.routes.iter().map(|r| {
             let method = r.method.as_ref().map_or("*", Method::as_str);
+            if r.auth.is_some() {
+                return format!("{method} {} -> auth", r.path);
+            }
             let mut s = format!("{method} {} -> {}", r.path, r.status.as_u16());
+            if r.require_token {
+                s += " (bearer token)";
+            }
             if !r.latency.is_zero() {
                 s += &format!(" latency {}", r.latency);
             }
@@ -156,6 +191,26 @@ impl Shared {
             return Ok(response(status, Bytes::new(), None));
         };
         route.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(endpoint) = route.auth {
+            return Ok(match &self.auth {
+                Some(a) => a.handle(endpoint, req).await,
+                None => {
+                    drain(req).await;
+                    response(StatusCode::NOT_FOUND, Bytes::new(), None)
+                }
+            });
+        }
+        if route.require_token
+            && self
+                .auth
+                .as_ref()
+                .is_none_or(|a| a.authenticate(req.headers(), |_| ()).is_none())
+        {
+            // Refused at once: no latency, stall or error draw.
+            let resp = auth::unauthorized(req.headers());
+            drain(req).await;
+            return Ok(resp);
+        }
         // Read the request body to its end (chunks are slices of hyper's read
         // buffer, nothing is copied) so the connection stays reusable.
         drain(req).await;
@@ -195,7 +250,7 @@ fn response(status: StatusCode, body: Bytes, headers: Option<&HeaderMap>) -> Res
     resp
 }
 
-async fn drain(req: Request<Incoming>) {
+pub(super) async fn drain(req: Request<Incoming>) {
     use hyper::body::Body as _;
     let mut body = req.into_body();
     if body.is_end_stream() {

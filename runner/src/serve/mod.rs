@@ -8,12 +8,15 @@
 //! connections" target, hence: one small task per connection, hyper buffers
 //! kept at their minimum, responses prebuilt (see `handler`).
 
+mod auth;
 mod config;
 mod handler;
 mod latency;
 mod path;
+mod sha256;
 
 use std::{
+    collections::BTreeMap,
     future::Future,
     net::SocketAddr,
     path::Path,
@@ -29,10 +32,16 @@ use tokio::{
     task::JoinHandle,
 };
 
-pub use config::{RouteSpec, ServeConfig, StallSpec};
+pub use config::{AuthSpec, RouteSpec, ServeConfig, StallSpec};
 pub use hyper::Method;
 pub use latency::Latency;
 pub use path::PathPattern;
+
+/// The PKCE S256 code challenge for `verifier`: base64url without padding of
+/// its SHA-256, as `/auth/authorize` expects (RFC 7636).
+pub fn pkce_challenge(verifier: &str) -> String {
+    auth::s256_challenge(verifier)
+}
 
 use crate::error::{Error, Result};
 use handler::Shared;
@@ -226,6 +235,40 @@ impl LocalServer {
         self.shared
             .unmatched
             .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Distinct users whose tokens were accepted by a token-checked request
+    /// (`GET /auth/me` or a `requireToken` route). 0 without `auth`.
+    pub fn distinct_users(&self) -> u64 {
+        self.shared.auth.as_ref().map_or(0, |a| a.distinct_users())
+    }
+
+    /// Token-checked requests per registered user, by user id (users that
+    /// made none are listed with 0).
+    pub fn user_requests(&self) -> BTreeMap<String, u64> {
+        self.shared
+            .auth
+            .as_ref()
+            .map(|a| a.user_requests())
+            .unwrap_or_default()
+    }
+
+    /// Users registered through `POST /auth/register`.
+    pub fn registered_users(&self) -> usize {
+        self.shared
+            .auth
+            .as_ref()
+            .map_or(0, |a| a.registered_users())
+    }
+
+    /// The user id registered for `email`.
+    pub fn user_id(&self, email: &str) -> Option<String> {
+        self.shared.auth.as_ref().and_then(|a| a.user_id(email))
+    }
+
+    /// Access tokens issued by `POST /auth/token`.
+    pub fn tokens_issued(&self) -> u64 {
+        self.shared.auth.as_ref().map_or(0, |a| a.tokens_issued())
     }
 
     /// Stops accepting, waits for in-flight requests (up to 10 s) and returns

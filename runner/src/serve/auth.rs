@@ -1,0 +1,662 @@
+//! A small OAuth-like authorization-code flow with PKCE (RFC 7636, S256
+//! only), so provisioning and token-checked load can run against the target
+//! without an outside identity provider. Enabled by the config's `auth`
+//! section; endpoints (all answer JSON):
+//!
+//! - `POST /auth/register` `{"email","password"}` → 201 `{"userId"}`, 409 if
+//!   the email is taken, 400 if the body is not that JSON.
+//! - `GET /auth/authorize?client_id&redirect_uri&response_type=code&
+//!   code_challenge&code_challenge_method=S256[&state]` with HTTP Basic
+//!   credentials (email:password) → 302 `Location: redirect_uri?code=..&state=..`.
+//!   `POST /auth/authorize` also works, with the same parameters and
+//!   `email`/`password` in a form-encoded body (query or body, body wins).
+//!   Bad request → 400, bad credentials → 401.
+//! - `POST /auth/token` form `grant_type=authorization_code&code&code_verifier
+//!   &redirect_uri` → 200 `{"access_token","token_type":"Bearer","expires_in"}`.
+//!   A code is consumed by its successful exchange only; a wrong verifier,
+//!   redirect_uri, an unknown, used or expired code → 400 `invalid_grant`.
+//! - `GET /auth/me` with `Authorization: Bearer TOKEN` → 200 `{"userId","email"}`
+//!   or 401; routes with `requireToken` check the token the same way.
+//!
+//! Passwords are kept in plain text and tokens come from a non-cryptographic
+//! RNG: a test target, not an identity provider.
+//!
+//! Token checks run under load, so tokens live in sharded `RwLock`ed maps (a
+//! read lock and a hash lookup per request), and per-user request counts are
+//! atomics on the user.
+
+use std::{
+    collections::{BTreeMap, HashMap, hash_map::Entry},
+    sync::{
+        Arc, Mutex, RwLock,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use base64::{
+    Engine as _,
+    engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD},
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{
+    HeaderMap, Method, Request, Response, StatusCode,
+    body::Incoming,
+    header::{self, HeaderValue},
+};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{config::AuthSpec, sha256::sha256};
+
+/// Which auth endpoint a route is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    Register,
+    Authorize,
+    Token,
+    Me,
+}
+
+/// The endpoints, in the order they are matched (before configured routes).
+pub(crate) const ENDPOINTS: [(Method, &str, Endpoint); 5] = [
+    (Method::POST, "/auth/register", Endpoint::Register),
+    (Method::GET, "/auth/authorize", Endpoint::Authorize),
+    (Method::POST, "/auth/authorize", Endpoint::Authorize),
+    (Method::POST, "/auth/token", Endpoint::Token),
+    (Method::GET, "/auth/me", Endpoint::Me),
+];
+
+/// Request bodies of the auth endpoints are small; larger ones get 413.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Token maps are split by the token's first character so that concurrent
+/// token checks do not all bump one lock's reader count.
+const SHARDS: usize = 16;
+
+/// Maps are swept of expired entries when they reach a power of two at
+/// least this large, so abandoned codes and old tokens cannot pile up.
+const SWEEP_FROM: usize = 1024;
+
+pub(crate) struct User {
+    id: String,
+    email: String,
+    password: String,
+    /// Token-checked requests made with this user's tokens.
+    requests: AtomicU64,
+}
+
+struct Grant {
+    user: Arc<User>,
+    client_id: String,
+    challenge: String,
+    redirect_uri: String,
+    expires: Instant,
+}
+
+struct Session {
+    user: Arc<User>,
+    expires: Instant,
+}
+
+pub(crate) struct Auth {
+    token_ttl: Duration,
+    code_ttl: Duration,
+    /// By email.
+    users: RwLock<HashMap<String, Arc<User>>>,
+    next_user: AtomicU64,
+    codes: Mutex<HashMap<String, Grant>>,
+    tokens: [RwLock<HashMap<String, Session>>; SHARDS],
+    distinct_users: AtomicU64,
+    tokens_issued: AtomicU64,
+}
+
+/// base64url (no padding) of SHA-256(verifier): the S256 code challenge.
+pub(crate) fn s256_challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
+}
+
+/// RFC 7636 section 4.1: 43..=128 characters of `[A-Za-z0-9-._~]`.
+fn valid_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len()) && v.bytes().all(is_unreserved)
+}
+
+/// An S256 challenge is 32 bytes in base64url without padding.
+fn valid_challenge(c: &str) -> bool {
+    c.len() == 43
+        && c.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+/// 32 random bytes, base64url: 43 characters.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    for chunk in bytes.chunks_exact_mut(8) {
+        chunk.copy_from_slice(&fastrand::u64(..).to_le_bytes());
+    }
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn shard(token: &str) -> usize {
+    token.as_bytes().first().map_or(0, |b| *b as usize % SHARDS)
+}
+
+impl Auth {
+    pub(crate) fn new(spec: &AuthSpec) -> Auth {
+        Auth {
+            token_ttl: spec.token_ttl.as_duration(),
+            code_ttl: spec.code_ttl.as_duration(),
+            users: RwLock::default(),
+            next_user: AtomicU64::new(1),
+            codes: Mutex::default(),
+            tokens: std::array::from_fn(|_| RwLock::default()),
+            distinct_users: AtomicU64::new(0),
+            tokens_issued: AtomicU64::new(0),
+        }
+    }
+
+    /// Looks up the bearer token in `headers`; for a live one, counts the
+    /// request for its user and returns `f(user)`. The token-checked path.
+    pub(crate) fn authenticate<R>(
+        &self,
+        headers: &HeaderMap,
+        f: impl FnOnce(&User) -> R,
+    ) -> Option<R> {
+        let token = bearer(headers)?;
+        let now = Instant::now();
+        let tokens = self.tokens[shard(token)]
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let session = tokens.get(token).filter(|s| s.expires > now)?;
+        if session.user.requests.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.distinct_users.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(f(&session.user))
+    }
+
+    pub(crate) fn distinct_users(&self) -> u64 {
+        self.distinct_users.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn tokens_issued(&self) -> u64 {
+        self.tokens_issued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn registered_users(&self) -> usize {
+        self.users.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub(crate) fn user_id(&self, email: &str) -> Option<String> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users.get(email).map(|u| u.id.clone())
+    }
+
+    /// Every registered user's id and token-checked request count.
+    pub(crate) fn user_requests(&self) -> BTreeMap<String, u64> {
+        let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+        users
+            .values()
+            .map(|u| (u.id.clone(), u.requests.load(Ordering::Relaxed)))
+            .collect()
+    }
+
+    pub(crate) async fn handle(
+        &self,
+        endpoint: Endpoint,
+        req: Request<Incoming>,
+    ) -> Response<Full<Bytes>> {
+        match endpoint {
+            Endpoint::Register => self.register(req).await,
+            Endpoint::Authorize => self.authorize(req).await,
+            Endpoint::Token => self.token(req).await,
+            Endpoint::Me => {
+                let me =
+                    self.authenticate(req.headers(), |u| json!({"userId": u.id, "email": u.email}));
+                let resp = match me {
+                    Some(v) => json_response(StatusCode::OK, &v),
+                    None => unauthorized(req.headers()),
+                };
+                super::handler::drain(req).await;
+                resp
+            }
+        }
+    }
+
+    async fn register(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        #[derive(Deserialize)]
+        struct Register {
+            email: String,
+            password: String,
+        }
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let r: Register = match serde_json::from_slice(&body) {
+            Ok(r) => r,
+            Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string()),
+        };
+        if r.email.is_empty() || r.password.is_empty() {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "email and password must not be empty",
+            );
+        }
+        let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        match users.entry(r.email) {
+            Entry::Occupied(_) => error(
+                StatusCode::CONFLICT,
+                "email_taken",
+                "a user with this email exists",
+            ),
+            Entry::Vacant(v) => {
+                let id = format!("user-{}", self.next_user.fetch_add(1, Ordering::Relaxed));
+                let user = User {
+                    id: id.clone(),
+                    email: v.key().clone(),
+                    password: r.password,
+                    requests: AtomicU64::new(0),
+                };
+                v.insert(Arc::new(user));
+                json_response(StatusCode::CREATED, &json!({ "userId": id }))
+            }
+        }
+    }
+
+    async fn authorize(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let mut params = parse_form(req.uri().query().unwrap_or(""));
+        let basic = basic_credentials(req.headers());
+        if req.method() == Method::POST {
+            let body = match read_body(req).await {
+                Ok(b) => b,
+                Err(resp) => return resp,
+            };
+            // Later pairs win in `get`, so the body overrides the query.
+            params.extend(parse_form(&String::from_utf8_lossy(&body)));
+        } else {
+            super::handler::drain(req).await;
+        }
+        let get = |name: &str| get(&params, name);
+
+        let bad = |msg: &str| error(StatusCode::BAD_REQUEST, "invalid_request", msg);
+        let Some(client_id) = get("client_id").filter(|c| !c.is_empty()) else {
+            return bad("client_id is required");
+        };
+        let Some(redirect_uri) = get("redirect_uri").filter(|u| !u.is_empty()) else {
+            return bad("redirect_uri is required");
+        };
+        if redirect_uri.contains('#') {
+            return bad("redirect_uri must not have a fragment");
+        }
+        match get("response_type") {
+            Some("code") => {}
+            None => return bad("response_type is required"),
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_response_type",
+                    "only response_type=code is supported",
+                );
+            }
+        }
+        let Some(challenge) = get("code_challenge") else {
+            return bad("code_challenge is required (PKCE)");
+        };
+        if get("code_challenge_method") != Some("S256") {
+            return bad("code_challenge_method must be S256");
+        }
+        if !valid_challenge(challenge) {
+            return bad("code_challenge must be 43 characters of base64url (S256)");
+        }
+
+        let credentials = match basic {
+            Some(c) => Some(c),
+            None => get("email")
+                .zip(get("password"))
+                .map(|(e, p)| (e.to_string(), p.to_string())),
+        };
+        let user = credentials.and_then(|(email, password)| {
+            let users = self.users.read().unwrap_or_else(|e| e.into_inner());
+            users
+                .get(&email)
+                .filter(|u| u.password == password)
+                .cloned()
+        });
+        let Some(user) = user else {
+            let mut resp = error(
+                StatusCode::UNAUTHORIZED,
+                "access_denied",
+                "unknown email or wrong password",
+            );
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"barrage\""),
+            );
+            return resp;
+        };
+
+        let code = random_token();
+        let mut location = format!(
+            "{redirect_uri}{}code={code}",
+            if redirect_uri.contains('?') { '&' } else { '?' }
+        );
+        if let Some(state) = get("state") {
+            location += "&state=";
+            location += &encode_component(state);
+        }
+        let Ok(location) = HeaderValue::from_str(&location) else {
+            return bad("redirect_uri is not a valid URI");
+        };
+        let now = Instant::now();
+        {
+            let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+            sweep(&mut codes, now, |g| g.expires);
+            codes.insert(
+                code,
+                Grant {
+                    user,
+                    client_id: client_id.to_string(),
+                    challenge: challenge.to_string(),
+                    redirect_uri: redirect_uri.to_string(),
+                    expires: now + self.code_ttl,
+                },
+            );
+        }
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = StatusCode::FOUND;
+        resp.headers_mut().insert(header::LOCATION, location);
+        resp
+    }
+
+    async fn token(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let body = match read_body(req).await {
+            Ok(b) => b,
+            Err(resp) => return resp,
+        };
+        let params = parse_form(&String::from_utf8_lossy(&body));
+        let get = |name: &str| get(&params, name);
+        match get("grant_type") {
+            Some("authorization_code") => {}
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    "grant_type is required",
+                );
+            }
+            Some(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_grant_type",
+                    "only grant_type=authorization_code is supported",
+                );
+            }
+        }
+        let invalid = |msg: &str| error(StatusCode::BAD_REQUEST, "invalid_grant", msg);
+        let (Some(code), Some(verifier)) = (get("code"), get("code_verifier")) else {
+            return invalid("code and code_verifier are required");
+        };
+        if !valid_verifier(verifier) {
+            return invalid("code_verifier must be 43..128 characters of [A-Za-z0-9-._~]");
+        }
+        let now = Instant::now();
+        let user = {
+            let mut codes = self.codes.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(grant) = codes.get(code) else {
+                return invalid("unknown or already used code");
+            };
+            if grant.expires <= now {
+                codes.remove(code);
+                return invalid("code expired");
+            }
+            if get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+                return invalid("redirect_uri does not match the authorization request");
+            }
+            if get("client_id").is_some_and(|c| c != grant.client_id) {
+                return invalid("client_id does not match the authorization request");
+            }
+            if s256_challenge(verifier) != grant.challenge {
+                return invalid("code_verifier does not match the code_challenge");
+            }
+            codes.remove(code).expect("present").user
+        };
+        let token = random_token();
+        {
+            let mut tokens = self.tokens[shard(&token)]
+                .write()
+                .unwrap_or_else(|e| e.into_inner());
+            sweep(&mut tokens, now, |s| s.expires);
+            tokens.insert(
+                token.clone(),
+                Session {
+                    user,
+                    expires: now + self.token_ttl,
+                },
+            );
+        }
+        self.tokens_issued.fetch_add(1, Ordering::Relaxed);
+        let mut resp = json_response(
+            StatusCode::OK,
+            &json!({
+                "access_token": token,
+                "token_type": "Bearer",
+                "expires_in": self.token_ttl.as_secs(),
+            }),
+        );
+        resp.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        resp
+    }
+}
+
+fn sweep<V>(map: &mut HashMap<String, V>, now: Instant, expires: impl Fn(&V) -> Instant) {
+    if map.len() >= SWEEP_FROM && map.len().is_power_of_two() {
+        map.retain(|_, v| expires(v) > now);
+    }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// (email, password) from `Authorization: Basic base64(email:password)`.
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (email, password) = decoded.split_once(':')?;
+    Some((email.to_string(), password.to_string()))
+}
+
+/// 401 for a missing or bad bearer token.
+pub(crate) fn unauthorized(headers: &HeaderMap) -> Response<Full<Bytes>> {
+    let mut resp = error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        "a valid bearer token is required",
+    );
+    let challenge = if headers.contains_key(header::AUTHORIZATION) {
+        "Bearer error=\"invalid_token\""
+    } else {
+        "Bearer"
+    };
+    resp.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    resp
+}
+
+fn error(status: StatusCode, error: &str, description: &str) -> Response<Full<Bytes>> {
+    json_response(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
+}
+
+fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(v.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>>> {
+    match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(_) => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "request body too large or unreadable",
+        )),
+    }
+}
+
+/// `application/x-www-form-urlencoded` (also query strings) into pairs.
+pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+/// The last value of `name`.
+fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// `+` is a space, `%XX` a byte; a stray `%` stays as it is.
+fn decode_component(s: &str) -> String {
+    fn hex(b: u8) -> Option<u8> {
+        (b as char).to_digit(16).map(|d| d as u8)
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).and_then(|&h| hex(h)),
+                b.get(i + 2).and_then(|&l| hex(l)),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+pub(crate) fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if is_unreserved(b) {
+            out.push(b as char);
+        } else {
+            out += &format!("%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_rfc7636_appendix_b() {
+        // RFC 7636 Appendix B: the verifier is base64url of the 32 octets
+        // 116, 24, 223, ...; its S256 challenge is base64url of the digest
+        // octets 19, 211, 30, ... listed there.
+        let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+        assert!(valid_verifier(verifier));
+        let challenge = s256_challenge(verifier);
+        assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+        assert!(valid_challenge(&challenge));
+        assert_eq!(
+            sha256(verifier.as_bytes())[..4],
+            [19, 211, 30, 150],
+            "digest octets as listed in the RFC"
+        );
+        assert_ne!(
+            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXj"),
+            challenge
+        );
+    }
+
+    #[test]
+    fn verifier_and_challenge_shapes() {
+        assert!(!valid_verifier("short"));
+        assert!(!valid_verifier(&"a".repeat(129)));
+        assert!(valid_verifier(&"a-._~".repeat(9)));
+        assert!(!valid_verifier(&format!("{}/", "a".repeat(43))));
+        assert!(!valid_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c"
+        ));
+        assert!(!valid_challenge(
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-c="
+        ));
+        let t = random_token();
+        assert_eq!(t.len(), 43);
+        assert_ne!(t, random_token());
+    }
+
+    #[test]
+    fn form_encoding() {
+        let pairs = parse_form("a=1&b=x+y%2Fz&empty=&flag&c=%zz%4&a=2");
+        assert_eq!(get(&pairs, "a"), Some("2"));
+        assert_eq!(get(&pairs, "b"), Some("x y/z"));
+        assert_eq!(get(&pairs, "empty"), Some(""));
+        assert_eq!(get(&pairs, "flag"), Some(""));
+        assert_eq!(get(&pairs, "c"), Some("%zz%4"));
+        assert_eq!(get(&pairs, "missing"), None);
+        assert_eq!(encode_component("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
+        let pairs = parse_form(&format!("s={}", encode_component("x y&z=é")));
+        assert_eq!(get(&pairs, "s"), Some("x y&z=é"));
+    }
+
+    #[test]
+    fn authorization_headers() {
+        let mut h = HeaderMap::new();
+        assert_eq!(bearer(&h), None);
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("bearer abc"),
+        );
+        assert_eq!(bearer(&h), Some("abc"));
+        assert_eq!(basic_credentials(&h), None);
+        let v = format!("Basic {}", STANDARD.encode("a@b.c:p:w"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_str(&v).unwrap());
+        assert_eq!(bearer(&h), None);
+        assert_eq!(basic_credentials(&h), Some(("a@b.c".into(), "p:w".into())));
+    }
+}
