@@ -144,19 +144,49 @@ pub struct Step {
     pub expect: Vec<u16>,
     pub timeout: Duration,
     pub captures: Vec<(usize, CaptureFrom)>,
+    /// Follow redirects to the target's host (at most `MAX_REDIRECTS`).
+    pub follow_redirects: bool,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+/// Redirects followed at most, for a step with `followRedirects: true`.
+pub const MAX_REDIRECTS: usize = 5;
+
+#[derive(Debug, Clone)]
 pub enum CaptureFrom {
     Json(String),
     Header(HeaderName),
+    /// Over the body: the first group, else the whole match.
+    Regex(regex::bytes::Regex),
+    /// A query parameter of the Location header, decoded.
+    LocationQuery(String),
+}
+
+impl PartialEq for CaptureFrom {
+    fn eq(&self, other: &Self) -> bool {
+        use CaptureFrom::*;
+        match (self, other) {
+            (Json(a), Json(b)) | (LocationQuery(a), LocationQuery(b)) => a == b,
+            (Header(a), Header(b)) => a == b,
+            (Regex(a), Regex(b)) => a.as_str() == b.as_str(),
+            _ => false,
+        }
+    }
 }
 
 impl Step {
     pub fn needs_body(&self) -> bool {
         self.captures
             .iter()
-            .any(|(_, c)| matches!(c, CaptureFrom::Json(_)))
+            .any(|(_, c)| matches!(c, CaptureFrom::Json(_) | CaptureFrom::Regex(_)))
+    }
+
+    /// Whether judging the response reads its headers.
+    pub fn needs_headers(&self) -> bool {
+        self.follow_redirects
+            || self
+                .captures
+                .iter()
+                .any(|(_, c)| matches!(c, CaptureFrom::Header(_) | CaptureFrom::LocationQuery(_)))
     }
 }
 
@@ -252,10 +282,16 @@ pub fn compile_with_env(
             steps_in.push((rf.clone(), r.name.as_str(), r.http()));
         } else {
             let h = r.http();
-            if h.method.is_some() || h.path.is_some() || h.body.is_some() || !h.capture.is_empty() {
+            if h.method.is_some()
+                || h.path.is_some()
+                || h.body.is_some()
+                || !h.form.is_empty()
+                || h.follow_redirects.is_some()
+                || !h.capture.is_empty()
+            {
                 return Err(Error::invalid(
                     &rf,
-                    "has both `steps` and request fields (method, path, body, capture): put them in the steps",
+                    "has both `steps` and request fields (method, path, body, form, followRedirects, capture): put them in the steps",
                 ));
             }
             for (j, s) in r.steps.iter().enumerate() {
@@ -496,10 +532,39 @@ fn compile_step(
     for (k, v) in http.headers {
         headers.push(compile_header(k, v, scope, &format!("{sf}.headers.{k}"))?);
     }
-    let body = http
-        .body
-        .map(|b| Template::compile(b, scope).map_err(|e| Error::invalid(format!("{sf}.body"), e)))
-        .transpose()?;
+    let body = if http.form.is_empty() {
+        http.body
+            .map(|b| {
+                Template::compile(b, scope).map_err(|e| Error::invalid(format!("{sf}.body"), e))
+            })
+            .transpose()?
+    } else {
+        if http.body.is_some() {
+            return Err(Error::invalid(
+                format!("{sf}.form"),
+                "give either `form` or `body`, not both",
+            ));
+        }
+        let mut pairs = Vec::new();
+        for (k, v) in http.form {
+            let t = Template::compile(v, scope)
+                .map_err(|e| Error::invalid(format!("{sf}.form.{k}"), e))?;
+            pairs.push((k.clone(), t));
+        }
+        // The step's own content-type stands; the target's is for other bodies.
+        if !http
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.retain(|(n, _)| n != hyper::header::CONTENT_TYPE);
+            headers.push((
+                hyper::header::CONTENT_TYPE,
+                Template::compile(FORM_CONTENT_TYPE, scope).expect("a literal"),
+            ));
+        }
+        Some(Template::form(pairs))
+    };
     let expect = http.expect.map(|e| e.status.clone()).unwrap_or_default();
     if let Some(bad) = expect.iter().find(|s| !(100..=599).contains(*s)) {
         return Err(Error::invalid(
@@ -517,8 +582,8 @@ fn compile_step(
     let mut captures = Vec::new();
     for (name, c) in http.capture {
         let cf = format!("{sf}.capture.{name}");
-        let from = match (&c.json, &c.header) {
-            (Some(p), None) => {
+        let from = match (&c.json, &c.header, &c.regex, &c.location_query) {
+            (Some(p), None, None, None) => {
                 if !(p.is_empty() || p.starts_with('/')) {
                     return Err(Error::invalid(
                         format!("{cf}.json"),
@@ -529,7 +594,7 @@ fn compile_step(
                 }
                 CaptureFrom::Json(p.clone())
             }
-            (None, Some(h)) => {
+            (None, Some(h), None, None) => {
                 CaptureFrom::Header(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
                     Error::invalid(
                         format!("{cf}.header"),
@@ -537,7 +602,29 @@ fn compile_step(
                     )
                 })?)
             }
-            _ => return Err(Error::invalid(cf, "give exactly one of `json` or `header`")),
+            (None, None, Some(re), None) => {
+                CaptureFrom::Regex(regex::bytes::Regex::new(re).map_err(|e| {
+                    Error::invalid(
+                        format!("{cf}.regex"),
+                        format!("{re:?} is not a valid regex: {e}"),
+                    )
+                })?)
+            }
+            (None, None, None, Some(q)) => {
+                if q.is_empty() {
+                    return Err(Error::invalid(
+                        format!("{cf}.locationQuery"),
+                        "is empty: name the query parameter, e.g. code",
+                    ));
+                }
+                CaptureFrom::LocationQuery(q.clone())
+            }
+            _ => {
+                return Err(Error::invalid(
+                    cf,
+                    "give exactly one of `json`, `header`, `regex` or `locationQuery`",
+                ));
+            }
         };
         let idx = match vars.iter().position(|v| v == name) {
             Some(i) => i,
@@ -557,8 +644,11 @@ fn compile_step(
         expect,
         timeout,
         captures,
+        follow_redirects: http.follow_redirects.unwrap_or(false),
     })
 }
+
+const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 fn encode_query(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -768,5 +858,95 @@ mod tests {
         for (total, users, count) in [(1001, 7.0, 3), (5, 3.0, 4), (99, 10.0, 7)] {
             assert_eq!(shares(total, users, count).iter().sum::<u64>(), total);
         }
+    }
+
+    fn compile_yaml(yaml: &str) -> Result<Compiled> {
+        let plan: Plan = serde_yaml_ng::from_str(yaml).unwrap();
+        compile_with_env(&plan, Slot::SOLO, Path::new("."), "", &|_| None)
+    }
+
+    fn err(yaml: &str) -> String {
+        compile_yaml(yaml).unwrap_err().to_string()
+    }
+
+    const HEAD: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, iterations: 1}\n";
+
+    #[test]
+    fn captures_take_exactly_one_source() {
+        let ok = compile_yaml(&format!(
+            "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: code}}, t: {{regex: 'id=(\\d+)'}}}}}}]"
+        ))
+        .unwrap();
+        let step = &ok.scenarios[0].steps[0];
+        assert_eq!(
+            step.captures[0].1,
+            CaptureFrom::LocationQuery("code".into())
+        );
+        assert!(matches!(&step.captures[1].1, CaptureFrom::Regex(r) if r.as_str() == "id=(\\d+)"));
+        assert!(step.needs_body() && step.needs_headers() && !step.follow_redirects);
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: j, steps: [{{name: s, path: /, capture: {{c: {{json: /a, regex: x}}}}}}]}}]"
+        ));
+        assert!(
+            e.contains("requests[0].steps[0].capture.c") && e.contains("exactly one"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{}}}}}}]"
+        ));
+        assert!(
+            e.contains("requests[0].capture.c") && e.contains("exactly one"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{regex: '(a'}}}}}}]"
+        ));
+        assert!(e.contains("requests[0].capture.c.regex"), "{e}");
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: ''}}}}}}]"
+        ));
+        assert!(e.contains("requests[0].capture.c.locationQuery"), "{e}");
+    }
+
+    #[test]
+    fn forms_set_their_content_type_and_exclude_a_body() {
+        let c = compile_yaml(
+            "target: {baseUrl: 'http://127.0.0.1:1', headers: {content-type: application/json}}\nload: {users: 1, iterations: 1}\nrequests:\n- {name: a, method: POST, path: /, form: {k: 'v {{seq}}'}, followRedirects: true}\n- {name: b, method: POST, path: /, form: {k: v}, headers: {Content-Type: text/x-mine}}",
+        )
+        .unwrap();
+        let a = &c.scenarios[0].steps[0];
+        assert!(a.follow_redirects);
+        let ct: Vec<_> = a
+            .headers
+            .iter()
+            .filter(|(n, _)| n == hyper::header::CONTENT_TYPE)
+            .map(|(_, t)| t.as_static().unwrap())
+            .collect();
+        assert_eq!(ct, [FORM_CONTENT_TYPE]);
+        let b = &c.scenarios[1].steps[0];
+        assert_eq!(b.body.as_ref().unwrap().as_static(), Some("k=v"));
+        let ct: Vec<_> = b
+            .headers
+            .iter()
+            .filter(|(n, _)| n == hyper::header::CONTENT_TYPE)
+            .map(|(_, t)| t.as_static().unwrap())
+            .collect();
+        assert_eq!(ct, ["text/x-mine"]);
+
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: j, steps: [{{name: s, method: POST, path: /, body: x, form: {{k: v}}}}]}}]"
+        ));
+        assert!(
+            e.contains("requests[0].steps[0].form") && e.contains("not both"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: a, path: /, form: {{k: '{{{{ nope }}}}'}}}}]"
+        ));
+        assert!(e.contains("requests[0].form.k"), "{e}");
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: j, followRedirects: true, steps: [{{name: s, path: /}}]}}]"
+        ));
+        assert!(e.contains("has both `steps`"), "{e}");
     }
 }

@@ -104,8 +104,9 @@ pub struct Stage {
 /// `#[serde(flatten)]`, because flatten silently disables
 /// `deny_unknown_fields`, and a misspelt field must be an error. All strings
 /// may use {{ }} templates: `record.FIELD`, `env.NAME`, `vars.NAME` (captured
-/// earlier in a journey), `uuid`, `seq`, `randInt(LO, HI)`, `runner.index`,
-/// `runner.count`.
+/// earlier in a journey), `uuid`, `seq`, `randInt(LO, HI)`, `randString(N)`,
+/// `email`, `pkce.verifier`, `pkce.challenge` (one pair per iteration),
+/// `runner.index`, `runner.count`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RequestSpec {
@@ -125,10 +126,18 @@ pub struct RequestSpec {
     pub headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A form body (application/x-www-form-urlencoded): name -> value, both
+    /// percent-encoded. Instead of `body`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub form: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// Follow up to 5 redirects to the target's own host. Default false: a
+    /// 3xx is the response (a capture may read its Location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
     /// Values to take from the response for later steps: name -> source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capture: BTreeMap<String, Capture>,
@@ -155,10 +164,18 @@ pub struct StepSpec {
     pub headers: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
+    /// A form body (application/x-www-form-urlencoded): name -> value, both
+    /// percent-encoded. Instead of `body`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub form: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// Follow up to 5 redirects to the target's own host. Default false: a
+    /// 3xx is the response (a capture may read its Location).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_redirects: Option<bool>,
     /// Values to take from the response for later steps: name -> source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capture: BTreeMap<String, Capture>,
@@ -172,8 +189,10 @@ pub struct HttpView<'a> {
     pub query: &'a BTreeMap<String, String>,
     pub headers: &'a BTreeMap<String, String>,
     pub body: Option<&'a str>,
+    pub form: &'a BTreeMap<String, String>,
     pub expect: Option<&'a Expect>,
     pub timeout: Option<HumanDuration>,
+    pub follow_redirects: Option<bool>,
     pub capture: &'a BTreeMap<String, Capture>,
 }
 
@@ -187,8 +206,10 @@ macro_rules! http_view {
                     query: &self.query,
                     headers: &self.headers,
                     body: self.body.as_deref(),
+                    form: &self.form,
                     expect: self.expect.as_ref(),
                     timeout: self.timeout,
+                    follow_redirects: self.follow_redirects,
                     capture: &self.capture,
                 }
             }
@@ -206,7 +227,8 @@ pub struct Expect {
     pub status: Vec<u16>,
 }
 
-/// Where a captured value comes from: exactly one of `json` or `header`.
+/// Where a captured value comes from: exactly one of `json`, `header`,
+/// `regex` or `locationQuery`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Capture {
@@ -216,6 +238,14 @@ pub struct Capture {
     /// A response header name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// A regular expression over the response body: its first group, or the
+    /// whole match if it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regex: Option<String>,
+    /// A query parameter of the response's Location header, URL-decoded
+    /// (e.g. `code` from an authorization redirect).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_query: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

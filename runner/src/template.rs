@@ -7,6 +7,10 @@
 
 use std::fmt::Write as _;
 
+pub mod pkce;
+
+pub use pkce::Pkce;
+
 /// What a template may refer to, known at compile time.
 pub struct Scope<'a> {
     /// Field names of the data records, if the plan has data.
@@ -26,7 +30,16 @@ enum Segment {
     Uuid,
     Seq,
     RandInt(i64, i64),
+    RandString(usize),
+    Email,
+    PkceVerifier,
+    PkceChallenge,
+    /// A form value's variable part: rendered, then percent-encoded.
+    FormEncoded(Box<Segment>),
 }
+
+/// The longest `randString(N)`.
+const RAND_STRING_MAX: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Template {
@@ -34,15 +47,17 @@ pub struct Template {
 }
 
 /// Per-render inputs: the iteration's record, the journey's captured values,
-/// and a sequence number unique across all runners.
+/// a sequence number unique across all runners, and the iteration's PKCE pair
+/// (made on first use, the same for every step of the iteration).
 pub struct RenderCtx<'a> {
     pub record: Option<&'a [String]>,
     pub vars: &'a [Option<String>],
     pub seq: u64,
+    pub pkce: &'a Pkce,
 }
 
-const KNOWN: &str =
-    "record.FIELD, env.NAME, vars.NAME, uuid, seq, randInt(LO, HI), runner.index, runner.count";
+const KNOWN: &str = "record.FIELD, env.NAME, vars.NAME, uuid, seq, randInt(LO, HI), \
+                     randString(N), email, pkce.verifier, pkce.challenge, runner.index, runner.count";
 
 impl Template {
     /// Compiles `src`; the error gives the 1-based column of the bad `{{ }}`.
@@ -89,33 +104,47 @@ impl Template {
     }
 
     pub fn uses_record(&self) -> bool {
-        self.segments
-            .iter()
-            .any(|s| matches!(s, Segment::Record(_)))
+        self.segments.iter().any(Segment::uses_record)
+    }
+
+    /// Whether rendering uses the iteration's PKCE pair.
+    pub fn uses_pkce(&self) -> bool {
+        self.segments.iter().any(Segment::uses_pkce)
+    }
+
+    /// An `application/x-www-form-urlencoded` body from `(key, value)` pairs:
+    /// keys and the literal parts of values are encoded now, the variable
+    /// parts of values as they are rendered.
+    pub fn form(pairs: Vec<(String, Template)>) -> Template {
+        let mut segments = Vec::new();
+        let mut lit = String::new();
+        for (i, (k, v)) in pairs.into_iter().enumerate() {
+            if i > 0 {
+                lit.push('&');
+            }
+            form_encode_into(&mut lit, &k);
+            lit.push('=');
+            for seg in v.segments {
+                match seg {
+                    Segment::Lit(s) => form_encode_into(&mut lit, &s),
+                    seg => {
+                        if !lit.is_empty() {
+                            segments.push(Segment::Lit(std::mem::take(&mut lit)));
+                        }
+                        segments.push(Segment::FormEncoded(Box::new(seg)));
+                    }
+                }
+            }
+        }
+        if !lit.is_empty() || segments.is_empty() {
+            segments.push(Segment::Lit(lit));
+        }
+        Template { segments }
     }
 
     pub fn render_into(&self, ctx: &RenderCtx<'_>, out: &mut String) {
         for seg in &self.segments {
-            match seg {
-                Segment::Lit(s) => out.push_str(s),
-                Segment::Record(i) => {
-                    if let Some(v) = ctx.record.and_then(|r| r.get(*i)) {
-                        out.push_str(v)
-                    }
-                }
-                Segment::Var(i) => {
-                    if let Some(Some(v)) = ctx.vars.get(*i) {
-                        out.push_str(v)
-                    }
-                }
-                Segment::Uuid => push_uuid_v4(out),
-                Segment::Seq => {
-                    let _ = write!(out, "{}", ctx.seq);
-                }
-                Segment::RandInt(lo, hi) => {
-                    let _ = write!(out, "{}", fastrand::i64(*lo..=*hi));
-                }
-            }
+            seg.render_into(ctx, out);
         }
     }
 
@@ -123,6 +152,80 @@ impl Template {
         let mut s = String::new();
         self.render_into(ctx, &mut s);
         s
+    }
+}
+
+impl Segment {
+    fn uses_record(&self) -> bool {
+        match self {
+            Segment::Record(_) => true,
+            Segment::FormEncoded(inner) => inner.uses_record(),
+            _ => false,
+        }
+    }
+
+    fn uses_pkce(&self) -> bool {
+        match self {
+            Segment::PkceVerifier | Segment::PkceChallenge => true,
+            Segment::FormEncoded(inner) => inner.uses_pkce(),
+            _ => false,
+        }
+    }
+
+    fn render_into(&self, ctx: &RenderCtx<'_>, out: &mut String) {
+        match self {
+            Segment::Lit(s) => out.push_str(s),
+            Segment::Record(i) => {
+                if let Some(v) = ctx.record.and_then(|r| r.get(*i)) {
+                    out.push_str(v)
+                }
+            }
+            Segment::Var(i) => {
+                if let Some(Some(v)) = ctx.vars.get(*i) {
+                    out.push_str(v)
+                }
+            }
+            Segment::Uuid => push_uuid_v4(out),
+            Segment::Seq => {
+                let _ = write!(out, "{}", ctx.seq);
+            }
+            Segment::RandInt(lo, hi) => {
+                let _ = write!(out, "{}", fastrand::i64(*lo..=*hi));
+            }
+            Segment::RandString(n) => {
+                out.extend(std::iter::repeat_with(fastrand::alphanumeric).take(*n));
+            }
+            Segment::Email => {
+                let _ = write!(out, "u-{:016x}@example.test", fastrand::u64(..));
+            }
+            Segment::PkceVerifier => out.push_str(&ctx.pkce.get().verifier),
+            Segment::PkceChallenge => out.push_str(&ctx.pkce.get().challenge),
+            Segment::FormEncoded(inner) => {
+                let start = out.len();
+                inner.render_into(ctx, out);
+                // Most rendered values need no escaping: copy only when one does.
+                if !out.as_bytes()[start..].iter().all(|&b| form_safe(b)) {
+                    let raw = out.split_off(start);
+                    form_encode_into(out, &raw);
+                }
+            }
+        }
+    }
+}
+
+/// Bytes a form key or value carries as they are (RFC 3986 unreserved).
+fn form_safe(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+}
+
+/// Percent-encodes `s` onto `out`: every byte but the unreserved ones.
+pub fn form_encode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if form_safe(b) {
+            out.push(b as char);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
     }
 }
 
@@ -163,6 +266,9 @@ fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
     match expr {
         "uuid" => return Ok(Segment::Uuid),
         "seq" => return Ok(Segment::Seq),
+        "email" => return Ok(Segment::Email),
+        "pkce.verifier" => return Ok(Segment::PkceVerifier),
+        "pkce.challenge" => return Ok(Segment::PkceChallenge),
         "runner.index" => return Ok(Segment::Lit(scope.runner_index.to_string())),
         "runner.count" => return Ok(Segment::Lit(scope.runner_count.to_string())),
         _ => {}
@@ -184,6 +290,21 @@ fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
             return Err(format!("randInt({lo}, {hi}): LO is greater than HI"));
         }
         return Ok(Segment::RandInt(lo, hi));
+    }
+    if let Some(arg) = expr
+        .strip_prefix("randString(")
+        .and_then(|a| a.strip_suffix(')'))
+    {
+        let n = arg
+            .trim()
+            .parse::<usize>()
+            .map_err(|_| format!("randString: {:?} is not a length", arg.trim()))?;
+        if !(1..=RAND_STRING_MAX).contains(&n) {
+            return Err(format!(
+                "randString({n}): the length must be 1 to {RAND_STRING_MAX}"
+            ));
+        }
+        return Ok(Segment::RandString(n));
     }
     Err(format!(
         "unknown template variable {expr:?} (known: {KNOWN})"
@@ -228,10 +349,12 @@ mod tests {
     }
 
     fn ctx<'a>(record: Option<&'a [String]>, vars: &'a [Option<String>]) -> RenderCtx<'a> {
+        static PKCE: std::sync::LazyLock<Pkce> = std::sync::LazyLock::new(Pkce::default);
         RenderCtx {
             record,
             vars,
             seq: 42,
+            pkce: &PKCE,
         }
     }
 
@@ -294,5 +417,84 @@ mod tests {
         assert!(e.contains("never closed"), "{e}");
         let e = Template::compile("{{ randInt(9, 1) }}", &scope(None, &[])).unwrap_err();
         assert!(e.contains("greater"), "{e}");
+    }
+
+    #[test]
+    fn rand_string_and_email_are_fresh_and_well_formed() {
+        let t = Template::compile("{{ randString(12) }}|{{email}}", &scope(None, &[])).unwrap();
+        let a = t.render(&ctx(None, &[]));
+        let b = t.render(&ctx(None, &[]));
+        assert_ne!(a, b);
+        let (s, email) = a.split_once('|').unwrap();
+        assert_eq!(s.len(), 12);
+        assert!(s.bytes().all(|c| c.is_ascii_alphanumeric()), "{s}");
+        let hex = email
+            .strip_prefix("u-")
+            .and_then(|e| e.strip_suffix("@example.test"))
+            .unwrap();
+        assert_eq!(hex.len(), 16);
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{email}");
+        for bad in ["randString(0)", "randString(x)", "randString(5000)"] {
+            let e = Template::compile(&format!("{{{{ {bad} }}}}"), &scope(None, &[])).unwrap_err();
+            assert!(e.contains("randString"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pkce_pairs_up_within_an_iteration_and_differs_across_them() {
+        let v = Template::compile("{{ pkce.verifier }}", &scope(None, &[])).unwrap();
+        let c = Template::compile("c={{pkce.challenge}}", &scope(None, &[])).unwrap();
+        assert!(v.uses_pkce() && c.uses_pkce());
+        assert!(
+            !Template::compile("{{uuid}}", &scope(None, &[]))
+                .unwrap()
+                .uses_pkce()
+        );
+        let render = |t: &Template, pkce: &Pkce| {
+            t.render(&RenderCtx {
+                record: None,
+                vars: &[],
+                seq: 0,
+                pkce,
+            })
+        };
+        // One iteration: the challenge (step 1) matches the verifier (step 3).
+        let first = Pkce::default();
+        let challenge = render(&c, &first);
+        let verifier = render(&v, &first);
+        assert!(pkce::is_verifier(&verifier), "{verifier}");
+        assert_eq!(challenge, format!("c={}", pkce::challenge(&verifier)));
+        assert_eq!(render(&v, &first), verifier);
+        // The next iteration has its own.
+        let second = Pkce::default();
+        assert_ne!(render(&v, &second), verifier);
+        assert_ne!(render(&c, &second), challenge);
+    }
+
+    #[test]
+    fn form_bodies_encode_keys_literals_and_rendered_values() {
+        let fields = vec!["name".to_string()];
+        let sc = scope(Some(&fields), &[]);
+        let pairs = vec![
+            (
+                "grant type".to_string(),
+                Template::compile("a&b={{ record.name }}!", &sc).unwrap(),
+            ),
+            ("static".to_string(), Template::compile("x y", &sc).unwrap()),
+        ];
+        let t = Template::form(pairs);
+        assert!(t.uses_record());
+        let rec = vec!["é ü&=+".to_string()];
+        assert_eq!(
+            t.render(&ctx(Some(&rec), &[])),
+            "grant%20type=a%26b%3D%C3%A9%20%C3%BC%26%3D%2B%21&static=x%20y"
+        );
+        let rec = vec!["plain".to_string()];
+        assert_eq!(
+            t.render(&ctx(Some(&rec), &[])),
+            "grant%20type=a%26b%3Dplain%21&static=x%20y"
+        );
+        let t = Template::form(vec![("k".into(), Template::compile("v", &sc).unwrap())]);
+        assert_eq!(t.as_static(), Some("k=v"));
     }
 }

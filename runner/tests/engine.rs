@@ -258,3 +258,361 @@ async fn an_abort_on_fail_threshold_stops_the_run_early() {
         Some(&r.summary.total.requests)
     );
 }
+
+// ---- A hand-written loopback server, for OAuth-style journeys and redirects.
+
+mod raw {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    #[derive(Clone, Debug)]
+    pub struct Req {
+        pub method: String,
+        /// Path and query, as sent.
+        pub target: String,
+        pub headers: HashMap<String, String>,
+        pub body: String,
+    }
+
+    impl Req {
+        pub fn path(&self) -> &str {
+            self.target.split('?').next().unwrap()
+        }
+    }
+
+    type Handler = dyn Fn(&Req) -> (u16, Vec<(String, String)>, String) + Send + Sync;
+
+    /// Serves keep-alive HTTP/1.1 on 127.0.0.1, answering each request with
+    /// `handler` and logging it; returns the base URL and the log.
+    pub async fn spawn(handler: Arc<Handler>) -> (String, Arc<Mutex<Vec<Req>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let l2 = log.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (handler, log) = (handler.clone(), l2.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    loop {
+                        let req = loop {
+                            if let Some(req) = parse(&mut buf) {
+                                break req;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match sock.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        log.lock().unwrap().push(req.clone());
+                        let (status, headers, body) = handler(&req);
+                        let mut out =
+                            format!("HTTP/1.1 {status} X\r\ncontent-length: {}\r\n", body.len());
+                        for (k, v) in headers {
+                            out.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        out.push_str("\r\n");
+                        out.push_str(&body);
+                        if sock.write_all(out.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (base, log)
+    }
+
+    /// One whole request off the front of `buf`, if it has arrived.
+    fn parse(buf: &mut Vec<u8>) -> Option<Req> {
+        let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+        let mut lines = head.split("\r\n");
+        let mut first = lines.next()?.split(' ');
+        let (method, target) = (first.next()?.to_string(), first.next()?.to_string());
+        let headers: HashMap<String, String> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let len: usize = headers
+            .get("content-length")
+            .map_or(0, |v| v.parse().unwrap());
+        if buf.len() < head_end + 4 + len {
+            return None;
+        }
+        let body = String::from_utf8_lossy(&buf[head_end + 4..head_end + 4 + len]).to_string();
+        buf.drain(..head_end + 4 + len);
+        Some(Req {
+            method,
+            target,
+            headers,
+            body,
+        })
+    }
+
+    /// `k=v&...` decoded (percent and `+`).
+    pub fn form(s: &str) -> HashMap<String, String> {
+        let dec = |s: &str| {
+            let b = s.replace('+', " ");
+            let b = b.as_bytes();
+            let mut out = Vec::new();
+            let mut i = 0;
+            while i < b.len() {
+                if b[i] == b'%' && i + 2 < b.len() {
+                    out.push(
+                        u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap(), 16)
+                            .unwrap(),
+                    );
+                    i += 3;
+                } else {
+                    out.push(b[i]);
+                    i += 1;
+                }
+            }
+            String::from_utf8(out).unwrap()
+        };
+        s.split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (dec(k), dec(v))
+            })
+            .collect()
+    }
+}
+
+async fn run_yaml(plan: &str) -> Report {
+    let loaded = planfile::from_str(plan, PathBuf::new()).unwrap();
+    local::run(
+        &loaded,
+        &Options {
+            slots: vec![Slot::SOLO],
+            progress: false,
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// An authorization-code + PKCE flow: step 1 sends the challenge and
+/// captures the code from the 302's Location, step 2 posts the verifier in a
+/// form (the server checks SHA-256 and answers 200 or 400), step 3 uses the
+/// token captured with a regex.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pkce_journey_captures_the_code_and_proves_the_verifier() {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex, atomic::AtomicU64},
+    };
+
+    use base64::{Engine as _, engine::general_purpose::URL_SAFE_NO_PAD};
+    use sha2::{Digest, Sha256};
+
+    let challenges: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+    let next_code = Arc::new(AtomicU64::new(0));
+    let handler = {
+        let challenges = challenges.clone();
+        move |req: &raw::Req| -> (u16, Vec<(String, String)>, String) {
+            let q = raw::form(req.target.split_once('?').map_or("", |(_, q)| q));
+            match (req.method.as_str(), req.path()) {
+                ("GET", "/authorize") => {
+                    assert_eq!(q["code_challenge_method"], "S256");
+                    assert!(q["login_hint"].ends_with("@example.test"));
+                    let code = format!(
+                        "c/{}+=",
+                        next_code.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                    );
+                    challenges
+                        .lock()
+                        .unwrap()
+                        .insert(code.clone(), q["code_challenge"].clone());
+                    let enc = code
+                        .replace('/', "%2F")
+                        .replace('+', "%2B")
+                        .replace('=', "%3D");
+                    let location = format!("https://app.test/cb?state=s&code={enc}");
+                    (302, vec![("location".into(), location)], String::new())
+                }
+                ("POST", "/token") => {
+                    assert_eq!(
+                        req.headers["content-type"],
+                        "application/x-www-form-urlencoded"
+                    );
+                    let f = raw::form(&req.body);
+                    let Some(challenge) = challenges.lock().unwrap().remove(&f["code"]) else {
+                        return (400, vec![], "unknown code".into());
+                    };
+                    let v = &f["code_verifier"];
+                    let ok = f["grant_type"] == "authorization_code"
+                        && (43..=128).contains(&v.len())
+                        && URL_SAFE_NO_PAD.encode(Sha256::digest(v.as_bytes())) == challenge;
+                    if ok {
+                        (200, vec![], format!("{{\"access_token\":\"at-{v}\"}}"))
+                    } else {
+                        (400, vec![], "bad verifier".into())
+                    }
+                }
+                ("GET", "/me") => {
+                    let ok = req.headers["authorization"].starts_with("Bearer at-");
+                    (if ok { 200 } else { 401 }, vec![], String::new())
+                }
+                _ => (404, vec![], String::new()),
+            }
+        }
+    };
+    let (base, log) = raw::spawn(Arc::new(handler)).await;
+    let plan = format!(
+        r#"target: {{baseUrl: "{base}"}}
+load: {{users: 2, iterations: 20}}
+requests:
+- name: login
+  steps:
+  - name: authorize
+    path: /authorize
+    query: {{code_challenge: "{{{{ pkce.challenge }}}}", code_challenge_method: S256, login_hint: "{{{{ email }}}}"}}
+    expect: {{status: [302]}}
+    capture: {{code: {{locationQuery: code}}}}
+  - name: token
+    method: POST
+    path: /token
+    form: {{grant_type: authorization_code, code: "{{{{ vars.code }}}}", code_verifier: "{{{{ pkce.verifier }}}}"}}
+    expect: {{status: [200]}}
+    capture: {{token: {{regex: '"access_token":"([^"]+)"'}}}}
+  - {{name: me, path: /me, headers: {{authorization: "Bearer {{{{ vars.token }}}}"}}, expect: {{status: [200]}}}}
+"#
+    );
+    let r = run_yaml(&plan).await;
+    assert_eq!(r.summary.total.errors, 0, "{:?}", r.snapshot.requests);
+    for step in ["login/authorize", "login/token", "login/me"] {
+        assert_eq!(r.summary.requests[step].requests, 20, "{step}");
+    }
+    // Every iteration had its own verifier.
+    let verifiers: std::collections::HashSet<String> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.path() == "/token")
+        .map(|r| raw::form(&r.body)["code_verifier"].clone())
+        .collect();
+    assert_eq!(verifiers.len(), 20);
+
+    // A verifier that does not match the challenge is refused: the 400 fails
+    // the step and ends the journey.
+    let wrong = plan.replace("{{ pkce.verifier }}", "{{ randString(50) }}");
+    let r = run_yaml(&wrong.replace("iterations: 20", "iterations: 3")).await;
+    assert_eq!(
+        r.snapshot.requests["login/token"].statuses.get(&400),
+        Some(&3)
+    );
+    assert!(!r.snapshot.requests.contains_key("login/me"));
+}
+
+fn redirect_server() -> impl Fn(&raw::Req) -> (u16, Vec<(String, String)>, String) {
+    |req: &raw::Req| {
+        let to = |status: u16, location: &str| {
+            (
+                status,
+                vec![("location".to_string(), location.to_string())],
+                String::new(),
+            )
+        };
+        let host = req.headers["host"].clone();
+        match req.path() {
+            "/see-other" => to(303, "/moved"),
+            "/moved" => to(302, &format!("http://{host}/temp")),
+            "/temp" => to(307, "final?x=1"),
+            "/final" => (200, vec![], format!("{} {}", req.method, req.body)),
+            "/away" => to(302, "http://other.test/final"),
+            "/loop" => to(302, "/loop"),
+            _ => (404, vec![], String::new()),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_only_when_asked_and_only_to_the_target() {
+    use std::sync::Arc;
+
+    let (base, log) = raw::spawn(Arc::new(redirect_server())).await;
+    let plan = |req: &str| {
+        format!(
+            "target: {{baseUrl: \"{base}\"}}\nload: {{users: 1, iterations: 2}}\nrequests: [{req}]"
+        )
+    };
+    let paths = |log: &std::sync::Mutex<Vec<raw::Req>>| {
+        let mut l = log.lock().unwrap();
+        let p: Vec<String> = l
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.target))
+            .collect();
+        l.clear();
+        p
+    };
+
+    // Not followed (the default): the 303 is the response, and it passes.
+    let r = run_yaml(&plan("{name: a, method: POST, path: /see-other, body: hi}")).await;
+    assert_eq!(r.snapshot.requests["a"].statuses.get(&303), Some(&2));
+    assert_eq!(r.summary.total.errors, 0);
+    assert_eq!(paths(&log), ["POST /see-other", "POST /see-other"]);
+
+    // Followed: 303 turns the POST into a GET without body, 302 stays GET,
+    // 307 keeps the method (and body) and resolves a relative Location.
+    let r = run_yaml(&plan(
+        "{name: a, method: POST, path: /see-other, body: hi, followRedirects: true, expect: {status: [200]}}",
+    ))
+    .await;
+    assert_eq!(r.snapshot.requests["a"].statuses.get(&200), Some(&2));
+    assert_eq!(r.summary.total.requests, 2);
+    assert_eq!(r.summary.total.errors, 0);
+    assert_eq!(
+        paths(&log),
+        [
+            "POST /see-other",
+            "GET /moved",
+            "GET /temp",
+            "GET /final?x=1"
+        ]
+        .repeat(2)
+    );
+    let r = run_yaml(&plan(
+        "{name: a, method: PUT, path: /temp, body: hi, followRedirects: true, expect: {status: [200]}}",
+    ))
+    .await;
+    assert_eq!(r.summary.total.errors, 0);
+    let l = log.lock().unwrap().clone();
+    assert_eq!(l[1].target, "/final?x=1");
+    assert_eq!((l[1].method.as_str(), l[1].body.as_str()), ("PUT", "hi"));
+    paths(&log);
+
+    // Another host is never followed: the 302 is recorded as it is.
+    let r = run_yaml(&plan(
+        "{name: a, path: /away, followRedirects: true, expect: {status: [302]}}",
+    ))
+    .await;
+    assert_eq!(r.snapshot.requests["a"].statuses.get(&302), Some(&2));
+    assert_eq!(r.summary.total.errors, 0);
+    assert_eq!(paths(&log), ["GET /away", "GET /away"]);
+
+    // At most 5 redirects: then the last 3xx is the response judged.
+    let r = run_yaml(&plan(
+        "{name: a, path: /loop, followRedirects: true, expect: {status: [200]}}",
+    ))
+    .await;
+    assert_eq!(r.snapshot.requests["a"].statuses.get(&302), Some(&2));
+    assert_eq!(
+        r.snapshot.requests["a"].errors.get(&ErrorKind::Status),
+        Some(&2)
+    );
+    assert_eq!(paths(&log).len(), 12);
+}

@@ -6,6 +6,7 @@ mod client;
 mod closed;
 mod open;
 mod recorder;
+mod redirect;
 mod request;
 pub mod timeline;
 
@@ -22,11 +23,11 @@ use tokio::sync::Notify;
 pub use recorder::{Recorder, Sample};
 
 use crate::{
-    compile::Compiled,
+    compile::{Compiled, MAX_REDIRECTS},
     data::{Pick, Selector},
     plan::Executor,
     snapshot::{ErrorKind, Snapshot},
-    template::RenderCtx,
+    template::{Pkce, RenderCtx},
 };
 
 use client::Conn;
@@ -189,14 +190,19 @@ impl Runner {
         let mut vars = vec![None; scenario.vars];
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) * plan.slot.count as u64
             + plan.slot.index as u64;
+        // Made on first use, then the same for every step of the iteration.
+        let pkce = Pkce::default();
         let mut intended = intended;
         for (step, prep) in scenario.steps.iter().zip(&self.prepared[si]) {
-            let ctx = RenderCtx {
-                record,
-                vars: &vars,
-                seq,
-            };
-            let built = prep.build(step, &ctx);
+            let built = prep.build(
+                step,
+                &RenderCtx {
+                    record,
+                    vars: &vars,
+                    seq,
+                    pkce: &pkce,
+                },
+            );
             let start = Instant::now();
             let from = intended.take().unwrap_or(start);
             let mut sample = Sample {
@@ -231,8 +237,9 @@ impl Runner {
         Flow::Continue
     }
 
-    /// Sends on `conn` (connecting first if needed) and fills in the sample;
-    /// false when the journey should not go on.
+    /// Sends on `conn` (connecting first if needed), following redirects if
+    /// the step says so, and fills in the sample; false when the journey
+    /// should not go on. The timeout covers the whole redirect chain.
     async fn exchange(
         &self,
         conn: &mut Option<Conn>,
@@ -243,28 +250,28 @@ impl Runner {
     ) -> bool {
         let authority = &self.plan.target.authority;
         let want = request::want(step);
-        let attempt = async {
-            let mut retried = false;
-            loop {
-                if conn.as_ref().is_none_or(Conn::is_closed) {
-                    *conn = None;
-                    *conn = Some(
-                        client::connect(authority)
-                            .await
-                            .map_err(|_| ErrorKind::Connect)?,
-                    );
+        let mut extra_sent = 0u64;
+        let chain = async {
+            let mut res = send(conn, authority, req.as_bytes(), want).await?;
+            if step.follow_redirects {
+                let mut received = res.received;
+                let mut prev: Option<Vec<u8>> = None;
+                for _ in 0..MAX_REDIRECTS {
+                    let from = prev.as_deref().unwrap_or(req.as_bytes());
+                    let Some(next) = redirect::next_request(from, &res, &self.plan.target) else {
+                        break;
+                    };
+                    extra_sent += next.len() as u64;
+                    res = send(conn, authority, &next, want).await?;
+                    received += res.received;
+                    prev = Some(next);
                 }
-                let c = conn.as_mut().expect("connected above");
-                match c.send(req.as_bytes(), want).await {
-                    Ok(res) => return Ok(res),
-                    // A kept-alive connection the server closed while it was
-                    // idle: once, on a fresh one, as browsers and wrk do.
-                    Err(e) if e.is_stale() && !retried => retried = true,
-                    Err(_) => return Err(ErrorKind::Http),
-                }
+                res.received = received;
             }
+            Ok(res)
         };
-        let result = tokio::time::timeout(step.timeout, attempt).await;
+        let result = tokio::time::timeout(step.timeout, chain).await;
+        sample.sent += extra_sent;
         // A connection that cannot be reused (closed by the server, or left
         // mid-exchange by an error or the timeout) is not kept.
         if conn.as_ref().is_some_and(Conn::is_closed) {
@@ -292,6 +299,34 @@ impl Runner {
                     true
                 }
             }
+        }
+    }
+}
+
+/// One request on `conn`, connecting first if needed.
+async fn send(
+    conn: &mut Option<Conn>,
+    authority: &str,
+    req: &[u8],
+    want: client::Want,
+) -> Result<client::Response, ErrorKind> {
+    let mut retried = false;
+    loop {
+        if conn.as_ref().is_none_or(Conn::is_closed) {
+            *conn = None;
+            *conn = Some(
+                client::connect(authority)
+                    .await
+                    .map_err(|_| ErrorKind::Connect)?,
+            );
+        }
+        let c = conn.as_mut().expect("connected above");
+        match c.send(req, want).await {
+            Ok(res) => return Ok(res),
+            // A kept-alive connection the server closed while it was
+            // idle: once, on a fresh one, as browsers and wrk do.
+            Err(e) if e.is_stale() && !retried => retried = true,
+            Err(_) => return Err(ErrorKind::Http),
         }
     }
 }

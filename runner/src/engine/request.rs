@@ -215,7 +215,7 @@ fn content_length(buf: &mut [u8; 40], n: usize) -> &str {
 
 /// The origin-form request target in `p`, checked as `http::Uri` checks a
 /// path and query (the `#fragment`, if any, cut off); `None` if invalid.
-fn valid_path(p: &str) -> Option<&str> {
+pub(super) fn valid_path(p: &str) -> Option<&str> {
     let b = p.as_bytes();
     if b.first() != Some(&b'/') || b.len() >= u16::MAX as usize {
         return None;
@@ -254,10 +254,7 @@ pub fn want(step: &Step) -> Want {
     Want {
         head: step.method == Method::HEAD,
         body: step.needs_body(),
-        headers: step
-            .captures
-            .iter()
-            .any(|(_, c)| matches!(c, CaptureFrom::Header(_))),
+        headers: step.needs_headers(),
     }
 }
 
@@ -288,6 +285,14 @@ pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool
                     other => other.to_string(),
                 })
             }
+            CaptureFrom::Regex(re) => res.body.as_ref().and_then(|b| {
+                let caps = re.captures(b)?;
+                let m = caps.get(1).or_else(|| caps.get(0))?;
+                Some(String::from_utf8_lossy(m.as_bytes()).into_owned())
+            }),
+            CaptureFrom::LocationQuery(name) => {
+                res.header("location").and_then(|l| location_query(l, name))
+            }
         };
         match value {
             Some(v) => vars[*idx] = Some(v),
@@ -295,6 +300,44 @@ pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool
         }
     }
     true
+}
+
+/// The value of query parameter `name` in the URL `location`, decoded as a
+/// form value (`+` is a space); the first one if it repeats.
+pub fn location_query(location: &str, name: &str) -> Option<String> {
+    let query = location.split_once('?')?.1;
+    let query = query.split_once('#').map_or(query, |(q, _)| q);
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (url_decode(k) == name).then(|| url_decode(v))
+    })
+}
+
+/// Percent-decoding with `+` as a space; a `%` not followed by two hex
+/// digits is kept as it is.
+fn url_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                b.get(i + 1).copied().and_then(hex),
+                b.get(i + 2).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -332,6 +375,7 @@ mod tests {
             expect: Vec::new(),
             timeout: Duration::from_secs(1),
             captures: Vec::new(),
+            follow_redirects: false,
         }
     }
 
@@ -346,10 +390,12 @@ mod tests {
     fn build(s: &Step, record: &[&str]) -> Result<(String, u64), String> {
         let record: Vec<String> = record.iter().map(|s| s.to_string()).collect();
         let vars = [Some("t0k".to_string())];
+        let pkce = crate::template::Pkce::default();
         let ctx = RenderCtx {
             record: Some(&record),
             vars: &vars,
             seq: 42,
+            pkce: &pkce,
         };
         let p = Prepared::new(s, &target());
         let (req, sent) = p.build(s, &ctx)?;
@@ -486,5 +532,98 @@ mod tests {
                 .map(|u| u.path_and_query().unwrap().as_str().to_string());
             assert_eq!(ours, theirs, "{p:?}");
         }
+    }
+
+    fn response(headers: &[(&str, &str)], body: Option<&str>) -> Response {
+        Response {
+            status: 200,
+            headers: headers
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.as_bytes().to_vec()))
+                .collect(),
+            body: body.map(|b| bytes::Bytes::copy_from_slice(b.as_bytes())),
+            received: 0,
+        }
+    }
+
+    #[test]
+    fn location_query_finds_and_decodes_a_parameter() {
+        let l = "https://app.test/cb?state=a%20b&code=x%2By+z&code=second#code=frag";
+        assert_eq!(location_query(l, "code").as_deref(), Some("x+y z"));
+        assert_eq!(location_query(l, "state").as_deref(), Some("a b"));
+        assert_eq!(location_query(l, "nope"), None);
+        assert_eq!(location_query("/cb", "code"), None);
+        assert_eq!(
+            location_query("/cb?flag&c=%zz%4", "flag").as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            location_query("/cb?flag&c=%zz%4", "c").as_deref(),
+            Some("%zz%4")
+        );
+        assert_eq!(location_query("/cb?c=%C3%A9", "c").as_deref(), Some("é"));
+    }
+
+    #[test]
+    fn regex_and_location_captures_read_the_response() {
+        let mut s = step(Method::GET, "/", &[], None);
+        s.captures = vec![
+            (
+                0,
+                CaptureFrom::Regex(
+                    regex::bytes::Regex::new(r#"name="csrf" value="([^"]+)""#).unwrap(),
+                ),
+            ),
+            (
+                1,
+                CaptureFrom::Regex(regex::bytes::Regex::new(r"id-\d+").unwrap()),
+            ),
+            (2, CaptureFrom::LocationQuery("code".into())),
+        ];
+        let w = want(&s);
+        assert!(w.body && w.headers);
+        let res = response(
+            &[("Location", "/cb?code=abc")],
+            Some(r#"<input name="csrf" value="t0k"> see id-42 and id-7"#),
+        );
+        let mut vars = vec![None; 3];
+        assert!(capture(&s, &res, &mut vars));
+        assert_eq!(
+            vars,
+            [Some("t0k".into()), Some("id-42".into()), Some("abc".into())]
+        );
+        // No match, or no Location: the capture fails.
+        let res = response(&[], Some("nothing here"));
+        assert!(!capture(&s, &res, &mut vec![None; 3]));
+        s.captures.truncate(1);
+        let res = response(&[], Some(r#"name="csrf" value="x""#));
+        assert!(capture(&s, &res, &mut vec![None; 3]));
+        s.captures = vec![(0, CaptureFrom::LocationQuery("code".into()))];
+        assert!(!capture(&s, &res, &mut vec![None; 3]));
+        let w = want(&s);
+        assert!(!w.body && w.headers);
+    }
+
+    #[test]
+    fn form_bodies_are_framed_like_any_body() {
+        let mut s = step(
+            Method::POST,
+            "/token",
+            &[("content-type", "application/x-www-form-urlencoded")],
+            None,
+        );
+        s.body = Some(Template::form(vec![
+            ("code".into(), tpl("{{ vars.token }}")),
+            ("redirect uri".into(), tpl("https://app.test/cb")),
+        ]));
+        let (text, _) = build(&s, &[]).unwrap();
+        let body = "code=t0k&redirect%20uri=https%3A%2F%2Fapp.test%2Fcb";
+        assert_eq!(
+            text,
+            format!(
+                "POST /token HTTP/1.1\r\nhost: example.test:8080\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        );
     }
 }
