@@ -504,7 +504,7 @@ fn compile_step(
     for (k, v) in http.query {
         full.push(sep);
         sep = '&';
-        full.push_str(&encode_query(k));
+        full.push_str(&crate::urlcode::encode(k));
         full.push('=');
         // Templates inside values are kept as-is; literal text is escaped.
         full.push_str(&encode_query_keep_templates(v));
@@ -650,28 +650,16 @@ fn compile_step(
 
 const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
-fn encode_query(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 fn encode_query_keep_templates(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
-        out.push_str(&encode_query(&rest[..open]));
+        out.push_str(&crate::urlcode::encode(&rest[..open]));
         let end = rest[open..].find("}}").map_or(rest.len(), |e| open + e + 2);
         out.push_str(&rest[open..end]);
         rest = &rest[end..];
     }
-    out.push_str(&encode_query(rest));
+    out.push_str(&crate::urlcode::encode(rest));
     out
 }
 

@@ -20,3 +20,4 @@ pub mod report;
 pub mod snapshot;
 pub mod template;
 pub mod text;
+pub mod urlcode;

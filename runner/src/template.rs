@@ -122,11 +122,11 @@ impl Template {
             if i > 0 {
                 lit.push('&');
             }
-            form_encode_into(&mut lit, &k);
+            crate::urlcode::encode_into(&mut lit, &k);
             lit.push('=');
             for seg in v.segments {
                 match seg {
-                    Segment::Lit(s) => form_encode_into(&mut lit, &s),
+                    Segment::Lit(s) => crate::urlcode::encode_into(&mut lit, &s),
                     seg => {
                         if !lit.is_empty() {
                             segments.push(Segment::Lit(std::mem::take(&mut lit)));
@@ -204,27 +204,14 @@ impl Segment {
                 let start = out.len();
                 inner.render_into(ctx, out);
                 // Most rendered values need no escaping: copy only when one does.
-                if !out.as_bytes()[start..].iter().all(|&b| form_safe(b)) {
+                if !out.as_bytes()[start..]
+                    .iter()
+                    .all(|&b| crate::urlcode::is_unreserved(b))
+                {
                     let raw = out.split_off(start);
-                    form_encode_into(out, &raw);
+                    crate::urlcode::encode_into(out, &raw);
                 }
             }
-        }
-    }
-}
-
-/// Bytes a form key or value carries as they are (RFC 3986 unreserved).
-fn form_safe(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-._~".contains(&b)
-}
-
-/// Percent-encodes `s` onto `out`: every byte but the unreserved ones.
-pub fn form_encode_into(out: &mut String, s: &str) {
-    for b in s.bytes() {
-        if form_safe(b) {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
         }
     }
 }

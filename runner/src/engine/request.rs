@@ -309,35 +309,8 @@ pub fn location_query(location: &str, name: &str) -> Option<String> {
     let query = query.split_once('#').map_or(query, |(q, _)| q);
     query.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (url_decode(k) == name).then(|| url_decode(v))
+        (crate::urlcode::decode(k) == name).then(|| crate::urlcode::decode(v))
     })
-}
-
-/// Percent-decoding with `+` as a space; a `%` not followed by two hex
-/// digits is kept as it is.
-fn url_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                b.get(i + 1).copied().and_then(hex),
-                b.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]

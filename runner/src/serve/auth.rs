@@ -119,7 +119,7 @@ pub(crate) fn s256_challenge(verifier: &str) -> String {
 
 /// RFC 7636 section 4.1: 43..=128 characters of `[A-Za-z0-9-._~]`.
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(is_unreserved)
+    (43..=128).contains(&v.len()) && v.bytes().all(crate::urlcode::is_unreserved)
 }
 
 /// An S256 challenge is 32 bytes in base64url without padding.
@@ -127,10 +127,6 @@ fn valid_challenge(c: &str) -> bool {
     c.len() == 43
         && c.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
 /// 32 random bytes, base64url: 43 characters.
@@ -348,7 +344,7 @@ impl Auth {
         );
         if let Some(state) = get("state") {
             location += "&state=";
-            location += &encode_component(state);
+            location += &crate::urlcode::encode(state);
         }
         let Ok(location) = HeaderValue::from_str(&location) else {
             return bad("redirect_uri is not a valid URI");
@@ -533,7 +529,7 @@ pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
         .filter(|p| !p.is_empty())
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (decode_component(k), decode_component(v))
+            (crate::urlcode::decode(k), crate::urlcode::decode(v))
         })
         .collect()
 }
@@ -545,47 +541,6 @@ fn get<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .rev()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
-}
-
-/// `+` is a space, `%XX` a byte; a stray `%` stays as it is.
-fn decode_component(s: &str) -> String {
-    fn hex(b: u8) -> Option<u8> {
-        (b as char).to_digit(16).map(|d| d as u8)
-    }
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' => match (
-                b.get(i + 1).and_then(|&h| hex(h)),
-                b.get(i + 2).and_then(|&l| hex(l)),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-pub(crate) fn encode_component(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out += &format!("%{b:02X}");
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -639,8 +594,11 @@ mod tests {
         assert_eq!(get(&pairs, "flag"), Some(""));
         assert_eq!(get(&pairs, "c"), Some("%zz%4"));
         assert_eq!(get(&pairs, "missing"), None);
-        assert_eq!(encode_component("a b&c=d/é~"), "a%20b%26c%3Dd%2F%C3%A9~");
-        let pairs = parse_form(&format!("s={}", encode_component("x y&z=é")));
+        assert_eq!(
+            crate::urlcode::encode("a b&c=d/é~"),
+            "a%20b%26c%3Dd%2F%C3%A9~"
+        );
+        let pairs = parse_form(&format!("s={}", crate::urlcode::encode("x y&z=é")));
         assert_eq!(get(&pairs, "s"), Some("x y&z=é"));
     }
 
