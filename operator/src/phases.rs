@@ -395,15 +395,11 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         async move { agents.snapshot(&r, &token, false).await }
     })
     .await;
+    keep_latest(ctx, &uid, results).await;
     let mut unstarted = Vec::new();
     {
         let mut runs = ctx.runs.lock().await;
         let mem = runs.entry(uid.clone()).or_default();
-        for (r, res) in results {
-            if let Ok(json) = res {
-                mem.last.insert(r.index, json);
-            }
-        }
         for r in &refs {
             let started = mem.last.get(&r.index).is_some_and(|j| has_started(j));
             if !started && unix_us() > at + 1_000_000 {
@@ -488,6 +484,18 @@ fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
 
 /// Merges the latest snapshot of every runner, decoding one at a time so a
 /// round's memory stays that of one snapshot plus the sum.
+/// Keeps each runner's newest snapshot; a runner that did not answer keeps
+/// the last one it gave, so nothing it measured is lost.
+async fn keep_latest(ctx: &Context, uid: &str, results: Vec<(RunnerRef, Result<String>)>) {
+    let mut runs = ctx.runs.lock().await;
+    let mem = runs.entry(uid.to_string()).or_default();
+    for (r, res) in results {
+        if let Ok(json) = res {
+            mem.last.insert(r.index, json);
+        }
+    }
+}
+
 async fn merged_latest(ctx: &Context, uid: &str) -> Result<Snapshot> {
     let runs = ctx.runs.lock().await;
     let mut merged = Snapshot::empty(0);
@@ -525,20 +533,14 @@ async fn finalize(
         async move { agents.snapshot(&r, &token, true).await }
     })
     .await;
-    let (merged, abort) = {
-        let mut runs = ctx.runs.lock().await;
-        let mem = runs.entry(uid.clone()).or_default();
-        for (r, res) in finals {
-            if let Ok(json) = res {
-                mem.last.insert(r.index, json);
-            }
-        }
-        let mut merged = Snapshot::empty(0);
-        for json in mem.last.values() {
-            merged.merge(&Snapshot::from_json(json)?);
-        }
-        (merged, mem.abort.clone())
-    };
+    keep_latest(ctx, &uid, finals).await;
+    let merged = merged_latest(ctx, &uid).await?;
+    let abort = ctx
+        .runs
+        .lock()
+        .await
+        .get(&uid)
+        .and_then(|m| m.abort.clone());
     let outcomes = thresholds::evaluate(&parse_thresholds(lt), &merged);
     let report = Report::new(merged, outcomes.clone(), abort.clone().or(failure.clone()));
     let mut json = serde_json::to_string(&report).expect("reports serialize");
