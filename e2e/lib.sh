@@ -82,7 +82,16 @@ assert_local_pod_ip() {
 OPERATOR_PID=
 OPERATOR_LOG=
 
+# The CRD from crds/ (the Helm tests install the chart's identical copy); so that
+# each operator test also runs alone, not only after a Helm test.
+ensure_crd() {
+  k apply -f "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crds/loadtest.yaml" >/dev/null
+  k wait --for=condition=Established crd/loadtests.barrage.dev --timeout=30s >/dev/null ||
+    fail "the LoadTest CRD is not established"
+}
+
 start_operator() {
+  ensure_crd
   local bin=${E2E_OPERATOR_BIN:-}
   [[ -x $bin ]] || bin=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/x86_64-unknown-linux-gnu/release/barrage-operator
   [[ -x $bin ]] || fail "no barrage-operator binary (run through e2e/run, which builds it)"
