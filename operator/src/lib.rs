@@ -1,6 +1,7 @@
 //! Barrage's operator: reconciles LoadTest resources into a provisioning Job
 //! and N runner pods, starts them at one instant, and writes their merged
-//! results onto the resource.
+//! results onto the resource; runs ScheduledLoadTests' LoadTests on their
+//! cron schedules.
 
 pub mod collect;
 pub mod controller;
@@ -13,5 +14,6 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod schedule;
 pub mod status;
 pub mod validate;

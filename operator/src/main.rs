@@ -1,4 +1,4 @@
-//! `barrage-operator`: reconciles LoadTest resources.
+//! `barrage-operator`: reconciles LoadTest and ScheduledLoadTest resources.
 
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
@@ -7,6 +7,7 @@ use barrage_operator::{
     http, lease,
     metrics::Metrics,
     pods::{AGENT_PORT, RunnerDefaults},
+    schedule,
 };
 use clap::Parser;
 
@@ -116,7 +117,11 @@ async fn main() -> ExitCode {
         start_lead: Duration::from_millis(args.start_lead_ms),
     };
     tracing::info!(namespaces = ?namespaces, "barrage-operator starting");
-    controller::run(client.clone(), config, namespaces, metrics).await;
+    // ScheduledLoadTests beside LoadTests: same namespaces, same lease.
+    tokio::join!(
+        controller::run(client.clone(), config, namespaces.clone(), metrics),
+        schedule::controller::run(client.clone(), namespaces),
+    );
     if args.leader_elect {
         lease::release(client, &ns, "barrage-operator", &me).await;
     }

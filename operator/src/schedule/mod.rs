@@ -1,0 +1,17 @@
+//! ScheduledLoadTest: a LoadTest template run on a cron schedule in an IANA
+//! time zone, with CronJob's concurrency policies, starting deadline and
+//! history limits, and a status that keeps the trend of the runs' results.
+//!
+//! `cron` parses expressions and finds the instants they name, `policy`
+//! decides what is due, `history` computes the status, `runs` builds and
+//! reads the LoadTests, `validate` checks a spec, `controller` applies it.
+
+pub mod controller;
+pub mod crd;
+pub mod cron;
+pub mod history;
+pub mod policy;
+pub mod runs;
+pub mod validate;
+
+pub use crd::{ScheduledLoadTest, ScheduledLoadTestSpec, ScheduledLoadTestStatus};

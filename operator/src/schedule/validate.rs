@@ -1,0 +1,209 @@
+//! From the object the watch delivers to a checked ScheduledLoadTest: the
+//! conversion to our types (naming the field that does not fit), then what
+//! the schema cannot check: the schedule, the time zone, the template's
+//! LoadTest spec (the runner's own plan compiler), name lengths.
+
+use std::time::Duration;
+
+use jiff::tz::TimeZone;
+use kube::api::DynamicObject;
+
+use super::{crd::ScheduledLoadTest, cron::Cron, policy};
+use crate::error::{Error, Result};
+
+/// The label linking a run to its ScheduledLoadTest carries its name, and
+/// label values are at most 63 characters.
+pub const MAX_NAME: usize = 63;
+
+/// The ScheduledLoadTest in `obj`, or the field that does not fit its type.
+/// Untyped watch, typed here, for the reason `controller::typed` gives.
+pub fn typed(obj: &DynamicObject) -> Result<ScheduledLoadTest> {
+    let v = serde_json::to_value(obj).map_err(|e| Error::Other(e.to_string()))?;
+    serde_path_to_error::deserialize::<_, ScheduledLoadTest>(v.clone()).map_err(|e| {
+        // The plan is flattened into the template's spec, which hides the
+        // path inside it; the runner's plan reader names the field.
+        let template =
+            serde_json::json!({"kind": "LoadTest", "spec": v["spec"]["template"]["spec"]});
+        let path = e.path().to_string();
+        if path.starts_with("spec.template.spec")
+            && let Err(barrage_runner::Error::Invalid { field, message }) =
+                barrage_runner::planfile::from_str(&template.to_string(), Default::default())
+        {
+            return Error::Invalid {
+                field: in_template(&field),
+                message,
+            };
+        }
+        Error::Invalid {
+            field: path,
+            message: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// A checked spec: the parsed schedule and zone.
+#[derive(Debug)]
+pub struct Checked {
+    pub cron: Cron,
+    pub tz: TimeZone,
+    pub deadline: Option<Duration>,
+}
+
+/// A LoadTest field (`spec.load`) as the template's (`spec.template.spec.load`).
+fn in_template(field: &str) -> String {
+    match field.strip_prefix("spec") {
+        Some(rest) => format!("spec.template.spec{rest}"),
+        None => field.to_string(),
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> Error {
+    Error::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+pub fn validate(slt: &ScheduledLoadTest) -> Result<Checked> {
+    let name = slt.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > MAX_NAME {
+        return Err(invalid(
+            "metadata.name",
+            format!(
+                "is {} characters; at most {MAX_NAME} for a ScheduledLoadTest",
+                name.len()
+            ),
+        ));
+    }
+    let spec = &slt.spec;
+    let cron: Cron = spec
+        .schedule
+        .parse()
+        .map_err(|e| invalid("spec.schedule", format!("{:?}: {e}", spec.schedule.trim())))?;
+    let tz = match spec.time_zone.as_deref() {
+        None => TimeZone::UTC,
+        Some(z) => super::cron::time_zone(z.trim()).map_err(|m| invalid("spec.timeZone", m))?,
+    };
+    let deadline = match spec.starting_deadline_seconds {
+        None => None,
+        Some(s) if s < 0 => {
+            return Err(invalid(
+                "spec.startingDeadlineSeconds",
+                format!("{s} is negative"),
+            ));
+        }
+        Some(s) => Some(Duration::from_secs(s as u64)),
+    };
+    // The template as a LoadTest: checked under the longest name a run gets.
+    let sample = policy::run_name(name, jiff::Timestamp::now());
+    crate::validate::validate(&sample, &spec.template.spec).map_err(|e| match e {
+        Error::Invalid { field, message } => Error::Invalid {
+            field: in_template(&field),
+            message,
+        },
+        other => other,
+    })?;
+    Ok(Checked { cron, tz, deadline })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(spec: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "barrage.dev/v1alpha1", "kind": "ScheduledLoadTest",
+            "metadata": {"name": "nightly", "namespace": "n"},
+            "spec": spec,
+        }))
+        .unwrap()
+    }
+
+    fn spec() -> serde_json::Value {
+        serde_json::json!({
+            "schedule": "*/5 * * * *",
+            "timeZone": "Europe/Berlin",
+            "template": {"spec": {
+                "target": {"baseUrl": "http://10.0.0.1"},
+                "load": {"users": 1, "duration": "10s"},
+                "requests": [{"name": "a", "path": "/"}]
+            }}
+        })
+    }
+
+    fn field_of(r: Result<impl std::fmt::Debug>) -> (String, String) {
+        match r {
+            Err(Error::Invalid { field, message }) => (field, message),
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    fn check(spec: serde_json::Value) -> Result<Checked> {
+        validate(&typed(&obj(spec))?)
+    }
+
+    #[test]
+    fn a_good_spec_passes_with_defaults() {
+        let slt = typed(&obj(spec())).unwrap();
+        assert_eq!(slt.spec.successful_runs_history_limit, 3);
+        assert_eq!(slt.spec.failed_runs_history_limit, 1);
+        assert!(!slt.spec.suspend);
+        assert_eq!(
+            slt.spec.concurrency_policy,
+            super::super::crd::ConcurrencyPolicy::Allow
+        );
+        let c = validate(&slt).unwrap();
+        assert_eq!(c.tz.iana_name(), Some("Europe/Berlin"));
+        assert_eq!(c.deadline, None);
+        let mut s = spec();
+        s.as_object_mut().unwrap().remove("timeZone");
+        assert_eq!(
+            check(s).unwrap().tz,
+            TimeZone::UTC,
+            "the default zone is UTC"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let with = |path: &[&str], v: serde_json::Value| {
+            let mut s = spec();
+            let mut cur = &mut s;
+            for p in &path[..path.len() - 1] {
+                cur = &mut cur[*p];
+            }
+            cur[path[path.len() - 1]] = v;
+            s
+        };
+        let (f, m) = field_of(check(with(&["schedule"], "0 9 * * mond".into())));
+        assert_eq!(f, "spec.schedule");
+        assert!(m.contains("field 5 (day of week) at column 9"), "{m}");
+        let (f, m) = field_of(check(with(&["timeZone"], "Europe/Berlinn".into())));
+        assert_eq!(f, "spec.timeZone");
+        assert!(m.contains("Europe/Berlinn"), "{m}");
+        let (f, _) = field_of(check(with(&["startingDeadlineSeconds"], (-5).into())));
+        assert_eq!(f, "spec.startingDeadlineSeconds");
+        let (f, _) = field_of(check(with(&["concurrencyPolicy"], "Sometimes".into())));
+        assert_eq!(f, "spec.concurrencyPolicy");
+        let (f, _) = field_of(check(with(&["template", "spec", "runners"], 0.into())));
+        assert_eq!(f, "spec.template.spec.runners");
+        let (f, m) = field_of(check(with(
+            &["template", "spec", "load", "duration"],
+            "10 parsecs".into(),
+        )));
+        assert_eq!(f, "spec.template.spec.load.duration");
+        assert!(m.contains("unknown unit"), "{m}");
+        let (f, _) = field_of(check(with(
+            &["template", "spec", "requests"],
+            serde_json::json!([{"name": "a", "path": "x"}]),
+        )));
+        assert_eq!(f, "spec.template.spec.requests[0].path");
+        let mut long = obj(spec());
+        long.metadata.name = Some("x".repeat(64));
+        let (f, _) = field_of(validate(&typed(&long).unwrap()));
+        assert_eq!(f, "metadata.name");
+        // The longest name that fits still gives runs that fit.
+        long.metadata.name = Some("x".repeat(63));
+        validate(&typed(&long).unwrap()).unwrap();
+    }
+}
