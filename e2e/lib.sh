@@ -82,12 +82,12 @@ assert_local_pod_ip() {
 OPERATOR_PID=
 OPERATOR_LOG=
 
-# The CRD from crds/ (the Helm tests install the chart's identical copy); so that
+# The CRDs from crds/ (the Helm tests install the chart's identical copies); so that
 # each operator test also runs alone, not only after a Helm test.
 ensure_crd() {
-  k apply -f "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crds/loadtest.yaml" >/dev/null
-  k wait --for=condition=Established crd/loadtests.barrage.dev --timeout=30s >/dev/null ||
-    fail "the LoadTest CRD is not established"
+  k apply -f "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crds/" >/dev/null
+  k wait --for=condition=Established crd/loadtests.barrage.dev crd/scheduledloadtests.barrage.dev --timeout=30s >/dev/null ||
+    fail "the LoadTest and ScheduledLoadTest CRDs are not established"
 }
 
 start_operator() {

@@ -40,8 +40,10 @@ FULLNAME = "barrage"  # release name == chart name: the full name is the release
 
 # The operator's API rights, exactly (issue 5). An extra verb, resource or group fails.
 LEAST_PRIVILEGE = {
-    ("barrage.dev", "loadtests"): {"get", "list", "watch"},
+    ("barrage.dev", "loadtests"): {"get", "list", "watch", "create", "delete"},
     ("barrage.dev", "loadtests/status"): {"get", "patch", "update"},
+    ("barrage.dev", "scheduledloadtests"): {"get", "list", "watch"},
+    ("barrage.dev", "scheduledloadtests/status"): {"get", "patch", "update"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
     ("batch", "jobs"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "create", "patch"},
@@ -181,14 +183,19 @@ def test_chart_metadata() -> None:
     assert md["version"] == "0.1.0" and md["appVersion"] == "dev", md
 
 
+CRD_FILES = ["loadtest.yaml", "scheduledloadtest.yaml"]
+
+
 def test_crd_is_the_same_bytes() -> None:
-    with open(os.path.join(ROOT, "crds", "loadtest.yaml"), "rb") as a, open(os.path.join(CHART, "crds", "loadtest.yaml"), "rb") as b:
-        top, chart = a.read(), b.read()
-    assert top == chart, "charts/barrage/crds/loadtest.yaml differs from crds/loadtest.yaml: cp crds/loadtest.yaml charts/barrage/crds/"
-    # And Helm loads it as the chart's one CRD file (installed before the templates).
-    crds = helm_python.Chart.load(CHART).crds
-    assert [c["name"] for c in crds] == ["crds/loadtest.yaml"], [c["name"] for c in crds]
-    assert crds[0]["data"].encode() == top, "Helm reads a different CRD text than crds/loadtest.yaml"
+    assert sorted(os.listdir(os.path.join(ROOT, "crds"))) == CRD_FILES, os.listdir(os.path.join(ROOT, "crds"))
+    crds = {c["name"]: c["data"].encode() for c in helm_python.Chart.load(CHART).crds}
+    # Helm loads exactly these as the chart's CRD files (installed before the templates).
+    assert sorted(crds) == [f"crds/{f}" for f in CRD_FILES], sorted(crds)
+    for f in CRD_FILES:
+        with open(os.path.join(ROOT, "crds", f), "rb") as a, open(os.path.join(CHART, "crds", f), "rb") as b:
+            top, chart = a.read(), b.read()
+        assert top == chart, f"charts/barrage/crds/{f} differs from crds/{f}: cp crds/{f} charts/barrage/crds/"
+        assert crds[f"crds/{f}"] == top, f"Helm reads a different CRD text than crds/{f}"
 
 
 def test_defaults_cluster_wide() -> None:

@@ -59,9 +59,16 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
 {{- define "barrage.rules" -}}
 - apiGroups: ["barrage.dev"]
   resources: ["loadtests"]
-  verbs: ["get", "list", "watch"]
+  # create/delete: a ScheduledLoadTest's runs and its history limits
+  verbs: ["get", "list", "watch", "create", "delete"]
 - apiGroups: ["barrage.dev"]
   resources: ["loadtests/status"]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["barrage.dev"]
+  resources: ["scheduledloadtests"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["barrage.dev"]
+  resources: ["scheduledloadtests/status"]
   verbs: ["get", "patch", "update"]
 - apiGroups: [""]
   resources: ["pods"]
