@@ -106,10 +106,18 @@ async fn reject(
     Ok(Action::await_change())
 }
 
-async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
-    let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
+async fn reconcile(cached: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action> {
+    let (ns, name) = (cached.namespace().unwrap_or_default(), cached.name_any());
     let span = info_span!("reconcile_schedule", namespace = %ns, name = %name);
     async {
+        // Read afresh: the cache may not hold this controller's last status
+        // write yet (a run's deletion can arrive first), and a stale history
+        // would lose the results of the runs the history limit just deleted.
+        let slts: Api<DynamicObject> =
+            Api::namespaced_with(ctx.client.clone(), &ns, &runs::slt_resource());
+        let Some(obj) = slts.get_opt(&name).await? else {
+            return Ok(Action::await_change());
+        };
         if obj.meta().deletion_timestamp.is_some() {
             // The runs are ours (owner references): the garbage collector
             // deletes them.

@@ -131,7 +131,6 @@ fn trend(history: &[RunRecord], f: impl Fn(&RunRecord) -> Option<f64>) -> Option
 /// The whole status after this reconcile. `runs` are the runs as listed
 /// (before this reconcile's own changes); `invalid` is a spec error, which
 /// leaves everything but the Ready condition as it was.
-#[allow(clippy::too_many_arguments)]
 pub fn next_status(
     old: &ScheduledLoadTestStatus,
     runs: &[Run],

@@ -206,4 +206,19 @@ mod tests {
         long.metadata.name = Some("x".repeat(63));
         validate(&typed(&long).unwrap()).unwrap();
     }
+
+    #[test]
+    fn the_example_manifest_is_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scheduled-soak.yaml");
+        let text = std::fs::read_to_string(path).unwrap();
+        let v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let slt = typed(&serde_json::from_value(v).unwrap()).unwrap();
+        let c = validate(&slt).unwrap();
+        assert_eq!(c.tz.iana_name(), Some("Europe/Berlin"));
+        assert_eq!(c.deadline, Some(Duration::from_secs(600)));
+        assert_eq!(
+            slt.spec.concurrency_policy,
+            super::super::crd::ConcurrencyPolicy::Forbid
+        );
+    }
 }
