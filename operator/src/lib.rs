@@ -14,6 +14,8 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod publish;
 pub mod schedule;
+pub mod setup;
 pub mod status;
 pub mod validate;
