@@ -74,7 +74,7 @@ echo "ScheduledLoadTest created at $(date -u +%T); waiting for runs"
 
 # Watch the runs until the second run has finished and the first is gone (the
 # history limit), checking on the way that no two runs are ever active.
-declare -A RESULT SCHEDULED STARTED_LATE
+declare -A RESULT=() SCHEDULED=() STARTED_LATE=()
 while :; do
   ((SECONDS - CREATED < 330)) || fail "no two finished runs with the first one pruned within 330s; runs: $(runs | jq -c '[.items[] | {n: .metadata.name, p: .status.phase}]')"
   R=$(runs)
@@ -158,7 +158,9 @@ P95_NEWEST=$(cut -d' ' -f3 <<<"${RESULT[$NEWEST]}")
 [[ $(tail -n 1 <<<"$GET") == *"* * * * *"*Passed* ]] || fail "kubectl get slt row lacks the schedule or verdict"
 [[ $(jq -r '.status.recentP95' <<<"$S") == "$(printf '%.1f' "$P95_NEWEST") "* ]] ||
   fail "recentP95 '$(jq -r '.status.recentP95' <<<"$S")' does not start with the newest run's p95 $P95_NEWEST"
-k -n "$NS" describe slt nightly | grep -q "Recent P95" || fail "kubectl describe slt shows no Recent P95"
+DESC=$(k -n "$NS" describe slt nightly)
+grep -Eq "Last Verdict: +Passed" <<<"$DESC" && grep -q "recentP95: " <<<"$DESC" && grep -q "P95 Ms: " <<<"$DESC" ||
+  fail "kubectl describe slt does not show the verdict, the trend and the history"
 
 # Suspend: no new run, even when the next minute comes.
 slt_manifest true | k -n "$NS" apply -f - >/dev/null

@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn the_example_manifest_is_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/scheduled-soak.yaml");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/scheduled-soak.yaml"
+        );
         let text = std::fs::read_to_string(path).unwrap();
         let v: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
         let slt = typed(&serde_json::from_value(v).unwrap()).unwrap();
