@@ -5,7 +5,8 @@
 # minute, never two at once, the Forbid skip is recorded (status and event), the
 # history limit (1 succeeded) deletes the older run while status.history keeps
 # its verdict, req/s and p95 exactly as its LoadTest had them, and `kubectl get
-# slt` shows the trend columns. Then suspend: no new run. GitOps: re-applying the
+# slt` shows the trend columns; one with a bad time zone is rejected naming the
+# field, without holding up the other. Then suspend: no new run. GitOps: re-applying the
 # same manifests (the ScheduledLoadTest, and a finished LoadTest) changes
 # nothing and starts nothing.
 source "$(dirname "$0")/../lib.sh"
@@ -70,6 +71,17 @@ slt_manifest false | k -n "$NS" apply -f - >/dev/null
 OUT=$(slt_manifest false | k -n "$NS" apply -f -)
 [[ $OUT == *unchanged* ]] || fail "re-applying the same ScheduledLoadTest was not a no-op: $OUT"
 CREATED=$SECONDS
+# A ScheduledLoadTest with a bad time zone: rejected with the field named, and
+# it does not hold up the good one.
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: barrage.dev/v1alpha1
+kind: ScheduledLoadTest
+metadata: {name: badzone}
+spec:
+  schedule: "* * * * *"
+  timeZone: Europe/Berlinn
+  template: {spec: {target: {baseUrl: "http://$TARGET_IP:8080"}, load: {users: 1, duration: 1s}, requests: [{name: a, path: /}]}}
+YAML
 echo "ScheduledLoadTest created at $(date -u +%T); waiting for runs"
 
 # Watch the runs until the second run has finished and the first is gone (the
@@ -112,6 +124,15 @@ mapfile -t TIMES < <(printf '%s\n' "${SCHEDULED[@]}" | sort)
 for t in "${TIMES[@]}"; do [[ $t == *:00Z ]] || fail "scheduled time $t is not on a minute"; done
 GAP=$(($(date -d "${TIMES[1]}" +%s) - $(date -d "${TIMES[0]}" +%s)))
 ((GAP >= 120)) || fail "runs ${TIMES[0]} and ${TIMES[1]} are $GAP s apart: the minute between should have been skipped (Forbid)"
+
+BAD=$(k -n "$NS" get scheduledloadtest badzone -o json)
+[[ $(jq -r '.status.conditions[] | select(.type == "Ready") | "\(.status) \(.reason)"' <<<"$BAD") == "False InvalidSpec" ]] ||
+  fail "the ScheduledLoadTest with a bad time zone is not Ready=False InvalidSpec"
+[[ $(jq -r '.status.conditions[] | select(.type == "Ready") | .message' <<<"$BAD") == *spec.timeZone* ]] ||
+  fail "the bad time zone's message does not name spec.timeZone"
+k -n "$NS" get events --field-selector involvedObject.name=badzone,reason=InvalidSpec -o name | grep -q . ||
+  fail "no InvalidSpec event for the bad time zone"
+[[ -z $(k -n "$NS" get loadtests -l barrage.dev/scheduledloadtest=badzone -o name) ]] || fail "the invalid ScheduledLoadTest started a run"
 
 # The Forbid skip: in the status and as an event.
 [[ $(jq '.status.skippedRuns' <<<"$S") -ge 1 ]] || fail "status.skippedRuns is not >= 1"
@@ -159,7 +180,7 @@ P95_NEWEST=$(cut -d' ' -f3 <<<"${RESULT[$NEWEST]}")
 [[ $(jq -r '.status.recentP95' <<<"$S") == "$(printf '%.1f' "$P95_NEWEST") "* ]] ||
   fail "recentP95 '$(jq -r '.status.recentP95' <<<"$S")' does not start with the newest run's p95 $P95_NEWEST"
 DESC=$(k -n "$NS" describe slt nightly)
-grep -Eq "Last Verdict: +Passed" <<<"$DESC" && grep -q "recentP95: " <<<"$DESC" && grep -q "P95 Ms: " <<<"$DESC" ||
+grep -Eq "Last Verdict: +Passed" <<<"$DESC" && grep -q "recentP95: " <<<"$DESC" && grep -q "p95Ms: " <<<"$DESC" ||
   fail "kubectl describe slt does not show the verdict, the trend and the history"
 
 # Suspend: no new run, even when the next minute comes.
