@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod report;
 pub mod status;
 pub mod validate;
