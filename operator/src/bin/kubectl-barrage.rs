@@ -71,7 +71,11 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn write_file(path: &PathBuf, contents: &str) -> Result<(), String> {
     std::fs::write(path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    eprintln!("wrote {} ({} KB)", path.display(), contents.len().div_ceil(1024));
+    eprintln!(
+        "wrote {} ({} KB)",
+        path.display(),
+        contents.len().div_ceil(1024)
+    );
     Ok(())
 }
 
@@ -146,8 +150,8 @@ async fn main() -> ExitCode {
                 (Err(e), _) | (_, Err(e)) => return fail(e),
             };
             let c = compare::compare(&ra, &rb, threshold);
-            let colour =
-                std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+            let colour = std::io::stdout().is_terminal()
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
             print!("{}", compare::render_text(&c, colour));
             if let Some(path) = html_file
                 && let Err(e) = write_file(&path, &compare::render_html(&c, &ra, &rb))

@@ -60,7 +60,12 @@ impl Row {
 
 /// Judges one figure. A change from 0 to something has no percentage: it
 /// is judged by direction alone (0 errors -> some errors is worse).
-pub fn judge(a: Option<f64>, b: Option<f64>, better: Better, threshold_pct: f64) -> (Option<f64>, Change) {
+pub fn judge(
+    a: Option<f64>,
+    b: Option<f64>,
+    better: Better,
+    threshold_pct: f64,
+) -> (Option<f64>, Change) {
     let (Some(a), Some(b)) = (a, b) else {
         return (None, Change::Unknown);
     };
@@ -84,15 +89,36 @@ pub fn judge(a: Option<f64>, b: Option<f64>, better: Better, threshold_pct: f64)
 
 fn rows(a: Option<&Figures>, b: Option<&Figures>, threshold_pct: f64) -> Vec<Row> {
     type Get = fn(&Figures) -> Option<f64>;
-    let specs: [(&'static str, Better, Get, fn(f64) -> String); 8] = [
-        ("requests", Better::Neither, |f| Some(f.requests as f64), |v| format!("{v:.0}")),
-        ("req/s", Better::Higher, |f| Some(f.rps), |v| format!("{v:.1}")),
-        ("error rate", Better::Lower, |f| Some(f.error_rate), |v| format!("{:.2}%", v * 100.0)),
+    type Spec = (&'static str, Better, Get, fn(f64) -> String);
+    let specs: [Spec; 8] = [
+        (
+            "requests",
+            Better::Neither,
+            |f| Some(f.requests as f64),
+            |v| format!("{v:.0}"),
+        ),
+        (
+            "req/s",
+            Better::Higher,
+            |f| Some(f.rps),
+            |v| format!("{v:.1}"),
+        ),
+        (
+            "error rate",
+            Better::Lower,
+            |f| Some(f.error_rate),
+            |v| format!("{:.2}%", v * 100.0),
+        ),
         ("p50 ms", Better::Lower, |f| f.p50, ms),
         ("p95 ms", Better::Lower, |f| f.p95, ms),
         ("p99 ms", Better::Lower, |f| f.p99, ms),
         ("max ms", Better::Lower, |f| f.max, ms),
-        ("errors", Better::Lower, |f| Some(f.errors as f64), |v| format!("{v:.0}")),
+        (
+            "errors",
+            Better::Lower,
+            |f| Some(f.errors as f64),
+            |v| format!("{v:.0}"),
+        ),
     ];
     specs
         .into_iter()
@@ -172,20 +198,34 @@ pub fn compare(a: &Run, b: &Run, threshold_pct: f64) -> Comparison {
     let (fa, fb) = (figures::of(a), figures::of(b));
     let mut groups = vec![Group {
         name: None,
-        rows: rows(fa.as_ref().map(|f| &f.total), fb.as_ref().map(|f| &f.total), threshold_pct),
+        rows: rows(
+            fa.as_ref().map(|f| &f.total),
+            fb.as_ref().map(|f| &f.total),
+            threshold_pct,
+        ),
     }];
-    let mut names: Vec<&String> = fa.iter().chain(fb.iter()).flat_map(|f| f.by_request.keys()).collect();
+    let mut names: Vec<&String> = fa
+        .iter()
+        .chain(fb.iter())
+        .flat_map(|f| f.by_request.keys())
+        .collect();
     names.sort();
     names.dedup();
     for n in names {
-        let get = |f: &Option<figures::RunFigures>| f.as_ref().and_then(|f| f.by_request.get(n).cloned());
+        let get =
+            |f: &Option<figures::RunFigures>| f.as_ref().and_then(|f| f.by_request.get(n).cloned());
         let (ra, rb) = (get(&fa), get(&fb));
         groups.push(Group {
             name: Some(n.clone()),
             rows: rows(ra.as_ref(), rb.as_ref(), threshold_pct),
         });
     }
-    let outcomes = |r: &Run| r.status.as_ref().map(|s| s.thresholds.clone()).unwrap_or_default();
+    let outcomes = |r: &Run| {
+        r.status
+            .as_ref()
+            .map(|s| s.thresholds.clone())
+            .unwrap_or_default()
+    };
     let (ta, tb) = (outcomes(a), outcomes(b));
     let sources: Vec<&String> = ta.iter().chain(&tb).map(|o| &o.source).collect();
     let mut seen = std::collections::BTreeSet::new();
@@ -194,7 +234,9 @@ pub fn compare(a: &Run, b: &Run, threshold_pct: f64) -> Comparison {
         .filter(|s| seen.insert(s.to_string()))
         .map(|s| {
             let find = |t: &[barrage_runner::thresholds::Outcome]| {
-                t.iter().find(|o| &o.source == s).map(|o| (o.passed, o.observed_text.clone()))
+                t.iter()
+                    .find(|o| &o.source == s)
+                    .map(|o| (o.passed, o.observed_text.clone()))
             };
             ThresholdChange {
                 source: s.clone(),
@@ -209,7 +251,9 @@ pub fn compare(a: &Run, b: &Run, threshold_pct: f64) -> Comparison {
             notes.push(format!("{tag} ({}): {n}", run.title()));
         }
         if f.as_ref().is_some_and(|f| !f.from_report) {
-            notes.push(format!("{tag}: figures from the status (rounded; at most the 20 busiest request names)"));
+            notes.push(format!(
+                "{tag}: figures from the status (rounded; at most the 20 busiest request names)"
+            ));
         }
     }
     Comparison {
@@ -245,7 +289,11 @@ pub fn render_text(c: &Comparison, colour: bool) -> String {
     };
     let mut out = String::new();
     let v = |x: &Option<String>| x.clone().unwrap_or_else(|| "no verdict".into());
-    let _ = writeln!(out, "\n  barrage compare · noise threshold {}%", c.threshold_pct);
+    let _ = writeln!(
+        out,
+        "\n  barrage compare · noise threshold {}%",
+        c.threshold_pct
+    );
     let _ = writeln!(out, "  A = {} ({})", c.a, v(&c.verdict_a));
     let _ = writeln!(out, "  B = {} ({})", c.b, v(&c.verdict_b));
     for n in &c.notes {
@@ -253,7 +301,11 @@ pub fn render_text(c: &Comparison, colour: bool) -> String {
     }
     for g in &c.groups {
         let title = g.name.clone().unwrap_or_else(|| "(all)".into());
-        let _ = writeln!(out, "\n  {title:<24} {:>12} {:>12} {:>9}", "A", "B", "change");
+        let _ = writeln!(
+            out,
+            "\n  {title:<24} {:>12} {:>12} {:>9}",
+            "A", "B", "change"
+        );
         for r in &g.rows {
             let line = format!(
                 "    {:<22} {:>12} {:>12} {:>9}  {}",
@@ -296,9 +348,18 @@ pub fn render_text(c: &Comparison, colour: bool) -> String {
     let _ = writeln!(
         out,
         "\n  {}",
-        paint(format!("verdict: {} → {}", v(&c.verdict_a), v(&c.verdict_b)), vchange)
+        paint(
+            format!("verdict: {} → {}", v(&c.verdict_a), v(&c.verdict_b)),
+            vchange
+        )
     );
-    let _ = writeln!(out, "  {} worse, {} better beyond {}%\n", c.worse(), c.better(), c.threshold_pct);
+    let _ = writeln!(
+        out,
+        "  {} worse, {} better beyond {}%\n",
+        c.worse(),
+        c.better(),
+        c.threshold_pct
+    );
     out
 }
 
@@ -392,7 +453,11 @@ pub fn render_html(c: &Comparison, a: &Run, b: &Run) -> String {
         lines.truncate(1);
         lines.extend(html::spectrum_series(rb, " (B)").into_iter().take(1));
         h.push_str(r#"<h2>Latency spectrum</h2><section class="plots" id="plots"><figure>"#);
-        h.push_str(&html::spectrum_chart("plot-spectrum", "Latency percentile spectrum, A and B", &lines));
+        h.push_str(&html::spectrum_chart(
+            "plot-spectrum",
+            "Latency percentile spectrum, A and B",
+            &lines,
+        ));
         h.push_str("<figcaption>All requests of each run, from its merged histogram; the axis is logarithmic in nines.</figcaption></figure></section>");
     }
     let _ = write!(
@@ -413,22 +478,55 @@ mod tests {
     fn direction_decides_better_or_worse() {
         let t = 5.0;
         // Latency up is worse, down is better.
-        assert_eq!(judge(Some(100.0), Some(120.0), Better::Lower, t), (Some(20.0), Change::Worse));
-        assert_eq!(judge(Some(100.0), Some(80.0), Better::Lower, t).1, Change::Better);
+        assert_eq!(
+            judge(Some(100.0), Some(120.0), Better::Lower, t),
+            (Some(20.0), Change::Worse)
+        );
+        assert_eq!(
+            judge(Some(100.0), Some(80.0), Better::Lower, t).1,
+            Change::Better
+        );
         // Throughput down is worse, up is better.
-        assert_eq!(judge(Some(100.0), Some(90.0), Better::Higher, t), (Some(-10.0), Change::Worse));
-        assert_eq!(judge(Some(100.0), Some(110.0), Better::Higher, t).1, Change::Better);
+        assert_eq!(
+            judge(Some(100.0), Some(90.0), Better::Higher, t),
+            (Some(-10.0), Change::Worse)
+        );
+        assert_eq!(
+            judge(Some(100.0), Some(110.0), Better::Higher, t).1,
+            Change::Better
+        );
         // Within the noise threshold: the same, whichever way.
-        assert_eq!(judge(Some(100.0), Some(104.9), Better::Lower, t).1, Change::Same);
-        assert_eq!(judge(Some(100.0), Some(95.1), Better::Higher, t).1, Change::Same);
+        assert_eq!(
+            judge(Some(100.0), Some(104.9), Better::Lower, t).1,
+            Change::Same
+        );
+        assert_eq!(
+            judge(Some(100.0), Some(95.1), Better::Higher, t).1,
+            Change::Same
+        );
         // Neutral figures change without a judgement.
-        assert_eq!(judge(Some(100.0), Some(200.0), Better::Neither, t).1, Change::Changed);
+        assert_eq!(
+            judge(Some(100.0), Some(200.0), Better::Neither, t).1,
+            Change::Changed
+        );
         // From zero: no percentage, judged by direction; zero to zero is no change.
-        assert_eq!(judge(Some(0.0), Some(0.01), Better::Lower, t), (None, Change::Worse));
-        assert_eq!(judge(Some(0.0), Some(0.0), Better::Lower, t), (Some(0.0), Change::Same));
-        assert_eq!(judge(None, Some(1.0), Better::Lower, t), (None, Change::Unknown));
+        assert_eq!(
+            judge(Some(0.0), Some(0.01), Better::Lower, t),
+            (None, Change::Worse)
+        );
+        assert_eq!(
+            judge(Some(0.0), Some(0.0), Better::Lower, t),
+            (Some(0.0), Change::Same)
+        );
+        assert_eq!(
+            judge(None, Some(1.0), Better::Lower, t),
+            (None, Change::Unknown)
+        );
         // The threshold is a flag: 25% is noise at 30%.
-        assert_eq!(judge(Some(100.0), Some(125.0), Better::Lower, 30.0).1, Change::Same);
+        assert_eq!(
+            judge(Some(100.0), Some(125.0), Better::Lower, 30.0).1,
+            Change::Same
+        );
     }
 
     /// B: checkout got slower and failed more, home got faster.
@@ -436,22 +534,38 @@ mod tests {
         let a = testdata::run(
             "before",
             report(
-                vec![("checkout", stats(2_000, 5_000, 50_000, 0)), ("home", stats(8_000, 1_000, 20_000, 0))],
-                vec![outcome("p(95) < 60ms", "47.8ms", true), outcome("error_rate < 1%", "0.00%", true)],
+                vec![
+                    ("checkout", stats(2_000, 5_000, 50_000, 0)),
+                    ("home", stats(8_000, 1_000, 20_000, 0)),
+                ],
+                vec![
+                    outcome("p(95) < 60ms", "47.8ms", true),
+                    outcome("error_rate < 1%", "0.00%", true),
+                ],
             ),
         );
         let b = testdata::run(
             "after",
             report(
-                vec![("checkout", stats(2_000, 5_000, 90_000, 40)), ("home", stats(8_000, 1_000, 10_000, 0))],
-                vec![outcome("p(95) < 60ms", "85.8ms", false), outcome("error_rate < 1%", "0.40%", true)],
+                vec![
+                    ("checkout", stats(2_000, 5_000, 90_000, 40)),
+                    ("home", stats(8_000, 1_000, 10_000, 0)),
+                ],
+                vec![
+                    outcome("p(95) < 60ms", "85.8ms", false),
+                    outcome("error_rate < 1%", "0.40%", true),
+                ],
             ),
         );
         (a, b)
     }
 
     fn row<'a>(c: &'a Comparison, group: Option<&str>, label: &str) -> &'a Row {
-        let g = c.groups.iter().find(|g| g.name.as_deref() == group).unwrap();
+        let g = c
+            .groups
+            .iter()
+            .find(|g| g.name.as_deref() == group)
+            .unwrap();
         g.rows.iter().find(|r| r.label == label).unwrap()
     }
 
@@ -461,7 +575,10 @@ mod tests {
         let c = compare(&a, &b, 5.0);
         assert_eq!(c.groups.len(), 3);
         assert_eq!(row(&c, Some("checkout"), "p95 ms").change, Change::Worse);
-        assert_eq!(row(&c, Some("checkout"), "error rate").change, Change::Worse);
+        assert_eq!(
+            row(&c, Some("checkout"), "error rate").change,
+            Change::Worse
+        );
         assert_eq!(row(&c, Some("checkout"), "error rate").delta_text(), "new");
         assert_eq!(row(&c, Some("home"), "p95 ms").change, Change::Better);
         let home_p95 = row(&c, Some("home"), "p95 ms");
@@ -487,12 +604,19 @@ mod tests {
         let c = compare(&a, &b, 5.0);
         let plain = render_text(&c, false);
         assert!(!plain.contains('\x1b'));
-        let p95 = plain.lines().find(|l| l.contains("p95 ms") && l.contains("worse")).unwrap();
+        let p95 = plain
+            .lines()
+            .find(|l| l.contains("p95 ms") && l.contains("worse"))
+            .unwrap();
         assert!(p95.contains("▼ worse"), "{p95}");
         assert!(plain.contains("p(95) < 60ms"));
         assert!(plain.contains("newly failing"));
         assert!(plain.contains("verdict: Passed → Failed"));
-        assert!(plain.contains(&format!("{} worse, {} better beyond 5%", c.worse(), c.better())));
+        assert!(plain.contains(&format!(
+            "{} worse, {} better beyond 5%",
+            c.worse(),
+            c.better()
+        )));
         let coloured = render_text(&c, true);
         assert!(coloured.contains("\x1b[1;31m    p95 ms"));
         assert!(coloured.contains("\x1b[32m    p95 ms"));
@@ -521,8 +645,16 @@ mod tests {
             config_map: "after-report".into(),
         };
         let c = compare(&a, &b, 5.0);
-        assert!(c.notes.iter().any(|n| n.contains("after-report is missing")));
-        assert!(c.notes.iter().any(|n| n.starts_with("B: figures from the status")));
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.contains("after-report is missing"))
+        );
+        assert!(
+            c.notes
+                .iter()
+                .any(|n| n.starts_with("B: figures from the status"))
+        );
         assert_eq!(row(&c, Some("checkout"), "p95 ms").change, Change::Worse);
         assert!(!render_html(&c, &a, &b).contains("<svg"));
     }

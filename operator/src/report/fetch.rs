@@ -45,7 +45,10 @@ fn kubeconfig(e: kube::config::KubeconfigError) -> Error {
 /// broken report is a state of the run, shown to the reader.
 pub async fn run(client: &Client, ns: &str, name: &str) -> Result<Run> {
     let lts: Api<LoadTest> = Api::namespaced(client.clone(), ns);
-    let lt = lts.get_opt(name).await.map_err(|e| api_error(e, ns, name))?;
+    let lt = lts
+        .get_opt(name)
+        .await
+        .map_err(|e| api_error(e, ns, name))?;
     let Some(lt) = lt else {
         return Err(Error::Other(format!(
             "LoadTest {name} not found in namespace {ns} (kubectl get loadtests -n {ns} lists them)"
@@ -116,8 +119,8 @@ mod tests {
             data: data.map(|(k, v)| BTreeMap::from([(k.to_string(), v)])),
             ..Default::default()
         };
-        let good = serde_json::to_string(super::super::testdata::typical("a").loaded().unwrap())
-            .unwrap();
+        let good =
+            serde_json::to_string(super::super::testdata::typical("a").loaded().unwrap()).unwrap();
         assert!(matches!(
             from_config_map("x".into(), &cm(Some(("report.json", good)))),
             ReportState::Loaded(_)
@@ -126,7 +129,10 @@ mod tests {
             ReportState::Unreadable { reason, .. } => assert!(reason.contains("no report.json")),
             other => panic!("{other:?}"),
         }
-        match from_config_map("x".into(), &cm(Some(("report.json", "{\"version\":1".into())))) {
+        match from_config_map(
+            "x".into(),
+            &cm(Some(("report.json", "{\"version\":1".into()))),
+        ) {
             ReportState::Unreadable { config_map, reason } => {
                 assert_eq!(config_map, "x");
                 assert!(reason.contains("not a report"), "{reason}");

@@ -88,7 +88,7 @@ fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -114,7 +114,14 @@ pub fn render(run: &Run) -> String {
         &mut b,
         run.verdict().as_deref(),
         &run.title(),
-        &format!("LoadTest · phase {phase}{}", if message.is_empty() { String::new() } else { format!(" · {message}") }),
+        &format!(
+            "LoadTest · phase {phase}{}",
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(" · {message}")
+            }
+        ),
     );
     let notes = run.notes();
     if !notes.is_empty() {
@@ -177,7 +184,8 @@ fn meta(b: &mut String, run: &Run) {
     ));
     rows.push((
         "Phase",
-        run.phase().map_or_else(|| "no status yet".into(), |p| format!("{p:?}")),
+        run.phase()
+            .map_or_else(|| "no status yet".into(), |p| format!("{p:?}")),
     ));
     let report = run.loaded();
     let start = report
@@ -220,7 +228,10 @@ fn summary_table(b: &mut String, t: &RequestSummary, dropped: u64, secs: f64) {
         .collect();
     let rows = [
         ("Requests", thousands(t.requests)),
-        ("Throughput", format!("{:.1} req/s over {}", t.rps, duration(secs))),
+        (
+            "Throughput",
+            format!("{:.1} req/s over {}", t.rps, duration(secs)),
+        ),
         (
             "Errors",
             format!(
@@ -379,16 +390,29 @@ fn plots(b: &mut String, r: &barrage_runner::report::Report) {
         "Latency percentile spectrum",
         &spectrum_series(r, ""),
     );
-    figure(b, &spectrum, "Latency at each percentile, from the merged histogram of all runners. The axis is logarithmic in nines: each step to the right is ten times rarer. A line ends where its samples run out.");
-    figure(b, &status_chart(&r.summary.total), &format!(
-        "Responses by status code and failures without a response.<span class=\"swatch\" style=\"background:{}\"></span>2xx<span class=\"swatch\" style=\"background:{}\"></span>3xx<span class=\"swatch\" style=\"background:{}\"></span>4xx<span class=\"swatch\" style=\"background:{}\"></span>5xx<span class=\"swatch hatch\"></span>no response (connect, timeout, broken HTTP) or capture failed",
-        code_colour(200), code_colour(300), code_colour(400), code_colour(500)
-    ));
+    figure(
+        b,
+        &spectrum,
+        "Latency at each percentile, from the merged histogram of all runners. The axis is logarithmic in nines: each step to the right is ten times rarer. A line ends where its samples run out.",
+    );
+    figure(
+        b,
+        &status_chart(&r.summary.total),
+        &format!(
+            "Responses by status code and failures without a response.<span class=\"swatch\" style=\"background:{}\"></span>2xx<span class=\"swatch\" style=\"background:{}\"></span>3xx<span class=\"swatch\" style=\"background:{}\"></span>4xx<span class=\"swatch\" style=\"background:{}\"></span>5xx<span class=\"swatch hatch\"></span>no response (connect, timeout, broken HTTP) or capture failed",
+            code_colour(200),
+            code_colour(300),
+            code_colour(400),
+            code_colour(500)
+        ),
+    );
 }
 
 fn time_axis(t: &Timeline) -> Axis {
     let end = t.slices.last().map_or(1.0, |s| s.t);
-    Axis::linear("time since start (s)", end, |v| format!("{}s", svg::trim_float(v)))
+    Axis::linear("time since start (s)", end, |v| {
+        format!("{}s", svg::trim_float(v))
+    })
 }
 
 fn throughput_chart(t: &Timeline) -> String {
@@ -402,7 +426,10 @@ fn throughput_chart(t: &Timeline) -> String {
         let mut e = Series::new(
             "errors/s",
             2,
-            t.slices.iter().map(|s| Some((s.t, s.errors_per_sec))).collect(),
+            t.slices
+                .iter()
+                .map(|s| Some((s.t, s.errors_per_sec)))
+                .collect(),
         );
         e.dash = svg::DASHES[1];
         series.push(e);
@@ -417,11 +444,7 @@ fn throughput_chart(t: &Timeline) -> String {
 }
 
 fn latency_chart(t: &Timeline) -> String {
-    let max = t
-        .slices
-        .iter()
-        .filter_map(|s| s.p99)
-        .fold(0.0, f64::max);
+    let max = t.slices.iter().filter_map(|s| s.p99).fold(0.0, f64::max);
     let line = |name: &str, i: usize, f: fn(&series::Slice) -> Option<f64>| {
         Series::new(
             name,
@@ -444,7 +467,10 @@ fn latency_chart(t: &Timeline) -> String {
 
 /// The overall spectrum and, with several requests, one per request (the
 /// busiest first). `suffix` tells runs apart in `compare`.
-pub fn spectrum_series(r: &barrage_runner::report::Report, suffix: &str) -> Vec<(String, Vec<(f64, f64)>)> {
+pub fn spectrum_series(
+    r: &barrage_runner::report::Report,
+    suffix: &str,
+) -> Vec<(String, Vec<(f64, f64)>)> {
     let mut out = Vec::new();
     if let Some(all) = r.snapshot.stats(None) {
         out.push((format!("all{suffix}"), series::spectrum(&all.latency, 5.0)));
@@ -499,7 +525,11 @@ fn code_colour(code: u16) -> &'static str {
 fn status_chart(t: &RequestSummary) -> String {
     let share = |n: u64| {
         if t.requests > 0 {
-            format!("{} ({:.1}%)", thousands(n), n as f64 * 100.0 / t.requests as f64)
+            format!(
+                "{} ({:.1}%)",
+                thousands(n),
+                n as f64 * 100.0 / t.requests as f64
+            )
         } else {
             thousands(n)
         }
@@ -537,7 +567,12 @@ fn status_chart(t: &RequestSummary) -> String {
             note: "no responses".into(),
         });
     }
-    svg::bar_chart("plot-status", "Status codes and transport errors", "responses", &bars)
+    svg::bar_chart(
+        "plot-status",
+        "Status codes and transport errors",
+        "responses",
+        &bars,
+    )
 }
 
 #[cfg(test)]
@@ -548,7 +583,9 @@ mod tests {
 
     /// Points of the polylines inside the element with `id`.
     fn points_in(html: &str, id: &str) -> usize {
-        let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no {id}"));
+        let start = html
+            .find(&format!("id=\"{id}\""))
+            .unwrap_or_else(|| panic!("no {id}"));
         let svg = &html[start..start + html[start..].find("</svg>").unwrap()];
         svg.split("points=\"")
             .skip(1)
@@ -561,7 +598,9 @@ mod tests {
         let run = testdata::typical("checkout");
         let html = render(&run);
         assert!(html.starts_with("<!DOCTYPE html>"));
-        assert!(html.contains(r#"<header class="banner failed" id="verdict"><h1>FAILED · team-a/checkout</h1>"#));
+        assert!(html.contains(
+            r#"<header class="banner failed" id="verdict"><h1>FAILED · team-a/checkout</h1>"#
+        ));
         for id in ["meta", "summary", "plots", "requests", "thresholds"] {
             assert!(html.contains(&format!("id=\"{id}\"")), "no {id}");
         }
@@ -571,12 +610,21 @@ mod tests {
         assert!(points_in(&html, "plot-spectrum") > 3 * 60);
         assert_eq!(html.matches("<g class=\"bar").count(), 2); // 200 and 503
         assert!(html.contains("data-label=\"503\" data-value=\"20\""));
-        assert!(html.contains("<td>Namespace</td>") || html.contains("<dt>Namespace</dt><dd>team-a</dd>"));
+        assert!(
+            html.contains("<td>Namespace</td>")
+                || html.contains("<dt>Namespace</dt><dd>team-a</dd>")
+        );
         assert!(html.contains("<dt>Runners</dt><dd>2 (2 finished)</dd>"));
         assert!(html.contains("<dt>Start</dt><dd>2023-11-14T22:13:20Z</dd>"));
         assert!(html.contains("<dt>Duration</dt><dd>10.0s</dd>"));
-        assert!(html.contains("<td>error_rate &lt; 0.1%</td><td>0.20%</td><td class=\"fail\">✗ fail</td>"));
-        assert!(html.contains("<td>p(95) &lt; 100ms</td><td>76.2ms</td><td class=\"pass\">✓ pass</td>"));
+        assert!(
+            html.contains(
+                "<td>error_rate &lt; 0.1%</td><td>0.20%</td><td class=\"fail\">✗ fail</td>"
+            )
+        );
+        assert!(
+            html.contains("<td>p(95) &lt; 100ms</td><td>76.2ms</td><td class=\"pass\">✓ pass</td>")
+        );
         let rows = html.matches("<tr class=\"req\">").count();
         assert_eq!(rows, 2);
         assert!(html.contains("<tr class=\"all\"><td>(all)</td><td>10,000</td>"));
@@ -586,7 +634,9 @@ mod tests {
     fn nothing_is_fetched_from_anywhere() {
         let html = render(&testdata::typical("a"));
         assert!(html.contains("default-src 'none'"));
-        for bad in ["<script", "<link", "<img", "src=", "href=", "url(http", "@import", "https://"] {
+        for bad in [
+            "<script", "<link", "<img", "src=", "href=", "url(http", "@import", "https://",
+        ] {
             assert!(!html.contains(bad), "found {bad}");
         }
         // The only http:// is the SVG namespace name, which is never fetched.
@@ -602,8 +652,15 @@ mod tests {
         let run = testdata::run(
             "x",
             testdata::report(
-                vec![(evil, testdata::stats(100, 1_000, 2_000, 0)), ("b&b", testdata::stats(10, 1_000, 2_000, 0))],
-                vec![testdata::outcome(&format!("p(95) < 1ms for {evil}"), "<b>", false)],
+                vec![
+                    (evil, testdata::stats(100, 1_000, 2_000, 0)),
+                    ("b&b", testdata::stats(10, 1_000, 2_000, 0)),
+                ],
+                vec![testdata::outcome(
+                    &format!("p(95) < 1ms for {evil}"),
+                    "<b>",
+                    false,
+                )],
             ),
         );
         let html = render(&run);

@@ -38,9 +38,14 @@ pub enum ReportState {
     /// Finished, but the status names no report (it ended before any results).
     None,
     /// The status names a ConfigMap that is not there.
-    Missing { config_map: String },
+    Missing {
+        config_map: String,
+    },
     /// The ConfigMap is there but could not be read or parsed.
-    Unreadable { config_map: String, reason: String },
+    Unreadable {
+        config_map: String,
+        reason: String,
+    },
 }
 
 impl Run {
@@ -144,7 +149,9 @@ pub fn parse_ref(s: &str, default_ns: &str, what: &str) -> crate::error::Result<
         return Err(bad("is not NAME or NAMESPACE/NAME"));
     }
     if name.contains('/') {
-        return Err(bad("has more than one '/' (expected NAME or NAMESPACE/NAME)"));
+        return Err(bad(
+            "has more than one '/' (expected NAME or NAMESPACE/NAME)",
+        ));
     }
     Ok((ns.to_string(), name.to_string()))
 }
@@ -204,7 +211,10 @@ pub(crate) mod testdata {
     pub fn stats(n: u64, lo: u64, hi: u64, errors: u64) -> RequestStats {
         let mut r = RequestStats::default();
         for i in 0..n {
-            record(&mut r.latency, lo + (hi - lo) * i / n.max(2).saturating_sub(1));
+            record(
+                &mut r.latency,
+                lo + (hi - lo) * i / n.max(2).saturating_sub(1),
+            );
         }
         r.statuses.insert(200, n - errors);
         if errors > 0 {

@@ -25,7 +25,7 @@ pub const DASHES: [&str; 4] = ["", "7 4", "2 3", "9 3 2 3"];
 const W: f64 = 760.0;
 const H: f64 = 300.0;
 const LEFT: f64 = 70.0;
-const RIGHT: f64 = 20.0;
+const RIGHT: f64 = 36.0;
 const TOP: f64 = 36.0;
 const BOTTOM: f64 = 48.0;
 /// Beyond this many points, markers are left out (the line stays): a soak
@@ -51,11 +51,16 @@ pub fn esc(s: &str) -> String {
 /// How a value maps onto an axis, as a fraction 0..=1 of its length.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Scale {
-    Linear { lo: f64, hi: f64 },
+    Linear {
+        lo: f64,
+        hi: f64,
+    },
     /// Percentiles on a "nines" axis: 90% is one nine, 99% two, 99.9%
     /// three. The tail, where latency problems live, gets as much room as
     /// the body.
-    Nines { max: f64 },
+    Nines {
+        max: f64,
+    },
 }
 
 /// The number of nines of a percentile: -log10(1 - p/100); 99.9 -> 3.
@@ -196,8 +201,21 @@ fn px(x: f64) -> String {
     format!("{x:.1}")
 }
 
-/// Writes the frame of a chart: title, grid, ticks and axis labels.
-fn frame(out: &mut String, id: &str, title: &str, x: &Axis, y: &Axis, plot_w: f64, plot_h: f64) {
+/// Writes the frame of a chart: title, grid, ticks and axis labels. The
+/// plot starts at `top` (below the title and legend rows); `h` is the whole
+/// chart's height.
+#[allow(clippy::too_many_arguments)]
+fn frame(
+    out: &mut String,
+    id: &str,
+    title: &str,
+    x: &Axis,
+    y: &Axis,
+    plot_w: f64,
+    top: f64,
+    h: f64,
+) {
+    let plot_h = h - top - BOTTOM;
     let _ = write!(
         out,
         r#"<text class="title" x="{}" y="18">{}</text>"#,
@@ -206,7 +224,7 @@ fn frame(out: &mut String, id: &str, title: &str, x: &Axis, y: &Axis, plot_w: f6
     );
     let _ = write!(out, r#"<g class="grid" id="{}-grid">"#, esc(id));
     for (v, text) in &y.ticks {
-        let py = TOP + plot_h * (1.0 - y.scale.frac(*v));
+        let py = top + plot_h * (1.0 - y.scale.frac(*v));
         let _ = write!(
             out,
             r#"<line x1="{}" y1="{y}" x2="{}" y2="{y}"/><text class="tick" x="{}" y="{}" text-anchor="end">{}</text>"#,
@@ -223,9 +241,9 @@ fn frame(out: &mut String, id: &str, title: &str, x: &Axis, y: &Axis, plot_w: f6
         let _ = write!(
             out,
             r#"<line x1="{x}" y1="{}" x2="{x}" y2="{}"/><text class="tick" x="{x}" y="{}" text-anchor="middle">{}</text>"#,
-            px(TOP),
-            px(TOP + plot_h + 4.0),
-            px(TOP + plot_h + 17.0),
+            px(top),
+            px(top + plot_h + 4.0),
+            px(top + plot_h + 17.0),
             esc(text),
             x = px(pxx)
         );
@@ -235,7 +253,7 @@ fn frame(out: &mut String, id: &str, title: &str, x: &Axis, y: &Axis, plot_w: f6
         out,
         r#"<rect class="frame" x="{}" y="{}" width="{}" height="{}"/>"#,
         px(LEFT),
-        px(TOP),
+        px(top),
         px(plot_w),
         px(plot_h)
     );
@@ -243,31 +261,34 @@ fn frame(out: &mut String, id: &str, title: &str, x: &Axis, y: &Axis, plot_w: f6
         out,
         r#"<text class="axis" x="{}" y="{}" text-anchor="middle">{}</text>"#,
         px(LEFT + plot_w / 2.0),
-        px(H - 8.0),
+        px(h - 8.0),
         esc(&x.label)
     );
     let _ = write!(
         out,
         r#"<text class="axis" transform="translate(16 {}) rotate(-90)" text-anchor="middle">{}</text>"#,
-        px(TOP + plot_h / 2.0),
+        px(top + plot_h / 2.0),
         esc(&y.label)
     );
 }
 
 pub fn line_chart(c: &LineChart) -> String {
-    let (plot_w, plot_h) = (W - LEFT - RIGHT, H - TOP - BOTTOM);
+    let plot_w = W - LEFT - RIGHT;
+    let (items, legend_h) = legend_layout(&c.title, &c.series, LEFT, LEFT + plot_w);
+    let (top, h) = (TOP + legend_h, H + legend_h);
+    let plot_h = h - top - BOTTOM;
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg class="chart line-chart" id="{id}" viewBox="0 0 {W} {H}" role="img" aria-labelledby="{id}-t" xmlns="http://www.w3.org/2000/svg"><title id="{id}-t">{}</title>"#,
+        r#"<svg class="chart line-chart" id="{id}" viewBox="0 0 {W} {h}" role="img" aria-labelledby="{id}-t" xmlns="http://www.w3.org/2000/svg"><title id="{id}-t">{}</title>"#,
         esc(&c.title),
         id = esc(&c.id)
     );
-    frame(&mut out, &c.id, &c.title, &c.x, &c.y, plot_w, plot_h);
+    frame(&mut out, &c.id, &c.title, &c.x, &c.y, plot_w, top, h);
     let at = |x: f64, y: f64| {
         (
             LEFT + plot_w * c.x.scale.frac(x),
-            TOP + plot_h * (1.0 - c.y.scale.frac(y)),
+            top + plot_h * (1.0 - c.y.scale.frac(y)),
         )
     };
     let total: usize = c.series.iter().map(|s| s.points.len()).sum();
@@ -317,20 +338,8 @@ pub fn line_chart(c: &LineChart) -> String {
         }
         out.push_str("</g>");
     }
-    legend(&mut out, &c.series, LEFT + plot_w);
-    out.push_str("</svg>");
-    out
-}
-
-/// A legend above the plot's right end: a line sample (colour and dash) and
-/// the series name.
-fn legend(out: &mut String, series: &[Series], right: f64) {
     out.push_str(r#"<g class="legend">"#);
-    let mut x = right;
-    for s in series.iter().rev() {
-        // A rough text width: the legend sits in one row, right-aligned.
-        let w = 34.0 + 6.5 * s.name.chars().count() as f64;
-        x -= w;
+    for (x, y, s) in items {
         let dash = if s.dash.is_empty() {
             String::new()
         } else {
@@ -338,15 +347,62 @@ fn legend(out: &mut String, series: &[Series], right: f64) {
         };
         let _ = write!(
             out,
-            r#"<line x1="{}" y1="24" x2="{}" y2="24" stroke="{}" stroke-width="2.5"{dash}/><text x="{}" y="28">{}</text>"#,
+            r#"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="{}" stroke-width="2.5"{dash}/><text x="{}" y="{}">{}</text>"#,
             px(x),
+            px(y - 4.0),
             px(x + 22.0),
+            px(y - 4.0),
             s.colour,
-            px(x + 26.0),
+            px(x + 27.0),
+            px(y),
             esc(&s.name)
         );
     }
-    out.push_str("</g>");
+    out.push_str("</g></svg>");
+    out
+}
+
+/// Rough text widths (the SVG is laid out without a browser): 12px text
+/// and the 14px bold title, in DejaVu Sans-like proportions.
+fn text_w(s: &str, px_per_char: f64) -> f64 {
+    s.chars().count() as f64 * px_per_char
+}
+
+/// Where each legend entry goes: (x, baseline y, series). One row right of
+/// the title when it fits; otherwise rows of their own under the title,
+/// which push the plot down by the returned height.
+fn legend_layout<'a>(
+    title: &str,
+    series: &'a [Series],
+    left: f64,
+    right: f64,
+) -> (Vec<(f64, f64, &'a Series)>, f64) {
+    let width = |s: &Series| 27.0 + text_w(&s.name, 7.2) + 16.0;
+    let total: f64 = series.iter().map(width).sum();
+    let title_end = left + text_w(title, 8.6) + 24.0;
+    if title_end + total <= right {
+        let mut x = right - total;
+        let items = series
+            .iter()
+            .map(|s| {
+                let at = (x, 22.0, s);
+                x += width(s);
+                at
+            })
+            .collect();
+        return (items, 0.0);
+    }
+    let (mut x, mut row) = (left, 1.0);
+    let mut items = Vec::new();
+    for s in series {
+        if x + width(s) > right && x > left {
+            x = left;
+            row += 1.0;
+        }
+        items.push((x, 22.0 + 18.0 * row, s));
+        x += width(s);
+    }
+    (items, 18.0 * row)
 }
 
 #[derive(Clone, Debug)]
@@ -469,9 +525,18 @@ mod tests {
 
     #[test]
     fn ticks_are_round_and_cover_the_data() {
-        assert_eq!(nice_ticks(87.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        assert_eq!(nice_ticks(100.0, 5), vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-        assert_eq!(nice_ticks(0.34, 5), vec![0.0, 0.1, 0.2, 0.30000000000000004, 0.4]);
+        assert_eq!(
+            nice_ticks(87.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(
+            nice_ticks(100.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+        assert_eq!(
+            nice_ticks(0.34, 5),
+            vec![0.0, 0.1, 0.2, 0.30000000000000004, 0.4]
+        );
         // No data: still an axis, 0..1.
         assert_eq!(nice_ticks(0.0, 5).last(), Some(&1.0));
         assert_eq!(nice_ticks(f64::NAN, 5).last(), Some(&1.0));
@@ -505,7 +570,12 @@ mod tests {
             series: vec![Series::new(
                 "a",
                 0,
-                vec![Some((0.0, 0.0)), Some((10.0, 50.0)), None, Some((5.0, 25.0))],
+                vec![
+                    Some((0.0, 0.0)),
+                    Some((10.0, 50.0)),
+                    None,
+                    Some((5.0, 25.0)),
+                ],
             )],
         };
         let svg = line_chart(&c);
@@ -522,6 +592,37 @@ mod tests {
             px(TOP)
         )));
         assert!(svg.contains("<title>a: 10s, 50ms</title>"));
+    }
+
+    #[test]
+    fn a_long_legend_wraps_under_the_title_without_overlaps() {
+        let few = [Series::new("p50", 0, vec![]), Series::new("p95", 1, vec![])];
+        let (items, extra) = legend_layout("Latency", &few, LEFT, W - RIGHT);
+        assert_eq!(extra, 0.0);
+        assert!(items.iter().all(|i| i.1 == 22.0 && i.0 > LEFT + 80.0));
+        let many: Vec<Series> = (0..7)
+            .map(|i| Series::new(&format!("a-rather-long-request-name-{i}"), i, vec![]))
+            .collect();
+        let (items, extra) = legend_layout("Latency percentile spectrum", &many, LEFT, W - RIGHT);
+        assert!(extra >= 36.0, "{extra}");
+        for w in items.windows(2) {
+            let ((x0, y0, s0), (x1, y1, _)) = (w[0], w[1]);
+            assert!(
+                y1 > y0 || x1 >= x0 + 27.0 + text_w(&s0.name, 7.2),
+                "{:?}",
+                (x0, x1)
+            );
+            assert!(x1 + 27.0 + text_w(&w[1].2.name, 7.2) <= W - RIGHT + 1e-9);
+        }
+        // The chart grows by the legend's rows; the plot keeps its height.
+        let c = LineChart {
+            id: "t".into(),
+            title: "Latency percentile spectrum".into(),
+            x: Axis::linear("s", 1.0, |v| v.to_string()),
+            y: Axis::linear("ms", 1.0, |v| v.to_string()),
+            series: many,
+        };
+        assert!(line_chart(&c).contains(&format!("viewBox=\"0 0 {W} {}\"", H + extra)));
     }
 
     #[test]

@@ -182,7 +182,10 @@ mod tests {
         let r = run.loaded().unwrap();
         // The runner's own summary, unchanged, follows the header.
         assert!(out.ends_with(&text::summary(r, "team-a/checkout")), "{out}");
-        assert!(out.contains("loadtest ........... team-a/checkout"), "{out}");
+        assert!(
+            out.contains("loadtest ........... team-a/checkout"),
+            "{out}"
+        );
         assert!(out.contains("phase .............. Failed · verdict Failed"));
         assert!(out.contains("report ............. ConfigMap checkout-report"));
         assert!(out.contains("started ............ 2023-11-14T22:13:20Z"));
@@ -208,7 +211,10 @@ mod tests {
         assert!(out.contains(&format!("errors ............. {} (0.20%)", st.errors)));
         assert!(out.contains("✗ error_rate < 0.1%"));
         let p95 = ms(st.by_request["home"].p95_ms);
-        let home = out.lines().find(|l| l.trim_start().starts_with("home")).unwrap();
+        let home = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("home"))
+            .unwrap();
         assert!(home.contains(&p95), "{home}");
         assert!(out.contains("· 11.0s"), "{out}");
         assert!(out.trim_end().ends_with("FAILED"));
@@ -225,7 +231,10 @@ mod tests {
             st.report = None;
         }
         let out = render(&run);
-        assert!(out.contains("note: not finished yet (phase Running)"), "{out}");
+        assert!(
+            out.contains("note: not finished yet (phase Running)"),
+            "{out}"
+        );
         assert!(out.contains("verdict not decided"));
         assert!(out.trim_end().ends_with("(no verdict yet)"));
     }
