@@ -127,8 +127,10 @@ pub struct DataPlan {
 pub struct Scenario {
     pub steps: Vec<Step>,
     pub uses_record: bool,
-    /// How many captured variables the journey has.
-    pub vars: usize,
+    /// The journey's variables by slot: its `vars` first, then its captures.
+    pub var_names: Vec<String>,
+    /// `vars` rendered into their slots when an iteration starts.
+    pub presets: Vec<(usize, Template)>,
 }
 
 #[derive(Debug)]
@@ -218,7 +220,13 @@ pub fn compile_with_env(
     let data = match &plan.data {
         None => None,
         Some(d) => {
-            let records = Records::load(&base_dir.join(&d.file), &f("data.file"))?;
+            let Some(file) = &d.file else {
+                return Err(Error::invalid(
+                    f("data.file"),
+                    "is missing: name a records file (in a cluster, records come from spec.setup or spec.dataFrom)",
+                ));
+            };
+            let records = Records::load(&base_dir.join(file), &f("data.file"))?;
             if d.repeat.is_some() && d.select != Select::Mixed {
                 return Err(Error::invalid(
                     f("data.repeat"),
@@ -306,6 +314,16 @@ pub fn compile_with_env(
             ));
         }
         let mut vars: Vec<String> = Vec::new();
+        let mut presets = Vec::new();
+        for (name, src) in &r.vars {
+            let vf = format!("{rf}.vars.{name}");
+            check_name(name, &vf)?;
+            // Presets see records and generators, not each other: they are
+            // rendered together, before any step.
+            let t = Template::compile(src, &scope!(&[])).map_err(|m| Error::invalid(&vf, m))?;
+            presets.push((vars.len(), t));
+            vars.push(name.clone());
+        }
         let mut steps = Vec::new();
         for (sf, name, http) in steps_in {
             let metric_name = if r.steps.is_empty() {
@@ -337,18 +355,20 @@ pub fn compile_with_env(
             )?;
             steps.push(step);
         }
-        let uses_record = steps.iter().any(|s| {
-            s.path.uses_record()
-                || s.body.as_ref().is_some_and(Template::uses_record)
-                || s.headers.iter().any(|(_, t)| t.uses_record())
-        });
+        let uses_record = presets.iter().any(|(_, t)| t.uses_record())
+            || steps.iter().any(|s| {
+                s.path.uses_record()
+                    || s.body.as_ref().is_some_and(Template::uses_record)
+                    || s.headers.iter().any(|(_, t)| t.uses_record())
+            });
         let weight = r.weight.unwrap_or(1) as u64;
         total_weight += weight;
         cumulative_weights.push(total_weight);
         scenarios.push(Scenario {
             steps,
             uses_record,
-            vars: vars.len(),
+            var_names: vars,
+            presets,
         });
     }
     if total_weight == 0 {
