@@ -211,6 +211,10 @@ pub fn compare(a: &Run, b: &Run, threshold_pct: f64) -> Comparison {
         .collect();
     names.sort();
     names.dedup();
+    // With one request name on both sides, its figures are the totals.
+    if names.len() == 1 {
+        names.clear();
+    }
     for n in names {
         let get =
             |f: &Option<figures::RunFigures>| f.as_ref().and_then(|f| f.by_request.get(n).cloned());
@@ -596,6 +600,28 @@ mod tests {
         let r = compare(&b, &a, 5.0);
         assert_eq!(row(&r, Some("checkout"), "p95 ms").change, Change::Better);
         assert_eq!(r.thresholds[0].verdict(), "now passing");
+    }
+
+    #[test]
+    fn one_request_on_both_sides_is_not_repeated_under_its_name() {
+        let one = |name: &str, hi: u64| {
+            testdata::run(
+                name,
+                report(vec![("api", stats(1_000, 1_000, hi, 0))], vec![]),
+            )
+        };
+        let c = compare(&one("a", 10_000), &one("b", 20_000), 5.0);
+        assert_eq!(c.groups.len(), 1);
+        assert_eq!(c.groups[0].name, None);
+        assert_eq!(row(&c, None, "p95 ms").change, Change::Worse);
+        let other = testdata::run(
+            "c",
+            report(vec![("web", stats(10, 1_000, 2_000, 0))], vec![]),
+        );
+        let c = compare(&one("a", 10_000), &other, 5.0);
+        assert_eq!(c.groups.len(), 3);
+        assert_eq!(row(&c, Some("api"), "requests").b, None);
+        assert_eq!(row(&c, Some("api"), "requests").change, Change::Unknown);
     }
 
     #[test]

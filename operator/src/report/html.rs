@@ -191,7 +191,7 @@ fn meta(b: &mut String, run: &Run) {
     let start = report
         .and_then(|r| r.snapshot.started_us)
         .map(timestamp)
-        .or_else(|| st.and_then(|s| s.started_at.clone()));
+        .or_else(|| st.and_then(|s| s.started_at.as_deref().map(super::instant)));
     rows.push(("Start", start.unwrap_or_else(|| "–".into())));
     let secs = report.map(|r| r.summary.duration_secs).or_else(|| {
         st.and_then(|s| match (&s.started_at, &s.finished_at) {
@@ -200,7 +200,7 @@ fn meta(b: &mut String, run: &Run) {
         })
     });
     rows.push(("Duration", secs.map_or_else(|| "–".into(), duration)));
-    if let Some(f) = st.and_then(|s| s.finished_at.clone()) {
+    if let Some(f) = st.and_then(|s| s.finished_at.as_deref().map(super::instant)) {
         rows.push(("Finished", f));
     }
     let skew = report

@@ -188,6 +188,14 @@ pub fn timestamp(us: u64) -> String {
         .unwrap_or_else(|_| format!("{us}µs"))
 }
 
+/// An RFC 3339 instant from the status, to whole seconds like [`timestamp`]
+/// (the operator writes nanoseconds); as it is when it does not parse.
+pub fn instant(s: &str) -> String {
+    s.parse::<k8s_openapi::jiff::Timestamp>()
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| s.to_string())
+}
+
 #[cfg(test)]
 pub(crate) mod testdata {
     //! Runs and reports built in memory, for the rendering tests.
@@ -280,7 +288,7 @@ pub(crate) mod testdata {
         st.thresholds = report.thresholds.clone();
         st.report = Some(format!("{name}-report"));
         st.started_at = Some("2023-11-14T22:13:20Z".into());
-        st.finished_at = Some("2023-11-14T22:13:31Z".into());
+        st.finished_at = Some("2023-11-14T22:13:31.123456789Z".into());
         st.message = Some(if report.passed {
             "all thresholds passed".into()
         } else {
@@ -376,5 +384,10 @@ mod tests {
         assert_eq!(duration(65.0), "1m 05s");
         assert_eq!(duration(3725.0), "1h 02m 05s");
         assert_eq!(timestamp(testdata::START_US), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            instant("2026-11-22T23:50:58.898149689Z"),
+            "2026-11-22T23:50:58Z"
+        );
+        assert_eq!(instant("yesterday"), "yesterday");
     }
 }

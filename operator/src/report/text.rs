@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use barrage_runner::text;
 
-use super::{ReportState, Run, duration, ms, timestamp};
+use super::{ReportState, Run, duration, instant, ms, timestamp};
 use crate::crd::LoadTestStatus;
 
 pub fn render(run: &Run) -> String {
@@ -58,9 +58,16 @@ fn header(out: &mut String, run: &Run) {
         .loaded()
         .and_then(|r| r.snapshot.started_us)
         .map(timestamp)
-        .or_else(|| run.status.as_ref().and_then(|s| s.started_at.clone()));
+        .or_else(|| {
+            run.status
+                .as_ref()
+                .and_then(|s| s.started_at.as_deref().map(instant))
+        });
     if let Some(s) = started {
-        let until = run.status.as_ref().and_then(|s| s.finished_at.clone());
+        let until = run
+            .status
+            .as_ref()
+            .and_then(|s| s.finished_at.as_deref().map(instant));
         line(
             out,
             "started",
@@ -188,7 +195,9 @@ mod tests {
         );
         assert!(out.contains("phase .............. Failed · verdict Failed"));
         assert!(out.contains("report ............. ConfigMap checkout-report"));
-        assert!(out.contains("started ............ 2023-11-14T22:13:20Z"));
+        assert!(out.contains(
+            "started ............ 2023-11-14T22:13:20Z · finished 2023-11-14T22:13:31Z\n"
+        ));
         assert!(!out.contains("note:"));
     }
 
@@ -216,7 +225,7 @@ mod tests {
             .find(|l| l.trim_start().starts_with("home"))
             .unwrap();
         assert!(home.contains(&p95), "{home}");
-        assert!(out.contains("· 11.0s"), "{out}");
+        assert!(out.contains("· 11.1s"), "{out}");
         assert!(out.trim_end().ends_with("FAILED"));
     }
 
