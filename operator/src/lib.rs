@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod publish;
 pub mod report;
+pub mod setup;
 pub mod status;
 pub mod validate;

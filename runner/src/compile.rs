@@ -205,6 +205,29 @@ pub fn compile_with_env(
     prefix: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Compiled> {
+    compile_inner(plan, slot, base_dir, prefix, env, None)
+}
+
+/// Compiles with `records` standing in for the data file: the operator
+/// validates a LoadTest before its records exist, knowing only their fields.
+pub fn compile_with_records(
+    plan: &Plan,
+    slot: Slot,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    records: Records,
+) -> Result<Compiled> {
+    compile_inner(plan, slot, Path::new(""), prefix, env, Some(records))
+}
+
+fn compile_inner(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    given: Option<Records>,
+) -> Result<Compiled> {
     let f = |name: &str| format!("{prefix}{name}");
     if slot.count == 0 || slot.index >= slot.count {
         return Err(Error::invalid(
@@ -220,13 +243,16 @@ pub fn compile_with_env(
     let data = match &plan.data {
         None => None,
         Some(d) => {
-            let Some(file) = &d.file else {
-                return Err(Error::invalid(
-                    f("data.file"),
-                    "is missing: name a records file (in a cluster, records come from spec.setup or spec.dataFrom)",
-                ));
+            let records = match (given, &d.file) {
+                (Some(r), _) => r,
+                (None, Some(file)) => Records::load(&base_dir.join(file), &f("data.file"))?,
+                (None, None) => {
+                    return Err(Error::invalid(
+                        f("data.file"),
+                        "is missing: name a records file (in a cluster, records come from spec.setup or spec.dataFrom)",
+                    ));
+                }
             };
-            let records = Records::load(&base_dir.join(file), &f("data.file"))?;
             if d.repeat.is_some() && d.select != Select::Mixed {
                 return Err(Error::invalid(
                     f("data.repeat"),
