@@ -160,10 +160,13 @@ impl Browser {
     }
 }
 
-fn out_dir() -> PathBuf {
+/// One directory per test: each removes its own when done.
+fn out_dir(test: &str) -> PathBuf {
     let dir = match std::env::var_os("BARRAGE_REPORT_OUT") {
         Some(d) => PathBuf::from(d),
-        None => std::env::temp_dir().join(format!("barrage-report-test-{}", std::process::id())),
+        None => {
+            std::env::temp_dir().join(format!("barrage-report-test-{}-{test}", std::process::id()))
+        }
     };
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -301,7 +304,7 @@ async fn the_html_report_of_a_real_run_renders_in_a_browser() {
         page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count()
     );
 
-    let dir = out_dir();
+    let dir = out_dir("report");
     let file = dir.join("report.html");
     std::fs::write(&file, &page).unwrap();
     let browser = Browser {
@@ -401,7 +404,7 @@ async fn the_html_comparison_renders_in_a_browser() {
     let rps = all.rows.iter().find(|r| r.label == "req/s").unwrap();
     assert_eq!(rps.change, compare::Change::Better, "{:?}", rps);
     let page = compare::render_html(&c, &a, &b);
-    let dir = out_dir();
+    let dir = out_dir("compare");
     let file = dir.join("compare.html");
     std::fs::write(&file, &page).unwrap();
     let browser = Browser {
