@@ -96,7 +96,8 @@ start_operator() {
   [[ -x $bin ]] || bin=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/target/x86_64-unknown-linux-gnu/release/barrage-operator
   [[ -x $bin ]] || fail "no barrage-operator binary (run through e2e/run, which builds it)"
   OPERATOR_LOG=${OPERATOR_LOG:-$(mktemp /tmp/barrage-operator-XXXX.log)}
-  BARRAGE_RUNNER_IMAGE=$(image runner) BARRAGE_LOG=info,barrage_operator=debug NO_COLOR=1 \
+  BARRAGE_RUNNER_IMAGE=$(image runner) BARRAGE_OPERATOR_IMAGE=$(image operator) \
+    BARRAGE_LOG=info,barrage_operator=debug NO_COLOR=1 \
     "$bin" --namespace "$NS" --metrics-addr "${OPERATOR_METRICS_ADDR:-127.0.0.1:0}" "$@" >>"$OPERATOR_LOG" 2>&1 &
   OPERATOR_PID=$!
 }

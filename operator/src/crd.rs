@@ -4,7 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use barrage_runner::{duration::HumanDuration, plan::Plan, report::Latencies, thresholds::Outcome};
+use barrage_runner::{
+    duration::HumanDuration,
+    plan::{Plan, SetupSpec},
+    report::Latencies,
+    thresholds::Outcome,
+};
 use k8s_openapi::api::core::v1::{
     Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
 };
@@ -40,9 +45,14 @@ pub struct LoadTestSpec {
     pub runners: u32,
     #[serde(default)]
     pub runner: RunnerPod,
-    /// A provisioning Job that runs once before the runners start.
+    /// A provisioning Job that runs once before the runners start; the
+    /// records it writes become the runners' data.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub setup: Option<Setup>,
+    /// Take the records of an earlier LoadTest instead of provisioning (as
+    /// when re-running a test against the same server).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_from: Option<DataFrom>,
     #[serde(default)]
     pub timeouts: Timeouts,
     /// What happens to runner pods once the results are collected.
@@ -90,11 +100,17 @@ pub struct RunnerPod {
     pub annotations: BTreeMap<String, String>,
 }
 
-/// A provisioning Job: the user's image and command, run to completion once.
+/// Provisioning, run once as a Job before the runners start: either the
+/// built-in steps (`users`, `steps`, ...: `barrage-runner setup`) or a custom
+/// `image` that writes JSON lines to the file named by
+/// `$BARRAGE_RECORDS_FILE`. Either way the records are published to the
+/// Secret `NAME-records` and mounted into every runner.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Setup {
-    pub image: String,
+    /// A custom setup image (instead of the built-in steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -104,6 +120,18 @@ pub struct Setup {
     /// Retries of the Job's pod before the test fails. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i32>,
+    /// The built-in steps.
+    #[serde(flatten)]
+    pub builtin: SetupSpec,
+}
+
+/// Where a LoadTest takes its records from, when not from its own setup.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DataFrom {
+    /// An earlier LoadTest in the same namespace whose setup published
+    /// records; they stay as long as that LoadTest exists.
+    pub load_test: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -201,6 +229,9 @@ pub struct LoadTestStatus {
     /// Passed or Failed, once decided.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// The records the runners use, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records: Option<RecordsStatus>,
     /// The ConfigMap holding the full report (merged histograms, intervals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
@@ -218,4 +249,18 @@ pub struct RequestStatus {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordsStatus {
+    /// The Secret holding them (`NAME-records` of this or the reused LoadTest).
+    pub secret: String,
+    /// How many records it holds.
+    #[serde(default)]
+    pub count: u64,
+    /// How many distinct records the runners used, counted exactly across
+    /// runners.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distinct_used: Option<u64>,
 }

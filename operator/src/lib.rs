@@ -14,5 +14,7 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod publish;
+pub mod setup;
 pub mod status;
 pub mod validate;

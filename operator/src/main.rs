@@ -49,6 +49,53 @@ struct Args {
     /// How far ahead the common start instant is set, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     start_lead_ms: u64,
+    /// This operator's own image, which publishes setup records.
+    #[arg(
+        long,
+        env = "BARRAGE_OPERATOR_IMAGE",
+        default_value = "docker.io/barrage/operator:dev"
+    )]
+    operator_image: String,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// In a setup Job's pod: publish the records file into the LoadTest's
+    /// records Secret.
+    PublishRecords {
+        #[arg(long)]
+        file: std::path::PathBuf,
+        #[arg(long)]
+        secret: String,
+        #[arg(long)]
+        namespace: String,
+        /// A missing file is not an error (a custom setup without records).
+        #[arg(long)]
+        optional: bool,
+        /// What happened is also written here, for the operator to read.
+        #[arg(long, default_value = "/dev/termination-log")]
+        message_file: std::path::PathBuf,
+    },
+}
+
+async fn publish(
+    file: &std::path::Path,
+    secret: &str,
+    namespace: &str,
+    optional: bool,
+    message_file: &std::path::Path,
+) -> ExitCode {
+    let result = barrage_operator::publish::run(file, secret, namespace, optional).await;
+    let (msg, code) = match result {
+        Ok(m) => (m, ExitCode::SUCCESS),
+        Err(e) => (format!("publishing records failed: {e}"), ExitCode::FAILURE),
+    };
+    eprintln!("{msg}");
+    // Only where the file can be written (a pod's termination log).
+    let _ = std::fs::write(message_file, &msg);
+    code
 }
 
 fn fail(msg: String) -> ExitCode {
@@ -65,6 +112,16 @@ async fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(Cmd::PublishRecords {
+        file,
+        secret,
+        namespace,
+        optional,
+        message_file,
+    }) = &args.cmd
+    {
+        return publish(file, secret, namespace, *optional, message_file).await;
+    }
     let resources = match args
         .runner_resources
         .as_deref()
@@ -111,6 +168,7 @@ async fn main() -> ExitCode {
             image: args.runner_image,
             pull_policy: args.runner_pull_policy,
             resources,
+            operator_image: args.operator_image,
         },
         agent_port: AGENT_PORT as u16,
         start_lead: Duration::from_millis(args.start_lead_ms),

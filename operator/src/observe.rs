@@ -64,6 +64,41 @@ pub fn pod_failure(p: &Pod) -> Option<String> {
     None
 }
 
+/// Why a setup Job's pod failed or is stuck, naming the container (`setup`
+/// or `publish`) and quoting its termination message, which both write.
+pub fn setup_pod_failure(p: &Pod) -> Option<String> {
+    let st = p.status.as_ref()?;
+    let all = st
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(st.container_statuses.iter().flatten());
+    for cs in all {
+        let state = cs.state.as_ref();
+        if let Some(w) = state.and_then(|s| s.waiting.as_ref())
+            && let Some(r) = w.reason.as_deref().filter(|r| STUCK.contains(r))
+        {
+            let msg = w
+                .message
+                .as_deref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default();
+            return Some(format!("{}: {r}{msg}", cs.name));
+        }
+        if let Some(t) = state.and_then(|s| s.terminated.as_ref())
+            && t.exit_code != 0
+        {
+            let msg = t
+                .message
+                .as_deref()
+                .map(|m| format!(": {}", m.trim()))
+                .unwrap_or_default();
+            return Some(format!("{} exited with code {}{msg}", cs.name, t.exit_code));
+        }
+    }
+    None
+}
+
 /// Why a pod is not ready yet, for the timeout message.
 pub fn pending_reason(p: &Pod) -> String {
     let st = p.status.as_ref();
@@ -158,6 +193,32 @@ mod tests {
         assert_eq!(pod_failure(&creating), None);
         let running = pod(serde_json::json!({"phase": "Running", "podIP": "10.1.1.1"}));
         assert_eq!(pod_failure(&running), None);
+    }
+
+    #[test]
+    fn setup_failures_name_the_container_and_quote_its_message() {
+        let p = pod(serde_json::json!({"initContainerStatuses": [
+            {"name": "setup", "state": {"terminated": {"exitCode": 1, "message": "setup failed for 3 of 10 users\n"}}}
+        ], "containerStatuses": [
+            {"name": "publish", "state": {"waiting": {"reason": "PodInitializing"}}}
+        ]}));
+        assert_eq!(
+            setup_pod_failure(&p).as_deref(),
+            Some("setup exited with code 1: setup failed for 3 of 10 users")
+        );
+        let p = pod(serde_json::json!({"initContainerStatuses": [
+            {"name": "setup", "state": {"terminated": {"exitCode": 0}}}
+        ], "containerStatuses": [
+            {"name": "publish", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}
+        ]}));
+        assert_eq!(
+            setup_pod_failure(&p).as_deref(),
+            Some("publish: ErrImagePull: not found")
+        );
+        let ok = pod(serde_json::json!({"initContainerStatuses": [
+            {"name": "setup", "state": {"running": {}}}
+        ]}));
+        assert_eq!(setup_pod_failure(&ok), None);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use barrage_runner::{
 };
 use k8s_openapi::api::{
     batch::v1::Job,
-    core::v1::{ConfigMap, Pod},
+    core::v1::{ConfigMap, Pod, Secret},
 };
 use kube::{
     ResourceExt,
@@ -23,10 +23,10 @@ use tracing::info;
 use crate::{
     collect::{RunnerRef, for_all},
     controller::{Context, MANAGER, Next, enter, finish, in_phase, now, set_condition},
-    crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
+    crd::{Cleanup, LoadTest, LoadTestStatus, Phase, RecordsStatus},
     downsample,
     error::{Error, Result},
-    observe, pods,
+    observe, pods, setup,
     status::{
         self, COND_PROVISIONED, COND_RUNNERS_READY, COND_SPEC_CHANGED, COND_STARTED, COND_VALIDATED,
     },
@@ -139,7 +139,15 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         now(),
     );
     st.runners = Some(status::runners_text(0, lt.spec.runners));
-    let phase = if lt.spec.setup.is_some() {
+    if lt.spec.setup.is_some() {
+        // The setup pod may write this one Secret and nothing else.
+        ctx.create_if_absent(lt, &setup::records_secret(lt)).await?;
+        ctx.create_if_absent(lt, &setup::service_account(lt))
+            .await?;
+        ctx.create_if_absent(lt, &setup::role(lt)).await?;
+        ctx.create_if_absent(lt, &setup::role_binding(lt)).await?;
+    }
+    let phase = if lt.spec.setup.is_some() || lt.spec.data_from.is_some() {
         Phase::Provisioning
     } else {
         Phase::Starting
@@ -156,29 +164,57 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
 
 async fn provisioning(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
     let generation = lt.metadata.generation;
-    let job = pods::setup_job(lt)
+    let limit = lt.spec.timeouts.setup.map_or(SETUP_TIMEOUT, |d| d.0);
+    if let Some(from) = &lt.spec.data_from {
+        return reuse(lt, ctx, st, &from.load_test, limit).await;
+    }
+    let job = setup::job(lt, &ctx.config.runner, limit)
         .ok_or_else(|| Error::Other("provisioning without spec.setup".into()))?;
     ctx.create_if_absent(lt, &job).await?;
     let job: Job = ctx.ns_api::<Job>(lt).get(&pods::setup_name(lt)).await?;
-    let limit = lt.spec.timeouts.setup.map_or(SETUP_TIMEOUT, |d| d.0);
-    let mut n = match observe::job_state(&job) {
+    // The Job's pods say why better than the Job does (the setup's own
+    // message: counts and first errors), and show a stuck image at once.
+    let pods = ctx
+        .ns_api::<Pod>(lt)
+        .list(&ListParams::default().labels(&format!("job-name={}", pods::setup_name(lt))))
+        .await?;
+    let pod_failure = pods.items.iter().find_map(observe::setup_pod_failure);
+    let state = match (observe::job_state(&job), pod_failure) {
+        (observe::JobState::Succeeded, _) => observe::JobState::Succeeded,
+        (_, Some(why)) if is_final(&job, &why) => observe::JobState::Failed(why),
+        (observe::JobState::Failed(generic), other) => {
+            observe::JobState::Failed(other.unwrap_or(generic))
+        }
+        (running, _) => running,
+    };
+    let mut n = match state {
         observe::JobState::Succeeded => {
+            let name = pods::records_name(&lt.name_any());
+            let secret: Secret = ctx.ns_api::<Secret>(lt).get(&name).await?;
+            let count = setup::published_count(&secret);
+            if let Some(count) = count {
+                st.records = Some(RecordsStatus {
+                    secret: name,
+                    count,
+                    distinct_used: None,
+                });
+            }
+            let msg = match count {
+                Some(c) => format!("the setup job published {c} records"),
+                None => "the setup job finished (no records)".into(),
+            };
             set_condition(
                 &mut st.conditions,
                 COND_PROVISIONED,
                 true,
                 "JobSucceeded",
-                "the setup job finished",
+                &msg,
                 generation,
                 now(),
             );
             enter(&mut st, Phase::Starting);
             let mut n = next(st, Some(Duration::from_secs(1)));
-            n.events.push((
-                EventType::Normal,
-                "Provisioned",
-                "the setup job finished".into(),
-            ));
+            n.events.push((EventType::Normal, "Provisioned", msg));
             n
         }
         observe::JobState::Failed(why) => fail(
@@ -202,6 +238,83 @@ async fn provisioning(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> R
     };
     n.requeue = n.requeue.or(Some(Duration::from_secs(1)));
     Ok(n)
+}
+
+/// A failed container ends the setup unless the Job will retry its pod.
+fn is_final(job: &Job, why: &str) -> bool {
+    let retries = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(0);
+    let failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
+    // Stuck images do not heal by retrying; exits are final once retries are spent.
+    !why.contains(" exited with code ") || failed > retries
+}
+
+/// `spec.dataFrom`: wait (up to the setup timeout) for the earlier
+/// LoadTest's records, then use them.
+async fn reuse(
+    lt: &LoadTest,
+    ctx: &Context,
+    mut st: LoadTestStatus,
+    source: &str,
+    limit: Duration,
+) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    let name = pods::records_name(source);
+    let lts = ctx.ns_api::<LoadTest>(lt);
+    let waiting = match ctx.ns_api::<Secret>(lt).get_opt(&name).await? {
+        Some(secret) => match setup::published_count(&secret) {
+            Some(count) => {
+                st.records = Some(RecordsStatus {
+                    secret: name,
+                    count,
+                    distinct_used: None,
+                });
+                let msg = format!("reusing {count} records of LoadTest {source}");
+                set_condition(
+                    &mut st.conditions,
+                    COND_PROVISIONED,
+                    true,
+                    "RecordsReused",
+                    &msg,
+                    generation,
+                    now(),
+                );
+                enter(&mut st, Phase::Starting);
+                let mut n = next(st, Some(Duration::from_secs(1)));
+                n.events.push((EventType::Normal, "Provisioned", msg));
+                return Ok(n);
+            }
+            None => format!("LoadTest {source} has not published its records yet"),
+        },
+        None => format!("LoadTest {source} has no records Secret {name} yet"),
+    };
+    // The source ended without records, or is gone: no point in waiting.
+    let source_lt = lts.get_opt(source).await.ok().flatten();
+    let hopeless = match &source_lt {
+        None => Some(format!(
+            "spec.dataFrom.loadTest: LoadTest {source:?} does not exist in this namespace"
+        )),
+        Some(s) => s
+            .status
+            .as_ref()
+            .filter(|s| {
+                s.phase.is_terminal() || matches!(s.phase, Phase::Starting | Phase::Running)
+            })
+            .map(|_| {
+                format!("spec.dataFrom.loadTest: LoadTest {source:?} has no records ({waiting})")
+            }),
+    };
+    if let Some(msg) = hopeless {
+        return Ok(fail(st, generation, msg, COND_PROVISIONED, "NoRecords"));
+    }
+    if in_phase(&st) > limit {
+        let msg = format!(
+            "{waiting} after {}",
+            barrage_runner::duration::format_duration(limit)
+        );
+        return Ok(fail(st, generation, msg, COND_PROVISIONED, "Timeout"));
+    }
+    st.message = Some(format!("waiting: {waiting}"));
+    Ok(next(st, Some(Duration::from_secs(2))))
 }
 
 fn fail(

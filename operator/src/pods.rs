@@ -5,17 +5,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
-    api::{
-        batch::v1::{Job, JobSpec},
-        core::v1::{
-            ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction, Pod,
-            PodSpec, PodTemplateSpec, Probe, Secret, SecretVolumeSource, SecurityContext, Volume,
-            VolumeMount,
-        },
+    api::core::v1::{
+        ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
+        KeyToPath, Pod, PodSpec, Probe, Secret, SecretVolumeSource, SecurityContext, Volume,
+        VolumeMount,
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use kube::{Resource, ResourceExt};
+
+use barrage_runner::plan::SetupPlan;
 
 use crate::crd::LoadTest;
 
@@ -24,8 +23,11 @@ pub const LABEL_TEST: &str = "barrage.dev/loadtest";
 pub const LABEL_INDEX: &str = "barrage.dev/runner-index";
 pub const LABEL_ROLE: &str = "barrage.dev/role";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "barrage-operator");
-const PLAN_DIR: &str = "/etc/barrage/plan";
+pub(crate) const PLAN_DIR: &str = "/etc/barrage/plan";
 const TOKEN_DIR: &str = "/etc/barrage/token";
+/// Where runners find the records (the Secret's `records.jsonl`).
+const DATA_DIR: &str = "/etc/barrage/data";
+pub const RECORDS_KEY: &str = "records.jsonl";
 
 pub fn plan_name(lt: &LoadTest) -> String {
     format!("{}-plan", lt.name_any())
@@ -39,6 +41,9 @@ pub fn report_name(lt: &LoadTest) -> String {
 pub fn setup_name(lt: &LoadTest) -> String {
     format!("{}-setup", lt.name_any())
 }
+pub fn records_name(lt_name: &str) -> String {
+    format!("{lt_name}-records")
+}
 pub fn runner_name(lt: &LoadTest, index: u32) -> String {
     format!("{}-runner-{index}", lt.name_any())
 }
@@ -50,7 +55,7 @@ pub fn runner_selector(lt: &LoadTest) -> String {
 
 /// Metadata shared by every owned object: namespace, the LoadTest as
 /// controlling owner (so deleting it deletes them), and our labels.
-fn owned_meta(lt: &LoadTest, name: String, role: &str) -> ObjectMeta {
+pub(crate) fn owned_meta(lt: &LoadTest, name: String, role: &str) -> ObjectMeta {
     let labels = BTreeMap::from([
         (LABEL_TEST.to_string(), lt.name_any()),
         (LABEL_ROLE.to_string(), role.to_string()),
@@ -65,12 +70,42 @@ fn owned_meta(lt: &LoadTest, name: String, role: &str) -> ObjectMeta {
     }
 }
 
-/// The plan as the runners read it: the spec minus the cluster-only fields.
+/// The Secret whose records the runners use, if any: the reused
+/// LoadTest's, or this one's when its setup provides records (the built-in
+/// steps always do; a custom image does when the spec asks for `data`).
+pub fn records_source(lt: &LoadTest) -> Option<String> {
+    let spec = &lt.spec;
+    if let Some(from) = &spec.data_from {
+        return Some(records_name(&from.load_test));
+    }
+    let setup = spec.setup.as_ref()?;
+    (setup.builtin.is_builtin() || spec.plan.data.is_some()).then(|| records_name(&lt.name_any()))
+}
+
+/// The plan as the runners read it: the spec minus the cluster-only fields,
+/// with the records (if any) as its data file. With built-in setup steps,
+/// also the setup as `barrage-runner setup` reads it.
 pub fn plan_config_map(lt: &LoadTest) -> ConfigMap {
-    let yaml = serde_yaml_ng::to_string(&lt.spec.plan).expect("plans serialize");
+    let mut plan = lt.spec.plan.clone();
+    if records_source(lt).is_some() {
+        let data = plan.data.get_or_insert_with(Default::default);
+        data.file = Some(format!("{DATA_DIR}/{RECORDS_KEY}"));
+    }
+    let yaml = serde_yaml_ng::to_string(&plan).expect("plans serialize");
+    let mut data = BTreeMap::from([("plan.yaml".to_string(), yaml)]);
+    if let Some(s) = lt.spec.setup.as_ref().filter(|s| s.builtin.is_builtin()) {
+        let sp = SetupPlan {
+            target: lt.spec.plan.target.clone(),
+            setup: s.builtin.clone(),
+        };
+        data.insert(
+            "setup.yaml".into(),
+            serde_yaml_ng::to_string(&sp).expect("setups serialize"),
+        );
+    }
     ConfigMap {
         metadata: owned_meta(lt, plan_name(lt), "plan"),
-        data: Some(BTreeMap::from([("plan.yaml".to_string(), yaml)])),
+        data: Some(data),
         ..Default::default()
     }
 }
@@ -92,7 +127,7 @@ pub fn report_config_map(lt: &LoadTest, report_json: String) -> ConfigMap {
     }
 }
 
-fn env(name: &str, value: String) -> EnvVar {
+pub(crate) fn env(name: &str, value: String) -> EnvVar {
     EnvVar {
         name: name.into(),
         value: Some(value),
@@ -101,7 +136,7 @@ fn env(name: &str, value: String) -> EnvVar {
 }
 
 /// Runner pods run unprivileged: they only send HTTP and serve their agent.
-fn restricted() -> SecurityContext {
+pub(crate) fn restricted() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
@@ -115,12 +150,42 @@ fn restricted() -> SecurityContext {
     }
 }
 
+pub(crate) fn read_only_mount(name: &str, path: &str) -> VolumeMount {
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(true),
+        ..Default::default()
+    }
+}
+
+/// A Secret as a volume; with `key`, only that key, as a file of that name.
+fn secret_volume(name: &str, secret: String, key: Option<&str>) -> Volume {
+    Volume {
+        name: name.into(),
+        secret: Some(SecretVolumeSource {
+            secret_name: Some(secret),
+            items: key.map(|k| {
+                vec![KeyToPath {
+                    key: k.into(),
+                    path: k.into(),
+                    ..Default::default()
+                }]
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The operator's defaults for runner pods (from its Helm values).
 #[derive(Clone, Debug, Default)]
 pub struct RunnerDefaults {
     pub image: String,
     pub pull_policy: String,
     pub resources: Option<k8s_openapi::api::core::v1::ResourceRequirements>,
+    /// The operator's own image: the setup Job's records publisher.
+    pub operator_image: String,
 }
 
 pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
@@ -140,6 +205,25 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
         env("BARRAGE_RUNNER_COUNT", spec.runners.to_string()),
     ];
     envs.extend(r.env.iter().cloned());
+    let mut mounts = vec![
+        read_only_mount("plan", PLAN_DIR),
+        read_only_mount("token", TOKEN_DIR),
+    ];
+    let mut volumes = vec![
+        Volume {
+            name: "plan".into(),
+            config_map: Some(ConfigMapVolumeSource {
+                name: plan_name(lt),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        secret_volume("token", token_name(lt), None),
+    ];
+    if let Some(records) = records_source(lt) {
+        mounts.push(read_only_mount("records", DATA_DIR));
+        volumes.push(secret_volume("records", records, Some(RECORDS_KEY)));
+    }
     let container = Container {
         name: "runner".into(),
         image: Some(r.image.clone().unwrap_or_else(|| defaults.image.clone())),
@@ -176,20 +260,7 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
         resources: r.resources.clone().or_else(|| defaults.resources.clone()),
         security_context: Some(restricted()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "plan".into(),
-                mount_path: PLAN_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "token".into(),
-                mount_path: TOKEN_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-        ]),
+        volume_mounts: Some(mounts),
         ..Default::default()
     };
     Pod {
@@ -205,78 +276,25 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
             affinity: r.affinity.clone(),
             image_pull_secrets: (!r.image_pull_secrets.is_empty())
                 .then(|| r.image_pull_secrets.clone()),
-            volumes: Some(vec![
-                Volume {
-                    name: "plan".into(),
-                    config_map: Some(ConfigMapVolumeSource {
-                        name: plan_name(lt),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-                Volume {
-                    name: "token".into(),
-                    secret: Some(SecretVolumeSource {
-                        secret_name: Some(token_name(lt)),
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                },
-            ]),
+            volumes: Some(volumes),
             ..Default::default()
         }),
         ..Default::default()
     }
 }
 
-/// The provisioning Job: the user's image and command, run once.
-pub fn setup_job(lt: &LoadTest) -> Option<Job> {
-    let s = lt.spec.setup.as_ref()?;
-    let meta = owned_meta(lt, setup_name(lt), "setup");
-    let container = Container {
-        name: "setup".into(),
-        image: Some(s.image.clone()),
-        image_pull_policy: lt.spec.runner.image_pull_policy.clone(),
-        command: (!s.command.is_empty()).then(|| s.command.clone()),
-        args: (!s.args.is_empty()).then(|| s.args.clone()),
-        env: (!s.env.is_empty()).then(|| s.env.clone()),
-        termination_message_policy: Some("FallbackToLogsOnError".into()),
-        ..Default::default()
-    };
-    Some(Job {
-        metadata: meta.clone(),
-        spec: Some(JobSpec {
-            backoff_limit: Some(s.backoff_limit.unwrap_or(0)),
-            template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: meta.labels.clone(),
-                    ..Default::default()
-                }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    restart_policy: Some("Never".into()),
-                    image_pull_secrets: (!lt.spec.runner.image_pull_secrets.is_empty())
-                        .then(|| lt.spec.runner.image_pull_secrets.clone()),
-                    ..Default::default()
-                }),
-            },
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::crd::LoadTestSpec;
 
-    fn defaults() -> RunnerDefaults {
+    pub(crate) fn defaults() -> RunnerDefaults {
         let resources = serde_json::from_str(r#"{"limits": {"cpu": "500m"}}"#).unwrap();
         RunnerDefaults {
             image: "default/runner:dev".into(),
             pull_policy: "IfNotPresent".into(),
             resources: Some(resources),
+            operator_image: "default/operator:dev".into(),
         }
     }
 
@@ -341,7 +359,8 @@ mod tests {
         assert_eq!(c.image_pull_policy.as_deref(), Some("IfNotPresent"));
         let cpu = &c.resources.as_ref().unwrap().limits.as_ref().unwrap()["cpu"];
         assert_eq!(cpu.0, "500m");
-        assert!(setup_job(&t).is_none());
+        assert!(crate::setup::job(&t, &defaults(), Default::default()).is_none());
+        assert_eq!(records_source(&t), None);
     }
 
     #[test]
@@ -353,16 +372,63 @@ mod tests {
         assert_eq!(back.plan, t.spec.plan);
     }
 
+    const SETUP: &str =
+        "setup: {users: 5, steps: [{name: login, path: /login, capture: {token: {json: /t}}}]}";
+
     #[test]
-    fn setup_job_runs_the_users_command_once() {
-        let t = lt(&format!(
-            "{SPEC}\nsetup: {{image: reg/seed:1, command: [seed, --users, '1000']}}"
+    fn runners_mount_the_records_of_their_setup_or_of_the_reused_loadtest() {
+        let mounted = |t: &LoadTest| {
+            let p = runner_pod(t, 0, &defaults());
+            let spec = p.spec.unwrap();
+            let vol = spec
+                .volumes
+                .unwrap()
+                .into_iter()
+                .find(|v| v.name == "records");
+            let mount = spec.containers[0]
+                .volume_mounts
+                .clone()
+                .unwrap()
+                .into_iter()
+                .find(|m| m.name == "records");
+            vol.map(|v| {
+                (
+                    v.secret.unwrap().secret_name.unwrap(),
+                    mount.unwrap().mount_path,
+                )
+            })
+        };
+        let own = lt(&format!("{SPEC}\n{SETUP}"));
+        assert_eq!(
+            mounted(&own),
+            Some(("smoke-records".to_string(), DATA_DIR.to_string()))
+        );
+        let reused = lt(&format!("{SPEC}\ndataFrom: {{loadTest: seed}}"));
+        assert_eq!(mounted(&reused).unwrap().0, "seed-records");
+        // A custom setup gives records only when the spec asks for data.
+        let custom = lt(&format!("{SPEC}\nsetup: {{image: reg/seed:1}}"));
+        assert_eq!(mounted(&custom), None);
+        let custom = lt(&format!(
+            "{SPEC}\nsetup: {{image: reg/seed:1}}\ndata: {{select: unique}}"
         ));
-        let j = setup_job(&t).unwrap();
-        let spec = j.spec.unwrap();
-        assert_eq!(spec.backoff_limit, Some(0));
-        let c = &spec.template.spec.as_ref().unwrap().containers[0];
-        assert_eq!(c.command.as_ref().unwrap()[0], "seed");
-        assert_eq!(j.metadata.name.as_deref(), Some("smoke-setup"));
+        assert_eq!(mounted(&custom).unwrap().0, "smoke-records");
+        assert_eq!(mounted(&lt(SPEC)), None);
+    }
+
+    #[test]
+    fn with_records_the_plan_reads_them_and_the_setup_is_beside_it() {
+        let t = lt(&format!(
+            "{SPEC}\n{SETUP}\ndata: {{select: mixed, repeat: 0.8}}"
+        ));
+        let data = plan_config_map(&t).data.unwrap();
+        let plan = barrage_runner::planfile::from_str(&data["plan.yaml"], Default::default())
+            .unwrap()
+            .plan;
+        let d = plan.data.unwrap();
+        assert_eq!(d.file.as_deref(), Some("/etc/barrage/data/records.jsonl"));
+        assert_eq!(d.repeat, Some(0.8));
+        let (sp, _) = barrage_runner::provision::from_str(&data["setup.yaml"]).unwrap();
+        assert_eq!(sp.setup.users, Some(5));
+        assert_eq!(sp.target.base_url, "http://10.0.0.1:8080");
     }
 }

@@ -60,6 +60,11 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
     st.latency_ms = (t.requests > 0).then(|| rounded(&t.latency_ms));
     st.start_skew_ms = s.start_skew_ms.map(|x| round(x, 3));
     st.runners_finished = merged.finished;
+    if let Some(r) = st.records.as_mut()
+        && merged.records_used.is_some()
+    {
+        r.distinct_used = Some(s.distinct_records);
+    }
     let mut names: Vec<_> = s.requests.iter().collect();
     names.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
     st.by_request = names

@@ -4,7 +4,12 @@
 
 use std::{path::Path, time::Duration};
 
-use barrage_runner::compile::{Slot, compile_with_env};
+use barrage_runner::{
+    compile::{Slot, compile_with_env, compile_with_records},
+    data::Records,
+    plan::SetupPlan,
+    provision,
+};
 
 use crate::{
     crd::LoadTestSpec,
@@ -43,12 +48,6 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
             format!("{} is more than {MAX_RUNNERS}", spec.runners),
         ));
     }
-    if spec.plan.data.is_some() {
-        return Err(invalid(
-            "spec.data",
-            "data files are not available to runner pods yet (they come with provisioning); remove `data` or run the plan locally",
-        ));
-    }
     if let Some(p) = &spec.runner.image_pull_policy
         && !matches!(p.as_str(), "Always" | "IfNotPresent" | "Never")
     {
@@ -62,25 +61,129 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
     {
         return Err(invalid("spec.collectInterval", "must be at least 500ms"));
     }
-    if let Some(s) = &spec.setup
-        && s.image.trim().is_empty()
-    {
-        return Err(invalid("spec.setup.image", "is empty"));
-    }
-    // `{{ env.X }}` is resolved inside the runner pod, from its env: any name
+    // `{{ env.X }}` is resolved inside the pods, from their env: any name
     // is acceptable here.
     let any_env = |_: &str| Some(String::new());
-    compile_with_env(
-        &spec.plan,
-        Slot {
-            index: 0,
-            count: spec.runners,
-        },
-        Path::new(""),
-        "spec.",
-        &any_env,
-    )?;
+    let fields = records(name, spec, &any_env)?;
+    let slot = Slot {
+        index: 0,
+        count: spec.runners,
+    };
+    match fields {
+        None => compile_with_env(&spec.plan, slot, Path::new(""), "spec.", &any_env)?,
+        Some(fields) => {
+            // As the runners get it (see pods::plan_config_map), with one
+            // blank record of the fields they will find.
+            let mut plan = spec.plan.clone();
+            plan.data.get_or_insert_with(Default::default);
+            let rows = vec![vec![String::new(); fields.len()]];
+            compile_with_records(&plan, slot, "spec.", &any_env, Records { fields, rows })?
+        }
+    };
     Ok(())
+}
+
+/// Checks setup, dataFrom and data together. The records' fields, when
+/// the runners get records: known for the built-in setup, else every
+/// `record.FIELD` the plan names (the runner pod checks them for real).
+fn records(
+    name: &str,
+    spec: &LoadTestSpec,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<Vec<String>>> {
+    let mut fields = None;
+    if let Some(s) = &spec.setup {
+        match (&s.image, s.builtin.is_builtin()) {
+            (Some(_), true) => {
+                return Err(invalid(
+                    "spec.setup",
+                    "give either `image` (a custom setup) or the built-in `users` and `steps`, not both",
+                ));
+            }
+            (None, false) => {
+                return Err(invalid(
+                    "spec.setup",
+                    "is empty: give the built-in `users` and `steps`, or a custom `image`",
+                ));
+            }
+            (Some(i), false) if i.trim().is_empty() => {
+                return Err(invalid("spec.setup.image", "is empty"));
+            }
+            (Some(_), false) => {}
+            (None, true) => {
+                if !s.command.is_empty() || !s.args.is_empty() {
+                    return Err(invalid(
+                        "spec.setup.command",
+                        "command and args go with a custom `image`; the built-in steps take none",
+                    ));
+                }
+                let sp = SetupPlan {
+                    target: spec.plan.target.clone(),
+                    setup: s.builtin.clone(),
+                };
+                let c = provision::compile_env(&sp, "spec.", env)?;
+                fields = Some(c.fields.into_iter().map(|(n, _)| n).collect());
+            }
+        }
+    }
+    if let Some(from) = &spec.data_from {
+        if spec.setup.is_some() {
+            return Err(invalid(
+                "spec.dataFrom",
+                "reuses another LoadTest's records, so there is nothing to provision: remove spec.setup",
+            ));
+        }
+        if from.load_test.trim().is_empty() {
+            return Err(invalid("spec.dataFrom.loadTest", "is empty"));
+        }
+        if from.load_test == name {
+            return Err(invalid(
+                "spec.dataFrom.loadTest",
+                "names this LoadTest itself; name the earlier LoadTest whose setup made the records",
+            ));
+        }
+    }
+    if let Some(d) = &spec.plan.data {
+        if d.file.is_some() {
+            return Err(invalid(
+                "spec.data.file",
+                "runner pods have no files: records come from spec.setup or spec.dataFrom",
+            ));
+        }
+        if spec.setup.is_none() && spec.data_from.is_none() {
+            return Err(invalid(
+                "spec.data",
+                "has no records: provision them with spec.setup, or reuse an earlier LoadTest's with spec.dataFrom",
+            ));
+        }
+    }
+    let gets_records = spec.data_from.is_some() || fields.is_some() || spec.plan.data.is_some();
+    if fields.is_none() && gets_records {
+        fields = Some(named_record_fields(&spec.plan));
+    }
+    Ok(fields)
+}
+
+/// Every `{{ record.FIELD }}` the plan's templates name.
+fn named_record_fields(plan: &barrage_runner::plan::Plan) -> Vec<String> {
+    let text = serde_json::to_string(plan).expect("plans serialize");
+    let mut out: Vec<String> = Vec::new();
+    for (i, _) in text.match_indices("record.") {
+        // Only inside a template: the nearest "{{" before is after any "}}".
+        let before = &text[..i];
+        let open = before.rfind("{{");
+        if open.is_none_or(|o| before.rfind("}}").is_some_and(|c| c > o)) {
+            continue;
+        }
+        let name: String = text[i + "record.".len()..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || "._-".contains(*c))
+            .collect();
+        if !name.is_empty() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -93,9 +196,44 @@ mod tests {
 
     const OK: &str = "runners: 3\ntarget: {baseUrl: 'http://10.0.0.1:8080', headers: {k: '{{ env.KEY }}'}}\nload: {users: 6, duration: 10s}\nrequests: [{name: a, path: /}]\nthresholds: ['p(95) < 10ms']";
 
+    const SETUP: &str =
+        "setup: {users: 3, steps: [{name: login, path: /login, capture: {token: {json: /token}}}]";
+
     #[test]
     fn a_good_spec_passes_with_env_left_to_the_pod() {
         validate("t", &spec(OK)).unwrap();
+    }
+
+    #[test]
+    fn records_come_from_the_setup_or_an_earlier_loadtest() {
+        let uses = OK.replace("path: /}]", "path: '/{{ record.token }}'}]");
+        // Built-in: the fields are what the steps capture.
+        validate(
+            "t",
+            &spec(&format!("{uses}\n{SETUP}}}\ndata: {{select: unique}}")),
+        )
+        .unwrap();
+        validate("t", &spec(&format!("{uses}\n{SETUP}}}"))).unwrap();
+        // Reused or custom: whatever fields the plan names (the pod checks).
+        validate("t", &spec(&format!("{uses}\ndataFrom: {{loadTest: seed}}"))).unwrap();
+        validate(
+            "t",
+            &spec(&format!(
+                "{uses}\nsetup: {{image: seed:1}}\ndata: {{select: random}}"
+            )),
+        )
+        .unwrap();
+        // Without any records, record.FIELD is an error.
+        assert!(validate("t", &spec(&uses)).is_err());
+    }
+
+    #[test]
+    fn named_record_fields_are_found_inside_templates_only() {
+        let p = spec(&OK.replace(
+            "path: /}]",
+            "path: '/a/{{ record.id }}/record.x', headers: {h: '{{record.tok-en}} {{ record.id }}'}}]",
+        ));
+        assert_eq!(named_record_fields(&p.plan), ["id", "tok-en"]);
     }
 
     #[test]
@@ -119,7 +257,42 @@ mod tests {
                 format!("{OK}\nrunner: {{imagePullPolicy: Sometimes}}"),
                 "spec.runner.imagePullPolicy",
             ),
-            (format!("{OK}\ndata: {{file: users.json}}"), "spec.data"),
+            (
+                format!("{OK}\ndata: {{file: users.json}}"),
+                "spec.data.file",
+            ),
+            (format!("{OK}\ndata: {{select: cycle}}"), "spec.data"),
+            (format!("{OK}\nsetup: {{}}"), "spec.setup"),
+            (
+                format!("{OK}\nsetup: {{image: seed, users: 3, steps: [{{name: a, path: /}}]}}"),
+                "spec.setup",
+            ),
+            (format!("{OK}\nsetup: {{image: ' '}}"), "spec.setup.image"),
+            (
+                format!("{OK}\n{SETUP}, command: [x]}}"),
+                "spec.setup.command",
+            ),
+            (
+                format!("{OK}\nsetup: {{users: 3, steps: [{{name: a, path: nope}}]}}"),
+                "spec.setup.steps[0].path",
+            ),
+            (
+                format!("{OK}\n{SETUP}, record: [nope]}}"),
+                "spec.setup.record[0]",
+            ),
+            (
+                format!("{OK}\n{SETUP}}}\ndataFrom: {{loadTest: other}}"),
+                "spec.dataFrom",
+            ),
+            (
+                format!("{OK}\ndataFrom: {{loadTest: t}}"),
+                "spec.dataFrom.loadTest",
+            ),
+            // The built-in setup records `token` only.
+            (
+                format!("{OK}\n{SETUP}}}").replace("path: /}]", "path: '/{{ record.email }}'}]"),
+                "spec.requests[0].path",
+            ),
         ];
         for (yaml, field) in cases {
             match validate("t", &spec(&yaml)) {

@@ -127,8 +127,10 @@ pub struct DataPlan {
 pub struct Scenario {
     pub steps: Vec<Step>,
     pub uses_record: bool,
-    /// How many captured variables the journey has.
-    pub vars: usize,
+    /// The journey's variables by slot: its `vars` first, then its captures.
+    pub var_names: Vec<String>,
+    /// `vars` rendered into their slots when an iteration starts.
+    pub presets: Vec<(usize, Template)>,
 }
 
 #[derive(Debug)]
@@ -203,6 +205,29 @@ pub fn compile_with_env(
     prefix: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Compiled> {
+    compile_inner(plan, slot, base_dir, prefix, env, None)
+}
+
+/// Compiles with `records` standing in for the data file: the operator
+/// validates a LoadTest before its records exist, knowing only their fields.
+pub fn compile_with_records(
+    plan: &Plan,
+    slot: Slot,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    records: Records,
+) -> Result<Compiled> {
+    compile_inner(plan, slot, Path::new(""), prefix, env, Some(records))
+}
+
+fn compile_inner(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    given: Option<Records>,
+) -> Result<Compiled> {
     let f = |name: &str| format!("{prefix}{name}");
     if slot.count == 0 || slot.index >= slot.count {
         return Err(Error::invalid(
@@ -218,7 +243,16 @@ pub fn compile_with_env(
     let data = match &plan.data {
         None => None,
         Some(d) => {
-            let records = Records::load(&base_dir.join(&d.file), &f("data.file"))?;
+            let records = match (given, &d.file) {
+                (Some(r), _) => r,
+                (None, Some(file)) => Records::load(&base_dir.join(file), &f("data.file"))?,
+                (None, None) => {
+                    return Err(Error::invalid(
+                        f("data.file"),
+                        "is missing: name a records file (in a cluster, records come from spec.setup or spec.dataFrom)",
+                    ));
+                }
+            };
             if d.repeat.is_some() && d.select != Select::Mixed {
                 return Err(Error::invalid(
                     f("data.repeat"),
@@ -306,6 +340,16 @@ pub fn compile_with_env(
             ));
         }
         let mut vars: Vec<String> = Vec::new();
+        let mut presets = Vec::new();
+        for (name, src) in &r.vars {
+            let vf = format!("{rf}.vars.{name}");
+            check_name(name, &vf)?;
+            // Presets see records and generators, not each other: they are
+            // rendered together, before any step.
+            let t = Template::compile(src, &scope!(&[])).map_err(|m| Error::invalid(&vf, m))?;
+            presets.push((vars.len(), t));
+            vars.push(name.clone());
+        }
         let mut steps = Vec::new();
         for (sf, name, http) in steps_in {
             let metric_name = if r.steps.is_empty() {
@@ -337,18 +381,20 @@ pub fn compile_with_env(
             )?;
             steps.push(step);
         }
-        let uses_record = steps.iter().any(|s| {
-            s.path.uses_record()
-                || s.body.as_ref().is_some_and(Template::uses_record)
-                || s.headers.iter().any(|(_, t)| t.uses_record())
-        });
+        let uses_record = presets.iter().any(|(_, t)| t.uses_record())
+            || steps.iter().any(|s| {
+                s.path.uses_record()
+                    || s.body.as_ref().is_some_and(Template::uses_record)
+                    || s.headers.iter().any(|(_, t)| t.uses_record())
+            });
         let weight = r.weight.unwrap_or(1) as u64;
         total_weight += weight;
         cumulative_weights.push(total_weight);
         scenarios.push(Scenario {
             steps,
             uses_record,
-            vars: vars.len(),
+            var_names: vars,
+            presets,
         });
     }
     if total_weight == 0 {

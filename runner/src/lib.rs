@@ -16,6 +16,7 @@ pub mod histogram;
 pub mod local;
 pub mod plan;
 pub mod planfile;
+pub mod provision;
 pub mod report;
 pub mod snapshot;
 pub mod template;

@@ -1,5 +1,5 @@
-//! `barrage-runner`: run a plan locally, serve the built-in target, or run the
-//! demo. (Agent mode for runner pods comes with the operator.)
+//! `barrage-runner`: run a plan locally, provision test data, serve the
+//! built-in target, run the demo, or serve as a runner pod's agent.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -8,7 +8,8 @@ use barrage_runner::{
     compile::Slot,
     local::{self, Options},
     planfile::{self, Loaded},
-    report::Report,
+    provision,
+    report::{self, Report},
     serve::{self, ServeConfig},
     text,
 };
@@ -64,6 +65,24 @@ enum Cmd {
     },
     /// Check a plan without sending anything.
     Validate { file: PathBuf },
+    /// Provision test data: run FILE's setup (a LoadTest manifest's
+    /// spec.setup, or a file with `target` and `setup`) once per user and
+    /// write one record per successful user as JSON lines.
+    Setup {
+        file: PathBuf,
+        /// Where the records go.
+        #[arg(long, short, default_value = "records.jsonl")]
+        out: PathBuf,
+        /// Stop after this long; users not finished by then count as failed.
+        #[arg(long, value_parser = barrage_runner::duration::parse_duration)]
+        timeout: Option<std::time::Duration>,
+        /// A failure's message is also written here (e.g. /dev/termination-log).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
+        /// Only errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Serve the built-in target for demos and tests.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -138,7 +157,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             output,
         } => {
-            let loaded = planfile::load_file(&file)?;
+            let mut loaded = planfile::load_file(&file)?;
+            provision_first(&file, &mut loaded, output.quiet).await?;
             let slots = match (runner_index, runner_count) {
                 (Some(index), Some(count)) if workers == 1 => {
                     if count == 0 || index >= count {
@@ -174,6 +194,13 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             println!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
+        Cmd::Setup {
+            file,
+            out,
+            timeout,
+            message_file,
+            quiet,
+        } => setup(&file, &out, timeout, message_file.as_deref(), quiet).await,
         Cmd::Serve { listen, config } => {
             serve::run_cli(&listen, config.as_deref()).await?;
             Ok(ExitCode::SUCCESS)
@@ -247,4 +274,107 @@ async fn run(
     } else {
         ExitCode::from(EXIT_THRESHOLDS)
     })
+}
+
+async fn setup(
+    file: &std::path::Path,
+    out: &std::path::Path,
+    timeout: Option<std::time::Duration>,
+    message_file: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<ExitCode, Error> {
+    let fail = |msg: &str| {
+        if let Some(p) = message_file {
+            // Kubernetes keeps at most 4096 bytes of a termination message.
+            let cut = msg.char_indices().take_while(|(i, _)| *i < 4000).count();
+            let _ = std::fs::write(p, msg.chars().take(cut).collect::<String>());
+        }
+    };
+    let compiled = provision::load_file(file).and_then(|(sp, prefix)| {
+        provision::compile(&sp, prefix)
+            .map(|c| (sp, c))
+            .map_err(|e| match e {
+                Error::Invalid { field, message } => {
+                    Error::invalid(format!("{}: {field}", file.display()), message)
+                }
+                other => other,
+            })
+    });
+    let (sp, setup) = match compiled {
+        Ok(x) => x,
+        Err(e) => {
+            fail(&e.to_string());
+            return Err(e);
+        }
+    };
+    if !quiet {
+        eprintln!(
+            "  provisioning {} users, {} at a time, against {}",
+            setup.users, setup.concurrency, sp.target.base_url
+        );
+    }
+    let p = provision::run(&setup, timeout).await;
+    let result = p.verdict().and_then(|()| p.to_jsonl());
+    if !quiet {
+        let total = report::Summary::of(&p.snapshot).total;
+        eprintln!(
+            "  {} of {} users provisioned in {:.1}s ({} failed); {} requests, p95 {:.1} ms",
+            p.records.len(),
+            p.users,
+            p.elapsed.as_secs_f64(),
+            p.failed(),
+            total.requests,
+            total.latency_ms.p95
+        );
+    }
+    match result {
+        Ok(jsonl) => {
+            local::write_file(&out.to_path_buf(), &jsonl)?;
+            if !quiet {
+                eprintln!(
+                    "  records: {} ({} records, {} bytes)",
+                    out.display(),
+                    p.records.len(),
+                    jsonl.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            fail(&msg);
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+/// A manifest with a built-in `spec.setup` and no data file provisions its
+/// records first, as the operator's setup Job would, into a temporary file
+/// that becomes the run's data.
+async fn provision_first(
+    file: &std::path::Path,
+    loaded: &mut Loaded,
+    quiet: bool,
+) -> Result<(), Error> {
+    let has_file = loaded.plan.data.as_ref().is_some_and(|d| d.file.is_some());
+    if loaded.prefix != "spec." || has_file {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
+    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
+        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    if doc.get("spec").and_then(|s| s.get("setup")).is_none() {
+        return Ok(());
+    }
+    let out = std::env::temp_dir().join(format!("barrage-records-{}.jsonl", std::process::id()));
+    let code = setup(file, &out, None, None, quiet).await?;
+    if code != ExitCode::SUCCESS {
+        return Err(Error::Other("the setup failed; no load was sent".into()));
+    }
+    let data = loaded.plan.data.get_or_insert_with(Default::default);
+    data.file = Some(out.display().to_string());
+    Ok(())
 }

@@ -141,6 +141,11 @@ pub struct RequestSpec {
     /// Values to take from the response for later steps: name -> source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capture: BTreeMap<String, Capture>,
+    /// Variables rendered once when each iteration starts, for
+    /// `{{ vars.NAME }}` in every step: e.g. a generated email and password
+    /// that a registration step and a login step must share.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
     /// A user journey: the steps run in order, and a step may capture values
     /// for later steps. When present, the request fields above stay empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -276,8 +281,10 @@ pub enum OnExhausted {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataSpec {
     /// A JSON array of objects, JSON lines, or CSV with a header row (by extension:
-    /// .json, .jsonl/.ndjson, .csv). Relative to the plan file.
-    pub file: String,
+    /// .json, .jsonl/.ndjson, .csv). Relative to the plan file. Required for a
+    /// local run; in a cluster the records come from `setup` or `dataFrom`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
     #[serde(default)]
     pub select: Select,
     /// For `mixed`: the fraction of iterations that reuse a record (e.g. 0.8).
@@ -286,4 +293,53 @@ pub struct DataSpec {
     /// For `unique`: what happens when every record has been used.
     #[serde(default)]
     pub on_exhausted: OnExhausted,
+}
+
+/// Built-in provisioning (`barrage-runner setup`, or a LoadTest's
+/// `spec.setup`): `users` runs of the `steps` journey, `concurrency` at a
+/// time; each successful run's variables (its `vars` and captures) become one
+/// record for the load test's data.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupSpec {
+    /// How many users (records) to provision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<u32>,
+    /// How many users are provisioned at once. Default 10.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Rendered once per user before the steps, e.g. `email: "{{ email }}"`,
+    /// `password: "{{ randString(16) }}"`; steps use `{{ vars.NAME }}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub vars: BTreeMap<String, String>,
+    /// The requests each user makes, in order, with captures.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<StepSpec>,
+    /// The variables kept in each record. Default: every var and capture.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub record: Vec<String>,
+    /// The fraction of users (0 to 1) that may fail without failing the
+    /// setup; they get no record. Default 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tolerated_failure_ratio: Option<f64>,
+}
+
+impl SetupSpec {
+    /// True when any built-in field is set (as opposed to a custom image).
+    pub fn is_builtin(&self) -> bool {
+        self.users.is_some()
+            || self.concurrency.is_some()
+            || !self.vars.is_empty()
+            || !self.steps.is_empty()
+            || !self.record.is_empty()
+            || self.tolerated_failure_ratio.is_some()
+    }
+}
+
+/// What `barrage-runner setup` reads: the target and the setup.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SetupPlan {
+    pub target: Target,
+    pub setup: SetupSpec,
 }

@@ -72,9 +72,19 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]
+# secrets: the agents' token and the records; patch because the setup pod's
+# Role grants get and patch on its records Secret, and RBAC lets us grant
+# only what we hold.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create"]
+  verbs: ["get", "create", "patch"]
+# The setup pod's identity: a ServiceAccount with a Role on one Secret.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles", "rolebindings"]
+  verbs: ["create"]
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]

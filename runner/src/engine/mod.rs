@@ -12,7 +12,7 @@ pub mod timeline;
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::{Duration, Instant},
@@ -79,8 +79,28 @@ pub struct Runner {
     prepared: Vec<Vec<Prepared>>,
     selector: Option<Selector>,
     seq: AtomicU64,
+    /// When kept (provisioning), every iteration's variables or failure.
+    journal: Option<Mutex<Vec<Finished>>>,
     /// Ends the load: set at the planned end, on abort, or when data runs out.
     pub stop: Stop,
+}
+
+/// How one iteration ended, for provisioning: its variables (the journey's
+/// `vars` and captures, by slot) or the step that failed.
+#[derive(Debug)]
+pub struct Finished {
+    pub seq: u64,
+    pub result: Result<Vec<Option<String>>, Failure>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Failure {
+    /// The metric name of the step, e.g. `setup/token`.
+    pub step: String,
+    pub error: ErrorKind,
+    pub status: Option<u16>,
+    /// The step's expected statuses (empty: any 2xx or 3xx).
+    pub expected: Vec<u16>,
 }
 
 /// What an iteration tells its executor.
@@ -93,6 +113,22 @@ enum Flow {
 
 impl Runner {
     pub fn new(plan: Arc<Compiled>) -> Arc<Runner> {
+        Self::build(plan, false)
+    }
+
+    /// A runner that also keeps how every iteration ended (see `journal`).
+    pub fn with_journal(plan: Arc<Compiled>) -> Arc<Runner> {
+        Self::build(plan, true)
+    }
+
+    /// Takes the iterations' outcomes kept so far.
+    pub fn take_journal(&self) -> Vec<Finished> {
+        self.journal.as_ref().map_or_else(Vec::new, |j| {
+            std::mem::take(&mut *j.lock().unwrap_or_else(|e| e.into_inner()))
+        })
+    }
+
+    fn build(plan: Arc<Compiled>, journal: bool) -> Arc<Runner> {
         let prepared = plan
             .scenarios
             .iter()
@@ -118,6 +154,7 @@ impl Runner {
             prepared,
             selector,
             seq: AtomicU64::new(0),
+            journal: journal.then(Mutex::default),
             stop: Stop::default(),
             plan,
         })
@@ -187,11 +224,21 @@ impl Runner {
             },
             _ => None,
         };
-        let mut vars = vec![None; scenario.vars];
+        let mut vars = vec![None; scenario.var_names.len()];
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) * plan.slot.count as u64
             + plan.slot.index as u64;
         // Made on first use, then the same for every step of the iteration.
         let pkce = Pkce::default();
+        for (slot, t) in &scenario.presets {
+            let v = t.render(&RenderCtx {
+                record,
+                vars: &vars,
+                seq,
+                pkce: &pkce,
+            });
+            vars[*slot] = Some(v);
+        }
+        let mut failed = None;
         let mut intended = intended;
         for (step, prep) in scenario.steps.iter().zip(&self.prepared[si]) {
             let built = prep.build(
@@ -231,8 +278,23 @@ impl Runner {
             sample.latency = sample.end.saturating_duration_since(from);
             self.recorder.record(shard, &sample);
             if !ok {
+                failed = Some(Failure {
+                    step: plan.names[step.metric].clone(),
+                    error: sample.error.unwrap_or(ErrorKind::Http),
+                    status: sample.status,
+                    expected: step.expect.clone(),
+                });
                 break;
             }
+        }
+        if let Some(sink) = &self.journal {
+            let result = match failed {
+                None => Ok(vars),
+                Some(f) => Err(f),
+            };
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Finished { seq, result });
         }
         Flow::Continue
     }

@@ -17,6 +17,9 @@
 //!   redirect_uri, an unknown, used or expired code → 400 `invalid_grant`.
 //! - `GET /auth/me` with `Authorization: Bearer TOKEN` → 200 `{"userId","email"}`
 //!   or 401; routes with `requireToken` check the token the same way.
+//! - `GET /auth/stats` → 200 `{"registered","tokensIssued","distinctUsers",
+//!   "rejected","userRequests":{"user-1":N,..}}`: what the server saw, so a
+//!   test can check a run from outside (distinct users, failed token checks).
 //!
 //! Passwords are kept in plain text and tokens come from a non-cryptographic
 //! RNG: a test target, not an identity provider.
@@ -57,15 +60,17 @@ pub(crate) enum Endpoint {
     Authorize,
     Token,
     Me,
+    Stats,
 }
 
 /// The endpoints, in the order they are matched (before configured routes).
-pub(crate) const ENDPOINTS: [(Method, &str, Endpoint); 5] = [
+pub(crate) const ENDPOINTS: [(Method, &str, Endpoint); 6] = [
     (Method::POST, "/auth/register", Endpoint::Register),
     (Method::GET, "/auth/authorize", Endpoint::Authorize),
     (Method::POST, "/auth/authorize", Endpoint::Authorize),
     (Method::POST, "/auth/token", Endpoint::Token),
     (Method::GET, "/auth/me", Endpoint::Me),
+    (Method::GET, "/auth/stats", Endpoint::Stats),
 ];
 
 /// Request bodies of the auth endpoints are small; larger ones get 413.
@@ -110,6 +115,7 @@ pub(crate) struct Auth {
     tokens: [RwLock<HashMap<String, Session>>; SHARDS],
     distinct_users: AtomicU64,
     tokens_issued: AtomicU64,
+    rejected: AtomicU64,
 }
 
 /// base64url (no padding) of SHA-256(verifier): the S256 code challenge.
@@ -153,6 +159,7 @@ impl Auth {
             tokens: std::array::from_fn(|_| RwLock::default()),
             distinct_users: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         }
     }
 
@@ -163,6 +170,14 @@ impl Auth {
         headers: &HeaderMap,
         f: impl FnOnce(&User) -> R,
     ) -> Option<R> {
+        let found = self.session_user(headers, f);
+        if found.is_none() {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        found
+    }
+
+    fn session_user<R>(&self, headers: &HeaderMap, f: impl FnOnce(&User) -> R) -> Option<R> {
         let token = bearer(headers)?;
         let now = Instant::now();
         let tokens = self.tokens[shard(token)]
@@ -173,6 +188,22 @@ impl Auth {
             self.distinct_users.fetch_add(1, Ordering::Relaxed);
         }
         Some(f(&session.user))
+    }
+
+    /// Token checks that failed (401s).
+    pub(crate) fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// What `GET /auth/stats` answers, for tests that look from outside.
+    fn stats(&self) -> serde_json::Value {
+        json!({
+            "registered": self.registered_users(),
+            "tokensIssued": self.tokens_issued(),
+            "distinctUsers": self.distinct_users(),
+            "rejected": self.rejected(),
+            "userRequests": self.user_requests(),
+        })
     }
 
     pub(crate) fn distinct_users(&self) -> u64 {
@@ -210,6 +241,10 @@ impl Auth {
             Endpoint::Register => self.register(req).await,
             Endpoint::Authorize => self.authorize(req).await,
             Endpoint::Token => self.token(req).await,
+            Endpoint::Stats => {
+                super::handler::drain(req).await;
+                json_response(StatusCode::OK, &self.stats())
+            }
             Endpoint::Me => {
                 let me =
                     self.authenticate(req.headers(), |u| json!({"userId": u.id, "email": u.email}));

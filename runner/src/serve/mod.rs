@@ -253,6 +253,11 @@ impl LocalServer {
             .unwrap_or_default()
     }
 
+    /// Token checks that failed (answered 401).
+    pub fn rejected(&self) -> u64 {
+        self.shared.auth.as_ref().map_or(0, |a| a.rejected())
+    }
+
     /// Users registered through `POST /auth/register`.
     pub fn registered_users(&self) -> usize {
         self.shared

@@ -1,0 +1,310 @@
+//! Pure builders for provisioning: the records Secret, the setup pod's
+//! ServiceAccount with a Role that reaches that one Secret, and the Job.
+//!
+//! The Job's pod runs the setup as an init container (the built-in steps
+//! through `barrage-runner setup`, or the user's image) writing JSON lines
+//! to an emptyDir; then the operator image publishes them into the Secret.
+//! RBAC cannot restrict `create` by name, so the operator creates the empty
+//! Secret itself and the setup pod may only `get` and `patch` it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::{
+    batch::v1::{Job, JobSpec},
+    core::v1::{
+        ConfigMapVolumeSource, Container, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Secret,
+        ServiceAccount, Volume, VolumeMount,
+    },
+    rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
+};
+use kube::ResourceExt;
+
+use crate::{
+    crd::LoadTest,
+    pods::{
+        self, PLAN_DIR, RECORDS_KEY, RunnerDefaults, env, owned_meta, read_only_mount,
+        records_name, restricted,
+    },
+};
+
+/// Where the setup writes records and the publisher reads them.
+const OUT_DIR: &str = "/barrage/records";
+/// Records annotations the publisher sets on the Secret.
+pub const ANN_COUNT: &str = "barrage.dev/records";
+pub const ANN_BYTES: &str = "barrage.dev/records-bytes";
+
+pub fn setup_name(lt: &LoadTest) -> String {
+    pods::setup_name(lt)
+}
+
+/// The empty records Secret, created by the operator so that the setup pod
+/// needs no `create` right.
+pub fn records_secret(lt: &LoadTest) -> Secret {
+    Secret {
+        metadata: owned_meta(lt, records_name(&lt.name_any()), "records"),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+pub fn service_account(lt: &LoadTest) -> ServiceAccount {
+    ServiceAccount {
+        metadata: owned_meta(lt, setup_name(lt), "setup"),
+        ..Default::default()
+    }
+}
+
+/// Read and patch this LoadTest's records Secret, and nothing else.
+pub fn role(lt: &LoadTest) -> Role {
+    Role {
+        metadata: owned_meta(lt, setup_name(lt), "setup"),
+        rules: Some(vec![PolicyRule {
+            api_groups: Some(vec![String::new()]),
+            resources: Some(vec!["secrets".into()]),
+            resource_names: Some(vec![records_name(&lt.name_any())]),
+            verbs: vec!["get".into(), "patch".into()],
+            ..Default::default()
+        }]),
+    }
+}
+
+pub fn role_binding(lt: &LoadTest) -> RoleBinding {
+    RoleBinding {
+        metadata: owned_meta(lt, setup_name(lt), "setup"),
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".into()),
+            kind: "Role".into(),
+            name: setup_name(lt),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: setup_name(lt),
+            namespace: lt.namespace(),
+            ..Default::default()
+        }]),
+    }
+}
+
+/// The provisioning Job; None without `spec.setup`.
+pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Option<Job> {
+    let s = lt.spec.setup.as_ref()?;
+    let r = &lt.spec.runner;
+    let out = format!("{OUT_DIR}/{RECORDS_KEY}");
+    let out_mount = VolumeMount {
+        name: "records".into(),
+        mount_path: OUT_DIR.into(),
+        ..Default::default()
+    };
+    let mut volumes = vec![Volume {
+        name: "records".into(),
+        empty_dir: Some(EmptyDirVolumeSource::default()),
+        ..Default::default()
+    }];
+    let setup = match &s.image {
+        Some(image) => {
+            let mut envs = vec![env("BARRAGE_RECORDS_FILE", out.clone())];
+            envs.extend(s.env.iter().cloned());
+            Container {
+                name: "setup".into(),
+                image: Some(image.clone()),
+                image_pull_policy: r.image_pull_policy.clone(),
+                command: (!s.command.is_empty()).then(|| s.command.clone()),
+                args: (!s.args.is_empty()).then(|| s.args.clone()),
+                env: Some(envs),
+                volume_mounts: Some(vec![out_mount.clone()]),
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
+                ..Default::default()
+            }
+        }
+        None => {
+            volumes.push(Volume {
+                name: "plan".into(),
+                config_map: Some(ConfigMapVolumeSource {
+                    name: pods::plan_name(lt),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+            Container {
+                name: "setup".into(),
+                image: Some(r.image.clone().unwrap_or_else(|| defaults.image.clone())),
+                image_pull_policy: Some(
+                    r.image_pull_policy
+                        .clone()
+                        .unwrap_or_else(|| defaults.pull_policy.clone()),
+                ),
+                args: Some(vec![
+                    "setup".into(),
+                    format!("{PLAN_DIR}/setup.yaml"),
+                    "--out".into(),
+                    out.clone(),
+                    "--timeout".into(),
+                    format!("{}ms", timeout.as_millis()),
+                    "--message-file".into(),
+                    "/dev/termination-log".into(),
+                ]),
+                env: (!s.env.is_empty()).then(|| s.env.clone()),
+                volume_mounts: Some(vec![out_mount.clone(), read_only_mount("plan", PLAN_DIR)]),
+                security_context: Some(restricted()),
+                termination_message_policy: Some("FallbackToLogsOnError".into()),
+                ..Default::default()
+            }
+        }
+    };
+    let mut publish_args = vec![
+        "publish-records".into(),
+        "--file".into(),
+        out,
+        "--secret".into(),
+        records_name(&lt.name_any()),
+        "--namespace".into(),
+        lt.namespace().unwrap_or_default(),
+    ];
+    // A custom setup may provision server state without records.
+    if s.image.is_some() && lt.spec.plan.data.is_none() {
+        publish_args.push("--optional".into());
+    }
+    let publish = Container {
+        name: "publish".into(),
+        image: Some(defaults.operator_image.clone()),
+        image_pull_policy: Some(defaults.pull_policy.clone()),
+        args: Some(publish_args),
+        volume_mounts: Some(vec![VolumeMount {
+            read_only: Some(true),
+            ..out_mount
+        }]),
+        security_context: Some(restricted()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        ..Default::default()
+    };
+    let meta = owned_meta(lt, setup_name(lt), "setup");
+    Some(Job {
+        metadata: meta.clone(),
+        spec: Some(JobSpec {
+            backoff_limit: Some(s.backoff_limit.unwrap_or(0)),
+            // The Job stops itself at the setup timeout too, so a stuck
+            // setup never outlives the LoadTest's verdict.
+            active_deadline_seconds: Some(timeout.as_secs().max(1) as i64),
+            template: PodTemplateSpec {
+                metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                    labels: meta.labels.clone(),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    init_containers: Some(vec![setup]),
+                    containers: vec![publish],
+                    restart_policy: Some("Never".into()),
+                    service_account_name: Some(setup_name(lt)),
+                    node_selector: (!r.node_selector.is_empty()).then(|| r.node_selector.clone()),
+                    tolerations: (!r.tolerations.is_empty()).then(|| r.tolerations.clone()),
+                    image_pull_secrets: (!r.image_pull_secrets.is_empty())
+                        .then(|| r.image_pull_secrets.clone()),
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    })
+}
+
+/// The record count the publisher left on the Secret, if it has published.
+pub fn published_count(secret: &Secret) -> Option<u64> {
+    secret
+        .annotations()
+        .get(ANN_COUNT)
+        .and_then(|v| v.parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pods::tests::{defaults, lt};
+
+    const SPEC: &str = "target: {baseUrl: 'http://10.0.0.1:8080'}\nload: {users: 2, duration: 10s}\nrequests: [{name: a, path: /}]";
+
+    #[test]
+    fn the_setup_pod_may_get_and_patch_its_records_secret_only() {
+        let t = lt(&format!("{SPEC}\nsetup: {{image: reg/seed:1}}"));
+        let rules = role(&t).rules.unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(&["secrets".to_string()][..])
+        );
+        assert_eq!(
+            rules[0].resource_names.as_deref(),
+            Some(&["smoke-records".to_string()][..])
+        );
+        assert_eq!(rules[0].verbs, ["get", "patch"]);
+        let rb = role_binding(&t);
+        assert_eq!(rb.role_ref.name, "smoke-setup");
+        let sub = &rb.subjects.unwrap()[0];
+        assert_eq!(
+            (sub.kind.as_str(), sub.name.as_str()),
+            ("ServiceAccount", "smoke-setup")
+        );
+        assert_eq!(sub.namespace.as_deref(), Some("ns1"));
+        // Everything is owned by the LoadTest, so it goes when the test goes.
+        for owner in [
+            records_secret(&t).metadata.owner_references,
+            service_account(&t).metadata.owner_references,
+            role(&t).metadata.owner_references,
+        ] {
+            assert_eq!(owner.unwrap()[0].name, "smoke");
+        }
+    }
+
+    #[test]
+    fn a_custom_setup_runs_the_users_image_then_publishes() {
+        let t = lt(&format!(
+            "{SPEC}\nsetup: {{image: reg/seed:1, command: [seed, --users, '1000'], backoffLimit: 2}}"
+        ));
+        let j = job(&t, &defaults(), Duration::from_secs(90)).unwrap();
+        assert_eq!(j.metadata.name.as_deref(), Some("smoke-setup"));
+        let spec = j.spec.unwrap();
+        assert_eq!(spec.backoff_limit, Some(2));
+        assert_eq!(spec.active_deadline_seconds, Some(90));
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(pod.service_account_name.as_deref(), Some("smoke-setup"));
+        let init = &pod.init_containers.unwrap()[0];
+        assert_eq!(init.image.as_deref(), Some("reg/seed:1"));
+        assert_eq!(init.command.as_ref().unwrap()[0], "seed");
+        let env = init.env.as_ref().unwrap();
+        assert_eq!(env[0].name, "BARRAGE_RECORDS_FILE");
+        assert_eq!(
+            env[0].value.as_deref(),
+            Some("/barrage/records/records.jsonl")
+        );
+        let publish = &pod.containers[0];
+        assert_eq!(publish.image.as_deref(), Some("default/operator:dev"));
+        let args = publish.args.as_ref().unwrap();
+        assert_eq!(args[0], "publish-records");
+        assert!(args.windows(2).any(|w| w == ["--secret", "smoke-records"]));
+        // No data asked for: a setup without records is fine.
+        assert!(args.contains(&"--optional".to_string()));
+    }
+
+    #[test]
+    fn the_builtin_setup_runs_barrage_runner_setup_within_the_timeout() {
+        let t = lt(&format!(
+            "{SPEC}\nsetup: {{users: 5, steps: [{{name: l, path: /l, capture: {{t: {{json: /t}}}}}}]}}"
+        ));
+        let j = job(&t, &defaults(), Duration::from_secs(600)).unwrap();
+        let pod = j.spec.unwrap().template.spec.unwrap();
+        let init = &pod.init_containers.unwrap()[0];
+        assert_eq!(init.image.as_deref(), Some("default/runner:dev"));
+        let args = init.args.as_ref().unwrap();
+        assert_eq!(args[0], "setup");
+        assert_eq!(args[1], "/etc/barrage/plan/setup.yaml");
+        assert!(args.windows(2).any(|w| w == ["--timeout", "600000ms"]));
+        assert!(
+            !pod.containers[0]
+                .args
+                .as_ref()
+                .unwrap()
+                .contains(&"--optional".to_string())
+        );
+    }
+}
