@@ -122,6 +122,31 @@ echo "mixed: $USED users used, $REQS requests (per user $MIN..$MAX), $REJ reject
 [[ $(lt_field mixed .status.records.distinctUsed) == "$USED" ]] || fail "mixed: status distinctUsed differs from the target's $USED"
 echo "ok: mixed"
 
+# --- A custom setup image writes its own JSON lines to $BARRAGE_RECORDS_FILE;
+# they are published the same way. The image: Debian's static busybox alone.
+[[ -x /bin/busybox ]] || DEBIAN_FRONTEND=noninteractive apt-get install -y -q busybox-static >/dev/null 2>&1
+bash "$ROOT/e2e/cluster" image "$(image busybox)" /bin/busybox >/dev/null
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {name: custom}
+spec:
+  runners: 2
+  runner: {imagePullPolicy: $E2E_PULL_POLICY}
+  setup:
+    image: $(image busybox)
+    command: [/busybox, sh, -c, 'for i in 1 2 3 4; do echo "{\"id\": \"c\$i\"}"; done > "\$BARRAGE_RECORDS_FILE"']
+  data: {select: unique}
+  target: {baseUrl: "http://$TARGET_IP:8080"}
+  load: {users: 2, iterations: 4}
+  requests: [{name: stats, path: '/auth/stats?as={{ record.id }}'}]
+YAML
+wait_lt_phase custom 120 Succeeded >/dev/null
+[[ $(lt_field custom .status.records.count) == 4 && $(lt_field custom .status.records.distinctUsed) == 4 ]] ||
+  fail "custom: records $(lt_field custom .status.records)"
+[[ $(lt_field custom .status.requests) == 4 && $(lt_field custom .status.errors) == 0 ]] || fail "custom: the runners did not use the 4 records"
+echo "ok: a custom setup image's records"
+
 # --- The failed setup: counts and first errors reach the status; no runners.
 wait_lt_phase dupes 120 Failed >/dev/null
 MSG=$(lt_field dupes .status.message)

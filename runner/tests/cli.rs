@@ -50,12 +50,16 @@ struct Target {
 
 impl Target {
     fn start() -> Target {
+        Target::with(ROUTES)
+    }
+
+    fn with(routes: &str) -> Target {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .expect("tokio runtime");
-        let config = ServeConfig::from_yaml_str(ROUTES).expect("test routes are valid");
+        let config = ServeConfig::from_yaml_str(routes).expect("test routes are valid");
         let server = rt
             .block_on(spawn_local(config))
             .expect("start the built-in target");
@@ -1042,4 +1046,75 @@ fn running_out_of_unique_records_is_reported() {
         out.stdout
     );
     assert_eq!(target.total_hits(), 5);
+}
+
+// ---------------------------------------------------------------- setup
+
+fn provisioning(t: &Target, users: u32) -> String {
+    include_str!("../../examples/provisioning.yaml")
+        .replace("http://127.0.0.1:8080", &t.url())
+        .replace("users: 100", &format!("users: {users}"))
+}
+
+#[test]
+fn setup_writes_one_record_per_user_and_run_provisions_first() {
+    let t = Target::with(include_str!("../../examples/auth-target.yaml"));
+    let dir = Dir::new("setup");
+    let manifest = dir.write("m.yaml", &provisioning(&t, 12));
+    let records = dir.path("r.jsonl");
+    let out = output(barrage([
+        "setup".as_ref(),
+        manifest.as_os_str(),
+        "-o".as_ref(),
+        records.as_os_str(),
+    ]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    let text = std::fs::read_to_string(&records).unwrap();
+    assert_eq!(text.lines().count(), 12);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(v["token"].as_str().is_some_and(|t| !t.is_empty()), "{line}");
+        assert!(t.server.user_id(v["email"].as_str().unwrap()).is_some());
+    }
+    // `run` on the manifest provisions its own 12 users, then loads them.
+    let out = output(barrage([
+        "run".as_ref(),
+        manifest.as_os_str(),
+        "-q".as_ref(),
+    ]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    assert_eq!(t.server.registered_users(), 24);
+    assert_eq!(t.server.distinct_users(), 12);
+    assert_eq!(t.server.rejected(), 0);
+}
+
+#[test]
+fn a_failed_setup_exits_1_with_its_message_and_no_records() {
+    let t = Target::with(include_str!("../../examples/auth-target.yaml"));
+    let dir = Dir::new("setup-fail");
+    let yaml = provisioning(&t, 3).replace("email: \"{{ email }}\"", "email: one@example.test");
+    let manifest = dir.write("m.yaml", &yaml);
+    let (records, message) = (dir.path("r.jsonl"), dir.path("message"));
+    let out = output(barrage([
+        "setup".as_ref(),
+        manifest.as_os_str(),
+        "-o".as_ref(),
+        records.as_os_str(),
+        "--message-file".as_ref(),
+        message.as_os_str(),
+    ]));
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let msg = std::fs::read_to_string(&message).unwrap();
+    assert!(msg.starts_with("setup failed for 2 of 3 users"), "{msg}");
+    assert!(out.stderr.contains(&msg), "{out:?}");
+    assert!(!records.exists());
+    // An invalid setup exits 2 and names the file and field.
+    let bad = dir.write("bad.yaml", &yaml.replace("users: 3", "users: 0"));
+    let out = output(barrage(["setup".as_ref(), bad.as_os_str()]));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("bad.yaml: spec.setup.users: must be at least 1"),
+        "{out:?}"
+    );
 }
