@@ -25,7 +25,11 @@ import subprocess
 import sys
 from typing import Any
 
-import yaml
+try:
+    import yaml
+except ImportError:  # CI machines have it; a bare Python may not.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "pyyaml"], check=True)
+    import yaml
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 # What Argo CD accepts from a health check.
