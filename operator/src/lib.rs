@@ -6,6 +6,7 @@ pub mod collect;
 pub mod controller;
 pub mod crd;
 pub mod crdgen;
+pub mod downsample;
 pub mod error;
 pub mod http;
 pub mod lease;
