@@ -382,7 +382,7 @@ fn plots(b: &mut String, r: &barrage_runner::report::Report) {
             ));
         }
         None => b.push_str(
-            "<p class=\"note\" id=\"no-intervals\">No per-interval series in this report (dropped when the report is over the ConfigMap's size limit): the plots over time are left out.</p>",
+            "<p class=\"note\" id=\"no-intervals\">No per-interval series in this report (dropped when even one interval would not fit the ConfigMap): the plots over time are left out.</p>",
         ),
     }
     let spectrum = spectrum_chart(

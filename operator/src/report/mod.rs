@@ -97,9 +97,15 @@ impl Run {
             ReportState::Loaded(r) => {
                 if r.snapshot.intervals.is_empty() {
                     notes.push(
-                        "the report has no per-interval series (the operator drops them when the report is over the ConfigMap's size limit): no plots over time"
+                        "the report has no per-interval series (the operator drops it when even one interval would not fit the ConfigMap): no plots over time"
                             .to_string(),
                     );
+                } else if let Some(rec) = r.recorded_interval_us {
+                    notes.push(format!(
+                        "the series over time was recorded in {} intervals and merged into {} ones to fit the ConfigMap",
+                        duration(rec as f64 / 1e6),
+                        duration(r.snapshot.interval_us as f64 / 1e6)
+                    ));
                 }
             }
             ReportState::NotYet => {}
@@ -373,6 +379,17 @@ mod tests {
             r.snapshot.intervals.clear();
         }
         assert!(slim.notes()[0].contains("no per-interval series"));
+        let mut merged = testdata::typical("c");
+        if let ReportState::Loaded(r) = &mut merged.report {
+            r.recorded_interval_us = Some(1_000_000);
+            r.snapshot.interval_us = 8_000_000;
+        }
+        assert_eq!(
+            merged.notes(),
+            [
+                "the series over time was recorded in 1.0s intervals and merged into 8.0s ones to fit the ConfigMap"
+            ]
+        );
     }
 
     #[test]
