@@ -55,6 +55,9 @@ pub struct RunMemory {
     pub last: std::collections::BTreeMap<u32, String>,
     /// Why the runners were told to stop early, if they were.
     pub abort: Option<String>,
+    /// Up to where (µs from the start) live windowed thresholds were judged
+    /// on a full series; a restart judges the settled windows again.
+    pub series_judged_us: u64,
 }
 
 pub struct Context {

@@ -6,7 +6,6 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use barrage_runner::{
-    report::Report,
     snapshot::Snapshot,
     thresholds::{self, Threshold},
 };
@@ -25,6 +24,7 @@ use crate::{
     collect::{RunnerRef, for_all},
     controller::{Context, MANAGER, Next, enter, finish, in_phase, now, set_condition},
     crd::{Cleanup, LoadTest, LoadTestStatus, Phase, RecordsStatus},
+    downsample,
     error::{Error, Result},
     observe, pods, setup,
     status::{
@@ -501,13 +501,24 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         .iter()
         .filter_map(|(&index, p)| runner_ref(index, p))
         .collect();
+    let plan_thresholds = parse_thresholds(lt);
+    // The per-interval series only when a live-judged window has settled
+    // since the last judged one (once per window, not every round).
+    let judged_us = ctx
+        .runs
+        .lock()
+        .await
+        .get(&uid)
+        .map_or(0, |m| m.series_judged_us);
+    let series = thresholds::series_due(&plan_thresholds, judged_us, unix_us().saturating_sub(at));
 
     // Pull every runner's cumulative results; keep the latest of each.
     let results = for_all(&refs, |r| {
         let (agents, token) = (ctx.agents.clone(), token.clone());
-        async move { agents.snapshot(&r, &token, false).await }
+        async move { agents.snapshot(&r, &token, series).await }
     })
     .await;
+    let all_answered = refs.len() == total as usize && results.iter().all(|(_, res)| res.is_ok());
     keep_latest(ctx, &uid, results).await;
     let mut unstarted = Vec::new();
     {
@@ -525,7 +536,18 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     for r in &unstarted {
         let _ = ctx.agents.start(r, &token, at).await;
     }
-    let merged = merged_latest(ctx, &uid).await?;
+    let mut merged = merged_latest(ctx, &uid).await?;
+    // Windows are judged on a series that every runner sent this round, or
+    // not yet: a partial series could fail a window that did not fail.
+    if series && all_answered {
+        let horizon =
+            thresholds::live_horizon_us(merged.interval_us, (merged.elapsed_secs() * 1e6) as u64);
+        let mut runs = ctx.runs.lock().await;
+        let mem = runs.entry(uid.clone()).or_default();
+        mem.series_judged_us = mem.series_judged_us.max(horizon);
+    } else {
+        merged.intervals.clear();
+    }
     status::apply_results(&mut st, &merged);
     let alive = found
         .values()
@@ -534,7 +556,6 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     st.runners_ready = alive;
     st.runners = Some(status::runners_text(alive, total));
 
-    let plan_thresholds = parse_thresholds(lt);
     let mut n = next(st, None);
     let abort = ctx
         .runs
@@ -654,16 +675,15 @@ async fn finalize(
         .await
         .get(&uid)
         .and_then(|m| m.abort.clone());
-    let outcomes = thresholds::evaluate(&parse_thresholds(lt), &merged);
-    let report = Report::new(merged, outcomes.clone(), abort.clone().or(failure.clone()));
-    let mut json = serde_json::to_string(&report).expect("reports serialize");
-    if json.len() > MAX_REPORT {
-        // Too long a run for one ConfigMap: keep totals and histograms, drop
-        // the per-interval series rather than lose the report.
-        let mut slim = report.clone();
-        slim.snapshot.intervals.clear();
-        json = serde_json::to_string(&slim).expect("reports serialize");
-    }
+    // Thresholds judge the full-resolution series; only the ConfigMap's
+    // copy is downsampled to fit.
+    let (report, json) = downsample::final_report(
+        &parse_thresholds(lt),
+        merged,
+        abort.clone().or(failure.clone()),
+        MAX_REPORT,
+    );
+    let outcomes = report.thresholds.clone();
     let cm: ConfigMap = pods::report_config_map(lt, json);
     ctx.ns_api::<ConfigMap>(lt)
         .patch(

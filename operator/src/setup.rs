@@ -138,8 +138,10 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     format!("{PLAN_DIR}/setup.yaml"),
                     "--out".into(),
                     out.clone(),
+                    // A little inside the Job's deadline, so that the setup
+                    // says which users did not finish before the Job is killed.
                     "--timeout".into(),
-                    format!("{}ms", timeout.as_millis()),
+                    format!("{}ms", timeout.as_millis() * 9 / 10),
                     "--message-file".into(),
                     "/dev/termination-log".into(),
                 ]),
@@ -298,7 +300,7 @@ mod tests {
         let args = init.args.as_ref().unwrap();
         assert_eq!(args[0], "setup");
         assert_eq!(args[1], "/etc/barrage/plan/setup.yaml");
-        assert!(args.windows(2).any(|w| w == ["--timeout", "600000ms"]));
+        assert!(args.windows(2).any(|w| w == ["--timeout", "540000ms"]));
         assert!(
             !pod.containers[0]
                 .args

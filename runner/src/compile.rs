@@ -15,7 +15,7 @@ use crate::{
     error::{Error, Result},
     plan::{Executor, HttpView, Plan, Select, Stage},
     template::{Scope, Template},
-    thresholds::Threshold,
+    thresholds::{Limits, Threshold},
 };
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -405,11 +405,23 @@ fn compile_inner(
     }
 
     let load = compile_load(plan, slot, &f)?;
+    let interval = plan.report_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
+    if interval < Duration::from_millis(100) {
+        return Err(Error::invalid(
+            f("reportInterval"),
+            "must be at least 100ms",
+        ));
+    }
+    // Windowed thresholds are made of whole intervals within the test.
+    let limits = Limits {
+        interval,
+        interval_is_default: plan.report_interval.is_none(),
+        length: load.profile.total(),
+    };
     let mut thresholds = Vec::new();
     for (i, t) in plan.thresholds.iter().enumerate() {
         let tf = f(&format!("thresholds[{i}]"));
-        let th: Threshold = t
-            .parse()
+        let th = Threshold::parse_for_plan(t, &limits)
             .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
         if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
             return Err(Error::invalid(
@@ -418,13 +430,6 @@ fn compile_inner(
             ));
         }
         thresholds.push(th);
-    }
-    let interval = plan.report_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
-    if interval < Duration::from_millis(100) {
-        return Err(Error::invalid(
-            f("reportInterval"),
-            "must be at least 100ms",
-        ));
     }
     Ok(Compiled {
         slot,

@@ -40,6 +40,8 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     }
     let thresholds = runners[0].plan.thresholds.clone();
     let live = thresholds.iter().any(|t| t.abort_on_fail);
+    // Up to where (µs from the start) live windows have been judged.
+    let mut judged_us = 0;
     let tasks: Vec<_> = runners
         .iter()
         .map(|r| {
@@ -69,9 +71,16 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
                 if !(opts.progress || live) {
                     continue;
                 }
-                let merged = merge(&runners, false)?;
+                // The series only when a live window has just settled.
+                let series = live
+                    && thresholds::series_due(&thresholds, judged_us, started.elapsed().as_micros() as u64);
+                let merged = merge(&runners, series)?;
                 if opts.progress {
                     last = progress_line(&merged, started, last);
+                }
+                if series {
+                    let elapsed_us = (merged.elapsed_secs() * 1e6) as u64;
+                    judged_us = judged_us.max(thresholds::live_horizon_us(merged.interval_us, elapsed_us));
                 }
                 if aborted.is_none() && let Some(o) = thresholds::evaluate_live(&thresholds, &merged) {
                     aborted = Some(format!("threshold {:?} failed (observed {})", o.source, o.observed_text));

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     snapshot::{RequestStats, Snapshot},
-    thresholds::{Metric, Observations, Outcome},
+    thresholds::{Metric, Observations, Outcome, Series},
 };
 
 /// Latency figures in milliseconds.
@@ -136,6 +136,16 @@ impl Observations for Snapshot {
             Metric::ErrorRate => r.error_count() as f64 / n as f64,
         })
     }
+
+    /// Windowed thresholds read the per-interval series, when it was
+    /// collected (the final results; live pulls only when a window is due).
+    fn series(&self) -> Option<Series<'_>> {
+        (!self.intervals.is_empty() && self.interval_us > 0).then(|| Series {
+            interval_us: self.interval_us,
+            elapsed_us: (self.elapsed_secs() * 1e6).round() as u64,
+            intervals: &self.intervals,
+        })
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -150,6 +160,11 @@ pub struct Report {
     pub thresholds: Vec<Outcome>,
     /// The merged results, histograms included, for later analysis.
     pub snapshot: Snapshot,
+    /// Set when a long run's per-interval series was merged into wider
+    /// intervals to fit where the report is kept: the width the runners
+    /// recorded, in µs (`snapshot.intervalUs` is the width kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded_interval_us: Option<u64>,
 }
 
 impl Report {
@@ -162,6 +177,7 @@ impl Report {
             summary: Summary::of(&snapshot),
             thresholds,
             snapshot,
+            recorded_interval_us: None,
         }
     }
 

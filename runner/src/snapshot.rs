@@ -116,6 +116,21 @@ pub struct Interval {
     pub latency: Packed,
 }
 
+impl Interval {
+    /// Adds another interval: the same slice of time from another runner,
+    /// or (downsampling a long series) the next slice. Exact: counts add,
+    /// histograms add.
+    pub fn absorb(&mut self, o: &Interval) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        // Both were checked when decoded (from_json) or packed here.
+        if let (Ok(mut a), Ok(b)) = (self.latency.unpack(), o.latency.unpack()) {
+            a.add(&b).expect("auto-resizing histograms always add");
+            self.latency = Packed::pack(&a);
+        }
+    }
+}
+
 /// A latency histogram kept in its wire form (V2 + DEFLATE, base64: a few
 /// KB instead of ~190 KB of counters), because a long soak test holds
 /// thousands of interval histograms. Decoded only when read or merged.
@@ -233,16 +248,7 @@ impl Snapshot {
         }
         for iv in &o.intervals {
             match self.intervals.binary_search_by_key(&iv.index, |x| x.index) {
-                Ok(i) => {
-                    let mine = &mut self.intervals[i];
-                    mine.requests += iv.requests;
-                    mine.errors += iv.errors;
-                    // Both were checked when decoded (from_json) or packed here.
-                    if let (Ok(mut a), Ok(b)) = (mine.latency.unpack(), iv.latency.unpack()) {
-                        a.add(&b).expect("auto-resizing histograms always add");
-                        mine.latency = Packed::pack(&a);
-                    }
-                }
+                Ok(i) => self.intervals[i].absorb(iv),
                 Err(i) => self.intervals.insert(i, iv.clone()),
             }
         }

@@ -9,16 +9,19 @@
 //! Grammar (keywords are case-sensitive, whitespace around tokens is free):
 //!
 //! ```text
-//! threshold := METRIC OP VALUE [for NAME] [abortOnFail]
+//! threshold := METRIC[WINDOW]? OP RIGHT [for NAME] [abortOnFail]
 //! METRIC    := p(N) | med | avg | min | max       latency; 0 < N <= 100, med = p(50)
 //!            | error_rate                         fraction of requests that failed
 //!            | rps                                requests per second
 //!            | requests | errors | dropped        counts
 //! OP        := < | <= | > | >= | == | !=
+//! RIGHT     := VALUE | [K *] METRIC[WINDOW]?      a limit, or K times another figure
 //! VALUE     := 10ms | 1.5s | 250us | 2m           latency (units us, ms, s, m; also µs, h)
 //!            | 1% | 0.01                          error_rate, within 0..=100% / 0..=1
 //!            | 1000 | 1000/s                      rps
 //!            | 10000                              counts, whole and non-negative
+//! WINDOW    := [first D] | [last D] | [each D]    a time window of the run (see `window`)
+//!            | [from D to D]
 //! NAME      := [A-Za-z0-9._/-]+                   the request name; absent = all requests
 //! ```
 //!
@@ -31,6 +34,9 @@
 //!   belong to no request name.
 //! - `==` and `!=` compare exactly. That is what counts need (`dropped == 0`);
 //!   on latencies and rates they are allowed but rarely useful.
+//! - A threshold without a window reads the whole test, exactly as before
+//!   windows existed. Windows, the right-hand `K * METRIC[WINDOW]` and how
+//!   they are judged (at the end and live) are described in [`window`].
 
 use std::{fmt, str::FromStr};
 
@@ -38,6 +44,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+
+pub mod window;
+
+pub use window::{Baseline, Limits, Series, Window, live_horizon_us, series_due};
 
 /// One parsed threshold.
 #[derive(Clone, Debug, PartialEq)]
@@ -47,12 +57,18 @@ pub struct Threshold {
     pub metric: Metric,
     pub op: Op,
     /// The limit, normalised: latency in microseconds, `error_rate` as a
-    /// fraction in 0..=1, `rps` per second, counts as whole numbers.
+    /// fraction in 0..=1, `rps` per second, counts as whole numbers. With a
+    /// `baseline` it is the factor K of `K * METRIC[WINDOW]` instead.
     pub value: f64,
     /// The request name (`for NAME`); `None` means all requests together.
     pub scope: Option<String>,
     /// Evaluate live during the run and abort the test when it fails.
     pub abort_on_fail: bool,
+    /// `METRIC[WINDOW]`: judged on a time window of the per-interval series
+    /// instead of the whole test.
+    pub window: Option<Window>,
+    /// The right side `K * METRIC[WINDOW]`: the limit is K times that figure.
+    pub baseline: Option<Baseline>,
 }
 
 /// What a threshold measures.
@@ -106,6 +122,12 @@ pub trait Observations {
     /// no data, e.g. no request of that name has completed. A NaN is treated
     /// like `None`.
     fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64>;
+
+    /// The per-interval series that windowed thresholds read; `None` when
+    /// these results carry none (live pulls usually leave it out).
+    fn series(&self) -> Option<Series<'_>> {
+        None
+    }
 }
 
 /// The result of checking one threshold.
@@ -147,6 +169,9 @@ pub fn evaluate(thresholds: &[Threshold], obs: &dyn Observations) -> Vec<Outcome
 /// live evaluation starts.
 pub fn evaluate_live(thresholds: &[Threshold], obs: &dyn Observations) -> Option<Outcome> {
     thresholds.iter().filter(|t| t.abort_on_fail).find_map(|t| {
+        if t.is_windowed() {
+            return window::evaluate_live(t, obs);
+        }
         let observed = t.observe(obs)?;
         if t.op.holds(observed, t.value) {
             return None;
@@ -163,6 +188,8 @@ pub fn evaluate_live(thresholds: &[Threshold], obs: &dyn Observations) -> Option
 
 /// Parses the plan's threshold list; an error names the entry and quotes it,
 /// e.g. `thresholds[2]: column 7: expected ..., found "=<" in "p(95) =< 10ms"`.
+/// Windows are not checked against a plan here; the plan's compiler does
+/// that with [`Threshold::parse_for_plan`].
 pub fn parse_all<S: AsRef<str>>(field: &str, items: &[S]) -> crate::Result<Vec<Threshold>> {
     items
         .iter()
@@ -176,18 +203,37 @@ pub fn parse_all<S: AsRef<str>>(field: &str, items: &[S]) -> crate::Result<Vec<T
 }
 
 impl Threshold {
+    /// Parses a threshold on its own: windows are checked for sense (not
+    /// empty, `from` before `to`) but not against a plan.
     pub fn parse(s: &str) -> Result<Self, ParseError> {
-        let mut p = Parser { src: s, pos: 0 };
+        Self::parse_with(s, None)
+    }
+
+    /// Parses a threshold of a plan: windows must also be whole multiples of
+    /// the plan's `reportInterval` and fit in the test's length.
+    pub fn parse_for_plan(s: &str, limits: &Limits) -> Result<Self, ParseError> {
+        Self::parse_with(s, Some(limits))
+    }
+
+    fn parse_with(s: &str, limits: Option<&Limits>) -> Result<Self, ParseError> {
+        let mut p = Parser {
+            src: s,
+            pos: 0,
+            limits,
+        };
         p.skip_ws();
         if p.at_end() {
             return p.error(p.pos, "empty threshold; write e.g. \"p(95) < 250ms\"");
         }
         let metric = p.metric()?;
         p.skip_ws();
+        let window = p.window_opt(metric)?;
+        p.skip_ws();
         let op = p.op()?;
         p.skip_ws();
-        let value = p.value(metric)?;
-        let (scope, abort_on_fail) = p.clauses(metric)?;
+        let (value, baseline) = p.right(metric, window)?;
+        let windowed = window.is_some() || baseline.as_ref().is_some_and(|b| b.window.is_some());
+        let (scope, abort_on_fail) = p.clauses(metric, windowed)?;
         Ok(Threshold {
             source: s.trim().to_string(),
             metric,
@@ -195,11 +241,22 @@ impl Threshold {
             value,
             scope,
             abort_on_fail,
+            window,
+            baseline,
         })
+    }
+
+    /// Whether this threshold needs more than one whole-test figure: a
+    /// window on either side or a `K * METRIC` right side.
+    pub fn is_windowed(&self) -> bool {
+        self.window.is_some() || self.baseline.is_some()
     }
 
     /// Checks this threshold against final results (see [`evaluate`]).
     pub fn evaluate(&self, obs: &dyn Observations) -> Outcome {
+        if self.is_windowed() {
+            return window::evaluate(self, obs);
+        }
         let observed = self
             .observe(obs)
             .or_else(|| (self.metric.is_count() && self.scope.is_none()).then_some(0.0));
@@ -235,13 +292,23 @@ impl FromStr for Threshold {
 /// scope and flag: `p(95) < 10ms for get-schema abortOnFail`.
 impl fmt::Display for Threshold {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.metric,
-            self.op,
-            self.metric.format_value(self.value)
-        )?;
+        write!(f, "{}", self.metric)?;
+        if let Some(w) = &self.window {
+            write!(f, "[{w}]")?;
+        }
+        write!(f, " {} ", self.op)?;
+        match &self.baseline {
+            None => f.write_str(&self.metric.format_value(self.value))?,
+            Some(b) => {
+                if self.value != 1.0 {
+                    write!(f, "{} * ", self.value)?;
+                }
+                write!(f, "{}", b.metric)?;
+                if let Some(w) = &b.window {
+                    write!(f, "[{w}]")?;
+                }
+            }
+        }
         if let Some(name) = &self.scope {
             write!(f, " for {name}")?;
         }
@@ -280,7 +347,9 @@ impl JsonSchema for Threshold {
             "type": "string",
             "description": "A pass/fail rule: METRIC OP VALUE [for NAME] [abortOnFail], e.g. \
                 \"p(95) < 10ms for get-schema\", \"error_rate < 1%\", \"rps > 1000\", \"dropped == 0\". \
-                Metrics: p(N), med, avg, min, max, error_rate, rps, requests, errors, dropped."
+                Metrics: p(N), med, avg, min, max, error_rate, rps, requests, errors, dropped. \
+                Over time windows: \"error_rate[each 5m] < 1%\", \"p(95)[last 10m] <= 1.2 * p(95)[first 10m]\" \
+                (windows: first D, last D, each D, from D to D; multiples of reportInterval)."
         })
     }
     fn inline_schema() -> bool {
@@ -462,9 +531,11 @@ fn is_op_char(c: char) -> bool {
 
 /// A hand-written recursive-descent parser over the threshold string;
 /// `pos` is a byte offset, errors convert it to a 1-based character column.
+/// With `limits`, windows are also checked against the plan.
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    limits: Option<&'a Limits>,
 }
 
 impl<'a> Parser<'a> {
@@ -743,7 +814,13 @@ impl<'a> Parser<'a> {
     }
 
     /// `[for NAME] [abortOnFail]`, in either order, each at most once.
-    fn clauses(&mut self, metric: Metric) -> Result<(Option<String>, bool), ParseError> {
+    /// `windowed`: a side has a window, which reads the series of all
+    /// requests together, so `for` is refused.
+    fn clauses(
+        &mut self,
+        metric: Metric,
+        windowed: bool,
+    ) -> Result<(Option<String>, bool), ParseError> {
         let (mut scope, mut abort_on_fail) = (None, false);
         loop {
             self.skip_ws();
@@ -760,6 +837,12 @@ impl<'a> Parser<'a> {
                         return self.error(
                             at,
                             "dropped counts sends that could not start, which belong to no request name; remove \"for NAME\"",
+                        );
+                    }
+                    if windowed {
+                        return self.error(
+                            at,
+                            "a window reads the per-interval series, which is kept for all requests together, not per request name; remove \"for NAME\" (or the window)",
                         );
                     }
                     self.skip_ws();
@@ -899,6 +982,8 @@ mod tests {
                 value: 10_000.0,
                 scope: Some("get-schema".into()),
                 abort_on_fail: false,
+                window: None,
+                baseline: None,
             }
         );
         let t = th("p(99.9) <= 1.5s abortOnFail");

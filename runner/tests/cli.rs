@@ -441,6 +441,40 @@ fn threshold_syntax_error_names_the_column() {
 }
 
 #[test]
+fn a_window_that_is_not_whole_intervals_is_refused() {
+    // good_plan runs by iterations (no fixed length): only the width counts.
+    let plan = format!(
+        "{}reportInterval: 20s\nthresholds:\n  - 'error_rate < 1%'\n  - 'error_rate[each 45s] < 1%'\n",
+        good_plan("{URL}")
+    );
+    assert_invalid(
+        &plan,
+        &[],
+        "thresholds[1]",
+        &[
+            "column 17",
+            "45s is not a whole number of reportInterval (20s)",
+            "use 40s or 1m",
+            "\"error_rate[each 45s] < 1%\"",
+        ],
+    );
+}
+
+#[test]
+fn a_window_longer_than_the_test_is_refused() {
+    let plan = format!(
+        "{}thresholds: ['p(95)[last 10m] <= 1.2 * p(95)[first 10m]']\n",
+        good_plan("{URL}").replace("iterations: 20", "duration: 5m")
+    );
+    assert_invalid(
+        &plan,
+        &[],
+        "thresholds[0]",
+        &["column 12", "the window (10m) is longer than the test (5m"],
+    );
+}
+
+#[test]
 fn threshold_for_an_unknown_request_is_refused() {
     let plan = format!(
         "{}thresholds:\n  - 'p(95) < 10ms for nope'\n",

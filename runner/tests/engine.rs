@@ -259,6 +259,91 @@ async fn an_abort_on_fail_threshold_stops_the_run_early() {
     );
 }
 
+/// Windows of the run's own series: a half-second stall one second in shows
+/// in the window that holds it and in no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_thresholds_read_the_series_of_the_run() {
+    let srv =
+        server("routes: [{path: /, latency: 1ms, stall: {after: 1s, duration: 500ms}}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 100, duration: 3s}\n\
+        reportInterval: 500ms\nrequests: [{name: r, path: /}]\nthresholds:\n\
+        - 'p(99)[each 1s] < 100ms'\n\
+        - 'p(99)[first 1s] < 100ms'\n\
+        - 'p(99)[last 1s] < 100ms'\n\
+        - 'error_rate[each 1s] == 0'\n\
+        - 'requests[from 0s to 3s] >= 250'";
+    let r = run_plan(&srv, plan, 2).await;
+    let by: std::collections::HashMap<&str, &barrage_runner::thresholds::Outcome> = r
+        .thresholds
+        .iter()
+        .map(|o| (o.source.as_str(), o))
+        .collect();
+    let each = by["p(99)[each 1s] < 100ms"];
+    assert!(!each.passed, "{each:?}");
+    assert!(
+        each.observed_text.starts_with("window 1s-2s: p(99) ")
+            && each
+                .observed_text
+                .ends_with("1 of 3 window(s) of 1s failed"),
+        "{}",
+        each.observed_text
+    );
+    assert!(each.observed.unwrap() >= 250_000.0, "{each:?}");
+    for ok in [
+        "p(99)[first 1s] < 100ms",
+        "p(99)[last 1s] < 100ms",
+        "error_rate[each 1s] == 0",
+        "requests[from 0s to 3s] >= 250",
+    ] {
+        assert!(by[ok].passed, "{:?}", by[ok]);
+    }
+    // The open model lasts its planned length (its last arrival is at
+    // 2.99s), so the whole 3s are whole intervals.
+    assert!(
+        r.summary.duration_secs >= 3.0,
+        "{}",
+        r.summary.duration_secs
+    );
+    // All 300 sends but those that completed after the end (a busy machine).
+    let n = by["requests[from 0s to 3s] >= 250"].observed.unwrap();
+    assert!(n <= 300.0 && n <= r.summary.total.requests as f64, "{n}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_each_window_abort_on_fail_stops_the_run_once_the_window_settles() {
+    let srv = server("routes: [{path: /, status: 500}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {users: 2, duration: 20s, thinkTime: 10ms}\nreportInterval: 500ms\n\
+        requests: [{name: a, path: /}]\nthresholds: ['error_rate[each 1s] < 50% abortOnFail', 'error_rate[last 1s] < 50% abortOnFail']";
+    let t = Instant::now();
+    let r = run_plan(&srv, plan, 1).await;
+    // The first window ends at 1s and settles a second later; the live
+    // check runs every second.
+    assert!(t.elapsed().as_secs() < 8, "took {:?}", t.elapsed());
+    let why = r.aborted.as_deref().unwrap();
+    assert!(
+        why.starts_with("threshold \"error_rate[each 1s] < 50% abortOnFail\" failed (observed window 0s-1s: error_rate 100.00%"),
+        "{why}"
+    );
+    assert!(!r.passed);
+}
+
+/// A low rate's last arrival comes well before the end; the run still
+/// lasts its planned length.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_lasts_its_planned_length() {
+    let srv = server("routes: [{path: /}]").await;
+    let plan = "target: {baseUrl: BASE}\nload: {executor: arrival-rate, rate: 2, duration: 1500ms}\n\
+        reportInterval: 500ms\nrequests: [{name: a, path: /}]\nthresholds: ['requests[first 1500ms] == 3']";
+    let r = run_plan(&srv, plan, 1).await;
+    assert_eq!(r.summary.total.requests, 3);
+    assert!(
+        r.summary.duration_secs >= 1.5,
+        "{}",
+        r.summary.duration_secs
+    );
+    assert!(r.passed, "{:?}", r.thresholds);
+}
+
 // ---- A hand-written loopback server, for OAuth-style journeys and redirects.
 
 mod raw {

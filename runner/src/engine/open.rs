@@ -57,8 +57,10 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         drained: Notify::new(),
     });
     let mut n = 0usize;
+    let mut ran_out = false;
     while budget > 0 && !runner.stop.is_set() {
         let Some(due) = timeline.next_due() else {
+            ran_out = true;
             break;
         };
         let at = start + due;
@@ -84,6 +86,14 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
                 inflight.drained.notify_waiters();
             }
         });
+    }
+    // The load lasts its planned length, as in the closed model, even when
+    // the last arrival came earlier (a low rate, a ramp down to 0): so the
+    // test's duration, its rps and its last report interval (which windowed
+    // thresholds read) cover the whole plan.
+    if ran_out && let Some(total) = load.profile.total() {
+        let rest = (start + total).saturating_duration_since(Instant::now());
+        runner.stop.sleep(rest).await;
     }
     runner.stop.trigger();
     let drain = async {
