@@ -11,6 +11,7 @@ use k8s_openapi::{
         batch::v1::Job,
         core::v1::{Pod, Secret},
     },
+    apimachinery::pkg::apis::meta::v1::ObjectMeta,
     jiff::Timestamp,
 };
 use kube::{
@@ -130,8 +131,12 @@ impl Context {
         Api::namespaced(self.client.clone(), &lt.namespace().unwrap_or_default())
     }
 
-    /// Creates `obj` unless it exists (objects we own never change after
-    /// creation, and a second token would lock the runners out).
+    /// Creates `obj` unless this LoadTest already owns one of that name
+    /// (objects we own never change after creation, and a second token
+    /// would lock the runners out). A name held by anything else is not
+    /// adopted: its owner might be a LoadTest of the same name on its way
+    /// out (wait for the garbage collector), or anything at all (taking it
+    /// over would hand a setup pod rights on someone else's Secret).
     pub async fn create_if_absent<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
     where
         K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
@@ -140,13 +145,14 @@ impl Context {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        match self
-            .ns_api::<K>(lt)
-            .create(&PostParams::default(), obj)
-            .await
-        {
+        let api = self.ns_api::<K>(lt);
+        match api.create(&PostParams::default(), obj).await {
             Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let name = obj.meta().name.clone().unwrap_or_default();
+                let existing = api.get_metadata(&name).await?;
+                taken_by(lt, &existing.metadata, &format!("{} {name}", K::kind(&())))
+            }
             Err(e) => Err(e.into()),
         }
     }
@@ -398,5 +404,59 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(field, "spec.load.maxInFlight");
+    }
+}
+
+/// Ok when `lt` controls the existing object `what`; otherwise why not.
+pub fn taken_by(lt: &LoadTest, existing: &ObjectMeta, what: &str) -> Result<()> {
+    let owner = existing
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true));
+    match owner {
+        Some(o) if Some(&o.uid) == lt.metadata.uid.as_ref() => Ok(()),
+        Some(o) if o.kind == "LoadTest" && o.name == lt.name_any() => Err(Error::Other(format!(
+            "{what} still belongs to an earlier LoadTest of this name; waiting for it to be deleted"
+        ))),
+        Some(o) => Err(Error::Conflict(format!(
+            "{what} exists and belongs to {} {}; rename the LoadTest or delete it",
+            o.kind, o.name
+        ))),
+        None => Err(Error::Conflict(format!(
+            "{what} exists and does not belong to this LoadTest; rename the LoadTest or delete it"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod taken_tests {
+    use super::*;
+    use crate::pods::tests::lt;
+
+    #[test]
+    fn a_name_is_adopted_only_from_this_loadtest() {
+        let t = lt(
+            "target: {baseUrl: 'http://10.0.0.1'}\nload: {users: 1, duration: 1s}\nrequests: [{name: a, path: /}]",
+        );
+        let mut meta = crate::pods::owned_meta(&t, "smoke-records".into(), "records");
+        taken_by(&t, &meta, "Secret smoke-records").unwrap();
+        // The same name's previous LoadTest, still being collected: wait.
+        meta.owner_references.as_mut().unwrap()[0].uid = "old-uid".into();
+        assert!(matches!(
+            taken_by(&t, &meta, "Secret x"),
+            Err(Error::Other(_))
+        ));
+        // Someone else's: refuse, naming the owner.
+        meta.owner_references.as_mut().unwrap()[0].name = "billing".into();
+        match taken_by(&t, &meta, "Secret smoke-records") {
+            Err(Error::Conflict(m)) => assert!(m.contains("belongs to LoadTest billing"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        meta.owner_references = None;
+        assert!(matches!(
+            taken_by(&t, &meta, "Secret x"),
+            Err(Error::Conflict(_))
+        ));
     }
 }

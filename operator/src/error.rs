@@ -14,6 +14,10 @@ pub enum Error {
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
 
+    /// A name this LoadTest needs is taken by an object it does not own.
+    #[error("{0}")]
+    Conflict(String),
+
     #[error("{0}")]
     Other(String),
 }
@@ -24,6 +28,7 @@ impl Error {
             Error::Kube(_) => "kube",
             Error::Agent { .. } => "agent",
             Error::Invalid { .. } => "invalid",
+            Error::Conflict(_) => "conflict",
             Error::Other(_) => "other",
         }
     }

@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod observe;
 pub mod phases;
 pub mod pods;
+pub mod provisioning;
 pub mod publish;
 pub mod report;
 pub mod schedule;

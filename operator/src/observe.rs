@@ -64,9 +64,28 @@ pub fn pod_failure(p: &Pod) -> Option<String> {
     None
 }
 
-/// Why a setup Job's pod failed or is stuck, naming the container (`setup`
-/// or `publish`) and quoting its termination message, which both write.
-pub fn setup_pod_failure(p: &Pod) -> Option<String> {
+/// Why a setup Job's pod failed or is stuck.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SetupFailure {
+    /// `setup` or `publish`.
+    pub container: String,
+    /// The container ran and exited non-zero (the Job may retry the pod).
+    pub exited: bool,
+    /// Stuck in a way a retry will not mend (a bad image name, a pull
+    /// backing off); a first pull error or a missing config may still heal.
+    pub hopeless: bool,
+    pub message: String,
+}
+
+impl std::fmt::Display for SetupFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}", self.container, self.message)
+    }
+}
+
+/// The first failed or stuck container of a setup Job's pod, naming it and
+/// quoting its termination message, which both containers write.
+pub fn setup_pod_failure(p: &Pod) -> Option<SetupFailure> {
     let st = p.status.as_ref()?;
     let all = st
         .init_container_statuses
@@ -83,7 +102,12 @@ pub fn setup_pod_failure(p: &Pod) -> Option<String> {
                 .as_deref()
                 .map(|m| format!(": {m}"))
                 .unwrap_or_default();
-            return Some(format!("{}: {r}{msg}", cs.name));
+            return Some(SetupFailure {
+                container: cs.name.clone(),
+                exited: false,
+                hopeless: !matches!(r, "ErrImagePull" | "CreateContainerConfigError"),
+                message: format!(": {r}{msg}"),
+            });
         }
         if let Some(t) = state.and_then(|s| s.terminated.as_ref())
             && t.exit_code != 0
@@ -93,7 +117,12 @@ pub fn setup_pod_failure(p: &Pod) -> Option<String> {
                 .as_deref()
                 .map(|m| format!(": {}", m.trim()))
                 .unwrap_or_default();
-            return Some(format!("{} exited with code {}{msg}", cs.name, t.exit_code));
+            return Some(SetupFailure {
+                container: cs.name.clone(),
+                exited: true,
+                hopeless: true,
+                message: format!(" exited with code {}{msg}", t.exit_code),
+            });
         }
     }
     None
@@ -202,19 +231,21 @@ mod tests {
         ], "containerStatuses": [
             {"name": "publish", "state": {"waiting": {"reason": "PodInitializing"}}}
         ]}));
+        let f = setup_pod_failure(&p).unwrap();
         assert_eq!(
-            setup_pod_failure(&p).as_deref(),
-            Some("setup exited with code 1: setup failed for 3 of 10 users")
+            f.to_string(),
+            "setup exited with code 1: setup failed for 3 of 10 users"
         );
+        assert!(f.exited);
         let p = pod(serde_json::json!({"initContainerStatuses": [
             {"name": "setup", "state": {"terminated": {"exitCode": 0}}}
         ], "containerStatuses": [
             {"name": "publish", "state": {"waiting": {"reason": "ErrImagePull", "message": "not found"}}}
         ]}));
-        assert_eq!(
-            setup_pod_failure(&p).as_deref(),
-            Some("publish: ErrImagePull: not found")
-        );
+        let f = setup_pod_failure(&p).unwrap();
+        assert_eq!(f.to_string(), "publish: ErrImagePull: not found");
+        // A first pull error may heal; a pull backing off is given up on.
+        assert!(!f.exited && !f.hopeless);
         let ok = pod(serde_json::json!({"initContainerStatuses": [
             {"name": "setup", "state": {"running": {}}}
         ]}));

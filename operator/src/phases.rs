@@ -9,10 +9,7 @@ use barrage_runner::{
     snapshot::Snapshot,
     thresholds::{self, Threshold},
 };
-use k8s_openapi::api::{
-    batch::v1::Job,
-    core::v1::{ConfigMap, Pod, Secret},
-};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
     ResourceExt,
     api::{DeleteParams, ListParams, Patch, PatchParams},
@@ -23,24 +20,23 @@ use tracing::info;
 use crate::{
     collect::{RunnerRef, for_all},
     controller::{Context, MANAGER, Next, enter, finish, in_phase, now, set_condition},
-    crd::{Cleanup, LoadTest, LoadTestStatus, Phase, RecordsStatus},
+    crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
     downsample,
     error::{Error, Result},
-    observe, pods, setup,
+    observe, pods, provisioning,
     status::{
         self, COND_PROVISIONED, COND_RUNNERS_READY, COND_SPEC_CHANGED, COND_STARTED, COND_VALIDATED,
     },
     validate::validate,
 };
 
-const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
 const START_TIMEOUT: Duration = Duration::from_secs(300);
 const RUN_GRACE: Duration = Duration::from_secs(300);
 const COLLECT_INTERVAL: Duration = Duration::from_secs(2);
 /// A ConfigMap holds at most 1 MiB; keep the report well inside it.
 const MAX_REPORT: usize = 900 * 1024;
 
-fn next(status: LoadTestStatus, requeue: Option<Duration>) -> Next {
+pub(crate) fn next(status: LoadTestStatus, requeue: Option<Duration>) -> Next {
     Next {
         status,
         events: Vec::new(),
@@ -84,7 +80,13 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     }
     let mut n = match st.phase {
         Phase::Pending => pending(lt, ctx, st).await?,
-        Phase::Provisioning => provisioning(lt, ctx, st).await?,
+        Phase::Provisioning => {
+            let st0 = st.clone();
+            match provisioning::step(lt, ctx, st).await {
+                Err(e) => terminal(st0, generation, e, COND_PROVISIONED)?,
+                n => n?,
+            }
+        }
         Phase::Starting => starting(lt, ctx, st).await?,
         Phase::Running => running(lt, ctx, st).await?,
         Phase::Succeeded | Phase::Failed | Phase::Aborted => {
@@ -117,9 +119,14 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         return Ok(n);
     }
     let token = random_token();
-    ctx.create_if_absent(lt, &pods::token_secret(lt, &token))
-        .await?;
-    ctx.create_if_absent(lt, &pods::plan_config_map(lt)).await?;
+    let created = async {
+        ctx.create_if_absent(lt, &pods::token_secret(lt, &token))
+            .await?;
+        ctx.create_if_absent(lt, &pods::plan_config_map(lt)).await
+    };
+    if let Err(e) = created.await {
+        return terminal(st, generation, e, COND_VALIDATED);
+    }
     set_condition(
         &mut st.conditions,
         COND_VALIDATED,
@@ -139,13 +146,8 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         now(),
     );
     st.runners = Some(status::runners_text(0, lt.spec.runners));
-    if lt.spec.setup.is_some() {
-        // The setup pod may write this one Secret and nothing else.
-        ctx.create_if_absent(lt, &setup::records_secret(lt)).await?;
-        ctx.create_if_absent(lt, &setup::service_account(lt))
-            .await?;
-        ctx.create_if_absent(lt, &setup::role(lt)).await?;
-        ctx.create_if_absent(lt, &setup::role_binding(lt)).await?;
+    if let Err(e) = provisioning::prepare(lt, ctx).await {
+        return terminal(st, generation, e, COND_PROVISIONED);
     }
     let phase = if lt.spec.setup.is_some() || lt.spec.data_from.is_some() {
         Phase::Provisioning
@@ -162,162 +164,29 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     Ok(n)
 }
 
-async fn provisioning(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
-    let generation = lt.metadata.generation;
-    let limit = lt.spec.timeouts.setup.map_or(SETUP_TIMEOUT, |d| d.0);
-    if let Some(from) = &lt.spec.data_from {
-        return reuse(lt, ctx, st, &from.load_test, limit).await;
-    }
-    let job = setup::job(lt, &ctx.config.runner, limit)
-        .ok_or_else(|| Error::Other("provisioning without spec.setup".into()))?;
-    ctx.create_if_absent(lt, &job).await?;
-    let job: Job = ctx.ns_api::<Job>(lt).get(&pods::setup_name(lt)).await?;
-    // The Job's pods say why better than the Job does (the setup's own
-    // message: counts and first errors), and show a stuck image at once.
-    let pods = ctx
-        .ns_api::<Pod>(lt)
-        .list(&ListParams::default().labels(&format!("job-name={}", pods::setup_name(lt))))
-        .await?;
-    let pod_failure = pods.items.iter().find_map(observe::setup_pod_failure);
-    let state = match (observe::job_state(&job), pod_failure) {
-        (observe::JobState::Succeeded, _) => observe::JobState::Succeeded,
-        (_, Some(why)) if is_final(&job, &why) => observe::JobState::Failed(why),
-        (observe::JobState::Failed(generic), other) => {
-            observe::JobState::Failed(other.unwrap_or(generic))
-        }
-        (running, _) => running,
-    };
-    let mut n = match state {
-        observe::JobState::Succeeded => {
-            let name = pods::records_name(&lt.name_any());
-            let secret: Secret = ctx.ns_api::<Secret>(lt).get(&name).await?;
-            let count = setup::published_count(&secret);
-            if let Some(count) = count {
-                st.records = Some(RecordsStatus {
-                    secret: name,
-                    count,
-                    distinct_used: None,
-                });
-            }
-            let msg = match count {
-                Some(c) => format!("the setup job published {c} records"),
-                None => "the setup job finished (no records)".into(),
-            };
-            set_condition(
-                &mut st.conditions,
-                COND_PROVISIONED,
-                true,
-                "JobSucceeded",
-                &msg,
-                generation,
-                now(),
-            );
-            enter(&mut st, Phase::Starting);
-            let mut n = next(st, Some(Duration::from_secs(1)));
-            n.events.push((EventType::Normal, "Provisioned", msg));
-            n
-        }
-        observe::JobState::Failed(why) => fail(
-            st,
-            generation,
-            format!("setup job failed: {why}"),
-            COND_PROVISIONED,
-            "JobFailed",
-        ),
-        observe::JobState::Running if in_phase(&st) > limit => fail(
+/// An error that waiting will not mend (a name taken by an object this
+/// LoadTest does not own, a request the API server refuses as invalid or
+/// forbidden) fails the test with the reason; any other error is returned,
+/// and the reconcile is retried.
+fn terminal(st: LoadTestStatus, generation: Option<i64>, e: Error, cond: &str) -> Result<Next> {
+    let refused = |code: u16| matches!(code, 400 | 403 | 422);
+    match e {
+        Error::Conflict(msg) => Ok(fail(st, generation, msg, cond, "NameTaken")),
+        Error::Kube(kube::Error::Api(s)) if refused(s.code) => Ok(fail(
             st,
             generation,
             format!(
-                "setup job did not finish within {}",
-                barrage_runner::duration::format_duration(limit)
+                "the API server refused a request ({} {}): {}",
+                s.code, s.reason, s.message
             ),
-            COND_PROVISIONED,
-            "Timeout",
-        ),
-        observe::JobState::Running => next(st, Some(Duration::from_secs(2))),
-    };
-    n.requeue = n.requeue.or(Some(Duration::from_secs(1)));
-    Ok(n)
-}
-
-/// A failed container ends the setup unless the Job will retry its pod.
-fn is_final(job: &Job, why: &str) -> bool {
-    let retries = job.spec.as_ref().and_then(|s| s.backoff_limit).unwrap_or(0);
-    let failed = job.status.as_ref().and_then(|s| s.failed).unwrap_or(0);
-    // Stuck images do not heal by retrying; exits are final once retries are spent.
-    !why.contains(" exited with code ") || failed > retries
-}
-
-/// `spec.dataFrom`: wait (up to the setup timeout) for the earlier
-/// LoadTest's records, then use them.
-async fn reuse(
-    lt: &LoadTest,
-    ctx: &Context,
-    mut st: LoadTestStatus,
-    source: &str,
-    limit: Duration,
-) -> Result<Next> {
-    let generation = lt.metadata.generation;
-    let name = pods::records_name(source);
-    let lts = ctx.ns_api::<LoadTest>(lt);
-    let waiting = match ctx.ns_api::<Secret>(lt).get_opt(&name).await? {
-        Some(secret) => match setup::published_count(&secret) {
-            Some(count) => {
-                st.records = Some(RecordsStatus {
-                    secret: name,
-                    count,
-                    distinct_used: None,
-                });
-                let msg = format!("reusing {count} records of LoadTest {source}");
-                set_condition(
-                    &mut st.conditions,
-                    COND_PROVISIONED,
-                    true,
-                    "RecordsReused",
-                    &msg,
-                    generation,
-                    now(),
-                );
-                enter(&mut st, Phase::Starting);
-                let mut n = next(st, Some(Duration::from_secs(1)));
-                n.events.push((EventType::Normal, "Provisioned", msg));
-                return Ok(n);
-            }
-            None => format!("LoadTest {source} has not published its records yet"),
-        },
-        None => format!("LoadTest {source} has no records Secret {name} yet"),
-    };
-    // The source ended without records, or is gone: no point in waiting.
-    let source_lt = lts.get_opt(source).await.ok().flatten();
-    let hopeless = match &source_lt {
-        None => Some(format!(
-            "spec.dataFrom.loadTest: LoadTest {source:?} does not exist in this namespace"
+            cond,
+            "Refused",
         )),
-        Some(s) => s
-            .status
-            .as_ref()
-            .filter(|s| {
-                s.phase.is_terminal() || matches!(s.phase, Phase::Starting | Phase::Running)
-            })
-            .map(|_| {
-                format!("spec.dataFrom.loadTest: LoadTest {source:?} has no records ({waiting})")
-            }),
-    };
-    if let Some(msg) = hopeless {
-        return Ok(fail(st, generation, msg, COND_PROVISIONED, "NoRecords"));
+        other => Err(other),
     }
-    if in_phase(&st) > limit {
-        let msg = format!(
-            "{waiting} after {}",
-            barrage_runner::duration::format_duration(limit)
-        );
-        return Ok(fail(st, generation, msg, COND_PROVISIONED, "Timeout"));
-    }
-    st.message = Some(format!("waiting: {waiting}"));
-    Ok(next(st, Some(Duration::from_secs(2))))
 }
 
-fn fail(
+pub(crate) fn fail(
     mut st: LoadTestStatus,
     generation: Option<i64>,
     msg: String,

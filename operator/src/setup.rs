@@ -12,8 +12,10 @@ use std::time::Duration;
 use k8s_openapi::api::{
     batch::v1::{Job, JobSpec},
     core::v1::{
-        ConfigMapVolumeSource, Container, EmptyDirVolumeSource, PodSpec, PodTemplateSpec, Secret,
-        ServiceAccount, Volume, VolumeMount,
+        ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
+        DownwardAPIVolumeFile, EmptyDirVolumeSource, KeyToPath, ObjectFieldSelector, PodSpec,
+        PodTemplateSpec, ProjectedVolumeSource, Secret, ServiceAccount,
+        ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
     },
     rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
 };
@@ -25,6 +27,7 @@ use crate::{
         self, PLAN_DIR, RECORDS_KEY, RunnerDefaults, env, owned_meta, read_only_mount,
         records_name, restricted,
     },
+    provisioning::JOB_MARGIN,
 };
 
 /// Where the setup writes records and the publisher reads them.
@@ -138,10 +141,11 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     format!("{PLAN_DIR}/setup.yaml"),
                     "--out".into(),
                     out.clone(),
-                    // A little inside the Job's deadline, so that the setup
-                    // says which users did not finish before the Job is killed.
+                    // The Job's deadline has a margin beyond this, so the
+                    // setup says which users did not finish before the Job
+                    // is killed.
                     "--timeout".into(),
-                    format!("{}ms", timeout.as_millis() * 9 / 10),
+                    format!("{}ms", timeout.as_millis()),
                     "--message-file".into(),
                     "/dev/termination-log".into(),
                 ]),
@@ -166,15 +170,19 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
     if s.image.is_some() && lt.spec.plan.data.is_none() {
         publish_args.push("--optional".into());
     }
+    volumes.push(api_token_volume());
     let publish = Container {
         name: "publish".into(),
         image: Some(defaults.operator_image.clone()),
         image_pull_policy: Some(defaults.pull_policy.clone()),
         args: Some(publish_args),
-        volume_mounts: Some(vec![VolumeMount {
-            read_only: Some(true),
-            ..out_mount
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                read_only: Some(true),
+                ..out_mount
+            },
+            read_only_mount("api-token", TOKEN_DIR),
+        ]),
         security_context: Some(restricted()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
@@ -184,9 +192,9 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
         metadata: meta.clone(),
         spec: Some(JobSpec {
             backoff_limit: Some(s.backoff_limit.unwrap_or(0)),
-            // The Job stops itself at the setup timeout too, so a stuck
-            // setup never outlives the LoadTest's verdict.
-            active_deadline_seconds: Some(timeout.as_secs().max(1) as i64),
+            // The Job stops itself too, so a stuck setup never outlives the
+            // LoadTest's verdict; the margin lets the pod start and publish.
+            active_deadline_seconds: Some((timeout + JOB_MARGIN).as_secs() as i64),
             template: PodTemplateSpec {
                 metadata: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                     labels: meta.labels.clone(),
@@ -197,6 +205,10 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     containers: vec![publish],
                     restart_policy: Some("Never".into()),
                     service_account_name: Some(setup_name(lt)),
+                    // Only the publisher gets the API token (mounted below),
+                    // not the setup, which runs the user's image or talks to
+                    // the target.
+                    automount_service_account_token: Some(false),
                     node_selector: (!r.node_selector.is_empty()).then(|| r.node_selector.clone()),
                     tolerations: (!r.tolerations.is_empty()).then(|| r.tolerations.clone()),
                     image_pull_secrets: (!r.image_pull_secrets.is_empty())
@@ -209,6 +221,56 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
         }),
         ..Default::default()
     })
+}
+
+/// Where Kubernetes clients look for in-cluster credentials.
+const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+/// What the kubelet would mount with `automountServiceAccountToken`: a
+/// bound token, the cluster's CA and the namespace, for one container only.
+fn api_token_volume() -> Volume {
+    Volume {
+        name: "api-token".into(),
+        projected: Some(ProjectedVolumeSource {
+            sources: Some(vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        path: "token".into(),
+                        expiration_seconds: Some(3600),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ConfigMapProjection {
+                        name: "kube-root-ca.crt".into(),
+                        items: Some(vec![KeyToPath {
+                            key: "ca.crt".into(),
+                            path: "ca.crt".into(),
+                            ..Default::default()
+                        }]),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardAPIProjection {
+                        items: Some(vec![DownwardAPIVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                field_path: "metadata.namespace".into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        }]),
+                    }),
+                    ..Default::default()
+                },
+            ]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
 }
 
 /// The record count the publisher left on the Secret, if it has published.
@@ -267,9 +329,22 @@ mod tests {
         assert_eq!(j.metadata.name.as_deref(), Some("smoke-setup"));
         let spec = j.spec.unwrap();
         assert_eq!(spec.backoff_limit, Some(2));
-        assert_eq!(spec.active_deadline_seconds, Some(90));
+        assert_eq!(spec.active_deadline_seconds, Some(150));
         let pod = spec.template.spec.unwrap();
         assert_eq!(pod.service_account_name.as_deref(), Some("smoke-setup"));
+        // The API token reaches the publisher only, never the user's image.
+        assert_eq!(pod.automount_service_account_token, Some(false));
+        let mounts = |c: &Container| -> Vec<String> {
+            c.volume_mounts
+                .iter()
+                .flatten()
+                .map(|m| m.name.clone())
+                .collect()
+        };
+        assert!(mounts(&pod.containers[0]).contains(&"api-token".to_string()));
+        assert!(
+            !mounts(&pod.init_containers.as_ref().unwrap()[0]).contains(&"api-token".to_string())
+        );
         let init = &pod.init_containers.unwrap()[0];
         assert_eq!(init.image.as_deref(), Some("reg/seed:1"));
         assert_eq!(init.command.as_ref().unwrap()[0], "seed");
@@ -300,7 +375,7 @@ mod tests {
         let args = init.args.as_ref().unwrap();
         assert_eq!(args[0], "setup");
         assert_eq!(args[1], "/etc/barrage/plan/setup.yaml");
-        assert!(args.windows(2).any(|w| w == ["--timeout", "540000ms"]));
+        assert!(args.windows(2).any(|w| w == ["--timeout", "600000ms"]));
         assert!(
             !pod.containers[0]
                 .args

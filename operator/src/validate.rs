@@ -93,6 +93,9 @@ fn records(
 ) -> Result<Option<Vec<String>>> {
     let mut fields = None;
     if let Some(s) = &spec.setup {
+        if s.backoff_limit.is_some_and(|b| b < 0) {
+            return Err(invalid("spec.setup.backoffLimit", "must be 0 or more"));
+        }
         match (&s.image, s.builtin.is_builtin()) {
             (Some(_), true) => {
                 return Err(invalid(
@@ -268,6 +271,10 @@ mod tests {
                 "spec.setup",
             ),
             (format!("{OK}\nsetup: {{image: ' '}}"), "spec.setup.image"),
+            (
+                format!("{OK}\nsetup: {{image: seed, backoffLimit: -1}}"),
+                "spec.setup.backoffLimit",
+            ),
             (
                 format!("{OK}\n{SETUP}, command: [x]}}"),
                 "spec.setup.command",

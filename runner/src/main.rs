@@ -158,7 +158,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             output,
         } => {
             let mut loaded = planfile::load_file(&file)?;
-            provision_first(&file, &mut loaded, output.quiet).await?;
+            let records = provision_first(&file, &mut loaded, output.quiet).await?;
             let slots = match (runner_index, runner_count) {
                 (Some(index), Some(count)) if workers == 1 => {
                     if count == 0 || index >= count {
@@ -186,11 +186,14 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 .name
                 .clone()
                 .unwrap_or_else(|| file.display().to_string());
-            run(&loaded, slots, &output, &title).await
+            let result = run(&loaded, slots, &output, &title).await;
+            if let Some(r) = records {
+                let _ = std::fs::remove_file(r);
+            }
+            result
         }
         Cmd::Validate { file } => {
-            let loaded = planfile::load_file(&file)?;
-            loaded.compile(Slot::SOLO)?;
+            validate(&file)?;
             println!("{}: valid", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -348,17 +351,15 @@ async fn setup(
     }
 }
 
-/// A manifest with a built-in `spec.setup` and no data file provisions its
-/// records first, as the operator's setup Job would, into a temporary file
-/// that becomes the run's data.
-async fn provision_first(
+/// A manifest's built-in `spec.setup`, when the plan needs its records (no
+/// `data.file` of its own).
+fn setup_of(
     file: &std::path::Path,
-    loaded: &mut Loaded,
-    quiet: bool,
-) -> Result<(), Error> {
+    loaded: &Loaded,
+) -> Result<Option<(barrage_runner::plan::SetupPlan, &'static str)>, Error> {
     let has_file = loaded.plan.data.as_ref().is_some_and(|d| d.file.is_some());
     if loaded.prefix != "spec." || has_file {
-        return Ok(());
+        return Ok(None);
     }
     let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
         path: file.to_path_buf(),
@@ -367,14 +368,85 @@ async fn provision_first(
     let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
         .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
     if doc.get("spec").and_then(|s| s.get("setup")).is_none() {
-        return Ok(());
+        return Ok(None);
     }
-    let out = std::env::temp_dir().join(format!("barrage-records-{}.jsonl", std::process::id()));
-    let code = setup(file, &out, None, None, quiet).await?;
-    if code != ExitCode::SUCCESS {
+    provision::load_file(file).map(Some)
+}
+
+/// Names the file in an error about one of its fields.
+fn in_file(file: &std::path::Path, e: Error) -> Error {
+    match e {
+        Error::Invalid { field, message } => {
+            Error::invalid(format!("{}: {field}", file.display()), message)
+        }
+        other => other,
+    }
+}
+
+/// `validate`: the plan, and with a setup, the setup and the plan against
+/// the fields its records will have.
+fn validate(file: &std::path::Path) -> Result<(), Error> {
+    let loaded = planfile::load_file(file)?;
+    let Some((sp, prefix)) = setup_of(file, &loaded)? else {
+        loaded.compile(Slot::SOLO)?;
+        return Ok(());
+    };
+    let setup = provision::compile(&sp, prefix).map_err(|e| in_file(file, e))?;
+    let fields: Vec<String> = setup.fields.into_iter().map(|(n, _)| n).collect();
+    let rows = vec![vec![String::new(); fields.len()]];
+    let mut plan = loaded.plan.clone();
+    plan.data.get_or_insert_with(Default::default);
+    barrage_runner::compile::compile_with_records(
+        &plan,
+        Slot::SOLO,
+        prefix,
+        &|k| std::env::var(k).ok(),
+        barrage_runner::data::Records { fields, rows },
+    )
+    .map_err(|e| in_file(file, e))?;
+    Ok(())
+}
+
+/// A manifest with a built-in `spec.setup` and no data file provisions its
+/// records first, as the operator's setup Job would, into a private
+/// temporary file (records hold credentials) that becomes the run's data.
+/// Returns that file, for the caller to remove after the run.
+async fn provision_first(
+    file: &std::path::Path,
+    loaded: &mut Loaded,
+    quiet: bool,
+) -> Result<Option<PathBuf>, Error> {
+    if setup_of(file, loaded)?.is_none() {
+        return Ok(None);
+    }
+    let out = std::env::temp_dir().join(format!(
+        "barrage-records-{}-{}.jsonl",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    private_file(&out)?;
+    let code = setup(file, &out, None, None, quiet).await;
+    if !matches!(code, Ok(c) if c == ExitCode::SUCCESS) {
+        let _ = std::fs::remove_file(&out);
+        code?;
         return Err(Error::Other("the setup failed; no load was sent".into()));
     }
     let data = loaded.plan.data.get_or_insert_with(Default::default);
     data.file = Some(out.display().to_string());
-    Ok(())
+    Ok(Some(out))
+}
+
+/// Creates `path` empty, readable and writable by its owner only.
+fn private_file(path: &std::path::Path) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|source| Error::Write {
+            path: path.to_path_buf(),
+            source,
+        })
 }

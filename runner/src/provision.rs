@@ -86,6 +86,9 @@ pub fn compile_env(
             executor: Executor::Concurrency,
             users: Some(concurrency),
             iterations: Some(users as u64),
+            // At the timeout, users still on their way count as unfinished
+            // at once: the Job's deadline is not far behind.
+            graceful_stop: Some(crate::duration::HumanDuration(Duration::ZERO)),
             ..Default::default()
         },
         requests: vec![RequestSpec {
@@ -230,9 +233,10 @@ impl Provisioned {
                 self.first_errors()
             ));
         }
-        if failed as f64 > self.tolerated * self.users as f64 {
+        // As a fraction of users, not a product: 0.29 * 100 is 28.999...
+        if failed as f64 / self.users as f64 > self.tolerated {
             return Err(format!(
-                "setup failed for {failed} of {} users (tolerated: {}){}",
+                "setup failed for {failed} of {} users (setup.toleratedFailureRatio: {}){}",
                 self.users,
                 percent(self.tolerated),
                 self.first_errors()
@@ -317,13 +321,10 @@ fn describe(f: &Failure) -> String {
     format!("step {step:?}: {what}")
 }
 
+/// A ratio as a percentage for people: 0.29 is "29%", not 28.999999999999996.
 fn percent(x: f64) -> String {
-    let p = x * 100.0;
-    if p.fract() == 0.0 {
-        format!("{p:.0}%")
-    } else {
-        format!("{p}%")
-    }
+    let p = format!("{:.2}", x * 100.0);
+    format!("{}%", p.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// Reads a setup from a file: a bare `{target, setup}`, or a LoadTest
@@ -389,4 +390,17 @@ pub fn from_str(text: &str) -> Result<(SetupPlan, &'static str)> {
 /// Where `barrage-runner setup` writes records unless told otherwise.
 pub fn default_out() -> PathBuf {
     PathBuf::from("records.jsonl")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentages_read_as_people_write_them() {
+        assert_eq!(percent(0.29), "29%");
+        assert_eq!(percent(0.0), "0%");
+        assert_eq!(percent(0.005), "0.5%");
+        assert_eq!(percent(0.1234), "12.34%");
+    }
 }

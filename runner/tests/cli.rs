@@ -1118,3 +1118,25 @@ fn a_failed_setup_exits_1_with_its_message_and_no_records() {
         "{out:?}"
     );
 }
+
+#[test]
+fn validate_checks_a_setup_and_the_fields_of_its_records() {
+    let dir = Dir::new("validate-setup");
+    let example = include_str!("../../examples/provisioning.yaml");
+    let good = dir.write("good.yaml", example);
+    let out = output(barrage(["validate".as_ref(), good.as_os_str()]));
+    assert_eq!(out.code, Some(0), "{out:?}");
+    // The setup records email and token: a plan asking for `password` is wrong.
+    let bad = dir.write(
+        "bad.yaml",
+        &example.replace("{{ record.token }}", "{{ record.password }}"),
+    );
+    let out = output(barrage(["validate".as_ref(), bad.as_os_str()]));
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("bad.yaml: spec.requests[0].headers.authorization")
+            && out.stderr.contains("no field \"password\""),
+        "{out:?}"
+    );
+}

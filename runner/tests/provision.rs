@@ -130,7 +130,7 @@ async fn failed_users_fail_the_setup_with_a_count_and_the_first_errors() {
     assert_eq!(p.failed(), 7);
     let msg = p.verdict().unwrap_err();
     assert!(
-        msg.starts_with("setup failed for 7 of 8 users (tolerated: 0%)"),
+        msg.starts_with("setup failed for 7 of 8 users (setup.toleratedFailureRatio: 0%)"),
         "{msg}"
     );
     assert!(

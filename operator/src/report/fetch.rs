@@ -96,7 +96,7 @@ fn from_config_map(name: String, cm: &ConfigMap) -> ReportState {
     }
 }
 
-/// A missing CRD reads as a 404 too: say so rather than blame the name.
+/// A refusal says who may not read what; other errors pass through.
 fn api_error(e: kube::Error, ns: &str, name: &str) -> Error {
     match &e {
         kube::Error::Api(s) if s.code == 403 => Error::Other(format!(

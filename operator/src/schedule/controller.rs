@@ -78,12 +78,19 @@ impl Context {
     }
 }
 
-fn status_of(obj: &DynamicObject) -> ScheduledLoadTestStatus {
-    obj.data
-        .get("status")
-        .cloned()
-        .and_then(|s| serde_json::from_value(s).ok())
-        .unwrap_or_default()
+/// The status as written; one that does not read back is an error rather
+/// than an empty status, which would forget the last schedule time (and run
+/// it again) and, once applied, wipe the history.
+fn status_of(obj: &DynamicObject) -> Result<ScheduledLoadTestStatus> {
+    match obj.data.get("status") {
+        None => Ok(ScheduledLoadTestStatus::default()),
+        Some(s) => serde_json::from_value(s.clone()).map_err(|e| {
+            Error::Other(format!(
+                "ScheduledLoadTest {}: status does not read back: {e}",
+                obj.name_any()
+            ))
+        }),
+    }
 }
 
 /// A spec that does not convert or check: Ready False naming the field, one
@@ -95,7 +102,7 @@ async fn reject(
     message: String,
 ) -> Result<Action> {
     let msg = format!("invalid spec: {field}: {message}");
-    let old = status_of(obj);
+    let old = status_of(obj)?;
     let st = history::invalid_status(&old, &msg, obj.metadata.generation, Timestamp::now());
     if st != old {
         ctx.write_status(&obj.namespace().unwrap_or_default(), &obj.name_any(), &st)
@@ -145,7 +152,7 @@ async fn reconcile(cached: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             .filter(|o| runs::is_run_of(o, &uid))
             .map(runs::run_of)
             .collect();
-        let old = status_of(&obj);
+        let old = status_of(&obj)?;
         let now = Timestamp::now();
         let obs = Observed {
             now,
@@ -339,7 +346,9 @@ async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>
     };
     // Untyped: one ScheduledLoadTest that does not fit our types must not
     // fail the list and stall the others (it is rejected in `reconcile`).
-    // The runs are watched as metadata only, and only ours (by label).
+    // Only our runs are watched (by label). Every status write of a running
+    // LoadTest wakes this reconcile; it is cheap (a get and a list) and
+    // changes nothing until a run finishes.
     Controller::new_with(slts, watcher::Config::default(), slt_ar)
         .owns_with(lts, lt_ar, watcher::Config::default().labels(LABEL_SLT))
         .shutdown_on_signal()

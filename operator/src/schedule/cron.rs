@@ -9,9 +9,11 @@
 //! restricted, a day matches if either does (Vixie's OR rule); when one is
 //! `*`, only the other counts. `*/2` is a restriction (as in CronJob).
 //!
-//! Daylight saving time (as Vixie cron does it): a local time that a
-//! spring-forward skips fires once, at the first instant after the gap; a
-//! local time that a fall-back repeats fires once, at its first occurrence.
+//! Daylight saving time (our rule: each local time at most once, none
+//! lost): a local time that a spring-forward skips fires once, at the first
+//! instant after the gap; a local time that a fall-back repeats fires once,
+//! at its first occurrence. (Vixie cron also fires wildcard-hour schedules
+//! in the repeated hour; we do not.)
 
 use std::fmt;
 
