@@ -4,7 +4,7 @@
 //! ServiceAccount may touch. The operator image already holds a Kubernetes
 //! client, so no other image is needed.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{collections::BTreeMap, path::Path, time::Duration};
 
 use k8s_openapi::{ByteString, api::core::v1::Secret};
 use kube::api::{Api, Patch, PatchParams};
@@ -14,6 +14,16 @@ use crate::{
     pods::RECORDS_KEY,
     setup::{ANN_BYTES, ANN_COUNT},
 };
+
+const PATCH_ATTEMPTS: u32 = 5;
+
+/// Worth another try: no answer, or an answer that says "later" (429, 5xx).
+fn transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => s.code == 429 || s.code >= 500,
+        _ => true,
+    }
+}
 
 /// Checks that every non-blank line is a JSON object (a record) and that
 /// they fit one Secret; the count of records.
@@ -80,12 +90,24 @@ pub async fn run(file: &Path, secret: &str, namespace: &str, optional: bool) -> 
     }
     let client = kube::Client::try_default().await?;
     let api: Api<Secret> = Api::namespaced(client, namespace);
-    api.patch(
-        secret,
-        &PatchParams::default(),
-        &Patch::Merge(&records_patch(&text, count)),
-    )
-    .await?;
+    let patch = records_patch(&text, count);
+    // A failed publish loses the whole setup (or, with retries, repeats it
+    // and registers the users twice): ride out a passing API hiccup.
+    let mut wait = Duration::from_secs(1);
+    for attempt in 1.. {
+        match api
+            .patch(secret, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt < PATCH_ATTEMPTS && transient(&e) => {
+                eprintln!("publishing records (attempt {attempt}): {e}; retrying in {wait:?}");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     Ok(format!(
         "published {count} records ({} bytes) to Secret {secret}",
         text.len()
