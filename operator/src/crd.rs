@@ -120,6 +120,9 @@ pub struct Setup {
     /// Retries of the Job's pod before the test fails. Default 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff_limit: Option<i32>,
+    /// For the setup container. Default: the runner pods' resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
     /// The built-in steps.
     #[serde(flatten)]
     pub builtin: SetupSpec,

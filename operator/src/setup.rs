@@ -14,11 +14,12 @@ use k8s_openapi::api::{
     core::v1::{
         ConfigMapProjection, ConfigMapVolumeSource, Container, DownwardAPIProjection,
         DownwardAPIVolumeFile, EmptyDirVolumeSource, KeyToPath, ObjectFieldSelector, PodSpec,
-        PodTemplateSpec, ProjectedVolumeSource, Secret, ServiceAccount,
+        PodTemplateSpec, ProjectedVolumeSource, ResourceRequirements, Secret, ServiceAccount,
         ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
     },
     rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 
 use crate::{
@@ -92,6 +93,12 @@ pub fn role_binding(lt: &LoadTest) -> RoleBinding {
 pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Option<Job> {
     let s = lt.spec.setup.as_ref()?;
     let r = &lt.spec.runner;
+    // Namespaces with a ResourceQuota admit no pod without them.
+    let resources = s
+        .resources
+        .clone()
+        .or_else(|| r.resources.clone())
+        .or_else(|| defaults.resources.clone());
     let out = format!("{OUT_DIR}/{RECORDS_KEY}");
     let out_mount = VolumeMount {
         name: "records".into(),
@@ -115,6 +122,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                 args: (!s.args.is_empty()).then(|| s.args.clone()),
                 env: Some(envs),
                 volume_mounts: Some(vec![out_mount.clone()]),
+                resources: resources.clone(),
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
                 ..Default::default()
             }
@@ -151,6 +159,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                 ]),
                 env: (!s.env.is_empty()).then(|| s.env.clone()),
                 volume_mounts: Some(vec![out_mount.clone(), read_only_mount("plan", PLAN_DIR)]),
+                resources: resources.clone(),
                 security_context: Some(restricted()),
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
                 ..Default::default()
@@ -183,6 +192,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
             },
             read_only_mount("api-token", TOKEN_DIR),
         ]),
+        resources: Some(publisher_resources()),
         security_context: Some(restricted()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Default::default()
@@ -221,6 +231,21 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
         }),
         ..Default::default()
     })
+}
+
+/// The publisher reads at most 1 MiB of records and makes one API call.
+fn publisher_resources() -> ResourceRequirements {
+    let q = |cpu: &str, mem: &str| {
+        std::collections::BTreeMap::from([
+            ("cpu".to_string(), Quantity(cpu.into())),
+            ("memory".to_string(), Quantity(mem.into())),
+        ])
+    };
+    ResourceRequirements {
+        requests: Some(q("10m", "32Mi")),
+        limits: Some(q("500m", "128Mi")),
+        ..Default::default()
+    }
 }
 
 /// Where Kubernetes clients look for in-cluster credentials.
@@ -323,7 +348,7 @@ mod tests {
     #[test]
     fn a_custom_setup_runs_the_users_image_then_publishes() {
         let t = lt(&format!(
-            "{SPEC}\nsetup: {{image: reg/seed:1, command: [seed, --users, '1000'], backoffLimit: 2}}"
+            "{SPEC}\nsetup: {{image: reg/seed:1, command: [seed, --users, '1000'], backoffLimit: 2, resources: {{limits: {{cpu: '2'}}}}}}"
         ));
         let j = job(&t, &defaults(), Duration::from_secs(90)).unwrap();
         assert_eq!(j.metadata.name.as_deref(), Some("smoke-setup"));
@@ -348,6 +373,8 @@ mod tests {
         let init = &pod.init_containers.unwrap()[0];
         assert_eq!(init.image.as_deref(), Some("reg/seed:1"));
         assert_eq!(init.command.as_ref().unwrap()[0], "seed");
+        let limits = init.resources.as_ref().unwrap().limits.as_ref().unwrap();
+        assert_eq!(limits["cpu"].0, "2");
         let env = init.env.as_ref().unwrap();
         assert_eq!(env[0].name, "BARRAGE_RECORDS_FILE");
         assert_eq!(
