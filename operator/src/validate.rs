@@ -5,8 +5,7 @@
 use std::{path::Path, time::Duration};
 
 use barrage_runner::{
-    compile::{Slot, compile_with_env, compile_with_records},
-    data::Records,
+    compile::{Slot, compile_with_env, compile_with_fields},
     plan::SetupPlan,
     provision,
 };
@@ -71,14 +70,8 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
     };
     match fields {
         None => compile_with_env(&spec.plan, slot, Path::new(""), "spec.", &any_env)?,
-        Some(fields) => {
-            // As the runners get it (see pods::plan_config_map), with one
-            // blank record of the fields they will find.
-            let mut plan = spec.plan.clone();
-            plan.data.get_or_insert_with(Default::default);
-            let rows = vec![vec![String::new(); fields.len()]];
-            compile_with_records(&plan, slot, "spec.", &any_env, Records { fields, rows })?
-        }
+        // As the runners get it (see pods::plan_config_map).
+        Some(fields) => compile_with_fields(&spec.plan, slot, "spec.", &any_env, fields)?,
     };
     Ok(())
 }

@@ -208,16 +208,21 @@ pub fn compile_with_env(
     compile_inner(plan, slot, base_dir, prefix, env, None)
 }
 
-/// Compiles with `records` standing in for the data file: the operator
-/// validates a LoadTest before its records exist, knowing only their fields.
-pub fn compile_with_records(
+/// Compiles a plan whose records do not exist yet (a setup will make them)
+/// as it will run: with data (default policy if the plan names none) of one
+/// blank record with these `fields`, so `record.FIELD` templates are checked.
+pub fn compile_with_fields(
     plan: &Plan,
     slot: Slot,
     prefix: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    records: Records,
+    fields: Vec<String>,
 ) -> Result<Compiled> {
-    compile_inner(plan, slot, Path::new(""), prefix, env, Some(records))
+    let mut plan = plan.clone();
+    plan.data.get_or_insert_with(Default::default);
+    let rows = vec![vec![String::new(); fields.len()]];
+    let records = Records { fields, rows };
+    compile_inner(&plan, slot, Path::new(""), prefix, env, Some(records))
 }
 
 fn compile_inner(

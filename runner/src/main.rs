@@ -296,12 +296,7 @@ async fn setup(
     let compiled = provision::load_file(file).and_then(|(sp, prefix)| {
         provision::compile(&sp, prefix)
             .map(|c| (sp, c))
-            .map_err(|e| match e {
-                Error::Invalid { field, message } => {
-                    Error::invalid(format!("{}: {field}", file.display()), message)
-                }
-                other => other,
-            })
+            .map_err(|e| planfile::in_file(Some(file), e))
     });
     let (sp, setup) = match compiled {
         Ok(x) => x,
@@ -370,17 +365,9 @@ fn setup_of(
     if doc.get("spec").and_then(|s| s.get("setup")).is_none() {
         return Ok(None);
     }
-    provision::load_file(file).map(Some)
-}
-
-/// Names the file in an error about one of its fields.
-fn in_file(file: &std::path::Path, e: Error) -> Error {
-    match e {
-        Error::Invalid { field, message } => {
-            Error::invalid(format!("{}: {field}", file.display()), message)
-        }
-        other => other,
-    }
+    provision::from_str(&text)
+        .map(Some)
+        .map_err(|e| planfile::in_file(Some(file), e))
 }
 
 /// `validate`: the plan, and with a setup, the setup and the plan against
@@ -391,19 +378,12 @@ fn validate(file: &std::path::Path) -> Result<(), Error> {
         loaded.compile(Slot::SOLO)?;
         return Ok(());
     };
-    let setup = provision::compile(&sp, prefix).map_err(|e| in_file(file, e))?;
-    let fields: Vec<String> = setup.fields.into_iter().map(|(n, _)| n).collect();
-    let rows = vec![vec![String::new(); fields.len()]];
-    let mut plan = loaded.plan.clone();
-    plan.data.get_or_insert_with(Default::default);
-    barrage_runner::compile::compile_with_records(
-        &plan,
-        Slot::SOLO,
-        prefix,
-        &|k| std::env::var(k).ok(),
-        barrage_runner::data::Records { fields, rows },
-    )
-    .map_err(|e| in_file(file, e))?;
+    let in_file = |e| planfile::in_file(Some(file), e);
+    let setup = provision::compile(&sp, prefix).map_err(in_file)?;
+    let fields = setup.fields.into_iter().map(|(n, _)| n).collect();
+    let env = |k: &str| std::env::var(k).ok();
+    barrage_runner::compile::compile_with_fields(&loaded.plan, Slot::SOLO, prefix, &env, fields)
+        .map_err(in_file)?;
     Ok(())
 }
 

@@ -43,7 +43,8 @@ impl Loaded {
     }
 }
 
-fn in_file(origin: Option<&Path>, e: Error) -> Error {
+/// Names the file in an error about one of its fields.
+pub fn in_file(origin: Option<&Path>, e: Error) -> Error {
     match (origin, e) {
         (Some(p), Error::Invalid { field, message }) => {
             Error::invalid(format!("{}: {field}", p.display()), message)

@@ -335,12 +335,7 @@ pub fn load_file(path: &Path) -> Result<(SetupPlan, &'static str)> {
         path: path.to_path_buf(),
         source,
     })?;
-    from_str(&text).map_err(|e| match e {
-        Error::Invalid { field, message } => {
-            Error::invalid(format!("{}: {field}", path.display()), message)
-        }
-        other => other,
-    })
+    from_str(&text).map_err(|e| crate::planfile::in_file(Some(path), e))
 }
 
 /// Cluster-only keys of a LoadTest's `spec.setup`.
