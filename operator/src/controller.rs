@@ -83,29 +83,13 @@ impl Context {
             .await
     }
 
-    /// Server-side apply of the whole status, with apiVersion and kind.
     pub async fn write_status_of(
         &self,
         namespace: &str,
         name: &str,
         st: &LoadTestStatus,
     ) -> Result<()> {
-        // Untyped: the apiserver returns the object, which may be one that
-        // does not fit our types (see `typed`).
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), namespace, &api_resource());
-        let patch = serde_json::json!({
-            "apiVersion": "barrage.dev/v1alpha1",
-            "kind": "LoadTest",
-            "status": st,
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        Ok(())
+        apply_status(&self.client, &api_resource(), namespace, name, st).await
     }
 
     pub async fn event(&self, lt: &LoadTest, type_: EventType, reason: &str, note: String) {
@@ -315,17 +299,47 @@ pub async fn run(
         runs: Mutex::new(HashMap::new()),
         metrics,
     });
+    per_scope(namespaces, |ns| controller(client.clone(), ctx.clone(), ns)).await;
+}
+
+/// Runs `f` for each watched namespace, or once cluster-wide (`None`) when
+/// the list is empty, all at once until each returns.
+pub async fn per_scope<F, Fut>(namespaces: Vec<String>, f: F)
+where
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
     let scopes: Vec<Option<String>> = if namespaces.is_empty() {
         vec![None]
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    futures::future::join_all(
-        scopes
-            .into_iter()
-            .map(|ns| controller(client.clone(), ctx.clone(), ns)),
+    futures::future::join_all(scopes.into_iter().map(f)).await;
+}
+
+/// Server-side apply of a whole status, with apiVersion and kind. Untyped:
+/// the apiserver returns the object, which may be one that does not fit
+/// our types (see `typed`).
+pub async fn apply_status(
+    client: &Client,
+    ar: &ApiResource,
+    namespace: &str,
+    name: &str,
+    status: &impl serde::Serialize,
+) -> Result<()> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, ar);
+    let patch = serde_json::json!({
+        "apiVersion": ar.api_version,
+        "kind": ar.kind,
+        "status": status,
+    });
+    api.patch_status(
+        name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
     )
-    .await;
+    .await?;
+    Ok(())
 }
 
 async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>) {

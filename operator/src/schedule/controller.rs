@@ -9,7 +9,7 @@ use futures::StreamExt;
 use jiff::Timestamp;
 use kube::{
     Api, Client, Resource, ResourceExt,
-    api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams},
+    api::{DeleteParams, DynamicObject, ListParams, PostParams},
     runtime::{
         Controller,
         controller::Action,
@@ -27,7 +27,7 @@ use super::{
     validate,
 };
 use crate::{
-    controller::MANAGER,
+    controller::{MANAGER, apply_status, per_scope},
     error::{Error, Result},
 };
 
@@ -43,22 +43,8 @@ impl Context {
         Api::namespaced_with(self.client.clone(), ns, &runs::loadtest_resource())
     }
 
-    /// Server-side apply of the whole status, with apiVersion and kind.
     async fn write_status(&self, ns: &str, name: &str, st: &ScheduledLoadTestStatus) -> Result<()> {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(self.client.clone(), ns, &runs::slt_resource());
-        let patch = serde_json::json!({
-            "apiVersion": "barrage.dev/v1alpha1",
-            "kind": "ScheduledLoadTest",
-            "status": st,
-        });
-        api.patch_status(
-            name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        Ok(())
+        apply_status(&self.client, &runs::slt_resource(), ns, name, st).await
     }
 
     async fn publish(&self, obj: &DynamicObject, notes: Vec<Note>) {
@@ -319,17 +305,7 @@ pub async fn run(client: Client, namespaces: Vec<String>) {
         recorder: Recorder::new(client.clone(), reporter),
         client: client.clone(),
     });
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    futures::future::join_all(
-        scopes
-            .into_iter()
-            .map(|ns| controller(client.clone(), ctx.clone(), ns)),
-    )
-    .await;
+    per_scope(namespaces, |ns| controller(client.clone(), ctx.clone(), ns)).await;
 }
 
 async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>) {

@@ -11,7 +11,7 @@ use kube::{
 };
 
 use super::{crd::ScheduledLoadTest, history::Run, policy};
-use crate::crd::{LoadTest, LoadTestStatus};
+use crate::crd::LoadTestStatus;
 
 /// On every run: the name of its ScheduledLoadTest (how runs are listed).
 pub const LABEL_SLT: &str = "barrage.dev/scheduledloadtest";
@@ -19,7 +19,7 @@ pub const LABEL_SLT: &str = "barrage.dev/scheduledloadtest";
 pub const ANN_SCHEDULED: &str = "barrage.dev/scheduled-at";
 
 pub fn loadtest_resource() -> ApiResource {
-    ApiResource::erase::<LoadTest>(&())
+    crate::controller::api_resource()
 }
 
 pub fn slt_resource() -> ApiResource {
@@ -101,7 +101,7 @@ pub fn run_of(obj: &DynamicObject) -> Run {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::crd::Phase;
+    use crate::crd::{LoadTest, Phase};
 
     const SLT: &str = r#"{
         "apiVersion": "barrage.dev/v1alpha1", "kind": "ScheduledLoadTest",
