@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 
 use barrage_runner::plan::SetupPlan;
 
-use crate::crd::LoadTest;
+use crate::crd::{LoadTest, RunnerPod};
 
 pub const AGENT_PORT: i32 = 9090;
 pub const LABEL_TEST: &str = "barrage.dev/loadtest";
@@ -188,6 +188,19 @@ pub struct RunnerDefaults {
     pub operator_image: String,
 }
 
+impl RunnerDefaults {
+    /// The LoadTest's runner image, else ours.
+    pub fn image_for(&self, r: &RunnerPod) -> String {
+        r.image.clone().unwrap_or_else(|| self.image.clone())
+    }
+
+    pub fn pull_policy_for(&self, r: &RunnerPod) -> String {
+        r.image_pull_policy
+            .clone()
+            .unwrap_or_else(|| self.pull_policy.clone())
+    }
+}
+
 pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
     let spec = &lt.spec;
     let r = &spec.runner;
@@ -226,12 +239,8 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
     }
     let container = Container {
         name: "runner".into(),
-        image: Some(r.image.clone().unwrap_or_else(|| defaults.image.clone())),
-        image_pull_policy: Some(
-            r.image_pull_policy
-                .clone()
-                .unwrap_or_else(|| defaults.pull_policy.clone()),
-        ),
+        image: Some(defaults.image_for(r)),
+        image_pull_policy: Some(defaults.pull_policy_for(r)),
         args: Some(vec![
             "agent".into(),
             "--plan".into(),

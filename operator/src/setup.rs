@@ -26,7 +26,7 @@ use crate::{
     crd::LoadTest,
     pods::{
         self, PLAN_DIR, RECORDS_KEY, RunnerDefaults, env, owned_meta, read_only_mount,
-        records_name, restricted,
+        records_name, restricted, setup_name,
     },
     provisioning::JOB_MARGIN,
 };
@@ -36,10 +36,6 @@ const OUT_DIR: &str = "/barrage/records";
 /// Records annotations the publisher sets on the Secret.
 pub const ANN_COUNT: &str = "barrage.dev/records";
 pub const ANN_BYTES: &str = "barrage.dev/records-bytes";
-
-pub fn setup_name(lt: &LoadTest) -> String {
-    pods::setup_name(lt)
-}
 
 /// The empty records Secret, created by the operator so that the setup pod
 /// needs no `create` right.
@@ -138,12 +134,8 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
             });
             Container {
                 name: "setup".into(),
-                image: Some(r.image.clone().unwrap_or_else(|| defaults.image.clone())),
-                image_pull_policy: Some(
-                    r.image_pull_policy
-                        .clone()
-                        .unwrap_or_else(|| defaults.pull_policy.clone()),
-                ),
+                image: Some(defaults.image_for(r)),
+                image_pull_policy: Some(defaults.pull_policy_for(r)),
                 args: Some(vec![
                     "setup".into(),
                     format!("{PLAN_DIR}/setup.yaml"),
