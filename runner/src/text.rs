@@ -3,7 +3,10 @@
 
 use std::fmt::Write as _;
 
-use crate::report::{Latencies, Report, RequestSummary};
+use crate::{
+    report::{Latencies, Report, RequestSummary},
+    thresholds::Outcome,
+};
 
 fn row(out: &mut String, name: &str, r: &RequestSummary) {
     let l: &Latencies = &r.latency_ms;
@@ -12,6 +15,23 @@ fn row(out: &mut String, name: &str, r: &RequestSummary) {
         "  {name:<24} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
         r.requests, l.min, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
     );
+}
+
+/// Each threshold's verdict and observed value (nothing without thresholds).
+pub fn thresholds(out: &mut String, outcomes: &[Outcome]) {
+    if outcomes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n  thresholds");
+    for o in outcomes {
+        let _ = writeln!(
+            out,
+            "    {} {:<40} observed {}",
+            if o.passed { "✓" } else { "✗" },
+            o.source,
+            o.observed_text
+        );
+    }
 }
 
 pub fn summary(report: &Report, title: &str) -> String {
@@ -97,18 +117,7 @@ pub fn summary(report: &Report, title: &str) -> String {
             codes.join("  ")
         }
     );
-    if !report.thresholds.is_empty() {
-        let _ = writeln!(out, "\n  thresholds");
-        for o in &report.thresholds {
-            let _ = writeln!(
-                out,
-                "    {} {:<40} observed {}",
-                if o.passed { "✓" } else { "✗" },
-                o.source,
-                o.observed_text
-            );
-        }
-    }
+    thresholds(&mut out, &report.thresholds);
     if let Some(why) = &report.aborted {
         let _ = writeln!(out, "\n  aborted: {why}");
     }

@@ -150,18 +150,7 @@ fn from_status(out: &mut String, run: &Run, st: &LoadTestStatus) {
             );
         }
     }
-    if !st.thresholds.is_empty() {
-        let _ = writeln!(out, "\n  thresholds");
-        for o in &st.thresholds {
-            let _ = writeln!(
-                out,
-                "    {} {:<40} observed {}",
-                if o.passed { "✓" } else { "✗" },
-                o.source,
-                o.observed_text
-            );
-        }
-    }
+    text::thresholds(out, &st.thresholds);
     let verdict = match st.verdict.as_deref() {
         Some("Passed") => "PASSED",
         Some(_) => "FAILED",
