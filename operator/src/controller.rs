@@ -206,16 +206,14 @@ async fn reject(
     }
     let generation = obj.metadata.generation;
     st.observed_generation = generation;
-    set_condition(
-        &mut st.conditions,
+    status::failed(
+        &mut st,
         status::COND_VALIDATED,
-        false,
         "InvalidSpec",
         &msg,
         generation,
         now(),
     );
-    finish(&mut st, Phase::Failed, msg.clone(), generation, now());
     let (ns, name) = (obj.namespace().unwrap_or_default(), obj.name_any());
     ctx.write_status_of(&ns, &name, &st).await?;
     let ev = Event {

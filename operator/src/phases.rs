@@ -104,16 +104,14 @@ async fn pending(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     st.observed_generation = generation;
     if let Err(e) = validate(&lt.name_any(), &lt.spec) {
         let msg = format!("invalid spec: {e}");
-        set_condition(
-            &mut st.conditions,
+        status::failed(
+            &mut st,
             COND_VALIDATED,
-            false,
             "InvalidSpec",
             &msg,
             generation,
             now(),
         );
-        finish(&mut st, Phase::Failed, msg.clone(), generation, now());
         let mut n = next(st, None);
         n.events.push((EventType::Warning, "InvalidSpec", msg));
         return Ok(n);
@@ -193,16 +191,7 @@ pub(crate) fn fail(
     cond: &str,
     reason: &str,
 ) -> Next {
-    set_condition(
-        &mut st.conditions,
-        cond,
-        false,
-        reason,
-        &msg,
-        generation,
-        now(),
-    );
-    finish(&mut st, Phase::Failed, msg.clone(), generation, now());
+    status::failed(&mut st, cond, reason, &msg, generation, now());
     let mut n = next(st, None);
     n.events.push((EventType::Warning, "Failed", msg));
     n

@@ -139,6 +139,28 @@ pub fn condition<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Conditio
 }
 
 /// Marks the test finished: phase, verdict and the Complete/Passed conditions.
+/// Failed because of `cond` (set False with `reason`): the one way a test
+/// fails before or while it runs, from a bad spec to a failed setup.
+pub fn failed(
+    st: &mut LoadTestStatus,
+    cond: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    set_condition(
+        &mut st.conditions,
+        cond,
+        false,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    finish(st, Phase::Failed, message.to_string(), generation, now);
+}
+
 pub fn finish(
     st: &mut LoadTestStatus,
     phase: Phase,
