@@ -1,7 +1,10 @@
 //! Reading runner pods: which are ready, which failed and why. Pure
 //! functions of the pod objects, so each failure mode is unit-tested.
 
-use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use k8s_openapi::api::{
+    batch::v1::Job,
+    core::v1::{ContainerStatus, Pod},
+};
 
 /// Container waiting reasons that will not get better by waiting.
 const STUCK: &[&str] = &[
@@ -38,24 +41,27 @@ pub fn pod_failure(p: &Pod) -> Option<String> {
         ));
     }
     for cs in st.container_statuses.iter().flatten() {
-        let state = cs.state.as_ref();
-        if let Some(w) = state.and_then(|s| s.waiting.as_ref())
-            && let Some(r) = w.reason.as_deref().filter(|r| STUCK.contains(r))
-        {
-            return Some(
-                format!("{r}: {}", w.message.clone().unwrap_or_default())
-                    .trim_end_matches(": ")
-                    .to_string(),
-            );
-        }
-        if let Some(t) = state.and_then(|s| s.terminated.as_ref()) {
-            let reason = t.reason.clone().unwrap_or_else(|| "Terminated".into());
-            let msg = t
-                .message
-                .as_deref()
-                .map(|m| format!(": {}", m.trim()))
-                .unwrap_or_default();
-            return Some(format!("{reason} (exit code {}){msg}", t.exit_code));
+        match trouble(cs) {
+            Some(Trouble::Stuck { reason, message }) => {
+                return Some(match message {
+                    Some(m) if !m.is_empty() => format!("{reason}: {m}"),
+                    _ => reason.to_string(),
+                });
+            }
+            Some(Trouble::Exited {
+                reason,
+                code,
+                message,
+            }) => {
+                let msg = message
+                    .map(|m| format!(": {}", m.trim()))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "{} (exit code {code}){msg}",
+                    reason.unwrap_or("Terminated")
+                ));
+            }
+            None => {}
         }
     }
     if st.phase.as_deref() == Some("Failed") {
@@ -93,39 +99,63 @@ pub fn setup_pod_failure(p: &Pod) -> Option<SetupFailure> {
         .flatten()
         .chain(st.container_statuses.iter().flatten());
     for cs in all {
-        let state = cs.state.as_ref();
-        if let Some(w) = state.and_then(|s| s.waiting.as_ref())
-            && let Some(r) = w.reason.as_deref().filter(|r| STUCK.contains(r))
-        {
-            let msg = w
-                .message
-                .as_deref()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default();
-            return Some(SetupFailure {
-                container: cs.name.clone(),
-                exited: false,
-                hopeless: !matches!(r, "ErrImagePull" | "CreateContainerConfigError"),
-                message: format!(": {r}{msg}"),
-            });
-        }
-        if let Some(t) = state.and_then(|s| s.terminated.as_ref())
-            && t.exit_code != 0
-        {
-            let msg = t
-                .message
-                .as_deref()
-                .map(|m| format!(": {}", m.trim()))
-                .unwrap_or_default();
-            return Some(SetupFailure {
-                container: cs.name.clone(),
-                exited: true,
-                hopeless: true,
-                message: format!(" exited with code {}{msg}", t.exit_code),
-            });
+        match trouble(cs) {
+            Some(Trouble::Stuck { reason, message }) => {
+                let msg = message.map(|m| format!(": {m}")).unwrap_or_default();
+                return Some(SetupFailure {
+                    container: cs.name.clone(),
+                    exited: false,
+                    hopeless: !matches!(reason, "ErrImagePull" | "CreateContainerConfigError"),
+                    message: format!(": {reason}{msg}"),
+                });
+            }
+            Some(Trouble::Exited { code, message, .. }) if code != 0 => {
+                let msg = message
+                    .map(|m| format!(": {}", m.trim()))
+                    .unwrap_or_default();
+                return Some(SetupFailure {
+                    container: cs.name.clone(),
+                    exited: true,
+                    hopeless: true,
+                    message: format!(" exited with code {code}{msg}"),
+                });
+            }
+            _ => {}
         }
     }
     None
+}
+
+/// What is wrong with one container, as runner and setup pods both read it.
+enum Trouble<'a> {
+    /// Waiting for a reason in `STUCK`.
+    Stuck {
+        reason: &'a str,
+        message: Option<&'a str>,
+    },
+    /// Terminated, whatever the exit code.
+    Exited {
+        reason: Option<&'a str>,
+        code: i32,
+        message: Option<&'a str>,
+    },
+}
+
+fn trouble(cs: &ContainerStatus) -> Option<Trouble<'_>> {
+    let state = cs.state.as_ref()?;
+    if let Some(w) = &state.waiting
+        && let Some(reason) = w.reason.as_deref().filter(|r| STUCK.contains(r))
+    {
+        return Some(Trouble::Stuck {
+            reason,
+            message: w.message.as_deref(),
+        });
+    }
+    state.terminated.as_ref().map(|t| Trouble::Exited {
+        reason: t.reason.as_deref(),
+        code: t.exit_code,
+        message: t.message.as_deref(),
+    })
 }
 
 /// Why a pod is not ready yet, for the timeout message.
