@@ -493,3 +493,6 @@ fn is_reset(e: &io::Error) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz;
