@@ -55,7 +55,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// The largest binary unit that divides `n` exactly: 1048576 is "1MiB".
 pub fn format_size(n: u64) -> String {
     for (u, per) in &UNITS[..3] {
-        if n >= *per && n % per == 0 {
+        if n >= *per && n.is_multiple_of(*per) {
             return format!("{}{u}", n / per);
         }
     }

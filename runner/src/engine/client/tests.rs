@@ -472,9 +472,8 @@ async fn kept_bodies_stop_at_the_cap_whatever_the_framing() {
             false,
         ),
         (
-            format!(
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nxxxxxx\r\n5\r\nxxxxx\r\n0\r\n\r\n"
-            ),
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nxxxxxx\r\n5\r\nxxxxx\r\n0\r\n\r\n"
+                .to_string(),
             false,
         ),
         (format!("HTTP/1.1 200 OK\r\n\r\n{body}"), true),
