@@ -148,6 +148,8 @@ pub struct Step {
     pub captures: Vec<(usize, CaptureFrom)>,
     /// Follow redirects to the target's host (at most `MAX_REDIRECTS`).
     pub follow_redirects: bool,
+    /// The most body bytes kept for a capture (`maxBody`).
+    pub max_body: usize,
 }
 
 /// Redirects followed at most, for a step with `followRedirects: true`.
@@ -326,11 +328,12 @@ fn compile_inner(
                 || h.body.is_some()
                 || !h.form.is_empty()
                 || h.follow_redirects.is_some()
+                || h.max_body.is_some()
                 || !h.capture.is_empty()
             {
                 return Err(Error::invalid(
                     &rf,
-                    "has both `steps` and request fields (method, path, body, form, followRedirects, capture): put them in the steps",
+                    "has both `steps` and request fields (method, path, body, form, followRedirects, maxBody, capture): put them in the steps",
                 ));
             }
             for (j, s) in r.steps.iter().enumerate() {
@@ -635,6 +638,21 @@ fn compile_step(
             "must be more than 0",
         ));
     }
+    let max_body = match http.max_body.map(|s| s.0) {
+        None => crate::engine::DEFAULT_MAX_BODY,
+        Some(0) => {
+            return Err(Error::invalid(
+                format!("{sf}.maxBody"),
+                "must be more than 0",
+            ));
+        }
+        Some(n) => usize::try_from(n).map_err(|_| {
+            Error::invalid(
+                format!("{sf}.maxBody"),
+                "is larger than this machine can hold",
+            )
+        })?,
+    };
     let mut captures = Vec::new();
     for (name, c) in http.capture {
         let cf = format!("{sf}.capture.{name}");
@@ -701,6 +719,7 @@ fn compile_step(
         timeout,
         captures,
         follow_redirects: http.follow_redirects.unwrap_or(false),
+        max_body,
     })
 }
 
@@ -914,6 +933,34 @@ mod tests {
     }
 
     const HEAD: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, iterations: 1}\n";
+
+    #[test]
+    fn max_body_is_a_size_per_request_or_step() {
+        let c = compile_yaml(&format!(
+            "{HEAD}requests: [{{name: a, path: /}}, {{name: b, path: /, maxBody: 4MiB}}, {{name: j, steps: [{{name: s, path: /, maxBody: '512'}}]}}]"
+        ))
+        .unwrap();
+        let max = |i: usize| c.scenarios[i].steps[0].max_body;
+        assert_eq!(
+            [max(0), max(1), max(2)],
+            [crate::engine::DEFAULT_MAX_BODY, 4 << 20, 512]
+        );
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: j, steps: [{{name: s, path: /, maxBody: 0KiB}}]}}]"
+        ));
+        assert!(
+            e.contains("requests[0].steps[0].maxBody") && e.contains("more than 0"),
+            "{e}"
+        );
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: j, maxBody: 1MiB, steps: [{{name: s, path: /}}]}}]"
+        ));
+        assert!(e.contains("requests[0]") && e.contains("maxBody"), "{e}");
+        let plan: Result<Plan, _> = serde_yaml_ng::from_str(&format!(
+            "{HEAD}requests: [{{name: a, path: /, maxBody: 4MB/s}}]"
+        ));
+        assert!(plan.unwrap_err().to_string().contains("unknown unit"));
+    }
 
     #[test]
     fn captures_take_exactly_one_source() {

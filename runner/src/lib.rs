@@ -5,6 +5,7 @@ pub mod duration;
 pub mod error;
 pub mod serve;
 pub mod signal;
+pub mod size;
 pub mod thresholds;
 
 pub use error::{Error, Result};

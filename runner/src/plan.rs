@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::duration::HumanDuration;
+use crate::{duration::HumanDuration, size::HumanSize};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -138,6 +138,12 @@ pub struct RequestSpec {
     /// 3xx is the response (a capture may read its Location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
+    /// The most response body kept for a `json` or `regex` capture, e.g.
+    /// 4MiB. Default 1MiB; a longer body fails the request
+    /// (`body_too_large`). Bodies that nothing captures from are counted and
+    /// discarded whatever their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<HumanSize>,
     /// Values to take from the response for later steps: name -> source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capture: BTreeMap<String, Capture>,
@@ -181,6 +187,12 @@ pub struct StepSpec {
     /// 3xx is the response (a capture may read its Location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
+    /// The most response body kept for a `json` or `regex` capture, e.g.
+    /// 4MiB. Default 1MiB; a longer body fails the request
+    /// (`body_too_large`). Bodies that nothing captures from are counted and
+    /// discarded whatever their size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_body: Option<HumanSize>,
     /// Values to take from the response for later steps: name -> source.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub capture: BTreeMap<String, Capture>,
@@ -198,6 +210,7 @@ pub struct HttpView<'a> {
     pub expect: Option<&'a Expect>,
     pub timeout: Option<HumanDuration>,
     pub follow_redirects: Option<bool>,
+    pub max_body: Option<HumanSize>,
     pub capture: &'a BTreeMap<String, Capture>,
 }
 
@@ -215,6 +228,7 @@ macro_rules! http_view {
                     expect: self.expect.as_ref(),
                     timeout: self.timeout,
                     follow_redirects: self.follow_redirects,
+                    max_body: self.max_body,
                     capture: &self.capture,
                 }
             }

@@ -57,6 +57,10 @@ pub struct RequestSummary {
     pub errors_by_kind: BTreeMap<String, u64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Requests sent again on a new connection after a kept-alive one
+    /// closed under them (idempotent methods only; see the README's Errors).
+    #[serde(default)]
+    pub retries: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -99,6 +103,7 @@ impl Summary {
                     .collect(),
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
+                retries: r.retries,
             }
         };
         Summary {

@@ -27,15 +27,18 @@ pub enum ErrorKind {
     Capture,
     /// The connection broke or the response was not valid HTTP.
     Http,
+    /// A body kept for a capture was longer than the request's `maxBody`.
+    BodyTooLarge,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 5] = [
+    pub const ALL: [ErrorKind; 6] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Capture,
         ErrorKind::Http,
+        ErrorKind::BodyTooLarge,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -44,6 +47,7 @@ impl ErrorKind {
             ErrorKind::Status => "status",
             ErrorKind::Capture => "capture",
             ErrorKind::Http => "http",
+            ErrorKind::BodyTooLarge => "body_too_large",
         }
     }
 }
@@ -60,6 +64,10 @@ pub struct RequestStats {
     pub errors: BTreeMap<ErrorKind, u64>,
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// Requests sent a second time because a kept-alive connection closed
+    /// under them: each resend is one more request the target may have seen.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
     /// Unix time in microseconds of the first request's start and the last one's end.
     pub first_start_us: u64,
     pub last_end_us: u64,
@@ -73,6 +81,7 @@ impl Default for RequestStats {
             errors: BTreeMap::new(),
             bytes_sent: 0,
             bytes_received: 0,
+            retries: 0,
             first_start_us: u64::MAX,
             last_end_us: 0,
         }
@@ -100,9 +109,14 @@ impl RequestStats {
         }
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
+        self.retries += o.retries;
         self.first_start_us = self.first_start_us.min(o.first_start_us);
         self.last_end_us = self.last_end_us.max(o.last_end_us);
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Latency and counts of one time slice of the test (all requests together).

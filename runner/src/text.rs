@@ -64,6 +64,13 @@ pub fn summary(report: &Report, title: &str) -> String {
             format!("  {}", kinds.join(", "))
         }
     );
+    if t.retries > 0 {
+        let _ = writeln!(
+            out,
+            "  retries ............ {} (idempotent requests resent after a keep-alive close)",
+            t.retries
+        );
+    }
     if s.dropped > 0 {
         let _ = writeln!(
             out,

@@ -20,6 +20,7 @@ use std::{
 
 use tokio::sync::Notify;
 
+pub use client::DEFAULT_MAX_BODY;
 pub use recorder::{Recorder, Sample};
 
 use crate::{
@@ -261,6 +262,7 @@ impl Runner {
                 error: None,
                 sent: 0,
                 received: 0,
+                retries: 0,
             };
             let ok = match built {
                 // A template rendered into something unsendable: the plan's
@@ -313,8 +315,11 @@ impl Runner {
         let authority = &self.plan.target.authority;
         let want = request::want(step);
         let mut extra_sent = 0u64;
+        // Attempts resent on a fresh connection, and their bytes: counted
+        // even when the chain then times out.
+        let mut resent = Resent::default();
         let chain = async {
-            let mut res = send(conn, authority, req.as_bytes(), want).await?;
+            let mut res = send(conn, authority, req.as_bytes(), want, &mut resent).await?;
             if step.follow_redirects {
                 let mut received = res.received;
                 let mut prev: Option<Vec<u8>> = None;
@@ -324,7 +329,7 @@ impl Runner {
                         break;
                     };
                     extra_sent += next.len() as u64;
-                    res = send(conn, authority, &next, want).await?;
+                    res = send(conn, authority, &next, want, &mut resent).await?;
                     received += res.received;
                     prev = Some(next);
                 }
@@ -333,7 +338,8 @@ impl Runner {
             Ok(res)
         };
         let result = tokio::time::timeout(step.timeout, chain).await;
-        sample.sent += extra_sent;
+        sample.sent += extra_sent + resent.bytes;
+        sample.retries = resent.attempts;
         // A connection that cannot be reused (closed by the server, or left
         // mid-exchange by an error or the timeout) is not kept.
         if conn.as_ref().is_some_and(Conn::is_closed) {
@@ -365,16 +371,32 @@ impl Runner {
     }
 }
 
+/// Requests sent again on a new connection after a stale keep-alive one.
+#[derive(Default)]
+struct Resent {
+    attempts: u32,
+    bytes: u64,
+}
+
 /// One request on `conn`, connecting first if needed.
+///
+/// A kept-alive connection that the server closed while it sat idle is
+/// noticed before writing (`Conn::ready`) and replaced, with nothing sent.
+/// One that the server closes after the request was written and before any
+/// byte of the answer (`Error::Stale`) may have processed it: an idempotent
+/// request (RFC 9110, 9.2.2) is sent once more on a fresh connection and
+/// the resend counted in `resent`; any other (POST, PATCH) is never resent
+/// behind the user's back, and fails as `http`.
 async fn send(
     conn: &mut Option<Conn>,
     authority: &str,
     req: &[u8],
     want: client::Want,
+    resent: &mut Resent,
 ) -> Result<client::Response, ErrorKind> {
     let mut retried = false;
     loop {
-        if conn.as_ref().is_none_or(Conn::is_closed) {
+        if !conn.as_mut().is_some_and(Conn::ready) {
             *conn = None;
             *conn = Some(
                 client::connect(authority)
@@ -385,9 +407,12 @@ async fn send(
         let c = conn.as_mut().expect("connected above");
         match c.send(req, want).await {
             Ok(res) => return Ok(res),
-            // A kept-alive connection the server closed while it was
-            // idle: once, on a fresh one, as browsers and wrk do.
-            Err(e) if e.is_stale() && !retried => retried = true,
+            Err(e) if e.is_stale() && !retried && request::idempotent(req) => {
+                retried = true;
+                resent.attempts += 1;
+                resent.bytes += req.len() as u64;
+            }
+            Err(client::Error::BodyTooLarge(_)) => return Err(ErrorKind::BodyTooLarge),
             Err(_) => return Err(ErrorKind::Http),
         }
     }

@@ -31,6 +31,8 @@ pub struct Sample {
     pub error: Option<ErrorKind>,
     pub sent: u64,
     pub received: u64,
+    /// Times the request was sent again after a stale keep-alive connection.
+    pub retries: u32,
 }
 
 struct Intervals {
@@ -119,6 +121,7 @@ impl Recorder {
         }
         r.bytes_sent += s.sent;
         r.bytes_received += s.received;
+        r.retries += u64::from(s.retries);
         r.first_start_us = r.first_start_us.min(start_us);
         r.last_end_us = r.last_end_us.max(end_us);
     }

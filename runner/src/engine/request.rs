@@ -255,7 +255,25 @@ pub fn want(step: &Step) -> Want {
         head: step.method == Method::HEAD,
         body: step.needs_body(),
         headers: step.needs_headers(),
+        max_body: step.max_body,
     }
+}
+
+/// Whether the serialized request `req` uses a method that RFC 9110 (9.2.2)
+/// calls idempotent, so that sending it twice means what sending it once
+/// does: GET, HEAD, OPTIONS, TRACE, PUT, DELETE. Read from the request line,
+/// because a redirect may change the method.
+pub fn idempotent(req: &[u8]) -> bool {
+    let method = req.split(|&b| b == b' ').next().unwrap_or_default();
+    [
+        &b"GET"[..],
+        b"HEAD",
+        b"OPTIONS",
+        b"TRACE",
+        b"PUT",
+        b"DELETE",
+    ]
+    .contains(&method)
 }
 
 pub fn status_ok(step: &Step, status: u16) -> bool {
@@ -349,6 +367,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             captures: Vec::new(),
             follow_redirects: false,
+            max_body: 1024,
         }
     }
 
