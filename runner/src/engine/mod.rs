@@ -9,6 +9,8 @@ mod pending;
 mod recorder;
 mod redirect;
 mod request;
+#[cfg(test)]
+mod tests;
 pub mod timeline;
 
 use std::{
@@ -92,6 +94,9 @@ pub struct Runner {
     outstanding: Outstanding,
     /// The first failure of the engine itself (a task that panicked).
     failure: Mutex<Option<String>>,
+    /// Tests only: the iteration (by `seq`) whose request panics mid-flight.
+    #[cfg(test)]
+    panic_at: AtomicU64,
 }
 
 /// How long in-flight requests may still finish after an interrupt; those
@@ -176,6 +181,8 @@ impl Runner {
             interrupted: Stop::default(),
             outstanding: Outstanding::default(),
             failure: Mutex::default(),
+            #[cfg(test)]
+            panic_at: AtomicU64::new(u64::MAX),
             plan,
         })
     }
@@ -373,6 +380,10 @@ impl Runner {
             // Counted from here however this future ends: finished, or
             // dropped mid-exchange (then as `interrupted`).
             let mut pending = Pending::new(&self.recorder, &self.outstanding, shard, from, sample);
+            #[cfg(test)]
+            if seq == self.panic_at.load(Ordering::SeqCst) {
+                panic!("injected panic at iteration {seq}");
+            }
             let ok = match built {
                 // A template rendered into something unsendable: the plan's
                 // fault, counted against the request rather than lost.

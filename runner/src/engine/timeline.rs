@@ -67,7 +67,7 @@ impl Timeline {
         let (secs, cursor) = self.due_secs(self.next)?;
         let due = Duration::try_from_secs_f64(secs).ok()?;
         self.cursor = cursor;
-        self.next += self.step;
+        self.next = self.next.saturating_add(self.step);
         Some(due)
     }
 
@@ -82,7 +82,7 @@ impl Timeline {
         // due times themselves (a step or two, for rounding).
         let mut last = self.arrivals_by(t).floor().clamp(0.0, u64::MAX as f64) as u64;
         for _ in 0..64 {
-            if !due_by(last.saturating_add(1)) {
+            if last == u64::MAX || !due_by(last + 1) {
                 break;
             }
             last += 1;
@@ -97,7 +97,7 @@ impl Timeline {
             return 0;
         }
         let n = (last - self.next) / self.step + 1;
-        self.next += n * self.step;
+        self.next = self.next.saturating_add(n.saturating_mul(self.step));
         n
     }
 
