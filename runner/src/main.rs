@@ -457,7 +457,10 @@ mod tests {
             Report::new(s, Vec::new(), aborted)
         };
         assert_eq!(exit_status(&report(vec![], None)), 0);
-        assert_eq!(exit_status(&report(vec![], Some("interrupted".into()))), EXIT_THRESHOLDS);
+        assert_eq!(
+            exit_status(&report(vec![], Some("interrupted".into()))),
+            EXIT_THRESHOLDS
+        );
         let failed = report(vec!["a virtual user panicked: boom".into()], None);
         assert!(!failed.passed);
         assert_eq!(exit_status(&failed), EXIT_ENGINE);

@@ -122,12 +122,20 @@ async fn requests_in_flight_at_the_end_of_the_graceful_stop_count_as_interrupted
     let started = Instant::now();
     let r = run(&plan).await;
     // The graceful stop bounds the run, not the 10 s timeout.
-    assert!(started.elapsed() < Duration::from_secs(7), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(7),
+        "{:?}",
+        started.elapsed()
+    );
     let t = &r.summary.total;
     assert_eq!(t.requests, target.received(), "{t:?}");
     assert_eq!(t.requests + r.summary.dropped, 200);
     let cut = interrupted(&r);
-    assert!((80..=120).contains(&cut), "{cut} interrupted of {}", t.requests);
+    assert!(
+        (80..=120).contains(&cut),
+        "{cut} interrupted of {}",
+        t.requests
+    );
     assert_eq!(t.errors, cut);
     assert_eq!(t.statuses.get(&200).copied().unwrap_or(0), t.requests - cut);
     assert!(!r.passed);
@@ -149,7 +157,11 @@ async fn aborted_virtual_users_count_their_requests_as_interrupted() {
     );
     let started = Instant::now();
     let r = run(&plan).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(r.summary.total.requests, 20);
     assert_eq!(target.received(), 20);
     assert_eq!(interrupted(&r), 20);
@@ -170,7 +182,11 @@ async fn the_open_model_stops_at_its_planned_end_however_far_behind() {
     );
     let started = Instant::now();
     let r = run(&plan).await;
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     let sent = r.summary.total.requests;
     assert!(sent > 0);
     assert_eq!(sent + r.summary.dropped, 1_000_000_000);
@@ -210,7 +226,11 @@ async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     // Every user's request has reached the target: the run is in full swing.
     let deadline = Instant::now() + Duration::from_secs(30);
     while target.received() < USERS {
-        assert!(Instant::now() < deadline, "only {} requests arrived", target.received());
+        assert!(
+            Instant::now() < deadline,
+            "only {} requests arrived",
+            target.received()
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sent = Instant::now();
@@ -232,7 +252,10 @@ async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     let took = sent.elapsed();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(took < Duration::from_secs(3), "exited {took:?} after Ctrl-C");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after Ctrl-C"
+    );
     // Interrupted is not passed: the thresholds-failed status.
     assert_eq!(status.code(), Some(99), "{stderr}");
     let report: serde_json::Value =

@@ -110,7 +110,10 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     // test's duration, its rps and its last report interval (which windowed
     // thresholds read) cover the whole plan.
     if ran_out && let Some(e) = end {
-        runner.stop.sleep(e.saturating_duration_since(Instant::now())).await;
+        runner
+            .stop
+            .sleep(e.saturating_duration_since(Instant::now()))
+            .await;
     }
     runner.stop.trigger();
     // In-flight requests end by their own timeout; the graceful stop bounds

@@ -72,7 +72,9 @@ impl<'a> Pending<'a> {
 
     /// The sample, for the exchange to fill in.
     pub fn sample(&mut self) -> &mut Sample {
-        self.sample.as_mut().expect("a pending request has its sample")
+        self.sample
+            .as_mut()
+            .expect("a pending request has its sample")
     }
 
     /// Records the finished request and returns its error and status.

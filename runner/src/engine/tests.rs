@@ -36,7 +36,11 @@ async fn run_with_panic(r: &Arc<Runner>) -> Report {
         .await
         .expect("a panic must not hang the run");
     // It stopped at the panic, not at the planned end (30 s).
-    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
     let snap = r.snapshot();
     let outcomes = thresholds::evaluate(&r.plan.thresholds, &snap);
     Report::new(snap, outcomes, None)
@@ -44,9 +48,17 @@ async fn run_with_panic(r: &Arc<Runner>) -> Report {
 
 fn check(report: &Report, srv: &LocalServer, what: &str) {
     assert!(!report.passed);
-    assert_eq!(report.snapshot.failures.len(), 1, "{:?}", report.snapshot.failures);
+    assert_eq!(
+        report.snapshot.failures.len(),
+        1,
+        "{:?}",
+        report.snapshot.failures
+    );
     let f = &report.snapshot.failures[0];
-    assert!(f.contains(what) && f.contains("injected panic at iteration 5"), "{f}");
+    assert!(
+        f.contains(what) && f.contains("injected panic at iteration 5"),
+        "{f}"
+    );
     // What was measured is kept: every request the target saw, plus the one
     // the panic cut off, counted as interrupted.
     let a = &report.snapshot.requests["a"];
