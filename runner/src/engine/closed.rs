@@ -60,7 +60,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         while spawned < want {
             users.spawn(user(runner.clone(), shared.clone(), spawned));
             spawned += 1;
-            if spawned % SPAWN_BATCH == 0 {
+            if spawned.is_multiple_of(SPAWN_BATCH) {
                 tokio::task::yield_now().await;
                 if runner.stop.is_set() {
                     break 'load;

@@ -74,7 +74,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
             }
         } else {
             unpaused += 1;
-            if unpaused % SEND_BATCH == 0 {
+            if unpaused.is_multiple_of(SEND_BATCH) {
                 tokio::task::yield_now().await;
             }
         }
