@@ -67,12 +67,15 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
                 }
             }
         }
-        if end.is_some_and(|e| now >= e) || shared.budget.load(Ordering::SeqCst) == 0 {
+        if end.is_some_and(|e| now >= e) {
             break;
         }
         let next = if constant { end } else { Some(now + RAMP_TICK) };
-        if next.is_none() && users.is_empty() {
-            break; // no time limit and no user left: the iterations are done
+        // Users leave when the iterations run out, once their last one is
+        // done: then (or with no time limit and no user at all) the load is over.
+        let no_more = next.is_none() || shared.budget.load(Ordering::SeqCst) == 0;
+        if no_more && users.is_empty() {
+            break;
         }
         tokio::select! {
             _ = async {
@@ -84,12 +87,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
             _ = runner.stop.wait() => break,
             // Users end early only when the iterations run out, or by a
             // panic, which must fail the run now rather than at its end.
-            Some(res) = users.join_next(), if !users.is_empty() => {
-                reap(runner, res);
-                if next.is_none() && users.is_empty() {
-                    break; // no time limit: the iterations are done
-                }
-            }
+            Some(res) = users.join_next(), if !users.is_empty() => reap(runner, res),
         }
     }
     runner.stop.trigger();
@@ -122,7 +120,7 @@ async fn user(runner: Arc<Runner>, shared: Arc<Shared>, id: u32) {
     let load = &runner.plan.load;
     let mut conn = None;
     let shard = id as usize;
-    while !runner.stop.is_set() {
+    while !runner.stop.is_set() && shared.budget.load(Ordering::SeqCst) > 0 {
         if id >= shared.desired.load(Ordering::SeqCst) {
             // Ramped down below this user: park until the count changes.
             let n = shared.changed.notified();
