@@ -89,3 +89,49 @@ async fn a_request_task_that_panics_fails_and_stops_the_run() {
     check(&report, &srv, "a request task panicked");
     assert!(report.snapshot.failures[0].starts_with("runner 1: "));
 }
+
+/// One HTTP/1.1 request with `Connection: close` to an agent: the body.
+async fn call(addr: std::net::SocketAddr, head: &str, body: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{head} HTTP/1.1\r\nHost: a\r\nConnection: close\r\nAuthorization: Bearer t\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    raw.split_once("\r\n\r\n").unwrap().1.to_string()
+}
+
+/// In a runner pod, the failure reaches the operator in the snapshots it
+/// pulls, and the load ends rather than running on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_snapshot_carries_its_engines_failure() {
+    let srv = server().await;
+    let r = runner(&srv, "{users: 2, duration: 30s}", Slot::SOLO);
+    r.panic_at.store(5, Ordering::SeqCst);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let agent = crate::agent::serve_agent(listener, r.clone(), "t".into()).unwrap();
+    let now_us = r.recorder.unix_us(std::time::Instant::now());
+    call(
+        agent.addr(),
+        "POST /start",
+        &format!(r#"{{"atUs": {now_us}}}"#),
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), agent.load_finished())
+        .await
+        .expect("the failed load finishes");
+    let snap = crate::snapshot::Snapshot::from_json(&call(agent.addr(), "GET /snapshot", "").await)
+        .unwrap();
+    assert_eq!(snap.finished, 1);
+    assert_eq!(snap.failures.len(), 1, "{:?}", snap.failures);
+    assert!(
+        snap.failures[0].contains("a virtual user panicked"),
+        "{:?}",
+        snap.failures
+    );
+    assert!(snap.total_requests() >= 5);
+}
