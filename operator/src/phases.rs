@@ -19,7 +19,7 @@ use tracing::info;
 
 use crate::{
     collect::{RunnerRef, for_all},
-    controller::{Context, MANAGER, Next, enter, finish, in_phase, now, set_condition},
+    controller::{Context, MANAGER, Next, enter, in_phase, now, set_condition},
     crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
     downsample,
     error::{Error, Result},
@@ -436,8 +436,10 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     let failure = first_failure(lt, &found);
     let limit = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
     let overdue = limit.filter(|l| unix_us() > at + l.as_micros() as u64);
-    if merged.finished >= total || failure.is_some() || overdue.is_some() {
-        if failure.is_some() || overdue.is_some() {
+    // A runner whose engine failed stopped itself; the others stop too.
+    let engine = status::engine_failure(&merged).is_some();
+    if merged.finished >= total || failure.is_some() || overdue.is_some() || engine {
+        if failure.is_some() || overdue.is_some() || engine {
             stop_all(ctx, &refs, &token).await;
         }
         let failure = failure.or(overdue.map(|l| {
@@ -533,6 +535,10 @@ async fn finalize(
         .await
         .get(&uid)
         .and_then(|m| m.abort.clone());
+    let engine = status::engine_failure(&merged);
+    let reason = (abort.is_none() && failure.is_none() && engine.is_some())
+        .then_some(status::REASON_ENGINE_FAILED);
+    let failure = failure.or(engine);
     // Thresholds judge the full-resolution series; only the ConfigMap's
     // copy is downsampled to fit.
     let (report, json) = downsample::final_report(
@@ -567,7 +573,8 @@ async fn finalize(
         _ if failed.is_empty() => format!("{} requests, all thresholds passed", st.requests),
         _ => format!("thresholds failed: {}", failed.join("; ")),
     };
-    finish(st, phase, msg.clone(), generation, now());
+    let reason = reason.map_or_else(|| format!("{phase:?}"), str::to_string);
+    status::finish_as(st, phase, &reason, msg.clone(), generation, now());
     let type_ = if phase == Phase::Succeeded {
         EventType::Normal
     } else {

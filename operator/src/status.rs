@@ -168,17 +168,38 @@ pub fn finish(
     generation: Option<i64>,
     now: Timestamp,
 ) {
+    finish_as(st, phase, &format!("{phase:?}"), message, generation, now);
+}
+
+/// The condition reason of a test that a runner's engine failed.
+pub const REASON_ENGINE_FAILED: &str = "RunnerEngineFailed";
+
+/// Why runners' engines failed (a task panicked), if any did: the test then
+/// fails whatever it measured.
+pub fn engine_failure(merged: &Snapshot) -> Option<String> {
+    (!merged.failures.is_empty())
+        .then(|| format!("runner engine failed: {}", merged.failures.join("; ")))
+}
+
+/// `finish`, with the Complete and Passed conditions' reason given.
+pub fn finish_as(
+    st: &mut LoadTestStatus,
+    phase: Phase,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
     st.phase = phase;
     st.phase_since = Some(now.to_string());
     let passed = phase == Phase::Succeeded;
     st.verdict = Some(if passed { "Passed" } else { "Failed" }.into());
     st.finished_at = Some(now.to_string());
-    let reason = format!("{phase:?}");
     set_condition(
         &mut st.conditions,
         COND_COMPLETE,
         true,
-        &reason,
+        reason,
         &message,
         generation,
         now,
@@ -187,7 +208,7 @@ pub fn finish(
         &mut st.conditions,
         COND_PASSED,
         passed,
-        &reason,
+        reason,
         &message,
         generation,
         now,
@@ -236,6 +257,46 @@ mod tests {
         let p95 = merged.stats(None).unwrap().latency.value_at_quantile(0.95) as f64 / 1000.0;
         assert_eq!(st.latency_ms.as_ref().unwrap().p95, round(p95, 3));
         assert_eq!(st.by_request.len(), 2);
+    }
+
+    #[test]
+    fn a_runners_engine_failure_fails_the_test_with_its_reason() {
+        let ok = runner_snapshot(0, 1, 10);
+        assert_eq!(engine_failure(&Snapshot::merged([&ok, &ok])), None);
+        let mut bad = runner_snapshot(1, 1, 10);
+        bad.failures = vec!["runner 1: a virtual user panicked: boom".into()];
+        let bad = Snapshot::from_json(&bad.to_json()).unwrap();
+        let merged = Snapshot::merged([&ok, &bad]);
+        let why = engine_failure(&merged).unwrap();
+        assert_eq!(
+            why,
+            "runner engine failed: runner 1: a virtual user panicked: boom"
+        );
+        // What it measured is still in the status.
+        let mut st = LoadTestStatus::default();
+        apply_results(&mut st, &merged);
+        assert_eq!(st.requests, 20);
+        let phase = final_phase(&[], false, true);
+        finish_as(
+            &mut st,
+            phase,
+            REASON_ENGINE_FAILED,
+            why,
+            Some(1),
+            Timestamp::now(),
+        );
+        assert_eq!(st.phase, Phase::Failed);
+        assert_eq!(st.verdict.as_deref(), Some("Failed"));
+        let passed = st
+            .conditions
+            .iter()
+            .find(|c| c.type_ == COND_PASSED)
+            .unwrap();
+        assert_eq!(
+            (passed.status.as_str(), passed.reason.as_str()),
+            ("False", REASON_ENGINE_FAILED)
+        );
+        assert!(passed.message.contains("panicked: boom"));
     }
 
     #[test]

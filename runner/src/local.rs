@@ -38,6 +38,7 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
         let c = loaded.compile(slot)?;
         runners.push(Runner::new(Arc::new(c)));
     }
+    let mut interrupts = crate::signal::Interrupts::listen();
     let thresholds = runners[0].plan.thresholds.clone();
     let live = thresholds.iter().any(|t| t.abort_on_fail);
     // Up to where (µs from the start) live windows have been judged.
@@ -50,12 +51,16 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
         })
         .collect();
     let all_done = async {
-        for t in tasks {
-            let _ = t.await;
+        for (t, r) in tasks.into_iter().zip(&runners) {
+            // `Runner::run` catches its tasks' panics; this is for its own.
+            if let Err(e) = t.await {
+                r.fail(format!("the runner task failed: {e}"));
+            }
         }
     };
     tokio::pin!(all_done);
     let mut aborted = None;
+    let mut interrupted = false;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     let started = Instant::now();
@@ -63,9 +68,13 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     loop {
         tokio::select! {
             _ = &mut all_done => break,
-            _ = tokio::signal::ctrl_c(), if aborted.is_none() => {
-                aborted = Some("interrupted".to_string());
-                runners.iter().for_each(|r| r.stop.trigger());
+            _ = interrupts.recv(), if !interrupted => {
+                // In-flight requests get about a second, then count as
+                // `interrupted`: a Ctrl-C ends the run promptly, with its
+                // report, even during the graceful stop of an abort.
+                interrupted = true;
+                aborted.get_or_insert_with(|| "interrupted".to_string());
+                runners.iter().for_each(|r| r.interrupt());
             }
             _ = tick.tick() => {
                 if !(opts.progress || live) {

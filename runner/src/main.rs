@@ -19,6 +19,9 @@ use clap::{Parser, Subcommand};
 const EXIT_THRESHOLDS: u8 = 99;
 /// Exit status for a plan or option that is not valid.
 const EXIT_INVALID: u8 = 2;
+/// Exit status when the engine itself failed (a task panicked): what was
+/// measured is reported, but the run is no verdict.
+const EXIT_ENGINE: u8 = 103;
 
 const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
 
@@ -272,11 +275,20 @@ async fn run(
     if let Some(p) = &output.summary_json {
         local::write_file(p, &report.brief().to_string())?;
     }
-    Ok(if report.passed {
-        ExitCode::SUCCESS
+    for why in &report.snapshot.failures {
+        eprintln!("error: the run failed: {why}");
+    }
+    Ok(ExitCode::from(exit_status(&report)))
+}
+
+fn exit_status(report: &Report) -> u8 {
+    if !report.snapshot.failures.is_empty() {
+        EXIT_ENGINE
+    } else if report.passed {
+        0
     } else {
-        ExitCode::from(EXIT_THRESHOLDS)
-    })
+        EXIT_THRESHOLDS
+    }
 }
 
 async fn setup(
@@ -429,4 +441,29 @@ fn private_file(path: &std::path::Path) -> Result<(), Error> {
             path: path.to_path_buf(),
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use barrage_runner::snapshot::Snapshot;
+
+    use super::*;
+
+    #[test]
+    fn an_engine_failure_has_its_own_exit_status() {
+        let report = |failures: Vec<String>, aborted: Option<String>| {
+            let mut s = Snapshot::empty(1_000_000);
+            s.failures = failures;
+            Report::new(s, Vec::new(), aborted)
+        };
+        assert_eq!(exit_status(&report(vec![], None)), 0);
+        assert_eq!(
+            exit_status(&report(vec![], Some("interrupted".into()))),
+            EXIT_THRESHOLDS
+        );
+        let failed = report(vec!["a virtual user panicked: boom".into()], None);
+        assert!(!failed.passed);
+        assert_eq!(exit_status(&failed), EXIT_ENGINE);
+        assert!(![0, EXIT_INVALID, EXIT_THRESHOLDS, 1].contains(&EXIT_ENGINE));
+    }
 }

@@ -174,7 +174,10 @@ pub struct Report {
 
 impl Report {
     pub fn new(snapshot: Snapshot, thresholds: Vec<Outcome>, aborted: Option<String>) -> Report {
-        let passed = aborted.is_none() && thresholds.iter().all(|t| t.passed);
+        // A run whose engine failed is no verdict, whatever it measured.
+        let passed = aborted.is_none()
+            && snapshot.failures.is_empty()
+            && thresholds.iter().all(|t| t.passed);
         Report {
             version: crate::snapshot::FORMAT_VERSION,
             passed,
@@ -198,6 +201,7 @@ impl Report {
             "p99Ms": t.latency_ms.p99,
             "dropped": self.summary.dropped,
             "aborted": self.aborted,
+            "failures": self.snapshot.failures,
         })
     }
 }

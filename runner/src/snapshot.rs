@@ -28,17 +28,23 @@ pub enum ErrorKind {
     /// The connection broke or the response was not valid HTTP.
     Http,
     /// A body kept for a capture was longer than the request's `maxBody`.
+    /// Named as in the summary and the docs (`as_str`), on the wire too.
+    #[serde(rename = "body_too_large")]
     BodyTooLarge,
+    /// Still in flight when the run ended (its graceful stop ran out, or
+    /// Ctrl-C): the target may have seen it, so it counts, as an error.
+    Interrupted,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 6] = [
+    pub const ALL: [ErrorKind; 7] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Capture,
         ErrorKind::Http,
         ErrorKind::BodyTooLarge,
+        ErrorKind::Interrupted,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -48,6 +54,7 @@ impl ErrorKind {
             ErrorKind::Capture => "capture",
             ErrorKind::Http => "http",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }
@@ -181,7 +188,8 @@ pub struct Snapshot {
     /// Every runner's own start, for the start skew.
     pub runner_starts_us: Vec<u64>,
     pub requests: BTreeMap<String, RequestStats>,
-    /// Open model: sends that could not start because maxInFlight was reached.
+    /// Open model: arrivals not sent, because maxInFlight was reached or
+    /// because they were due before the load ended but could not be sent in time.
     pub dropped: u64,
     /// Iterations that could not run because `unique` data ran out.
     pub data_exhausted: u64,
@@ -191,6 +199,10 @@ pub struct Snapshot {
     pub records_used: Option<Bitmap>,
     pub interval_us: u64,
     pub intervals: Vec<Interval>,
+    /// Why runners' engines failed (a panicked task), at most one entry per
+    /// runner: a run with any is failed, whatever it measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
 }
 
 impl Snapshot {
@@ -208,6 +220,7 @@ impl Snapshot {
             records_used: None,
             interval_us,
             intervals: Vec::new(),
+            failures: Vec::new(),
         }
     }
 
@@ -266,6 +279,10 @@ impl Snapshot {
                 Err(i) => self.intervals.insert(i, iv.clone()),
             }
         }
+        // A set: the same order whatever order runners are merged in.
+        self.failures.extend_from_slice(&o.failures);
+        self.failures.sort();
+        self.failures.dedup();
     }
 
     pub fn merged<'a>(snaps: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
@@ -468,6 +485,41 @@ mod tests {
         let b = Snapshot::from_json(&b.to_json()).unwrap();
         let m = Snapshot::merged([&a, &b]);
         assert_eq!(m.distinct_records(), 5);
+    }
+
+    #[test]
+    fn failures_survive_the_wire_and_merge_as_a_set() {
+        let mut a = runner(&[1_000], 0);
+        a.failures = vec!["runner 1: a virtual user panicked: boom".into()];
+        let a = Snapshot::from_json(&a.to_json()).unwrap();
+        let b = runner(&[2_000], 0);
+        let mut c = runner(&[3_000], 0);
+        c.failures = vec!["runner 0: the load task panicked: oops".into()];
+        let abc = Snapshot::merged([&a, &b, &c]);
+        let cba = Snapshot::merged([&c, &b, &a]);
+        assert_eq!(abc.failures, cba.failures);
+        assert_eq!(
+            abc.failures,
+            [
+                "runner 0: the load task panicked: oops",
+                "runner 1: a virtual user panicked: boom"
+            ]
+        );
+        assert_eq!(Snapshot::merged([&abc, &a]).failures.len(), 2);
+        // A snapshot without failures leaves the field out of its wire form,
+        // and one from before the field existed still reads.
+        assert!(!b.to_json().contains("failures"));
+        assert!(Snapshot::merged([&b]).failures.is_empty());
+    }
+
+    #[test]
+    fn interrupted_is_a_kind_of_its_own() {
+        assert!(ErrorKind::ALL.contains(&ErrorKind::Interrupted));
+        assert_eq!(ErrorKind::Interrupted.as_str(), "interrupted");
+        assert_eq!(
+            serde_json::to_string(&ErrorKind::Interrupted).unwrap(),
+            "\"interrupted\""
+        );
     }
 
     #[test]

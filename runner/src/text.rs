@@ -128,6 +128,9 @@ pub fn summary(report: &Report, title: &str) -> String {
     if let Some(why) = &report.aborted {
         let _ = writeln!(out, "\n  aborted: {why}");
     }
+    for why in &report.snapshot.failures {
+        let _ = writeln!(out, "\n  engine failure: {why}");
+    }
     let _ = writeln!(
         out,
         "\n  {}\n",

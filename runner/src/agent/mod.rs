@@ -90,6 +90,9 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
         () = crate::signal::terminate() => "terminated",
     };
     tracing::info!(reason, "agent exiting");
+    // The pod is going: in-flight requests get a second, not the whole
+    // graceful stop, so they are counted (as `interrupted`) before it exits.
+    handle.agent.runner.interrupt();
     handle.stop_load();
     if tokio::time::timeout(EXIT_WAIT, handle.load_finished())
         .await
@@ -211,7 +214,10 @@ impl Agent {
         // Its own task, so a panic in the engine still ends in `finished`
         // rather than a runner that claims to be running forever.
         if let Err(e) = tokio::spawn(async move { runner.run().await }).await {
-            tracing::error!(error = %e, "the load task failed");
+            // Its snapshots say so (`failures`), so the operator fails the
+            // test instead of judging what the broken run measured.
+            self.runner.fail(format!("the load task failed: {e}"));
+            self.runner.recorder.mark_ended(Instant::now());
         }
         let now = self.now_us();
         self.schedule().finish(now);

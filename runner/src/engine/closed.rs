@@ -11,12 +11,19 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::sync::Notify;
+use tokio::{
+    sync::Notify,
+    task::{JoinError, JoinSet},
+};
 
 use super::{Flow, Runner};
 
 /// How often the user count is adjusted during a ramp.
 const RAMP_TICK: Duration = Duration::from_millis(50);
+
+/// Users started between two looks at `stop`: a plan with very many users
+/// must not hold its thread (and a Ctrl-C) until all are spawned.
+const SPAWN_BATCH: u32 = 256;
 
 struct Shared {
     /// Users with an id below this run; the others wait.
@@ -35,53 +42,77 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         changed: Notify::new(),
         budget: AtomicU64::new(load.iterations.unwrap_or(u64::MAX)),
     });
-    let mut users = tokio::task::JoinSet::new();
+    let mut users = JoinSet::new();
+    // Users with an id below this exist; a ramp down parks, never ends, them.
+    let mut spawned = 0u32;
     let end = load.profile.total().map(|d| start + d);
-    loop {
+    // A constant level needs no ticks: sleep until the end (or a stop).
+    let constant = load
+        .profile
+        .stages
+        .iter()
+        .all(|s| s.1 == load.profile.start);
+    'load: loop {
         let now = Instant::now();
         let want = share(now - start);
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
-        while (users.len() as u32) < want {
-            let id = users.len() as u32;
-            users.spawn(user(runner.clone(), shared.clone(), id));
-        }
-        if end.is_some_and(|e| now >= e) || shared.budget.load(Ordering::SeqCst) == 0 {
-            break;
-        }
-        // A constant level needs no ticks: sleep until the end (or a stop).
-        let next = if load
-            .profile
-            .stages
-            .iter()
-            .all(|s| s.1 == load.profile.start)
-        {
-            end
-        } else {
-            Some(now + RAMP_TICK)
-        };
-        let stopped = match next {
-            Some(t) => runner.stop.sleep(t.saturating_duration_since(now)).await,
-            None => {
-                // No time limit: wait for the iterations to run out or a stop.
-                tokio::select! {
-                    _ = runner.stop.wait() => {}
-                    _ = async { while users.join_next().await.is_some() {} } => {}
+        while spawned < want {
+            users.spawn(user(runner.clone(), shared.clone(), spawned));
+            spawned += 1;
+            if spawned.is_multiple_of(SPAWN_BATCH) {
+                tokio::task::yield_now().await;
+                if runner.stop.is_set() {
+                    break 'load;
                 }
-                true
             }
-        };
-        if stopped {
+        }
+        if end.is_some_and(|e| now >= e) {
             break;
+        }
+        let next = if constant { end } else { Some(now + RAMP_TICK) };
+        // Users leave when the iterations run out, once their last one is
+        // done: then (or with no time limit and no user at all) the load is over.
+        let no_more = next.is_none() || shared.budget.load(Ordering::SeqCst) == 0;
+        if no_more && users.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = async {
+                match next {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = runner.stop.wait() => break,
+            // Users end early only when the iterations run out, or by a
+            // panic, which must fail the run now rather than at its end.
+            Some(res) = users.join_next(), if !users.is_empty() => reap(runner, res),
         }
     }
     runner.stop.trigger();
     shared.changed.notify_waiters();
-    let grace = tokio::time::timeout(load.graceful_stop, async {
-        while users.join_next().await.is_some() {}
-    });
-    if grace.await.is_err() {
+    let finished = tokio::select! {
+        _ = async {
+            while let Some(res) = users.join_next().await {
+                reap(runner, res);
+            }
+        } => true,
+        _ = runner.grace() => false,
+    };
+    if !finished {
+        // Each aborted user's request in flight counts itself as
+        // `interrupted` when dropped; joining waits for that.
         users.abort_all();
+        while let Some(res) = users.join_next().await {
+            reap(runner, res);
+        }
+    }
+}
+
+fn reap(runner: &Runner, res: Result<(), JoinError>) {
+    if let Err(e) = res {
+        runner.task_failed("a virtual user", e);
     }
 }
 
@@ -89,7 +120,7 @@ async fn user(runner: Arc<Runner>, shared: Arc<Shared>, id: u32) {
     let load = &runner.plan.load;
     let mut conn = None;
     let shard = id as usize;
-    while !runner.stop.is_set() {
+    while !runner.stop.is_set() && shared.budget.load(Ordering::SeqCst) > 0 {
         if id >= shared.desired.load(Ordering::SeqCst) {
             // Ramped down below this user: park until the count changes.
             let n = shared.changed.notified();

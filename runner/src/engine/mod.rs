@@ -5,9 +5,12 @@
 mod client;
 mod closed;
 mod open;
+mod pending;
 mod recorder;
 mod redirect;
 mod request;
+#[cfg(test)]
+mod tests;
 pub mod timeline;
 
 use std::{
@@ -32,6 +35,7 @@ use crate::{
 };
 
 use client::Conn;
+use pending::{Outstanding, Pending};
 use request::Prepared;
 
 /// A one-way stop signal that any number of tasks can wait on.
@@ -84,7 +88,25 @@ pub struct Runner {
     journal: Option<Mutex<Vec<Finished>>>,
     /// Ends the load: set at the planned end, on abort, or when data runs out.
     pub stop: Stop,
+    /// Set with `stop` on Ctrl-C or when a runner pod must go: in-flight
+    /// requests get `INTERRUPT_GRACE` instead of the whole graceful stop.
+    interrupted: Stop,
+    /// Requests that may still record (see `pending`).
+    outstanding: Outstanding,
+    /// The first failure of the engine itself (a task that panicked).
+    failure: Mutex<Option<String>>,
+    /// Tests only: the iteration (by `seq`) whose request panics mid-flight.
+    #[cfg(test)]
+    panic_at: AtomicU64,
 }
+
+/// How long in-flight requests may still finish after an interrupt; those
+/// that do not are counted as `interrupted`.
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+
+/// How long a run that lost its load task to a panic waits for the requests
+/// that task left behind to be counted (they are aborted, so it is quick).
+const ABANDONED_WAIT: Duration = Duration::from_secs(2);
 
 /// How one iteration ended, for provisioning: its variables (the journey's
 /// `vars` and captures, by slot) or the step that failed.
@@ -157,12 +179,20 @@ impl Runner {
             seq: AtomicU64::new(0),
             journal: journal.then(Mutex::default),
             stop: Stop::default(),
+            interrupted: Stop::default(),
+            outstanding: Outstanding::default(),
+            failure: Mutex::default(),
+            #[cfg(test)]
+            panic_at: AtomicU64::new(u64::MAX),
             plan,
         })
     }
 
     /// Runs the load from now until its planned end (or `stop`), then lets
-    /// in-flight work finish within the graceful stop.
+    /// in-flight work finish within the graceful stop; what is still in
+    /// flight after it is counted as `interrupted`. When this returns, every
+    /// request sent is counted and nothing records any more. A task that
+    /// panicked fails the run (see `failure`) and stops it.
     pub async fn run(self: &Arc<Self>) {
         let start = Instant::now();
         self.recorder.mark_started(start);
@@ -177,18 +207,103 @@ impl Runner {
                 }
             })
         };
-        match self.plan.load.executor {
-            Executor::Concurrency => closed::run(self, start).await,
-            Executor::ArrivalRate => open::run(self, start).await,
+        // Its own task, so that a panic in the executor fails this run
+        // instead of unwinding through the caller.
+        let load = {
+            let me = self.clone();
+            tokio::spawn(async move {
+                match me.plan.load.executor {
+                    Executor::Concurrency => closed::run(&me, start).await,
+                    Executor::ArrivalRate => open::run(&me, start).await,
+                }
+            })
+        };
+        if let Err(e) = load.await {
+            self.task_failed("the load task", e);
+            // Its requests were aborted with it; each counts itself as it
+            // is dropped, which the runtime does right after the abort.
+            let counted = tokio::time::timeout(ABANDONED_WAIT, self.outstanding.drained());
+            if counted.await.is_err() {
+                self.fail("requests of the failed load task were still not counted".into());
+            }
         }
         ticker.abort();
+        if let Err(e) = ticker.await
+            && e.is_panic()
+        {
+            self.task_failed("the report interval ticker", e);
+        }
         self.recorder.mark_ended(Instant::now());
+    }
+
+    /// Stops the load and cuts the wait for in-flight requests to
+    /// `INTERRUPT_GRACE` (Ctrl-C, a runner pod that is going away).
+    pub fn interrupt(&self) {
+        self.interrupted.trigger();
+        self.stop.trigger();
+    }
+
+    /// Resolves when in-flight requests have had their time after the load:
+    /// the plan's graceful stop, or `INTERRUPT_GRACE` once interrupted.
+    async fn grace(&self) {
+        tokio::select! {
+            _ = tokio::time::sleep(self.plan.load.graceful_stop) => {}
+            _ = async {
+                self.interrupted.wait().await;
+                tokio::time::sleep(INTERRUPT_GRACE).await;
+            } => {}
+        }
+    }
+
+    /// Fails the run with `why` (the first failure is kept) and stops it:
+    /// results measured by a broken engine are not a verdict.
+    pub fn fail(&self, why: String) {
+        let slot = self.plan.slot;
+        let why = if slot.count > 1 {
+            format!("runner {}: {why}", slot.index)
+        } else {
+            why
+        };
+        tracing::error!(failure = %why, "the run failed");
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert(why);
+        self.stop.trigger();
+    }
+
+    /// Fails the run for a task that panicked; a cancelled one is not a failure.
+    fn task_failed(&self, what: &str, e: tokio::task::JoinError) {
+        if e.is_cancelled() {
+            return;
+        }
+        let why = match e.try_into_panic() {
+            Ok(p) => {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                format!("{what} panicked: {msg}")
+            }
+            Err(e) => format!("{what} failed: {e}"),
+        };
+        self.fail(why);
+    }
+
+    /// Why the run failed, if it did.
+    pub fn failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The cumulative results; `intervals` adds the per-interval series.
     pub fn snapshot_with(&self, intervals: bool) -> Snapshot {
         let mut snap = self.recorder.snapshot(intervals);
         snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
+        snap.failures = self.failure().into_iter().collect();
         snap
     }
 
@@ -253,7 +368,7 @@ impl Runner {
             );
             let start = Instant::now();
             let from = intended.take().unwrap_or(start);
-            let mut sample = Sample {
+            let sample = Sample {
                 metric: step.metric,
                 start,
                 end: start,
@@ -264,26 +379,32 @@ impl Runner {
                 received: 0,
                 retries: 0,
             };
+            // Counted from here however this future ends: finished, or
+            // dropped mid-exchange (then as `interrupted`).
+            let mut pending = Pending::new(&self.recorder, &self.outstanding, shard, from, sample);
+            #[cfg(test)]
+            if seq == self.panic_at.load(Ordering::SeqCst) {
+                panic!("injected panic at iteration {seq}");
+            }
             let ok = match built {
                 // A template rendered into something unsendable: the plan's
                 // fault, counted against the request rather than lost.
                 Err(_) => {
-                    sample.error = Some(ErrorKind::Http);
+                    pending.sample().error = Some(ErrorKind::Http);
                     false
                 }
                 Ok((req, sent)) => {
-                    sample.sent = sent;
-                    self.exchange(conn, step, req, &mut sample, &mut vars).await
+                    pending.sample().sent = sent;
+                    self.exchange(conn, step, req, pending.sample(), &mut vars)
+                        .await
                 }
             };
-            sample.end = Instant::now();
-            sample.latency = sample.end.saturating_duration_since(from);
-            self.recorder.record(shard, &sample);
+            let (error, status) = pending.finish();
             if !ok {
                 failed = Some(Failure {
                     step: plan.names[step.metric].clone(),
-                    error: sample.error.unwrap_or(ErrorKind::Http),
-                    status: sample.status,
+                    error: error.unwrap_or(ErrorKind::Http),
+                    status,
                     expected: step.expect.clone(),
                 });
                 break;

@@ -60,10 +60,54 @@ impl Timeline {
         }
     }
 
-    /// The due time of this runner's next arrival, or None after the end.
+    /// The due time of this runner's next arrival, or None after the end
+    /// (or when it lies beyond any time a `Duration` can hold, as with an
+    /// absurdly low rate: never due is what that means).
     pub fn next_due(&mut self) -> Option<Duration> {
-        let k = self.next as f64;
-        while let Some(s) = self.segments.get(self.cursor) {
+        let (secs, cursor) = self.due_secs(self.next)?;
+        let due = Duration::try_from_secs_f64(secs).ok()?;
+        self.cursor = cursor;
+        self.next = self.next.saturating_add(self.step);
+        Some(due)
+    }
+
+    /// Skips this runner's arrivals due by `t` that were not taken yet and
+    /// returns how many: the arrivals a runner that fell behind could not
+    /// send before the load ended. Exact (the same due times as `next_due`)
+    /// and quick however many there are.
+    pub fn skip_due_by(&mut self, t: Duration) -> u64 {
+        let t = t.as_secs_f64();
+        let due_by = |k: u64| self.due_secs(k).is_some_and(|(d, _)| d <= t);
+        // Estimated from the arrivals' integral, then settled against the
+        // due times themselves (a step or two, for rounding).
+        let mut last = self.arrivals_by(t).floor().clamp(0.0, u64::MAX as f64) as u64;
+        for _ in 0..64 {
+            if last == u64::MAX || !due_by(last + 1) {
+                break;
+            }
+            last += 1;
+        }
+        for _ in 0..64 {
+            if due_by(last) || last == 0 {
+                break;
+            }
+            last -= 1;
+        }
+        if !due_by(last) || last < self.next {
+            return 0;
+        }
+        let n = (last - self.next) / self.step + 1;
+        self.next = self.next.saturating_add(n.saturating_mul(self.step));
+        n
+    }
+
+    /// The due time of arrival `k` (of all runners) in seconds, and the
+    /// segment it falls in; None when the schedule has no arrival `k`.
+    /// `k` is at least `self.next`, so the search starts at `self.cursor`.
+    fn due_secs(&self, k: u64) -> Option<(f64, usize)> {
+        let k = k as f64;
+        let mut cursor = self.cursor;
+        while let Some(s) = self.segments.get(cursor) {
             let n_in = if s.len.is_finite() {
                 (s.r0 + s.r1) / 2.0 * s.len
             } else {
@@ -83,14 +127,31 @@ impl Timeline {
                 } else if den > 0.0 {
                     2.0 * y / den
                 } else {
-                    break;
+                    return None;
                 };
-                self.next += self.step;
-                return Some(Duration::from_secs_f64(s.start + x.min(s.len)));
+                return Some((s.start + x.min(s.len), cursor));
             }
-            self.cursor += 1;
+            cursor += 1;
         }
         None
+    }
+
+    /// N(t): how many arrivals (of all runners) the schedule has by `t` s.
+    fn arrivals_by(&self, t: f64) -> f64 {
+        let mut n = 0.0;
+        for s in &self.segments {
+            if t < s.start {
+                break;
+            }
+            let x = (t - s.start).min(s.len);
+            let a = if s.len.is_finite() {
+                (s.r1 - s.r0) / s.len
+            } else {
+                0.0
+            };
+            n = s.before + s.r0 * x + a * x * x / 2.0;
+        }
+        n
     }
 }
 
@@ -143,6 +204,70 @@ mod tests {
         assert_eq!(merged.len(), single.len());
         for (a, b) in merged.iter().zip(&single) {
             assert!((a - b).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn skipping_counts_exactly_the_arrivals_due_by_then() {
+        let p = profile(0.0, &[(3, 50.0), (4, 50.0), (2, 0.0)]);
+        for (i, n) in [(0, 1), (0, 3), (1, 3), (2, 3)] {
+            for t in [0.0, 0.01, 1.0, 2.5, 3.0, 5.25, 8.0, 9.0, 100.0] {
+                let want = all(&p, i, n).iter().filter(|&&d| d <= t).count() as u64;
+                let mut tl = Timeline::new(&p, i, n);
+                let skipped = tl.skip_due_by(Duration::from_secs_f64(t));
+                assert_eq!(skipped, want, "slot {i}/{n} at {t}s");
+                // The rest comes after, unchanged.
+                let rest: Vec<f64> = std::iter::from_fn(|| tl.next_due())
+                    .map(|d| d.as_secs_f64())
+                    .collect();
+                assert_eq!(rest, all(&p, i, n)[want as usize..], "slot {i}/{n} at {t}s");
+            }
+        }
+    }
+
+    #[test]
+    fn skipping_after_some_were_taken_counts_only_the_rest() {
+        let p = profile(10.0, &[(10, 10.0)]);
+        let mut tl = Timeline::new(&p, 0, 1);
+        for _ in 0..7 {
+            tl.next_due();
+        }
+        // 0.0 .. 4.9 are due by 4.95 s: 50, of which 7 were taken.
+        assert_eq!(tl.skip_due_by(Duration::from_secs_f64(4.95)), 43);
+        assert_eq!(tl.skip_due_by(Duration::from_secs_f64(4.95)), 0);
+        assert_eq!(tl.next_due(), Some(Duration::from_secs_f64(5.0)));
+    }
+
+    #[test]
+    fn an_enormous_rate_skips_its_backlog_at_once() {
+        // 1e12/s for an hour: far too many to step through one by one.
+        let p = profile(1e12, &[(3600, 1e12)]);
+        let mut tl = Timeline::new(&p, 1, 4);
+        tl.next_due();
+        let started = std::time::Instant::now();
+        let skipped = tl.skip_due_by(Duration::from_secs(3600));
+        assert!(started.elapsed() < Duration::from_secs(1));
+        // 3.6e15 arrivals in all; this runner takes every 4th, one already.
+        let want = 3.6e15 / 4.0 - 1.0;
+        assert!((skipped as f64 - want).abs() <= 2.0, "{skipped}");
+        assert_eq!(tl.next_due(), None);
+    }
+
+    #[test]
+    fn extreme_rates_end_the_timeline_instead_of_panicking() {
+        // The second arrival at 1e-300/s is due in 1e300 s, beyond any Duration.
+        let mut t = Timeline::new(&profile(1e-300, &[]), 0, 1);
+        assert_eq!(t.next_due(), Some(Duration::ZERO));
+        assert_eq!(t.next_due(), None);
+        for rate in [f64::NAN, f64::INFINITY, -1.0, f64::MAX, f64::MIN_POSITIVE] {
+            let mut t = Timeline::new(&profile(rate, &[]), 0, 1);
+            for _ in 0..3 {
+                let _ = t.next_due();
+            }
+            let _ = t.skip_due_by(Duration::from_secs(10));
+            let mut t = Timeline::new(&profile(0.0, &[(1, rate)]), 0, 1);
+            let _ = t.next_due();
+            let _ = t.skip_due_by(Duration::MAX);
         }
     }
 
