@@ -1,7 +1,8 @@
 //! Where one runner's measurements go while the load runs.
 //!
 //! Memory is bounded by the plan: there is one `RequestStats` per request
-//! name (plus one for all of them together), whatever the node's core count.
+//! name (plus one for all of them together), whatever the node's core count;
+//! a name seen only a few times keeps its few samples instead (see `Name`).
 //! Recording must still be cheap and must not make virtual users queue on one
 //! lock, so a sample first goes into one of a constant number of small shard
 //! buffers (a user always uses the same shard); a full buffer is flushed into
@@ -29,6 +30,9 @@ use crate::{
 const SHARDS: usize = 32;
 /// Samples a shard buffers before flushing them into the store.
 const BATCH: usize = 64;
+/// Samples a name keeps as they are before they go into a histogram:
+/// 128 x ~80 bytes is less than the 16 KB an empty histogram starts with.
+const FEW: usize = 128;
 
 /// One finished attempt.
 #[derive(Clone)]
@@ -51,9 +55,20 @@ struct Intervals {
     prev_errors: u64,
 }
 
+/// One request name's results. A histogram costs 16 KB to ~190 KB of
+/// counters however few samples it holds, and in a plan with many names at a
+/// low rate most names see a handful: those keep their samples (a few KB),
+/// turned into a histogram when a snapshot needs one. Past `FEW` samples
+/// they go into a `RequestStats` for good. Either way the snapshot is the
+/// same: the samples are added exactly as they would have been.
+enum Name {
+    Few(Vec<Sample>),
+    Many(RequestStats),
+}
+
 /// The cumulative results: one entry per request name, and all together.
 struct Store {
-    per_name: Vec<RequestStats>,
+    per_name: Vec<Name>,
     total: RequestStats,
 }
 
@@ -85,7 +100,7 @@ impl Recorder {
                 .map(|_| Mutex::new(Vec::with_capacity(BATCH)))
                 .collect(),
             store: Mutex::new(Store {
-                per_name: names.iter().map(|_| RequestStats::default()).collect(),
+                per_name: names.iter().map(|_| Name::Few(Vec::new())).collect(),
                 total: RequestStats::default(),
             }),
             names,
@@ -141,9 +156,33 @@ impl Recorder {
     fn drain(&self, buf: &mut Vec<Sample>) {
         let mut store = lock(&self.store);
         for s in buf.drain(..) {
-            let (start_us, end_us) = (self.unix_us(s.start), self.unix_us(s.end));
-            add(&mut store.total, &s, start_us, end_us);
-            add(&mut store.per_name[s.metric], &s, start_us, end_us);
+            self.add(&mut store.total, &s);
+            match &mut store.per_name[s.metric] {
+                Name::Many(r) => self.add(r, &s),
+                Name::Few(few) if few.len() < FEW => few.push(s),
+                name @ Name::Few(_) => {
+                    let mut r = self.stats_of(name);
+                    self.add(&mut r, &s);
+                    *name = Name::Many(r);
+                }
+            }
+        }
+    }
+
+    /// Adds one sample to a request's (or the total's) results.
+    fn add(&self, r: &mut RequestStats, s: &Sample) {
+        add(r, s, self.unix_us(s.start), self.unix_us(s.end));
+    }
+
+    /// A name's results as a `RequestStats`.
+    fn stats_of(&self, name: &Name) -> RequestStats {
+        match name {
+            Name::Many(r) => r.clone(),
+            Name::Few(few) => {
+                let mut r = RequestStats::default();
+                few.iter().for_each(|s| self.add(&mut r, s));
+                r
+            }
         }
     }
 
@@ -200,8 +239,9 @@ impl Recorder {
                 .names
                 .iter()
                 .zip(&store.per_name)
+                .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
+                .map(|(n, r)| (n.clone(), self.stats_of(r)))
                 .filter(|(_, r)| r.count() > 0)
-                .map(|(n, r)| (n.clone(), r.clone()))
                 .collect();
             iv.as_ref().map(|_| store.total.clone())
         };
@@ -225,17 +265,21 @@ impl Recorder {
         snap
     }
 
-    /// Bytes of histogram counters the recorder holds (what grows with the
+    /// Bytes of latency data the recorder holds (what grows with the
     /// plan's request names), for the memory regression tests.
     #[cfg(test)]
-    fn histogram_bytes(&self) -> usize {
+    fn latency_bytes(&self) -> usize {
         let store = lock(&self.store);
-        store
+        let per_name: usize = store
             .per_name
             .iter()
-            .chain([&store.total])
-            .map(|r| histogram::footprint(&r.latency))
-            .sum::<usize>()
+            .map(|n| match n {
+                Name::Few(few) => few.capacity() * std::mem::size_of::<Sample>(),
+                Name::Many(r) => histogram::footprint(&r.latency),
+            })
+            .sum();
+        per_name
+            + histogram::footprint(&store.total.latency)
             + histogram::footprint(&lock(&self.intervals).prev)
     }
 }
@@ -282,8 +326,11 @@ mod tests {
                     start,
                     end: start + latency,
                     latency,
-                    status: (x % 7 != 0).then_some([200, 201, 404, 500][(x % 4) as usize]),
-                    error: (x % 5 == 0).then_some(ErrorKind::ALL[(x / 5 % 5) as usize]),
+                    status: (!x.is_multiple_of(7))
+                        .then_some([200, 201, 404, 500][(x % 4) as usize]),
+                    error: x
+                        .is_multiple_of(5)
+                        .then_some(ErrorKind::ALL[(x / 5 % 5) as usize]),
                     sent: x % 1000,
                     received: x % 10_000,
                 }
@@ -308,15 +355,21 @@ mod tests {
 
     #[test]
     fn snapshot_equals_a_reference_built_from_the_same_samples() {
-        let rec = Recorder::new(names(7), Duration::from_secs(1));
+        let rec = Recorder::new(names(8), Duration::from_secs(1));
         // Not a multiple of BATCH: some samples are still in shard buffers.
-        let all = samples(&rec, 10_007, 7, 42);
+        // r0..r6 see thousands (histograms), r7 a few (kept as samples).
+        let mut all = samples(&rec, 10_007, 7, 42);
+        all.extend(
+            samples(&rec, 50, 1, 9)
+                .into_iter()
+                .map(|s| Sample { metric: 7, ..s }),
+        );
         for (i, s) in all.iter().enumerate() {
             rec.record(i * 31 % 100, s);
         }
-        let want = reference(&rec, &all, 7);
+        let want = reference(&rec, &all, 8);
         let snap = rec.snapshot(true);
-        assert_eq!(snap.total_requests(), 10_007);
+        assert_eq!(snap.total_requests(), 10_057);
         for (i, w) in want.iter().enumerate() {
             assert_eq!(&snap.requests[&format!("r{i}")], w, "r{i}");
         }
@@ -325,7 +378,7 @@ mod tests {
         let mut pooled = histogram::new_latency();
         want.iter().for_each(|r| pooled.add(&r.latency).unwrap());
         assert_eq!(snap.intervals[0].latency.unpack().unwrap(), pooled);
-        assert_eq!(snap.intervals[0].requests, 10_007);
+        assert_eq!(snap.intervals[0].requests, 10_057);
         let errors: u64 = want.iter().map(RequestStats::error_count).sum();
         assert_eq!(snap.intervals[0].errors, errors);
     }
@@ -385,45 +438,53 @@ mod tests {
     }
 
     /// The regression that made a 200-name plan take a GB: one full-range
-    /// histogram per name in every one of (cores x 4) shards. Now the
-    /// histograms are one per name (plus the total and the interval base),
-    /// each only as large as the latencies it holds, whatever the core count
-    /// and however many shards the users record into.
+    /// histogram per name in every one of (cores x 4) shards. Now a name
+    /// holds its few samples, or one histogram only as large as the
+    /// latencies it holds, whatever the core count and however many shards
+    /// the users record into.
     #[test]
-    fn memory_is_one_small_histogram_per_name_whatever_the_cores() {
+    fn memory_is_bounded_by_the_names_whatever_the_cores() {
         const NAMES: usize = 200;
         let rec = Recorder::new(names(NAMES), Duration::from_secs(1));
-        // Nothing recorded yet: at most the 16 KB a histogram starts with.
         let empty = histogram::footprint(&histogram::new_latency());
-        assert!(rec.histogram_bytes() <= (NAMES + 2) * empty);
+        assert!(rec.latency_bytes() <= 2 * empty);
 
         // 2,700 requests (the case measured at 393 MB) from users spread over
-        // many shards, latencies up to ~1 s, with an interval closed.
+        // many shards, latencies up to ~0.5 s, with an interval closed.
         let all = samples(&rec, 2_700, NAMES, 3);
         for (i, s) in all.iter().enumerate() {
             rec.record(i, s);
         }
         rec.close_interval();
         let snap = rec.snapshot(true);
+        assert_eq!(snap.total_requests(), 2_700);
 
         let mut one = histogram::new_latency();
         let slowest = all.iter().map(|s| s.latency).max().unwrap();
         histogram::record(&mut one, slowest.as_micros() as u64);
         let per_histogram = histogram::footprint(&one);
-        assert!(per_histogram <= 96 * 1024, "{per_histogram}");
-        let held = rec.histogram_bytes();
+        // ~14 samples per name: at most 16 kept each, and the two
+        // histograms of all requests (the total and the interval base).
+        let held = rec.latency_bytes();
+        let bound = NAMES * 16 * std::mem::size_of::<Sample>() + 2 * per_histogram;
         assert!(
-            held <= (NAMES + 2) * per_histogram,
-            "{held} bytes of histograms for {NAMES} names"
+            held <= bound,
+            "{held} bytes for {NAMES} names (bound {bound})"
         );
-        assert!(held < 20 << 20, "{held}");
-        // The snapshot's copies are no larger either.
-        let copied: usize = snap
-            .requests
-            .values()
-            .map(|r| histogram::footprint(&r.latency))
-            .sum();
-        assert!(copied <= NAMES * per_histogram, "{copied}");
-        assert_eq!(snap.total_requests(), 2_700);
+        assert!(held < 1 << 20, "{held}");
+
+        // A busy name turns into one histogram, no larger than its latencies.
+        for s in &all {
+            rec.record(
+                0,
+                &Sample {
+                    metric: 0,
+                    ..s.clone()
+                },
+            );
+        }
+        let held = rec.latency_bytes();
+        assert!(held <= bound + per_histogram, "{held}");
+        assert_eq!(rec.snapshot(false).total_requests(), 5_400);
     }
 }
