@@ -18,19 +18,49 @@ pub const LOWEST_US: u64 = 1;
 pub const HIGHEST_US: u64 = 3_600_000_000;
 pub const SIGFIG: u8 = 3;
 
+/// An empty histogram. It starts with the counters for 1 µs..2 ms (16 KB)
+/// and grows only as far as the values recorded into or merged into it
+/// (auto-resize), up to ~188 KB at the one-hour clamp: a request name that
+/// only ever saw fast responses never pays for the full range. The precision
+/// and the bucket layout are those of the full range, so recording, merging
+/// and the V2 wire form give exactly the same counts.
 pub fn new_latency() -> Latency {
-    let mut h =
-        Histogram::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).expect("static bounds are valid");
-    // Merging a histogram decoded from another runner must never fail on range.
-    h.auto(true);
-    h
+    // Auto-resizing: it grows on record and on merging a histogram decoded
+    // from another runner, so neither ever fails on range.
+    Histogram::new(SIGFIG).expect("static bounds are valid")
+}
+
+/// Bytes of counters a histogram holds.
+pub fn footprint(h: &Latency) -> usize {
+    h.distinct_values() * std::mem::size_of::<u64>()
 }
 
 pub fn record(h: &mut Latency, us: u64) {
-    h.saturating_record(us.clamp(LOWEST_US, HIGHEST_US));
+    let us = us.clamp(LOWEST_US, HIGHEST_US);
+    // `record` grows an auto-resizing histogram to hold the value;
+    // `saturating_record` would pile it into the current top bucket instead.
+    if h.record(us).is_err() {
+        h.saturating_record(us);
+    }
 }
 
 pub fn encode(h: &Latency) -> String {
+    // The V2 header carries the trackable range, which for a growing
+    // histogram depends on the order its values came in. Written as the
+    // range of its largest value instead, equal histograms encode to equal
+    // text (merges stay order-independent on the wire) and decode to a
+    // histogram no larger than their contents.
+    let top = h.max().max(2 * LOWEST_US);
+    let sized;
+    let h = if h.high() == top {
+        h
+    } else {
+        let mut c = Histogram::new_with_bounds(LOWEST_US, top, SIGFIG).expect("top >= 2");
+        c.auto(true);
+        c.add(h).expect("sized to hold the largest value");
+        sized = c;
+        &sized
+    };
     let mut buf = Vec::with_capacity(1024);
     V2DeflateSerializer::new()
         .serialize(h, &mut buf)
@@ -104,6 +134,70 @@ mod tests {
         record(&mut h, u64::MAX);
         assert_eq!(h.len(), 2);
         assert!(h.max() >= HIGHEST_US / 2);
+    }
+
+    #[test]
+    fn starts_small_and_grows_only_to_the_values_recorded() {
+        let mut h = new_latency();
+        assert!(footprint(&h) <= 16 * 1024, "{}", footprint(&h));
+        record(&mut h, 1_500);
+        assert!(footprint(&h) <= 16 * 1024, "{}", footprint(&h));
+        record(&mut h, 1_000_000);
+        assert!(footprint(&h) <= 96 * 1024, "{}", footprint(&h));
+        record(&mut h, u64::MAX);
+        assert!(footprint(&h) <= 192 * 1024, "{}", footprint(&h));
+        // A decoded histogram is as small as the one encoded.
+        let small = new_latency();
+        assert_eq!(
+            footprint(&decode(&encode(&small)).unwrap()),
+            footprint(&small)
+        );
+    }
+
+    #[test]
+    fn same_buckets_as_the_full_range_histogram() {
+        // The layout the wire form had before histograms started small:
+        // counts, quantiles and merges must not change.
+        let mut full = Histogram::<u64>::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).unwrap();
+        let mut small = new_latency();
+        let mut x = 88172645463325252u64;
+        for _ in 0..50_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let us = x % (1 << (x % 33));
+            record(&mut full, us);
+            record(&mut small, us);
+        }
+        assert_eq!(small, full);
+        for q in [0.5, 0.9, 0.99, 0.999, 1.0] {
+            assert_eq!(small.value_at_quantile(q), full.value_at_quantile(q));
+        }
+        // An old full-range histogram from the wire merges into a small one exactly.
+        let mut merged = new_latency();
+        merged.add(decode(&encode(&full)).unwrap()).unwrap();
+        assert_eq!(merged, full);
+    }
+
+    #[test]
+    fn equal_histograms_encode_equally_whatever_the_merge_order() {
+        let one = |v| {
+            let mut h = new_latency();
+            record(&mut h, v);
+            h
+        };
+        let (a, b) = (one(2_000), one(3_000));
+        let mut ab = a.clone();
+        ab.add(&b).unwrap();
+        let mut ba = b.clone();
+        ba.add(&a).unwrap();
+        assert_eq!(encode(&ab), encode(&ba));
+        // A full-range histogram (what older runners sent) encodes the same
+        // as a small one with the same counts.
+        let mut full = Histogram::<u64>::new_with_bounds(LOWEST_US, HIGHEST_US, SIGFIG).unwrap();
+        full.add(&ab).unwrap();
+        assert_eq!(encode(&full), encode(&ab));
+        assert!(footprint(&decode(&encode(&full)).unwrap()) <= footprint(&ab));
     }
 
     #[test]

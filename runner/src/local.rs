@@ -107,13 +107,16 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
 }
 
 /// Each runner's snapshot goes through its wire form, exactly as a runner
-/// pod's does on its way to the operator, then all are merged.
+/// pod's does on its way to the operator, then all are merged. One runner at
+/// a time (its snapshot dropped before it is decoded): memory holds one
+/// runner's copy besides the merge, not every runner's.
 fn merge(runners: &[Arc<Runner>], intervals: bool) -> Result<Snapshot> {
-    let mut snaps = Vec::with_capacity(runners.len());
+    let mut merged = Snapshot::empty(0);
     for r in runners {
-        snaps.push(Snapshot::from_json(&r.snapshot_with(intervals).to_json())?);
+        let wire = r.snapshot_with(intervals).to_json();
+        merged.merge(&Snapshot::from_json(&wire)?);
     }
-    Ok(Snapshot::merged(&snaps))
+    Ok(merged)
 }
 
 fn progress_line(s: &Snapshot, started: Instant, (t0, n0): (Instant, u64)) -> (Instant, u64) {

@@ -126,6 +126,7 @@ mod tests {
             error: None,
             sent: 10,
             received: 0,
+            retries: 0,
         }
     }
 

@@ -1,15 +1,20 @@
 //! Where one runner's measurements go while the load runs.
 //!
-//! Recording must be cheap and must not make virtual users queue on one lock,
-//! so results are kept in a few shards, each a mutex over one `RequestStats`
-//! per request name; a user always records into the same shard. Snapshots
-//! merge the shards. Per-interval latency is derived by subtracting the
-//! previous cumulative histogram from the current one, so the hot path records
-//! each sample once.
+//! Memory is bounded by the plan: there is one `RequestStats` per request
+//! name (plus one for all of them together), whatever the node's core count;
+//! a name seen only a few times keeps its few samples instead (see `Name`).
+//! Recording must still be cheap and must not make virtual users queue on one
+//! lock, so a sample first goes into one of a constant number of small shard
+//! buffers (a user always uses the same shard); a full buffer is flushed into
+//! the per-name store in one go, so the store's lock is taken once per
+//! `BATCH` samples. Snapshots and interval closes flush every buffer first,
+//! so nothing recorded is left out. Per-interval latency is derived by
+//! subtracting the previous cumulative histogram from the current one, so the
+//! hot path records each sample once.
 
 use std::{
     sync::{
-        Mutex, OnceLock,
+        Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -20,7 +25,17 @@ use crate::{
     snapshot::{ErrorKind, Interval, Packed, RequestStats, Snapshot},
 };
 
+/// Shard buffers: a constant, so memory does not grow with the core count;
+/// enough that users on different threads rarely pick the same one.
+const SHARDS: usize = 32;
+/// Samples a shard buffers before flushing them into the store.
+const BATCH: usize = 64;
+/// Samples a name keeps as they are before they go into a histogram:
+/// 128 x ~80 bytes is less than the 16 KB an empty histogram starts with.
+const FEW: usize = 128;
+
 /// One finished attempt.
+#[derive(Clone)]
 pub struct Sample {
     pub metric: usize,
     pub start: Instant,
@@ -42,9 +57,27 @@ struct Intervals {
     prev_errors: u64,
 }
 
+/// One request name's results. A histogram costs 16 KB to ~190 KB of
+/// counters however few samples it holds, and in a plan with many names at a
+/// low rate most names see a handful: those keep their samples (a few KB),
+/// turned into a histogram when a snapshot needs one. Past `FEW` samples
+/// they go into a `RequestStats` for good. Either way the snapshot is the
+/// same: the samples are added exactly as they would have been.
+enum Name {
+    Few(Vec<Sample>),
+    Many(RequestStats),
+}
+
+/// The cumulative results: one entry per request name, and all together.
+struct Store {
+    per_name: Vec<Name>,
+    total: RequestStats,
+}
+
 pub struct Recorder {
     names: Vec<String>,
-    shards: Vec<Mutex<Vec<RequestStats>>>,
+    shards: Vec<Mutex<Vec<Sample>>>,
+    store: Mutex<Store>,
     /// The same moment on both clocks, to turn Instants into unix time.
     base: (Instant, u64),
     interval: Duration,
@@ -55,16 +88,23 @@ pub struct Recorder {
     intervals: Mutex<Intervals>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Recorder {
     pub fn new(names: Vec<String>, interval: Duration) -> Recorder {
-        let shards = std::thread::available_parallelism().map_or(4, |n| n.get() * 4);
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         Recorder {
-            shards: (0..shards)
-                .map(|_| Mutex::new(names.iter().map(|_| RequestStats::default()).collect()))
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Vec::with_capacity(BATCH)))
                 .collect(),
+            store: Mutex::new(Store {
+                per_name: names.iter().map(|_| Name::Few(Vec::new())).collect(),
+                total: RequestStats::default(),
+            }),
             names,
             base: (Instant::now(), unix_us),
             interval,
@@ -107,41 +147,55 @@ impl Recorder {
     }
 
     pub fn record(&self, shard: usize, s: &Sample) {
-        let (start_us, end_us) = (self.unix_us(s.start), self.unix_us(s.end));
-        let mut g = self.shards[shard % self.shards.len()]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let r = &mut g[s.metric];
-        histogram::record(&mut r.latency, s.latency.as_micros() as u64);
-        if let Some(code) = s.status {
-            *r.statuses.entry(code).or_default() += 1;
+        let mut buf = lock(&self.shards[shard % SHARDS]);
+        buf.push(s.clone());
+        if buf.len() >= BATCH {
+            self.drain(&mut buf);
         }
-        if let Some(k) = s.error {
-            *r.errors.entry(k).or_default() += 1;
-        }
-        r.bytes_sent += s.sent;
-        r.bytes_received += s.received;
-        r.retries += u64::from(s.retries);
-        r.first_start_us = r.first_start_us.min(start_us);
-        r.last_end_us = r.last_end_us.max(end_us);
     }
 
-    fn per_name(&self) -> Vec<RequestStats> {
-        let mut out: Vec<RequestStats> =
-            self.names.iter().map(|_| RequestStats::default()).collect();
-        for shard in &self.shards {
-            let g = shard.lock().unwrap_or_else(|e| e.into_inner());
-            for (acc, r) in out.iter_mut().zip(g.iter()) {
-                acc.merge(r);
+    /// Moves a shard's samples into the store. Lock order: shard, then store.
+    fn drain(&self, buf: &mut Vec<Sample>) {
+        let mut store = lock(&self.store);
+        for s in buf.drain(..) {
+            self.add(&mut store.total, &s);
+            match &mut store.per_name[s.metric] {
+                Name::Many(r) => self.add(r, &s),
+                Name::Few(few) if few.len() < FEW => few.push(s),
+                name @ Name::Few(_) => {
+                    let mut r = self.stats_of(name);
+                    self.add(&mut r, &s);
+                    *name = Name::Many(r);
+                }
             }
         }
-        out
     }
 
-    fn overall(per_name: &[RequestStats]) -> RequestStats {
-        let mut all = RequestStats::default();
-        per_name.iter().for_each(|r| all.merge(r));
-        all
+    /// Adds one sample to a request's (or the total's) results.
+    fn add(&self, r: &mut RequestStats, s: &Sample) {
+        add(r, s, self.unix_us(s.start), self.unix_us(s.end));
+    }
+
+    /// A name's results as a `RequestStats`.
+    fn stats_of(&self, name: &Name) -> RequestStats {
+        match name {
+            Name::Many(r) => r.clone(),
+            Name::Few(few) => {
+                let mut r = RequestStats::default();
+                few.iter().for_each(|s| self.add(&mut r, s));
+                r
+            }
+        }
+    }
+
+    /// Flushes every shard, so the store holds everything recorded so far.
+    fn flush(&self) {
+        for shard in &self.shards {
+            let mut buf = lock(shard);
+            if !buf.is_empty() {
+                self.drain(&mut buf);
+            }
+        }
     }
 
     /// The interval that ends at `index + 1` intervals after the start.
@@ -160,8 +214,10 @@ impl Recorder {
 
     /// Closes the current interval; called by the runner's ticker.
     pub fn close_interval(&self) {
-        let total = Self::overall(&self.per_name());
-        let mut iv = self.intervals.lock().unwrap_or_else(|e| e.into_inner());
+        // Lock order: intervals, then (in flush) shards and the store.
+        let mut iv = lock(&self.intervals);
+        self.flush();
+        let total = lock(&self.store).total.clone();
         let index = iv.closed.len() as u64;
         let done = Self::interval_since(&iv, index, &total);
         iv.closed.push(done);
@@ -174,9 +230,23 @@ impl Recorder {
     /// series (including the interval in progress). Live collection leaves
     /// the series out: it only grows, and only the final report needs it.
     pub fn snapshot(&self, intervals: bool) -> Snapshot {
-        let per_name = self.per_name();
-        let total = Self::overall(&per_name);
+        let iv = intervals.then(|| lock(&self.intervals));
+        self.flush();
         let mut snap = Snapshot::empty(self.interval.as_micros() as u64);
+        // Copies only of the names that saw requests: each histogram is as
+        // large as its own range, never a full-range one per name.
+        let total = {
+            let store = lock(&self.store);
+            snap.requests = self
+                .names
+                .iter()
+                .zip(&store.per_name)
+                .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
+                .map(|(n, r)| (n.clone(), self.stats_of(r)))
+                .filter(|(_, r)| r.count() > 0)
+                .collect();
+            iv.as_ref().map(|_| store.total.clone())
+        };
         snap.runners = 1;
         snap.finished = u32::from(self.is_finished());
         if let Some(s) = self.started() {
@@ -185,23 +255,240 @@ impl Recorder {
             snap.until_us = Some(self.unix_us(until));
             snap.runner_starts_us = vec![self.unix_us(s)];
         }
-        if intervals {
-            let iv = self.intervals.lock().unwrap_or_else(|e| e.into_inner());
+        if let (Some(iv), Some(total)) = (iv, total) {
             snap.intervals = iv.closed.clone();
             if total.count() > iv.prev_requests {
                 snap.intervals
                     .push(Self::interval_since(&iv, iv.closed.len() as u64, &total));
             }
         }
-        snap.requests = self
-            .names
-            .iter()
-            .cloned()
-            .zip(per_name)
-            .filter(|(_, r)| r.count() > 0)
-            .collect();
         snap.dropped = self.dropped.load(Ordering::Relaxed);
         snap.data_exhausted = self.data_exhausted.load(Ordering::Relaxed);
         snap
+    }
+
+    /// Bytes of latency data the recorder holds (what grows with the
+    /// plan's request names), for the memory regression tests.
+    #[cfg(test)]
+    fn latency_bytes(&self) -> usize {
+        let store = lock(&self.store);
+        let per_name: usize = store
+            .per_name
+            .iter()
+            .map(|n| match n {
+                Name::Few(few) => few.capacity() * std::mem::size_of::<Sample>(),
+                Name::Many(r) => histogram::footprint(&r.latency),
+            })
+            .sum();
+        per_name
+            + histogram::footprint(&store.total.latency)
+            + histogram::footprint(&lock(&self.intervals).prev)
+    }
+}
+
+/// Adds one sample to a request's (or the total's) results.
+fn add(r: &mut RequestStats, s: &Sample, start_us: u64, end_us: u64) {
+    histogram::record(&mut r.latency, s.latency.as_micros() as u64);
+    if let Some(code) = s.status {
+        *r.statuses.entry(code).or_default() += 1;
+    }
+    if let Some(k) = s.error {
+        *r.errors.entry(k).or_default() += 1;
+    }
+    r.bytes_sent += s.sent;
+    r.bytes_received += s.received;
+    r.retries += u64::from(s.retries);
+    r.first_start_us = r.first_start_us.min(start_us);
+    r.last_end_us = r.last_end_us.max(end_us);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::Arc, thread};
+
+    use super::*;
+
+    fn names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("r{i}")).collect()
+    }
+
+    /// A deterministic spread of samples: latencies from 1 µs to ~1 s,
+    /// statuses, errors and bytes, over `names` names.
+    fn samples(rec: &Recorder, count: usize, names: usize, seed: u64) -> Vec<Sample> {
+        let base = rec.base.0;
+        let mut x = seed | 1;
+        (0..count)
+            .map(|i| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let start = base + Duration::from_micros(x % 5_000_000);
+                let latency = Duration::from_micros(1 + x % (1 << (x % 20)));
+                Sample {
+                    metric: i % names,
+                    start,
+                    end: start + latency,
+                    latency,
+                    status: (!x.is_multiple_of(7))
+                        .then_some([200, 201, 404, 500][(x % 4) as usize]),
+                    error: x
+                        .is_multiple_of(5)
+                        .then_some(ErrorKind::ALL[(x / 5 % 5) as usize]),
+                    sent: x % 1000,
+                    received: x % 10_000,
+                    retries: (x % 3) as u32,
+                }
+            })
+            .collect()
+    }
+
+    /// What the recorder must report for these samples: built directly,
+    /// one RequestStats per name, without shards or buffers.
+    fn reference(rec: &Recorder, samples: &[Sample], names: usize) -> Vec<RequestStats> {
+        let mut out: Vec<RequestStats> = (0..names).map(|_| RequestStats::default()).collect();
+        for s in samples {
+            add(
+                &mut out[s.metric],
+                s,
+                rec.unix_us(s.start),
+                rec.unix_us(s.end),
+            );
+        }
+        out
+    }
+
+    #[test]
+    fn snapshot_equals_a_reference_built_from_the_same_samples() {
+        let rec = Recorder::new(names(8), Duration::from_secs(1));
+        // Not a multiple of BATCH: some samples are still in shard buffers.
+        // r0..r6 see thousands (histograms), r7 a few (kept as samples).
+        let mut all = samples(&rec, 10_007, 7, 42);
+        all.extend(
+            samples(&rec, 50, 1, 9)
+                .into_iter()
+                .map(|s| Sample { metric: 7, ..s }),
+        );
+        for (i, s) in all.iter().enumerate() {
+            rec.record(i * 31 % 100, s);
+        }
+        let want = reference(&rec, &all, 8);
+        let snap = rec.snapshot(true);
+        assert_eq!(snap.total_requests(), 10_057);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(&snap.requests[&format!("r{i}")], w, "r{i}");
+        }
+        // The in-progress interval holds everything, exactly.
+        assert_eq!(snap.intervals.len(), 1);
+        let mut pooled = histogram::new_latency();
+        want.iter().for_each(|r| pooled.add(&r.latency).unwrap());
+        assert_eq!(snap.intervals[0].latency.unpack().unwrap(), pooled);
+        assert_eq!(snap.intervals[0].requests, 10_057);
+        let errors: u64 = want.iter().map(RequestStats::error_count).sum();
+        assert_eq!(snap.intervals[0].errors, errors);
+    }
+
+    #[test]
+    fn closed_intervals_hold_every_sample_once_even_if_still_buffered() {
+        let rec = Recorder::new(names(3), Duration::from_secs(1));
+        let all = samples(&rec, 300, 3, 7);
+        // Fewer than BATCH per shard each time: nothing would be flushed by
+        // recording alone.
+        for (chunk, part) in all.chunks(100).enumerate() {
+            for s in part {
+                rec.record(chunk, s);
+            }
+            rec.close_interval();
+        }
+        let snap = rec.snapshot(true);
+        let per_interval: Vec<u64> = snap.intervals.iter().map(|i| i.requests).collect();
+        assert_eq!(per_interval, [100, 100, 100]);
+        let mut third = histogram::new_latency();
+        all[200..]
+            .iter()
+            .for_each(|s| histogram::record(&mut third, s.latency.as_micros() as u64));
+        assert_eq!(snap.intervals[2].latency.unpack().unwrap(), third);
+    }
+
+    #[test]
+    fn concurrent_recording_and_snapshots_lose_nothing() {
+        let rec = Arc::new(Recorder::new(names(5), Duration::from_secs(1)));
+        let per_thread = 5_000;
+        let all: Vec<Vec<Sample>> = (0..4)
+            .map(|t| samples(&rec, per_thread, 5, 100 + t))
+            .collect();
+        thread::scope(|scope| {
+            for (t, mine) in all.iter().enumerate() {
+                let rec = &rec;
+                scope.spawn(move || {
+                    for (i, s) in mine.iter().enumerate() {
+                        rec.record(t * 1000 + i % 3, s);
+                    }
+                });
+            }
+            // Snapshots and interval closes while the threads record.
+            for _ in 0..20 {
+                assert!(rec.snapshot(false).total_requests() <= 4 * per_thread as u64);
+                rec.close_interval();
+            }
+        });
+        let flat: Vec<Sample> = all.into_iter().flatten().collect();
+        let want = reference(&rec, &flat, 5);
+        let snap = rec.snapshot(true);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(&snap.requests[&format!("r{i}")], w, "r{i}");
+        }
+        let by_interval: u64 = snap.intervals.iter().map(|i| i.requests).sum();
+        assert_eq!(by_interval, 4 * per_thread as u64);
+    }
+
+    /// The regression that made a 200-name plan take a GB: one full-range
+    /// histogram per name in every one of (cores x 4) shards. Now a name
+    /// holds its few samples, or one histogram only as large as the
+    /// latencies it holds, whatever the core count and however many shards
+    /// the users record into.
+    #[test]
+    fn memory_is_bounded_by_the_names_whatever_the_cores() {
+        const NAMES: usize = 200;
+        let rec = Recorder::new(names(NAMES), Duration::from_secs(1));
+        let empty = histogram::footprint(&histogram::new_latency());
+        assert!(rec.latency_bytes() <= 2 * empty);
+
+        // 2,700 requests (the case measured at 393 MB) from users spread over
+        // many shards, latencies up to ~0.5 s, with an interval closed.
+        let all = samples(&rec, 2_700, NAMES, 3);
+        for (i, s) in all.iter().enumerate() {
+            rec.record(i, s);
+        }
+        rec.close_interval();
+        let snap = rec.snapshot(true);
+        assert_eq!(snap.total_requests(), 2_700);
+
+        let mut one = histogram::new_latency();
+        let slowest = all.iter().map(|s| s.latency).max().unwrap();
+        histogram::record(&mut one, slowest.as_micros() as u64);
+        let per_histogram = histogram::footprint(&one);
+        // ~14 samples per name: at most 16 kept each, and the two
+        // histograms of all requests (the total and the interval base).
+        let held = rec.latency_bytes();
+        let bound = NAMES * 16 * std::mem::size_of::<Sample>() + 2 * per_histogram;
+        assert!(
+            held <= bound,
+            "{held} bytes for {NAMES} names (bound {bound})"
+        );
+        assert!(held < 1 << 20, "{held}");
+
+        // A busy name turns into one histogram, no larger than its latencies.
+        for s in &all {
+            rec.record(
+                0,
+                &Sample {
+                    metric: 0,
+                    ..s.clone()
+                },
+            );
+        }
+        let held = rec.latency_bytes();
+        assert!(held <= bound + per_histogram, "{held}");
+        assert_eq!(rec.snapshot(false).total_requests(), 5_400);
     }
 }
