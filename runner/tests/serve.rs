@@ -640,6 +640,36 @@ mod serve {
     }
 
     #[tokio::test]
+    async fn registrations_stop_at_max_users_and_stats_say_so() {
+        let s = server("auth: {maxUsers: 3}").await;
+        let mut c = Client::connect(s.addr()).await;
+        for i in 0..3 {
+            let r = register(&mut c, &format!("u{i}@example.com"), "pw").await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        for i in 3..6 {
+            let r = register(&mut c, &format!("u{i}@example.com"), "pw").await;
+            assert_eq!(r.status, 507, "{}", r.body);
+            assert_eq!(json(&r)["error"], "user_limit");
+            assert!(r.body.contains("auth.maxUsers"), "{}", r.body);
+        }
+        // A taken email is still a conflict, not a limit.
+        assert_eq!(register(&mut c, "u0@example.com", "pw").await.status, 409);
+        assert_eq!(s.registered_users(), 3);
+        // The users kept still work.
+        login(&mut c, "u1@example.com", "pw").await;
+        let stats = json(&c.get("/auth/stats").await);
+        assert_eq!(stats["registered"], 3);
+        assert_eq!(stats["maxUsers"], 3);
+        assert_eq!(stats["refusedRegistrations"], 3);
+        // Oversized fields are refused, so each user's memory is bounded too.
+        let long = "x".repeat(257);
+        let r = register(&mut c, &long, "pw").await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("email is over 256 bytes"), "{}", r.body);
+    }
+
+    #[tokio::test]
     async fn auth_flow_end_to_end() {
         let s = server(
             "auth: {tokenTtl: 1h}\n\
