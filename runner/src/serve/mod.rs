@@ -10,6 +10,7 @@
 
 mod auth;
 mod config;
+mod fine_sleep;
 mod handler;
 mod latency;
 mod path;
