@@ -346,6 +346,12 @@ fn plan_length(lt: &LoadTest) -> Option<Duration> {
     l.duration.map(|d| d.0)
 }
 
+/// The largest snapshot a runner of `lt` may send (see `collect`).
+fn snapshot_limit(lt: &LoadTest) -> usize {
+    let length = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
+    crate::collect::snapshot_limit(&lt.spec.plan, length)
+}
+
 async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
     let generation = lt.metadata.generation;
     let total = lt.spec.runners;
@@ -371,12 +377,19 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     let series = thresholds::series_due(&plan_thresholds, judged_us, unix_us().saturating_sub(at));
 
     // Pull every runner's cumulative results; keep the latest of each.
+    let reply_limit = snapshot_limit(lt);
     let results = for_all(&refs, |r| {
         let (agents, token) = (ctx.agents.clone(), token.clone());
-        async move { agents.snapshot(&r, &token, series).await }
+        async move { agents.snapshot(&r, &token, series, reply_limit).await }
     })
     .await;
     let all_answered = refs.len() == total as usize && results.iter().all(|(_, res)| res.is_ok());
+    // A runner that sends more than its plan can produce is broken (or not
+    // ours): the test fails rather than the operator reading on.
+    let oversized = results.iter().find_map(|(_, res)| match res {
+        Err(e @ Error::ReplyTooLarge { .. }) => Some(e.to_string()),
+        _ => None,
+    });
     keep_latest(ctx, &uid, results).await;
     let mut unstarted = Vec::new();
     {
@@ -433,7 +446,7 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         n.status.message = Some(format!("aborting: {why}"));
         n.events.push((EventType::Warning, "Aborting", why));
     }
-    let failure = first_failure(lt, &found);
+    let failure = first_failure(lt, &found).or(oversized);
     let limit = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
     let overdue = limit.filter(|l| unix_us() > at + l.as_micros() as u64);
     if merged.finished >= total || failure.is_some() || overdue.is_some() {
@@ -520,9 +533,10 @@ async fn finalize(
     generation: Option<i64>,
 ) -> Result<Next> {
     let uid = lt.uid().unwrap_or_default();
+    let reply_limit = snapshot_limit(lt);
     let finals = for_all(refs, |r| {
         let (agents, token) = (ctx.agents.clone(), token.to_string());
-        async move { agents.snapshot(&r, &token, true).await }
+        async move { agents.snapshot(&r, &token, true, reply_limit).await }
     })
     .await;
     keep_latest(ctx, &uid, finals).await;
