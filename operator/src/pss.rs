@@ -3,9 +3,7 @@
 //! `pod-security.kubernetes.io/enforce: restricted` would refuse the pod).
 //! <https://kubernetes.io/docs/concepts/security/pod-security-standards/>
 
-use k8s_openapi::api::core::v1::{
-    Capabilities, PodSecurityContext, PodSpec, SeccompProfile, SecurityContext,
-};
+use k8s_openapi::api::core::v1::{PodSecurityContext, PodSpec, SeccompProfile, SecurityContext};
 
 /// Volume types the restricted profile allows.
 const ALLOWED_VOLUMES: &str =
@@ -96,10 +94,7 @@ fn check_container(
             bad("seccompProfile must be RuntimeDefault or Localhost (on the container or the pod)")
         }
     }
-    let caps = sc
-        .capabilities
-        .clone()
-        .unwrap_or_else(Capabilities::default);
+    let caps = sc.capabilities.clone().unwrap_or_default();
     if !caps.drop.iter().flatten().any(|c| c == "ALL") {
         bad("capabilities must drop ALL");
     }
