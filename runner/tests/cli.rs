@@ -1140,3 +1140,21 @@ fn validate_checks_a_setup_and_the_fields_of_its_records() {
         "{out:?}"
     );
 }
+
+#[test]
+fn serve_refuses_bad_connection_limits_naming_the_flag() {
+    for (flag, value, needle) in [
+        ("--idle-timeout", "0s", "longer than 0"),
+        ("--header-read-timeout", "0ms", "longer than 0"),
+        ("--header-read-timeout", "soon", "soon"),
+        ("--max-connections", "0", "0"),
+    ] {
+        let out = output(barrage(["serve", "--listen", "127.0.0.1:0", flag, value]));
+        assert_eq!(out.code, Some(2), "{flag} {value}: {out:#?}");
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains(needle),
+            "{flag} {value}: {}",
+            out.stderr
+        );
+    }
+}
