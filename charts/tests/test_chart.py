@@ -350,6 +350,67 @@ def test_schema_rejects_wrong_types() -> None:
     expect_render_error({"metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}}, "interval")
 
 
+def operator_source_constants() -> tuple[str, str, str, str, int]:
+    """The runner pods' labels and agent port as operator/src/pods.rs sets them."""
+    import re
+    with open(os.path.join(ROOT, "operator", "src", "pods.rs"), encoding="utf-8") as f:
+        src = f.read()
+    role = re.search(r'LABEL_ROLE: &str = "([^"]+)"', src).group(1)
+    managed = re.search(r'MANAGED_BY: \(&str, &str\) = \("([^"]+)", "([^"]+)"\)', src)
+    port = int(re.search(r"AGENT_PORT: i32 = (\d+)", src).group(1))
+    assert '"runner")' in src and 'owned_meta(lt, runner_name(lt, index), "runner")' in src
+    return role, "runner", managed.group(1), managed.group(2), port
+
+
+def network_policies(r: Rendered) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["namespace"]: o for o in r.of("NetworkPolicy")}
+
+
+def test_network_policy_admits_only_the_operator_to_runner_agents() -> None:
+    role_key, role, managed_key, managed, port = operator_source_constants()
+    r = render(NON_DEFAULT)
+    policies = network_policies(r)
+    assert sorted(policies) == ["a", "b"], sorted(policies)
+    operator_labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    for ns, np in policies.items():
+        assert np["apiVersion"] == "networking.k8s.io/v1"
+        spec = np["spec"]
+        # Selects exactly what the operator labels runner pods with.
+        assert spec["podSelector"] == {"matchLabels": {role_key: role, managed_key: managed}}, spec["podSelector"]
+        assert spec["policyTypes"] == ["Ingress"], "egress (to the target) must stay open"
+        assert len(spec["ingress"]) == 1, spec["ingress"]
+        rule = spec["ingress"][0]
+        assert rule["ports"] == [{"protocol": "TCP", "port": port}], rule["ports"]
+        assert len(rule["from"]) == 1, "one peer: the operator pods in the release namespace (both selectors in one peer)"
+        peer = rule["from"][0]
+        assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}, peer
+        sel = peer["podSelector"]["matchLabels"]
+        assert sel and all(operator_labels.get(k) == v for k, v in sel.items()), (sel, operator_labels)
+        assert sel == r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert "NetworkPolicy in: a, b" in r.notes, r.notes
+
+
+def test_network_policy_namespaces_for_cluster_wide_installs() -> None:
+    # Cluster-wide by default: no namespace is known, so none is made, and the notes say so.
+    r = render()
+    assert not r.of("NetworkPolicy"), r.kinds()
+    assert "WARNING: no NetworkPolicy" in r.notes, r.notes
+    r = render({"networkPolicy": {"namespaces": ["team-x", "team-y"]}})
+    assert sorted(network_policies(r)) == ["team-x", "team-y"]
+    # With watchNamespaces: those, plus any listed; each once.
+    r = render({"watchNamespaces": ["a"], "networkPolicy": {"namespaces": ["a", "c"]}})
+    assert sorted(network_policies(r)) == ["a", "c"], [o["metadata"] for o in r.of("NetworkPolicy")]
+    # Off: none, and no warning.
+    r = render({"watchNamespaces": ["a"], "networkPolicy": {"enabled": False}})
+    assert not r.of("NetworkPolicy") and "NetworkPolicy" not in r.notes
+    # A release namespace without kubernetes.io/metadata.name (Kubernetes 1.20).
+    r = render({"watchNamespaces": ["a"], "networkPolicy": {"operatorNamespaceLabels": {"team": "platform"}}})
+    peer = r.one("NetworkPolicy")["spec"]["ingress"][0]["from"][0]
+    assert peer["namespaceSelector"] == {"matchLabels": {"team": "platform"}}, peer
+    expect_render_error({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled")
+    expect_render_error({"networkPolicy": {"namespaces": ["Bad_NS"]}}, "/networkPolicy/namespaces")
+
+
 def test_grafana_dashboard() -> None:
     with open(os.path.join(CHART, "dashboards", "barrage.json"), encoding="utf-8") as f:
         dash = json.load(f)

@@ -7,11 +7,46 @@ use std::time::Duration;
 use futures::{StreamExt, stream};
 use serde::Deserialize;
 
+use barrage_runner::plan::Plan;
+
 use crate::error::{Error, Result};
 
 /// At most this many calls in flight at once, so 500 runners do not open 500
 /// sockets in the same millisecond.
 const PARALLEL: usize = 64;
+
+/// Replies other than snapshots (status, start, stop, shutdown) are one
+/// small object.
+const SMALL_REPLY: usize = 64 * 1024;
+
+/// How a snapshot's size limit is made up, as the error and docs say it.
+pub const SNAPSHOT_LIMIT_RULE: &str =
+    "4 MiB + 512 KiB per request name + 16 KiB per report interval, at most 256 MiB";
+const SNAPSHOT_BASE: usize = 4 << 20;
+const PER_NAME: usize = 512 << 10;
+const PER_INTERVAL: usize = 16 << 10;
+const SNAPSHOT_MAX: usize = 256 << 20;
+/// Intervals assumed for a plan whose length is not known up front (its
+/// load is a number of iterations).
+const UNKNOWN_LENGTH: Duration = Duration::from_secs(3600);
+
+/// The most a runner's snapshot of `plan` may take, sized by what it can
+/// hold: one histogram per request name (a journey and each of its steps), one
+/// per report interval over `length` (the plan's length plus its grace),
+/// and room for the rest (statuses, errors, the records bitmap).
+pub fn snapshot_limit(plan: &Plan, length: Option<Duration>) -> usize {
+    let names: usize = plan.requests.iter().map(|r| r.steps.len() + 1).sum();
+    let interval = plan
+        .report_interval
+        .map_or(barrage_runner::compile::DEFAULT_INTERVAL, |d| d.0)
+        .max(Duration::from_millis(100));
+    let length = length.unwrap_or(UNKNOWN_LENGTH);
+    let intervals = (length.as_millis() / interval.as_millis()) as usize + 2;
+    SNAPSHOT_BASE
+        .saturating_add(names.saturating_mul(PER_NAME))
+        .saturating_add(intervals.saturating_mul(PER_INTERVAL))
+        .min(SNAPSHOT_MAX)
+}
 
 #[derive(Clone, Debug)]
 pub struct RunnerRef {
@@ -51,6 +86,8 @@ impl Agents {
         format!("http://{}:{}{path}", r.ip, self.port)
     }
 
+    /// One call; the reply is read up to `limit` bytes, and one longer (by
+    /// its Content-Length or as it streams in) is refused without reading on.
     async fn call(
         &self,
         r: &RunnerRef,
@@ -58,6 +95,7 @@ impl Agents {
         path: &str,
         token: &str,
         body: Option<serde_json::Value>,
+        limit: usize,
     ) -> Result<(u16, String)> {
         let mut req = self
             .http
@@ -70,9 +108,37 @@ impl Agents {
             runner: r.name.clone(),
             message: e.to_string(),
         };
-        let res = req.send().await.map_err(err)?;
+        let mut res = req.send().await.map_err(err)?;
         let code = res.status().as_u16();
-        let text = res.text().await.map_err(err)?;
+        let too_large = || Error::ReplyTooLarge {
+            runner: r.name.clone(),
+            what: path
+                .split('?')
+                .next()
+                .unwrap_or(path)
+                .trim_start_matches('/')
+                .into(),
+            limit,
+            rule: if limit == SMALL_REPLY {
+                "64 KiB for a control reply"
+            } else {
+                SNAPSHOT_LIMIT_RULE
+            },
+        };
+        if res.content_length().is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = res.chunk().await.map_err(err)? {
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let text = String::from_utf8(body).map_err(|e| Error::Agent {
+            runner: r.name.clone(),
+            message: format!("{path}: reply is not UTF-8: {e}"),
+        })?;
         Ok((code, text))
     }
 
@@ -100,6 +166,7 @@ impl Agents {
                 "/start",
                 token,
                 Some(serde_json::json!({ "atUs": at_us })),
+                SMALL_REPLY,
             )
             .await?;
         let text = Self::expect_ok(r, res, "start")?;
@@ -110,29 +177,43 @@ impl Agents {
     }
 
     /// The runner's cumulative snapshot, as JSON (decoded by the caller, so
-    /// that many can be merged one at a time).
-    pub async fn snapshot(&self, r: &RunnerRef, token: &str, intervals: bool) -> Result<String> {
+    /// that many can be merged one at a time), if under `limit` bytes
+    /// (`snapshot_limit`).
+    pub async fn snapshot(
+        &self,
+        r: &RunnerRef,
+        token: &str,
+        intervals: bool,
+        limit: usize,
+    ) -> Result<String> {
         let path = if intervals {
             "/snapshot"
         } else {
             "/snapshot?intervals=false"
         };
         let res = self
-            .call(r, reqwest::Method::GET, path, token, None)
+            .call(r, reqwest::Method::GET, path, token, None, limit)
             .await?;
         Self::expect_ok(r, res, "snapshot")
     }
 
     pub async fn stop(&self, r: &RunnerRef, token: &str) -> Result<()> {
         let res = self
-            .call(r, reqwest::Method::POST, "/stop", token, None)
+            .call(r, reqwest::Method::POST, "/stop", token, None, SMALL_REPLY)
             .await?;
         Self::expect_ok(r, res, "stop").map(drop)
     }
 
     pub async fn shutdown(&self, r: &RunnerRef, token: &str) -> Result<()> {
         let res = self
-            .call(r, reqwest::Method::POST, "/shutdown", token, None)
+            .call(
+                r,
+                reqwest::Method::POST,
+                "/shutdown",
+                token,
+                None,
+                SMALL_REPLY,
+            )
             .await?;
         Self::expect_ok(r, res, "shutdown").map(drop)
     }
@@ -154,4 +235,136 @@ where
         .await;
     out.sort_by_key(|(r, _)| r.index);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::TcpListener,
+    };
+
+    /// A fake agent on 127.0.0.1 answering every connection with `head`,
+    /// then `body_chunk` over and over until the client hangs up (`endless`)
+    /// or once.
+    async fn fake_agent(head: String, body_chunk: Vec<u8>, endless: bool) -> (u16, RunnerRef) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let (head, chunk) = (head.clone(), body_chunk.clone());
+                tokio::spawn(async move {
+                    let mut req = [0u8; 4096];
+                    let _ = s.read(&mut req).await;
+                    s.write_all(head.as_bytes()).await?;
+                    loop {
+                        s.write_all(&chunk).await?;
+                        if !endless {
+                            return Ok::<_, std::io::Error>(());
+                        }
+                    }
+                });
+            }
+        });
+        let r = RunnerRef {
+            index: 3,
+            name: "lt-runner-3".into(),
+            ip: "127.0.0.1".into(),
+        };
+        (port, r)
+    }
+
+    fn chunked(data: &[u8]) -> Vec<u8> {
+        let mut c = format!("{:x}\r\n", data.len()).into_bytes();
+        c.extend_from_slice(data);
+        c.extend_from_slice(b"\r\n");
+        c
+    }
+
+    #[tokio::test]
+    async fn an_endless_reply_is_cut_at_the_limit_and_names_the_runner() {
+        let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let (port, r) = fake_agent(head.into(), chunked(&[b'x'; 64 * 1024]), true).await;
+        let agents = Agents::new(port);
+        let limit = 1 << 20;
+        let err = tokio::time::timeout(
+            Duration::from_secs(10),
+            agents.snapshot(&r, "t", true, limit),
+        )
+        .await
+        .expect("the read stops at the limit")
+        .unwrap_err();
+        assert!(
+            matches!(err, Error::ReplyTooLarge { limit: 1048576, .. }),
+            "{err}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.contains("lt-runner-3") && msg.contains("1048576"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("snapshot") && msg.contains("per request name"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declared_oversized_reply_is_refused_unread_and_a_small_one_read() {
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", 1u64 << 40);
+        let (port, r) = fake_agent(head, vec![b'x'; 1024], false).await;
+        let err = Agents::new(port).stop(&r, "t").await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::ReplyTooLarge {
+                    limit: SMALL_REPLY,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains("64 KiB for a control reply"),
+            "{err}"
+        );
+
+        let body = r#"{"state":"ready"}"#;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        let (port, r) = fake_agent(head, body.into(), false).await;
+        let text = Agents::new(port)
+            .snapshot(&r, "t", false, 100)
+            .await
+            .unwrap();
+        assert_eq!(text, body);
+    }
+
+    #[test]
+    fn the_snapshot_limit_grows_with_names_and_intervals_up_to_a_cap() {
+        let plan = |yaml: &str| -> Plan { serde_yaml_ng::from_str(yaml).unwrap() };
+        let base = "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\n";
+        let one = plan(&format!("{base}requests: [{{name: a, path: /}}]"));
+        let ten_min = Some(Duration::from_secs(600));
+        // One name, 600 s / 10 s + 2 intervals.
+        assert_eq!(
+            snapshot_limit(&one, ten_min),
+            (4 << 20) + (512 << 10) + 62 * (16 << 10)
+        );
+        let journey = plan(&format!(
+            "{base}requests: [{{name: j, steps: [{{name: s1, path: /}}, {{name: s2, path: /}}]}}]"
+        ));
+        assert!(snapshot_limit(&journey, ten_min) > snapshot_limit(&one, ten_min));
+        let fine = plan(&format!(
+            "{base}reportInterval: 1s\nrequests: [{{name: a, path: /}}]"
+        ));
+        assert!(snapshot_limit(&fine, ten_min) > snapshot_limit(&one, ten_min));
+        let week = Some(Duration::from_secs(7 * 86400));
+        assert_eq!(snapshot_limit(&fine, week), SNAPSHOT_MAX);
+        // Unknown length: an hour's worth.
+        assert_eq!(
+            snapshot_limit(&one, None),
+            snapshot_limit(&one, Some(UNKNOWN_LENGTH))
+        );
+    }
 }

@@ -11,7 +11,8 @@ use barrage_runner::{
     thresholds::Outcome,
 };
 use k8s_openapi::api::core::v1::{
-    Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+    Affinity, EnvFromSource, EnvVar, LocalObjectReference, ResourceRequirements, SecurityContext,
+    Toleration,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::CustomResource;
@@ -123,6 +124,13 @@ pub struct Setup {
     /// For the setup container. Default: the runner pods' resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// The custom `image`'s container securityContext, replacing the default:
+    /// the Pod Security "restricted" profile (runAsNonRoot, no privilege
+    /// escalation, all capabilities dropped, seccomp RuntimeDefault). Set it
+    /// only for an image that cannot run so (e.g. one that must run as root),
+    /// in a namespace that admits it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
     /// The built-in steps.
     #[serde(flatten)]
     pub builtin: SetupSpec,

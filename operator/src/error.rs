@@ -10,6 +10,19 @@ pub enum Error {
     #[error("runner agent {runner}: {message}")]
     Agent { runner: String, message: String },
 
+    /// A runner's agent sent a reply longer than the operator reads, which
+    /// fails the LoadTest: a broken or hostile runner image must not make
+    /// the operator run out of memory.
+    #[error(
+        "runner agent {runner}: {what} reply is over the {limit}-byte limit for this plan ({rule})"
+    )]
+    ReplyTooLarge {
+        runner: String,
+        what: String,
+        limit: usize,
+        rule: &'static str,
+    },
+
     /// The LoadTest's spec is invalid; `field` names where (e.g. `spec.runners`).
     #[error("{field}: {message}")]
     Invalid { field: String, message: String },
@@ -26,7 +39,7 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Error::Kube(_) => "kube",
-            Error::Agent { .. } => "agent",
+            Error::Agent { .. } | Error::ReplyTooLarge { .. } => "agent",
             Error::Invalid { .. } => "invalid",
             Error::Conflict(_) => "conflict",
             Error::Other(_) => "other",

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod phases;
 pub mod pods;
 pub mod provisioning;
+pub mod pss;
 pub mod publish;
 pub mod report;
 pub mod schedule;

@@ -346,6 +346,20 @@ fn plan_length(lt: &LoadTest) -> Option<Duration> {
     l.duration.map(|d| d.0)
 }
 
+/// The first reply refused for its size, as the failure to report.
+fn oversized_reply(results: &[(RunnerRef, Result<String>)]) -> Option<String> {
+    results.iter().find_map(|(_, res)| match res {
+        Err(e @ Error::ReplyTooLarge { .. }) => Some(e.to_string()),
+        _ => None,
+    })
+}
+
+/// The largest snapshot a runner of `lt` may send (see `collect`).
+fn snapshot_limit(lt: &LoadTest) -> usize {
+    let length = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
+    crate::collect::snapshot_limit(&lt.spec.plan, length)
+}
+
 async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
     let generation = lt.metadata.generation;
     let total = lt.spec.runners;
@@ -371,12 +385,16 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     let series = thresholds::series_due(&plan_thresholds, judged_us, unix_us().saturating_sub(at));
 
     // Pull every runner's cumulative results; keep the latest of each.
+    let reply_limit = snapshot_limit(lt);
     let results = for_all(&refs, |r| {
         let (agents, token) = (ctx.agents.clone(), token.clone());
-        async move { agents.snapshot(&r, &token, series).await }
+        async move { agents.snapshot(&r, &token, series, reply_limit).await }
     })
     .await;
     let all_answered = refs.len() == total as usize && results.iter().all(|(_, res)| res.is_ok());
+    // A runner that sends more than its plan can produce is broken (or not
+    // ours): the test fails rather than the operator reading on.
+    let oversized = oversized_reply(&results);
     keep_latest(ctx, &uid, results).await;
     let mut unstarted = Vec::new();
     {
@@ -433,7 +451,7 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         n.status.message = Some(format!("aborting: {why}"));
         n.events.push((EventType::Warning, "Aborting", why));
     }
-    let failure = first_failure(lt, &found);
+    let failure = first_failure(lt, &found).or(oversized);
     let limit = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
     let overdue = limit.filter(|l| unix_us() > at + l.as_micros() as u64);
     // A runner whose engine failed stopped itself; the others stop too.
@@ -522,11 +540,15 @@ async fn finalize(
     generation: Option<i64>,
 ) -> Result<Next> {
     let uid = lt.uid().unwrap_or_default();
+    let reply_limit = snapshot_limit(lt);
     let finals = for_all(refs, |r| {
         let (agents, token) = (ctx.agents.clone(), token.to_string());
-        async move { agents.snapshot(&r, &token, true).await }
+        async move { agents.snapshot(&r, &token, true, reply_limit).await }
     })
     .await;
+    // A refused final reply leaves that runner's last live figures, which
+    // miss its last requests: the run must not pass on them.
+    let failure = failure.or_else(|| oversized_reply(&finals));
     keep_latest(ctx, &uid, finals).await;
     let merged = merged_latest(ctx, &uid).await?;
     let abort = ctx
@@ -659,5 +681,35 @@ mod tests {
         s.started_us = Some(5);
         assert!(has_started(&s.to_json()));
         assert!(!has_started("not json"));
+    }
+
+    #[test]
+    fn only_an_oversized_reply_becomes_the_failure() {
+        let r = |index| RunnerRef {
+            index,
+            name: format!("t-runner-{index}"),
+            ip: "10.0.0.1".into(),
+        };
+        let unreachable = Error::Agent {
+            runner: "t-runner-0".into(),
+            message: "connection refused".into(),
+        };
+        let mut results = vec![(r(0), Err(unreachable)), (r(1), Ok("{}".to_string()))];
+        // An unreachable runner keeps its last figures (it may answer later).
+        assert_eq!(oversized_reply(&results), None);
+        results.push((
+            r(2),
+            Err(Error::ReplyTooLarge {
+                runner: "t-runner-2".into(),
+                what: "snapshot".into(),
+                limit: 4096,
+                rule: crate::collect::SNAPSHOT_LIMIT_RULE,
+            }),
+        ));
+        let why = oversized_reply(&results).unwrap();
+        assert!(
+            why.contains("t-runner-2") && why.contains("4096-byte limit"),
+            "{why}"
+        );
     }
 }

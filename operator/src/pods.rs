@@ -136,12 +136,23 @@ pub(crate) fn env(name: &str, value: String) -> EnvVar {
 }
 
 /// Runner pods run unprivileged: they only send HTTP and serve their agent.
+/// The Pod Security "restricted" profile (`pss`), plus a read-only root and
+/// a fixed non-root user.
 pub(crate) fn restricted() -> SecurityContext {
     SecurityContext {
-        allow_privilege_escalation: Some(false),
         read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
         run_as_user: Some(65532),
+        ..pss_restricted()
+    }
+}
+
+/// Exactly what the "restricted" profile asks of a container, no more: the
+/// default for a custom setup image, whose user and files we do not know.
+pub(crate) fn pss_restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        run_as_non_root: Some(true),
+        seccomp_profile: Some(crate::pss::runtime_default_seccomp()),
         capabilities: Some(k8s_openapi::api::core::v1::Capabilities {
             drop: Some(vec!["ALL".into()]),
             ..Default::default()
@@ -286,6 +297,7 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
             image_pull_secrets: (!r.image_pull_secrets.is_empty())
                 .then(|| r.image_pull_secrets.clone()),
             volumes: Some(volumes),
+            security_context: Some(crate::pss::pod_security_context()),
             ..Default::default()
         }),
         ..Default::default()
@@ -354,6 +366,29 @@ pub(crate) mod tests {
         assert_eq!(spec.restart_policy.as_deref(), Some("Never"));
         assert_eq!(spec.automount_service_account_token, Some(false));
         assert!(c.args.as_ref().unwrap().contains(&"agent".to_string()));
+    }
+
+    #[test]
+    fn runner_pods_pass_the_restricted_pod_security_profile() {
+        for spec in [SPEC.to_string(), format!("{SPEC}\n{SETUP}")] {
+            let p = runner_pod(&lt(&spec), 1, &defaults());
+            let pod = p.spec.unwrap();
+            assert_eq!(
+                crate::pss::restricted_violations(&pod),
+                Vec::<String>::new()
+            );
+            // Both levels carry the seccomp default: dropping either leaves
+            // the other, dropping both is caught.
+            let mut bare = pod.clone();
+            bare.security_context = None;
+            assert!(crate::pss::restricted_violations(&bare).is_empty());
+            bare.containers[0]
+                .security_context
+                .as_mut()
+                .unwrap()
+                .seccomp_profile = None;
+            assert!(!crate::pss::restricted_violations(&bare).is_empty());
+        }
     }
 
     #[test]

@@ -119,6 +119,11 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                 env: Some(envs),
                 volume_mounts: Some(vec![out_mount.clone()]),
                 resources: resources.clone(),
+                security_context: Some(
+                    s.security_context
+                        .clone()
+                        .unwrap_or_else(pods::pss_restricted),
+                ),
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
                 ..Default::default()
             }
@@ -216,6 +221,9 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     image_pull_secrets: (!r.image_pull_secrets.is_empty())
                         .then(|| r.image_pull_secrets.clone()),
                     volumes: Some(volumes),
+                    // The seccomp default also covers a custom container whose
+                    // `setup.securityContext` does not set its own.
+                    security_context: Some(crate::pss::pod_security_context()),
                     ..Default::default()
                 }),
             },
@@ -380,6 +388,42 @@ mod tests {
         assert!(args.windows(2).any(|w| w == ["--secret", "smoke-records"]));
         // No data asked for: a setup without records is fine.
         assert!(args.contains(&"--optional".to_string()));
+    }
+
+    #[test]
+    fn every_setup_pod_passes_the_restricted_profile_unless_loosened() {
+        use crate::pss::restricted_violations;
+        let pod_of = |setup: &str| {
+            let t = lt(&format!("{SPEC}\nsetup: {setup}"));
+            let j = job(&t, &defaults(), Duration::from_secs(60)).unwrap();
+            j.spec.unwrap().template.spec.unwrap()
+        };
+        // The built-in setup, a custom image and the publisher in both.
+        for setup in [
+            "{users: 5, steps: [{name: l, path: /l, capture: {t: {json: /t}}}]}",
+            "{image: reg/seed:1}",
+        ] {
+            assert_eq!(
+                restricted_violations(&pod_of(setup)),
+                Vec::<String>::new(),
+                "{setup}"
+            );
+        }
+        // A custom image keeps a writable root and its own user.
+        let pod = pod_of("{image: reg/seed:1}");
+        let sc = pod.init_containers.unwrap()[0]
+            .security_context
+            .clone()
+            .unwrap();
+        assert_eq!((sc.read_only_root_filesystem, sc.run_as_user), (None, None));
+        // `setup.securityContext` replaces the default for that container only.
+        let pod =
+            pod_of("{image: reg/seed:1, securityContext: {runAsUser: 0, runAsNonRoot: false}}");
+        let v = restricted_violations(&pod);
+        assert!(
+            !v.is_empty() && v.iter().all(|l| l.starts_with("container setup:")),
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -107,6 +107,12 @@ fn records(
             }
             (Some(_), false) => {}
             (None, true) => {
+                if s.security_context.is_some() {
+                    return Err(invalid(
+                        "spec.setup.securityContext",
+                        "goes with a custom `image`; the built-in setup always runs restricted",
+                    ));
+                }
                 if !s.command.is_empty() || !s.args.is_empty() {
                     return Err(invalid(
                         "spec.setup.command",
@@ -271,6 +277,10 @@ mod tests {
             (
                 format!("{OK}\n{SETUP}, command: [x]}}"),
                 "spec.setup.command",
+            ),
+            (
+                format!("{OK}\n{SETUP}, securityContext: {{runAsNonRoot: false}}}}"),
+                "spec.setup.securityContext",
             ),
             (
                 format!("{OK}\nsetup: {{users: 3, steps: [{{name: a, path: nope}}]}}"),

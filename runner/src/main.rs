@@ -93,6 +93,16 @@ enum Cmd {
         /// Routes file (YAML); the built-in demo routes when absent.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Close a connection whose request head is not complete this long
+        /// after its first byte (slowloris).
+        #[arg(long, default_value = "10s", value_parser = positive_duration)]
+        header_read_timeout: std::time::Duration,
+        /// Close a connection with no request in progress after this long.
+        #[arg(long, default_value = "60s", value_parser = positive_duration)]
+        idle_timeout: std::time::Duration,
+        /// Open connections at most; at the cap, idle ones are closed to make room.
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: u32,
     },
     /// Run as a runner pod: compile this slot of the plan, then start, report
     /// and stop as the operator asks over HTTP.
@@ -124,6 +134,15 @@ enum Cmd {
         #[command(flatten)]
         output: Output,
     },
+}
+
+/// A duration flag that must be longer than 0 (0 would close every
+/// connection at once).
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match barrage_runner::duration::parse_duration(s)? {
+        d if d.is_zero() => Err("must be longer than 0 (e.g. \"10s\")".into()),
+        d => Ok(d),
+    }
 }
 
 fn main() -> ExitCode {
@@ -207,8 +226,19 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             message_file,
             quiet,
         } => setup(&file, &out, timeout, message_file.as_deref(), quiet).await,
-        Cmd::Serve { listen, config } => {
-            serve::run_cli(&listen, config.as_deref()).await?;
+        Cmd::Serve {
+            listen,
+            config,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
+        } => {
+            let limits = serve::ServeLimits {
+                header_read_timeout,
+                idle_timeout,
+                max_connections: max_connections as usize,
+            };
+            serve::run_cli(&listen, config.as_deref(), limits).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Agent {

@@ -73,10 +73,22 @@ async fn call(
     token: Option<&str>,
     body: Option<&str>,
 ) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    call_as(addr, method, path, auth.as_deref(), body).await
+}
+
+/// `call` with the whole `Authorization` value (or none).
+async fn call_as(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
     let mut s = TcpStream::connect(addr).await.expect("connect to agent");
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: agent\r\nConnection: close\r\n");
-    if let Some(t) = token {
-        req += &format!("Authorization: Bearer {t}\r\n");
+    if let Some(a) = authorization {
+        req += &format!("Authorization: {a}\r\n");
     }
     let body = body.unwrap_or("");
     req += &format!(
@@ -84,11 +96,16 @@ async fn call(
         body.len()
     );
     s.write_all(req.as_bytes()).await.unwrap();
+    // Read to the end; a reset after the reply (a refused body left unread
+    // in the server's buffer) ends the read like EOF.
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut raw))
-        .await
-        .expect("agent answered in time")
-        .unwrap();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = s.read(&mut buf).await {
+            raw.extend_from_slice(&buf[..n]);
+        }
+    });
+    read.await.expect("agent answered in time");
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete response");
     let code = head
@@ -198,6 +215,45 @@ async fn everything_but_healthz_needs_the_token() {
     assert_eq!(code, 400);
     assert_eq!(a.status().state, AgentState::Ready);
     assert_eq!(srv.hits("/"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bearer_scheme_is_case_insensitive_and_a_big_body_gets_413() {
+    let srv = target().await;
+    let (_runner, a) = agent(&srv, "{users: 1, iterations: 10}", solo()).await;
+    let addr = a.addr();
+    // RFC 9110 §11.1: the scheme is case-insensitive, and 1*SP follows it.
+    for scheme in ["bearer", "BEARER", "bEaReR", "Bearer  "] {
+        let auth = format!("{scheme} {TOKEN}");
+        let (code, body) = call_as(addr, "GET", "/status", Some(&auth), None).await;
+        assert_eq!(code, 200, "{auth}: {body}");
+    }
+    for auth in [format!("Basic {TOKEN}"), format!("Bearer{TOKEN}")] {
+        let (code, _) = call_as(addr, "GET", "/status", Some(&auth), None).await;
+        assert_eq!(code, 401, "{auth}");
+    }
+
+    // Over the 16 KiB limit: 413 naming the limit, and nothing scheduled.
+    let big = format!(
+        r#"{{"atUs": {}, "pad": "{}"}}"#,
+        now_us(),
+        "x".repeat(20_000)
+    );
+    let (code, body) = call(addr, "POST", "/start", Some(TOKEN), Some(&big)).await;
+    assert_eq!(code, 413, "{body}");
+    assert!(body.contains("16384"), "{body}");
+    assert_eq!(a.status().state, AgentState::Ready);
+    // Just under it is read (and refused for its content, not its size).
+    let pad = "x".repeat(16_000);
+    let (code, _) = call(
+        addr,
+        "POST",
+        "/start",
+        Some(TOKEN),
+        Some(&format!(r#"{{"pad": "{pad}"}}"#)),
+    )
+    .await;
+    assert_eq!(code, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

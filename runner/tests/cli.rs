@@ -1140,3 +1140,79 @@ fn validate_checks_a_setup_and_the_fields_of_its_records() {
         "{out:?}"
     );
 }
+
+#[test]
+fn serve_refuses_bad_connection_limits_naming_the_flag() {
+    for (flag, value, needle) in [
+        ("--idle-timeout", "0s", "longer than 0"),
+        ("--header-read-timeout", "0ms", "longer than 0"),
+        ("--header-read-timeout", "soon", "soon"),
+        ("--max-connections", "0", "0"),
+    ] {
+        let out = output(barrage(["serve", "--listen", "127.0.0.1:0", flag, value]));
+        assert_eq!(out.code, Some(2), "{flag} {value}: {out:#?}");
+        assert!(
+            out.stderr.contains(flag) && out.stderr.contains(needle),
+            "{flag} {value}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// The reported lock-out: more idle sockets than `serve` has file
+/// descriptors. Out of descriptors, it closes connections that have had no
+/// request for a moment, so a real client queued behind them is served.
+#[test]
+fn serve_out_of_descriptors_still_serves_a_real_client() {
+    use std::{io::Write, net::TcpStream};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = Command::new("bash")
+        .args([
+            "-c",
+            &format!("ulimit -n 64 && exec {BIN} serve --listen {addr}"),
+        ])
+        .env("BARRAGE_LOG", "error")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn serve");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "serve did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Twice as many idle sockets as it has descriptors (the rest wait in
+    // its listen backlog), then a real request.
+    let idle: Vec<_> = (0..128)
+        .map(|_| TcpStream::connect(&addr).unwrap())
+        .collect();
+    let start = Instant::now();
+    let mut c = TcpStream::connect(&addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut reply = String::new();
+    c.read_to_string(&mut reply)
+        .expect("a reply before the read timeout");
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}

@@ -9,7 +9,7 @@ use std::{
 
 use barrage_runner::{
     Error,
-    serve::{LocalServer, ServeConfig, spawn_local},
+    serve::{LocalServer, ServeConfig, ServeLimits, spawn_local, spawn_local_with},
 };
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
@@ -187,6 +187,45 @@ mod serve {
             "a route without latency took {:?}",
             r.elapsed
         );
+    }
+
+    /// The injected latency is a reference for tests and docs, so its median
+    /// must be within 0.1 ms of the spec (tokio's millisecond timer alone made
+    /// `1ms` take 2.28 ms and `20ms` 21.26 ms). The loopback round trip is
+    /// measured on a route without latency, each delayed request paired with
+    /// one right before it so both see the same machine load, and subtracted.
+    /// Other tests run beside this one on two shared cores, so a spec gets up
+    /// to three rounds; the old timer was over 1 ms off in every one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn injected_latency_is_accurate_to_a_tenth_of_a_millisecond() {
+        let s = server(
+            "routes: [{path: /0}, {path: /1, latency: 1ms}, {path: /7, latency: 7ms}, \
+             {path: /20, latency: 20ms}]",
+        )
+        .await;
+        let mut c = Client::connect(s.addr()).await;
+        for (path, spec, n) in [("/1", 1.0, 201), ("/7", 7.0, 61), ("/20", 20.0, 31)] {
+            let mut rounds = Vec::new();
+            for _ in 0..3 {
+                let mut excess_ms = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let base = c.get("/0").await.elapsed;
+                    let delayed = c.get(path).await.elapsed;
+                    excess_ms.push((delayed.as_secs_f64() - base.as_secs_f64()) * 1e3 - spec);
+                }
+                excess_ms.sort_by(f64::total_cmp);
+                let median = excess_ms[n / 2];
+                rounds.push(median);
+                println!("{path}: median off by {median:+.3} ms");
+                if median.abs() < 0.1 {
+                    break;
+                }
+            }
+            assert!(
+                rounds.last().unwrap().abs() < 0.1,
+                "{path}: the median minus the round trip is off {spec} ms by {rounds:+.3?} ms"
+            );
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -446,6 +485,144 @@ mod serve {
         assert_eq!(s.hits("/"), n as u64);
     }
 
+    /// Waits until the server closes `s` (EOF or reset): how long that took.
+    async fn closed_after(mut s: TcpStream, start: Instant) -> Duration {
+        let mut buf = [0u8; 512];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+                Err(_) => panic!("still open after 10 s"),
+                Ok(Ok(0) | Err(_)) => return start.elapsed(),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// A head sent up to (not including) its final empty line.
+    const HALF_HEAD: &[u8] = b"GET / HTTP/1.1\r\nHost: test\r\n";
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_and_slow_heads_are_closed_but_requests_in_progress_are_not() {
+        let limits = ServeLimits {
+            header_read_timeout: ms(300),
+            idle_timeout: ms(900),
+            max_connections: 1000,
+        };
+        let config = ServeConfig::from_yaml_str(
+            "routes: [{path: /slow, latency: 1500ms, body: slow}, {path: /, body: ok}]",
+        )
+        .unwrap();
+        let s = spawn_local_with(config, limits).await.unwrap();
+        let start = Instant::now();
+        let mut idle = Vec::new();
+        let mut slowloris = Vec::new();
+        for _ in 0..5 {
+            idle.push(TcpStream::connect(s.addr()).await.unwrap());
+            let mut c = TcpStream::connect(s.addr()).await.unwrap();
+            c.write_all(HALF_HEAD).await.unwrap();
+            slowloris.push(c);
+        }
+        // One more trickles a header line every 100 ms: the limit counts from
+        // the head's first byte, not from the last one.
+        let mut trickle = TcpStream::connect(s.addr()).await.unwrap();
+        trickle.write_all(HALF_HEAD).await.unwrap();
+        let trickler = tokio::spawn(async move {
+            let t0 = Instant::now();
+            for i in 0.. {
+                tokio::time::sleep(ms(100)).await;
+                if trickle
+                    .write_all(format!("X-{i}: y\r\n").as_bytes())
+                    .await
+                    .is_err()
+                {
+                    return t0.elapsed();
+                }
+                if t0.elapsed() > Duration::from_secs(5) {
+                    panic!("a trickled head was never cut");
+                }
+            }
+            unreachable!()
+        });
+        // A request in progress longer than both limits is answered.
+        let slow = tokio::spawn({
+            let addr = s.addr();
+            async move { Client::connect(addr).await.get("/slow").await }
+        });
+
+        let heads: Vec<_> = slowloris
+            .into_iter()
+            .map(|c| tokio::spawn(closed_after(c, start)))
+            .collect();
+        let idles: Vec<_> = idle
+            .into_iter()
+            .map(|c| tokio::spawn(closed_after(c, start)))
+            .collect();
+        for h in heads {
+            let t = h.await.unwrap();
+            assert!(t >= ms(300) && t < ms(900), "half head closed after {t:?}");
+        }
+        assert!(trickler.await.unwrap() < Duration::from_secs(2));
+        for h in idles {
+            let t = h.await.unwrap();
+            assert!(
+                t >= ms(900) && t < ms(2500),
+                "idle connection closed after {t:?}"
+            );
+        }
+        let r = slow.await.unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "slow"));
+        // A keep-alive connection is closed only after being idle that long.
+        let mut c = Client::connect(s.addr()).await;
+        for _ in 0..4 {
+            tokio::time::sleep(ms(300)).await;
+            assert_eq!(c.get("/").await.status, 200);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn at_the_connection_cap_idle_sockets_make_room_for_a_real_client() {
+        // Long timeouts: only shedding at the cap can let the client in soon.
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 20,
+        };
+        let config = ServeConfig::from_yaml_str(
+            "routes: [{path: /slow, latency: 2s, body: slow}, {path: /, body: ok}]",
+        )
+        .unwrap();
+        let s = spawn_local_with(config, limits).await.unwrap();
+        // Two requests in progress, which must survive the shedding.
+        let busy: Vec<_> = (0..2)
+            .map(|_| {
+                let addr = s.addr();
+                tokio::spawn(async move { Client::connect(addr).await.get("/slow").await })
+            })
+            .collect();
+        let mut hogs = Vec::new();
+        for i in 0..40 {
+            let mut c = TcpStream::connect(s.addr()).await.unwrap();
+            if i % 2 == 0 {
+                c.write_all(HALF_HEAD).await.unwrap();
+            }
+            hogs.push(c);
+        }
+        let start = Instant::now();
+        let mut c = Client::connect(s.addr()).await;
+        let r = tokio::time::timeout(Duration::from_secs(5), c.get("/"))
+            .await
+            .expect("a real client is served although idle sockets filled the cap");
+        assert_eq!(r.status, 200);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+        for b in busy {
+            let r = b.await.unwrap();
+            assert_eq!((r.status, r.body.as_str()), (200, "slow"));
+        }
+    }
+
     #[tokio::test]
     async fn shutdown_stops_the_listener() {
         let s = server("routes: [{path: /}]").await;
@@ -481,9 +658,13 @@ mod serve {
     async fn run_cli_reports_bad_config_and_address() {
         use barrage_runner::serve::run_cli;
         let missing = std::path::Path::new("/nonexistent/serve.yaml");
-        let err = run_cli("127.0.0.1:0", Some(missing)).await.unwrap_err();
+        let err = run_cli("127.0.0.1:0", Some(missing), Default::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Read { .. }), "{err}");
-        let err = run_cli("not-an-address", None).await.unwrap_err();
+        let err = run_cli("not-an-address", None, Default::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::Listen { .. }), "{err}");
     }
 
@@ -637,6 +818,36 @@ mod serve {
         let r = exchange(c, &code, VERIFIER).await;
         assert_eq!(r.status, 200, "{}", r.body);
         json(&r)["access_token"].as_str().unwrap().to_string()
+    }
+
+    #[tokio::test]
+    async fn registrations_stop_at_max_users_and_stats_say_so() {
+        let s = server("auth: {maxUsers: 3}").await;
+        let mut c = Client::connect(s.addr()).await;
+        for i in 0..3 {
+            let r = register(&mut c, &format!("u{i}@example.com"), "pw").await;
+            assert_eq!(r.status, 201, "{}", r.body);
+        }
+        for i in 3..6 {
+            let r = register(&mut c, &format!("u{i}@example.com"), "pw").await;
+            assert_eq!(r.status, 507, "{}", r.body);
+            assert_eq!(json(&r)["error"], "user_limit");
+            assert!(r.body.contains("auth.maxUsers"), "{}", r.body);
+        }
+        // A taken email is still a conflict, not a limit.
+        assert_eq!(register(&mut c, "u0@example.com", "pw").await.status, 409);
+        assert_eq!(s.registered_users(), 3);
+        // The users kept still work.
+        login(&mut c, "u1@example.com", "pw").await;
+        let stats = json(&c.get("/auth/stats").await);
+        assert_eq!(stats["registered"], 3);
+        assert_eq!(stats["maxUsers"], 3);
+        assert_eq!(stats["refusedRegistrations"], 3);
+        // Oversized fields are refused, so each user's memory is bounded too.
+        let long = "x".repeat(257);
+        let r = register(&mut c, &long, "pw").await;
+        assert_eq!(r.status, 400, "{}", r.body);
+        assert!(r.body.contains("email is over 256 bytes"), "{}", r.body);
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 use std::{convert::Infallible, sync::Arc};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::{
     Method, Request, Response, StatusCode,
     body::Incoming,
@@ -106,6 +106,13 @@ pub(super) async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<
 async fn start(agent: &Arc<Agent>, req: Request<Incoming>) -> Reply {
     let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
         Ok(b) => b.to_bytes(),
+        // Over the limit is the caller's size, not its syntax (RFC 9110 §15.5.14).
+        Err(e) if e.is::<LengthLimitError>() => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("body over the {MAX_BODY}-byte limit"),
+            );
+        }
         Err(e) => return error(StatusCode::BAD_REQUEST, &format!("cannot read body: {e}")),
     };
     let start: StartRequest = match serde_json::from_slice(&body) {
@@ -147,11 +154,24 @@ fn authorized(req: &Request<Incoming>, token: &str) -> bool {
     let Some(given) = req
         .headers()
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .and_then(|v| bearer_token(v.as_bytes()))
     else {
         return false;
     };
     constant_time_eq(given, token.as_bytes())
+}
+
+/// The credentials of an `Authorization: Bearer <token>` value. The scheme is
+/// case-insensitive and followed by one or more spaces (RFC 9110 §11.4,
+/// RFC 6750 §2.1), so `bearer t` and `BEARER  t` are the same as `Bearer t`.
+fn bearer_token(value: &[u8]) -> Option<&[u8]> {
+    let space = value.iter().position(|&b| b == b' ')?;
+    let (scheme, rest) = value.split_at(space);
+    if !scheme.eq_ignore_ascii_case(b"bearer") {
+        return None;
+    }
+    let start = rest.iter().position(|&b| b != b' ')?;
+    Some(&rest[start..])
 }
 
 pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
@@ -208,6 +228,23 @@ mod tests {
         assert!(!constant_time_eq(b"secret", b"secret2"));
         assert!(!constant_time_eq(b"", b"secret"));
         assert!(!constant_time_eq(b"secret\0", b"secret"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for v in ["Bearer t0k", "bearer t0k", "BEARER t0k", "bEaReR   t0k"] {
+            assert_eq!(bearer_token(v.as_bytes()), Some(&b"t0k"[..]), "{v}");
+        }
+        for v in [
+            "Basic t0k",
+            "Bearert0k",
+            "Bearer",
+            "Bearer ",
+            "Bearer:t0k",
+            " Bearer t0k",
+        ] {
+            assert_eq!(bearer_token(v.as_bytes()), None, "{v}");
+        }
     }
 
     #[test]

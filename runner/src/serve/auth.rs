@@ -4,7 +4,9 @@
 //! section; endpoints (all answer JSON):
 //!
 //! - `POST /auth/register` `{"email","password"}` → 201 `{"userId"}`, 409 if
-//!   the email is taken, 400 if the body is not that JSON.
+//!   the email is taken, 400 if the body is not that JSON or a field is over
+//!   256 bytes, 507 `user_limit` once `auth.maxUsers` users are registered
+//!   (users are never evicted: a test's users must keep working).
 //! - `GET /auth/authorize?client_id&redirect_uri&response_type=code&
 //!   code_challenge&code_challenge_method=S256[&state]` with HTTP Basic
 //!   credentials (email:password) → 302 `Location: redirect_uri?code=..&state=..`.
@@ -17,8 +19,8 @@
 //!   redirect_uri, an unknown, used or expired code → 400 `invalid_grant`.
 //! - `GET /auth/me` with `Authorization: Bearer TOKEN` → 200 `{"userId","email"}`
 //!   or 401; routes with `requireToken` check the token the same way.
-//! - `GET /auth/stats` → 200 `{"registered","tokensIssued","distinctUsers",
-//!   "rejected","userRequests":{"user-1":N,..}}`: what the server saw, so a
+//! - `GET /auth/stats` → 200 `{"registered","maxUsers","refusedRegistrations",
+//!   "tokensIssued","distinctUsers","rejected","userRequests":{"user-1":N,..}}`: what the server saw, so a
 //!   test can check a run from outside (distinct users, failed token checks).
 //!
 //! Passwords are kept in plain text and tokens come from a non-cryptographic
@@ -84,6 +86,10 @@ const SHARDS: usize = 16;
 /// least this large, so abandoned codes and old tokens cannot pile up.
 const SWEEP_FROM: usize = 1024;
 
+/// Longest email or password `/auth/register` keeps: with `maxUsers`, this
+/// bounds the users' memory (a 64 KiB body per user would not be).
+const MAX_FIELD: usize = 256;
+
 pub(crate) struct User {
     id: String,
     email: String,
@@ -110,6 +116,9 @@ pub(crate) struct Auth {
     code_ttl: Duration,
     /// By email.
     users: RwLock<HashMap<String, Arc<User>>>,
+    max_users: usize,
+    /// Registrations refused because `max_users` were registered.
+    refused: AtomicU64,
     next_user: AtomicU64,
     codes: Mutex<HashMap<String, Grant>>,
     tokens: [RwLock<HashMap<String, Session>>; SHARDS],
@@ -154,6 +163,8 @@ impl Auth {
             token_ttl: spec.token_ttl.as_duration(),
             code_ttl: spec.code_ttl.as_duration(),
             users: RwLock::default(),
+            max_users: spec.max_users,
+            refused: AtomicU64::new(0),
             next_user: AtomicU64::new(1),
             codes: Mutex::default(),
             tokens: std::array::from_fn(|_| RwLock::default()),
@@ -199,6 +210,8 @@ impl Auth {
     fn stats(&self) -> serde_json::Value {
         json!({
             "registered": self.registered_users(),
+            "maxUsers": self.max_users,
+            "refusedRegistrations": self.refused.load(Ordering::Relaxed),
             "tokensIssued": self.tokens_issued(),
             "distinctUsers": self.distinct_users(),
             "rejected": self.rejected(),
@@ -279,13 +292,34 @@ impl Auth {
                 "email and password must not be empty",
             );
         }
+        for (name, value) in [("email", &r.email), ("password", &r.password)] {
+            if value.len() > MAX_FIELD {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("{name} is over {MAX_FIELD} bytes"),
+                );
+            }
+        }
         let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+        let full = users.len() >= self.max_users;
         match users.entry(r.email) {
             Entry::Occupied(_) => error(
                 StatusCode::CONFLICT,
                 "email_taken",
                 "a user with this email exists",
             ),
+            Entry::Vacant(_) if full => {
+                self.refused.fetch_add(1, Ordering::Relaxed);
+                error(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "user_limit",
+                    &format!(
+                        "the server keeps at most {} users (auth.maxUsers)",
+                        self.max_users
+                    ),
+                )
+            }
             Entry::Vacant(v) => {
                 let id = format!("user-{}", self.next_user.fetch_add(1, Ordering::Relaxed));
                 let user = User {

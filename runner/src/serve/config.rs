@@ -42,6 +42,11 @@ pub struct AuthSpec {
     /// Lifetime of authorization codes. Default 10m.
     #[serde(default = "default_code_ttl")]
     pub code_ttl: HumanDuration,
+    /// At most this many users are kept; `POST /auth/register` beyond it gets
+    /// 507 `user_limit` (and counts in `/auth/stats` as `refusedRegistrations`),
+    /// so memory stays bounded whoever registers. Default 100,000.
+    #[serde(default = "default_max_users")]
+    pub max_users: usize,
 }
 
 impl Default for AuthSpec {
@@ -49,12 +54,17 @@ impl Default for AuthSpec {
         AuthSpec {
             token_ttl: default_token_ttl(),
             code_ttl: default_code_ttl(),
+            max_users: default_max_users(),
         }
     }
 }
 
 fn default_token_ttl() -> HumanDuration {
     HumanDuration(Duration::from_secs(3600))
+}
+
+fn default_max_users() -> usize {
+    100_000
 }
 
 fn default_code_ttl() -> HumanDuration {
@@ -192,6 +202,12 @@ impl ServeConfig {
                         "must be longer than 0 (e.g. \"1h\")",
                     ));
                 }
+            }
+            if auth.max_users == 0 {
+                return Err(Error::invalid(
+                    "auth.maxUsers",
+                    "must be at least 1 (no user could register)",
+                ));
             }
         }
         for (i, r) in self.routes.iter().enumerate() {

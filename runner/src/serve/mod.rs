@@ -10,8 +10,10 @@
 
 mod auth;
 mod config;
+mod fine_sleep;
 mod handler;
 mod latency;
+mod limits;
 mod path;
 mod sha256;
 
@@ -28,13 +30,14 @@ use hyper::{server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{
     net::{TcpListener, TcpStream},
-    sync::{oneshot, watch},
+    sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch},
     task::JoinHandle,
 };
 
 pub use config::{AuthSpec, RouteSpec, ServeConfig, StallSpec};
 pub use hyper::Method;
 pub use latency::Latency;
+pub use limits::ServeLimits;
 pub use path::PathPattern;
 
 /// The PKCE S256 code challenge for `verifier`: base64url without padding of
@@ -45,6 +48,7 @@ pub fn pkce_challenge(verifier: &str) -> String {
 
 use crate::error::{Error, Result};
 use handler::Shared;
+use limits::{ConnState, SHED_GRACE, Timed};
 
 /// How long `serve` waits, after shutdown, for in-flight requests to finish.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,46 +64,87 @@ const MAX_BUF_SIZE: usize = 8 * 1024;
 pub async fn serve(
     listener: TcpListener,
     config: Arc<ServeConfig>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let shared = Arc::new(Shared::new(&config, Instant::now()));
-    run(listener, shared, shutdown).await;
+    run(listener, shared, limits, shutdown).await;
+}
+
+/// What each connection task needs besides its socket.
+#[derive(Clone)]
+struct ConnCtx {
+    shared: Arc<Shared>,
+    builder: Arc<http1::Builder>,
+    limits: ServeLimits,
+    /// Changes when the server is stopping.
+    stop: watch::Receiver<bool>,
+    /// Bumped when room is needed: connections that `sheddable()` close.
+    shed: watch::Receiver<u64>,
 }
 
 async fn run(
     listener: TcpListener,
     shared: Arc<Shared>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
         .max_buf_size(MAX_BUF_SIZE)
-        // Idle keep-alive connections must not be cut (hyper's 30 s default
-        // needs a timer anyway): a memory test parks thousands of them.
+        // The header and idle limits are `limits::Timed`'s: hyper's would
+        // also count a keep-alive connection's idle time as header time.
         .header_read_timeout(None);
-    let builder = Arc::new(builder);
     // Each connection holds a receiver; `closed()` tells when all are gone.
     let (stop_tx, stop_rx) = watch::channel(false);
+    let (shed_tx, shed_rx) = watch::channel(0u64);
+    let ctx = ConnCtx {
+        shared,
+        builder: Arc::new(builder),
+        limits,
+        stop: stop_rx,
+        shed: shed_rx,
+    };
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let shed = || shed_tx.send_modify(|n| *n = n.wrapping_add(1));
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                // At the cap: make room, and until a slot frees up leave new
+                // connections in the backlog; shed again each grace period
+                // (connections become sheddable over time).
+                shed();
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+                    () = tokio::time::sleep(SHED_GRACE) => continue,
+                }
+            }
+        };
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, shared.clone(), builder.clone(), stop_rx.clone()));
+                    tokio::spawn(connection(stream, slot, ctx.clone()));
                 }
                 Err(e) => {
-                    // Typically EMFILE: back off instead of spinning.
+                    // Typically EMFILE (more connections than descriptors):
+                    // make room like at the cap, and back off instead of
+                    // spinning.
                     tracing::warn!(error = %e, "accept failed");
+                    shed();
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             },
         }
     }
     drop(listener);
-    drop(stop_rx);
+    drop(ctx);
     let _ = stop_tx.send(true);
     if tokio::time::timeout(DRAIN_TIMEOUT, stop_tx.closed())
         .await
@@ -109,27 +154,49 @@ async fn run(
     }
 }
 
-async fn connection(
-    stream: TcpStream,
-    shared: Arc<Shared>,
-    builder: Arc<http1::Builder>,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn connection(stream: TcpStream, _slot: OwnedSemaphorePermit, ctx: ConnCtx) {
+    let ConnCtx {
+        shared,
+        builder,
+        limits,
+        mut stop,
+        mut shed,
+    } = ctx;
     // Small responses must not wait for Nagle.
     let _ = stream.set_nodelay(true);
-    let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { shared.handle(req).await }
-    });
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let state = Arc::new(ConnState::new());
+    let service = {
+        let state = state.clone();
+        service_fn(move |req| {
+            state.request_started();
+            let shared = shared.clone();
+            let state = state.clone();
+            async move {
+                let resp = shared.handle(req).await;
+                state.request_done();
+                resp
+            }
+        })
+    };
+    let io = Timed::new(stream, state.clone(), limits);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
     let mut conn = std::pin::pin!(conn);
-    tokio::select! {
-        biased;
-        _ = &mut conn => {}
-        _ = stop.changed() => {
-            // Finish the request in progress, close idle connections now.
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut conn => return,
+            _ = stop.changed() => {
+                // Finish the request in progress, close idle connections now.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+            Ok(()) = shed.changed() => {
+                if state.sheddable(Instant::now()) {
+                    // Dropping the connection closes the socket.
+                    return;
+                }
+            }
         }
     }
 }
@@ -180,6 +247,11 @@ async fn bind(addr: &str) -> std::io::Result<TcpListener> {
 
 /// Binds 127.0.0.1:0 and serves `config` (validated first) in a spawned task.
 pub async fn spawn_local(config: ServeConfig) -> Result<LocalServer> {
+    spawn_local_with(config, ServeLimits::default()).await
+}
+
+/// `spawn_local` with other connection limits.
+pub async fn spawn_local_with(config: ServeConfig, limits: ServeLimits) -> Result<LocalServer> {
     config.validate()?;
     let addr = "127.0.0.1:0";
     let listener = bind(addr).await.map_err(|source| Error::Listen {
@@ -192,7 +264,7 @@ pub async fn spawn_local(config: ServeConfig) -> Result<LocalServer> {
     })?;
     let shared = Arc::new(Shared::new(&config, Instant::now()));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, shared.clone(), async {
+    let task = tokio::spawn(run(listener, shared.clone(), limits, async {
         let _ = stopped.await;
     }));
     Ok(LocalServer {
@@ -298,7 +370,7 @@ impl Drop for LocalServer {
 
 /// `barrage-runner serve --listen ADDR [--config FILE]`: the builtin routes
 /// unless a config file is given; runs until Ctrl-C or SIGTERM.
-pub async fn run_cli(listen: &str, config: Option<&Path>) -> Result<()> {
+pub async fn run_cli(listen: &str, config: Option<&Path>, limits: ServeLimits) -> Result<()> {
     let config = match config {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::builtin(),
@@ -316,7 +388,13 @@ pub async fn run_cli(listen: &str, config: Option<&Path>) -> Result<()> {
     for route in shared.describe_routes() {
         tracing::info!("route {route}");
     }
-    run(listener, shared, crate::signal::terminate()).await;
+    tracing::info!(
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        "connection limits"
+    );
+    run(listener, shared, limits, crate::signal::terminate()).await;
     tracing::info!("target server stopped");
     Ok(())
 }
