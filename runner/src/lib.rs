@@ -13,6 +13,7 @@ pub mod compile;
 pub mod data;
 pub mod engine;
 pub mod histogram;
+pub mod input;
 pub mod local;
 pub mod plan;
 pub mod planfile;

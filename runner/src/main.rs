@@ -356,12 +356,9 @@ fn setup_of(
     if loaded.prefix != "spec." || has_file {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
-        path: file.to_path_buf(),
-        source,
-    })?;
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let in_file = |e| planfile::in_file(Some(file), e);
+    let text = planfile::read_plan(file).map_err(in_file)?;
+    let doc = planfile::parse_document(&text).map_err(in_file)?;
     if doc.get("spec").and_then(|s| s.get("setup")).is_none() {
         return Ok(None);
     }

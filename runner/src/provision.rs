@@ -331,10 +331,7 @@ fn percent(x: f64) -> String {
 /// manifest's `spec.target` and `spec.setup`. Returns the setup and the
 /// prefix its errors carry (`spec.` for a manifest).
 pub fn load_file(path: &Path) -> Result<(SetupPlan, &'static str)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = crate::planfile::read_plan(path).map_err(|e| crate::planfile::in_file(Some(path), e))?;
     from_str(&text).map_err(|e| crate::planfile::in_file(Some(path), e))
 }
 
@@ -343,8 +340,7 @@ const CUSTOM_SETUP: &[&str] = &["image", "command", "args", "env", "backoffLimit
 
 pub fn from_str(text: &str) -> Result<(SetupPlan, &'static str)> {
     use serde_yaml_ng::Value as Y;
-    let doc: Y = serde_yaml_ng::from_str(text)
-        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let doc: Y = crate::planfile::parse_document(text)?;
     let manifest = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
     let (body, prefix) = if manifest {
         (
