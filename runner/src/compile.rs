@@ -424,10 +424,12 @@ fn compile_inner(
         length: load.profile.total(),
     };
     let mut thresholds = Vec::new();
-    for (i, t) in plan.thresholds.iter().enumerate() {
+    let sources = crate::thresholds::plan_sources(plan.thresholds.as_deref());
+    for (i, (t, is_default)) in sources.into_iter().enumerate() {
         let tf = f(&format!("thresholds[{i}]"));
-        let th = Threshold::parse_for_plan(t, &limits)
+        let mut th = Threshold::parse_for_plan(t, &limits)
             .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
+        th.is_default = is_default;
         if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
             return Err(Error::invalid(
                 &tf,

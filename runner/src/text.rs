@@ -28,7 +28,11 @@ pub fn thresholds(out: &mut String, outcomes: &[Outcome]) {
             out,
             "    {} {:<40} observed {}",
             if o.passed { "✓" } else { "✗" },
-            o.source,
+            if o.default {
+                format!("{} (default)", o.source)
+            } else {
+                o.source.clone()
+            },
             o.observed_text
         );
     }

@@ -1140,3 +1140,37 @@ fn validate_checks_a_setup_and_the_fields_of_its_records() {
         "{out:?}"
     );
 }
+
+// ------------------------------------------- the default threshold (trust)
+
+/// A run in which every request failed never passes: a plan without
+/// `thresholds` is judged by the default `error_rate < 1%`, marked
+/// "(default)" in the summary and the report; `thresholds: []` turns it off.
+#[test]
+fn a_plan_without_thresholds_fails_when_every_request_fails() {
+    let _l = load_lock();
+    let target = Target::start();
+    // The target answers 200; the plan expects 204, so every request fails.
+    let plan = format!(
+        "target: {{baseUrl: '{}'}}\n\
+         load: {{users: 2, iterations: 10}}\n\
+         requests: [{{name: ok, path: /ok, expect: {{status: [204]}}}}]\n",
+        target.url()
+    );
+    let (out, report, brief) = run_plan(&plan, &[], false);
+    assert_eq!(out.code, Some(99), "{out:#?}");
+    let line = threshold_line(&out.stdout, "error_rate < 1% (default)");
+    assert!(line.starts_with('✗') && line.ends_with("100.00%"), "{line}");
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["thresholds"][0]["source"], "error_rate < 1%");
+    assert_eq!(report["thresholds"][0]["default"], true);
+    assert_eq!(brief["passed"], false);
+
+    let none = format!("{plan}thresholds: []\n");
+    let (out, report, _) = run_plan(&none, &[], false);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(!out.stdout.contains("(default)"), "{}", out.stdout);
+    assert_eq!(report["thresholds"], serde_json::json!([]));
+    assert_eq!(target.hits("/ok"), 20);
+}
