@@ -14,12 +14,7 @@
 //! while the value is built, with a budget a document without aliases of the
 //! same size never needs.
 
-use std::{
-    cell::Cell,
-    fmt,
-    io::Read,
-    path::Path,
-};
+use std::{cell::Cell, fmt, io::Read, path::Path};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_yaml_ng::{Mapping, Value};
@@ -183,7 +178,10 @@ fn check_flow_depth(text: &str) -> std::result::Result<(), String> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
-        token_start = matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | b'-' | b'?');
+        token_start = matches!(
+            c,
+            b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | b'-' | b'?'
+        );
         i += 1;
     }
     Ok(())
@@ -356,7 +354,10 @@ mod tests {
         let t = Instant::now();
         let e = read_text(Path::new("/dev/zero"), MAX_DATA_BYTES, "data.file").unwrap_err();
         assert!(t.elapsed() < Duration::from_secs(1));
-        assert!(matches!(&e, Error::Invalid { field, .. } if field == "data.file"), "{e}");
+        assert!(
+            matches!(&e, Error::Invalid { field, .. } if field == "data.file"),
+            "{e}"
+        );
         assert!(e.to_string().contains("not a regular file"), "{e}");
         let dir = std::env::temp_dir().join(format!("barrage-input-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

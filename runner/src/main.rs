@@ -157,6 +157,10 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             output,
         } => {
+            check_runners("--workers", workers)?;
+            if let Some(n) = runner_count {
+                check_runners("--runner-count", n)?;
+            }
             let mut loaded = planfile::load_file(&file)?;
             let records = provision_first(&file, &mut loaded, output.quiet).await?;
             let slots = match (runner_index, runner_count) {
@@ -232,6 +236,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { workers, output } => {
+            check_runners("--workers", workers)?;
             let server = serve::spawn_local(ServeConfig::builtin()).await?;
             let mut loaded = planfile::from_str(QUICKSTART, PathBuf::from("examples"))?;
             loaded.plan.target.base_url = server.base_url();
@@ -250,6 +255,19 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             run(&loaded, slots, &output, "quickstart (demo)").await
         }
     }
+}
+
+/// In-process runners each hold a copy of the compiled plan and its
+/// histograms: more than `MAX_RUNNERS` only costs memory (100 000 took 5.8 GB).
+fn check_runners(flag: &str, n: u32) -> Result<(), Error> {
+    let max = barrage_runner::limits::MAX_RUNNERS;
+    if n == 0 || n > max {
+        return Err(Error::invalid(
+            flag,
+            format!("{n} is not between 1 and the limit of {max}"),
+        ));
+    }
+    Ok(())
 }
 
 async fn run(

@@ -97,6 +97,9 @@ pub fn compile_env(
             steps: s.steps.clone(),
             ..Default::default()
         }],
+        // The setup has its own verdict (toleratedFailureRatio), not the
+        // plans' default threshold.
+        thresholds: Some(Vec::new()),
         ..Default::default()
     };
     // The setup is compiled as a one-journey plan: name its errors as the
@@ -331,7 +334,8 @@ fn percent(x: f64) -> String {
 /// manifest's `spec.target` and `spec.setup`. Returns the setup and the
 /// prefix its errors carry (`spec.` for a manifest).
 pub fn load_file(path: &Path) -> Result<(SetupPlan, &'static str)> {
-    let text = crate::planfile::read_plan(path).map_err(|e| crate::planfile::in_file(Some(path), e))?;
+    let text =
+        crate::planfile::read_plan(path).map_err(|e| crate::planfile::in_file(Some(path), e))?;
     from_str(&text).map_err(|e| crate::planfile::in_file(Some(path), e))
 }
 

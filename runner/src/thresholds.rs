@@ -86,7 +86,6 @@ pub fn plan_sources(list: Option<&[String]>) -> Vec<(&str, bool)> {
     }
 }
 
-
 /// What a threshold measures.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Metric {
