@@ -158,7 +158,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             output,
         } => {
             check_runners("--workers", workers)?;
-            if let Some(n) = runner_count {
+            // A count of 0 is refused below, with the index it cannot hold.
+            if let Some(n) = runner_count.filter(|&n| n > 0) {
                 check_runners("--runner-count", n)?;
             }
             let mut loaded = planfile::load_file(&file)?;
