@@ -132,3 +132,32 @@ pub fn summary(report: &Report, title: &str) -> String {
     );
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_threshold_is_marked() {
+        let o = Outcome {
+            source: crate::thresholds::DEFAULT.into(),
+            observed: Some(1.0),
+            observed_text: "100.00%".into(),
+            passed: false,
+            abort_on_fail: false,
+            default: true,
+        };
+        let mut out = String::new();
+        thresholds(&mut out, &[o.clone()]);
+        assert!(out.contains("✗ error_rate < 1% (default)"), "{out}");
+        let mut out = String::new();
+        thresholds(
+            &mut out,
+            &[Outcome {
+                default: false,
+                ..o
+            }],
+        );
+        assert!(!out.contains("(default)"), "{out}");
+    }
+}
