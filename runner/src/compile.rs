@@ -1002,6 +1002,29 @@ mod tests {
     const HEAD: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, iterations: 1}\n";
 
     #[test]
+    fn base_url_ports_are_checked_and_credentials_never_shown() {
+        assert_eq!(port_of("h"), Ok(80));
+        assert_eq!(port_of("h:8080"), Ok(8080));
+        assert_eq!(port_of("[::1]:9"), Ok(9));
+        assert_eq!(port_of("[::1]"), Ok(80));
+        for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
+            assert!(port_of(bad).is_err(), "{bad}");
+        }
+        assert_eq!(redact_userinfo("http://u:pw@h/p@x"), "http://***@h/p@x");
+        for url in [
+            "http://u:pw@h",
+            "http://u:pw@h:99999",
+            "http://u:pw@ho st/",
+            "ftp://u:pw@h",
+        ] {
+            let e = compile_target(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
     fn captures_take_exactly_one_source() {
         let ok = compile_yaml(&format!(
             "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: code}}, t: {{regex: 'id=(\\d+)'}}}}}}]"

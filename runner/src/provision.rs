@@ -61,7 +61,12 @@ pub fn compile_env(
             ));
         }
         Some(0) => return Err(Error::invalid(f("users"), "must be at least 1")),
-        Some(n) => n,
+        // Each user's record is held in memory until the end.
+        Some(n) => {
+            crate::limits::count(n as f64, crate::limits::MAX_USERS)
+                .map_err(|m| Error::invalid(f("users"), m))?;
+            n
+        }
     };
     let concurrency = match s.concurrency {
         Some(0) => return Err(Error::invalid(f("concurrency"), "must be at least 1")),
