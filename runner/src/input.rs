@@ -9,10 +9,13 @@
 //! jumps to 100 per event, but (1) libyaml parses the whole document into
 //! events first, and its simple-key bookkeeping is quadratic in flow nesting
 //! (50 000 nested `{a: ` took 15 s), and (2) 100 jumps per event still let a
-//! 100 KB alias bomb expand to ~1 GB of values. Flow nesting is cheap to
-//! count on the raw text; alias expansion is cut off by counting the nodes
-//! while the value is built, with a budget a document without aliases of the
-//! same size never needs.
+//! 100 KB alias bomb expand to ~1 GB of values. So flow nesting is counted
+//! first on libyaml's own token stream, which can stop at the first token
+//! too deep (a scan of the raw text cannot tell a bracket in a quoted or
+//! block scalar from a real one, and under-counting would let the bomb
+//! through); alias expansion is cut off by counting the nodes while the
+//! value is built, with a budget a document without aliases of the same
+//! size never needs.
 
 use std::{cell::Cell, fmt, io::Read, path::Path};
 
@@ -130,61 +133,54 @@ pub fn yaml_value(text: &str) -> std::result::Result<Value, String> {
     }
 }
 
-/// Deepest flow nesting of `[` and `{`, counted on the raw text outside
-/// quoted scalars and comments. A bracket inside a plain scalar also counts,
-/// which can only over-count; 64 levels leaves room for that.
+/// Refuses flow collections (`[ ]`, `{ }`) nested deeper than
+/// [`MAX_FLOW_DEPTH`], counted on libyaml's own tokens (so brackets inside
+/// quoted or block scalars and comments are told apart exactly as the parser
+/// will), stopping at the first one too deep: up to there the scanner's cost
+/// per token is bounded by the depth. Syntax errors are left to the parse
+/// that follows, which reports them with their position.
 fn check_flow_depth(text: &str) -> std::result::Result<(), String> {
-    let b = text.as_bytes();
-    let (mut depth, mut line, mut i) = (0usize, 1usize, 0usize);
-    // Quotes open a scalar only at the start of a token.
-    let mut token_start = true;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\n' => line += 1,
-            b'#' if token_start => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-                continue;
-            }
-            b'"' | b'\'' if token_start => {
-                i += 1;
-                while i < b.len() {
-                    match b[i] {
-                        b'\\' if c == b'"' => i += 1,
-                        b'\n' => line += 1,
-                        q if q == c => {
-                            // '' is an escaped quote inside '...'.
-                            if c == b'\'' && b.get(i + 1) == Some(&b'\'') {
-                                i += 1;
-                            } else {
-                                break;
-                            }
-                        }
-                        _ => {}
-                    }
-                    i += 1;
-                }
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > MAX_FLOW_DEPTH {
-                    return Err(format!(
-                        "line {line}: [ ] and {{ }} nested more than {MAX_FLOW_DEPTH} levels deep: refused"
-                    ));
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+    use std::mem::MaybeUninit;
+    // SAFETY: the parser is initialised before use and deleted once; it
+    // reads `text`, which outlives it; each token is deleted after its
+    // type and mark are copied out.
+    unsafe {
+        let mut parser = MaybeUninit::<unsafe_libyaml::yaml_parser_t>::uninit();
+        if !unsafe_libyaml::yaml_parser_initialize(parser.as_mut_ptr()).ok {
+            return Err("cannot start the YAML parser".into());
         }
-        token_start = matches!(
-            c,
-            b' ' | b'\t' | b'\n' | b'\r' | b'[' | b'{' | b',' | b':' | b'-' | b'?'
-        );
-        i += 1;
+        let parser = parser.as_mut_ptr();
+        unsafe_libyaml::yaml_parser_set_input_string(parser, text.as_ptr(), text.len() as u64);
+        let mut depth = 0usize;
+        let result = loop {
+            let mut token = MaybeUninit::<unsafe_libyaml::yaml_token_t>::uninit();
+            if !unsafe_libyaml::yaml_parser_scan(parser, token.as_mut_ptr()).ok {
+                break Ok(());
+            }
+            let token = token.as_mut_ptr();
+            let (kind, line) = ((*token).type_, (*token).start_mark.line + 1);
+            unsafe_libyaml::yaml_token_delete(token);
+            match kind {
+                unsafe_libyaml::YAML_STREAM_END_TOKEN | unsafe_libyaml::YAML_NO_TOKEN => {
+                    break Ok(());
+                }
+                unsafe_libyaml::YAML_FLOW_SEQUENCE_START_TOKEN
+                | unsafe_libyaml::YAML_FLOW_MAPPING_START_TOKEN => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        break Err(format!(
+                            "line {line}: [ ] and {{ }} nested more than {MAX_FLOW_DEPTH} levels deep: refused"
+                        ));
+                    }
+                }
+                unsafe_libyaml::YAML_FLOW_SEQUENCE_END_TOKEN
+                | unsafe_libyaml::YAML_FLOW_MAPPING_END_TOKEN => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        };
+        unsafe_libyaml::yaml_parser_delete(parser);
+        result
     }
-    Ok(())
 }
 
 /// Values left to build; 0 = exhausted (the error is then the budget's).
@@ -313,6 +309,14 @@ mod tests {
         // 64 levels are fine.
         let ok = format!("{}1{}", "[".repeat(64), "]".repeat(64));
         yaml_value(&ok).unwrap();
+        // Brackets in block scalars are text; quotes there do not hide the
+        // flow nesting that follows, nor do closers inside quoted scalars.
+        let block = format!("a: |\n  {0}\n  \"\nb: x\n", "[".repeat(500));
+        assert_eq!(yaml_value(&block).unwrap()["b"].as_str(), Some("x"));
+        let hidden = format!("a: |\n  \"\nb: {}\nc: \"\n", "[".repeat(10_000));
+        refused_fast(&hidden, "nested more than 64");
+        let closers = format!("a: {}\n", "[ \"]\", ".repeat(20_000));
+        refused_fast(&closers, "nested more than 64");
     }
 
     #[test]

@@ -148,7 +148,7 @@ mod tests {
             default: true,
         };
         let mut out = String::new();
-        thresholds(&mut out, &[o.clone()]);
+        thresholds(&mut out, std::slice::from_ref(&o));
         assert!(out.contains("✗ error_rate < 1% (default)"), "{out}");
         let mut out = String::new();
         thresholds(
