@@ -32,6 +32,12 @@ pub const MAX_RUNNERS: u32 = 1024;
 /// and for a rate not absurdly small. `zero_ok` for stage targets (a ramp
 /// down to 0).
 pub fn level(v: f64, concurrency: bool, zero_ok: bool) -> Result<(), String> {
+    // 1e-300 and 1e12 as written, not as 300 digits.
+    let shown = if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    };
     let (max, what) = if concurrency {
         (MAX_USERS, "users")
     } else {
@@ -39,7 +45,7 @@ pub fn level(v: f64, concurrency: bool, zero_ok: bool) -> Result<(), String> {
     };
     if !v.is_finite() || v < 0.0 || (v == 0.0 && !zero_ok) {
         return Err(format!(
-            "{v} must be {} a finite number",
+            "{shown} must be {} a finite number",
             if zero_ok {
                 "0 or more,"
             } else {
@@ -48,11 +54,11 @@ pub fn level(v: f64, concurrency: bool, zero_ok: bool) -> Result<(), String> {
         ));
     }
     if v > max {
-        return Err(format!("{v} is more than the limit of {max} {what}"));
+        return Err(format!("{shown} is more than the limit of {max} {what}"));
     }
     if !concurrency && v > 0.0 && v < MIN_RATE {
         return Err(format!(
-            "{v} requests per second is less than one a day (the lowest rate is {MIN_RATE:.3e}/s)"
+            "{shown} requests per second is less than one a day (the lowest rate is {MIN_RATE:.3e}/s)"
         ));
     }
     Ok(())
