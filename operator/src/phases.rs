@@ -486,11 +486,14 @@ fn has_started(snapshot_json: &str) -> bool {
 
 fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
     // Validated in Pending; a threshold that stopped parsing cannot happen.
-    lt.spec
-        .plan
-        .thresholds
-        .iter()
-        .filter_map(|t| t.parse().ok())
+    // A spec without thresholds is judged by the runner's default.
+    thresholds::plan_sources(lt.spec.plan.thresholds.as_deref())
+        .into_iter()
+        .filter_map(|(s, is_default)| {
+            let mut t: Threshold = s.parse().ok()?;
+            t.is_default = is_default;
+            Some(t)
+        })
         .collect()
 }
 
@@ -580,21 +583,14 @@ async fn finalize(
         .await?;
 
     let st = &mut n.status;
-    status::apply_results(st, &report.snapshot);
-    st.thresholds = outcomes.clone();
     st.report = Some(pods::report_name(lt));
-    let phase = status::final_phase(&outcomes, abort.is_some(), failure.is_some());
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter(|o| !o.passed)
-        .map(|o| format!("{} (observed {})", o.source, o.observed_text))
-        .collect();
-    let msg = match (&abort, &failure) {
-        (Some(a), _) => format!("aborted: {a}"),
-        (None, Some(f)) => format!("failed: {f}"),
-        _ if failed.is_empty() => format!("{} requests, all thresholds passed", st.requests),
-        _ => format!("thresholds failed: {}", failed.join("; ")),
-    };
+    let (phase, msg) = status::judged(
+        st,
+        &report.snapshot,
+        outcomes,
+        abort.as_deref(),
+        failure.as_deref(),
+    );
     let reason = reason.map_or_else(|| format!("{phase:?}"), str::to_string);
     status::finish_as(st, phase, &reason, msg.clone(), generation, now());
     let type_ = if phase == Phase::Succeeded {

@@ -102,6 +102,37 @@ pub fn final_phase(outcomes: &[Outcome], aborted: bool, failure: bool) -> Phase 
     }
 }
 
+/// Writes the merged results and the thresholds' outcomes into the status
+/// and returns the phase the test ends in with its message. A default
+/// threshold (the plan named none) is marked "(default)" in the message, as
+/// it is in `status.thresholds`.
+pub fn judged(
+    st: &mut LoadTestStatus,
+    merged: &Snapshot,
+    outcomes: Vec<Outcome>,
+    abort: Option<&str>,
+    failure: Option<&str>,
+) -> (Phase, String) {
+    apply_results(st, merged);
+    let phase = final_phase(&outcomes, abort.is_some(), failure.is_some());
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter(|o| !o.passed)
+        .map(|o| {
+            let default = if o.default { " (default)" } else { "" };
+            format!("{}{default} (observed {})", o.source, o.observed_text)
+        })
+        .collect();
+    let msg = match (abort, failure) {
+        (Some(a), _) => format!("aborted: {a}"),
+        (None, Some(f)) => format!("failed: {f}"),
+        _ if failed.is_empty() => format!("{} requests, all thresholds passed", st.requests),
+        _ => format!("thresholds failed: {}", failed.join("; ")),
+    };
+    st.thresholds = outcomes;
+    (phase, msg)
+}
+
 /// Sets a condition, keeping its transition time when its status is unchanged.
 pub fn set_condition(
     conds: &mut Vec<Condition>,
@@ -353,6 +384,46 @@ mod tests {
     }
 
     #[test]
+    fn a_spec_without_thresholds_fails_on_the_default_and_says_so() {
+        use barrage_runner::{plan::Plan, report::Report, thresholds};
+        // Every request failed: 10 requests, 10 errors.
+        let mut merged = runner_snapshot(0, 1, 10);
+        for s in merged.requests.values_mut() {
+            s.errors
+                .insert(barrage_runner::snapshot::ErrorKind::Connect, s.count());
+        }
+        let judge = |plan: &Plan| {
+            let list: Vec<_> = thresholds::plan_sources(plan.thresholds.as_deref())
+                .into_iter()
+                .map(|(s, d)| {
+                    let mut t: thresholds::Threshold = s.parse().unwrap();
+                    t.is_default = d;
+                    t
+                })
+                .collect();
+            let report = Report::new(merged.clone(), thresholds::evaluate(&list, &merged), None);
+            let mut st = LoadTestStatus::default();
+            let (phase, msg) = judged(&mut st, &merged, report.thresholds, None, None);
+            (st, phase, msg)
+        };
+        let (st, phase, msg) = judge(&Plan::default());
+        assert_eq!(phase, Phase::Failed, "{msg}");
+        assert_eq!(st.thresholds.len(), 1);
+        assert!(st.thresholds[0].default && !st.thresholds[0].passed);
+        assert_eq!(st.thresholds[0].source, "error_rate < 1%");
+        assert!(msg.contains("error_rate < 1% (default)"), "{msg}");
+        let json = serde_json::to_value(&st).unwrap();
+        assert_eq!(json["thresholds"][0]["default"], true, "{json}");
+
+        let (st, phase, _) = judge(&Plan {
+            thresholds: Some(vec![]),
+            ..Plan::default()
+        });
+        assert_eq!(phase, Phase::Succeeded);
+        assert!(st.thresholds.is_empty());
+    }
+
+    #[test]
     fn the_verdict_follows_thresholds_aborts_and_failures() {
         let ok = Outcome {
             source: "a".into(),
@@ -360,6 +431,7 @@ mod tests {
             observed_text: "1".into(),
             passed: true,
             abort_on_fail: false,
+            default: false,
         };
         let bad = Outcome {
             passed: false,

@@ -13,6 +13,7 @@ use hyper::{
 use crate::{
     data::Records,
     error::{Error, Result},
+    limits,
     plan::{Executor, HttpView, Plan, Select, Stage},
     template::{Scope, Template},
     thresholds::{Limits, Threshold},
@@ -236,6 +237,16 @@ fn compile_inner(
     given: Option<Records>,
 ) -> Result<Compiled> {
     let f = |name: &str| format!("{prefix}{name}");
+    if slot.count > limits::MAX_RUNNERS {
+        return Err(Error::invalid(
+            "runner",
+            format!(
+                "runner count {} is more than the limit of {}",
+                slot.count,
+                limits::MAX_RUNNERS
+            ),
+        ));
+    }
     if slot.count == 0 || slot.index >= slot.count {
         return Err(Error::invalid(
             "runner",
@@ -301,9 +312,8 @@ fn compile_inner(
         common_headers.push(compile_header(k, v, &scope!(&[]), &field)?);
     }
     let default_timeout = plan.target.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
-    if default_timeout.is_zero() {
-        return Err(Error::invalid(f("target.timeout"), "must be more than 0"));
-    }
+    limits::duration(default_timeout, limits::MAX_WAIT)
+        .map_err(|m| Error::invalid(f("target.timeout"), m))?;
 
     if plan.requests.is_empty() {
         return Err(Error::invalid(
@@ -420,6 +430,23 @@ fn compile_inner(
             "must be at least 100ms",
         ));
     }
+    limits::at_most(interval, limits::MAX_WAIT)
+        .map_err(|m| Error::invalid(f("reportInterval"), m))?;
+    // Every runner keeps one histogram per interval of the test.
+    if let Some(length) = load.profile.total() {
+        let n = length.as_micros().div_ceil(interval.as_micros()) as u64;
+        if n > limits::MAX_INTERVALS {
+            return Err(Error::invalid(
+                f("reportInterval"),
+                format!(
+                    "{} makes {n} intervals of a {} test, more than the limit of {}: make it longer",
+                    crate::duration::format_duration(interval),
+                    crate::duration::format_duration(length),
+                    limits::MAX_INTERVALS
+                ),
+            ));
+        }
+    }
     // Windowed thresholds are made of whole intervals within the test.
     let limits = Limits {
         interval,
@@ -427,10 +454,12 @@ fn compile_inner(
         length: load.profile.total(),
     };
     let mut thresholds = Vec::new();
-    for (i, t) in plan.thresholds.iter().enumerate() {
+    let sources = crate::thresholds::plan_sources(plan.thresholds.as_deref());
+    for (i, (t, is_default)) in sources.into_iter().enumerate() {
         let tf = f(&format!("thresholds[{i}]"));
-        let th = Threshold::parse_for_plan(t, &limits)
+        let mut th = Threshold::parse_for_plan(t, &limits)
             .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
+        th.is_default = is_default;
         if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
             return Err(Error::invalid(
                 &tf,
@@ -467,41 +496,83 @@ fn check_name(name: &str, field: &str) -> Result<()> {
 }
 
 fn compile_target(base: &str) -> std::result::Result<TargetInfo, String> {
+    // Messages quote the URL without its userinfo: it may hold a password.
+    let shown = redact_userinfo(base);
     let uri: hyper::Uri = base
         .parse()
-        .map_err(|e| format!("{base:?} is not a valid URL: {e}"))?;
+        .map_err(|e| format!("{shown:?} is not a valid URL: {e}"))?;
     match uri.scheme_str() {
         Some("http") => {}
         Some("https") => {
             return Err(format!(
-                "{base:?}: https targets are not supported yet; use http"
+                "{shown:?}: https targets are not supported yet; use http"
             ));
         }
-        _ => return Err(format!("{base:?} must start with http://")),
+        _ => return Err(format!("{shown:?} must start with http://")),
+    }
+    let auth = uri.authority().map_or("", |a| a.as_str());
+    if auth.contains('@') {
+        return Err(format!(
+            "{shown:?} has credentials in it (user:password@), which would be sent as part of the Host header: \
+             give them as a header instead, e.g. target.headers.authorization: \"Basic {{{{ env.CREDENTIALS }}}}\""
+        ));
     }
     let host = uri
         .host()
         .filter(|h| !h.is_empty())
-        .ok_or_else(|| format!("{base:?} has no host"))?;
+        .ok_or_else(|| format!("{shown:?} has no host"))?;
     if uri.query().is_some() {
         return Err(format!(
-            "{base:?} must not have a query; put it in the requests"
+            "{shown:?} must not have a query; put it in the requests"
         ));
     }
-    let port = uri.port_u16().unwrap_or(80);
+    let port = port_of(auth).map_err(|m| format!("{shown:?}: {m}"))?;
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
         format!("{host}:{port}")
     };
-    let host_header = HeaderValue::from_str(uri.authority().map_or(host, |a| a.as_str()))
-        .map_err(|e| e.to_string())?;
+    let host_header = HeaderValue::from_str(auth).map_err(|e| e.to_string())?;
     let prefix = uri.path().trim_end_matches('/').to_string();
     Ok(TargetInfo {
         authority,
         host_header,
         prefix,
     })
+}
+
+/// The port of an authority (`host`, `host:port`, `[v6]:port`): 80 when it
+/// has none; an empty, 0 or out-of-range port is an error (a port that does
+/// not fit in 16 bits must not become port 80).
+fn port_of(authority: &str) -> std::result::Result<u16, String> {
+    let after_host = match authority.rfind(']') {
+        Some(i) => &authority[i + 1..],
+        None => authority,
+    };
+    let Some((_, port)) = after_host.rsplit_once(':') else {
+        return Ok(80);
+    };
+    match port.parse::<u32>() {
+        Ok(p @ 1..=65535) => Ok(p as u16),
+        _ => Err(format!(
+            "port {port:?} is not a port number from 1 to 65535"
+        )),
+    }
+}
+
+/// `base` with anything between `://` and the authority's last `@` replaced,
+/// so an error never repeats a password.
+fn redact_userinfo(base: &str) -> String {
+    let Some(start) = base.find("://").map(|i| i + 3) else {
+        return base.to_string();
+    };
+    let end = base[start..]
+        .find(['/', '?', '#'])
+        .map_or(base.len(), |i| start + i);
+    match base[start..end].rfind('@') {
+        Some(at) => format!("{}***{}", &base[..start], &base[start + at..]),
+        None => base.to_string(),
+    }
 }
 
 fn compile_header(
@@ -632,12 +703,8 @@ fn compile_step(
         ));
     }
     let timeout = http.timeout.map_or(default_timeout, |d| d.0);
-    if timeout.is_zero() {
-        return Err(Error::invalid(
-            format!("{sf}.timeout"),
-            "must be more than 0",
-        ));
-    }
+    limits::duration(timeout, limits::MAX_WAIT)
+        .map_err(|m| Error::invalid(format!("{sf}.timeout"), m))?;
     let max_body = match http.max_body.map(|s| s.0) {
         None => crate::engine::DEFAULT_MAX_BODY,
         Some(0) => {
@@ -786,7 +853,7 @@ fn compile_load(plan: &Plan, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<L
                 "give either stages or a constant level, not both",
             ));
         }
-        check_stages(&l.stages, f)?;
+        check_stages(&l.stages, concurrency, f)?;
         Profile {
             start: 0.0,
             stages: l.stages.iter().map(|s| (s.duration.0, s.target)).collect(),
@@ -794,20 +861,16 @@ fn compile_load(plan: &Plan, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<L
     } else {
         let level = level
             .ok_or_else(|| Error::invalid(f(level_field), "is missing (or give load.stages)"))?;
-        if !(level.is_finite() && level > 0.0) {
-            return Err(Error::invalid(
-                f(level_field),
-                format!("{level} must be more than 0"),
-            ));
-        }
+        limits::level(level, concurrency, false).map_err(|m| Error::invalid(f(level_field), m))?;
         match l.duration {
-            Some(d) if d.0.is_zero() => {
-                return Err(Error::invalid(f("load.duration"), "must be more than 0"));
+            Some(d) => {
+                limits::duration(d.0, limits::MAX_LENGTH)
+                    .map_err(|m| Error::invalid(f("load.duration"), m))?;
+                Profile {
+                    start: level,
+                    stages: vec![(d.0, level)],
+                }
             }
-            Some(d) => Profile {
-                start: level,
-                stages: vec![(d.0, level)],
-            },
             None if l.iterations.is_some() => Profile {
                 start: level,
                 stages: vec![],
@@ -823,9 +886,38 @@ fn compile_load(plan: &Plan, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<L
     if l.iterations == Some(0) {
         return Err(Error::invalid(f("load.iterations"), "must be more than 0"));
     }
+    if let Some(n) = l.iterations {
+        limits::count(n, limits::MAX_ITERATIONS)
+            .map_err(|m| Error::invalid(f("load.iterations"), m))?;
+        // An open model without an end in time ends when its arrivals do.
+        if !concurrency && profile.total().is_none() {
+            let secs = n as f64 / profile.start;
+            if secs > limits::MAX_LENGTH.as_secs_f64() {
+                return Err(Error::invalid(
+                    f("load.iterations"),
+                    format!(
+                        "{n} at {} per second take longer than the limit of {}: give a duration or a higher rate",
+                        profile.start,
+                        crate::duration::format_duration(limits::MAX_LENGTH)
+                    ),
+                ));
+            }
+        }
+    }
     let max_in_flight = l.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT);
     if max_in_flight == 0 {
         return Err(Error::invalid(f("load.maxInFlight"), "must be more than 0"));
+    }
+    limits::count(max_in_flight, limits::MAX_IN_FLIGHT)
+        .map_err(|m| Error::invalid(f("load.maxInFlight"), m))?;
+    for (field, d) in [
+        ("load.thinkTime", l.think_time),
+        ("load.pacing", l.pacing),
+        ("load.gracefulStop", l.graceful_stop),
+    ] {
+        if let Some(d) = d {
+            limits::at_most(d.0, limits::MAX_WAIT).map_err(|m| Error::invalid(f(field), m))?;
+        }
     }
     let iterations = l
         .iterations
@@ -881,22 +973,16 @@ fn iteration_share(total: u64, concurrency: bool, profile: &Profile, slot: Slot)
     floor(mine) + u64::from(mine > 0 && rank < leftover)
 }
 
-fn check_stages(stages: &[Stage], f: &dyn Fn(&str) -> String) -> Result<()> {
+fn check_stages(stages: &[Stage], concurrency: bool, f: &dyn Fn(&str) -> String) -> Result<()> {
     for (i, s) in stages.iter().enumerate() {
-        if s.duration.0.is_zero() {
-            return Err(Error::invalid(
-                f(&format!("load.stages[{i}].duration")),
-                "must be more than 0",
-            ));
-        }
-        if !(s.target.is_finite() && s.target >= 0.0) {
-            return Err(Error::invalid(
-                f(&format!("load.stages[{i}].target")),
-                format!("{} must be 0 or more", s.target),
-            ));
-        }
+        limits::duration(s.duration.0, limits::MAX_LENGTH)
+            .map_err(|m| Error::invalid(f(&format!("load.stages[{i}].duration")), m))?;
+        limits::level(s.target, concurrency, true)
+            .map_err(|m| Error::invalid(f(&format!("load.stages[{i}].target")), m))?;
     }
-    Ok(())
+    let total: Duration = stages.iter().map(|s| s.duration.0).sum();
+    limits::at_most(total, limits::MAX_LENGTH)
+        .map_err(|m| Error::invalid(f("load.stages"), format!("together {m}")))
 }
 
 #[cfg(test)]
@@ -960,6 +1046,29 @@ mod tests {
             "{HEAD}requests: [{{name: a, path: /, maxBody: 4MB/s}}]"
         ));
         assert!(plan.unwrap_err().to_string().contains("unknown unit"));
+    }
+
+    #[test]
+    fn base_url_ports_are_checked_and_credentials_never_shown() {
+        assert_eq!(port_of("h"), Ok(80));
+        assert_eq!(port_of("h:8080"), Ok(8080));
+        assert_eq!(port_of("[::1]:9"), Ok(9));
+        assert_eq!(port_of("[::1]"), Ok(80));
+        for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
+            assert!(port_of(bad).is_err(), "{bad}");
+        }
+        assert_eq!(redact_userinfo("http://u:pw@h/p@x"), "http://***@h/p@x");
+        for url in [
+            "http://u:pw@h",
+            "http://u:pw@h:99999",
+            "http://u:pw@ho st/",
+            "ftp://u:pw@h",
+        ] {
+            let e = compile_target(url)
+                .err()
+                .unwrap_or_else(|| panic!("{url} accepted"));
+            assert!(!e.contains("pw"), "{e}");
+        }
     }
 
     #[test]

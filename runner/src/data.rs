@@ -27,8 +27,16 @@ impl Records {
     /// Reads `path`, choosing the format by extension. `field` names the plan
     /// field for error messages (e.g. `data.file`).
     pub fn load(path: &Path, field: &str) -> Result<Records> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::invalid(field, format!("cannot read {}: {e}", path.display())))?;
+        // Bounded: every runner holds the records in memory, and a link to
+        // /dev/zero must not be read until memory runs out.
+        let text = crate::input::read_text(path, crate::input::MAX_DATA_BYTES, field).map_err(
+            |e| match e {
+                Error::Read { source, .. } => {
+                    Error::invalid(field, format!("cannot read {}: {source}", path.display()))
+                }
+                other => other,
+            },
+        )?;
         let ext = path
             .extension()
             .and_then(|e| e.to_str())

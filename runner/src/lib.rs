@@ -14,6 +14,8 @@ pub mod compile;
 pub mod data;
 pub mod engine;
 pub mod histogram;
+pub mod input;
+pub mod limits;
 pub mod local;
 pub mod plan;
 pub mod planfile;

@@ -179,6 +179,11 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             output,
         } => {
+            check_runners("--workers", workers)?;
+            // A count of 0 is refused below, with the index it cannot hold.
+            if let Some(n) = runner_count.filter(|&n| n > 0) {
+                check_runners("--runner-count", n)?;
+            }
             let mut loaded = planfile::load_file(&file)?;
             let records = provision_first(&file, &mut loaded, output.quiet).await?;
             let slots = match (runner_index, runner_count) {
@@ -265,6 +270,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Demo { workers, output } => {
+            check_runners("--workers", workers)?;
             let server = serve::spawn_local(ServeConfig::builtin()).await?;
             let mut loaded = planfile::from_str(QUICKSTART, PathBuf::from("examples"))?;
             loaded.plan.target.base_url = server.base_url();
@@ -283,6 +289,19 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             run(&loaded, slots, &output, "quickstart (demo)").await
         }
     }
+}
+
+/// In-process runners each hold a copy of the compiled plan and its
+/// histograms: more than `MAX_RUNNERS` only costs memory (100 000 took 5.8 GB).
+fn check_runners(flag: &str, n: u32) -> Result<(), Error> {
+    let max = barrage_runner::limits::MAX_RUNNERS;
+    if n == 0 || n > max {
+        return Err(Error::invalid(
+            flag,
+            format!("{n} is not between 1 and the limit of {max}"),
+        ));
+    }
+    Ok(())
 }
 
 async fn run(
@@ -398,12 +417,9 @@ fn setup_of(
     if loaded.prefix != "spec." || has_file {
         return Ok(None);
     }
-    let text = std::fs::read_to_string(file).map_err(|source| Error::Read {
-        path: file.to_path_buf(),
-        source,
-    })?;
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let in_file = |e| planfile::in_file(Some(file), e);
+    let text = planfile::read_plan(file).map_err(in_file)?;
+    let doc = planfile::parse_document(&text).map_err(in_file)?;
     if doc.get("spec").and_then(|s| s.get("setup")).is_none() {
         return Ok(None);
     }

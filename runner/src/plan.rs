@@ -23,8 +23,10 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataSpec>,
     /// Pass/fail rules such as "p(95) < 10ms for get-schema", "error_rate < 1%".
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub thresholds: Vec<String>,
+    /// Absent: the default "error_rate < 1%", so a run whose requests all
+    /// failed never passes; `[]`: no thresholds at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Vec<String>>,
     /// Width of the per-interval histograms kept for latency over time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_interval: Option<HumanDuration>,

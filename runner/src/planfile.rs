@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::{
     compile::{Compiled, Slot, compile},
     error::{Error, Result},
+    input,
     plan::Plan,
 };
 
@@ -54,19 +55,36 @@ pub fn in_file(origin: Option<&Path>, e: Error) -> Error {
 }
 
 pub fn load_file(path: &Path) -> Result<Loaded> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_plan(path)?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut loaded = from_str(&text, base).map_err(|e| in_file(Some(path), e))?;
     loaded.origin = Some(path.to_path_buf());
     Ok(loaded)
 }
 
+/// A plan or manifest file's text: bounded, UTF-8, errors naming the file.
+pub fn read_plan(path: &Path) -> Result<String> {
+    // Errors about the content name the file in their message.
+    input::read_text(path, input::MAX_PLAN_BYTES, "(file)")
+}
+
+/// Parses a plan or manifest document (YAML or JSON) with the parser-bomb
+/// limits of [`input::yaml_value`].
+pub fn parse_document(text: &str) -> Result<serde_yaml_ng::Value> {
+    if text.len() as u64 > input::MAX_PLAN_BYTES {
+        return Err(Error::invalid(
+            "(file)",
+            format!(
+                "is larger than the limit of {}",
+                input::format_bytes(input::MAX_PLAN_BYTES)
+            ),
+        ));
+    }
+    input::yaml_value(text).map_err(|m| Error::invalid("(file)", m))
+}
+
 pub fn from_str(text: &str, base_dir: PathBuf) -> Result<Loaded> {
-    let doc: serde_yaml_ng::Value = serde_yaml_ng::from_str(text)
-        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let doc = parse_document(text)?;
     let is_manifest = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
     let (mut body, prefix, name) = if is_manifest {
         let kind = doc.get("kind").and_then(|k| k.as_str()).unwrap_or("");

@@ -61,7 +61,12 @@ pub fn compile_env(
             ));
         }
         Some(0) => return Err(Error::invalid(f("users"), "must be at least 1")),
-        Some(n) => n,
+        // Each user's record is held in memory until the end.
+        Some(n) => {
+            crate::limits::count(n as f64, crate::limits::MAX_USERS)
+                .map_err(|m| Error::invalid(f("users"), m))?;
+            n
+        }
     };
     let concurrency = match s.concurrency {
         Some(0) => return Err(Error::invalid(f("concurrency"), "must be at least 1")),
@@ -97,6 +102,9 @@ pub fn compile_env(
             steps: s.steps.clone(),
             ..Default::default()
         }],
+        // The setup has its own verdict (toleratedFailureRatio), not the
+        // plans' default threshold.
+        thresholds: Some(Vec::new()),
         ..Default::default()
     };
     // The setup is compiled as a one-journey plan: name its errors as the
@@ -331,10 +339,8 @@ fn percent(x: f64) -> String {
 /// manifest's `spec.target` and `spec.setup`. Returns the setup and the
 /// prefix its errors carry (`spec.` for a manifest).
 pub fn load_file(path: &Path) -> Result<(SetupPlan, &'static str)> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::planfile::read_plan(path).map_err(|e| crate::planfile::in_file(Some(path), e))?;
     from_str(&text).map_err(|e| crate::planfile::in_file(Some(path), e))
 }
 
@@ -343,8 +349,7 @@ const CUSTOM_SETUP: &[&str] = &["image", "command", "args", "env", "backoffLimit
 
 pub fn from_str(text: &str) -> Result<(SetupPlan, &'static str)> {
     use serde_yaml_ng::Value as Y;
-    let doc: Y = serde_yaml_ng::from_str(text)
-        .map_err(|e| Error::invalid("(file)", format!("not valid YAML: {e}")))?;
+    let doc: Y = crate::planfile::parse_document(text)?;
     let manifest = doc.get("kind").is_some() || doc.get("apiVersion").is_some();
     let (body, prefix) = if manifest {
         (

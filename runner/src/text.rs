@@ -28,7 +28,11 @@ pub fn thresholds(out: &mut String, outcomes: &[Outcome]) {
             out,
             "    {} {:<40} observed {}",
             if o.passed { "✓" } else { "✗" },
-            o.source,
+            if o.default {
+                format!("{} (default)", o.source)
+            } else {
+                o.source.clone()
+            },
             o.observed_text
         );
     }
@@ -137,4 +141,33 @@ pub fn summary(report: &Report, title: &str) -> String {
         if report.passed { "PASSED" } else { "FAILED" }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_threshold_is_marked() {
+        let o = Outcome {
+            source: crate::thresholds::DEFAULT.into(),
+            observed: Some(1.0),
+            observed_text: "100.00%".into(),
+            passed: false,
+            abort_on_fail: false,
+            default: true,
+        };
+        let mut out = String::new();
+        thresholds(&mut out, std::slice::from_ref(&o));
+        assert!(out.contains("✗ error_rate < 1% (default)"), "{out}");
+        let mut out = String::new();
+        thresholds(
+            &mut out,
+            &[Outcome {
+                default: false,
+                ..o
+            }],
+        );
+        assert!(!out.contains("(default)"), "{out}");
+    }
 }

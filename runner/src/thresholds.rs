@@ -69,6 +69,21 @@ pub struct Threshold {
     pub window: Option<Window>,
     /// The right side `K * METRIC[WINDOW]`: the limit is K times that figure.
     pub baseline: Option<Baseline>,
+    /// Not written by the user: the [`DEFAULT`] of a plan without `thresholds`.
+    pub is_default: bool,
+}
+
+/// The rule a plan without `thresholds` is judged by, so that a run in which
+/// every request failed never passes. `thresholds: []` turns it off.
+pub const DEFAULT: &str = "error_rate < 1%";
+
+/// The thresholds a plan is judged by, with whether each is the default:
+/// the plan's own list, or [`DEFAULT`] when it gives none (absent, not `[]`).
+pub fn plan_sources(list: Option<&[String]>) -> Vec<(&str, bool)> {
+    match list {
+        None => vec![(DEFAULT, true)],
+        Some(l) => l.iter().map(|s| (s.as_str(), false)).collect(),
+    }
 }
 
 /// What a threshold measures.
@@ -143,6 +158,10 @@ pub struct Outcome {
     pub observed_text: String,
     pub passed: bool,
     pub abort_on_fail: bool,
+    /// The default threshold of a plan that names none; reports mark it
+    /// "(default)".
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
 }
 
 /// Checks every threshold against the final (merged) results, in order.
@@ -243,6 +262,7 @@ impl Threshold {
             abort_on_fail,
             window,
             baseline,
+            is_default: false,
         })
     }
 
@@ -277,6 +297,7 @@ impl Threshold {
                 .map_or_else(|| "no data".to_string(), |v| self.metric.format_observed(v)),
             passed,
             abort_on_fail: self.abort_on_fail,
+            default: self.is_default,
         }
     }
 }
@@ -360,9 +381,10 @@ impl JsonSchema for Threshold {
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let verdict = if self.passed { "passed" } else { "FAILED" };
+        let default = if self.default { " (default)" } else { "" };
         write!(
             f,
-            "{}: {verdict} (observed {})",
+            "{}{default}: {verdict} (observed {})",
             self.source, self.observed_text
         )
     }
@@ -984,6 +1006,7 @@ mod tests {
                 abort_on_fail: false,
                 window: None,
                 baseline: None,
+                is_default: false,
             }
         );
         let t = th("p(99.9) <= 1.5s abortOnFail");
@@ -1500,6 +1523,7 @@ mod tests {
                 observed_text: "1.50s".into(),
                 passed: false,
                 abort_on_fail: true,
+                default: false,
             }
         );
     }

@@ -1141,6 +1141,273 @@ fn validate_checks_a_setup_and_the_fields_of_its_records() {
     );
 }
 
+// ------------------------------------------- the default threshold (trust)
+
+/// A run in which every request failed never passes: a plan without
+/// `thresholds` is judged by the default `error_rate < 1%`, marked
+/// "(default)" in the summary and the report; `thresholds: []` turns it off.
+#[test]
+fn a_plan_without_thresholds_fails_when_every_request_fails() {
+    let _l = load_lock();
+    let target = Target::start();
+    // The target answers 200; the plan expects 204, so every request fails.
+    let plan = format!(
+        "target: {{baseUrl: '{}'}}\n\
+         load: {{users: 2, iterations: 10}}\n\
+         requests: [{{name: ok, path: /ok, expect: {{status: [204]}}}}]\n",
+        target.url()
+    );
+    let (out, report, brief) = run_plan(&plan, &[], false);
+    assert_eq!(out.code, Some(99), "{out:#?}");
+    let line = threshold_line(&out.stdout, "error_rate < 1% (default)");
+    assert!(line.starts_with('✗') && line.ends_with("100.00%"), "{line}");
+    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert_eq!(report["passed"], false);
+    assert_eq!(report["thresholds"][0]["source"], "error_rate < 1%");
+    assert_eq!(report["thresholds"][0]["default"], true);
+    assert_eq!(brief["passed"], false);
+
+    let none = format!("{plan}thresholds: []\n");
+    let (out, report, _) = run_plan(&none, &[], false);
+    assert_eq!(out.code, Some(0), "{out:#?}");
+    assert!(!out.stdout.contains("(default)"), "{}", out.stdout);
+    assert_eq!(report["thresholds"], serde_json::json!([]));
+    assert_eq!(target.hits("/ok"), 20);
+}
+
+// ------------------------------------ inputs refused, not reinterpreted
+
+/// Runs `barrage-runner run PLAN -q` (plus `args`) on raw plan bytes, with
+/// `prepare` adding files next to the plan, and checks the refusal: exit 2,
+/// an `error:` line naming `field` and saying each of `problems`, within
+/// a few seconds, and no request sent. Returns the error line.
+fn refused(
+    plan: &[u8],
+    prepare: impl FnOnce(&Dir),
+    args: &[&str],
+    field: &str,
+    problems: &[&str],
+) -> String {
+    let target = Target::start();
+    let dir = Dir::new("refused");
+    prepare(&dir);
+    let text = String::from_utf8_lossy(plan).replace("{URL}", &target.url());
+    let bytes = if std::str::from_utf8(plan).is_ok() {
+        text.into_bytes()
+    } else {
+        plan.to_vec()
+    };
+    let path = dir.path("plan.yaml");
+    std::fs::write(&path, bytes).expect("write plan");
+    let mut cmd = barrage(["run".as_ref(), path.as_os_str()]);
+    cmd.arg("-q").args(args);
+    let started = Instant::now();
+    let out = output(cmd);
+    assert!(started.elapsed() < Duration::from_secs(10), "slow refusal");
+    assert_eq!(out.code, Some(2), "exit code; {out:#?}");
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no `error:` line on stderr: {:?}", out.stderr))
+        .to_string();
+    assert!(
+        line.contains(&format!("{field}: ")),
+        "field {field:?}: {line}"
+    );
+    for p in problems {
+        assert!(line.contains(p), "{p:?} missing: {line}");
+    }
+    assert_eq!(target.total_hits(), 0, "requests reached the target");
+    line
+}
+
+#[test]
+fn levels_counts_and_durations_have_upper_bounds() {
+    let base = good_plan("{URL}");
+    let load = |l: &str| base.replace("  users: 2\n  iterations: 20\n", l);
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "  users: 10000000\n  iterations: 20\n",
+            "load.users",
+            &["limit of 1000000 users"],
+        ),
+        (
+            "  executor: arrival-rate\n  rate: 1e12\n  duration: 1s\n",
+            "load.rate",
+            &["limit of 10000000 requests per second"],
+        ),
+        (
+            "  executor: arrival-rate\n  rate: 1e-300\n  iterations: 2\n",
+            "load.rate",
+            &["less than one a day"],
+        ),
+        (
+            "  executor: arrival-rate\n  rate: .nan\n  duration: 1s\n",
+            "load.rate",
+            &["finite"],
+        ),
+        (
+            "  executor: arrival-rate\n  rate: .inf\n  duration: 1s\n",
+            "load.rate",
+            &["finite"],
+        ),
+        (
+            "  users: 2\n  iterations: 10000000000\n",
+            "load.iterations",
+            &["limit of 1000000000"],
+        ),
+        (
+            "  executor: arrival-rate\n  rate: 0.001\n  iterations: 100000000\n",
+            "load.iterations",
+            &["limit of 168h"],
+        ),
+        (
+            "  users: 2\n  duration: 200h\n",
+            "load.duration",
+            &["limit of 168h"],
+        ),
+        (
+            "  stages: [{duration: 1m, target: 2000000}]\n",
+            "load.stages[0].target",
+            &["limit of 1000000 users"],
+        ),
+        (
+            "  stages: [{duration: 100h, target: 1}, {duration: 100h, target: 1}]\n",
+            "load.stages",
+            &["limit of 168h"],
+        ),
+        (
+            "  users: 2\n  iterations: 20\n  maxInFlight: 2000000\n",
+            "load.maxInFlight",
+            &["limit of 1000000"],
+        ),
+        (
+            "  users: 2\n  iterations: 20\n  thinkTime: 2h\n",
+            "load.thinkTime",
+            &["limit of 1h"],
+        ),
+        (
+            "  users: 2\n  duration: 100h\nreportInterval: 1s\n",
+            "reportInterval",
+            &["limit of 20000"],
+        ),
+    ];
+    for (l, field, problems) in cases {
+        refused(load(l).as_bytes(), |_| {}, &[], field, problems);
+    }
+    refused(
+        base.replace("  baseUrl: {URL}\n", "  baseUrl: {URL}\n  timeout: 2h\n")
+            .as_bytes(),
+        |_| {},
+        &[],
+        "target.timeout",
+        &["limit of 1h"],
+    );
+    for w in ["100000", "0"] {
+        refused(
+            base.as_bytes(),
+            |_| {},
+            &["--workers", w],
+            "--workers",
+            &["limit of 1024"],
+        );
+    }
+}
+
+#[test]
+fn base_url_ports_and_credentials_are_refused() {
+    for (url, problem) in [
+        ("http://127.0.0.1:99999", "99999"),
+        ("http://127.0.0.1:0", "\"0\""),
+        ("http://[::1]:65536", "65536"),
+    ] {
+        let plan = good_plan(url);
+        refused(plan.as_bytes(), |_| {}, &[], "target.baseUrl", &[problem]);
+    }
+    let plan = good_plan("http://alice:s3cret-pw@127.0.0.1:8080");
+    let line = refused(
+        plan.as_bytes(),
+        |_| {},
+        &[],
+        "target.baseUrl",
+        &["credentials", "authorization"],
+    );
+    assert!(
+        !line.contains("s3cret-pw"),
+        "the error repeats the password: {line}"
+    );
+    assert!(
+        !line.contains("alice"),
+        "the error repeats the user: {line}"
+    );
+}
+
+#[test]
+fn plans_that_are_not_utf8_or_too_large_are_refused() {
+    let plan = good_plan("{URL}");
+    let mut utf16 = vec![0xFF, 0xFE];
+    utf16.extend(plan.encode_utf16().flat_map(u16::to_le_bytes));
+    refused(
+        &utf16,
+        |_| {},
+        &[],
+        "(file)",
+        &["UTF-16", "save it as UTF-8"],
+    );
+    let mut latin1 = plan.clone().into_bytes();
+    latin1.extend(b"# caf\xe9\n");
+    refused(&latin1, |_| {}, &[], "(file)", &["not UTF-8"]);
+    let big = format!("{plan}#{}\n", "x".repeat(1 << 20));
+    refused(big.as_bytes(), |_| {}, &[], "(file)", &["limit of 1 MiB"]);
+}
+
+#[test]
+fn yaml_bombs_in_plans_are_refused_fast() {
+    let mut bomb = good_plan("{URL}") + "x0: &a0 [a, a, a, a, a, a, a, a, a, a]\n";
+    for i in 1..9 {
+        let p = i - 1;
+        bomb += &format!(
+            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        );
+    }
+    refused(bomb.as_bytes(), |_| {}, &[], "(file)", &["aliases expand"]);
+    let deep = good_plan("{URL}") + "x: " + &"[".repeat(200_000);
+    refused(
+        deep.as_bytes(),
+        |_| {},
+        &[],
+        "(file)",
+        &["nested more than 64"],
+    );
+}
+
+#[test]
+fn data_files_that_are_devices_or_utf16_are_refused() {
+    let plan = format!(
+        "{}data: {{file: users.csv}}\n",
+        good_plan("{URL}").replace("path: /ok", "path: '/ok/{{ record.id }}'")
+    );
+    refused(
+        plan.as_bytes(),
+        |d| std::os::unix::fs::symlink("/dev/zero", d.path("users.csv")).unwrap(),
+        &[],
+        "data.file",
+        &["users.csv", "not a regular file"],
+    );
+    refused(
+        plan.as_bytes(),
+        |d| {
+            let mut b = vec![0xFE, 0xFF];
+            b.extend("id\n1\n".encode_utf16().flat_map(u16::to_be_bytes));
+            std::fs::write(d.path("users.csv"), b).unwrap();
+        },
+        &[],
+        "data.file",
+        &["users.csv", "UTF-16"],
+    );
+}
+
 #[test]
 fn serve_refuses_bad_connection_limits_naming_the_flag() {
     for (flag, value, needle) in [

@@ -351,10 +351,15 @@ pub fn thresholds(b: &mut String, outcomes: &[Outcome]) {
         };
         let _ = write!(
             b,
-            "<tr class=\"{class}\"><td>{}{}</td><td>{}</td><td class=\"{class}\">{word}</td></tr>",
+            "<tr class=\"{class}\"><td>{}{}{}</td><td>{}</td><td class=\"{class}\">{word}</td></tr>",
             esc(&o.source),
             if o.abort_on_fail {
                 " <small>(abortOnFail)</small>"
+            } else {
+                ""
+            },
+            if o.default {
+                " <small>(default)</small>"
             } else {
                 ""
             },

@@ -278,6 +278,7 @@ pub(crate) mod testdata {
             observed_text: observed.into(),
             passed,
             abort_on_fail: false,
+            default: false,
         }
     }
 

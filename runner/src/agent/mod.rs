@@ -125,10 +125,8 @@ async fn prepare(opts: &AgentOptions) -> Result<(Arc<Runner>, String, TcpListene
 }
 
 fn read_token(path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    // A token is short; a mounted Secret is never this large.
+    let text = crate::input::read_text(path, 64 << 10, "--token-file")?;
     let token = text.trim();
     if token.is_empty() {
         return Err(Error::invalid(

@@ -152,8 +152,9 @@ impl ServeConfig {
     /// Parses YAML (or JSON, which YAML accepts) and validates it. Errors name
     /// the field, e.g. `routes[2].latency: percentages ... add up to more than 100%`.
     pub fn from_yaml_str(s: &str) -> Result<Self> {
-        let de = serde_yaml_ng::Deserializer::from_str(s);
-        let config: ServeConfig = serde_path_to_error::deserialize(de).map_err(|e| {
+        // Through the same parser-bomb limits as plans.
+        let doc = crate::planfile::parse_document(s)?;
+        let config: ServeConfig = serde_path_to_error::deserialize(doc).map_err(|e| {
             let path = e.path().to_string();
             let field = if path == "." {
                 "config".to_string()
@@ -168,10 +169,7 @@ impl ServeConfig {
 
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = crate::planfile::read_plan(path)?;
         Self::from_yaml_str(&text).map_err(|e| match e {
             Error::Invalid { field, message } => {
                 Error::invalid(field, format!("{message} (in {})", path.display()))

@@ -356,6 +356,7 @@ fn outcome(t: &Threshold, observed: Option<f64>, text: String, passed: bool) -> 
         observed_text: text,
         passed,
         abort_on_fail: t.abort_on_fail,
+        default: t.is_default,
     }
 }
 

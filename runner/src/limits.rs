@@ -1,0 +1,128 @@
+//! Upper (and a few lower) bounds on what a plan may ask for, so that memory
+//! and time are sized by a sane plan, never by a typo: `users: 10000000`
+//! took 3.6 GB, `rate: 1e12` would have run for hours, and `rate: 1e-300`
+//! made the engine's timeline overflow. Each check returns the message for
+//! the caller to attach to the field it checked. README "The plan" lists
+//! them.
+
+use std::time::Duration;
+
+use crate::duration::format_duration;
+
+/// Virtual users (closed model) of the whole plan, at any moment.
+pub const MAX_USERS: f64 = 1_000_000.0;
+/// Requests per second (open model) of the whole plan, at any moment.
+pub const MAX_RATE: f64 = 10_000_000.0;
+/// The slowest rate that is not 0: one request per day.
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+/// `load.iterations` in total.
+pub const MAX_ITERATIONS: u64 = 1_000_000_000;
+/// `load.maxInFlight`.
+pub const MAX_IN_FLIGHT: u32 = 1_000_000;
+/// A test's length (`duration`, the sum of `stages`, or iterations / rate).
+pub const MAX_LENGTH: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Timeouts, `gracefulStop`, `thinkTime`, `pacing`, `reportInterval`.
+pub const MAX_WAIT: Duration = Duration::from_secs(3600);
+/// Per-interval histograms kept for a test (its length / `reportInterval`).
+pub const MAX_INTERVALS: u64 = 20_000;
+/// Runners (`--workers`, `--runner-count`, the runner slots).
+pub const MAX_RUNNERS: u32 = 1024;
+
+/// A level (users or requests per second): finite, at most the maximum,
+/// and for a rate not absurdly small. `zero_ok` for stage targets (a ramp
+/// down to 0).
+pub fn level(v: f64, concurrency: bool, zero_ok: bool) -> Result<(), String> {
+    // 1e-300 and 1e12 as written, not as 300 digits.
+    let shown = if v != 0.0 && v.is_finite() && !(1e-4..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    };
+    let (max, what) = if concurrency {
+        (MAX_USERS, "users")
+    } else {
+        (MAX_RATE, "requests per second")
+    };
+    if !v.is_finite() || v < 0.0 || (v == 0.0 && !zero_ok) {
+        return Err(format!(
+            "{shown} must be {} a finite number",
+            if zero_ok {
+                "0 or more,"
+            } else {
+                "more than 0,"
+            }
+        ));
+    }
+    if v > max {
+        return Err(format!("{shown} is more than the limit of {max} {what}"));
+    }
+    if !concurrency && v > 0.0 && v < MIN_RATE {
+        return Err(format!(
+            "{shown} requests per second is less than one a day (the lowest rate is {MIN_RATE:.3e}/s)"
+        ));
+    }
+    Ok(())
+}
+
+/// A duration that must be more than 0 and at most `max`.
+pub fn duration(d: Duration, max: Duration) -> Result<(), String> {
+    if d.is_zero() {
+        return Err("must be more than 0".into());
+    }
+    at_most(d, max)
+}
+
+pub fn at_most(d: Duration, max: Duration) -> Result<(), String> {
+    if d > max {
+        return Err(format!(
+            "{} is more than the limit of {}",
+            format_duration(d),
+            format_duration(max)
+        ));
+    }
+    Ok(())
+}
+
+pub fn count<T: PartialOrd + std::fmt::Display>(v: T, max: T) -> Result<(), String> {
+    if v > max {
+        return Err(format!("{v} is more than the limit of {max}"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_bounded_both_ways() {
+        assert!(level(1e12, false, false).unwrap_err().contains("limit"));
+        assert!(
+            level(2e6, true, false)
+                .unwrap_err()
+                .contains("1000000 users")
+        );
+        assert!(
+            level(1e-300, false, false)
+                .unwrap_err()
+                .contains("one a day")
+        );
+        assert!(level(f64::NAN, false, false).is_err());
+        assert!(level(f64::INFINITY, true, true).is_err());
+        assert!(level(0.0, false, false).is_err());
+        level(0.0, false, true).unwrap();
+        level(MAX_RATE, false, false).unwrap();
+        level(MIN_RATE, false, false).unwrap();
+        level(1e-300, true, false).unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn durations_name_the_limit() {
+        let e = at_most(Duration::from_secs(8 * 86_400), MAX_LENGTH).unwrap_err();
+        assert!(e.contains("limit of 168h"), "{e}");
+        assert_eq!(
+            duration(Duration::ZERO, MAX_WAIT).unwrap_err(),
+            "must be more than 0"
+        );
+    }
+}
