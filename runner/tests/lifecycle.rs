@@ -176,7 +176,7 @@ async fn the_open_model_stops_at_its_planned_end_however_far_behind() {
         .unwrap();
     let plan = format!(
         "target: {{baseUrl: '{}'}}\n\
-         load: {{executor: arrival-rate, rate: 1e9, duration: 1s, maxInFlight: 4, gracefulStop: 1s}}\n\
+         load: {{executor: arrival-rate, rate: 1e7, duration: 1s, maxInFlight: 4, gracefulStop: 1s}}\n\
          requests: [{{name: a, path: /}}]\n",
         srv.base_url()
     );
@@ -189,7 +189,8 @@ async fn the_open_model_stops_at_its_planned_end_however_far_behind() {
     );
     let sent = r.summary.total.requests;
     assert!(sent > 0);
-    assert_eq!(sent + r.summary.dropped, 1_000_000_000);
+    // The highest rate a plan may ask for (`limits`): far beyond this machine.
+    assert_eq!(sent + r.summary.dropped, 10_000_000);
     assert_eq!(r.summary.total.errors, 0);
 }
 
