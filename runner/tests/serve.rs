@@ -1,123 +1,21 @@
 //! The built-in target server, end to end over real sockets, with a minimal
-//! hand-written HTTP/1.1 client (keep-alive, Content-Length bodies only,
-//! which is all the server sends).
+//! hand-written HTTP/1.1 client (`support/serve_client.rs`). The injected
+//! latency's accuracy is measured alone, in `serve_latency.rs`.
 
-use std::{
-    net::SocketAddr,
-    time::{Duration, Instant},
-};
+#[path = "support/serve_client.rs"]
+mod serve_client;
+
+use std::time::{Duration, Instant};
 
 use barrage_runner::{
     Error,
-    serve::{LocalServer, ServeConfig, ServeLimits, spawn_local, spawn_local_with},
+    serve::{ServeConfig, ServeLimits, spawn_local, spawn_local_with},
 };
+use serve_client::{Client, Reply, ms, server};
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
-
-struct Client {
-    conn: BufReader<TcpStream>,
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-    elapsed: Duration,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl Client {
-    async fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        stream.set_nodelay(true).unwrap();
-        Client {
-            conn: BufReader::new(stream),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Reply {
-        self.send("GET", path, b"").await
-    }
-
-    async fn send(&mut self, method: &str, path: &str, body: &[u8]) -> Reply {
-        self.send_with(method, path, &[], body).await
-    }
-
-    /// `send` with extra request headers.
-    async fn send_with(
-        &mut self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> Reply {
-        let start = Instant::now();
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (n, v) in headers {
-            head += &format!("{n}: {v}\r\n");
-        }
-        head += "\r\n";
-        let stream = self.conn.get_mut();
-        stream.write_all(head.as_bytes()).await.expect("write head");
-        stream.write_all(body).await.expect("write body");
-
-        let mut line = String::new();
-        self.conn.read_line(&mut line).await.expect("status line");
-        let status: u16 = line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| panic!("bad status line {line:?}"));
-        let mut headers = Vec::new();
-        loop {
-            line.clear();
-            self.conn.read_line(&mut line).await.expect("header line");
-            let l = line.trim_end();
-            if l.is_empty() {
-                break;
-            }
-            let (n, v) = l.split_once(':').expect("header has a colon");
-            headers.push((n.trim().to_string(), v.trim().to_string()));
-        }
-        let len: usize = headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .expect("the server always sends content-length");
-        let mut buf = vec![0; len];
-        self.conn.read_exact(&mut buf).await.expect("body");
-        Reply {
-            status,
-            headers,
-            body: String::from_utf8(buf).unwrap(),
-            elapsed: start.elapsed(),
-        }
-    }
-}
-
-async fn server(yaml: &str) -> LocalServer {
-    spawn_local(ServeConfig::from_yaml_str(yaml).unwrap())
-        .await
-        .unwrap()
-}
-
-fn ms(n: u64) -> Duration {
-    Duration::from_millis(n)
-}
 
 // In a module so that `cargo test serve` selects these tests.
 mod serve {
@@ -187,45 +85,6 @@ mod serve {
             "a route without latency took {:?}",
             r.elapsed
         );
-    }
-
-    /// The injected latency is a reference for tests and docs, so its median
-    /// must be within 0.1 ms of the spec (tokio's millisecond timer alone made
-    /// `1ms` take 2.28 ms and `20ms` 21.26 ms). The loopback round trip is
-    /// measured on a route without latency, each delayed request paired with
-    /// one right before it so both see the same machine load, and subtracted.
-    /// Other tests run beside this one on two shared cores, so a spec gets up
-    /// to three rounds; the old timer was over 1 ms off in every one.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn injected_latency_is_accurate_to_a_tenth_of_a_millisecond() {
-        let s = server(
-            "routes: [{path: /0}, {path: /1, latency: 1ms}, {path: /7, latency: 7ms}, \
-             {path: /20, latency: 20ms}]",
-        )
-        .await;
-        let mut c = Client::connect(s.addr()).await;
-        for (path, spec, n) in [("/1", 1.0, 201), ("/7", 7.0, 61), ("/20", 20.0, 31)] {
-            let mut rounds = Vec::new();
-            for _ in 0..3 {
-                let mut excess_ms = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let base = c.get("/0").await.elapsed;
-                    let delayed = c.get(path).await.elapsed;
-                    excess_ms.push((delayed.as_secs_f64() - base.as_secs_f64()) * 1e3 - spec);
-                }
-                excess_ms.sort_by(f64::total_cmp);
-                let median = excess_ms[n / 2];
-                rounds.push(median);
-                println!("{path}: median off by {median:+.3} ms");
-                if median.abs() < 0.1 {
-                    break;
-                }
-            }
-            assert!(
-                rounds.last().unwrap().abs() < 0.1,
-                "{path}: the median minus the round trip is off {spec} ms by {rounds:+.3?} ms"
-            );
-        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
