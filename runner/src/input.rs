@@ -118,16 +118,14 @@ pub fn decode_utf8(mut bytes: Vec<u8>) -> std::result::Result<String, String> {
 /// a message for the `(file)` field.
 pub fn yaml_value(text: &str) -> std::result::Result<Value, String> {
     check_flow_depth(text)?;
-    // A document without aliases has at most about one node per byte (`a:`
-    // is two nodes in two bytes); twice that, plus room for a small plan's
-    // shared anchors, is what aliases may add.
-    let budget = Budget(Cell::new(2 * text.len() + 4096));
+    let budget = Budget::new(text.len());
     let de = serde_yaml_ng::Deserializer::from_str(text);
     match Counted(&budget).deserialize(de) {
         Ok(v) => Ok(v),
-        Err(_) if budget.0.get() == 0 => Err(format!(
-            "YAML aliases expand to more than {} values, more than a document of this size holds: refused",
-            2 * text.len() + 4096
+        Err(_) if budget.exhausted() => Err(format!(
+            "YAML aliases expand to more than {} values or {} bytes of text, more than a document of this size holds: refused",
+            value_budget(text.len()),
+            byte_budget(text.len())
         )),
         Err(e) => Err(format!("not valid YAML: {e}")),
     }
@@ -184,18 +182,63 @@ fn check_flow_depth(text: &str) -> std::result::Result<(), String> {
 }
 
 /// Values left to build; 0 = exhausted (the error is then the budget's).
-struct Budget(Cell<usize>);
+/// Values and string bytes that building the document may still make. Both
+/// count: a few aliases of one long anchored string are few values but many
+/// bytes (a 500 KB string aliased 100,000 times would be 50 GB).
+struct Budget {
+    values: Cell<usize>,
+    bytes: Cell<usize>,
+}
 
 impl Budget {
+    fn new(text_len: usize) -> Budget {
+        Budget {
+            values: Cell::new(value_budget(text_len)),
+            bytes: Cell::new(byte_budget(text_len)),
+        }
+    }
+
+    fn exhausted(&self) -> bool {
+        self.values.get() == 0 || self.bytes.get() == 0
+    }
+
     fn take<E: de::Error>(&self) -> std::result::Result<(), E> {
-        match self.0.get() {
+        match self.values.get() {
             0 => Err(E::custom("alias expansion budget exhausted")),
             n => {
-                self.0.set(n - 1);
+                self.values.set(n - 1);
                 Ok(())
             }
         }
     }
+
+    /// A string of `len` bytes (a value, and its bytes).
+    fn take_str<E: de::Error>(&self, len: usize) -> std::result::Result<(), E> {
+        self.take()?;
+        match self.bytes.get().checked_sub(len) {
+            None => {
+                self.bytes.set(0);
+                Err(E::custom("alias expansion budget exhausted"))
+            }
+            Some(left) => {
+                self.bytes.set(left);
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A document without aliases has at most about one node per byte (`a:` is
+/// two nodes in two bytes); twice that, plus room for a small plan's shared
+/// anchors, is what aliases may add.
+fn value_budget(text_len: usize) -> usize {
+    2 * text_len + 4096
+}
+
+/// Its strings hold fewer bytes than the text; twice the text plus 64 KiB
+/// leaves room for ordinary shared anchors.
+fn byte_budget(text_len: usize) -> usize {
+    2 * text_len + 64 * 1024
 }
 
 /// Builds a `serde_yaml_ng::Value` as its own `Deserialize` does, counting
@@ -234,11 +277,11 @@ impl<'de> Visitor<'de> for Counted<'_> {
         Ok(Value::Number(v.into()))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Value, E> {
-        self.0.take()?;
+        self.0.take_str(v.len())?;
         Ok(Value::String(v.to_owned()))
     }
     fn visit_string<E: de::Error>(self, v: String) -> std::result::Result<Value, E> {
-        self.0.take()?;
+        self.0.take_str(v.len())?;
         Ok(Value::String(v))
     }
     fn visit_unit<E: de::Error>(self) -> std::result::Result<Value, E> {
@@ -332,6 +375,20 @@ mod tests {
         refused_fast(&bomb, "aliases expand");
         let v = yaml_value("h: &h {k: v}\na: *h\nb: *h\n").unwrap();
         assert_eq!(v["b"]["k"].as_str(), Some("v"));
+    }
+
+    /// Few values but many bytes: one long anchored string, aliased over and
+    /// over, within the file size limit (each alias would be its own copy).
+    #[test]
+    fn aliases_of_a_long_string_are_refused() {
+        let mut bomb = format!("s: &s \"{}\"\nl: [", "x".repeat(400_000));
+        bomb += &"*s, ".repeat(100_000);
+        bomb += "]\n";
+        assert!((bomb.len() as u64) < MAX_PLAN_BYTES, "{}", bomb.len());
+        refused_fast(&bomb, "bytes of text");
+        // A long string used a few times is an ordinary plan.
+        let few = format!("s: &s \"{}\"\na: *s\nb: *s\n", "x".repeat(20_000));
+        assert_eq!(yaml_value(&few).unwrap()["b"].as_str().map(str::len), Some(20_000));
     }
 
     #[test]
