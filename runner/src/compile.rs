@@ -563,13 +563,11 @@ fn port_of(authority: &str) -> std::result::Result<u16, String> {
 /// `base` with anything between `://` and the authority's last `@` replaced,
 /// so an error never repeats a password.
 fn redact_userinfo(base: &str) -> String {
-    let Some(start) = base.find("://").map(|i| i + 3) else {
-        return base.to_string();
-    };
-    let end = base[start..]
-        .find(['/', '?', '#'])
-        .map_or(base.len(), |i| start + i);
-    match base[start..end].rfind('@') {
+    // Up to the last `@` anywhere after the scheme: a password may hold `/`,
+    // `?` or `#`, which would otherwise end the authority early and leave
+    // the secret in the message. Hiding a path's `@` too costs nothing.
+    let start = base.find("://").map_or(0, |i| i + 3);
+    match base[start..].rfind('@') {
         Some(at) => format!("{}***{}", &base[..start], &base[start + at..]),
         None => base.to_string(),
     }
@@ -1057,9 +1055,13 @@ mod tests {
         for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
             assert!(port_of(bad).is_err(), "{bad}");
         }
-        assert_eq!(redact_userinfo("http://u:pw@h/p@x"), "http://***@h/p@x");
+        assert_eq!(redact_userinfo("http://u:pw@h/p"), "http://***@h/p");
+        assert_eq!(redact_userinfo("u:pw@h"), "***@h");
         for url in [
             "http://u:pw@h",
+            "http://u:p/pw@h",
+            "http://u:p?pw@h:8080/x",
+            "http://u:p#pw@h",
             "http://u:pw@h:99999",
             "http://u:pw@ho st/",
             "ftp://u:pw@h",
