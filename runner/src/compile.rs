@@ -711,6 +711,15 @@ fn compile_step(
                 "must be more than 0",
             ));
         }
+        Some(n) if n > limits::MAX_BODY => {
+            return Err(Error::invalid(
+                format!("{sf}.maxBody"),
+                format!(
+                    "{n} bytes is more than the limit of {} MiB",
+                    limits::MAX_BODY >> 20
+                ),
+            ));
+        }
         Some(n) => usize::try_from(n).map_err(|_| {
             Error::invalid(
                 format!("{sf}.maxBody"),
@@ -1040,6 +1049,13 @@ mod tests {
             "{HEAD}requests: [{{name: j, maxBody: 1MiB, steps: [{{name: s, path: /}}]}}]"
         ));
         assert!(e.contains("requests[0]") && e.contains("maxBody"), "{e}");
+        let e = err(&format!(
+            "{HEAD}requests: [{{name: a, path: /, maxBody: 257MiB}}]"
+        ));
+        assert!(
+            e.contains("requests[0].maxBody") && e.contains("limit of 256 MiB"),
+            "{e}"
+        );
         let plan: Result<Plan, _> = serde_yaml_ng::from_str(&format!(
             "{HEAD}requests: [{{name: a, path: /, maxBody: 4MB/s}}]"
         ));

@@ -27,6 +27,9 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 pub const MAX_INTERVALS: u64 = 20_000;
 /// Runners (`--workers`, `--runner-count`, the runner slots).
 pub const MAX_RUNNERS: u32 = 1024;
+/// A request's `maxBody` (a kept body is held whole until its captures
+/// are read, once per request in flight).
+pub const MAX_BODY: u64 = 256 << 20;
 
 /// A level (users or requests per second): finite, at most the maximum,
 /// and for a rate not absurdly small. `zero_ok` for stage targets (a ramp
