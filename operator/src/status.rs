@@ -144,7 +144,7 @@ pub fn set_condition(
     now: Timestamp,
 ) {
     let status = if status { "True" } else { "False" }.to_string();
-    let message: String = message.chars().take(1024).collect();
+    let message = bounded(message, MAX_MESSAGE);
     if let Some(c) = conds.iter_mut().find(|c| c.type_ == type_) {
         if c.status != status {
             c.last_transition_time = Time(now);
@@ -207,9 +207,39 @@ pub const REASON_ENGINE_FAILED: &str = "RunnerEngineFailed";
 
 /// Why runners' engines failed (a task panicked), if any did: the test then
 /// fails whatever it measured.
+///
+/// The texts come from runners, so they are bounded here: a broken or hostile
+/// runner image must not make the status too large for the API server (then
+/// no status write would ever succeed and the test would never end).
 pub fn engine_failure(merged: &Snapshot) -> Option<String> {
-    (!merged.failures.is_empty())
-        .then(|| format!("runner engine failed: {}", merged.failures.join("; ")))
+    const SHOWN: usize = 5;
+    const EACH: usize = 256;
+    if merged.failures.is_empty() {
+        return None;
+    }
+    let mut shown: Vec<String> = merged
+        .failures
+        .iter()
+        .take(SHOWN)
+        .map(|f| bounded(f, EACH))
+        .collect();
+    if merged.failures.len() > SHOWN {
+        shown.push(format!("and {} more", merged.failures.len() - SHOWN));
+    }
+    Some(format!("runner engine failed: {}", shown.join("; ")))
+}
+
+/// The longest `status.message`, like a condition's message.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// `text` cut to at most `max` characters, marked when cut.
+pub fn bounded(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
 }
 
 /// `finish`, with the Complete and Passed conditions' reason given.
@@ -244,7 +274,7 @@ pub fn finish_as(
         generation,
         now,
     );
-    st.message = Some(message);
+    st.message = Some(bounded(&message, MAX_MESSAGE));
 }
 
 #[cfg(test)]
@@ -288,6 +318,36 @@ mod tests {
         let p95 = merged.stats(None).unwrap().latency.value_at_quantile(0.95) as f64 / 1000.0;
         assert_eq!(st.latency_ms.as_ref().unwrap().p95, round(p95, 3));
         assert_eq!(st.by_request.len(), 2);
+    }
+
+    /// Failure texts come from runners: a hostile one sends a megabyte and
+    /// a thousand of them, and the status stays small enough to be written.
+    #[test]
+    fn a_runners_failure_text_is_bounded_in_the_status() {
+        let mut bad = runner_snapshot(1, 1, 10);
+        bad.failures = (0..1000)
+            .map(|i| format!("runner {i}: {}", "x".repeat(1 << 20)))
+            .collect();
+        let why = engine_failure(&bad).unwrap();
+        assert!(
+            why.len() < 2000 && why.ends_with("and 995 more"),
+            "{}",
+            why.len()
+        );
+        let mut st = LoadTestStatus::default();
+        finish_as(
+            &mut st,
+            Phase::Failed,
+            REASON_ENGINE_FAILED,
+            "y".repeat(1 << 20),
+            Some(1),
+            Timestamp::now(),
+        );
+        assert_eq!(
+            st.message.as_ref().map(|m| m.chars().count()),
+            Some(MAX_MESSAGE)
+        );
+        assert!(serde_json::to_string(&st).unwrap().len() < 8 * 1024);
     }
 
     #[test]

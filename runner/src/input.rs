@@ -388,7 +388,10 @@ mod tests {
         refused_fast(&bomb, "bytes of text");
         // A long string used a few times is an ordinary plan.
         let few = format!("s: &s \"{}\"\na: *s\nb: *s\n", "x".repeat(20_000));
-        assert_eq!(yaml_value(&few).unwrap()["b"].as_str().map(str::len), Some(20_000));
+        assert_eq!(
+            yaml_value(&few).unwrap()["b"].as_str().map(str::len),
+            Some(20_000)
+        );
     }
 
     #[test]
