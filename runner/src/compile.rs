@@ -211,6 +211,29 @@ pub fn compile_with_env(
     compile_inner(plan, slot, base_dir, prefix, env, None)
 }
 
+/// `compile`, reusing records another slot's compile already loaded (the
+/// `data` of `other`), so N in-process runners hold one copy of the data
+/// file, not N.
+pub fn compile_sharing(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    other: Option<&Compiled>,
+) -> Result<Compiled> {
+    let records = other
+        .and_then(|c| c.data.as_ref())
+        .map(|d| d.records.clone());
+    compile_inner(
+        plan,
+        slot,
+        base_dir,
+        prefix,
+        &|k| std::env::var(k).ok(),
+        records,
+    )
+}
+
 /// Compiles a plan whose records do not exist yet (a setup will make them)
 /// as it will run: with data (default policy if the plan names none) of one
 /// blank record with these `fields`, so `record.FIELD` templates are checked.
@@ -225,7 +248,14 @@ pub fn compile_with_fields(
     plan.data.get_or_insert_with(Default::default);
     let rows = vec![vec![String::new(); fields.len()]];
     let records = Records { fields, rows };
-    compile_inner(&plan, slot, Path::new(""), prefix, env, Some(records))
+    compile_inner(
+        &plan,
+        slot,
+        Path::new(""),
+        prefix,
+        env,
+        Some(Arc::new(records)),
+    )
 }
 
 fn compile_inner(
@@ -234,7 +264,7 @@ fn compile_inner(
     base_dir: &Path,
     prefix: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    given: Option<Records>,
+    given: Option<Arc<Records>>,
 ) -> Result<Compiled> {
     let f = |name: &str| format!("{prefix}{name}");
     if slot.count > limits::MAX_RUNNERS {
@@ -263,7 +293,9 @@ fn compile_inner(
         Some(d) => {
             let records = match (given, &d.file) {
                 (Some(r), _) => r,
-                (None, Some(file)) => Records::load(&base_dir.join(file), &f("data.file"))?,
+                (None, Some(file)) => {
+                    Arc::new(Records::load(&base_dir.join(file), &f("data.file"))?)
+                }
                 (None, None) => {
                     return Err(Error::invalid(
                         f("data.file"),
@@ -285,7 +317,7 @@ fn compile_inner(
                 ));
             }
             Some(DataPlan {
-                records: Arc::new(records),
+                records,
                 select: d.select,
                 repeat,
                 on_exhausted: d.on_exhausted,

@@ -33,11 +33,11 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     if opts.slots.is_empty() {
         return Err(Error::invalid("--workers", "must be at least 1"));
     }
-    let mut runners = Vec::new();
-    for &slot in &opts.slots {
-        let c = loaded.compile(slot)?;
-        runners.push(Runner::new(Arc::new(c)));
-    }
+    let runners: Vec<_> = loaded
+        .compile_slots(&opts.slots)?
+        .into_iter()
+        .map(|c| Runner::new(Arc::new(c)))
+        .collect();
     let mut interrupts = crate::signal::Interrupts::listen();
     let thresholds = runners[0].plan.thresholds.clone();
     let live = thresholds.iter().any(|t| t.abort_on_fail);

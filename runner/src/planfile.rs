@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::{
-    compile::{Compiled, Slot, compile},
+    compile::{Compiled, Slot, compile, compile_sharing},
     error::{Error, Result},
     input,
     plan::Plan,
@@ -41,6 +41,18 @@ impl Loaded {
     pub fn compile(&self, slot: Slot) -> Result<Compiled> {
         compile(&self.plan, slot, &self.base_dir, self.prefix)
             .map_err(|e| in_file(self.origin.as_deref(), e))
+    }
+
+    /// Compiles the plan for each of `slots`; the data file is read once and
+    /// its records shared by all of them.
+    pub fn compile_slots(&self, slots: &[Slot]) -> Result<Vec<Compiled>> {
+        let mut out: Vec<Compiled> = Vec::with_capacity(slots.len());
+        for &slot in slots {
+            let c = compile_sharing(&self.plan, slot, &self.base_dir, self.prefix, out.first())
+                .map_err(|e| in_file(self.origin.as_deref(), e))?;
+            out.push(c);
+        }
+        Ok(out)
     }
 }
 
@@ -146,6 +158,27 @@ mod tests {
     use super::*;
 
     const PLAN: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, duration: 1s}\nrequests: [{name: a, path: /}]\n";
+
+    /// `--workers N` reads the data file once: every worker shares one copy
+    /// of its records (N copies of a 64 MiB file were N x its size).
+    #[test]
+    fn workers_share_one_copy_of_the_records() {
+        let dir = std::env::temp_dir().join(format!("barrage-share-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("users.csv"), "id\n1\n2\n3\n4\n").unwrap();
+        let plan = format!("{PLAN}data: {{file: users.csv, select: unique}}\n");
+        let loaded = from_str(&plan, dir.clone()).unwrap();
+        let slots: Vec<Slot> = (0..8).map(|index| Slot { index, count: 8 }).collect();
+        let compiled = loaded.compile_slots(&slots).unwrap();
+        let records = |c: &Compiled| c.data.as_ref().unwrap().records.clone();
+        let first = records(&compiled[0]);
+        assert_eq!(first.rows.len(), 4);
+        for c in &compiled {
+            assert!(std::sync::Arc::ptr_eq(&first, &records(c)));
+        }
+        assert_eq!(compiled[5].slot, slots[5]);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn reads_a_bare_plan_and_a_manifest_alike() {
