@@ -73,17 +73,38 @@ pub struct Threshold {
     pub is_default: bool,
 }
 
-/// The rule a plan without `thresholds` is judged by, so that a run in which
-/// every request failed never passes. `thresholds: []` turns it off.
+/// The rule a plan is judged by when none of its own bounds the errors of
+/// the whole run, so that a run in which every request failed never
+/// passes. `thresholds: []` turns it off.
 pub const DEFAULT: &str = "error_rate < 1%";
 
 /// The thresholds a plan is judged by, with whether each is the default:
-/// the plan's own list, or [`DEFAULT`] when it gives none (absent, not `[]`).
+/// the plan's own list, plus [`DEFAULT`] when the plan gives none (absent,
+/// not `[]`) or when none of its own bounds the errors of all requests
+/// (latency thresholds alone would pass a run whose requests all failed
+/// fast).
 pub fn plan_sources(list: Option<&[String]>) -> Vec<(&str, bool)> {
     match list {
         None => vec![(DEFAULT, true)],
-        Some(l) => l.iter().map(|s| (s.as_str(), false)).collect(),
+        Some(l) => {
+            let mut out: Vec<(&str, bool)> = l.iter().map(|s| (s.as_str(), false)).collect();
+            if !l.is_empty() && !l.iter().any(|s| bounds_errors(s)) {
+                out.push((DEFAULT, true));
+            }
+            out
+        }
     }
+}
+
+/// `error_rate` or `errors` of all requests held below a limit (over the
+/// whole test or in every window).
+fn bounds_errors(source: &str) -> bool {
+    Threshold::parse(source).is_ok_and(|t| {
+        matches!(t.metric, Metric::ErrorRate | Metric::Errors)
+            && matches!(t.op, Op::Lt | Op::Le | Op::Eq)
+            && t.scope.is_none()
+            && t.baseline.is_none()
+    })
 }
 
 /// What a threshold measures.
@@ -958,6 +979,43 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The default joins any plan whose own thresholds do not bound the
+    /// errors of all requests; `[]` means none at all.
+    #[test]
+    fn the_default_joins_plans_that_do_not_bound_errors() {
+        let sources = |l: Option<&[&str]>| {
+            let owned: Option<Vec<String>> = l.map(|l| l.iter().map(|s| s.to_string()).collect());
+            plan_sources(owned.as_deref())
+                .into_iter()
+                .map(|(s, d)| (s.to_string(), d))
+                .collect::<Vec<_>>()
+        };
+        let with_default = |own: &[&str]| {
+            let mut v: Vec<_> = own.iter().map(|s| (s.to_string(), false)).collect();
+            v.push((DEFAULT.to_string(), true));
+            v
+        };
+        assert_eq!(sources(None), with_default(&[]));
+        assert_eq!(sources(Some(&[])), vec![]);
+        for own in [
+            &["p(95) < 10ms"][..],
+            &["error_rate < 5% for a"],
+            &["error_rate > 1%"],
+            &["rps > 100", "p(99) < 1s"],
+        ] {
+            assert_eq!(sources(Some(own)), with_default(own), "{own:?}");
+        }
+        for own in [
+            &["p(95) < 10ms", "error_rate < 5%"][..],
+            &["errors == 0"],
+            &["errors <= 3"],
+            &["error_rate[each 1m] < 2%"],
+        ] {
+            let mine: Vec<_> = own.iter().map(|s| (s.to_string(), false)).collect();
+            assert_eq!(sources(Some(own)), mine, "{own:?}");
+        }
+    }
 
     fn th(s: &str) -> Threshold {
         s.parse()

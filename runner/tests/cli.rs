@@ -962,7 +962,11 @@ fn report_json_carries_summary_thresholds_and_histograms() {
     assert_eq!(summary["total"]["statuses"], serde_json::json!({"200": 60}));
 
     let th = report["thresholds"].as_array().expect("thresholds array");
-    assert_eq!(th.len(), 2);
+    // Neither bounds the errors of all requests, so the default joins them.
+    assert_eq!(th.len(), 3);
+    assert_eq!(th[2]["source"], "error_rate < 1%");
+    assert_eq!(th[2]["default"], true);
+    assert_eq!(th[2]["passed"], true);
     assert_eq!(th[0]["source"], "requests == 60");
     assert_eq!(th[0]["observedText"], "60");
     assert_eq!(th[0]["passed"], true);
