@@ -53,7 +53,10 @@ LEAST_PRIVILEGE = {
     ("rbac.authorization.k8s.io", "rolebindings"): {"create"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    # networkPolicy.enabled (the default): each LoadTest's runners' NetworkPolicy.
+    ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch"},
 }
+WITHOUT_NETWORK_POLICY = {k: v for k, v in LEAST_PRIVILEGE.items() if k[1] != "networkpolicies"}
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
@@ -350,65 +353,61 @@ def test_schema_rejects_wrong_types() -> None:
     expect_render_error({"metrics": {"serviceMonitor": {"enabled": True, "interval": "often"}}}, "interval")
 
 
-def operator_source_constants() -> tuple[str, str, str, str, int]:
-    """The runner pods' labels and agent port as operator/src/pods.rs sets them."""
+def operator_env_names() -> set[str]:
+    """The environment variables the operator binary reads (operator/src/main.rs)."""
     import re
-    with open(os.path.join(ROOT, "operator", "src", "pods.rs"), encoding="utf-8") as f:
-        src = f.read()
-    role = re.search(r'LABEL_ROLE: &str = "([^"]+)"', src).group(1)
-    managed = re.search(r'MANAGED_BY: \(&str, &str\) = \("([^"]+)", "([^"]+)"\)', src)
-    port = int(re.search(r"AGENT_PORT: i32 = (\d+)", src).group(1))
-    assert '"runner")' in src and 'owned_meta(lt, runner_name(lt, index), "runner")' in src
-    return role, "runner", managed.group(1), managed.group(2), port
+    with open(os.path.join(ROOT, "operator", "src", "main.rs"), encoding="utf-8") as f:
+        return set(re.findall(r'env = "([A-Z_]+)"', f.read()))
 
 
-def network_policies(r: Rendered) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["namespace"]: o for o in r.of("NetworkPolicy")}
+def label_list(s: str) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in s.split(","))
 
 
-def test_network_policy_admits_only_the_operator_to_runner_agents() -> None:
-    role_key, role, managed_key, managed, port = operator_source_constants()
-    r = render(NON_DEFAULT)
-    policies = network_policies(r)
-    assert sorted(policies) == ["a", "b"], sorted(policies)
-    operator_labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
-    for ns, np in policies.items():
-        assert np["apiVersion"] == "networking.k8s.io/v1"
-        spec = np["spec"]
-        # Selects exactly what the operator labels runner pods with.
-        assert spec["podSelector"] == {"matchLabels": {role_key: role, managed_key: managed}}, spec["podSelector"]
-        assert spec["policyTypes"] == ["Ingress"], "egress (to the target) must stay open"
-        assert len(spec["ingress"]) == 1, spec["ingress"]
-        rule = spec["ingress"][0]
-        assert rule["ports"] == [{"protocol": "TCP", "port": port}], rule["ports"]
-        assert len(rule["from"]) == 1, "one peer: the operator pods in the release namespace (both selectors in one peer)"
-        peer = rule["from"][0]
-        assert peer["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": NAMESPACE}}, peer
-        sel = peer["podSelector"]["matchLabels"]
-        assert sel and all(operator_labels.get(k) == v for k, v in sel.items()), (sel, operator_labels)
-        assert sel == r.one("Deployment")["spec"]["selector"]["matchLabels"]
-    assert "NetworkPolicy in: a, b" in r.notes, r.notes
+def test_network_policy_is_the_operators_in_every_install_mode() -> None:
+    # The chart makes no NetworkPolicy itself (one cannot span namespaces): the operator
+    # makes one per LoadTest, so a cluster-wide install is covered too.
+    names = operator_env_names()
+    for values in (None, NON_DEFAULT):
+        r = render(values)
+        assert not r.of("NetworkPolicy"), r.kinds()
+        env = r.env()
+        assert env["BARRAGE_NETWORK_POLICY"] == "true", env
+        # The policy admits the operator's pods: labels they carry, and only this release's.
+        d = r.one("Deployment")
+        pod_labels = d["spec"]["template"]["metadata"]["labels"]
+        admitted = label_list(env["BARRAGE_OPERATOR_POD_LABELS"])
+        assert admitted == d["spec"]["selector"]["matchLabels"], admitted
+        assert all(pod_labels.get(k) == v for k, v in admitted.items()), (admitted, pod_labels)
+        # The namespace: from the downward API; its labels default in the operator.
+        assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        assert "BARRAGE_OPERATOR_NAMESPACE_LABELS" not in env
+        for var in ("BARRAGE_NETWORK_POLICY", "BARRAGE_OPERATOR_POD_LABELS", "BARRAGE_OPERATOR_NAMESPACE_LABELS", "POD_NAMESPACE"):
+            assert var in names, f"the operator does not read {var}"
+        roles = r.of("ClusterRole") + [o for o in r.of("Role") if not o["metadata"]["name"].endswith("-leader-election")]
+        assert roles, r.kinds()
+        for role in roles:
+            assert_rules(role, LEAST_PRIVILEGE)
+        assert "NetworkPolicy <name>-runners" in r.notes, r.notes
+        assert "WARNING" not in r.notes
 
 
-def test_network_policy_namespaces_for_cluster_wide_installs() -> None:
-    # Cluster-wide by default: no namespace is known, so none is made, and the notes say so.
-    r = render()
-    assert not r.of("NetworkPolicy"), r.kinds()
-    assert "WARNING: no NetworkPolicy" in r.notes, r.notes
-    r = render({"networkPolicy": {"namespaces": ["team-x", "team-y"]}})
-    assert sorted(network_policies(r)) == ["team-x", "team-y"]
-    # With watchNamespaces: those, plus any listed; each once.
-    r = render({"watchNamespaces": ["a"], "networkPolicy": {"namespaces": ["a", "c"]}})
-    assert sorted(network_policies(r)) == ["a", "c"], [o["metadata"] for o in r.of("NetworkPolicy")]
-    # Off: none, and no warning.
-    r = render({"watchNamespaces": ["a"], "networkPolicy": {"enabled": False}})
-    assert not r.of("NetworkPolicy") and "NetworkPolicy" not in r.notes
+def test_network_policy_off_and_namespace_labels() -> None:
+    off = render({"networkPolicy": {"enabled": False}})
+    assert off.env()["BARRAGE_NETWORK_POLICY"] == "false"
+    assert "BARRAGE_OPERATOR_POD_LABELS" not in off.env()
+    assert_rules(off.one("ClusterRole"), WITHOUT_NETWORK_POLICY)
+    off = render({"watchNamespaces": ["a"], "networkPolicy": {"enabled": False}})
+    assert_rules([o for o in off.of("Role") if o["metadata"]["namespace"] == "a"][0], WITHOUT_NETWORK_POLICY)
+    assert "NetworkPolicy" not in off.notes
     # A release namespace without kubernetes.io/metadata.name (Kubernetes 1.20).
-    r = render({"watchNamespaces": ["a"], "networkPolicy": {"operatorNamespaceLabels": {"team": "platform"}}})
-    peer = r.one("NetworkPolicy")["spec"]["ingress"][0]["from"][0]
-    assert peer["namespaceSelector"] == {"matchLabels": {"team": "platform"}}, peer
+    r = render({"networkPolicy": {"operatorNamespaceLabels": {"team": "platform", "tier": "ops"}}})
+    assert label_list(r.env()["BARRAGE_OPERATOR_NAMESPACE_LABELS"]) == {"team": "platform", "tier": "ops"}
+    assert "kubernetes.io/metadata.name" not in r.notes
     expect_render_error({"networkPolicy": {"enabled": "yes"}}, "/networkPolicy/enabled")
-    expect_render_error({"networkPolicy": {"namespaces": ["Bad_NS"]}}, "/networkPolicy/namespaces")
+    # The per-namespace list is gone: setting it is an error, not silently ignored.
+    expect_render_error({"networkPolicy": {"namespaces": ["team-x"]}}, "namespaces")
+    expect_render_error({"networkPolicy": {"operatorNamespaceLabels": {"team": 1}}}, "operatorNamespaceLabels")
 
 
 def test_grafana_dashboard() -> None:

@@ -4,9 +4,12 @@
 # Ready (its probes), runs examples/loadtest-incluster.yaml against a target pod and
 # checks Succeeded with results; scrapes the operator's /metrics from its pod IP and
 # checks that the LoadTest's gauges equal its status (requests, p95); checks the RBAC
-# the chart gave its service account on the real API server; `helm uninstall` leaves
-# no operator pod. Then a second install watching only namespace X reconciles a
-# LoadTest in X and ignores one in namespace Y.
+# the chart gave its service account on the real API server; checks the LoadTest's
+# NetworkPolicy (made by the operator: its runners, the agent port, the operator's pods)
+# and that it goes with the LoadTest; `helm uninstall` leaves no operator pod. Then a
+# second install watching only namespace X reconciles a LoadTest in X and ignores one in
+# namespace Y, and passes networkPolicy.operatorNamespaceLabels to X's policy.
+# (The harness's CNI does not enforce NetworkPolicy: the policy's blocking is not shown.)
 #
 # Every install sets watchNamespaces: other tests run their own operators on this
 # cluster at the same time, and a cluster-wide one would take their LoadTests too.
@@ -31,9 +34,10 @@ cleanup() {
 }
 trap 'cleanup $?' EXIT
 
-# install_release RELEASE WATCH_NS: the chart with the test images, watching one namespace.
+# install_release RELEASE WATCH_NS [EXTRA_VALUES_YAML]: the chart with the test images,
+# watching one namespace.
 install_release() {
-  helm_install_barrage "$1" "$2"
+  helm_install_barrage "$1" "$2" "${3:-}"
   k -n "$NS" wait --for=condition=Ready "pod/$OPERATOR_POD" --timeout=60s >/dev/null || fail "operator pod not Ready"
   echo "installed $1: operator pod $OPERATOR_POD ($OPERATOR_IP), watching $2"
 }
@@ -53,6 +57,35 @@ apply_example() {
   sed "s|http://TARGET_IP:8080|http://$2:8080|" "$ROOT/examples/loadtest-incluster.yaml" | k -n "$1" apply -f - >/dev/null
 }
 metric() { operator_metric "$@"; }
+
+# check_runner_policy NAMESPACE LT RELEASE NAMESPACE_SELECTOR_JSON: the operator's
+# NetworkPolicy for LT fences exactly LT's runner pods, admitting TCP 9090 only from
+# RELEASE's operator pods in the namespaces NAMESPACE_SELECTOR_JSON selects.
+check_runner_policy() {
+  local np
+  np=$(k -n "$1" get networkpolicy "$2-runners" -o json) || fail "no NetworkPolicy $2-runners in $1"
+  jq -e --arg lt "$2" --arg rel "$3" --argjson nsel "$4" '
+    .spec.podSelector == {matchLabels: {"barrage.dev/loadtest": $lt, "barrage.dev/role": "runner",
+                                        "app.kubernetes.io/managed-by": "barrage-operator"}}
+    and .spec.policyTypes == ["Ingress"]
+    and (.spec.ingress | length) == 1
+    and .spec.ingress[0].ports == [{protocol: "TCP", port: 9090}]
+    and (.spec.ingress[0].from | length) == 1
+    and .spec.ingress[0].from[0].namespaceSelector == {matchLabels: $nsel}
+    and .spec.ingress[0].from[0].podSelector.matchLabels["app.kubernetes.io/instance"] == $rel
+    and .spec.ingress[0].from[0].podSelector.matchLabels["app.kubernetes.io/component"] == "operator"
+    and ([.metadata.ownerReferences[] | select(.controller == true and .kind == "LoadTest" and .name == $lt)] | length) == 1
+  ' <<<"$np" >/dev/null || fail "NetworkPolicy $2-runners in $1 is not the runners' fence: $(jq -c '{spec, owners: .metadata.ownerReferences}' <<<"$np")"
+}
+
+# gone_with_loadtest NAMESPACE LT: deleting LT deletes its NetworkPolicy (garbage collector).
+gone_with_loadtest() {
+  k -n "$1" delete loadtest "$2" --wait=true >/dev/null || fail "could not delete LoadTest $2"
+  # `wait --for=delete` errors on an object already gone with some kubectl versions: then look.
+  k -n "$1" wait --for=delete "networkpolicy/$2-runners" --timeout=60s >/dev/null 2>&1 ||
+    [[ -z $(k -n "$1" get networkpolicy "$2-runners" --ignore-not-found -o name) ]] ||
+    fail "NetworkPolicy $2-runners in $1 outlived its LoadTest by 60s"
+}
 
 # --- 1. install, run the example, read the results -----------------------------------
 REL1=barrage-e2e-$RANDOM
@@ -77,6 +110,10 @@ can() { k auth can-i "$@" --as "$SA" 2>/dev/null || true; }
 [[ $(can list loadtests.barrage.dev -n default) == no ]] || fail "the operator may list LoadTests outside watchNamespaces"
 [[ $(can delete configmaps -n "$NS") == no ]] || fail "the operator may delete ConfigMaps (not in its least-privilege set)"
 [[ $(can list secrets -n "$NS") == no ]] || fail "the operator may list Secrets"
+[[ $(can create networkpolicies.networking.k8s.io -n "$NS") == yes ]] || fail "the operator cannot create its runners' NetworkPolicy"
+[[ $(can patch networkpolicies.networking.k8s.io -n "$NS") == yes ]] || fail "the operator cannot apply its runners' NetworkPolicy"
+[[ $(can list networkpolicies.networking.k8s.io -n "$NS") == no ]] || fail "the operator may list NetworkPolicies"
+[[ $(can delete networkpolicies.networking.k8s.io -n "$NS") == no ]] || fail "the operator may delete NetworkPolicies"
 
 TARGET_IP=$(start_target)
 apply_example "$NS" "$TARGET_IP"
@@ -109,14 +146,23 @@ curl -sf --max-time 5 "http://$OPERATOR_IP:8080/metrics" | grep -q '^barrage_rec
 curl -sf --max-time 5 "http://$OPERATOR_IP:8080/metrics" | grep -q '^barrage_reconcile_duration_seconds_bucket' || fail "no reconcile duration histogram"
 echo "metrics: requests_total=$M_REQ p95=${M_P95}s rps=$M_RPS error_ratio=$M_ERR"
 
-# --- 3. uninstall leaves nothing running ------------------------------------------------
+# --- 3. the runners' NetworkPolicy: made by the operator, gone with the LoadTest -----
+# This cluster's namespaces have no kubernetes.io/metadata.name (v1.20): the default
+# selector is still what the operator must write.
+check_runner_policy "$NS" incluster "$REL1" "{\"kubernetes.io/metadata.name\": \"$NS\"}"
+gone_with_loadtest "$NS" incluster
+echo "network policy: incluster-runners fenced the runners and went with the LoadTest"
+
+# --- 4. uninstall leaves nothing running ------------------------------------------------
 uninstall_release "$REL1"
 echo "uninstalled $REL1: no operator pods left"
 
-# --- 4. watchNamespaces: X is reconciled, Y is not --------------------------------------
+# --- 5. watchNamespaces: X is reconciled, Y is not --------------------------------------
 NS_X=$(new_namespace) NS_Y=$(new_namespace)
 REL2=barrage-e2e-$RANDOM
-install_release "$REL2" "$NS_X"
+# As on Kubernetes 1.20: the release namespace selected by a label of one's own.
+k label namespace "$NS" barrage.dev/e2e-operator=yes --overwrite >/dev/null
+install_release "$REL2" "$NS_X" 'networkPolicy: {operatorNamespaceLabels: {barrage.dev/e2e-operator: "yes"}}'
 [[ $(k auth can-i list loadtests.barrage.dev -n "$NS_Y" --as "system:serviceaccount:$NS:$REL2" 2>/dev/null || true) == no ]] ||
   fail "the second release may list LoadTests in $NS_Y"
 apply_example "$NS_Y" "$TARGET_IP"
@@ -125,11 +171,13 @@ apply_example "$NS_X" "$TARGET_IP"
 k -n "$NS_X" wait loadtest/incluster --for=condition=Complete --timeout=240s >/dev/null ||
   fail "the LoadTest in the watched namespace $NS_X did not complete"
 [[ $(k -n "$NS_X" get loadtest incluster -o jsonpath='{.status.phase}') == Succeeded ]] || fail "LoadTest in $NS_X not Succeeded"
+check_runner_policy "$NS_X" incluster "$REL2" '{"barrage.dev/e2e-operator": "yes"}'
 while ((SECONDS - Y_CREATED < 20)); do sleep 1; done
 Y_STATUS=$(k -n "$NS_Y" get loadtest incluster -o jsonpath='{.status}')
 [[ -z $Y_STATUS ]] || fail "the LoadTest in the unwatched namespace $NS_Y got a status: $Y_STATUS"
 [[ -z $(k -n "$NS_Y" get pods -o name) ]] || fail "runner pods appeared in the unwatched namespace $NS_Y"
+[[ -z $(k -n "$NS_Y" get networkpolicies -o name) ]] || fail "a NetworkPolicy appeared in the unwatched namespace $NS_Y"
 [[ -z $(metric barrage_loadtest_requests_total "$NS_Y" incluster) ]] || fail "metrics for the unwatched namespace"
 echo "watchNamespaces: $NS_X reconciled, $NS_Y untouched after $((SECONDS - Y_CREATED))s"
 uninstall_release "$REL2"
-echo "ok: helm install, example LoadTest, metrics, uninstall, watchNamespaces"
+echo "ok: helm install, example LoadTest, metrics, network policy, uninstall, watchNamespaces"

@@ -43,6 +43,10 @@ pub struct Config {
     /// How far ahead of "now" the common start instant is set: enough for
     /// every runner to receive it.
     pub start_lead: Duration,
+    /// Who may reach the runners' agent port: with it, each LoadTest gets a
+    /// NetworkPolicy admitting only these pods; without it (an operator
+    /// outside the cluster, whose traffic no pod selector matches), none.
+    pub network_policy: Option<crate::netpol::OperatorPeer>,
 }
 
 /// What the operator remembers about a running test between reconciles.
@@ -139,6 +143,35 @@ impl Context {
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Like `create_if_absent`, but an existing object this LoadTest owns
+    /// is brought up to `obj` by server-side apply (the operator's flags,
+    /// e.g. its pod labels, may have changed since it was created).
+    pub async fn apply_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.ns_api::<K>(lt);
+        let name = obj.meta().name.clone().unwrap_or_default();
+        match api.create(&PostParams::default(), obj).await {
+            Ok(_) => return Ok(()),
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        let existing = api.get_metadata(&name).await?;
+        taken_by(lt, &existing.metadata, &format!("{} {name}", K::kind(&())))?;
+        api.patch(
+            &name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(obj),
+        )
+        .await?;
+        Ok(())
     }
 
     /// The agents' token: from memory, else from the LoadTest's Secret.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod lease;
 pub mod metrics;
+pub mod netpol;
 pub mod observe;
 pub mod phases;
 pub mod pods;

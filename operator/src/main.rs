@@ -6,6 +6,7 @@ use barrage_operator::{
     controller::{self, Config},
     http, lease,
     metrics::Metrics,
+    netpol::OperatorPeer,
     pods::{AGENT_PORT, RunnerDefaults},
     schedule,
 };
@@ -57,6 +58,21 @@ struct Args {
         default_value = "docker.io/barrage/operator:dev"
     )]
     operator_image: String,
+    /// Give each LoadTest a NetworkPolicy admitting its runners' agent port
+    /// only from this operator's pods. Off by default: an operator running
+    /// outside the cluster is no pod, and such a policy would lock it out.
+    #[arg(long, env = "BARRAGE_NETWORK_POLICY", default_value_t = false, action = clap::ArgAction::Set)]
+    network_policy: bool,
+    /// The namespace this operator runs in (the downward API's metadata.namespace).
+    #[arg(long, env = "POD_NAMESPACE")]
+    operator_namespace: Option<String>,
+    /// This operator's pod labels, `k=v,...`: the pods the runners' policy admits.
+    #[arg(long, env = "BARRAGE_OPERATOR_POD_LABELS", default_value = "")]
+    operator_pod_labels: String,
+    /// Labels of this operator's namespace, `k=v,...` (default:
+    /// kubernetes.io/metadata.name=<namespace>, which Kubernetes sets from 1.21).
+    #[arg(long, env = "BARRAGE_OPERATOR_NAMESPACE_LABELS", default_value = "")]
+    operator_namespace_labels: String,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -99,6 +115,12 @@ async fn publish(
     code
 }
 
+/// A flag that cannot work: exit status 2, as clap does for its own errors.
+fn bad_flag(msg: String) -> ExitCode {
+    eprintln!("error: {msg}");
+    ExitCode::from(2)
+}
+
 fn fail(msg: String) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::FAILURE
@@ -138,6 +160,18 @@ async fn main() -> ExitCode {
             }
         },
     };
+    let network_policy = if args.network_policy {
+        match OperatorPeer::new(
+            args.operator_namespace.as_deref(),
+            &args.operator_pod_labels,
+            &args.operator_namespace_labels,
+        ) {
+            Ok(p) => Some(p),
+            Err(e) => return bad_flag(e),
+        }
+    } else {
+        None
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}")),
@@ -145,7 +179,10 @@ async fn main() -> ExitCode {
     let metrics = Arc::new(Metrics::default());
     let (addr, m) = (args.metrics_addr, metrics.clone());
     let server = tokio::spawn(async move { http::serve(addr, m).await });
-    let ns = std::env::var("POD_NAMESPACE").unwrap_or_else(|_| "default".into());
+    let ns = args
+        .operator_namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
     let me = std::env::var("POD_NAME")
         .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
     if args.leader_elect {
@@ -173,8 +210,13 @@ async fn main() -> ExitCode {
         },
         agent_port: AGENT_PORT as u16,
         start_lead: Duration::from_millis(args.start_lead_ms),
+        network_policy,
     };
-    tracing::info!(namespaces = ?namespaces, "barrage-operator starting");
+    tracing::info!(
+        namespaces = ?namespaces,
+        network_policy = ?config.network_policy,
+        "barrage-operator starting"
+    );
     // ScheduledLoadTests beside LoadTests: same namespaces, same lease.
     tokio::join!(
         controller::run(client.clone(), config, namespaces.clone(), metrics),

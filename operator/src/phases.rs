@@ -23,7 +23,7 @@ use crate::{
     crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
     downsample,
     error::{Error, Result},
-    observe, pods, provisioning,
+    netpol, observe, pods, provisioning,
     status::{
         self, COND_PROVISIONED, COND_RUNNERS_READY, COND_SPEC_CHANGED, COND_STARTED, COND_VALIDATED,
     },
@@ -233,6 +233,14 @@ async fn starting(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let total = lt.spec.runners;
     let mut found = runner_pods(lt, ctx).await?;
     if found.len() < total as usize {
+        // The fence goes up before any runner exists, so no agent port is
+        // ever open to more than the operator.
+        if let Some(peer) = &ctx.config.network_policy {
+            let np = netpol::runner_policy(lt, peer);
+            if let Err(e) = ctx.apply_owned(lt, &np).await {
+                return terminal(st, generation, e, COND_RUNNERS_READY);
+            }
+        }
         for i in (0..total).filter(|i| !found.contains_key(i)) {
             ctx.create_if_absent(lt, &pods::runner_pod(lt, i, &ctx.config.runner))
                 .await?;

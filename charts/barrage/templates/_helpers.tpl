@@ -35,6 +35,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 app.kubernetes.io/part-of: barrage
 {{- end }}
 
+{{/* A label map as the operator's flags take it: k=v,k=v (keys sorted). */}}
+{{- define "barrage.labelList" -}}
+{{- $pairs := list }}
+{{- range $k, $v := . }}{{ $pairs = append $pairs (printf "%s=%s" $k (toString $v)) }}{{ end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{/* The operator's service account: the one created, or the one named, or "default". */}}
 {{- define "barrage.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
@@ -92,6 +99,13 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
 - apiGroups: ["rbac.authorization.k8s.io"]
   resources: ["roles", "rolebindings"]
   verbs: ["create"]
+{{- if .Values.networkPolicy.enabled }}
+# Each LoadTest's runners' NetworkPolicy: created before the runners, patched
+# (server-side apply) when it exists; never listed or watched.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "create", "patch"]
+{{- end }}
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create", "patch"]
