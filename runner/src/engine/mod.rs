@@ -436,9 +436,13 @@ impl Runner {
         let authority = &self.plan.target.authority;
         let want = request::want(step);
         let mut extra_sent = 0u64;
-        // Attempts resent on a fresh connection, and their bytes: counted
-        // even when the chain then times out.
-        let mut resent = Resent::default();
+        // Attempts resent on a fresh connection, and their bytes, go straight
+        // into the sample: counted even when the chain then times out or the
+        // request is interrupted (the sample is the pending guard's).
+        let mut resent = Resent {
+            attempts: &mut sample.retries,
+            bytes: &mut sample.sent,
+        };
         let chain = async {
             let mut res = send(conn, authority, req.as_bytes(), want, &mut resent).await?;
             if step.follow_redirects {
@@ -459,8 +463,7 @@ impl Runner {
             Ok(res)
         };
         let result = tokio::time::timeout(step.timeout, chain).await;
-        sample.sent += extra_sent + resent.bytes;
-        sample.retries = resent.attempts;
+        sample.sent += extra_sent;
         // A connection that cannot be reused (closed by the server, or left
         // mid-exchange by an error or the timeout) is not kept.
         if conn.as_ref().is_some_and(Conn::is_closed) {
@@ -492,11 +495,11 @@ impl Runner {
     }
 }
 
-/// Requests sent again on a new connection after a stale keep-alive one.
-#[derive(Default)]
-struct Resent {
-    attempts: u32,
-    bytes: u64,
+/// Where requests sent again on a new connection after a stale keep-alive
+/// one are counted: the request's own sample.
+struct Resent<'a> {
+    attempts: &'a mut u32,
+    bytes: &'a mut u64,
 }
 
 /// One request on `conn`, connecting first if needed.
@@ -513,7 +516,7 @@ async fn send(
     authority: &str,
     req: &[u8],
     want: client::Want,
-    resent: &mut Resent,
+    resent: &mut Resent<'_>,
 ) -> Result<client::Response, ErrorKind> {
     let mut retried = false;
     loop {
@@ -530,8 +533,8 @@ async fn send(
             Ok(res) => return Ok(res),
             Err(e) if e.is_stale() && !retried && request::idempotent(req) => {
                 retried = true;
-                resent.attempts += 1;
-                resent.bytes += req.len() as u64;
+                *resent.attempts += 1;
+                *resent.bytes += req.len() as u64;
             }
             Err(client::Error::BodyTooLarge(_)) => return Err(ErrorKind::BodyTooLarge),
             Err(_) => return Err(ErrorKind::Http),

@@ -3,6 +3,11 @@
 //! when the graceful stop runs out, a panic unwinding): a request in flight
 //! then has no result, but the target may have seen it, so it must still be
 //! counted. `Pending` records it as `interrupted` when dropped unfinished.
+//!
+//! It is made when the request starts (before its connection is made, if one
+//! is needed), so a request interrupted while still connecting counts as
+//! `interrupted` too: started, unfinished, possibly unseen. Counting it errs
+//! on the side of the verdict: never a request lost, never a pass on it.
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
