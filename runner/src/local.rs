@@ -27,6 +27,9 @@ pub struct Options {
     pub progress: bool,
 }
 
+/// The exit status after a second Ctrl-C, as a shell reports a SIGINT.
+pub const EXIT_INTERRUPTED_TWICE: i32 = 130;
+
 /// Compiles the plan for every worker first, so a bad plan fails before any
 /// load is sent.
 pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
@@ -68,7 +71,12 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     loop {
         tokio::select! {
             _ = &mut all_done => break,
-            _ = interrupts.recv(), if !interrupted => {
+            _ = interrupts.recv() => {
+                if interrupted {
+                    // A second Ctrl-C: the user wants out now, report or not.
+                    eprintln!("\ninterrupted again: exiting without the report");
+                    std::process::exit(EXIT_INTERRUPTED_TWICE);
+                }
                 // In-flight requests get about a second, then count as
                 // `interrupted`: a Ctrl-C ends the run promptly, with its
                 // report, even during the graceful stop of an abort.

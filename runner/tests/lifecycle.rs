@@ -268,3 +268,75 @@ async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     assert_eq!(report["aborted"], "interrupted");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A second Ctrl-C while the first one's short grace runs: out at once,
+/// without the report, with the status a shell gives a SIGINT.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_ctrl_c_exits_at_once() {
+    const USERS: u64 = 50;
+    let target = Stalling::start(false).await;
+    let dir = std::env::temp_dir().join(format!("barrage-ctrlc2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (plan, out) = (dir.join("plan.yaml"), dir.join("report.json"));
+    std::fs::write(
+        &plan,
+        format!(
+            "target: {{baseUrl: '{}', timeout: 60s}}\n\
+             load: {{users: {USERS}, duration: 60s, gracefulStop: 30s}}\n\
+             requests: [{{name: a, path: /}}]\n",
+            target.base
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
+        .arg("run")
+        .arg(&plan)
+        .arg("--out")
+        .arg(&out)
+        .arg("-q")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while target.received() < USERS {
+        assert!(
+            Instant::now() < deadline,
+            "only {} arrived",
+            target.received()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let int = || {
+        let ok = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    int();
+    // Well inside the first Ctrl-C's one-second grace.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    int();
+    let sent = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("still running 10 s after the second Ctrl-C");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted again"), "{stderr}");
+    assert!(
+        !out.exists(),
+        "a report was written after the second Ctrl-C"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
