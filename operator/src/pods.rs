@@ -146,8 +146,18 @@ pub(crate) fn restricted() -> SecurityContext {
     }
 }
 
-/// Exactly what the "restricted" profile asks of a container, no more: the
-/// default for a custom setup image, whose user and files we do not know.
+/// The default for a custom setup image, whose files we do not know: the
+/// "restricted" profile with a writable root, as user 65532. The user must be
+/// set: an image without a non-root `USER` (most, ours included) is refused
+/// by the kubelet under `runAsNonRoot` alone, and the setup never starts.
+pub(crate) fn custom_setup_restricted() -> SecurityContext {
+    SecurityContext {
+        run_as_user: Some(65532),
+        ..pss_restricted()
+    }
+}
+
+/// Exactly what the "restricted" profile asks of a container, no more.
 pub(crate) fn pss_restricted() -> SecurityContext {
     SecurityContext {
         allow_privilege_escalation: Some(false),

@@ -122,7 +122,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                 security_context: Some(
                     s.security_context
                         .clone()
-                        .unwrap_or_else(pods::pss_restricted),
+                        .unwrap_or_else(pods::custom_setup_restricted),
                 ),
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
                 ..Default::default()
@@ -409,13 +409,18 @@ mod tests {
                 "{setup}"
             );
         }
-        // A custom image keeps a writable root and its own user.
+        // A custom image keeps a writable root, and runs as a non-root user
+        // even when its image names none (the kubelet refuses root images
+        // under runAsNonRoot alone: seen in e2e).
         let pod = pod_of("{image: reg/seed:1}");
         let sc = pod.init_containers.unwrap()[0]
             .security_context
             .clone()
             .unwrap();
-        assert_eq!((sc.read_only_root_filesystem, sc.run_as_user), (None, None));
+        assert_eq!(
+            (sc.read_only_root_filesystem, sc.run_as_user),
+            (None, Some(65532))
+        );
         // `setup.securityContext` replaces the default for that container only.
         let pod =
             pod_of("{image: reg/seed:1, securityContext: {runAsUser: 0, runAsNonRoot: false}}");

@@ -141,6 +141,8 @@ enum Cmd {
 fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
     match barrage_runner::duration::parse_duration(s)? {
         d if d.is_zero() => Err("must be longer than 0 (e.g. \"10s\")".into()),
+        // Deadlines are "now + this": far beyond any use, and it must not overflow.
+        d if d > std::time::Duration::from_secs(24 * 3600) => Err("must be at most 24h".into()),
         d => Ok(d),
     }
 }
