@@ -81,14 +81,33 @@ impl Serialize for HumanSize {
     }
 }
 
+/// A bare number of bytes (`maxBody: 1048576`) or a string with a unit.
 impl<'de> Deserialize<'de> for HumanSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        s.parse().map_err(serde::de::Error::custom)
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = HumanSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size such as 512KiB, 4MiB or a number of bytes")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<HumanSize, E> {
+                Ok(HumanSize(v))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<HumanSize, E> {
+                u64::try_from(v)
+                    .map(HumanSize)
+                    .map_err(|_| E::custom(format!("{v} is not a size (it is below 0)")))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<HumanSize, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        d.deserialize_any(V)
     }
 }
 
-/// What `parse_size` accepts, as a regular expression (for schemas).
+/// What `parse_size` accepts, as a regular expression (for tools that check
+/// plans; the CRD schema takes an int or a string and leaves this to us).
 pub const SIZE_PATTERN: &str = r"^\s*[0-9]+\s*([KMGkmg][Ii]?[Bb]|[Bb])?\s*$";
 
 impl JsonSchema for HumanSize {
@@ -96,10 +115,12 @@ impl JsonSchema for HumanSize {
         "Size".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // Kubernetes' int-or-string form: a bare number of bytes or a string
+        // with a unit (checked by the parser, which names the field).
         schemars::json_schema!({
-            "type": "string",
-            "pattern": SIZE_PATTERN,
-            "description": "A size in bytes such as 512KiB, 4MiB or 1048576 (units: B, KiB, MiB, GiB, KB, MB, GB)."
+            "x-kubernetes-int-or-string": true,
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "description": "A size in bytes: a number (1048576) or a string with a unit such as 512KiB or 4MiB (units: B, KiB, MiB, GiB, KB, MB, GB)."
         })
     }
     fn inline_schema() -> bool {
@@ -110,6 +131,19 @@ impl JsonSchema for HumanSize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bare_number_of_bytes_or_a_string_with_a_unit() {
+        let read = |y: &str| serde_yaml_ng::from_str::<HumanSize>(y).map_err(|e| e.to_string());
+        assert_eq!(read("1048576"), Ok(HumanSize(1 << 20)));
+        assert_eq!(read("'4MiB'"), Ok(HumanSize(4 << 20)));
+        assert_eq!(read("512KiB"), Ok(HumanSize(512 << 10)));
+        assert!(read("-1").unwrap_err().contains("below 0"));
+        assert!(read("1.5").is_err());
+        assert!(read("4Mb/s").is_err());
+        let json = |j: &str| serde_json::from_str::<HumanSize>(j).map_err(|e| e.to_string());
+        assert_eq!(json("2048"), Ok(HumanSize(2048)));
+    }
 
     #[test]
     fn parses_units() {
