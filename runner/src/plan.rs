@@ -141,7 +141,7 @@ pub struct RequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
     /// The most response body kept for a `json` or `regex` capture, e.g.
-    /// 4MiB. Default 1MiB; a longer body fails the request
+    /// 4MiB (or a number of bytes). Default 1MiB; a longer body fails the request
     /// (`body_too_large`). Bodies that nothing captures from are counted and
     /// discarded whatever their size.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,7 +190,7 @@ pub struct StepSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_redirects: Option<bool>,
     /// The most response body kept for a `json` or `regex` capture, e.g.
-    /// 4MiB. Default 1MiB; a longer body fails the request
+    /// 4MiB (or a number of bytes). Default 1MiB; a longer body fails the request
     /// (`body_too_large`). Bodies that nothing captures from are counted and
     /// discarded whatever their size.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -117,10 +117,9 @@ impl JsonSchema for HumanSize {
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         // Kubernetes' int-or-string form: a bare number of bytes or a string
         // with a unit (checked by the parser, which names the field).
+        // The field's own doc comment describes it.
         schemars::json_schema!({
-            "x-kubernetes-int-or-string": true,
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "description": "A size in bytes: a number (1048576) or a string with a unit such as 512KiB or 4MiB (units: B, KiB, MiB, GiB, KB, MB, GB)."
+            "x-kubernetes-int-or-string": true
         })
     }
     fn inline_schema() -> bool {
