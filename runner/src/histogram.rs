@@ -75,6 +75,17 @@ pub fn decode(s: &str) -> Result<Latency, String> {
     let mut h: Latency = Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| format!("histogram does not decode: {e:?}"))?;
+    // Histograms come from runners, which the operator does not trust: only
+    // our own layout is taken. Another precision or range would change what
+    // merged figures mean, and a 5-digit one holds ~50 MB of counters.
+    if h.sigfig() != SIGFIG || h.low() != LOWEST_US || h.high() > 2 * HIGHEST_US {
+        return Err(format!(
+            "histogram is not Barrage's (1 µs..1 h, {SIGFIG} significant digits): it has {} significant digits and range {}..{}",
+            h.sigfig(),
+            h.low(),
+            h.high()
+        ));
+    }
     h.auto(true);
     Ok(h)
 }
@@ -98,6 +109,29 @@ pub mod b64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a runner sends is checked: another precision or range is
+    /// refused, not merged (nor allowed to allocate its counters for long).
+    #[test]
+    fn only_our_own_layout_decodes() {
+        let foreign = |low, high, sigfig| {
+            let mut h: Latency = Histogram::new_with_bounds(low, high, sigfig).unwrap();
+            h.record(low).unwrap();
+            let mut buf = Vec::new();
+            V2DeflateSerializer::new().serialize(&h, &mut buf).unwrap();
+            decode(&B64.encode(buf))
+        };
+        for (low, high, sigfig) in [
+            (1, 3_600_000_000, 5),
+            (1, 3_600_000_000, 2),
+            (1000, 3_600_000_000, 3),
+            (1, u64::MAX / 4, 3),
+        ] {
+            let e = foreign(low, high, sigfig).unwrap_err();
+            assert!(e.contains("is not Barrage's"), "{e}");
+        }
+        assert!(foreign(1, 3_600_000_000, 3).is_ok());
+    }
 
     #[test]
     fn round_trips_exactly() {
