@@ -26,9 +26,11 @@ const SNAPSHOT_BASE: usize = 4 << 20;
 const PER_NAME: usize = 512 << 10;
 const PER_INTERVAL: usize = 16 << 10;
 const SNAPSHOT_MAX: usize = 256 << 20;
-/// Intervals assumed for a plan whose length is not known up front (its
-/// load is a number of iterations).
-const UNKNOWN_LENGTH: Duration = Duration::from_secs(3600);
+/// The plan's `reportInterval`, or the runner's default.
+pub fn report_interval(plan: &Plan) -> Duration {
+    plan.report_interval
+        .map_or(barrage_runner::compile::DEFAULT_INTERVAL, |d| d.0)
+}
 
 /// The most a runner's snapshot of `plan` may take, sized by what it can
 /// hold: one histogram per request name (a journey and each of its steps), one
@@ -36,11 +38,8 @@ const UNKNOWN_LENGTH: Duration = Duration::from_secs(3600);
 /// and room for the rest (statuses, errors, the records bitmap).
 pub fn snapshot_limit(plan: &Plan, length: Option<Duration>) -> usize {
     let names: usize = plan.requests.iter().map(|r| r.steps.len() + 1).sum();
-    let interval = plan
-        .report_interval
-        .map_or(barrage_runner::compile::DEFAULT_INTERVAL, |d| d.0)
-        .max(Duration::from_millis(100));
-    let length = length.unwrap_or(UNKNOWN_LENGTH);
+    let interval = report_interval(plan).max(Duration::from_millis(100));
+    let length = length.unwrap_or_else(|| barrage_runner::limits::open_ended(interval));
     let intervals = (length.as_millis() / interval.as_millis()) as usize + 2;
     SNAPSHOT_BASE
         .saturating_add(names.saturating_mul(PER_NAME))
@@ -361,10 +360,11 @@ mod tests {
         assert!(snapshot_limit(&fine, ten_min) > snapshot_limit(&one, ten_min));
         let week = Some(Duration::from_secs(7 * 86400));
         assert_eq!(snapshot_limit(&fine, week), SNAPSHOT_MAX);
-        // Unknown length: an hour's worth.
+        // A plan that ends by its iterations alone: as long as the runners
+        // let it run at most (20,000 intervals of 10s, 55h).
         assert_eq!(
             snapshot_limit(&one, None),
-            snapshot_limit(&one, Some(UNKNOWN_LENGTH))
+            snapshot_limit(&one, Some(Duration::from_secs(200_000)))
         );
     }
 }

@@ -351,7 +351,12 @@ fn plan_length(lt: &LoadTest) -> Option<Duration> {
     if !l.stages.is_empty() {
         return Some(l.stages.iter().map(|s| s.duration.0).sum());
     }
-    l.duration.map(|d| d.0)
+    // A plan that ends by its iterations alone: the runners end it by this
+    // at the latest (`limits::open_ended`), so it is overdue after it too.
+    Some(l.duration.map_or_else(
+        || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
+        |d| d.0,
+    ))
 }
 
 /// The first reply refused for its size, as the failure to report.

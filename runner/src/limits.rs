@@ -31,6 +31,15 @@ pub const MAX_RUNNERS: u32 = 1024;
 /// are read, once per request in flight).
 pub const MAX_BODY: u64 = 256 << 20;
 
+/// How long a plan that ends by its iterations alone (no `duration`, no
+/// `stages`) may run: as long as 20,000 report intervals (55h at the default
+/// 10s), at most 168h. Its series and every figure sized by time then stay
+/// bounded like a timed plan's; the operator sizes its limits by this too.
+pub fn open_ended(interval: Duration) -> Duration {
+    let by_intervals = interval.saturating_mul(u32::try_from(MAX_INTERVALS).unwrap_or(u32::MAX));
+    MAX_LENGTH.min(by_intervals)
+}
+
 /// A level (users or requests per second): finite, at most the maximum,
 /// and for a rate not absurdly small. `zero_ok` for stage targets (a ramp
 /// down to 0).
@@ -96,6 +105,17 @@ pub fn count<T: PartialOrd + std::fmt::Display>(v: T, max: T) -> Result<(), Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan that ends by its iterations alone runs at most 20,000 report
+    /// intervals, and never past the longest test.
+    #[test]
+    fn open_ended_plans_are_bounded_by_intervals_and_length() {
+        let s = Duration::from_secs;
+        assert_eq!(open_ended(s(10)), s(200_000));
+        assert_eq!(open_ended(Duration::from_millis(100)), s(2_000));
+        assert_eq!(open_ended(s(3600)), MAX_LENGTH);
+        assert!(open_ended(s(10)).as_micros() / s(10).as_micros() <= u128::from(MAX_INTERVALS));
+    }
 
     #[test]
     fn levels_are_bounded_both_ways() {

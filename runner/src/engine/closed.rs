@@ -17,6 +17,7 @@ use tokio::{
 };
 
 use super::{Flow, Runner};
+use crate::limits;
 
 /// How often the user count is adjusted during a ramp.
 const RAMP_TICK: Duration = Duration::from_millis(50);
@@ -45,7 +46,13 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     let mut users = JoinSet::new();
     // Users with an id below this exist; a ramp down parks, never ends, them.
     let mut spawned = 0u32;
-    let end = load.profile.total().map(|d| start + d);
+    // A plan that ends by its iterations alone still ends by this at the
+    // latest, so what it keeps per interval stays bounded.
+    let length = load
+        .profile
+        .total()
+        .unwrap_or_else(|| limits::open_ended(runner.plan.interval));
+    let end = start.checked_add(length);
     // A constant level needs no ticks: sleep until the end (or a stop).
     let constant = load
         .profile

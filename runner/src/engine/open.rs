@@ -15,6 +15,7 @@ use std::{
 use tokio::task::{JoinError, JoinSet};
 
 use super::{Flow, Runner, client::Conn, timeline::Timeline};
+use crate::limits;
 
 /// Arrivals sent without a pause (when behind the schedule) between two
 /// yields, so the timers, a stop and the other tasks get their turn.
@@ -54,12 +55,14 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     // so its length is the number in flight.
     let mut tasks = JoinSet::new();
     let end = load.profile.total().and_then(|d| start.checked_add(d));
+    // A plan that ends by its iterations alone stops here at the latest.
+    let cap = end.or_else(|| start.checked_add(limits::open_ended(runner.plan.interval)));
     let mut n = 0usize;
     let mut ran_out = false;
     let mut unpaused = 0u64;
     while budget > 0 && !runner.stop.is_set() {
         // Never past the planned end, however far behind the schedule.
-        if end.is_some_and(|e| Instant::now() >= e) {
+        if cap.is_some_and(|e| Instant::now() >= e) {
             break;
         }
         let Some(at) = timeline.next_due().and_then(|d| start.checked_add(d)) else {
@@ -99,7 +102,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     // Arrivals that were due by now (at most the planned end) but were not
     // sent, because the load fell behind or was stopped: dropped, counted
     // at once rather than stepped through one by one.
-    let horizon = end.map_or(Instant::now(), |e| e.min(Instant::now()));
+    let horizon = cap.map_or(Instant::now(), |e| e.min(Instant::now()));
     let missed = timeline.skip_due_by(horizon.saturating_duration_since(start));
     runner
         .recorder
