@@ -225,6 +225,11 @@ pub struct LoadTestStatus {
     pub errors: u64,
     #[serde(default)]
     pub dropped: u64,
+    /// Idempotent requests sent a second time because a kept-alive
+    /// connection closed under them: each one more request the target may
+    /// have seen (requests + retries is every request it may have seen).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
     #[serde(default)]
     pub rps: f64,
     /// Errors as a percentage with two decimals, e.g. "0.25%".
@@ -274,4 +279,8 @@ pub struct RecordsStatus {
     /// runners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distinct_used: Option<u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -55,6 +55,7 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
     st.requests = t.requests;
     st.errors = t.errors;
     st.dropped = s.dropped;
+    st.retries = t.retries;
     st.rps = round(t.rps, 1);
     st.error_rate = Some(format!("{:.2}%", t.error_rate * 100.0));
     st.latency_ms = (t.requests > 0).then(|| rounded(&t.latency_ms));
@@ -306,11 +307,16 @@ mod tests {
 
     #[test]
     fn status_holds_the_merged_figures() {
-        let snaps: Vec<_> = (0..3).map(|i| runner_snapshot(i, 2, 1000)).collect();
+        let mut snaps: Vec<_> = (0..3).map(|i| runner_snapshot(i, 2, 1000)).collect();
+        // Resends on kept-alive connections the server closed, per runner.
+        for (i, s) in snaps.iter_mut().enumerate() {
+            s.requests.values_mut().next().unwrap().retries = i as u64 + 1;
+        }
         let merged = Snapshot::merged(&snaps);
         let mut st = LoadTestStatus::default();
         apply_results(&mut st, &merged);
         assert_eq!(st.requests, 6000);
+        assert_eq!(st.retries, 6);
         assert_eq!(st.rps, 600.0);
         assert_eq!(st.error_rate.as_deref(), Some("0.00%"));
         assert_eq!(st.start_skew_ms, Some(0.014));
