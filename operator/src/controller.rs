@@ -133,16 +133,7 @@ impl Context {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let api = self.ns_api::<K>(lt);
-        match api.create(&PostParams::default(), obj).await {
-            Ok(_) => Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => {
-                let name = obj.meta().name.clone().unwrap_or_default();
-                let existing = api.get_metadata(&name).await?;
-                taken_by(lt, &existing.metadata, &format!("{} {name}", K::kind(&())))
-            }
-            Err(e) => Err(e.into()),
-        }
+        self.create_or_find_owned(lt, obj).await.map(|_| ())
     }
 
     /// Like `create_if_absent`, but an existing object this LoadTest owns
@@ -156,22 +147,40 @@ impl Context {
             + serde::de::DeserializeOwned
             + std::fmt::Debug,
     {
-        let api = self.ns_api::<K>(lt);
-        let name = obj.meta().name.clone().unwrap_or_default();
-        match api.create(&PostParams::default(), obj).await {
-            Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => {}
-            Err(e) => return Err(e.into()),
+        if !self.create_or_find_owned(lt, obj).await? {
+            let name = obj.meta().name.clone().unwrap_or_default();
+            self.ns_api::<K>(lt)
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(obj),
+                )
+                .await?;
         }
-        let existing = api.get_metadata(&name).await?;
-        taken_by(lt, &existing.metadata, &format!("{} {name}", K::kind(&())))?;
-        api.patch(
-            &name,
-            &PatchParams::apply(MANAGER).force(),
-            &Patch::Apply(obj),
-        )
-        .await?;
         Ok(())
+    }
+
+    /// Creates `obj`; true when it was created, false when this LoadTest
+    /// already owns one of that name, an error when anything else holds it.
+    async fn create_or_find_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<bool>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.ns_api::<K>(lt);
+        match api.create(&PostParams::default(), obj).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let name = obj.meta().name.clone().unwrap_or_default();
+                let existing = api.get_metadata(&name).await?;
+                taken_by(lt, &existing.metadata, &format!("{} {name}", K::kind(&())))?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The agents' token: from memory, else from the LoadTest's Secret.
