@@ -194,65 +194,105 @@ async fn the_open_model_stops_at_its_planned_end_however_far_behind() {
     assert_eq!(r.summary.total.errors, 0);
 }
 
+/// `barrage-runner run` with `users` users against a target that never
+/// answers (a 30 s graceful stop), once every user's request has arrived.
+struct StalledRun {
+    target: Stalling,
+    child: std::process::Child,
+    dir: PathBuf,
+    out: PathBuf,
+}
+
+impl StalledRun {
+    async fn start(users: u64, tag: &str) -> StalledRun {
+        let target = Stalling::start(false).await;
+        let dir = std::env::temp_dir().join(format!("barrage-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (plan, out) = (dir.join("plan.yaml"), dir.join("report.json"));
+        std::fs::write(
+            &plan,
+            format!(
+                "target: {{baseUrl: '{}', timeout: 60s}}\n\
+                 load: {{users: {users}, duration: 60s, gracefulStop: 30s}}\n\
+                 requests: [{{name: a, path: /}}]\n",
+                target.base
+            ),
+        )
+        .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
+            .arg("run")
+            .arg(&plan)
+            .arg("--out")
+            .arg(&out)
+            .arg("-q")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Every user's request has reached the target: the run is in full swing.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while target.received() < users {
+            assert!(
+                Instant::now() < deadline,
+                "only {} requests arrived",
+                target.received()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        StalledRun {
+            target,
+            child,
+            dir,
+            out,
+        }
+    }
+
+    /// A real Ctrl-C (SIGINT) to the process.
+    fn interrupt(&self) {
+        let kill = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    }
+
+    /// Waits (at most 10 s) for the process to exit: its status and stderr.
+    async fn exit(&mut self) -> (std::process::ExitStatus, String) {
+        let since = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if since.elapsed() > Duration::from_secs(10) {
+                let _ = self.child.kill();
+                panic!("still running 10 s after Ctrl-C");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut stderr).unwrap();
+        (status, stderr)
+    }
+}
+
+impl Drop for StalledRun {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A real Ctrl-C (SIGINT) to `barrage-runner run` against a target that
 /// never answers, with a 30 s graceful stop: out within a few seconds, the
 /// report written, every request counted as interrupted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     const USERS: u64 = 2000;
-    let target = Stalling::start(false).await;
-    let dir = std::env::temp_dir().join(format!("barrage-ctrlc-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (plan, out) = (dir.join("plan.yaml"), dir.join("report.json"));
-    std::fs::write(
-        &plan,
-        format!(
-            "target: {{baseUrl: '{}', timeout: 60s}}\n\
-             load: {{users: {USERS}, duration: 60s, gracefulStop: 30s}}\n\
-             requests: [{{name: a, path: /}}]\n",
-            target.base
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Every user's request has reached the target: the run is in full swing.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while target.received() < USERS {
-        assert!(
-            Instant::now() < deadline,
-            "only {} requests arrived",
-            target.received()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let mut run = StalledRun::start(USERS, "ctrlc").await;
     let sent = Instant::now();
-    let kill = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if sent.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("still running 10 s after Ctrl-C");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    run.interrupt();
+    let (status, stderr) = run.exit().await;
     let took = sent.elapsed();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     assert!(
         took < Duration::from_secs(3),
         "exited {took:?} after Ctrl-C"
@@ -260,83 +300,28 @@ async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     // Interrupted is not passed: the thresholds-failed status.
     assert_eq!(status.code(), Some(99), "{stderr}");
     let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(&run.out).unwrap()).unwrap();
     let total = &report["summary"]["total"];
     assert_eq!(total["requests"], USERS, "{total}");
     assert_eq!(total["errorsByKind"]["interrupted"], USERS, "{total}");
-    assert_eq!(target.received(), USERS);
+    assert_eq!(run.target.received(), USERS);
     assert_eq!(report["aborted"], "interrupted");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A second Ctrl-C while the first one's short grace runs: out at once,
 /// without the report, with the status a shell gives a SIGINT.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_ctrl_c_exits_at_once() {
-    const USERS: u64 = 50;
-    let target = Stalling::start(false).await;
-    let dir = std::env::temp_dir().join(format!("barrage-ctrlc2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (plan, out) = (dir.join("plan.yaml"), dir.join("report.json"));
-    std::fs::write(
-        &plan,
-        format!(
-            "target: {{baseUrl: '{}', timeout: 60s}}\n\
-             load: {{users: {USERS}, duration: 60s, gracefulStop: 30s}}\n\
-             requests: [{{name: a, path: /}}]\n",
-            target.base
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
-        .arg("run")
-        .arg(&plan)
-        .arg("--out")
-        .arg(&out)
-        .arg("-q")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while target.received() < USERS {
-        assert!(
-            Instant::now() < deadline,
-            "only {} arrived",
-            target.received()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let int = || {
-        let ok = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    };
-    int();
+    let mut run = StalledRun::start(50, "ctrlc2").await;
+    run.interrupt();
     // Well inside the first Ctrl-C's one-second grace.
     tokio::time::sleep(Duration::from_millis(150)).await;
-    int();
-    let sent = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if sent.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("still running 10 s after the second Ctrl-C");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    run.interrupt();
+    let (status, stderr) = run.exit().await;
     assert_eq!(status.code(), Some(130), "{stderr}");
     assert!(stderr.contains("interrupted again"), "{stderr}");
     assert!(
-        !out.exists(),
+        !run.out.exists(),
         "a report was written after the second Ctrl-C"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
