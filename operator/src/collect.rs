@@ -36,10 +36,9 @@ pub fn report_interval(plan: &Plan) -> Duration {
 /// hold: one histogram per request name (a journey and each of its steps), one
 /// per report interval over `length` (the plan's length plus its grace),
 /// and room for the rest (statuses, errors, the records bitmap).
-pub fn snapshot_limit(plan: &Plan, length: Option<Duration>) -> usize {
+pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
     let names: usize = plan.requests.iter().map(|r| r.steps.len() + 1).sum();
     let interval = report_interval(plan).max(Duration::from_millis(100));
-    let length = length.unwrap_or_else(|| barrage_runner::limits::open_ended(interval));
     let intervals = (length.as_millis() / interval.as_millis()) as usize + 2;
     SNAPSHOT_BASE
         .saturating_add(names.saturating_mul(PER_NAME))
@@ -344,7 +343,7 @@ mod tests {
         let plan = |yaml: &str| -> Plan { serde_yaml_ng::from_str(yaml).unwrap() };
         let base = "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\n";
         let one = plan(&format!("{base}requests: [{{name: a, path: /}}]"));
-        let ten_min = Some(Duration::from_secs(600));
+        let ten_min = Duration::from_secs(600);
         // One name, 600 s / 10 s + 2 intervals.
         assert_eq!(
             snapshot_limit(&one, ten_min),
@@ -358,13 +357,7 @@ mod tests {
             "{base}reportInterval: 1s\nrequests: [{{name: a, path: /}}]"
         ));
         assert!(snapshot_limit(&fine, ten_min) > snapshot_limit(&one, ten_min));
-        let week = Some(Duration::from_secs(7 * 86400));
+        let week = Duration::from_secs(7 * 86400);
         assert_eq!(snapshot_limit(&fine, week), SNAPSHOT_MAX);
-        // A plan that ends by its iterations alone: as long as the runners
-        // let it run at most (20,000 intervals of 10s, 55h).
-        assert_eq!(
-            snapshot_limit(&one, None),
-            snapshot_limit(&one, Some(Duration::from_secs(200_000)))
-        );
     }
 }

@@ -346,17 +346,20 @@ async fn starting(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     Ok(n)
 }
 
-fn plan_length(lt: &LoadTest) -> Option<Duration> {
+/// How long the runners may take: the plan's length, or for a plan that
+/// ends by its iterations alone the most the runners let it run
+/// (`limits::open_ended`), plus the grace for stopping and reporting.
+fn run_limit(lt: &LoadTest) -> Duration {
     let l = &lt.spec.plan.load;
-    if !l.stages.is_empty() {
-        return Some(l.stages.iter().map(|s| s.duration.0).sum());
-    }
-    // A plan that ends by its iterations alone: the runners end it by this
-    // at the latest (`limits::open_ended`), so it is overdue after it too.
-    Some(l.duration.map_or_else(
-        || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
-        |d| d.0,
-    ))
+    let length = if l.stages.is_empty() {
+        l.duration.map_or_else(
+            || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
+            |d| d.0,
+        )
+    } else {
+        l.stages.iter().map(|s| s.duration.0).sum()
+    };
+    length + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0)
 }
 
 /// The first reply refused for its size, as the failure to report.
@@ -369,8 +372,7 @@ fn oversized_reply(results: &[(RunnerRef, Result<String>)]) -> Option<String> {
 
 /// The largest snapshot a runner of `lt` may send (see `collect`).
 fn snapshot_limit(lt: &LoadTest) -> usize {
-    let length = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
-    crate::collect::snapshot_limit(&lt.spec.plan, length)
+    crate::collect::snapshot_limit(&lt.spec.plan, run_limit(lt))
 }
 
 async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
@@ -465,8 +467,8 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         n.events.push((EventType::Warning, "Aborting", why));
     }
     let failure = first_failure(lt, &found).or(oversized);
-    let limit = plan_length(lt).map(|d| d + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0));
-    let overdue = limit.filter(|l| unix_us() > at + l.as_micros() as u64);
+    let limit = run_limit(lt);
+    let overdue = (unix_us() > at + limit.as_micros() as u64).then_some(limit);
     // A runner whose engine failed stopped itself; the others stop too.
     let engine = status::engine_failure(&merged).is_some();
     if merged.finished >= total || failure.is_some() || overdue.is_some() || engine {
@@ -682,6 +684,25 @@ fn random_token() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Timed plans are given their length plus the grace; a plan that ends by
+    /// its iterations alone as long as its runners let it run (20,000 report
+    /// intervals), not an hour. Replies and overdue are sized by this.
+    #[test]
+    fn the_run_limit_covers_timed_and_iteration_only_plans() {
+        let base = "target: {baseUrl: 'http://x'}\nrequests: [{name: a, path: /}]\n";
+        let timed = crate::pods::tests::lt(&format!("{base}load: {{users: 1, duration: 10m}}"));
+        assert_eq!(run_limit(&timed), Duration::from_secs(600) + RUN_GRACE);
+        let counted = crate::pods::tests::lt(&format!("{base}load: {{users: 1, iterations: 5}}"));
+        assert_eq!(
+            run_limit(&counted),
+            Duration::from_secs(200_000) + RUN_GRACE
+        );
+        let fine = crate::pods::tests::lt(&format!(
+            "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
+        ));
+        assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
+    }
 
     #[test]
     fn a_snapshot_tells_whether_its_runner_started() {
