@@ -46,13 +46,11 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     let mut users = JoinSet::new();
     // Users with an id below this exist; a ramp down parks, never ends, them.
     let mut spawned = 0u32;
+    let timed = load.profile.total();
     // A plan that ends by its iterations alone still ends by this at the
-    // latest, so what it keeps per interval stays bounded.
-    let length = load
-        .profile
-        .total()
-        .unwrap_or_else(|| limits::open_ended(runner.plan.interval));
-    let end = start.checked_add(length);
+    // latest, so what it keeps per interval stays bounded (either length is
+    // at most `limits::MAX_LENGTH`).
+    let end = start + timed.unwrap_or_else(|| limits::open_ended(runner.plan.interval));
     // A constant level needs no ticks: sleep until the end (or a stop).
     let constant = load
         .profile
@@ -74,23 +72,19 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
                 }
             }
         }
-        if end.is_some_and(|e| now >= e) {
+        if now >= end {
             break;
         }
-        let next = if constant { end } else { Some(now + RAMP_TICK) };
+        let next = if constant { end } else { now + RAMP_TICK };
         // Users leave when the iterations run out, once their last one is
-        // done: then (or with no time limit and no user at all) the load is over.
-        let no_more = next.is_none() || shared.budget.load(Ordering::SeqCst) == 0;
+        // done: then (or, for a plan that ends by its iterations alone, with
+        // no user at all) the load is over.
+        let no_more = timed.is_none() || shared.budget.load(Ordering::SeqCst) == 0;
         if no_more && users.is_empty() {
             break;
         }
         tokio::select! {
-            _ = async {
-                match next {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
+            _ = tokio::time::sleep_until(next.into()) => {}
             _ = runner.stop.wait() => break,
             // Users end early only when the iterations run out, or by a
             // panic, which must fail the run now rather than at its end.
