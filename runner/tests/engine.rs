@@ -2,6 +2,10 @@
 //! matches injected latency, the open model exposes stalls, splits are exact,
 //! journeys pass captured values on, data policies hold.
 
+#[path = "support/local_run.rs"]
+mod local_run;
+use local_run::run_solo;
+
 use std::{path::PathBuf, time::Instant};
 
 use barrage_runner::{
@@ -477,19 +481,6 @@ mod raw {
     }
 }
 
-async fn run_yaml(plan: &str) -> Report {
-    let loaded = planfile::from_str(plan, PathBuf::new()).unwrap();
-    local::run(
-        &loaded,
-        &Options {
-            slots: vec![Slot::SOLO],
-            progress: false,
-        },
-    )
-    .await
-    .unwrap()
-}
-
 /// An authorization-code + PKCE flow: step 1 sends the challenge and
 /// captures the code from the 302's Location, step 2 posts the verifier in a
 /// form (the server checks SHA-256 and answers 200 or 400), step 3 uses the
@@ -577,7 +568,7 @@ requests:
   - {{name: me, path: /me, headers: {{authorization: "Bearer {{{{ vars.token }}}}"}}, expect: {{status: [200]}}}}
 "#
     );
-    let r = run_yaml(&plan).await;
+    let r = run_solo(&plan).await;
     assert_eq!(r.summary.total.errors, 0, "{:?}", r.snapshot.requests);
     for step in ["login/authorize", "login/token", "login/me"] {
         assert_eq!(r.summary.requests[step].requests, 20, "{step}");
@@ -595,7 +586,7 @@ requests:
     // A verifier that does not match the challenge is refused: the 400 fails
     // the step and ends the journey.
     let wrong = plan.replace("{{ pkce.verifier }}", "{{ randString(50) }}");
-    let r = run_yaml(&wrong.replace("iterations: 20", "iterations: 3")).await;
+    let r = run_solo(&wrong.replace("iterations: 20", "iterations: 3")).await;
     assert_eq!(
         r.snapshot.requests["login/token"].statuses.get(&400),
         Some(&3)
@@ -646,14 +637,14 @@ async fn redirects_are_followed_only_when_asked_and_only_to_the_target() {
     };
 
     // Not followed (the default): the 303 is the response, and it passes.
-    let r = run_yaml(&plan("{name: a, method: POST, path: /see-other, body: hi}")).await;
+    let r = run_solo(&plan("{name: a, method: POST, path: /see-other, body: hi}")).await;
     assert_eq!(r.snapshot.requests["a"].statuses.get(&303), Some(&2));
     assert_eq!(r.summary.total.errors, 0);
     assert_eq!(paths(&log), ["POST /see-other", "POST /see-other"]);
 
     // Followed: 303 turns the POST into a GET without body, 302 stays GET,
     // 307 keeps the method (and body) and resolves a relative Location.
-    let r = run_yaml(&plan(
+    let r = run_solo(&plan(
         "{name: a, method: POST, path: /see-other, body: hi, followRedirects: true, expect: {status: [200]}}",
     ))
     .await;
@@ -670,7 +661,7 @@ async fn redirects_are_followed_only_when_asked_and_only_to_the_target() {
         ]
         .repeat(2)
     );
-    let r = run_yaml(&plan(
+    let r = run_solo(&plan(
         "{name: a, method: PUT, path: /temp, body: hi, followRedirects: true, expect: {status: [200]}}",
     ))
     .await;
@@ -681,7 +672,7 @@ async fn redirects_are_followed_only_when_asked_and_only_to_the_target() {
     paths(&log);
 
     // Another host is never followed: the 302 is recorded as it is.
-    let r = run_yaml(&plan(
+    let r = run_solo(&plan(
         "{name: a, path: /away, followRedirects: true, expect: {status: [302]}}",
     ))
     .await;
@@ -690,7 +681,7 @@ async fn redirects_are_followed_only_when_asked_and_only_to_the_target() {
     assert_eq!(paths(&log), ["GET /away", "GET /away"]);
 
     // At most 5 redirects: then the last 3xx is the response judged.
-    let r = run_yaml(&plan(
+    let r = run_solo(&plan(
         "{name: a, path: /loop, followRedirects: true, expect: {status: [200]}}",
     ))
     .await;

@@ -5,20 +5,16 @@
 //! one, memory stays bounded, and every connection is let go within the
 //! request's timeout.
 
+#[path = "support/local_run.rs"]
+mod local_run;
+
 #[path = "support/hostile_server.rs"]
 mod server;
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use barrage_runner::{
-    compile::Slot,
-    local::{self, Options},
-    planfile,
-    report::Report,
-};
+use barrage_runner::report::Report;
+use local_run::run_solo;
 use server::{Hostile, Reply};
 
 /// Runs `requests` (a YAML list) against `srv` with `load`, and checks what
@@ -29,12 +25,7 @@ async fn run(srv: &Hostile, load: &str, requests: &str) -> Report {
         "target: {{baseUrl: '{}', timeout: 2s}}\nload: {{{load}}}\nrequests: {requests}",
         srv.base_url()
     );
-    let loaded = planfile::from_str(&yaml, PathBuf::new()).unwrap();
-    let opts = Options {
-        slots: vec![Slot::SOLO],
-        progress: false,
-    };
-    let report = local::run(&loaded, &opts).await.unwrap();
+    let report = run_solo(&yaml).await;
     let t = &report.summary.total;
     assert_eq!(
         srv.requests(),

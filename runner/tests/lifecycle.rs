@@ -3,6 +3,10 @@
 //! runs past its planned end; Ctrl-C ends a run within a couple of seconds
 //! and still writes its report.
 
+#[path = "support/local_run.rs"]
+mod local_run;
+use local_run::run_solo;
+
 use std::{
     path::PathBuf,
     process::{Command, Stdio},
@@ -14,9 +18,6 @@ use std::{
 };
 
 use barrage_runner::{
-    compile::Slot,
-    local::{self, Options},
-    planfile,
     report::Report,
     serve::{ServeConfig, spawn_local},
     snapshot::ErrorKind,
@@ -80,19 +81,6 @@ impl Stalling {
     }
 }
 
-async fn run(plan: &str) -> Report {
-    let loaded = planfile::from_str(plan, PathBuf::new()).unwrap();
-    local::run(
-        &loaded,
-        &Options {
-            slots: vec![Slot::SOLO],
-            progress: false,
-        },
-    )
-    .await
-    .unwrap()
-}
-
 fn interrupted(r: &Report) -> u64 {
     r.summary
         .total
@@ -120,7 +108,7 @@ async fn requests_in_flight_at_the_end_of_the_graceful_stop_count_as_interrupted
         target.base
     );
     let started = Instant::now();
-    let r = run(&plan).await;
+    let r = run_solo(&plan).await;
     // The graceful stop bounds the run, not the 10 s timeout.
     assert!(
         started.elapsed() < Duration::from_secs(7),
@@ -156,7 +144,7 @@ async fn aborted_virtual_users_count_their_requests_as_interrupted() {
         target.base
     );
     let started = Instant::now();
-    let r = run(&plan).await;
+    let r = run_solo(&plan).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
@@ -181,7 +169,7 @@ async fn the_open_model_stops_at_its_planned_end_however_far_behind() {
         srv.base_url()
     );
     let started = Instant::now();
-    let r = run(&plan).await;
+    let r = run_solo(&plan).await;
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
