@@ -15,9 +15,20 @@ use crate::error::{Error, Result};
 /// sockets in the same millisecond.
 const PARALLEL: usize = 64;
 
+/// How much of a reply is read, and how that limit is made up (for the
+/// error).
+#[derive(Clone, Copy)]
+struct ReplyLimit {
+    bytes: usize,
+    rule: &'static str,
+}
+
 /// Replies other than snapshots (status, start, stop, shutdown) are one
 /// small object.
-const SMALL_REPLY: usize = 64 * 1024;
+const CONTROL_REPLY: ReplyLimit = ReplyLimit {
+    bytes: 64 * 1024,
+    rule: "64 KiB for a control reply",
+};
 
 /// How a snapshot's size limit is made up, as the error and docs say it.
 pub const SNAPSHOT_LIMIT_RULE: &str =
@@ -93,7 +104,7 @@ impl Agents {
         path: &str,
         token: &str,
         body: Option<serde_json::Value>,
-        limit: usize,
+        limit: ReplyLimit,
     ) -> Result<(u16, String)> {
         let mut req = self
             .http
@@ -116,19 +127,15 @@ impl Agents {
                 .unwrap_or(path)
                 .trim_start_matches('/')
                 .into(),
-            limit,
-            rule: if limit == SMALL_REPLY {
-                "64 KiB for a control reply"
-            } else {
-                SNAPSHOT_LIMIT_RULE
-            },
+            limit: limit.bytes,
+            rule: limit.rule,
         };
-        if res.content_length().is_some_and(|n| n > limit as u64) {
+        if res.content_length().is_some_and(|n| n > limit.bytes as u64) {
             return Err(too_large());
         }
         let mut body = Vec::new();
         while let Some(chunk) = res.chunk().await.map_err(err)? {
-            if body.len() + chunk.len() > limit {
+            if body.len() + chunk.len() > limit.bytes {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);
@@ -164,7 +171,7 @@ impl Agents {
                 "/start",
                 token,
                 Some(serde_json::json!({ "atUs": at_us })),
-                SMALL_REPLY,
+                CONTROL_REPLY,
             )
             .await?;
         let text = Self::expect_ok(r, res, "start")?;
@@ -190,14 +197,31 @@ impl Agents {
             "/snapshot?intervals=false"
         };
         let res = self
-            .call(r, reqwest::Method::GET, path, token, None, limit)
+            .call(
+                r,
+                reqwest::Method::GET,
+                path,
+                token,
+                None,
+                ReplyLimit {
+                    bytes: limit,
+                    rule: SNAPSHOT_LIMIT_RULE,
+                },
+            )
             .await?;
         Self::expect_ok(r, res, "snapshot")
     }
 
     pub async fn stop(&self, r: &RunnerRef, token: &str) -> Result<()> {
         let res = self
-            .call(r, reqwest::Method::POST, "/stop", token, None, SMALL_REPLY)
+            .call(
+                r,
+                reqwest::Method::POST,
+                "/stop",
+                token,
+                None,
+                CONTROL_REPLY,
+            )
             .await?;
         Self::expect_ok(r, res, "stop").map(drop)
     }
@@ -210,7 +234,7 @@ impl Agents {
                 "/shutdown",
                 token,
                 None,
-                SMALL_REPLY,
+                CONTROL_REPLY,
             )
             .await?;
         Self::expect_ok(r, res, "shutdown").map(drop)
@@ -314,13 +338,7 @@ mod tests {
         let (port, r) = fake_agent(head, vec![b'x'; 1024], false).await;
         let err = Agents::new(port).stop(&r, "t").await.unwrap_err();
         assert!(
-            matches!(
-                err,
-                Error::ReplyTooLarge {
-                    limit: SMALL_REPLY,
-                    ..
-                }
-            ),
+            matches!(err, Error::ReplyTooLarge { limit, .. } if limit == CONTROL_REPLY.bytes),
             "{err}"
         );
         assert!(
