@@ -284,3 +284,9 @@ pub struct RecordsStatus {
 fn is_zero(n: &u64) -> bool {
     *n == 0
 }
+
+/// The LoadTest kind for untyped access (the controllers watch and patch
+/// untyped objects; see `loadtest::typed`).
+pub fn loadtest_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::erase::<LoadTest>(&())
+}

@@ -3,20 +3,19 @@
 //! results onto the resource; runs ScheduledLoadTests' LoadTests on their
 //! cron schedules.
 
+pub mod cluster;
 pub mod collect;
-pub mod controller;
 pub mod crd;
 pub mod crdgen;
 pub mod downsample;
 pub mod error;
 pub mod http;
 pub mod lease;
+pub mod loadtest;
 pub mod metrics;
 pub mod netpol;
 pub mod observe;
-pub mod phases;
 pub mod pods;
-pub mod provisioning;
 pub mod pss;
 pub mod publish;
 pub mod report;

@@ -3,8 +3,8 @@
 use std::{net::SocketAddr, process::ExitCode, sync::Arc, time::Duration};
 
 use barrage_operator::{
-    controller::{self, Config},
     http, lease,
+    loadtest::{self, Config},
     metrics::Metrics,
     netpol::OperatorPeer,
     pods::{AGENT_PORT, RunnerDefaults},
@@ -219,7 +219,7 @@ async fn main() -> ExitCode {
     );
     // ScheduledLoadTests beside LoadTests: same namespaces, same lease.
     tokio::join!(
-        controller::run(client.clone(), config, namespaces.clone(), metrics),
+        loadtest::run(client.clone(), config, namespaces.clone(), metrics),
         schedule::controller::run(client.clone(), namespaces),
     );
     if args.leader_elect {

@@ -53,6 +53,13 @@ pub fn runner_selector(lt: &LoadTest) -> String {
     format!("{LABEL_TEST}={},{LABEL_ROLE}=runner", lt.name_any())
 }
 
+/// Whether `p` carries the labels of a runner pod of the LoadTest `lt_name`.
+pub fn is_runner_of(p: &Pod, lt_name: &str) -> bool {
+    let labels = p.labels();
+    labels.get(LABEL_TEST).map(String::as_str) == Some(lt_name)
+        && labels.get(LABEL_ROLE).map(String::as_str) == Some("runner")
+}
+
 /// Metadata shared by every owned object: namespace, the LoadTest as
 /// controlling owner (so deleting it deletes them), and our labels.
 pub(crate) fn owned_meta(lt: &LoadTest, name: String, role: &str) -> ObjectMeta {

@@ -28,8 +28,13 @@ use crate::{
         self, PLAN_DIR, RECORDS_KEY, RunnerDefaults, env, owned_meta, read_only_mount,
         records_name, restricted, setup_name,
     },
-    provisioning::JOB_MARGIN,
 };
+
+/// Beyond `timeouts.setup` (the setup's own work), for the Job's pod to be
+/// scheduled and pulled, and to publish. The setup stops itself at the
+/// timeout and says which users did not finish; the Job's deadline and the
+/// operator's wait come after that, so its message is the one shown.
+pub const JOB_MARGIN: Duration = Duration::from_secs(60);
 
 /// Where the setup writes records and the publisher reads them.
 const OUT_DIR: &str = "/barrage/records";

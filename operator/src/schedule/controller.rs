@@ -27,7 +27,7 @@ use super::{
     validate,
 };
 use crate::{
-    controller::{MANAGER, apply_status, per_scope},
+    cluster::{MANAGER, apply_status, per_scope},
     error::{Error, Result},
 };
 

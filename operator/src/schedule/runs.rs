@@ -19,7 +19,7 @@ pub const LABEL_SLT: &str = "barrage.dev/scheduledloadtest";
 pub const ANN_SCHEDULED: &str = "barrage.dev/scheduled-at";
 
 pub fn loadtest_resource() -> ApiResource {
-    crate::controller::api_resource()
+    crate::crd::loadtest_resource()
 }
 
 pub fn slt_resource() -> ApiResource {

@@ -3,28 +3,24 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::{
-    batch::v1::Job,
-    core::v1::{Pod, Secret},
-};
-use kube::{ResourceExt, api::ListParams, runtime::events::EventType};
+use k8s_openapi::api::{batch::v1::Job, core::v1::Secret};
+use kube::{ResourceExt, runtime::events::EventType};
 
+use super::{
+    context::{Context, enter, in_phase, now},
+    next::{Next, fail},
+};
 use crate::{
-    controller::{Context, Next, enter, in_phase, now, set_condition},
     crd::{LoadTest, LoadTestStatus, Phase, RecordsStatus},
     error::Result,
     observe::{self, SetupFailure},
-    phases::{fail, next},
     pods, setup,
-    status::COND_PROVISIONED,
+    status::{COND_PROVISIONED, set_condition},
 };
 
 const SETUP_TIMEOUT: Duration = Duration::from_secs(600);
-/// Beyond `timeouts.setup` (the setup's own work), for the Job's pod to be
-/// scheduled and pulled, and to publish. The setup stops itself at the
-/// timeout and says which users did not finish; the Job's deadline and the
-/// operator's wait come after that, so its message is the one shown.
-pub const JOB_MARGIN: Duration = Duration::from_secs(60);
+/// Beyond the Job's own margin (`setup::JOB_MARGIN`), so that the Job's
+/// deadline and the setup's own message come before the operator gives up.
 const OPERATOR_MARGIN: Duration = Duration::from_secs(90);
 
 pub fn setup_timeout(lt: &LoadTest) -> Duration {
@@ -62,11 +58,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Ne
     // The Job's pods say why better than the Job does (the setup's own
     // message: counts and first errors), and show a stuck image at once.
     // Newest first: with retries, the latest attempt speaks.
-    let mut pods = ctx
-        .ns_api::<Pod>(lt)
-        .list(&ListParams::default().labels(&format!("job-name={}", pods::setup_name(lt))))
-        .await?
-        .items;
+    let mut pods = ctx.setup_pods(lt);
     pods.sort_by_key(|p| std::cmp::Reverse(p.creation_timestamp()));
     let pod_failure = pods.iter().find_map(observe::setup_pod_failure);
     let state = match (observe::job_state(&job), pod_failure) {
@@ -98,7 +90,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Ne
             COND_PROVISIONED,
             "Timeout",
         ),
-        observe::JobState::Running => next(st, Some(Duration::from_secs(2))),
+        observe::JobState::Running => Next::new(st, Some(Duration::from_secs(2))),
     };
     n.requeue = n.requeue.or(Some(Duration::from_secs(1)));
     Ok(n)
@@ -130,9 +122,7 @@ async fn provisioned(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Re
         now(),
     );
     enter(&mut st, Phase::Starting);
-    let mut n = next(st, Some(Duration::from_secs(1)));
-    n.events.push((EventType::Normal, "Provisioned", msg));
-    Ok(n)
+    Ok(Next::new(st, Some(Duration::from_secs(1))).event(EventType::Normal, "Provisioned", msg))
 }
 
 /// A failed container ends the setup unless the Job will retry its pod; a
@@ -171,9 +161,8 @@ async fn reuse(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus, source: &st
                     now(),
                 );
                 enter(&mut st, Phase::Starting);
-                let mut n = next(st, Some(Duration::from_secs(1)));
-                n.events.push((EventType::Normal, "Provisioned", msg));
-                return Ok(n);
+                let n = Next::new(st, Some(Duration::from_secs(1)));
+                return Ok(n.event(EventType::Normal, "Provisioned", msg));
             }
             None => format!("LoadTest {source} has not published its records yet"),
         },
@@ -191,7 +180,7 @@ async fn reuse(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus, source: &st
         return Ok(fail(st, generation, msg, COND_PROVISIONED, "Timeout"));
     }
     st.message = Some(format!("waiting: {waiting}"));
-    Ok(next(st, Some(Duration::from_secs(2))))
+    Ok(Next::new(st, Some(Duration::from_secs(2))))
 }
 
 /// Why waiting for `source`'s records is pointless, if it is: it does not

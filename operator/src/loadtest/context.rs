@@ -1,0 +1,309 @@
+//! What every phase is handed: the operator's settings, and a small facade
+//! over the cluster (owned objects, events, the runner pods as the watch last
+//! saw them, the agents' token) and over the runners (their agents and the
+//! results they reported). Phases call this and the pure builders; nothing
+//! here calls back into a phase.
+
+use std::{collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
+
+use k8s_openapi::{
+    api::core::v1::{Pod, Secret},
+    jiff::Timestamp,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    api::{Patch, PatchParams, PostParams},
+    runtime::{
+        events::{Event, EventType, Recorder},
+        reflector::Store,
+    },
+};
+use tracing::warn;
+
+use super::memory::Runs;
+use crate::{
+    cluster::{self, MANAGER},
+    collect::{Agents, RunnerRef},
+    crd::{LoadTest, LoadTestStatus, Phase},
+    error::{Error, Result},
+    metrics::Metrics,
+    netpol, observe, pods,
+};
+
+pub struct Config {
+    /// Runner pod settings for LoadTests that set none.
+    pub runner: pods::RunnerDefaults,
+    pub agent_port: u16,
+    /// How far ahead of "now" the common start instant is set: enough for
+    /// every runner to receive it.
+    pub start_lead: Duration,
+    /// Who may reach the runners' agent port: with it, each LoadTest gets a
+    /// NetworkPolicy admitting only these pods; without it (an operator
+    /// outside the cluster, whose traffic no pod selector matches), none.
+    pub network_policy: Option<netpol::OperatorPeer>,
+}
+
+pub struct Context {
+    pub client: Client,
+    pub agents: Agents,
+    pub config: Config,
+    pub recorder: Recorder,
+    /// The pods the operator owns, one reflector store per watched scope,
+    /// fed by the same watch that wakes the controller: a reconcile reads
+    /// its runners from memory instead of listing them.
+    pub pods: Vec<Store<Pod>>,
+    /// Each running LoadTest's results and live judgement, by uid.
+    pub runs: Runs,
+    /// The agents' token of each LoadTest, by uid, once read.
+    tokens: std::sync::Mutex<HashMap<String, String>>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        config: Config,
+        recorder: Recorder,
+        pods: Vec<Store<Pod>>,
+        metrics: Arc<Metrics>,
+    ) -> Context {
+        Context {
+            agents: Agents::new(config.agent_port),
+            client,
+            config,
+            recorder,
+            pods,
+            runs: Runs::default(),
+            tokens: Default::default(),
+            metrics,
+        }
+    }
+
+    pub async fn write_status(&self, lt: &LoadTest, st: &LoadTestStatus) -> Result<()> {
+        let (ns, name) = (lt.namespace().unwrap_or_default(), lt.name_any());
+        cluster::apply_status(
+            &self.client,
+            &crate::crd::loadtest_resource(),
+            &ns,
+            &name,
+            st,
+        )
+        .await
+    }
+
+    pub async fn publish(
+        &self,
+        reference: &k8s_openapi::api::core::v1::ObjectReference,
+        type_: EventType,
+        reason: &str,
+        note: String,
+    ) {
+        let ev = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = self.recorder.publish(&ev, reference).await {
+            warn!(error = %e, reason, "could not publish event");
+        }
+    }
+
+    pub fn ns_api<K>(&self, lt: &LoadTest) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        Api::namespaced(self.client.clone(), &lt.namespace().unwrap_or_default())
+    }
+
+    /// Creates `obj` unless this LoadTest already owns one of that name
+    /// (objects we own never change after creation, and a second token
+    /// would lock the runners out). A name held by anything else is not
+    /// adopted (`cluster::taken_by`).
+    pub async fn create_if_absent<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        self.create_or_find_owned(lt, obj).await.map(|_| ())
+    }
+
+    /// Like `create_if_absent`, but an existing object this LoadTest owns
+    /// is brought up to `obj` by server-side apply (the operator's flags,
+    /// e.g. its pod labels, may have changed since it was created).
+    pub async fn apply_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        if !self.create_or_find_owned(lt, obj).await? {
+            let name = obj.meta().name.clone().unwrap_or_default();
+            self.ns_api::<K>(lt)
+                .patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(obj),
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Creates `obj`; true when it was created, false when this LoadTest
+    /// already owns one of that name, an error when anything else holds it.
+    async fn create_or_find_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<bool>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        let api = self.ns_api::<K>(lt);
+        match api.create(&PostParams::default(), obj).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let name = obj.meta().name.clone().unwrap_or_default();
+                let existing = api.get_metadata(&name).await?;
+                let what = format!("{} {name}", K::kind(&()));
+                cluster::taken_by(
+                    "LoadTest",
+                    &lt.name_any(),
+                    lt.metadata.uid.as_deref(),
+                    &existing.metadata,
+                    &what,
+                )?;
+                Ok(false)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The agents' token: from memory, else from the LoadTest's Secret.
+    pub async fn token(&self, lt: &LoadTest) -> Result<String> {
+        let uid = lt.uid().unwrap_or_default();
+        if let Some(t) = self.tokens().get(&uid) {
+            return Ok(t.clone());
+        }
+        let secret = self.ns_api::<Secret>(lt).get(&pods::token_name(lt)).await?;
+        let token = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("token"))
+            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
+            .ok_or_else(|| Error::Other(format!("secret {} has no token", pods::token_name(lt))))?;
+        self.tokens().insert(uid, token.clone());
+        Ok(token)
+    }
+
+    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets what memory holds for a LoadTest that ended or is gone.
+    pub async fn forget(&self, uid: &str) {
+        self.tokens().remove(uid);
+        self.runs.forget(uid);
+    }
+
+    /// Waits until every pod store has its first full list, so that a
+    /// runner is never taken for gone because the watch has not yet seen it
+    /// (an operator that just started).
+    pub async fn pods_ready(&self) -> Result<()> {
+        for s in &self.pods {
+            s.wait_until_ready()
+                .await
+                .map_err(|e| Error::Other(format!("the pod watch stopped: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// This LoadTest's runner pods by index, as the watch last saw them.
+    /// Only pods it controls count: another object's pod that carries the
+    /// same labels is not a runner.
+    pub fn runner_pods(&self, lt: &LoadTest) -> BTreeMap<u32, Pod> {
+        let (ns, name) = (lt.namespace(), lt.name_any());
+        let uid = lt.metadata.uid.as_deref();
+        self.pods
+            .iter()
+            .flat_map(|s| {
+                s.state_filter(|p| {
+                    p.metadata.namespace == ns
+                        && pods::is_runner_of(p, &name)
+                        && p.owner_references()
+                            .iter()
+                            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
+                })
+            })
+            .filter_map(|p| {
+                let i = p.labels().get(pods::LABEL_INDEX)?.parse().ok()?;
+                Some((i, (*p).clone()))
+            })
+            .collect()
+    }
+}
+
+impl Context {
+    /// The pods of this LoadTest's setup Job, as the watch last saw them.
+    pub fn setup_pods(&self, lt: &LoadTest) -> Vec<Pod> {
+        let (ns, job) = (lt.namespace(), pods::setup_name(lt));
+        self.pods
+            .iter()
+            .flat_map(|s| {
+                s.state_filter(|p| {
+                    p.metadata.namespace == ns
+                        && p.labels().get("job-name") == Some(&job)
+                        && p.labels().get(pods::LABEL_TEST) == Some(&lt.name_any())
+                })
+            })
+            .map(|p| (*p).clone())
+            .collect()
+    }
+}
+
+/// How to reach a runner pod's agent, once it has an IP.
+pub fn runner_ref(index: u32, p: &Pod) -> Option<RunnerRef> {
+    Some(RunnerRef {
+        index,
+        name: p.name_any(),
+        ip: observe::pod_ip(p)?,
+    })
+}
+
+pub fn now() -> Timestamp {
+    Timestamp::now()
+}
+
+pub fn unix_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Marks the phase change time.
+pub fn enter(st: &mut LoadTestStatus, phase: Phase) {
+    if st.phase != phase {
+        st.phase = phase;
+        st.phase_since = Some(now().to_string());
+    }
+}
+
+/// How long the current phase has lasted.
+pub fn in_phase(st: &LoadTestStatus) -> Duration {
+    st.phase_since
+        .as_deref()
+        .and_then(|s| s.parse::<Timestamp>().ok())
+        .map_or(Duration::ZERO, |t| {
+            Duration::try_from(now().duration_since(t)).unwrap_or(Duration::ZERO)
+        })
+}

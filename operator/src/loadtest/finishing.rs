@@ -1,0 +1,140 @@
+//! The end of a run: the final results from every runner that can still
+//! answer, the verdict and the report ConfigMap (`finalize`); then, once the
+//! verdict is written, the runners' cleanup (`cleanup`).
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+use kube::{
+    ResourceExt,
+    api::{DeleteParams, Patch, PatchParams},
+    runtime::events::EventType,
+};
+
+use super::{
+    context::{Context, now, runner_ref},
+    next::Next,
+    rules::{oversized_reply, parse_thresholds, snapshot_limit},
+};
+use crate::{
+    cluster::MANAGER,
+    collect::{RunnerRef, for_all},
+    crd::{Cleanup, LoadTest, Phase},
+    downsample,
+    error::Result,
+    pods, status,
+};
+
+/// A ConfigMap holds at most 1 MiB; keep the report well inside it.
+const MAX_REPORT: usize = 900 * 1024;
+
+/// Final results (with the per-interval series) from every runner that can
+/// still answer, the last known from those that cannot, the verdict and
+/// the report ConfigMap. The runners stay until the verdict is written
+/// (`cleanup` runs in the next reconcile): should that write fail, the
+/// retry can still ask them.
+pub async fn finalize(
+    lt: &LoadTest,
+    ctx: &Context,
+    mut n: Next,
+    refs: &[RunnerRef],
+    token: &str,
+    failure: Option<String>,
+) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    let uid = lt.uid().unwrap_or_default();
+    let reply_limit = snapshot_limit(lt);
+    let finals = for_all(refs, |r| {
+        let (agents, token) = (ctx.agents.clone(), token.to_string());
+        async move { agents.snapshot(&r, &token, true, reply_limit).await }
+    })
+    .await;
+    // A refused final reply leaves that runner's last live figures, which
+    // miss its last requests: the run must not pass on them.
+    let failure = failure.or_else(|| oversized_reply(&finals));
+    let run = ctx.runs.of(&uid);
+    let mut mem = run.lock().await;
+    mem.keep_latest(finals.into_iter().map(|(r, res)| (r.index, res)).collect());
+    let merged = mem.merged()?;
+    let abort = mem.abort.clone();
+    drop(mem);
+    let engine = status::engine_failure(&merged);
+    let reason = (abort.is_none() && failure.is_none() && engine.is_some())
+        .then_some(status::REASON_ENGINE_FAILED);
+    let failure = failure.or(engine);
+    // Thresholds judge the full-resolution series; only the ConfigMap's
+    // copy is downsampled to fit.
+    let (report, json) = downsample::final_report(
+        &parse_thresholds(lt),
+        merged,
+        abort.clone().or(failure.clone()),
+        MAX_REPORT,
+    );
+    let outcomes = report.thresholds.clone();
+    let cm: ConfigMap = pods::report_config_map(lt, json);
+    ctx.ns_api::<ConfigMap>(lt)
+        .patch(
+            &pods::report_name(lt),
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&cm),
+        )
+        .await?;
+
+    let st = &mut n.status;
+    st.report = Some(pods::report_name(lt));
+    let (phase, msg) = status::judged(
+        st,
+        &report.snapshot,
+        outcomes,
+        abort.as_deref(),
+        failure.as_deref(),
+    );
+    let reason = reason.map_or_else(|| format!("{phase:?}"), str::to_string);
+    status::finish_as(st, phase, &reason, msg.clone(), generation, now());
+    let (type_, event) = if phase == Phase::Succeeded {
+        (EventType::Normal, "Succeeded")
+    } else {
+        (EventType::Warning, "Failed")
+    };
+    n.requeue = None;
+    Ok(n.event(type_, event, msg))
+}
+
+/// After the verdict is written: delete the runner pods, or (cleanup: Keep)
+/// let their agents exit so the pods end Completed with their logs; and
+/// forget what memory held for the run.
+pub async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<()> {
+    let found = ctx.runner_pods(lt);
+    match lt.spec.cleanup {
+        Cleanup::Delete => {
+            let api = ctx.ns_api::<Pod>(lt);
+            for p in found.values() {
+                if p.metadata.deletion_timestamp.is_some() {
+                    continue;
+                }
+                match api.delete(&p.name_any(), &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Cleanup::Keep => {
+            let refs: Vec<RunnerRef> = found
+                .iter()
+                .filter(|(_, p)| {
+                    p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                })
+                .filter_map(|(&index, p)| runner_ref(index, p))
+                .collect();
+            if !refs.is_empty() {
+                let token = ctx.token(lt).await?;
+                for_all(&refs, |r| {
+                    let (agents, token) = (ctx.agents.clone(), token.clone());
+                    async move { agents.shutdown(&r, &token).await }
+                })
+                .await;
+            }
+        }
+    }
+    ctx.forget(&lt.uid().unwrap_or_default()).await;
+    Ok(())
+}

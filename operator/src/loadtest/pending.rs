@@ -1,0 +1,98 @@
+//! Pending: the spec is checked, and what every later phase needs is made
+//! once: the agents' token Secret, the plan ConfigMap, and (with a setup)
+//! the setup pod's records Secret and rights.
+
+use std::time::Duration;
+
+use kube::{ResourceExt, runtime::events::EventType};
+
+use super::{
+    context::{Context, enter, now},
+    next::{Next, terminal},
+    provisioning,
+};
+use crate::{
+    crd::{LoadTest, LoadTestStatus, Phase},
+    error::Result,
+    pods,
+    status::{self, COND_PROVISIONED, COND_VALIDATED, set_condition},
+    validate::validate,
+};
+
+pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
+    let generation = lt.metadata.generation;
+    st.observed_generation = generation;
+    if let Err(e) = validate(&lt.name_any(), &lt.spec) {
+        let msg = format!("invalid spec: {e}");
+        status::failed(
+            &mut st,
+            COND_VALIDATED,
+            "InvalidSpec",
+            &msg,
+            generation,
+            now(),
+        );
+        return Ok(Next::new(st, None).event(EventType::Warning, "InvalidSpec", msg));
+    }
+    let token = random_token()?;
+    let created = async {
+        ctx.create_if_absent(lt, &pods::token_secret(lt, &token))
+            .await?;
+        ctx.create_if_absent(lt, &pods::plan_config_map(lt)).await
+    };
+    if let Err(e) = created.await {
+        return terminal(st, generation, e, COND_VALIDATED);
+    }
+    set_condition(
+        &mut st.conditions,
+        COND_VALIDATED,
+        true,
+        "Valid",
+        "the spec is valid",
+        generation,
+        now(),
+    );
+    set_condition(
+        &mut st.conditions,
+        status::COND_COMPLETE,
+        false,
+        "InProgress",
+        "the test has not finished",
+        generation,
+        now(),
+    );
+    st.runners = Some(status::runners_text(0, lt.spec.runners));
+    if let Err(e) = provisioning::prepare(lt, ctx).await {
+        return terminal(st, generation, e, COND_PROVISIONED);
+    }
+    let phase = if lt.spec.setup.is_some() || lt.spec.data_from.is_some() {
+        Phase::Provisioning
+    } else {
+        Phase::Starting
+    };
+    enter(&mut st, phase);
+    let note = format!("{} runner(s); next: {phase:?}", lt.spec.runners);
+    Ok(Next::new(st, Some(Duration::from_secs(1))).event(EventType::Normal, "Validated", note))
+}
+
+/// 32 random bytes from the operating system, hex: the agents' bearer token.
+fn random_token() -> Result<String> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).map_err(|e| {
+        crate::error::Error::Other(format!("no randomness for the agents' token: {e}"))
+    })?;
+    Ok(b.iter().map(|x| format!("{x:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_64_hex_digits_and_differ() {
+        let (a, b) = (random_token().unwrap(), random_token().unwrap());
+        assert_eq!(a.len(), 64);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_ne!(a, b);
+    }
+}

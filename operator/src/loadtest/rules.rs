@@ -1,0 +1,111 @@
+//! What a run's phases derive from its spec: how long the runners may take,
+//! the largest reply one may send, the thresholds that judge it; and which
+//! reply breaks those rules.
+
+use std::time::Duration;
+
+use barrage_runner::thresholds::{self, Threshold};
+
+use crate::{
+    collect::RunnerRef,
+    crd::LoadTest,
+    error::{Error, Result},
+};
+
+const RUN_GRACE: Duration = Duration::from_secs(300);
+
+/// How long the runners may take: the plan's length, or for a plan that
+/// ends by its iterations alone the most the runners let it run
+/// (`limits::open_ended`), plus the grace for stopping and reporting.
+pub fn run_limit(lt: &LoadTest) -> Duration {
+    let l = &lt.spec.plan.load;
+    let length = if l.stages.is_empty() {
+        l.duration.map_or_else(
+            || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
+            |d| d.0,
+        )
+    } else {
+        l.stages.iter().map(|s| s.duration.0).sum()
+    };
+    length + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0)
+}
+
+/// The first reply refused for its size, as the failure to report.
+pub fn oversized_reply<T>(results: &[(RunnerRef, Result<T>)]) -> Option<String> {
+    results.iter().find_map(|(_, res)| match res {
+        Err(e @ Error::ReplyTooLarge { .. }) => Some(e.to_string()),
+        _ => None,
+    })
+}
+
+/// The largest snapshot a runner of `lt` may send (see `collect`).
+pub fn snapshot_limit(lt: &LoadTest) -> usize {
+    crate::collect::snapshot_limit(&lt.spec.plan, run_limit(lt))
+}
+
+pub fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
+    // Validated in Pending; a threshold that stopped parsing cannot happen.
+    // A spec without thresholds is judged by the runner's default.
+    thresholds::plan_sources(lt.spec.plan.thresholds.as_deref())
+        .into_iter()
+        .filter_map(|(s, is_default)| {
+            let mut t: Threshold = s.parse().ok()?;
+            t.is_default = is_default;
+            Some(t)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timed plans are given their length plus the grace; a plan that ends by
+    /// its iterations alone as long as its runners let it run (20,000 report
+    /// intervals), not an hour. Replies and overdue are sized by this.
+    #[test]
+    fn the_run_limit_covers_timed_and_iteration_only_plans() {
+        let base = "target: {baseUrl: 'http://x'}\nrequests: [{name: a, path: /}]\n";
+        let timed = crate::pods::tests::lt(&format!("{base}load: {{users: 1, duration: 10m}}"));
+        assert_eq!(run_limit(&timed), Duration::from_secs(600) + RUN_GRACE);
+        let counted = crate::pods::tests::lt(&format!("{base}load: {{users: 1, iterations: 5}}"));
+        assert_eq!(
+            run_limit(&counted),
+            Duration::from_secs(200_000) + RUN_GRACE
+        );
+        let fine = crate::pods::tests::lt(&format!(
+            "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
+        ));
+        assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
+    }
+
+    #[test]
+    fn only_an_oversized_reply_becomes_the_failure() {
+        let r = |index| RunnerRef {
+            index,
+            name: format!("t-runner-{index}"),
+            ip: "10.0.0.1".into(),
+        };
+        let unreachable = Error::Agent {
+            runner: "t-runner-0".into(),
+            message: "connection refused".into(),
+        };
+        let mut results = vec![(r(0), Err(unreachable)), (r(1), Ok("{}".to_string()))];
+        // An unreachable runner keeps its last figures (it may answer later).
+        assert_eq!(oversized_reply(&results), None);
+        results.push((
+            r(2),
+            Err(Error::ReplyTooLarge {
+                runner: "t-runner-2".into(),
+                what: "snapshot".into(),
+                limit: 4096,
+                rule: crate::collect::SNAPSHOT_LIMIT_RULE,
+            }),
+        ));
+        let why = oversized_reply(&results).unwrap();
+        assert!(
+            why.contains("t-runner-2") && why.contains("4096-byte limit"),
+            "{why}"
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! The LoadTest controller's wiring: one controller per watched scope, each
+//! woken by its LoadTests, by the pods and Jobs the operator owns there, and
+//! keeping those pods in a reflector store that the phases read.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::{batch::v1::Job, core::v1::Pod};
+use kube::{
+    Api, Client,
+    api::DynamicObject,
+    runtime::{
+        Controller, WatchStreamExt,
+        events::{Recorder, Reporter},
+        reflector::{self, store::Writer},
+        watcher,
+    },
+};
+
+use super::{Config, Context, error_policy, reconcile};
+use crate::{cluster::MANAGER, crd::loadtest_resource, metrics::Metrics, pods};
+
+/// Runs one controller per watched namespace (all namespaces when the list
+/// is empty: then one cluster-wide controller) until a shutdown signal.
+pub async fn run(client: Client, config: Config, namespaces: Vec<String>, metrics: Arc<Metrics>) {
+    let reporter = Reporter {
+        controller: MANAGER.into(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    };
+    let (stores, writers): (Vec<_>, Vec<_>) = scopes.iter().map(|_| reflector::store()).unzip();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        config,
+        Recorder::new(client.clone(), reporter),
+        stores,
+        metrics,
+    ));
+    let controllers = scopes
+        .into_iter()
+        .zip(writers)
+        .map(|(ns, writer)| controller(client.clone(), ctx.clone(), ns, writer));
+    futures::future::join_all(controllers).await;
+}
+
+async fn controller(
+    client: Client,
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+    pod_store: Writer<Pod>,
+) {
+    let ar = loadtest_resource();
+    let (lts, pods_api, jobs): (Api<DynamicObject>, Api<Pod>, Api<Job>) = match &namespace {
+        Some(ns) => (
+            Api::namespaced_with(client.clone(), ns, &ar),
+            Api::namespaced(client.clone(), ns),
+            Api::namespaced(client.clone(), ns),
+        ),
+        None => (
+            Api::all_with(client.clone(), &ar),
+            Api::all(client.clone()),
+            Api::all(client),
+        ),
+    };
+    let owned = watcher::Config::default().labels(&format!(
+        "{}={}",
+        pods::MANAGED_BY.0,
+        pods::MANAGED_BY.1
+    ));
+    // One watch of our pods both fills the store and wakes the controller.
+    let pod_events = watcher(pods_api, owned.clone())
+        .default_backoff()
+        .reflect(pod_store)
+        .applied_objects();
+    Controller::new_with(lts, watcher::Config::default(), ar)
+        .owns_stream(pod_events)
+        .owns(jobs, owned)
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "reconcile loop");
+            }
+        })
+        .await;
+}
