@@ -2,6 +2,13 @@
 //! and N runner pods, starts them at one instant, and writes their merged
 //! results onto the resource; runs ScheduledLoadTests' LoadTests on their
 //! cron schedules.
+//!
+//! A newcomer's map: the LoadTest lifecycle is `loadtest` (its `mod.rs` is
+//! the reconciler and the one place the status is written; one file per
+//! phase). A LoadTest becomes pods in the pure builders `pods`, `setup` and
+//! `netpol`. Runners' results are pulled by `collect` and merged in
+//! `results`; `status` writes them into the status. `schedule` is the
+//! ScheduledLoadTest controller; `report` the `kubectl barrage` plugin.
 
 pub mod cluster;
 pub mod collect;
@@ -9,6 +16,8 @@ pub mod crd;
 pub mod crdgen;
 pub mod downsample;
 pub mod error;
+#[cfg(test)]
+pub mod fixtures;
 pub mod http;
 pub mod lease;
 pub mod loadtest;

@@ -3,7 +3,7 @@
 //! only the operator's pods. One per LoadTest, in its namespace, owned by it,
 //! because a NetworkPolicy selects pods of its own namespace only and a
 //! cluster-wide operator does not know in advance where LoadTests will run.
-//! Pure builders and flag parsing; phases.rs applies the policy.
+//! Pure builders and flag parsing; `loadtest::starting` applies the policy.
 
 use std::collections::BTreeMap;
 

@@ -25,6 +25,8 @@ mod pending;
 mod provisioning;
 mod rules;
 mod running;
+#[cfg(test)]
+mod scenarios;
 mod starting;
 mod watch;
 

@@ -1,0 +1,312 @@
+//! Reconcile scenarios without a cluster: the real `reconcile` against the
+//! mocked API server of `crate::fixtures`, one scenario per phase transition
+//! and per fault. Where a phase talks to runners, the runners are real
+//! agents (`barrage_runner::agent`) on loopback addresses, running a real
+//! load against a small local target, so the figures the status shows are
+//! what the runners measured.
+
+mod pending;
+mod provisioning;
+mod running;
+mod starting;
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    path::Path,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use barrage_runner::{
+    agent::{AgentHandle, serve_agent},
+    compile::{Slot, compile},
+    engine::Runner,
+};
+use k8s_openapi::{
+    ByteString,
+    api::core::v1::{Pod, Secret},
+    jiff::Timestamp,
+};
+use kube::{
+    Client,
+    api::{ApiResource, DynamicObject},
+    runtime::{
+        events::{Recorder, Reporter},
+        reflector, watcher,
+    },
+};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+
+use super::{Config, Context};
+use crate::{
+    crd::{LoadTest, LoadTestStatus, Phase, loadtest_resource},
+    fixtures::{collection, object},
+    metrics::Metrics,
+    pods,
+};
+
+pub const NS: &str = "ns1";
+pub const NAME: &str = "smoke";
+pub const TOKEN: &str = "0123456789abcdef";
+
+/// The spec shared by the scenarios, with `extra` YAML lines appended.
+pub fn spec(runners: u32, extra: &str) -> String {
+    format!(
+        "runners: {runners}\ntarget: {{baseUrl: 'http://127.0.0.1:9'}}\nload: {{users: 1, iterations: 5}}\nrequests: [{{name: a, path: /}}]\n{extra}"
+    )
+}
+
+/// A LoadTest as the API server holds it: named, with a uid and a
+/// generation, in `phase` (with the phase's start `since` ago).
+pub fn loadtest(yaml: &str, phase: Phase, since: Duration) -> LoadTest {
+    let mut lt = crate::pods::tests::lt(yaml);
+    lt.metadata.generation = Some(1);
+    lt.status = Some(LoadTestStatus {
+        phase,
+        phase_since: Some(ago(since).to_string()),
+        observed_generation: Some(1),
+        ..Default::default()
+    });
+    lt
+}
+
+pub fn ago(d: Duration) -> Timestamp {
+    Timestamp::now() - jiff_span(d)
+}
+
+fn jiff_span(d: Duration) -> k8s_openapi::jiff::SignedDuration {
+    k8s_openapi::jiff::SignedDuration::try_from(d).unwrap()
+}
+
+/// The object the controller is handed (it watches untyped objects).
+pub fn dynamic(lt: &LoadTest) -> Arc<DynamicObject> {
+    Arc::new(serde_json::from_value(serde_json::to_value(lt).unwrap()).unwrap())
+}
+
+/// A context whose pod store holds `pods` (as after the watch's first
+/// list), talking to the mocked API server through `client`, and to agents
+/// on `agent_port`.
+pub fn context(client: Client, pods: &[Pod], agent_port: u16) -> Arc<Context> {
+    let (store, mut writer) = reflector::store();
+    writer.apply_watcher_event(&watcher::Event::Init);
+    for p in pods {
+        writer.apply_watcher_event(&watcher::Event::InitApply(p.clone()));
+    }
+    writer.apply_watcher_event(&watcher::Event::InitDone);
+    let config = Config {
+        runner: crate::pods::tests::defaults(),
+        agent_port,
+        start_lead: Duration::from_millis(200),
+        network_policy: None,
+    };
+    let reporter = Reporter {
+        controller: "barrage-operator".into(),
+        instance: None,
+    };
+    // The writer must outlive the context, or the store reads as stopped.
+    std::mem::forget(writer);
+    Arc::new(Context::new(
+        client.clone(),
+        config,
+        Recorder::new(client, reporter),
+        vec![store],
+        Arc::new(Metrics::default()),
+    ))
+}
+
+/// Runner pod `index` of `lt` as the watch sees it: Running and Ready at
+/// `ip`, or Pending and not ready without one.
+pub fn runner_pod(lt: &LoadTest, index: u32, ip: Option<IpAddr>) -> Pod {
+    let mut p = pods::runner_pod(lt, index, &crate::pods::tests::defaults());
+    let status = match ip {
+        Some(ip) => serde_json::json!({
+            "phase": "Running", "podIP": ip.to_string(),
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [{"name": "runner", "ready": true, "restartCount": 0, "image": "r", "imageID": "",
+                                   "state": {"running": {}}}]
+        }),
+        None => serde_json::json!({
+            "phase": "Pending",
+            "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]
+        }),
+    };
+    p.status = Some(serde_json::from_value(status).unwrap());
+    p
+}
+
+pub fn resource<K: k8s_openapi::Resource>() -> ApiResource {
+    ApiResource {
+        group: K::GROUP.into(),
+        version: K::VERSION.into(),
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
+        plural: K::URL_PATH_SEGMENT.into(),
+    }
+}
+
+pub fn status_path() -> String {
+    format!("{}/status", object(&loadtest_resource(), NS, NAME))
+}
+
+pub fn secrets() -> String {
+    collection(&resource::<Secret>(), NS)
+}
+
+/// The agents' token Secret, as the operator made it in Pending.
+pub fn token_secret(lt: &LoadTest) -> Secret {
+    let mut s = pods::token_secret(lt, TOKEN);
+    s.data = Some([("token".to_string(), ByteString(TOKEN.into()))].into());
+    s.string_data = None;
+    s
+}
+
+/// Real runners: one agent per runner on its own loopback address
+/// (127.0.0.2, 127.0.0.3, ...), all on one port as pods are, each running
+/// its slot of `lt`'s plan against `target`.
+pub struct Runners {
+    pub handles: Vec<AgentHandle>,
+    pub port: u16,
+}
+
+impl Runners {
+    pub async fn start(lt: &LoadTest, target: SocketAddr) -> Runners {
+        let count = lt.spec.runners;
+        let mut plan = lt.spec.plan.clone();
+        plan.target.base_url = format!("http://{target}");
+        'port: loop {
+            let first = TcpListener::bind((ip(0), 0)).await.unwrap();
+            let port = first.local_addr().unwrap().port();
+            let mut listeners = vec![first];
+            for i in 1..count {
+                match TcpListener::bind((ip(i), port)).await {
+                    Ok(l) => listeners.push(l),
+                    Err(_) => continue 'port,
+                }
+            }
+            let handles = listeners
+                .into_iter()
+                .enumerate()
+                .map(|(i, l)| {
+                    let slot = Slot {
+                        index: i as u32,
+                        count,
+                    };
+                    let compiled = compile(&plan, slot, Path::new("."), "spec").unwrap();
+                    serve_agent(l, Runner::new(Arc::new(compiled)), TOKEN.into()).unwrap()
+                })
+                .collect();
+            return Runners { handles, port };
+        }
+    }
+
+    /// The pods the watch would show for these runners.
+    pub fn pods(&self, lt: &LoadTest) -> Vec<Pod> {
+        (0..self.handles.len() as u32)
+            .map(|i| runner_pod(lt, i, Some(ip(i))))
+            .collect()
+    }
+
+    /// Starts every runner now, as the operator would, and waits until all
+    /// have finished their load.
+    pub async fn run_to_end(&self) {
+        self.start_now().await;
+        self.wait_finished().await;
+    }
+
+    /// Starts every runner now, as the operator would.
+    pub async fn start_now(&self) {
+        let at = super::context::unix_us();
+        let http = reqwest::Client::new();
+        for h in &self.handles {
+            http.post(format!("http://{}/start", h.addr()))
+                .bearer_auth(TOKEN)
+                .json(&serde_json::json!({ "atUs": at }))
+                .send()
+                .await
+                .unwrap()
+                .error_for_status()
+                .unwrap();
+        }
+    }
+
+    /// How many requests runner `i` reports, from its full snapshot.
+    pub async fn requests(&self, i: usize) -> u64 {
+        let json = reqwest::Client::new()
+            .get(format!("http://{}/snapshot", self.handles[i].addr()))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        barrage_runner::snapshot::Snapshot::from_json(&json)
+            .unwrap()
+            .total_requests()
+    }
+
+    pub async fn wait_finished(&self) {
+        for h in &self.handles {
+            tokio::time::timeout(Duration::from_secs(10), h.load_finished())
+                .await
+                .expect("the runners finish their load");
+        }
+    }
+}
+
+/// Runner `i`'s loopback address.
+pub fn ip(i: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i as u8))
+}
+
+/// How many requests a target received.
+#[derive(Clone, Default)]
+pub struct Seen(Arc<AtomicU64>);
+
+impl Seen {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A target that answers every request with `status` on kept-alive
+/// connections, counting what it received.
+pub async fn target(status: u16) -> (SocketAddr, Seen) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = Seen::default();
+    let counter = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut have = Vec::new();
+                loop {
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    have.extend_from_slice(&buf[..n]);
+                    while let Some(end) = have.windows(4).position(|w| w == b"\r\n\r\n") {
+                        have.drain(..end + 4);
+                        counter.0.fetch_add(1, Ordering::SeqCst);
+                        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\n\r\nok");
+                        if s.write_all(reply.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}

@@ -1,0 +1,90 @@
+//! Starting: runner pods are created; a runner not ready by the start
+//! timeout fails the test; once all are ready, all get one start instant,
+//! stored before any runner hears it.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::controller::Action;
+use serde_json::json;
+
+use super::*;
+use crate::{
+    fixtures::{Call, Reply, Scenario},
+    loadtest::reconcile,
+};
+
+fn pods_path() -> String {
+    collection(&resource::<Pod>(), NS)
+}
+
+#[tokio::test]
+async fn missing_runner_pods_are_created() {
+    let lt = loadtest(&spec(2, ""), Phase::Starting, Duration::ZERO);
+    let (client, mut server) = Scenario::new("runner pods are created")
+        .expect(Call::post(pods_path()).named("smoke-runner-0"))
+        .expect(Call::post(pods_path()).named("smoke-runner-1"))
+        .expect(
+            Call::patch(status_path())
+                .includes(json!({"status": {"phase": "Starting", "runners": "0/2"}})),
+        )
+        .serve();
+    let ctx = context(client, &[], 0);
+    let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+}
+
+#[tokio::test]
+async fn a_runner_not_ready_by_the_start_timeout_fails_the_test() {
+    let lt = loadtest(&spec(2, ""), Phase::Starting, Duration::from_secs(301));
+    let pods = [runner_pod(&lt, 0, Some(ip(0))), runner_pod(&lt, 1, None)];
+    let (client, mut server) = Scenario::new("runner not ready in time")
+        .expect(
+            Call::patch(status_path()).body("Failed: Timeout, naming the runner", |b| {
+                let m = b["status"]["message"].as_str().unwrap_or_default();
+                b["status"]["phase"] == "Failed"
+                    && m.starts_with("1 of 2 runners ready after 5m")
+                    && m.contains("smoke-runner-1: Unschedulable")
+            }),
+        )
+        .expect(Call::event("Failed"))
+        .serve();
+    let ctx = context(client, &pods, 0);
+    let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn ready_runners_all_get_the_start_instant_that_was_stored_first() {
+    let lt = loadtest(&spec(2, ""), Phase::Starting, Duration::ZERO);
+    let runners = Runners::start(&lt, target(200).await.0).await;
+    let (client, mut server) = Scenario::new("all ready: start")
+        // Stored before any runner hears it ...
+        .expect(
+            Call::patch(status_path()).body("Running with the start instant", |b| {
+                b["status"]["phase"] == "Running" && b["status"]["startAtUs"].as_u64().is_some()
+            }),
+        )
+        // ... then told, with the token from the Secret; no second write.
+        .expect(
+            Call::get(object(
+                &resource::<k8s_openapi::api::core::v1::Secret>(),
+                NS,
+                "smoke-token",
+            ))
+            .reply(Reply::ok(&token_secret(&lt))),
+        )
+        .expect(Call::event("Started"))
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+    let stored = server
+        .seen()
+        .into_iter()
+        .find_map(|s| s.body?["status"]["startAtUs"].as_u64())
+        .unwrap();
+    for h in &runners.handles {
+        assert_eq!(h.status().start_at_us, Some(stored));
+    }
+}
