@@ -52,8 +52,9 @@ use hyper::{
 };
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use super::{config::AuthSpec, sha256::sha256};
+use super::config::AuthSpec;
 
 /// Which auth endpoint a route is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,7 +130,7 @@ pub(crate) struct Auth {
 
 /// base64url (no padding) of SHA-256(verifier): the S256 code challenge.
 pub(crate) fn s256_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// RFC 7636 section 4.1: 43..=128 characters of `[A-Za-z0-9-._~]`.
@@ -627,7 +628,7 @@ mod tests {
         assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
         assert!(valid_challenge(&challenge));
         assert_eq!(
-            sha256(verifier.as_bytes())[..4],
+            Sha256::digest(verifier.as_bytes())[..4],
             [19, 211, 30, 150],
             "digest octets as listed in the RFC"
         );
