@@ -494,25 +494,10 @@ fn suggest_metric(word: &str) -> Option<String> {
     }
     METRIC_NAMES
         .into_iter()
-        .map(|name| (edit_distance(&lower, name), name))
+        .map(|name| (strsim::levenshtein(&lower, name), name))
         .filter(|&(d, name)| d <= if name.len() <= 4 { 1 } else { 2 })
         .min_by_key(|&(d, _)| d)
         .map(|(_, name)| name.to_string())
-}
-
-/// Levenshtein distance; the words are short.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut row = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let substitute = prev[j] + usize::from(ca != *cb);
-            row.push(substitute.min(prev[j + 1] + 1).min(row[j] + 1));
-        }
-        prev = row;
-    }
-    prev[b.len()]
 }
 
 #[cfg(test)]
