@@ -6,9 +6,11 @@
 use std::{collections::HashSet, time::Duration};
 
 use hyper::{Method, header::HeaderName};
+use percent_encoding::utf8_percent_encode;
 
 use super::{CaptureFrom, Scenario, Step, TargetInfo, compile_header};
 use crate::{
+    NOT_UNRESERVED,
     error::{Error, Result},
     limits,
     plan::{HttpView, Plan},
@@ -208,7 +210,7 @@ fn compile_step(
     for (k, v) in http.query {
         full.push(sep);
         sep = '&';
-        full.push_str(&crate::urlcode::encode(k));
+        full.extend(utf8_percent_encode(k, NOT_UNRESERVED));
         full.push('=');
         // Templates inside values are kept as-is; literal text is escaped.
         full.push_str(&encode_query_keep_templates(v));
@@ -379,11 +381,11 @@ fn encode_query_keep_templates(s: &str) -> String {
     let mut out = String::new();
     let mut rest = s;
     while let Some(open) = rest.find("{{") {
-        out.push_str(&crate::urlcode::encode(&rest[..open]));
+        out.extend(utf8_percent_encode(&rest[..open], NOT_UNRESERVED));
         let end = rest[open..].find("}}").map_or(rest.len(), |e| open + e + 2);
         out.push_str(&rest[open..end]);
         rest = &rest[end..];
     }
-    out.push_str(&crate::urlcode::encode(rest));
+    out.extend(utf8_percent_encode(rest, NOT_UNRESERVED));
     out
 }
