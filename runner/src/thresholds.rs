@@ -2,7 +2,7 @@
 //!
 //! Users write them as strings in the plan (`"p(95) < 10ms for get-schema"`).
 //! They are parsed into [`Threshold`] when the plan loads, so nothing is parsed
-//! during the run. [`evaluate`] checks them against the merged results at the
+//! during the run. [`evaluate()`] checks them against the merged results at the
 //! end (the process exits non-zero when one fails), and [`evaluate_live`]
 //! checks the `abortOnFail` ones while the test runs.
 //!
@@ -45,7 +45,7 @@
 //!   latency units and the "did you mean" suggestion for a misspelt metric;
 //! - `format`: thresholds and values back as text (the canonical form, the
 //!   observed values reports show, the serde and JSON Schema string form);
-//! - `evaluate`: the [`Observations`] a result set offers, [`evaluate`],
+//! - `evaluate`: the [`Observations`] a result set offers, [`evaluate()`],
 //!   [`evaluate_live`], and which thresholds a plan is judged by
 //!   ([`plan_sources`], [`DEFAULT`]);
 //! - [`window`]: windows and `K * METRIC` right sides, parsed and judged.
