@@ -24,4 +24,14 @@ pub mod report;
 pub mod snapshot;
 pub mod template;
 pub mod text;
-pub mod urlcode;
+
+/// What percent-encoding escapes in query strings, form bodies and redirect
+/// parameters: every byte but RFC 3986's unreserved characters
+/// (`A-Z a-z 0-9 - . _ ~`), so a space is `%20` and a `+` is `%2B`. Use it
+/// with `percent_encoding::utf8_percent_encode`; decode forms and queries
+/// with `form_urlencoded::parse` (`+` is a space there).
+pub const NOT_UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');

@@ -7,6 +7,10 @@
 
 use std::fmt::Write as _;
 
+use percent_encoding::utf8_percent_encode;
+
+use crate::NOT_UNRESERVED;
+
 pub mod pkce;
 
 pub use pkce::Pkce;
@@ -122,11 +126,11 @@ impl Template {
             if i > 0 {
                 lit.push('&');
             }
-            crate::urlcode::encode_into(&mut lit, &k);
+            lit.extend(utf8_percent_encode(&k, NOT_UNRESERVED));
             lit.push('=');
             for seg in v.segments {
                 match seg {
-                    Segment::Lit(s) => crate::urlcode::encode_into(&mut lit, &s),
+                    Segment::Lit(s) => lit.extend(utf8_percent_encode(&s, NOT_UNRESERVED)),
                     seg => {
                         if !lit.is_empty() {
                             segments.push(Segment::Lit(std::mem::take(&mut lit)));
@@ -203,13 +207,14 @@ impl Segment {
             Segment::FormEncoded(inner) => {
                 let start = out.len();
                 inner.render_into(ctx, out);
-                // Most rendered values need no escaping: copy only when one does.
-                if !out.as_bytes()[start..]
-                    .iter()
-                    .all(|&b| crate::urlcode::is_unreserved(b))
-                {
+                // Most rendered values need no escaping: copy only when one
+                // does. The encoder's first chunk is then the value itself
+                // (same start, same length); else a prefix or an escape.
+                let value = &out[start..];
+                let first = utf8_percent_encode(value, NOT_UNRESERVED).next();
+                if first.is_some_and(|chunk| !std::ptr::eq(chunk, value)) {
                     let raw = out.split_off(start);
-                    crate::urlcode::encode_into(out, &raw);
+                    out.extend(utf8_percent_encode(&raw, NOT_UNRESERVED));
                 }
             }
         }
@@ -483,5 +488,29 @@ mod tests {
         );
         let t = Template::form(vec![("k".into(), Template::compile("v", &sc).unwrap())]);
         assert_eq!(t.as_static(), Some("k=v"));
+    }
+
+    /// A rendered value is escaped whenever any byte of it needs it: first,
+    /// last, alone, or after an unreserved prefix; an empty one stays empty.
+    #[test]
+    fn form_values_escape_wherever_a_byte_needs_it() {
+        let fields = vec!["name".to_string()];
+        let sc = scope(Some(&fields), &[]);
+        let pairs = vec![(
+            "k".to_string(),
+            Template::compile("{{ record.name }}", &sc).unwrap(),
+        )];
+        let t = Template::form(pairs);
+        for (value, body) in [
+            ("ab c", "k=ab%20c"),
+            ("abc!", "k=abc%21"),
+            ("!", "k=%21"),
+            ("é!", "k=%C3%A9%21"),
+            ("a-._~Z9", "k=a-._~Z9"),
+            ("", "k="),
+        ] {
+            let rec = vec![value.to_string()];
+            assert_eq!(t.render(&ctx(Some(&rec), &[])), body, "{value:?}");
+        }
     }
 }

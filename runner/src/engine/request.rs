@@ -325,10 +325,9 @@ pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool
 pub fn location_query(location: &str, name: &str) -> Option<String> {
     let query = location.split_once('?')?.1;
     let query = query.split_once('#').map_or(query, |(q, _)| q);
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (crate::urlcode::decode(k) == name).then(|| crate::urlcode::decode(v))
-    })
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]

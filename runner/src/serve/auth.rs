@@ -50,10 +50,13 @@ use hyper::{
     body::Incoming,
     header::{self, HeaderValue},
 };
+use percent_encoding::utf8_percent_encode;
 use serde::Deserialize;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
-use super::{config::AuthSpec, sha256::sha256};
+use super::config::AuthSpec;
+use crate::NOT_UNRESERVED;
 
 /// Which auth endpoint a route is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,12 +132,14 @@ pub(crate) struct Auth {
 
 /// base64url (no padding) of SHA-256(verifier): the S256 code challenge.
 pub(crate) fn s256_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(sha256(verifier.as_bytes()))
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
 }
 
 /// RFC 7636 section 4.1: 43..=128 characters of `[A-Za-z0-9-._~]`.
 fn valid_verifier(v: &str) -> bool {
-    (43..=128).contains(&v.len()) && v.bytes().all(crate::urlcode::is_unreserved)
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
 /// An S256 challenge is 32 bytes in base64url without padding.
@@ -413,7 +418,7 @@ impl Auth {
         );
         if let Some(state) = get("state") {
             location += "&state=";
-            location += &crate::urlcode::encode(state);
+            location.extend(utf8_percent_encode(state, NOT_UNRESERVED));
         }
         let Ok(location) = HeaderValue::from_str(&location) else {
             return bad("redirect_uri is not a valid URI");
@@ -594,12 +599,8 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, Response<Full<Bytes>
 
 /// `application/x-www-form-urlencoded` (also query strings) into pairs.
 pub(crate) fn parse_form(s: &str) -> Vec<(String, String)> {
-    s.split('&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            (crate::urlcode::decode(k), crate::urlcode::decode(v))
-        })
+    form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
@@ -627,7 +628,7 @@ mod tests {
         assert_eq!(challenge, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
         assert!(valid_challenge(&challenge));
         assert_eq!(
-            sha256(verifier.as_bytes())[..4],
+            Sha256::digest(verifier.as_bytes())[..4],
             [19, 211, 30, 150],
             "digest octets as listed in the RFC"
         );
@@ -664,11 +665,15 @@ mod tests {
         assert_eq!(get(&pairs, "c"), Some("%zz%4"));
         assert_eq!(get(&pairs, "missing"), None);
         assert_eq!(
-            crate::urlcode::encode("a b&c=d/é~"),
+            utf8_percent_encode("a b&c=d/é~", NOT_UNRESERVED).to_string(),
             "a%20b%26c%3Dd%2F%C3%A9~"
         );
-        let pairs = parse_form(&format!("s={}", crate::urlcode::encode("x y&z=é")));
-        assert_eq!(get(&pairs, "s"), Some("x y&z=é"));
+        let pairs = parse_form(&format!(
+            "s={}",
+            utf8_percent_encode("x y&z=é+", NOT_UNRESERVED)
+        ));
+        assert_eq!(get(&pairs, "s"), Some("x y&z=é+"));
+        assert_eq!(get(&parse_form("t=a+b%2"), "t"), Some("a b%2"));
     }
 
     #[test]

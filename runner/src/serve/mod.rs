@@ -15,7 +15,6 @@ mod handler;
 mod latency;
 mod limits;
 mod path;
-mod sha256;
 
 use std::{
     collections::BTreeMap,

@@ -1,0 +1,391 @@
+//! Requests and journeys as steps: unique metric names, a journey's
+//! variables and captures, method, path and query (literal text
+//! percent-encoded, templates kept), headers, body or form, expected
+//! statuses, timeouts and body limits.
+
+use std::{collections::HashSet, time::Duration};
+
+use hyper::{Method, header::HeaderName};
+use percent_encoding::utf8_percent_encode;
+
+use super::{CaptureFrom, Scenario, Step, TargetInfo, compile_header};
+use crate::{
+    NOT_UNRESERVED,
+    error::{Error, Result},
+    limits,
+    plan::{HttpView, Plan},
+    template::{Scope, Template},
+};
+
+/// The plan's requests, compiled: one scenario per request, the metric
+/// name of every step (its index is the step's `metric`), and cumulative
+/// weights for picking a scenario with one random draw.
+pub(super) struct Requests {
+    pub names: Vec<String>,
+    pub scenarios: Vec<Scenario>,
+    pub cumulative_weights: Vec<u64>,
+}
+
+/// Every request of `plan` as a scenario of steps. `scope` is the plan's
+/// (records, environment, runner) with no variables yet: presets see no
+/// variables, and each step sees those of the steps before it.
+pub(super) fn compile_requests(
+    plan: &Plan,
+    target: &TargetInfo,
+    common_headers: &[(HeaderName, Template)],
+    default_timeout: Duration,
+    scope: &Scope<'_>,
+    f: &dyn Fn(&str) -> String,
+) -> Result<Requests> {
+    if plan.requests.is_empty() {
+        return Err(Error::invalid(
+            f("requests"),
+            "is empty: list at least one request",
+        ));
+    }
+    let mut names = Vec::new();
+    let mut seen = HashSet::new();
+    let mut scenarios = Vec::new();
+    let mut cumulative_weights = Vec::new();
+    let mut total_weight = 0u64;
+    for (i, r) in plan.requests.iter().enumerate() {
+        let rf = f(&format!("requests[{i}]"));
+        let mut steps_in = Vec::new();
+        if r.steps.is_empty() {
+            steps_in.push((rf.clone(), r.name.as_str(), r.http()));
+        } else {
+            let h = r.http();
+            if h.method.is_some()
+                || h.path.is_some()
+                || h.body.is_some()
+                || !h.form.is_empty()
+                || h.follow_redirects.is_some()
+                || h.max_body.is_some()
+                || !h.capture.is_empty()
+            {
+                return Err(Error::invalid(
+                    &rf,
+                    "has both `steps` and request fields (method, path, body, form, followRedirects, maxBody, capture): put them in the steps",
+                ));
+            }
+            for (j, s) in r.steps.iter().enumerate() {
+                steps_in.push((format!("{rf}.steps[{j}]"), s.name.as_str(), s.http()));
+            }
+        }
+        check_name(&r.name, &format!("{rf}.name"))?;
+        if !seen.insert(r.name.clone()) {
+            return Err(Error::invalid(
+                format!("{rf}.name"),
+                format!("{:?} is used twice; names must be unique", r.name),
+            ));
+        }
+        let mut vars: Vec<String> = Vec::new();
+        let mut presets = Vec::new();
+        for (name, src) in &r.vars {
+            let vf = format!("{rf}.vars.{name}");
+            check_name(name, &vf)?;
+            // Presets see records and generators, not each other: they are
+            // rendered together, before any step.
+            let t = Template::compile(src, scope).map_err(|m| Error::invalid(&vf, m))?;
+            presets.push((vars.len(), t));
+            vars.push(name.clone());
+        }
+        let mut steps = Vec::new();
+        for (sf, name, http) in steps_in {
+            let metric_name = if r.steps.is_empty() {
+                name.to_string()
+            } else {
+                format!("{}/{}", r.name, name)
+            };
+            if !r.steps.is_empty() {
+                check_name(name, &format!("{sf}.name"))?;
+                if !seen.insert(metric_name.clone()) {
+                    return Err(Error::invalid(
+                        format!("{sf}.name"),
+                        format!("{name:?} is used twice in this journey"),
+                    ));
+                }
+            }
+            names.push(metric_name);
+            // A step sees what earlier steps captured, not its own captures.
+            let earlier = vars.clone();
+            let step = compile_step(
+                &sf,
+                names.len() - 1,
+                &http,
+                target,
+                common_headers,
+                default_timeout,
+                &Scope {
+                    vars: &earlier,
+                    ..*scope
+                },
+                &mut vars,
+            )?;
+            steps.push(step);
+        }
+        let uses_record = presets.iter().any(|(_, t)| t.uses_record())
+            || steps.iter().any(|s| {
+                s.path.uses_record()
+                    || s.body.as_ref().is_some_and(Template::uses_record)
+                    || s.headers.iter().any(|(_, t)| t.uses_record())
+            });
+        let weight = r.weight.unwrap_or(1) as u64;
+        total_weight += weight;
+        cumulative_weights.push(total_weight);
+        scenarios.push(Scenario {
+            steps,
+            uses_record,
+            var_names: vars,
+            presets,
+        });
+    }
+    if total_weight == 0 {
+        return Err(Error::invalid(
+            f("requests"),
+            "every weight is 0: at least one request needs a positive weight",
+        ));
+    }
+    Ok(Requests {
+        names,
+        scenarios,
+        cumulative_weights,
+    })
+}
+
+fn check_name(name: &str, field: &str) -> Result<()> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    {
+        return Err(Error::invalid(
+            field,
+            format!("{name:?} must be non-empty letters, digits, '.', '_' or '-'"),
+        ));
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compile_step(
+    sf: &str,
+    metric: usize,
+    http: &HttpView<'_>,
+    target: &TargetInfo,
+    common_headers: &[(HeaderName, Template)],
+    default_timeout: Duration,
+    scope: &Scope<'_>,
+    vars: &mut Vec<String>,
+) -> Result<Step> {
+    let method = match http.method {
+        None => Method::GET,
+        Some(m) => match m.to_ascii_uppercase().as_str() {
+            "GET" => Method::GET,
+            "POST" => Method::POST,
+            "PUT" => Method::PUT,
+            "PATCH" => Method::PATCH,
+            "DELETE" => Method::DELETE,
+            "HEAD" => Method::HEAD,
+            "OPTIONS" => Method::OPTIONS,
+            _ => {
+                return Err(Error::invalid(
+                    format!("{sf}.method"),
+                    format!("{m:?} is not one of GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS"),
+                ));
+            }
+        },
+    };
+    let path = http
+        .path
+        .ok_or_else(|| Error::invalid(format!("{sf}.path"), "is missing"))?;
+    if !path.starts_with('/') {
+        return Err(Error::invalid(
+            format!("{sf}.path"),
+            format!("{path:?} must start with '/'"),
+        ));
+    }
+    let mut full = format!("{}{path}", target.prefix);
+    let mut sep = if path.contains('?') { '&' } else { '?' };
+    for (k, v) in http.query {
+        full.push(sep);
+        sep = '&';
+        full.extend(utf8_percent_encode(k, NOT_UNRESERVED));
+        full.push('=');
+        // Templates inside values are kept as-is; literal text is escaped.
+        full.push_str(&encode_query_keep_templates(v));
+    }
+    let path_t =
+        Template::compile(&full, scope).map_err(|e| Error::invalid(format!("{sf}.path"), e))?;
+    if let Some(s) = path_t.as_static() {
+        s.parse::<hyper::Uri>().map_err(|e| {
+            Error::invalid(
+                format!("{sf}.path"),
+                format!("{s:?} is not a valid path: {e}"),
+            )
+        })?;
+    }
+    let mut headers: Vec<(HeaderName, Template)> = common_headers
+        .iter()
+        .filter(|(n, _)| {
+            !http
+                .headers
+                .keys()
+                .any(|k| k.eq_ignore_ascii_case(n.as_str()))
+        })
+        .cloned()
+        .collect();
+    for (k, v) in http.headers {
+        headers.push(compile_header(k, v, scope, &format!("{sf}.headers.{k}"))?);
+    }
+    let body = if http.form.is_empty() {
+        http.body
+            .map(|b| {
+                Template::compile(b, scope).map_err(|e| Error::invalid(format!("{sf}.body"), e))
+            })
+            .transpose()?
+    } else {
+        if http.body.is_some() {
+            return Err(Error::invalid(
+                format!("{sf}.form"),
+                "give either `form` or `body`, not both",
+            ));
+        }
+        let mut pairs = Vec::new();
+        for (k, v) in http.form {
+            let t = Template::compile(v, scope)
+                .map_err(|e| Error::invalid(format!("{sf}.form.{k}"), e))?;
+            pairs.push((k.clone(), t));
+        }
+        // The step's own content-type stands; the target's is for other bodies.
+        if !http
+            .headers
+            .keys()
+            .any(|k| k.eq_ignore_ascii_case("content-type"))
+        {
+            headers.retain(|(n, _)| n != hyper::header::CONTENT_TYPE);
+            headers.push((
+                hyper::header::CONTENT_TYPE,
+                Template::compile(FORM_CONTENT_TYPE, scope).expect("a literal"),
+            ));
+        }
+        Some(Template::form(pairs))
+    };
+    let expect = http.expect.map(|e| e.status.clone()).unwrap_or_default();
+    if let Some(bad) = expect.iter().find(|s| !(100..=599).contains(*s)) {
+        return Err(Error::invalid(
+            format!("{sf}.expect.status"),
+            format!("{bad} is not an HTTP status (100-599)"),
+        ));
+    }
+    let timeout = http.timeout.map_or(default_timeout, |d| d.0);
+    limits::duration(timeout, limits::MAX_WAIT)
+        .map_err(|m| Error::invalid(format!("{sf}.timeout"), m))?;
+    let max_body = match http.max_body.map(|s| s.0) {
+        None => crate::engine::DEFAULT_MAX_BODY,
+        Some(0) => {
+            return Err(Error::invalid(
+                format!("{sf}.maxBody"),
+                "must be more than 0",
+            ));
+        }
+        Some(n) if n > limits::MAX_BODY => {
+            return Err(Error::invalid(
+                format!("{sf}.maxBody"),
+                format!(
+                    "{n} bytes is more than the limit of {} MiB",
+                    limits::MAX_BODY >> 20
+                ),
+            ));
+        }
+        Some(n) => usize::try_from(n).map_err(|_| {
+            Error::invalid(
+                format!("{sf}.maxBody"),
+                "is larger than this machine can hold",
+            )
+        })?,
+    };
+    let mut captures = Vec::new();
+    for (name, c) in http.capture {
+        let cf = format!("{sf}.capture.{name}");
+        let from = match (&c.json, &c.header, &c.regex, &c.location_query) {
+            (Some(p), None, None, None) => {
+                if !(p.is_empty() || p.starts_with('/')) {
+                    return Err(Error::invalid(
+                        format!("{cf}.json"),
+                        format!(
+                            "{p:?} is not a JSON pointer (it starts with '/', e.g. /data/token)"
+                        ),
+                    ));
+                }
+                CaptureFrom::Json(p.clone())
+            }
+            (None, Some(h), None, None) => {
+                CaptureFrom::Header(HeaderName::from_bytes(h.as_bytes()).map_err(|_| {
+                    Error::invalid(
+                        format!("{cf}.header"),
+                        format!("{h:?} is not a header name"),
+                    )
+                })?)
+            }
+            (None, None, Some(re), None) => {
+                CaptureFrom::Regex(regex::bytes::Regex::new(re).map_err(|e| {
+                    Error::invalid(
+                        format!("{cf}.regex"),
+                        format!("{re:?} is not a valid regex: {e}"),
+                    )
+                })?)
+            }
+            (None, None, None, Some(q)) => {
+                if q.is_empty() {
+                    return Err(Error::invalid(
+                        format!("{cf}.locationQuery"),
+                        "is empty: name the query parameter, e.g. code",
+                    ));
+                }
+                CaptureFrom::LocationQuery(q.clone())
+            }
+            _ => {
+                return Err(Error::invalid(
+                    cf,
+                    "give exactly one of `json`, `header`, `regex` or `locationQuery`",
+                ));
+            }
+        };
+        let idx = match vars.iter().position(|v| v == name) {
+            Some(i) => i,
+            None => {
+                vars.push(name.clone());
+                vars.len() - 1
+            }
+        };
+        captures.push((idx, from));
+    }
+    Ok(Step {
+        metric,
+        method,
+        path: path_t,
+        headers,
+        body,
+        expect,
+        timeout,
+        captures,
+        follow_redirects: http.follow_redirects.unwrap_or(false),
+        max_body,
+    })
+}
+
+pub(super) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
+fn encode_query_keep_templates(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(open) = rest.find("{{") {
+        out.extend(utf8_percent_encode(&rest[..open], NOT_UNRESERVED));
+        let end = rest[open..].find("}}").map_or(rest.len(), |e| open + e + 2);
+        out.push_str(&rest[open..end]);
+        rest = &rest[end..];
+    }
+    out.extend(utf8_percent_encode(rest, NOT_UNRESERVED));
+    out
+}

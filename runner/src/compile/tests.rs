@@ -1,0 +1,181 @@
+//! Compiling plans: iteration shares, body limits, base URLs, captures
+//! and forms.
+
+use super::*;
+use super::{
+    load::iteration_share,
+    steps::FORM_CONTENT_TYPE,
+    target::{port_of, redact_userinfo},
+};
+
+fn shares(total: u64, users: f64, count: u32) -> Vec<u64> {
+    let p = Profile {
+        start: users,
+        stages: vec![(Duration::from_secs(1), users)],
+    };
+    (0..count)
+        .map(|index| iteration_share(total, true, &p, Slot { index, count }))
+        .collect()
+}
+
+#[test]
+fn iterations_follow_the_users_so_none_are_stranded() {
+    assert_eq!(shares(300, 2.0, 3), [150, 150, 0]);
+    assert_eq!(shares(7, 1.0, 3), [7, 0, 0]);
+    assert_eq!(shares(1001, 7.0, 3), [429, 286, 286]);
+    for (total, users, count) in [(1001, 7.0, 3), (5, 3.0, 4), (99, 10.0, 7)] {
+        assert_eq!(shares(total, users, count).iter().sum::<u64>(), total);
+    }
+}
+
+fn compile_yaml(yaml: &str) -> Result<Compiled> {
+    let plan: Plan = serde_yaml_ng::from_str(yaml).unwrap();
+    compile_with_env(&plan, Slot::SOLO, Path::new("."), "", &|_| None)
+}
+
+fn err(yaml: &str) -> String {
+    compile_yaml(yaml).unwrap_err().to_string()
+}
+
+const HEAD: &str = "target: {baseUrl: 'http://127.0.0.1:1'}\nload: {users: 1, iterations: 1}\n";
+
+#[test]
+fn max_body_is_a_size_per_request_or_step() {
+    let c = compile_yaml(&format!(
+        "{HEAD}requests: [{{name: a, path: /}}, {{name: b, path: /, maxBody: 4MiB}}, {{name: j, steps: [{{name: s, path: /, maxBody: '512'}}]}}]"
+    ))
+    .unwrap();
+    let max = |i: usize| c.scenarios[i].steps[0].max_body;
+    assert_eq!(
+        [max(0), max(1), max(2)],
+        [crate::engine::DEFAULT_MAX_BODY, 4 << 20, 512]
+    );
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: j, steps: [{{name: s, path: /, maxBody: 0KiB}}]}}]"
+    ));
+    assert!(
+        e.contains("requests[0].steps[0].maxBody") && e.contains("more than 0"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: j, maxBody: 1MiB, steps: [{{name: s, path: /}}]}}]"
+    ));
+    assert!(e.contains("requests[0]") && e.contains("maxBody"), "{e}");
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: a, path: /, maxBody: 257MiB}}]"
+    ));
+    assert!(
+        e.contains("requests[0].maxBody") && e.contains("limit of 256 MiB"),
+        "{e}"
+    );
+    let plan: Result<Plan, _> = serde_yaml_ng::from_str(&format!(
+        "{HEAD}requests: [{{name: a, path: /, maxBody: 4MB/s}}]"
+    ));
+    assert!(plan.unwrap_err().to_string().contains("unknown unit"));
+}
+
+#[test]
+fn base_url_ports_are_checked_and_credentials_never_shown() {
+    assert_eq!(port_of("h"), Ok(80));
+    assert_eq!(port_of("h:8080"), Ok(8080));
+    assert_eq!(port_of("[::1]:9"), Ok(9));
+    assert_eq!(port_of("[::1]"), Ok(80));
+    for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
+        assert!(port_of(bad).is_err(), "{bad}");
+    }
+    assert_eq!(redact_userinfo("http://u:pw@h/p"), "http://***@h/p");
+    assert_eq!(redact_userinfo("u:pw@h"), "***@h");
+    for url in [
+        "http://u:pw@h",
+        "http://u:p/pw@h",
+        "http://u:p?pw@h:8080/x",
+        "http://u:p#pw@h",
+        "http://u:pw@h:99999",
+        "http://u:pw@ho st/",
+        "ftp://u:pw@h",
+    ] {
+        let e = compile_target(url)
+            .err()
+            .unwrap_or_else(|| panic!("{url} accepted"));
+        assert!(!e.contains("pw"), "{e}");
+    }
+}
+
+#[test]
+fn captures_take_exactly_one_source() {
+    let ok = compile_yaml(&format!(
+        "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: code}}, t: {{regex: 'id=(\\d+)'}}}}}}]"
+    ))
+    .unwrap();
+    let step = &ok.scenarios[0].steps[0];
+    assert_eq!(
+        step.captures[0].1,
+        CaptureFrom::LocationQuery("code".into())
+    );
+    assert!(matches!(&step.captures[1].1, CaptureFrom::Regex(r) if r.as_str() == "id=(\\d+)"));
+    assert!(step.needs_body() && step.needs_headers() && !step.follow_redirects);
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: j, steps: [{{name: s, path: /, capture: {{c: {{json: /a, regex: x}}}}}}]}}]"
+    ));
+    assert!(
+        e.contains("requests[0].steps[0].capture.c") && e.contains("exactly one"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{}}}}}}]"
+    ));
+    assert!(
+        e.contains("requests[0].capture.c") && e.contains("exactly one"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{regex: '(a'}}}}}}]"
+    ));
+    assert!(e.contains("requests[0].capture.c.regex"), "{e}");
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: ''}}}}}}]"
+    ));
+    assert!(e.contains("requests[0].capture.c.locationQuery"), "{e}");
+}
+
+#[test]
+fn forms_set_their_content_type_and_exclude_a_body() {
+    let c = compile_yaml(
+        "target: {baseUrl: 'http://127.0.0.1:1', headers: {content-type: application/json}}\nload: {users: 1, iterations: 1}\nrequests:\n- {name: a, method: POST, path: /, form: {k: 'v {{seq}}'}, followRedirects: true}\n- {name: b, method: POST, path: /, form: {k: v}, headers: {Content-Type: text/x-mine}}",
+    )
+    .unwrap();
+    let a = &c.scenarios[0].steps[0];
+    assert!(a.follow_redirects);
+    let ct: Vec<_> = a
+        .headers
+        .iter()
+        .filter(|(n, _)| n == hyper::header::CONTENT_TYPE)
+        .map(|(_, t)| t.as_static().unwrap())
+        .collect();
+    assert_eq!(ct, [FORM_CONTENT_TYPE]);
+    let b = &c.scenarios[1].steps[0];
+    assert_eq!(b.body.as_ref().unwrap().as_static(), Some("k=v"));
+    let ct: Vec<_> = b
+        .headers
+        .iter()
+        .filter(|(n, _)| n == hyper::header::CONTENT_TYPE)
+        .map(|(_, t)| t.as_static().unwrap())
+        .collect();
+    assert_eq!(ct, ["text/x-mine"]);
+
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: j, steps: [{{name: s, method: POST, path: /, body: x, form: {{k: v}}}}]}}]"
+    ));
+    assert!(
+        e.contains("requests[0].steps[0].form") && e.contains("not both"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: a, path: /, form: {{k: '{{{{ nope }}}}'}}}}]"
+    ));
+    assert!(e.contains("requests[0].form.k"), "{e}");
+    let e = err(&format!(
+        "{HEAD}requests: [{{name: j, followRedirects: true, steps: [{{name: s, path: /}}]}}]"
+    ));
+    assert!(e.contains("has both `steps`"), "{e}");
+}
