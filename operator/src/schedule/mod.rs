@@ -5,6 +5,8 @@
 //! `cron` parses expressions and finds the instants they name, `policy`
 //! decides what is due, `history` computes the status, `runs` builds and
 //! reads the LoadTests, `validate` checks a spec, `controller` applies it.
+//! `cron`, `policy` and `history` keep their tests in a sibling
+//! `tests.rs` (`cron/tests.rs`, ...), so each file holds the logic alone.
 
 pub mod controller;
 pub mod crd;
