@@ -9,6 +9,8 @@ pub mod crd;
 pub mod crdgen;
 pub mod downsample;
 pub mod error;
+#[cfg(test)]
+pub mod fixtures;
 pub mod http;
 pub mod lease;
 pub mod metrics;
