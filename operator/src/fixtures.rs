@@ -110,6 +110,7 @@ pub fn object(ar: &ApiResource, namespace: &str, name: &str) -> String {
 }
 
 type Check = Box<dyn Fn(&Value) -> Result<(), String> + Send>;
+type Edit = Box<dyn FnOnce(&mut Value) + Send>;
 
 /// One expected call: what it must be, and how it is answered.
 pub struct Call {
@@ -304,7 +305,7 @@ fn differs(expected: &Value, actual: &Value, at: &str) -> Option<String> {
 enum Answer {
     Json(Value),
     /// The request's body, possibly changed (a uid filled in, say).
-    Echo(Option<Box<dyn FnOnce(&mut Value) + Send>>),
+    Echo(Option<Edit>),
 }
 
 /// How a call is answered.
