@@ -363,3 +363,6 @@ async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests;
