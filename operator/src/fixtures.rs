@@ -6,65 +6,95 @@
 //! tower-test's mock service, so its requests are built exactly as against a
 //! cluster (paths, query, JSON bodies, server-side apply) and the replies are
 //! read exactly as a cluster's would be (objects, lists, `Status` errors).
+//! Only the API server is mocked: HTTP to pods (the runners' agents) does not
+//! go through the `Client`.
 //!
 //! # Writing a scenario
 //!
-//! 1. Build the objects the API server holds with our types (the CRDs,
-//!    k8s-openapi, `DynamicObject`); they become replies through serde.
-//! 2. List the calls the reconcile must make, in order: method and path
-//!    ([`collection`] and [`object`] build paths from an `ApiResource`), what
-//!    each must carry ([`Call::query`], [`Call::named`], [`Call::includes`],
-//!    [`Call::body`]) and its [`Reply`]. A call that names no reply is
-//!    answered with its own body, as the API server answers a create, a
-//!    patch or an event.
-//! 3. [`Scenario::serve`] gives the `Client` for the controller's context and
-//!    the [`Server`]; `server.run(reconcile(obj, ctx)).await` runs the real
+//! `schedule/controller/tests.rs` is a complete set to copy from.
+//!
+//! 1. Give the controller's `Context` a `#[cfg(test)] fn test(client, ...)`
+//!    constructor that takes the `Client` and whatever else the reconcile
+//!    reads from outside (a clock: `schedule::controller::Context::test`).
+//! 2. Build the objects the API server holds with our types (the CRDs,
+//!    k8s-openapi); [`Reply::ok`], [`Reply::list`] serialize them.
+//! 3. List the calls the reconcile must make, in order: method and path
+//!    ([`collection`] and [`object`] build paths from an `ApiResource`),
+//!    what each must carry ([`Call::query`], [`Call::named`],
+//!    [`Call::includes`] for a JSON subset, [`Call::body`] for anything
+//!    else) and its [`Reply`]: an object, a list, a `Status` error
+//!    ([`Reply::not_found`], [`Reply::already_exists`], [`Reply::conflict`],
+//!    [`Reply::invalid`]), or by default the request's own body, as the API
+//!    server answers a create, a patch or an event. Small helpers per kind
+//!    of call (`get_slt`, `write_status(json!(..))`, `event(type, reason,
+//!    note)`) keep each scenario a readable list.
+//! 4. [`Scenario::serve`] (inside the Tokio test) gives the `Client` and the
+//!    [`Server`]; `server.run(reconcile(obj, ctx)).await` runs the real
 //!    reconcile and returns what it returned, once every expected call came.
-//! 4. Assert on that (an `Action`, an error), and if needed on
-//!    [`Server::seen`] or [`Server::events`].
+//! 5. Assert on that (the `Action`, the error), and if needed on
+//!    [`Server::seen`] (every call with its body) or [`Server::events`].
 //!
 //! ```ignore
 //! #[tokio::test]
 //! async fn a_due_run_is_created() {
-//!     let slts = runs::slt_resource();
-//!     let lts = runs::loadtest_resource();
+//!     let (slts, lts) = (runs::slt_resource(), runs::loadtest_resource());
 //!     let (client, mut server) = Scenario::new("a due run is created")
 //!         .expect(Call::get(object(&slts, "perf", "nightly")).reply(Reply::ok(&slt)))
 //!         .expect(
 //!             Call::get(collection(&lts, "perf"))
 //!                 .query("labelSelector", "barrage.dev/scheduledloadtest=nightly")
-//!                 .reply(Reply::list::<DynamicObject>(&[])),
+//!                 .reply(Reply::list::<LoadTest>(&[])),
 //!         )
-//!         .expect(Call::post(collection(&lts, "perf")).named("nightly-29459700"))
+//!         .expect(
+//!             Call::post(collection(&lts, "perf"))
+//!                 .named("nightly-29459700")
+//!                 .reply(Reply::echo_with(|v| v["metadata"]["uid"] = "run-uid".into())),
+//!         )
 //!         .expect(
 //!             Call::patch(format!("{}/status", object(&slts, "perf", "nightly")))
-//!                 .includes(json!({"status": {"activeCount": 1}})),
+//!                 .query("fieldManager", "barrage-operator")
+//!                 .includes(json!({"status": {"activeCount": 1, "active": [{"name": "nightly-29459700"}]}})),
 //!         )
-//!         .expect(Call::event("CreatedRun"))
+//!         .expect(Call::event("CreatedRun").includes(json!({"type": "Normal"})))
 //!         .serve();
+//!     let now: Timestamp = "2026-01-05T03:00:30Z".parse().unwrap();
 //!     let ctx = Arc::new(Context::test(client, move || now));
-//!     let action = server.run(reconcile(Arc::new(obj), ctx)).await.unwrap();
+//!     let cached = DynamicObject::new("nightly", &slts).within("perf");
+//!     let action = server.run(reconcile(Arc::new(cached), ctx)).await.unwrap();
 //!     assert_eq!(action, Action::requeue(Duration::from_secs(300)));
 //! }
 //! ```
 //!
-//! A test fails, naming the scenario and the step, when a call does not
-//! match the next expected one (another method or path, a query parameter
-//! missing or different, a body check that does not hold: this covers calls
-//! that are unexpected and calls out of order), when a call comes after the
-//! last expected one, when the reconcile finishes with calls still expected,
-//! and when it does not finish within [`TIMEOUT`]. On the first mismatch the
-//! server stops answering, so the reconcile fails fast instead of going on.
+//! To learn what a reconcile sends, start with fewer calls than it makes:
+//! the failure prints the first call not expected, with its query and body.
 //!
-//! Events (the Recorder's POSTs, and its PATCHes for a repeat) are calls like
-//! any other: [`Call::event`] expects one by reason, where it comes in the
-//! sequence. A scenario about something else may [`Scenario::allow_events`]:
-//! then every event is answered wherever it comes and none may be listed;
+//! # What fails a test
+//!
+//! Each names the scenario and the step: a call that does not match the next
+//! expected one (another method or path, a query parameter missing or
+//! different, a body check that does not hold or panics: so an unexpected
+//! call and a call out of order), a call after the last expected one, a
+//! reconcile that returns with calls still expected (they are listed), and
+//! one that does not return within [`TIMEOUT`] (5 s; [`Scenario::timeout`]).
+//! On the first mismatch the server stops answering, so the reconcile fails
+//! fast instead of going on.
+//!
+//! # Events, concurrency, several reconciles
+//!
+//! Events (the Recorder's POSTs, and its PATCHes of a series when the same
+//! reason repeats for the same object) are calls like any other:
+//! [`Call::event`] expects one by reason, where it comes in the sequence. A
+//! scenario about something else may [`Scenario::allow_events`]: then every
+//! event is answered wherever it comes and none may be listed;
 //! [`Server::events`] still tells which came.
 //!
-//! A scenario of several reconciles (an operator restart, a second pass)
-//! adds the next reconcile's calls with [`Server::expect`] and runs again on
-//! the same server.
+//! Calls a reconcile makes concurrently (one per runner, say) go in
+//! [`Scenario::expect_any_order`]: they may come in any order among
+//! themselves, and all before the calls after them.
+//!
+//! A scenario of several reconciles (a second pass that must write nothing,
+//! an operator restart with a fresh `Context`) adds the next calls with
+//! [`Server::expect`] and runs again on the same server.
 
 use std::{
     collections::VecDeque,
@@ -117,6 +147,8 @@ pub struct Call {
     /// None for an event: the Recorder POSTs it, or PATCHes a repeat.
     method: Option<Method>,
     path: String,
+    /// Calls next to each other with the same group may come in any order.
+    group: Option<usize>,
     query: Vec<(String, String)>,
     checks: Vec<(String, Check)>,
     reply: Reply,
@@ -127,6 +159,7 @@ impl Call {
         Call {
             method: Some(method),
             path: path.into(),
+            group: None,
             query: Vec::new(),
             checks: Vec::new(),
             reply: Reply::echo(),
@@ -160,6 +193,7 @@ impl Call {
         Call {
             method: None,
             path: EVENTS_PREFIX.into(),
+            group: None,
             query: Vec::new(),
             checks: Vec::new(),
             reply: Reply::echo(),
@@ -481,6 +515,7 @@ impl fmt::Display for Seen {
 pub struct Scenario {
     name: String,
     calls: Vec<Call>,
+    groups: usize,
     allow_events: bool,
     timeout: Duration,
 }
@@ -490,6 +525,7 @@ impl Scenario {
         Scenario {
             name: name.into(),
             calls: Vec::new(),
+            groups: 0,
             allow_events: false,
             timeout: TIMEOUT,
         }
@@ -498,6 +534,18 @@ impl Scenario {
     /// The next call, after those already expected.
     pub fn expect(mut self, call: Call) -> Scenario {
         self.calls.push(call);
+        self
+    }
+
+    /// The next calls, in any order among themselves (requests the
+    /// reconcile makes concurrently), after those already expected.
+    pub fn expect_any_order(mut self, calls: impl IntoIterator<Item = Call>) -> Scenario {
+        self.groups += 1;
+        let group = self.groups;
+        self.calls.extend(calls.into_iter().map(|c| Call {
+            group: Some(group),
+            ..c
+        }));
         self
     }
 
@@ -525,6 +573,7 @@ impl Scenario {
         let client = Client::new(service, "default");
         let shared = Arc::new(Mutex::new(Shared {
             expected: self.calls.into(),
+            groups: self.groups,
             answered: 0,
             failure: None,
             seen: Vec::new(),
@@ -543,6 +592,7 @@ impl Scenario {
 
 struct Shared {
     expected: VecDeque<Call>,
+    groups: usize,
     answered: usize,
     failure: Option<String>,
     seen: Vec<Seen>,
@@ -572,6 +622,21 @@ impl Server {
             self.name
         );
         sh.expected.push_back(call);
+    }
+
+    /// More calls, in any order among themselves, after the rest.
+    pub fn expect_any_order(&mut self, calls: impl IntoIterator<Item = Call>) {
+        let group = {
+            let mut sh = lock(&self.shared);
+            sh.groups += 1;
+            sh.groups
+        };
+        for call in calls {
+            self.expect(Call {
+                group: Some(group),
+                ..call
+            });
+        }
     }
 
     /// Runs `reconcile` against the server and returns what it returned.
@@ -635,7 +700,14 @@ fn pending(sh: &Shared) -> String {
     sh.expected
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("\n  step {}: {c}", first + i))
+        .map(|(i, c)| {
+            let any = if c.group.is_some() {
+                " (any order)"
+            } else {
+                ""
+            };
+            format!("\n  step {}{any}: {c}", first + i)
+        })
         .collect()
 }
 
@@ -657,19 +729,42 @@ async fn answer(
             } else {
                 let step = sh.answered + 1;
                 let of = sh.answered + sh.expected.len();
-                match sh.expected.pop_front() {
-                    None => Err(format!(
+                // The next call, or any of the group of calls at the front.
+                let group = sh.expected.front().and_then(|c| c.group);
+                let next = sh
+                    .expected
+                    .iter()
+                    .take_while(|c| group.is_some() && c.group == group)
+                    .count()
+                    .max(1)
+                    .min(sh.expected.len());
+                let found = (0..next).find(|&i| sh.expected[i].mismatch(&seen).is_none());
+                match (found, sh.expected.front()) {
+                    (Some(i), _) => {
+                        let call = sh.expected.remove(i).expect("found");
+                        sh.answered += 1;
+                        Ok(call.reply)
+                    }
+                    (None, None) => Err(format!(
                         "scenario '{name}': a call after the last of {of} expected: {seen}"
                     )),
-                    Some(call) => match call.mismatch(&seen) {
-                        None => {
-                            sh.answered += 1;
-                            Ok(call.reply)
-                        }
-                        Some(why) => Err(format!(
+                    (None, Some(call)) if next == 1 => {
+                        let why = call.mismatch(&seen).unwrap_or_default();
+                        Err(format!(
                             "scenario '{name}', step {step} of {of}: {why}\n  expected: {call}\n  got:      {seen}"
-                        )),
-                    },
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        let calls: String = sh
+                            .expected
+                            .iter()
+                            .take(next)
+                            .map(|c| format!("\n    {c}"))
+                            .collect();
+                        Err(format!(
+                            "scenario '{name}', step {step} of {of}: none of the {next} calls expected in any order{calls}\n  got:      {seen}"
+                        ))
+                    }
                 }
             }
         };
@@ -898,6 +993,60 @@ mod tests {
             msg.contains(
                 "scenario 'hangs': the reconcile did not finish within 100ms; 0 calls answered"
             ) && msg.contains("step 1: GET /api/v1/namespaces/ns/configmaps/a"),
+            "{msg}"
+        );
+    }
+
+    #[tokio::test]
+    async fn calls_expected_in_any_order_match_either_way() {
+        let both = || {
+            [
+                Call::post(collection(&cms(), "ns")).named("a"),
+                Call::post(collection(&cms(), "ns")).named("b"),
+            ]
+        };
+        for order in [["a", "b"], ["b", "a"]] {
+            let (client, mut server) = Scenario::new("any order")
+                .expect_any_order(both())
+                .expect(Call::get(object(&cms(), "ns", "a")).reply(Reply::ok(&cm("a"))))
+                .serve();
+            let api: Api<ConfigMap> = Api::namespaced(client, "ns");
+            server
+                .run(async {
+                    for name in order {
+                        api.create(&PostParams::default(), &cm(name)).await.unwrap();
+                    }
+                    api.get("a").await.unwrap();
+                })
+                .await;
+        }
+
+        // The group holds the sequence: nothing after it comes first, and
+        // nothing outside it matches.
+        let scenario = Scenario::new("any order, then a get")
+            .expect_any_order(both())
+            .expect(Call::get(object(&cms(), "ns", "a")).reply(Reply::ok(&cm("a"))));
+        let msg = failure_of(scenario, async |api| {
+            api.create(&PostParams::default(), &cm("b")).await?;
+            api.get("a").await?;
+            Ok(())
+        })
+        .await;
+        assert!(
+            msg.contains("step 2 of 3: another method or path")
+                && msg.contains("expected: POST /api/v1/namespaces/ns/configmaps with body including {\"metadata\":{\"name\":\"a\"}}"),
+            "{msg}"
+        );
+        let msg = failure_of(
+            Scenario::new("any order, a stranger").expect_any_order(both()),
+            async |api| {
+                api.create(&PostParams::default(), &cm("c")).await?;
+                Ok(())
+            },
+        )
+        .await;
+        assert!(
+            msg.contains("step 1 of 2: none of the 2 calls expected in any order"),
             "{msg}"
         );
     }
