@@ -2,6 +2,10 @@
 //! `policy` what is due, creates, replaces or skips a run, writes the status
 //! that `history` computes, applies the history limits, and sleeps until the
 //! next scheduled time (at most `policy::MAX_WAIT`).
+//!
+//! Its scenarios (a due run, Forbid, Replace, a missed deadline, history
+//! limits, an invalid spec, a name taken) run `reconcile` against a mocked
+//! API server (`crate::fixtures`) in `controller/tests.rs`.
 
 use std::sync::Arc;
 
