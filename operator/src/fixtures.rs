@@ -25,7 +25,8 @@
 //!    else) and its [`Reply`]: an object, a list, a `Status` error
 //!    ([`Reply::not_found`], [`Reply::already_exists`], [`Reply::conflict`],
 //!    [`Reply::invalid`]), or by default the request's own body, as the API
-//!    server answers a create, a patch or an event. Small helpers per kind
+//!    server answers a create, a patch or an event (a call without a body,
+//!    such as a get, must be given a reply). Small helpers per kind
 //!    of call (`get_slt`, `write_status(json!(..))`, `event(type, reason,
 //!    note)`) keep each scenario a readable list.
 //! 4. [`Scenario::serve`] (inside the Tokio test) gives the `Client` and the
@@ -364,8 +365,14 @@ async fn answer(
                 match (found, sh.expected.front()) {
                     (Some(i), _) => {
                         let call = sh.expected.remove(i).expect("found");
-                        sh.answered += 1;
-                        Ok(call.reply)
+                        if call.reply.echoes() && seen.body.is_none() {
+                            Err(format!(
+                                "scenario '{name}', step {step} of {of}: no reply given for {call}, and the call has no body to echo: add .reply(..)"
+                            ))
+                        } else {
+                            sh.answered += 1;
+                            Ok(call.reply)
+                        }
                     }
                     (None, None) => Err(format!(
                         "scenario '{name}': a call after the last of {of} expected: {seen}"

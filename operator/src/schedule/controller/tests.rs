@@ -40,6 +40,10 @@ const RUN_5: &str = "nightly-29459700";
 const AT_4: &str = "2026-01-04T03:00:00Z";
 const AT_5: &str = "2026-01-05T03:00:00Z";
 const AT_6: &str = "2026-01-06T03:00:00Z";
+/// The clock, unless a scenario says otherwise.
+const NOW: &str = "2026-01-05T03:00:30Z";
+/// `policy::MAX_WAIT`: the longest requeue.
+const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
 fn at(s: &str) -> Timestamp {
     s.parse().unwrap()
@@ -255,9 +259,6 @@ async fn reconcile_at(
     cached.meta_mut().uid = Some(SLT_UID.into());
     server.run(reconcile(Arc::new(cached), ctx)).await
 }
-
-const NOW: &str = "2026-01-05T03:00:30Z";
-const FIVE_MINUTES: Duration = Duration::from_secs(300);
 
 #[tokio::test]
 async fn a_due_run_is_created_and_recorded() {
