@@ -2,6 +2,10 @@
 //! `policy` what is due, creates, replaces or skips a run, writes the status
 //! that `history` computes, applies the history limits, and sleeps until the
 //! next scheduled time (at most `policy::MAX_WAIT`).
+//!
+//! Its scenarios (a due run, Forbid, Replace, a missed deadline, history
+//! limits, an invalid spec, a name taken) run `reconcile` against a mocked
+//! API server (`crate::fixtures`) in `controller/tests.rs`.
 
 use std::sync::Arc;
 
@@ -34,11 +38,41 @@ use crate::{
 pub struct Context {
     pub client: Client,
     pub recorder: Recorder,
+    /// What time it is: the system clock; in a scenario test a fixed
+    /// instant, so what is due or missed does not depend on when it runs.
+    pub clock: Clock,
 }
+
+pub type Clock = Box<dyn Fn() -> Timestamp + Send + Sync>;
 
 type Note = (EventType, &'static str, String);
 
 impl Context {
+    pub fn new(client: Client, reporter: Reporter) -> Context {
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            clock: Box::new(Timestamp::now),
+        }
+    }
+
+    /// A context for a scenario: `client` reaches the mocked API server.
+    #[cfg(test)]
+    pub fn test(client: Client, clock: impl Fn() -> Timestamp + Send + Sync + 'static) -> Context {
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: None,
+        };
+        Context {
+            clock: Box::new(clock),
+            ..Context::new(client, reporter)
+        }
+    }
+
+    fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
     fn runs_api(&self, ns: &str) -> Api<DynamicObject> {
         Api::namespaced_with(self.client.clone(), ns, &runs::loadtest_resource())
     }
@@ -89,7 +123,7 @@ async fn reject(
 ) -> Result<Action> {
     let msg = format!("invalid spec: {field}: {message}");
     let old = status_of(obj)?;
-    let st = history::invalid_status(&old, &msg, obj.metadata.generation, Timestamp::now());
+    let st = history::invalid_status(&old, &msg, obj.metadata.generation, ctx.now());
     if st != old {
         ctx.write_status(&obj.namespace().unwrap_or_default(), &obj.name_any(), &st)
             .await?;
@@ -139,7 +173,7 @@ async fn reconcile(cached: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             .map(runs::run_of)
             .collect();
         let old = status_of(&obj)?;
-        let now = Timestamp::now();
+        let now = ctx.now();
         let obs = Observed {
             now,
             created: obj
@@ -273,7 +307,7 @@ async fn reconcile(cached: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Acti
             ));
         }
         ctx.publish(&obj, pruned).await;
-        Ok(Action::requeue(decision.requeue(Timestamp::now())))
+        Ok(Action::requeue(decision.requeue(ctx.now())))
     }
     .instrument(span)
     .await
@@ -301,10 +335,7 @@ pub async fn run(client: Client, namespaces: Vec<String>) {
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let ctx = Arc::new(Context {
-        recorder: Recorder::new(client.clone(), reporter),
-        client: client.clone(),
-    });
+    let ctx = Arc::new(Context::new(client.clone(), reporter));
     per_scope(namespaces, |ns| controller(client.clone(), ctx.clone(), ns)).await;
 }
 
@@ -336,3 +367,6 @@ async fn controller(client: Client, ctx: Arc<Context>, namespace: Option<String>
         })
         .await;
 }
+
+#[cfg(test)]
+mod tests;
