@@ -48,10 +48,14 @@ pub struct Context {
     pub agents: Agents,
     pub config: Config,
     pub recorder: Recorder,
-    /// The pods the operator owns, one reflector store per watched scope,
-    /// fed by the same watch that wakes the controller: a reconcile reads
-    /// its runners from memory instead of listing them.
-    pub pods: Vec<Store<Pod>>,
+    /// The pods the operator owns, one reflector store per watched scope
+    /// (a namespace, or `None` for the whole cluster), fed by the same watch
+    /// that wakes the controller: a reconcile reads its runners from memory
+    /// instead of listing them.
+    pub pods: Vec<(Option<String>, Store<Pod>)>,
+    /// How long a reconcile waits for its namespace's pod store to be
+    /// filled by the watch's first list before it fails and is retried.
+    pub pods_wait: Duration,
     /// Each running LoadTest's results and live judgement, by uid.
     pub runs: Runs,
     /// The agents' token of each LoadTest, by uid, once read.
@@ -64,7 +68,7 @@ impl Context {
         client: Client,
         config: Config,
         recorder: Recorder,
-        pods: Vec<Store<Pod>>,
+        pods: Vec<(Option<String>, Store<Pod>)>,
         metrics: Arc<Metrics>,
     ) -> Context {
         Context {
@@ -73,6 +77,7 @@ impl Context {
             config,
             recorder,
             pods,
+            pods_wait: Duration::from_secs(30),
             runs: Runs::default(),
             tokens: Default::default(),
             metrics,
@@ -216,16 +221,36 @@ impl Context {
         self.runs.forget(uid);
     }
 
-    /// Waits until every pod store has its first full list, so that a
-    /// runner is never taken for gone because the watch has not yet seen it
-    /// (an operator that just started).
-    pub async fn pods_ready(&self) -> Result<()> {
-        for s in &self.pods {
-            s.wait_until_ready()
-                .await
-                .map_err(|e| Error::Other(format!("the pod watch stopped: {e}")))?;
+    /// The pod store of `lt`'s scope: its namespace's, or the cluster-wide one.
+    fn pod_store(&self, lt: &LoadTest) -> Option<&Store<Pod>> {
+        let ns = lt.namespace();
+        self.pods
+            .iter()
+            .find(|(scope, _)| scope.is_none() || *scope == ns)
+            .map(|(_, s)| s)
+    }
+
+    /// Waits until `lt`'s pod store has its first full list, so that a
+    /// runner is never taken for gone because the watch has not seen it yet
+    /// (an operator that just started). Bounded: a watch that cannot list
+    /// (e.g. a missing RoleBinding) fails this reconcile, which is logged
+    /// and retried, and holds up no other namespace.
+    pub async fn pods_ready(&self, lt: &LoadTest) -> Result<()> {
+        let Some(store) = self.pod_store(lt) else {
+            return Err(Error::Other(format!(
+                "namespace {} is not watched",
+                lt.namespace().unwrap_or_default()
+            )));
+        };
+        match tokio::time::timeout(self.pods_wait, store.wait_until_ready()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Other(format!("the pod watch stopped: {e}"))),
+            Err(_) => Err(Error::Other(format!(
+                "the pod watch has not listed the pods of namespace {} after {}s; check the operator's rights there",
+                lt.namespace().unwrap_or_default(),
+                self.pods_wait.as_secs()
+            ))),
         }
-        Ok(())
     }
 
     /// This LoadTest's runner pods by index, as the watch last saw them.
@@ -234,8 +259,8 @@ impl Context {
     pub fn runner_pods(&self, lt: &LoadTest) -> BTreeMap<u32, Pod> {
         let (ns, name) = (lt.namespace(), lt.name_any());
         let uid = lt.metadata.uid.as_deref();
-        self.pods
-            .iter()
+        self.pod_store(lt)
+            .into_iter()
             .flat_map(|s| {
                 s.state_filter(|p| {
                     p.metadata.namespace == ns
@@ -254,16 +279,19 @@ impl Context {
 }
 
 impl Context {
-    /// The pods of this LoadTest's setup Job, as the watch last saw them.
-    pub fn setup_pods(&self, lt: &LoadTest) -> Vec<Pod> {
-        let (ns, job) = (lt.namespace(), pods::setup_name(lt));
-        self.pods
-            .iter()
+    /// The pods of this LoadTest's setup Job `job_uid`, as the watch last
+    /// saw them (not those of an earlier Job of the same name).
+    pub fn setup_pods(&self, lt: &LoadTest, job_uid: Option<&str>) -> Vec<Pod> {
+        let ns = lt.namespace();
+        self.pod_store(lt)
+            .into_iter()
             .flat_map(|s| {
                 s.state_filter(|p| {
                     p.metadata.namespace == ns
-                        && p.labels().get("job-name") == Some(&job)
                         && p.labels().get(pods::LABEL_TEST) == Some(&lt.name_any())
+                        && p.owner_references()
+                            .iter()
+                            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == job_uid)
                 })
             })
             .map(|p| (*p).clone())

@@ -2,6 +2,8 @@
 //! answer, the verdict and the report ConfigMap (`finalize`); then, once the
 //! verdict is written, the runners' cleanup (`cleanup`).
 
+use std::time::Duration;
+
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
     ResourceExt,
@@ -94,7 +96,8 @@ pub async fn finalize(
     } else {
         (EventType::Warning, "Failed")
     };
-    n.requeue = None;
+    // The cleanup comes in the next reconcile, once the verdict is written.
+    n.requeue = Some(Duration::from_secs(1));
     Ok(n.event(type_, event, msg))
 }
 

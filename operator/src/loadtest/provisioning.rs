@@ -58,7 +58,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Ne
     // The Job's pods say why better than the Job does (the setup's own
     // message: counts and first errors), and show a stuck image at once.
     // Newest first: with retries, the latest attempt speaks.
-    let mut pods = ctx.setup_pods(lt);
+    let mut pods = ctx.setup_pods(lt, job.metadata.uid.as_deref());
     pods.sort_by_key(|p| std::cmp::Reverse(p.creation_timestamp()));
     let pod_failure = pods.iter().find_map(observe::setup_pod_failure);
     let state = match (observe::job_state(&job), pod_failure) {

@@ -13,7 +13,7 @@ use super::{
 use crate::{
     collect::{RunnerRef, for_all},
     crd::{LoadTest, LoadTestStatus, Phase},
-    error::Result,
+    error::{Error, Result},
     netpol, observe, pods,
     status::{self, COND_RUNNERS_READY, COND_STARTED, set_condition},
 };
@@ -35,8 +35,16 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         }
         for i in (0..total).filter(|i| !found.contains_key(i)) {
             let pod = pods::runner_pod(lt, i, &ctx.config.runner);
-            if let Err(e) = ctx.create_if_absent(lt, &pod).await {
-                return terminal(st, generation, e, COND_RUNNERS_READY);
+            match ctx.create_if_absent(lt, &pod).await {
+                Ok(()) => {}
+                // A full quota, an API server busy or restarting, an earlier
+                // runner of this name still terminating: waiting may mend
+                // it, within the start timeout below, which then says why.
+                Err(e) if may_pass(&e) => {
+                    st.message = Some(format!("waiting: {e}"));
+                    break;
+                }
+                Err(e) => return terminal(st, generation, e, COND_RUNNERS_READY),
             }
         }
         // The watch brings the new pods and wakes this reconcile.
@@ -74,12 +82,15 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
                 })
                 .take(3)
                 .collect();
-            let msg = format!(
+            let mut msg = format!(
                 "{} of {total} runners ready after {}; waiting: {}",
                 ready.len(),
                 barrage_runner::duration::format_duration(limit),
                 waiting.join("; ")
             );
+            if let Some(why) = st.message.take().filter(|m| m.starts_with("waiting: ")) {
+                msg = format!("{msg} (last error: {})", &why["waiting: ".len()..]);
+            }
             return Ok(fail(st, generation, msg, COND_RUNNERS_READY, "Timeout"));
         }
         return Ok(Next::new(st, Some(Duration::from_secs(1))));
@@ -120,8 +131,31 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     Ok(n)
 }
 
+/// Whether creating a runner pod may succeed if tried again: not for a name
+/// held by a stranger, nor for a pod the API server refuses as invalid or
+/// forbids (Pod Security, a quota that wants limits), but for a quota that
+/// is full for now and for any error that is not a refusal.
+fn may_pass(e: &Error) -> bool {
+    match e {
+        Error::Conflict(_) => false,
+        Error::Kube(kube::Error::Api(s)) => match s.code {
+            400 | 422 => false,
+            403 => s.message.contains("exceeded quota"),
+            _ => true,
+        },
+        _ => true,
+    }
+}
+
 /// Every runner is ready: the status of a test that starts at `at_us`.
 fn started(st: &mut LoadTestStatus, at_us: u64, total: u32, generation: Option<i64>) {
+    if st
+        .message
+        .as_deref()
+        .is_some_and(|m| m.starts_with("waiting: "))
+    {
+        st.message = None;
+    }
     st.start_at_us = Some(at_us);
     st.started_at = Some(
         k8s_openapi::jiff::Timestamp::from_microsecond(at_us as i64)

@@ -17,7 +17,10 @@ use kube::{
     },
 };
 
-use super::{Config, Context, error_policy, reconcile};
+use super::{
+    context::{Config, Context},
+    reconcile::{error_policy, reconcile},
+};
 use crate::{cluster::MANAGER, crd::loadtest_resource, metrics::Metrics, pods};
 
 /// Runs one controller per watched namespace (all namespaces when the list
@@ -32,7 +35,13 @@ pub async fn run(client: Client, config: Config, namespaces: Vec<String>, metric
     } else {
         namespaces.into_iter().map(Some).collect()
     };
-    let (stores, writers): (Vec<_>, Vec<_>) = scopes.iter().map(|_| reflector::store()).unzip();
+    let (stores, writers): (Vec<_>, Vec<_>) = scopes
+        .iter()
+        .map(|scope| {
+            let (store, writer) = reflector::store();
+            ((scope.clone(), store), writer)
+        })
+        .unzip();
     let ctx = Arc::new(Context::new(
         client.clone(),
         config,
@@ -71,11 +80,12 @@ async fn controller(
         pods::MANAGED_BY.0,
         pods::MANAGED_BY.1
     ));
-    // One watch of our pods both fills the store and wakes the controller.
+    // One watch of our pods both fills the store and wakes the controller,
+    // deletions included (a runner that vanished is noticed at once).
     let pod_events = watcher(pods_api, owned.clone())
         .default_backoff()
         .reflect(pod_store)
-        .applied_objects();
+        .touched_objects();
     Controller::new_with(lts, watcher::Config::default(), ar)
         .owns_stream(pod_events)
         .owns(jobs, owned)

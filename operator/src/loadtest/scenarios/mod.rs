@@ -93,12 +93,27 @@ pub fn dynamic(lt: &LoadTest) -> Arc<DynamicObject> {
 /// list), talking to the mocked API server through `client`, and to agents
 /// on `agent_port`.
 pub fn context(client: Client, pods: &[Pod], agent_port: u16) -> Arc<Context> {
+    let (ctx, writer) = context_with_store(client, Some(pods), agent_port);
+    // The writer must outlive the context, or the store reads as stopped.
+    std::mem::forget(writer);
+    ctx
+}
+
+/// A context and the writer of its pod store (the watch's side), which
+/// has listed `pods`, or not listed yet (`None`).
+pub fn context_with_store(
+    client: Client,
+    pods: Option<&[Pod]>,
+    agent_port: u16,
+) -> (Arc<Context>, reflector::store::Writer<Pod>) {
     let (store, mut writer) = reflector::store();
-    writer.apply_watcher_event(&watcher::Event::Init);
-    for p in pods {
-        writer.apply_watcher_event(&watcher::Event::InitApply(p.clone()));
+    if let Some(pods) = pods {
+        writer.apply_watcher_event(&watcher::Event::Init);
+        for p in pods {
+            writer.apply_watcher_event(&watcher::Event::InitApply(p.clone()));
+        }
+        writer.apply_watcher_event(&watcher::Event::InitDone);
     }
-    writer.apply_watcher_event(&watcher::Event::InitDone);
     let config = Config {
         runner: crate::pods::tests::defaults(),
         agent_port,
@@ -109,15 +124,15 @@ pub fn context(client: Client, pods: &[Pod], agent_port: u16) -> Arc<Context> {
         controller: "barrage-operator".into(),
         instance: None,
     };
-    // The writer must outlive the context, or the store reads as stopped.
-    std::mem::forget(writer);
-    Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         config,
         Recorder::new(client, reporter),
-        vec![store],
+        vec![(Some(NS.to_string()), store)],
         Arc::new(Metrics::default()),
-    ))
+    );
+    ctx.pods_wait = Duration::from_millis(200);
+    (Arc::new(ctx), writer)
 }
 
 /// Runner pod `index` of `lt` as the watch sees it: Running and Ready at

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::runtime::controller::Action;
+use kube::runtime::{controller::Action, watcher};
 use serde_json::Value;
 
 use super::*;
@@ -53,7 +53,8 @@ async fn when_every_runner_finished_the_verdict_counts_every_request() {
         .serve();
     let ctx = context(client, &runners.pods(&lt), runners.port);
     let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
-    assert_eq!(action, Action::await_change());
+    // The cleanup follows in the next reconcile, once the verdict is written.
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
     assert_eq!(seen.count(), 5);
 }
 
@@ -159,7 +160,24 @@ async fn a_spec_changed_mid_run_is_noted_once_and_the_run_goes_on() {
         .expect(Call::event("Succeeded"))
         .serve();
     let ctx = context(client, &runners.pods(&lt), runners.port);
+    server
+        .run(reconcile(dynamic(&lt), ctx.clone()))
+        .await
+        .unwrap();
+    // The next reconcile, on the status as written: cleanup, no second note.
+    let written = server
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/status"))
+        .filter_map(|s| s.body)
+        .last()
+        .unwrap();
+    lt.status = Some(serde_json::from_value(written["status"].clone()).unwrap());
+    server.expect(
+        Call::delete(object(&resource::<Pod>(), NS, "smoke-runner-0")).reply(Reply::deleted()),
+    );
     server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(server.events(), ["SpecChangeIgnored", "Succeeded"]);
 }
 
 #[tokio::test]
@@ -177,4 +195,81 @@ async fn once_the_verdict_is_written_the_runner_pods_are_deleted() {
     let ctx = context(client, &pods, 0);
     let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
     assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn a_runner_that_dies_keeps_what_it_reported_before() {
+    let lt = running(&spec(2, "").replace("users: 1, iterations: 5", "users: 2, duration: 2s"));
+    let (addr, seen) = target(200).await;
+    let mut runners = Runners::start(&lt, addr).await;
+    runners.start_now().await;
+    // Runner 1 ends early, and reports once more before its pod dies.
+    runners.handles[1].stop_load();
+    tokio::time::timeout(Duration::from_secs(5), runners.handles[1].load_finished())
+        .await
+        .unwrap();
+    let (client, mut server) = Scenario::new("a runner dies")
+        .expect(token_get(&lt))
+        .expect(status("Running", |s| {
+            s["requests"].as_u64().is_some_and(|n| n > 0)
+        }))
+        .serve();
+    let pods = runners.pods(&lt);
+    let (ctx, mut store) = context_with_store(client, Some(&pods), runners.port);
+    server
+        .run(reconcile(dynamic(&lt), ctx.clone()))
+        .await
+        .unwrap();
+    // Its pod and agent are gone; runner 0 finishes.
+    runners.handles.remove(1).close().await;
+    store.apply_watcher_event(&watcher::Event::Delete(pods[1].clone()));
+    runners.wait_finished().await;
+    server.expect(report_apply());
+    let total = seen.count();
+    server.expect(status("Failed", move |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("smoke-runner-1 is gone"))
+            && s["requests"] == total
+    }));
+    server.expect(Call::event("Failed"));
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_abort_on_fail_threshold_stops_running_runners_then_the_test_ends_aborted() {
+    let yaml = spec(1, "thresholds: ['error_rate < 1% abortOnFail']")
+        .replace("iterations: 5", "duration: 30s");
+    let lt = running(&yaml);
+    let (addr, _) = target(500).await;
+    let runners = Runners::start(&lt, addr).await;
+    runners.start_now().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (client, mut server) = Scenario::new("abort mid-run")
+        .expect(token_get(&lt))
+        .expect(status("Running", |s| {
+            s["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("aborting: threshold"))
+        }))
+        .expect(Call::event("Aborting"))
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    let action = server
+        .run(reconcile(dynamic(&lt), ctx.clone()))
+        .await
+        .unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(2)));
+    // The runners were told to stop: they end long before their 30 s.
+    runners.wait_finished().await;
+    let mut lt = lt;
+    lt.status.as_mut().unwrap().message = Some("aborting: (as written)".into());
+    server.expect(report_apply());
+    server.expect(status("Aborted", |s| {
+        s["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("aborted: threshold"))
+    }));
+    server.expect(Call::event("Failed"));
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
 }

@@ -88,3 +88,77 @@ async fn ready_runners_all_get_the_start_instant_that_was_stored_first() {
         assert_eq!(h.status().start_at_us, Some(stored));
     }
 }
+
+#[tokio::test]
+async fn a_runner_pod_name_held_by_a_stranger_fails_the_test() {
+    let lt = loadtest(&spec(1, ""), Phase::Starting, Duration::ZERO);
+    let mut stranger = runner_pod(&lt, 0, None);
+    stranger.metadata.owner_references = None;
+    let (client, mut server) = Scenario::new("runner pod name taken")
+        .expect(Call::post(pods_path()).reply(Reply::already_exists("pods \"smoke-runner-0\"")))
+        .expect(
+            Call::get(object(&resource::<Pod>(), NS, "smoke-runner-0")).reply(Reply::ok(&stranger)),
+        )
+        .expect(Call::patch(status_path()).body("Failed: NameTaken", |b| {
+            b["status"]["phase"] == "Failed"
+                && b["status"]["message"].as_str().is_some_and(|m| {
+                    m.contains("Pod smoke-runner-0 exists and does not belong to this LoadTest")
+                })
+        }))
+        .expect(Call::event("Failed"))
+        .serve();
+    let ctx = context(client, &[], 0);
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_full_quota_is_waited_for_until_the_start_timeout_says_why() {
+    let quota =
+        "pods \"smoke-runner-0\" is forbidden: exceeded quota: compute, requested: cpu=500m";
+    let lt = loadtest(&spec(1, ""), Phase::Starting, Duration::ZERO);
+    let (client, mut server) = Scenario::new("quota full: wait")
+        .expect(Call::post(pods_path()).reply(Reply::error(403, "Forbidden", quota)))
+        .expect(
+            Call::patch(status_path()).body("still Starting, saying why", |b| {
+                b["status"]["phase"] == "Starting"
+                    && b["status"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("exceeded quota"))
+            }),
+        )
+        .serve();
+    let ctx = context(client, &[], 0);
+    let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+    // Past the start timeout, the failure names the quota.
+    let late = loadtest(&spec(1, ""), Phase::Starting, Duration::from_secs(301));
+    let (client, mut server) = Scenario::new("quota full: timeout")
+        .expect(Call::post(pods_path()).reply(Reply::error(403, "Forbidden", quota)))
+        .expect(
+            Call::patch(status_path()).body("Failed, naming the quota", |b| {
+                b["status"]["phase"] == "Failed"
+                    && b["status"]["message"].as_str().is_some_and(|m| {
+                        m.starts_with("0 of 1 runners ready after 5m")
+                            && m.contains("exceeded quota")
+                    })
+            }),
+        )
+        .expect(Call::event("Failed"))
+        .serve();
+    let ctx = context(client, &[], 0);
+    server.run(reconcile(dynamic(&late), ctx)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_pod_watch_that_has_not_listed_yet_fails_the_reconcile_instead_of_guessing() {
+    let lt = loadtest(&spec(1, ""), Phase::Starting, Duration::ZERO);
+    let (client, mut server) = Scenario::new("pod store not ready").serve();
+    let (ctx, writer) = context_with_store(client, None, 0);
+    let err = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has not listed the pods of namespace ns1"),
+        "{err}"
+    );
+    drop(writer);
+}
