@@ -168,9 +168,9 @@ async fn a_spec_changed_mid_run_is_noted_once_and_the_run_goes_on() {
     let written = server
         .seen()
         .into_iter()
+        .rev()
         .filter(|s| s.path.ends_with("/status"))
-        .filter_map(|s| s.body)
-        .last()
+        .find_map(|s| s.body)
         .unwrap();
     lt.status = Some(serde_json::from_value(written["status"].clone()).unwrap());
     server.expect(
