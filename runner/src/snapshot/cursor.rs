@@ -1,0 +1,80 @@
+//! The agent's side of incremental pulls: which states of its results a
+//! caller may build on.
+//!
+//! The agent keeps the state it last answered (cursor c1) and the state the
+//! caller acknowledged before that (c0). A pull `since=c1` acknowledges c1
+//! (the caller added that reply) and gets what changed since c1; a pull
+//! `since=c0` means the reply c1 was lost (or timed out) and gets what
+//! changed since c0 again. `since=0`, or a cursor the agent does not know
+//! (another caller's, or one from before the agent restarted), gets
+//! everything from the start with `base: 0`, and a caller that sent a
+//! cursor must then rebuild rather than add. So a caller only ever adds a
+//! reply based on the state it holds, and every sample reaches it once.
+//!
+//! Memory: two states besides the recorder's, each the per-name totals and
+//! only the last interval (the one that may still have been in progress):
+//! the series itself is never copied here.
+
+use super::{Snapshot, delta::SnapshotDelta};
+
+struct State {
+    cursor: u64,
+    /// Its `intervals` hold only the last one.
+    snap: Snapshot,
+}
+
+pub struct Cursors {
+    acked: Option<State>,
+    answered: Option<State>,
+    next: u64,
+}
+
+impl Default for Cursors {
+    fn default() -> Self {
+        Cursors::new()
+    }
+}
+
+impl Cursors {
+    pub fn new() -> Cursors {
+        Cursors {
+            acked: None,
+            answered: None,
+            // Random, so that a restarted agent does not take a cursor of
+            // its previous life for one of its own.
+            next: fastrand::u64(1..1 << 62),
+        }
+    }
+
+    /// The reply to a pull `since` (0: from the start). `take(first)` gives
+    /// the runner's current results with the intervals from index `first` on.
+    pub fn reply(&mut self, since: u64, take: impl Fn(u64) -> Snapshot) -> SnapshotDelta {
+        if since != 0 && self.answered.as_ref().is_some_and(|a| a.cursor == since) {
+            self.acked = self.answered.take();
+        }
+        let base = self.acked.as_ref().filter(|a| since != 0 && a.cursor == since);
+        let first = base
+            .and_then(|b| b.snap.intervals.last())
+            .map_or(0, |iv| iv.index);
+        let cursor = self.next;
+        self.next += 1;
+        let mut cur = take(first);
+        let delta = base
+            .and_then(|b| SnapshotDelta::between(Some(&b.snap), &cur, since, cursor))
+            .unwrap_or_else(|| {
+                if first > 0 {
+                    cur = take(0);
+                }
+                SnapshotDelta::between(None, &cur, 0, cursor)
+                    .expect("a snapshot always follows from nothing")
+            });
+        if cur.intervals.len() > 1 {
+            cur.intervals.drain(..cur.intervals.len() - 1);
+        }
+        self.answered = Some(State { cursor, snap: cur });
+        delta
+    }
+}
+
+#[cfg(test)]
+mod tests;
