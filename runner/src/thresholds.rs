@@ -45,6 +45,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
 
+pub mod live;
 pub mod window;
 
 pub use window::{Baseline, Limits, Series, Window, live_horizon_us, series_due};

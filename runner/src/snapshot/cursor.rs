@@ -1,8 +1,9 @@
 //! The agent's side of incremental pulls: which states of its results a
 //! caller may build on.
 //!
-//! The agent keeps the state it last answered (cursor c1) and the state the
-//! caller acknowledged before that (c0). A pull `since=c1` acknowledges c1
+//! The agent keeps the states it last answered (cursor c1; the last two, so
+//! that two callers during a leader handover do not undo each other's) and
+//! the state acknowledged before that (c0). A pull `since=c1` acknowledges c1
 //! (the caller added that reply) and gets what changed since c1; a pull
 //! `since=c0` means the reply c1 was lost (or timed out) and gets what
 //! changed since c0 again. `since=0`, or a cursor the agent does not know
@@ -11,11 +12,16 @@
 //! cursor must then rebuild rather than add. So a caller only ever adds a
 //! reply based on the state it holds, and every sample reaches it once.
 //!
-//! Memory: two states besides the recorder's, each the per-name totals and
+//! Memory: three states besides the recorder's, each the per-name totals and
 //! only the last interval (the one that may still have been in progress):
 //! the series itself is never copied here.
 
+use std::collections::VecDeque;
+
 use super::{Snapshot, delta::SnapshotDelta};
+
+/// Answered states kept until acknowledged (or replaced by newer ones).
+const ANSWERED: usize = 2;
 
 struct State {
     cursor: u64,
@@ -25,7 +31,7 @@ struct State {
 
 pub struct Cursors {
     acked: Option<State>,
-    answered: Option<State>,
+    answered: VecDeque<State>,
     next: u64,
 }
 
@@ -39,7 +45,7 @@ impl Cursors {
     pub fn new() -> Cursors {
         Cursors {
             acked: None,
-            answered: None,
+            answered: VecDeque::new(),
             // Random, so that a restarted agent does not take a cursor of
             // its previous life for one of its own.
             next: fastrand::u64(1..1 << 62),
@@ -49,10 +55,17 @@ impl Cursors {
     /// The reply to a pull `since` (0: from the start). `take(first)` gives
     /// the runner's current results with the intervals from index `first` on.
     pub fn reply(&mut self, since: u64, take: impl Fn(u64) -> Snapshot) -> SnapshotDelta {
-        if since != 0 && self.answered.as_ref().is_some_and(|a| a.cursor == since) {
-            self.acked = self.answered.take();
+        if let Some(i) = self
+            .answered
+            .iter()
+            .position(|a| since != 0 && a.cursor == since)
+        {
+            self.acked = self.answered.remove(i);
         }
-        let base = self.acked.as_ref().filter(|a| since != 0 && a.cursor == since);
+        let base = self
+            .acked
+            .as_ref()
+            .filter(|a| since != 0 && a.cursor == since);
         let first = base
             .and_then(|b| b.snap.intervals.last())
             .map_or(0, |iv| iv.index);
@@ -71,7 +84,10 @@ impl Cursors {
         if cur.intervals.len() > 1 {
             cur.intervals.drain(..cur.intervals.len() - 1);
         }
-        self.answered = Some(State { cursor, snap: cur });
+        if self.answered.len() == ANSWERED {
+            self.answered.pop_front();
+        }
+        self.answered.push_back(State { cursor, snap: cur });
         delta
     }
 }

@@ -115,7 +115,10 @@ pub fn pack_plain(h: &Latency) -> Packed {
 }
 
 /// `cur - base` of counters that only grow; `None` if one shrank.
-fn minus<K: Ord + Copy>(cur: &BTreeMap<K, u64>, base: &BTreeMap<K, u64>) -> Option<BTreeMap<K, u64>> {
+fn minus<K: Ord + Copy>(
+    cur: &BTreeMap<K, u64>,
+    base: &BTreeMap<K, u64>,
+) -> Option<BTreeMap<K, u64>> {
     if base.keys().any(|k| !cur.contains_key(k)) {
         return None;
     }

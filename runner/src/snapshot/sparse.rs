@@ -129,9 +129,7 @@ pub fn read(text: &str, scratch: &mut Scratch) -> Result<Sparse, String> {
             let stream = raw
                 .get(8..8 + len)
                 .ok_or("histogram is cut short (compressed payload)")?;
-            let inflate = scratch
-                .inflate
-                .get_or_insert_with(|| Decompress::new(true));
+            let inflate = scratch.inflate.get_or_insert_with(|| Decompress::new(true));
             inflate.reset(true);
             // The most a histogram of ours can take: 9 bytes a counter.
             let max = HEADER + 9 * index_limit() as usize;
@@ -139,7 +137,9 @@ pub fn read(text: &str, scratch: &mut Scratch) -> Result<Sparse, String> {
             scratch.plain.reserve(max);
             match inflate.decompress_vec(stream, &mut scratch.plain, FlushDecompress::Finish) {
                 Ok(Status::StreamEnd) => read_plain(&scratch.plain),
-                Ok(_) => Err("histogram does not decode: compressed payload too long or cut short".into()),
+                Ok(_) => Err(
+                    "histogram does not decode: compressed payload too long or cut short".into(),
+                ),
                 Err(e) => Err(format!("histogram does not decode: {e}")),
             }
         }

@@ -170,7 +170,11 @@ fn a_bad_reply_is_refused_whole() {
     let e = m.apply(0, &far).unwrap_err().to_string();
     assert!(e.contains("interval 4") && e.contains("plan"), "{e}");
 
-    assert_eq!(m.snapshot(true).to_json(), before, "nothing of them was added");
+    assert_eq!(
+        m.snapshot(true).to_json(),
+        before,
+        "nothing of them was added"
+    );
     assert_eq!(m.apply(0, &good).unwrap(), Applied::Added);
 }
 
@@ -185,7 +189,11 @@ fn settled_intervals_are_packed_and_reopen_exactly() {
         });
         fleet.round(&mut m, &[]);
     }
-    let open = m.series.values().filter(|s| matches!(s, Slot::Open { .. })).count();
+    let open = m
+        .series
+        .values()
+        .filter(|s| matches!(s, Slot::Open { .. }))
+        .count();
     assert!(open <= OPEN as usize + 1, "{open} open");
     // A runner far behind sends an old interval again: it is reopened.
     fleet.sims[1].load(5);
