@@ -28,7 +28,7 @@ use tokio::sync::Mutex;
 use tracing::{Instrument, info_span, warn};
 
 use crate::{
-    collect::Agents,
+    agents::Agents,
     crd::{LoadTest, LoadTestStatus, Phase},
     error::{Error, Result},
     pods, status,
@@ -49,20 +49,11 @@ pub struct Config {
     pub network_policy: Option<crate::netpol::OperatorPeer>,
 }
 
-/// What the operator remembers about a running test between reconciles.
-/// Losing it (a restart) loses nothing measured: runners keep cumulative
-/// results and are asked again.
+/// What the operator remembers about a running test between reconciles
+/// besides its results (`results::Stores`).
 #[derive(Default)]
 pub struct RunMemory {
     pub token: Option<String>,
-    /// Each runner's latest snapshot (JSON), so a runner that dies keeps
-    /// what it reported.
-    pub last: std::collections::BTreeMap<u32, String>,
-    /// Why the runners were told to stop early, if they were.
-    pub abort: Option<String>,
-    /// Up to where (µs from the start) live windowed thresholds were judged
-    /// on a full series; a restart judges the settled windows again.
-    pub series_judged_us: u64,
 }
 
 pub struct Context {
@@ -71,6 +62,8 @@ pub struct Context {
     pub config: Config,
     pub recorder: Recorder,
     pub runs: Mutex<HashMap<String, RunMemory>>,
+    /// Each running LoadTest's results, with its own lock.
+    pub results: crate::results::Stores,
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
@@ -287,6 +280,7 @@ async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Action>
         if obj.meta().deletion_timestamp.is_some() {
             // Owner references let the garbage collector remove the runners.
             ctx.runs.lock().await.remove(&obj.uid().unwrap_or_default());
+            ctx.results.forget(&obj.uid().unwrap_or_default());
             ctx.metrics.forget(&ns, &name);
             return Ok(Action::await_change());
         }
@@ -337,6 +331,7 @@ pub async fn run(
         client: client.clone(),
         config,
         runs: Mutex::new(HashMap::new()),
+        results: Default::default(),
         metrics,
     });
     per_scope(namespaces, |ns| controller(client.clone(), ctx.clone(), ns)).await;

@@ -3,7 +3,7 @@
 //! results onto the resource; runs ScheduledLoadTests' LoadTests on their
 //! cron schedules.
 
-pub mod collect;
+pub mod agents;
 pub mod controller;
 pub mod crd;
 pub mod crdgen;
@@ -20,6 +20,7 @@ pub mod provisioning;
 pub mod pss;
 pub mod publish;
 pub mod report;
+pub mod results;
 pub mod schedule;
 pub mod setup;
 pub mod status;

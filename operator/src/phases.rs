@@ -5,10 +5,7 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
-use barrage_runner::{
-    snapshot::Snapshot,
-    thresholds::{self, Threshold},
-};
+use barrage_runner::thresholds::{self, Threshold};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod};
 use kube::{
     ResourceExt,
@@ -18,12 +15,13 @@ use kube::{
 use tracing::info;
 
 use crate::{
-    collect::{RunnerRef, for_all},
+    agents::{RunnerRef, for_all},
     controller::{Context, MANAGER, Next, enter, in_phase, now, set_condition},
     crd::{Cleanup, LoadTest, LoadTestStatus, Phase},
     downsample,
     error::{Error, Result},
     netpol, observe, pods, provisioning,
+    results::{Pull, Results},
     status::{
         self, COND_PROVISIONED, COND_RUNNERS_READY, COND_SPEC_CHANGED, COND_STARTED, COND_VALIDATED,
     },
@@ -353,7 +351,7 @@ fn run_limit(lt: &LoadTest) -> Duration {
     let l = &lt.spec.plan.load;
     let length = if l.stages.is_empty() {
         l.duration.map_or_else(
-            || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
+            || barrage_runner::limits::open_ended(crate::agents::report_interval(&lt.spec.plan)),
             |d| d.0,
         )
     } else {
@@ -362,17 +360,15 @@ fn run_limit(lt: &LoadTest) -> Duration {
     length + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0)
 }
 
-/// The first reply refused for its size, as the failure to report.
-fn oversized_reply(results: &[(RunnerRef, Result<String>)]) -> Option<String> {
-    results.iter().find_map(|(_, res)| match res {
-        Err(e @ Error::ReplyTooLarge { .. }) => Some(e.to_string()),
-        _ => None,
-    })
+/// The largest snapshot a runner of `lt` may send (see `agents`).
+fn snapshot_limit(lt: &LoadTest) -> usize {
+    crate::agents::snapshot_limit(&lt.spec.plan, run_limit(lt))
 }
 
-/// The largest snapshot a runner of `lt` may send (see `collect`).
-fn snapshot_limit(lt: &LoadTest) -> usize {
-    crate::collect::snapshot_limit(&lt.spec.plan, run_limit(lt))
+/// The highest interval index a runner of `lt` can report.
+fn max_interval(lt: &LoadTest) -> u64 {
+    let interval = crate::agents::report_interval(&lt.spec.plan).max(Duration::from_millis(100));
+    (run_limit(lt).as_micros() / interval.as_micros()) as u64 + 2
 }
 
 async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
@@ -389,57 +385,29 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         .filter_map(|(&index, p)| runner_ref(index, p))
         .collect();
     let plan_thresholds = parse_thresholds(lt);
-    // The per-interval series only when a live-judged window has settled
-    // since the last judged one (once per window, not every round).
-    let judged_us = ctx
-        .runs
-        .lock()
-        .await
-        .get(&uid)
-        .map_or(0, |m| m.series_judged_us);
-    let series = thresholds::series_due(&plan_thresholds, judged_us, unix_us().saturating_sub(at));
-
-    // Pull every runner's cumulative results; keep the latest of each.
-    let reply_limit = snapshot_limit(lt);
-    let results = for_all(&refs, |r| {
-        let (agents, token) = (ctx.agents.clone(), token.clone());
-        async move { agents.snapshot(&r, &token, series, reply_limit).await }
-    })
-    .await;
-    let all_answered = refs.len() == total as usize && results.iter().all(|(_, res)| res.is_ok());
-    // A runner that sends more than its plan can produce is broken (or not
-    // ours): the test fails rather than the operator reading on.
-    let oversized = oversized_reply(&results);
-    keep_latest(ctx, &uid, results).await;
-    let mut unstarted = Vec::new();
-    {
-        let mut runs = ctx.runs.lock().await;
-        let mem = runs.entry(uid.clone()).or_default();
-        for r in &refs {
-            let started = mem.last.get(&r.index).is_some_and(|j| has_started(j));
-            if !started && unix_us() > at + 1_000_000 {
-                unstarted.push(r.clone());
-            }
-        }
-    }
+    let store = ctx.results.of(&uid, max_interval(lt));
+    let mut results = store.lock().await;
+    let pull = Pull {
+        agents: &ctx.agents,
+        refs: &refs,
+        token: &token,
+        limit: snapshot_limit(lt),
+        total,
+        thresholds: &plan_thresholds,
+        elapsed_us: unix_us().saturating_sub(at),
+    };
+    let round = results.round(&pull).await;
     // A runner that missed the start (its call failed) gets the same instant
     // again; the agent starts at once when that instant has passed.
-    for r in &unstarted {
-        let _ = ctx.agents.start(r, &token, at).await;
+    if unix_us() > at + 1_000_000 {
+        for r in &round.unstarted {
+            let _ = ctx.agents.start(r, &token, at).await;
+        }
     }
-    let mut merged = merged_latest(ctx, &uid).await?;
-    // Windows are judged on a series that every runner sent this round, or
-    // not yet: a partial series could fail a window that did not fail.
-    if series && all_answered {
-        let horizon =
-            thresholds::live_horizon_us(merged.interval_us, (merged.elapsed_secs() * 1e6) as u64);
-        let mut runs = ctx.runs.lock().await;
-        let mem = runs.entry(uid.clone()).or_default();
-        mem.series_judged_us = mem.series_judged_us.max(horizon);
-    } else {
-        merged.intervals.clear();
+    // While the results are being rebuilt the status keeps its last figures.
+    if let Some(merged) = &round.merged {
+        status::apply_results(&mut st, merged);
     }
-    status::apply_results(&mut st, &merged);
     let alive = found
         .values()
         .filter(|p| observe::pod_failure(p).is_none())
@@ -448,30 +416,19 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
     st.runners = Some(status::runners_text(alive, total));
 
     let mut n = next(st, None);
-    let abort = ctx
-        .runs
-        .lock()
-        .await
-        .get(&uid)
-        .and_then(|m| m.abort.clone());
-    if abort.is_none()
-        && let Some(o) = thresholds::evaluate_live(&plan_thresholds, &merged)
-    {
-        let why = format!(
-            "threshold {:?} failed (observed {})",
-            o.source, o.observed_text
-        );
+    if let Some(why) = round.abort {
         stop_all(ctx, &refs, &token).await;
-        ctx.runs.lock().await.entry(uid.clone()).or_default().abort = Some(why.clone());
         n.status.message = Some(format!("aborting: {why}"));
         n.events.push((EventType::Warning, "Aborting", why));
     }
-    let failure = first_failure(lt, &found).or(oversized);
+    let failure = first_failure(lt, &found).or(round.refused);
     let limit = run_limit(lt);
     let overdue = (unix_us() > at + limit.as_micros() as u64).then_some(limit);
+    let merged = round.merged.as_ref();
+    let finished = merged.is_some_and(|m| m.finished >= total);
     // A runner whose engine failed stopped itself; the others stop too.
-    let engine = status::engine_failure(&merged).is_some();
-    if merged.finished >= total || failure.is_some() || overdue.is_some() || engine {
+    let engine = merged.is_some_and(|m| status::engine_failure(m).is_some());
+    if finished || failure.is_some() || overdue.is_some() || engine {
         if failure.is_some() || overdue.is_some() || engine {
             stop_all(ctx, &refs, &token).await;
         }
@@ -481,22 +438,11 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
                 barrage_runner::duration::format_duration(l)
             )
         }));
-        return finalize(lt, ctx, n, &refs, &token, failure, generation).await;
+        return finalize(lt, ctx, n, &mut results, &pull, failure, generation).await;
     }
     let every = lt.spec.collect_interval.map_or(COLLECT_INTERVAL, |d| d.0);
     n.requeue = Some(every);
     Ok(n)
-}
-
-/// Whether a runner's snapshot says its load started. Reads one field:
-/// decoding the histograms is left to the merge.
-fn has_started(snapshot_json: &str) -> bool {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "camelCase")]
-    struct Head {
-        started_us: Option<u64>,
-    }
-    serde_json::from_str::<Head>(snapshot_json).is_ok_and(|h| h.started_us.is_some())
 }
 
 fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
@@ -510,31 +456,6 @@ fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
             Some(t)
         })
         .collect()
-}
-
-/// Merges the latest snapshot of every runner, decoding one at a time so a
-/// round's memory stays that of one snapshot plus the sum.
-/// Keeps each runner's newest snapshot; a runner that did not answer keeps
-/// the last one it gave, so nothing it measured is lost.
-async fn keep_latest(ctx: &Context, uid: &str, results: Vec<(RunnerRef, Result<String>)>) {
-    let mut runs = ctx.runs.lock().await;
-    let mem = runs.entry(uid.to_string()).or_default();
-    for (r, res) in results {
-        if let Ok(json) = res {
-            mem.last.insert(r.index, json);
-        }
-    }
-}
-
-async fn merged_latest(ctx: &Context, uid: &str) -> Result<Snapshot> {
-    let runs = ctx.runs.lock().await;
-    let mut merged = Snapshot::empty(0);
-    if let Some(mem) = runs.get(uid) {
-        for json in mem.last.values() {
-            merged.merge(&Snapshot::from_json(json)?);
-        }
-    }
-    Ok(merged)
 }
 
 async fn stop_all(ctx: &Context, refs: &[RunnerRef], token: &str) {
@@ -552,29 +473,19 @@ async fn finalize(
     lt: &LoadTest,
     ctx: &Context,
     mut n: Next,
-    refs: &[RunnerRef],
-    token: &str,
+    results: &mut Results,
+    pull: &Pull<'_>,
     failure: Option<String>,
     generation: Option<i64>,
 ) -> Result<Next> {
     let uid = lt.uid().unwrap_or_default();
-    let reply_limit = snapshot_limit(lt);
-    let finals = for_all(refs, |r| {
-        let (agents, token) = (ctx.agents.clone(), token.to_string());
-        async move { agents.snapshot(&r, &token, true, reply_limit).await }
-    })
-    .await;
+    let fin = results.finish(pull).await;
     // A refused final reply leaves that runner's last live figures, which
-    // miss its last requests: the run must not pass on them.
-    let failure = failure.or_else(|| oversized_reply(&finals));
-    keep_latest(ctx, &uid, finals).await;
-    let merged = merged_latest(ctx, &uid).await?;
-    let abort = ctx
-        .runs
-        .lock()
-        .await
-        .get(&uid)
-        .and_then(|m| m.abort.clone());
+    // miss its last requests: the run must not pass on them; nor on results
+    // that miss a runner altogether.
+    let failure = failure.or(fin.refused).or(fin.incomplete);
+    let merged = fin.merged;
+    let abort = results.abort().map(str::to_string);
     let engine = status::engine_failure(&merged);
     let reason = (abort.is_none() && failure.is_none() && engine.is_some())
         .then_some(status::REASON_ENGINE_FAILED);
@@ -626,6 +537,7 @@ async fn finalize(
     ctx.write_status(lt, &n.status).await?;
     cleanup(lt, ctx).await?;
     ctx.runs.lock().await.remove(&uid);
+    ctx.results.forget(&uid);
     Ok(n)
 }
 
@@ -702,44 +614,5 @@ mod tests {
             "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
         ));
         assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
-    }
-
-    #[test]
-    fn a_snapshot_tells_whether_its_runner_started() {
-        let mut s = Snapshot::empty(0);
-        assert!(!has_started(&s.to_json()));
-        s.started_us = Some(5);
-        assert!(has_started(&s.to_json()));
-        assert!(!has_started("not json"));
-    }
-
-    #[test]
-    fn only_an_oversized_reply_becomes_the_failure() {
-        let r = |index| RunnerRef {
-            index,
-            name: format!("t-runner-{index}"),
-            ip: "10.0.0.1".into(),
-        };
-        let unreachable = Error::Agent {
-            runner: "t-runner-0".into(),
-            message: "connection refused".into(),
-        };
-        let mut results = vec![(r(0), Err(unreachable)), (r(1), Ok("{}".to_string()))];
-        // An unreachable runner keeps its last figures (it may answer later).
-        assert_eq!(oversized_reply(&results), None);
-        results.push((
-            r(2),
-            Err(Error::ReplyTooLarge {
-                runner: "t-runner-2".into(),
-                what: "snapshot".into(),
-                limit: 4096,
-                rule: crate::collect::SNAPSHOT_LIMIT_RULE,
-            }),
-        ));
-        let why = oversized_reply(&results).unwrap();
-        assert!(
-            why.contains("t-runner-2") && why.contains("4096-byte limit"),
-            "{why}"
-        );
     }
 }
