@@ -224,9 +224,8 @@ fn main() {
         st.latency_ms.as_ref().map_or(0.0, |l| l.p95),
         st.requests
     );
-    let ok = steady_t < Duration::from_millis(50)
-        && rss20 < rss0 + 16 * 1024
-        && steady_size < 64 * 1024;
+    let ok =
+        steady_t < Duration::from_millis(50) && rss20 < rss0 + 16 * 1024 && steady_size < 64 * 1024;
     println!(
         "goal (steady < 50 ms, memory flat, status < 64 KB): {}",
         if ok { "PASS" } else { "FAIL" }

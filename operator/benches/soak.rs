@@ -2,8 +2,11 @@
 //! (its cumulative results are built directly, nothing waits): the bytes of
 //! one pull and the operator's time for one round 1 minute, 10 minutes,
 //! 1 hour and 2 hours into the run, at 10 s and at 1 s report intervals,
-//! next to what the whole cumulative snapshot (every pull until incremental
-//! pulls) took. Rate: 600 requests per name per minute (200/s a runner).
+//! next to what a pull took before incremental pulls: the whole cumulative
+//! snapshot with its series (the final pull, and any live pull in which a
+//! windowed `abortOnFail` threshold was due) and without it (other live
+//! pulls, `?intervals=false`). Rate: 600 requests per name per minute
+//! (200/s a runner).
 //!
 //! A round: read the reply, add it to the store's merge, build the status.
 //! A round in which a windowed `abortOnFail` threshold is due also copies
@@ -47,22 +50,39 @@ fn main() {
             "\n{NAMES} names, {interval_s} s intervals, {PER_NAME_PER_MIN} req/name/min, a pull every 2 s"
         );
         println!(
-            "{:>8} | {:>10} {:>12} | {:>10} {:>12} | {:>14}",
-            "run", "pull B", "old pull B", "round µs", "old round µs", "due round µs"
+            "{:>8} | {:>8} {:>12} {:>12} | {:>9} {:>12} | {:>12}",
+            "run",
+            "pull B",
+            "old B series",
+            "old B live",
+            "round µs",
+            "old round µs",
+            "due round µs"
         );
         let mut sim = Sim::new(NAMES, interval_s * 1_000_000, PER_NAME_PER_MIN, 7);
-        for (label, at_s) in [("1 min", 60u64), ("10 min", 600), ("1 h", 3600), ("2 h", 7200)] {
+        for (label, at_s) in [
+            ("1 min", 60u64),
+            ("10 min", 600),
+            ("1 h", 3600),
+            ("2 h", 7200),
+        ] {
             let at = at_s * 1_000_000;
             sim.advance_to(at - ROUND_US);
             let mut base = sim.snapshot(true);
             let prime = SnapshotDelta::between(None, &base, 0, 1).unwrap();
             sim.advance_to(at);
             let cur = sim.snapshot(true);
-            base.intervals.drain(..base.intervals.len().saturating_sub(1));
+            base.intervals
+                .drain(..base.intervals.len().saturating_sub(1));
             let steady = SnapshotDelta::between(Some(&base), &cur, 1, 1)
                 .unwrap()
                 .to_json();
             let old = cur.to_json();
+            let old_live = Snapshot {
+                intervals: Vec::new(),
+                ..cur.clone()
+            }
+            .to_json();
 
             let mut merge = Merge::new(None);
             merge.apply(0, &prime).unwrap();
@@ -84,9 +104,10 @@ fn main() {
                 status_of(&merged)
             });
             println!(
-                "{label:>8} | {:>10} {:>12} | {:>10.0} {:>12.0} | {:>14.0}",
+                "{label:>8} | {:>8} {:>12} {:>12} | {:>9.0} {:>12.0} | {:>12.0}",
                 steady.len(),
                 old.len(),
+                old_live.len(),
                 round.as_secs_f64() * 1e6,
                 old_round.as_secs_f64() * 1e6,
                 due.as_secs_f64() * 1e6,

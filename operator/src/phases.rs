@@ -365,6 +365,17 @@ fn snapshot_limit(lt: &LoadTest) -> usize {
     crate::agents::snapshot_limit(&lt.spec.plan, run_limit(lt))
 }
 
+/// The most request names a runner of `lt` can report: one per request,
+/// and one per step of a journey (as `agents::snapshot_limit` counts them).
+fn max_names(lt: &LoadTest) -> usize {
+    lt.spec
+        .plan
+        .requests
+        .iter()
+        .map(|r| r.steps.len() + 1)
+        .sum()
+}
+
 /// The highest interval index a runner of `lt` can report.
 fn max_interval(lt: &LoadTest) -> u64 {
     let interval = crate::agents::report_interval(&lt.spec.plan).max(Duration::from_millis(100));
@@ -385,7 +396,7 @@ async fn running(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result
         .filter_map(|(&index, p)| runner_ref(index, p))
         .collect();
     let plan_thresholds = parse_thresholds(lt);
-    let store = ctx.results.of(&uid, max_interval(lt));
+    let store = ctx.results.of(&uid, max_interval(lt), max_names(lt));
     let mut results = store.lock().await;
     let pull = Pull {
         agents: &ctx.agents,

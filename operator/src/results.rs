@@ -50,13 +50,14 @@ pub struct Stores(std::sync::Mutex<HashMap<String, Arc<Mutex<Results>>>>);
 
 impl Stores {
     /// The store of the LoadTest `uid`, created empty on first use.
-    /// `max_interval`: the highest interval index its plan can produce.
-    pub fn of(&self, uid: &str, max_interval: u64) -> Arc<Mutex<Results>> {
+    /// `max_interval` and `max_names`: the highest interval index and the
+    /// most request names its plan can produce (replies beyond are refused).
+    pub fn of(&self, uid: &str, max_interval: u64, max_names: usize) -> Arc<Mutex<Results>> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(uid.to_string())
             .or_insert_with(|| {
                 Arc::new(Mutex::new(Results {
-                    merge: Merge::new(Some(max_interval)),
+                    merge: Merge::new(Some(max_interval)).with_max_names(max_names),
                     live: Live::default(),
                     abort: None,
                 }))

@@ -62,7 +62,9 @@ impl Sim {
                     record(&mut r.latency, us);
                     record(&mut self.open, us);
                     let failed = x.is_multiple_of(200);
-                    *r.statuses.entry(if failed { 503 } else { 200 }).or_default() += 1;
+                    *r.statuses
+                        .entry(if failed { 503 } else { 200 })
+                        .or_default() += 1;
                     if failed {
                         *r.errors.entry(ErrorKind::Status).or_default() += 1;
                         self.open_errors += 1;

@@ -255,13 +255,13 @@ async fn a_reply_that_does_not_decode_is_refused_naming_the_runner() {
 #[tokio::test]
 async fn each_loadtest_has_its_own_store_and_lock() {
     let stores = Stores::default();
-    let a = stores.of("a", 10);
-    assert!(Arc::ptr_eq(&a, &stores.of("a", 10)));
+    let a = stores.of("a", 10, 3);
+    assert!(Arc::ptr_eq(&a, &stores.of("a", 10, 3)));
     let held = a.lock().await;
     // Another LoadTest's round does not wait on this one's.
-    let b = stores.of("b", 10);
+    let b = stores.of("b", 10, 3);
     assert!(b.try_lock().is_ok());
     drop(held);
     stores.forget("a");
-    assert!(!Arc::ptr_eq(&a, &stores.of("a", 10)));
+    assert!(!Arc::ptr_eq(&a, &stores.of("a", 10, 3)));
 }

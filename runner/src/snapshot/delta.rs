@@ -16,9 +16,10 @@
 //!   so a long run's pulls stay as small as a short run's.
 //!
 //! Differences are sent as plain V2 histograms (no DEFLATE: a difference of
-//! one round is small, and the caller reads it without inflating); whole
-//! intervals go as the recorder packed them. Both are standard HdrHistogram
-//! V2, base64.
+//! one round is small, and the caller reads it without inflating), and so
+//! are the few new whole intervals of a steady pull; a reply from the start
+//! (or after a long gap) sends whole intervals as the recorder packed them.
+//! Both are standard HdrHistogram V2, base64.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +88,9 @@ pub struct StatsDelta {
     pub first_start_us: u64,
     pub last_end_us: u64,
 }
+
+/// New whole intervals a reply re-encodes plain at most.
+const PLAIN_WHOLE: usize = 4;
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -184,6 +188,15 @@ impl SnapshotDelta {
         {
             return None;
         }
+        // A steady pull's one or two new intervals go plain too (the caller
+        // reads them without inflating); a long backlog, or everything from
+        // the start, keeps the recorder's packing (a third of the bytes).
+        let whole = cur
+            .intervals
+            .iter()
+            .filter(|iv| last.is_none_or(|l| iv.index > l.index))
+            .count();
+        let plain = base.is_some() && whole <= PLAIN_WHOLE;
         let mut intervals = Vec::new();
         for iv in &cur.intervals {
             match last {
@@ -201,6 +214,10 @@ impl SnapshotDelta {
                         latency: pack_plain(&h),
                     });
                 }
+                _ if plain => intervals.push(Interval {
+                    latency: pack_plain(&iv.latency.unpack().ok()?),
+                    ..iv.clone()
+                }),
                 _ => intervals.push(iv.clone()),
             }
         }

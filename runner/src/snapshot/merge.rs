@@ -2,7 +2,7 @@
 //! (`SnapshotDelta`) added into one merged snapshot, exactly as merging
 //! their whole cumulative snapshots would give.
 //!
-//! What is kept: the merged sums (one histogram per request name, one
+//! What is kept: the merged sums (one counts array per request name, one
 //! series) and, per runner, only its cursor and head (start, end, whether
 //! it finished: a few words). No runner's histograms are kept, so 1,000
 //! runners cost what one merged snapshot costs; a runner that stops
@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use super::{
     Interval, Packed, RequestStats, Snapshot,
     delta::{Head, SnapshotDelta},
-    sparse::{self, Scratch, Sparse},
+    sparse::{self, Dense, Scratch, Sparse},
 };
 
 /// What adding a reply did.
@@ -38,13 +38,38 @@ struct Runner {
 
 enum Slot {
     Packed(Interval),
-    /// Still changing: its buckets as (index, count), a few KB.
+    /// Still changing.
     Open {
         requests: u64,
         errors: u64,
-        counts: Sparse,
+        counts: Counts,
         touched: bool,
     },
+}
+
+/// An open interval's buckets: a whole histogram for the newest few (every
+/// runner adds into them each round, bucket by bucket), the (index, count)
+/// pairs for older ones (a recovery round opens the whole series at once:
+/// a few KB each instead of up to 190).
+enum Counts {
+    Dense(Dense),
+    Sparse(Sparse),
+}
+
+impl Counts {
+    fn add(&mut self, s: &Sparse) {
+        match self {
+            Counts::Dense(d) => d.add(s),
+            Counts::Sparse(c) => c.add(s),
+        }
+    }
+
+    fn pack(&self) -> Packed {
+        match self {
+            Counts::Dense(d) => Packed::pack(&d.to_latency()),
+            Counts::Sparse(c) => Packed::pack(&c.to_latency()),
+        }
+    }
 }
 
 /// How many of the newest intervals may stay open after a round: the one
@@ -54,14 +79,25 @@ const OPEN: u64 = 2;
 #[derive(Default)]
 pub struct Merge {
     runners: BTreeMap<u32, Runner>,
-    /// The additive figures, records and failures; no intervals (`series`).
+    /// The additive figures, records and failures; no intervals (`series`)
+    /// and no latencies (`latency`).
     totals: Option<Snapshot>,
+    /// Each request name's latency sum.
+    latency: BTreeMap<String, Dense>,
     series: BTreeMap<u64, Slot>,
     /// The highest interval index the plan can produce: a runner sending
     /// others is refused (the series is bounded by the plan, not by runners).
     max_index: Option<u64>,
+    /// The most request names the plan can have: a runner sending others is
+    /// refused too (the sums would grow with every round otherwise).
+    max_names: Option<usize>,
+    /// The highest interval index seen.
+    newest: u64,
     scratch: Scratch,
 }
+
+/// Failures kept at most (one a runner is what runners send).
+const MAX_FAILURES: usize = 1_000;
 
 impl Merge {
     /// `max_index`: the highest interval index a runner may send.
@@ -70,6 +106,12 @@ impl Merge {
             max_index,
             ..Merge::default()
         }
+    }
+
+    /// Refuses replies that would take the request names past `n`.
+    pub fn with_max_names(mut self, n: usize) -> Merge {
+        self.max_names = Some(n);
+        self
     }
 
     /// The cursor to pull `runner` with (0: nothing of it is here).
@@ -92,8 +134,9 @@ impl Merge {
 
     /// Drops everything, to pull every runner again from 0.
     pub fn reset(&mut self) {
-        let max_index = self.max_index;
+        let (max_index, max_names) = (self.max_index, self.max_names);
         *self = Merge::new(max_index);
+        self.max_names = max_names;
     }
 
     /// Adds `runner`'s reply. A reply that does not decode (or names an
@@ -103,6 +146,20 @@ impl Merge {
             return Ok(Applied::Rebase);
         }
         let bad = |what: String, e: String| crate::Error::Snapshot(format!("{what}: {e}"));
+        if let Some(max) = self.max_names {
+            let known = self.totals.as_ref().map(|t| &t.requests);
+            let new = d
+                .requests
+                .keys()
+                .filter(|n| known.is_none_or(|k| !k.contains_key(*n)))
+                .count();
+            if known.map_or(0, |k| k.len()) + new > max {
+                return Err(bad(
+                    "requests".into(),
+                    format!("more request names than the plan's {max}"),
+                ));
+            }
+        }
         // Read everything before adding anything.
         let mut names = Vec::with_capacity(d.requests.len());
         for (name, r) in &d.requests {
@@ -130,11 +187,22 @@ impl Merge {
             .get_or_insert_with(|| Snapshot::empty(d.head.interval_us));
         for ((name, r), s) in d.requests.iter().zip(&names) {
             let t = totals.requests.entry(name.clone()).or_default();
-            add_stats(t, r, s);
+            add_stats(t, r);
+            match self.latency.get_mut(name) {
+                Some(sum) => sum.add(s),
+                None => {
+                    let mut sum = Dense::default();
+                    sum.add(s);
+                    self.latency.insert(name.clone(), sum);
+                }
+            }
         }
         totals.dropped = totals.dropped.saturating_add(d.dropped);
         totals.data_exhausted = totals.data_exhausted.saturating_add(d.data_exhausted);
         add_head(totals, &d.head);
+        if let Some(last) = d.intervals.last() {
+            self.newest = self.newest.max(last.index);
+        }
         for (iv, s) in d.intervals.iter().zip(intervals) {
             self.add_interval(iv, &s);
         }
@@ -151,19 +219,32 @@ impl Merge {
     }
 
     fn add_interval(&mut self, iv: &Interval, s: &Sparse) {
-        let slot = self.series.entry(iv.index).or_insert_with(|| Slot::Open {
-            requests: 0,
-            errors: 0,
-            counts: Sparse::default(),
-            touched: true,
-        });
+        let dense = iv.index + OPEN >= self.newest;
+        let open = |counts: Sparse| {
+            if dense {
+                let mut d = Dense::default();
+                d.add(&counts);
+                Counts::Dense(d)
+            } else {
+                Counts::Sparse(counts)
+            }
+        };
+        let slot = match self.series.entry(iv.index) {
+            std::collections::btree_map::Entry::Vacant(v) => v.insert(Slot::Open {
+                requests: 0,
+                errors: 0,
+                counts: open(Sparse::default()),
+                touched: true,
+            }),
+            std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+        };
         if let Slot::Packed(p) = slot {
             // Checked when it was packed here (or read from a reply).
             let counts = sparse::read(&p.latency.0, &mut self.scratch).unwrap_or_default();
             *slot = Slot::Open {
                 requests: p.requests,
                 errors: p.errors,
-                counts,
+                counts: open(counts),
                 touched: true,
             };
         }
@@ -185,7 +266,7 @@ impl Merge {
     /// but the newest few, are packed (a run's series is kept as its wire
     /// form, about a KB an interval); the others stay open to add into.
     pub fn settle(&mut self) {
-        let newest = self.series.keys().next_back().copied().unwrap_or(0);
+        let newest = self.newest;
         for (&index, slot) in self.series.iter_mut() {
             if let Slot::Open {
                 requests,
@@ -201,7 +282,7 @@ impl Merge {
                         index,
                         requests: *requests,
                         errors: *errors,
-                        latency: Packed::pack(&counts.to_latency()),
+                        latency: counts.pack(),
                     });
                 }
             }
@@ -212,6 +293,11 @@ impl Merge {
     /// per-interval series (a copy: only when it is judged or reported).
     pub fn snapshot(&self, series: bool) -> Snapshot {
         let mut s = self.totals.clone().unwrap_or_else(|| Snapshot::empty(0));
+        for (name, r) in s.requests.iter_mut() {
+            if let Some(sum) = self.latency.get(name) {
+                r.latency = sum.to_latency();
+            }
+        }
         s.runners = self.runners.len() as u32;
         s.finished = self.runners.values().filter(|r| r.finished).count() as u32;
         s.started_us = self.runners.values().filter_map(|r| r.started_us).min();
@@ -232,7 +318,7 @@ impl Merge {
                         index,
                         requests: *requests,
                         errors: *errors,
-                        latency: Packed::pack(&counts.to_latency()),
+                        latency: counts.pack(),
                     },
                 })
                 .collect();
@@ -241,8 +327,7 @@ impl Merge {
     }
 }
 
-fn add_stats(t: &mut RequestStats, r: &super::delta::StatsDelta, s: &Sparse) {
-    s.add_to(&mut t.latency);
+fn add_stats(t: &mut RequestStats, r: &super::delta::StatsDelta) {
     for (k, v) in &r.statuses {
         let e = t.statuses.entry(*k).or_default();
         *e = e.saturating_add(*v);
@@ -269,8 +354,9 @@ fn add_head(t: &mut Snapshot, h: &Head) {
         (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
         _ => {}
     }
-    if !h.failures.is_empty() {
-        t.failures.extend_from_slice(&h.failures);
+    if !h.failures.is_empty() && t.failures.len() < MAX_FAILURES {
+        t.failures
+            .extend(h.failures.iter().take(MAX_FAILURES).cloned());
         t.failures.sort();
         t.failures.dedup();
     }

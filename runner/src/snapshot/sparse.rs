@@ -95,6 +95,38 @@ impl Sparse {
     }
 }
 
+/// A sum of histograms as a bare counts array in Barrage's layout, grown
+/// to the highest bucket added: adding a bucket is one addition, where a
+/// `Histogram` also updates its totals, minimum and maximum each time. A
+/// collection round adds thousands of buckets per runner into a few sums.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dense(Vec<u64>);
+
+impl Dense {
+    pub fn add(&mut self, s: &Sparse) {
+        if let Some(&(top, _)) = s.0.last()
+            && top as usize >= self.0.len()
+        {
+            self.0.resize(top as usize + 1, 0);
+        }
+        for &(index, count) in &s.0 {
+            let c = &mut self.0[index as usize];
+            *c = c.saturating_add(count);
+        }
+    }
+
+    /// The histogram it sums.
+    pub fn to_latency(&self) -> Latency {
+        let mut h = crate::histogram::new_latency();
+        for (index, &count) in self.0.iter().enumerate() {
+            if count > 0 && h.record_n(value_for(index as u32), count).is_err() {
+                h.saturating_record_n(value_for(index as u32), count);
+            }
+        }
+        h
+    }
+}
+
 /// The lowest value of the bucket at `index` in Barrage's layout.
 fn value_for(index: u32) -> u64 {
     let bucket = (index >> HALF_MAGNITUDE) as i32 - 1;
@@ -254,6 +286,17 @@ mod tests {
                 assert_eq!(histogram::encode(&sum), histogram::encode(&h));
             }
         }
+        // Summed densely, the same.
+        let (a, b) = (spread(7, 5000), spread(8, 300));
+        let mut dense = Dense::default();
+        dense.add(&read(&plain(&a), &mut scratch).unwrap());
+        dense.add(&read(&histogram::encode(&b), &mut scratch).unwrap());
+        let mut want = a.clone();
+        want.add(&b).unwrap();
+        assert_eq!(
+            histogram::encode(&dense.to_latency()),
+            histogram::encode(&want)
+        );
         // Added into a sum that already holds other values.
         let (a, b) = (spread(5, 3000), spread(6, 3000));
         let mut sum = a.clone();

@@ -170,6 +170,11 @@ fn a_bad_reply_is_refused_whole() {
     let e = m.apply(0, &far).unwrap_err().to_string();
     assert!(e.contains("interval 4") && e.contains("plan"), "{e}");
 
+    // More request names than the plan has.
+    let mut m3 = Merge::new(Some(3)).with_max_names(2);
+    let e = m3.apply(0, &fleet.pull(0, 0)).unwrap_err().to_string();
+    assert!(e.contains("more request names than the plan's 2"), "{e}");
+
     assert_eq!(
         m.snapshot(true).to_json(),
         before,
