@@ -10,6 +10,7 @@
 //!   a difference, and the new one whole: the heavier of the rounds);
 //! - recovery: the first round after an operator restart, every runner's
 //!   results from 0 (a minute of them, with their series).
+//!
 //! Prints the time and the peak memory of each, the resident memory across
 //! 20 steady rounds (flat), and, as a reference measured in the same run,
 //! the cost of only parsing the "before" JSON (no histogram decoding), so
