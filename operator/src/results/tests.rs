@@ -265,3 +265,25 @@ async fn each_loadtest_has_its_own_store_and_lock() {
     stores.forget("a");
     assert!(!Arc::ptr_eq(&a, &stores.of("a", 10, 3)));
 }
+
+#[tokio::test]
+async fn a_failing_abort_on_fail_threshold_aborts_once() {
+    let (agents, refs, fakes) = fleet(2).await;
+    let mut results = store();
+    let thresholds: Vec<Threshold> = vec!["error_rate < 1% abortOnFail".parse().unwrap()];
+    let mut p = pull(&agents, &refs, 2);
+    p.thresholds = &thresholds;
+    each(&fakes, |f| f.load(200));
+    let why = results
+        .round(&p)
+        .await
+        .abort
+        .expect("half the requests failed");
+    assert!(
+        why.starts_with("threshold \"error_rate < 1% abortOnFail\" failed (observed "),
+        "{why}"
+    );
+    assert_eq!(results.abort(), Some(why.as_str()));
+    each(&fakes, |f| f.load(10));
+    assert_eq!(results.round(&p).await.abort, None, "said once");
+}

@@ -6,8 +6,8 @@
 //! series) and, per runner, only its cursor and head (start, end, whether
 //! it finished: a few words). No runner's histograms are kept, so 1,000
 //! runners cost what one merged snapshot costs; a runner that stops
-//! answering keeps what it reported. The merged series holds the intervals
-//! still changing (this round's) decoded, to add into, and packs the others.
+//! answering keeps what it reported. The merged series holds the newest
+//! intervals (still changing) decoded, to add into, and packs the others.
 //!
 //! A reply based on another state than the runner's cursor here (the agent
 //! did not know the cursor) cannot be added: the caller calls `reset` and
@@ -47,7 +47,7 @@ enum Slot {
     },
 }
 
-/// An open interval's buckets: a whole histogram for the newest few (every
+/// An open interval's buckets: a counts array for the newest few (every
 /// runner adds into them each round, bucket by bucket), the (index, count)
 /// pairs for older ones (a recovery round opens the whole series at once:
 /// a few KB each instead of up to 190).
