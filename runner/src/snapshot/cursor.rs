@@ -12,21 +12,24 @@
 //! cursor must then rebuild rather than add. So a caller only ever adds a
 //! reply based on the state it holds, and every sample reaches it once.
 //!
-//! Memory: three states besides the recorder's, each the per-name totals and
-//! only the last interval (the one that may still have been in progress):
-//! the series itself is never copied here.
+//! Memory: three states besides the recorder's, each the per-name figures
+//! with their histograms in wire form (`delta::Base`: a few KB a name, not
+//! the 16 to 190 KB of a histogram) and only the last interval (the one that
+//! may still have been in progress): the series is never copied here.
 
 use std::collections::VecDeque;
 
-use super::{Snapshot, delta::SnapshotDelta};
+use super::{
+    Snapshot,
+    delta::{Base, SnapshotDelta},
+};
 
 /// Answered states kept until acknowledged (or replaced by newer ones).
 const ANSWERED: usize = 2;
 
 struct State {
     cursor: u64,
-    /// Its `intervals` hold only the last one.
-    snap: Snapshot,
+    base: Base,
 }
 
 pub struct Cursors {
@@ -66,14 +69,12 @@ impl Cursors {
             .acked
             .as_ref()
             .filter(|a| since != 0 && a.cursor == since);
-        let first = base
-            .and_then(|b| b.snap.intervals.last())
-            .map_or(0, |iv| iv.index);
+        let first = base.map_or(0, |b| b.base.first_interval());
         let cursor = self.next;
         self.next += 1;
         let mut cur = take(first);
         let delta = base
-            .and_then(|b| SnapshotDelta::between(Some(&b.snap), &cur, since, cursor))
+            .and_then(|b| SnapshotDelta::between(Some(&b.base), &cur, since, cursor))
             .unwrap_or_else(|| {
                 if first > 0 {
                     cur = take(0);
@@ -81,13 +82,12 @@ impl Cursors {
                 SnapshotDelta::between(None, &cur, 0, cursor)
                     .expect("a snapshot always follows from nothing")
             });
-        if cur.intervals.len() > 1 {
-            cur.intervals.drain(..cur.intervals.len() - 1);
-        }
+        let prev = self.answered.back().or(self.acked.as_ref());
+        let base = Base::of(&cur, prev.map(|s| &s.base));
         if self.answered.len() == ANSWERED {
             self.answered.pop_front();
         }
-        self.answered.push_back(State { cursor, snap: cur });
+        self.answered.push_back(State { cursor, base });
         delta
     }
 }

@@ -96,6 +96,78 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// The state a reply was built from, as the agent keeps it until it is
+/// acknowledged: the figures a later reply is the difference from, with
+/// each histogram in its plain wire form (a few hundred bytes to a few KB,
+/// where the histogram itself takes 16 to 190 KB) and only the last
+/// interval. So a runner's extra states cost little, however many names.
+#[derive(Clone, Debug, Default)]
+pub struct Base {
+    requests: BTreeMap<String, BaseStats>,
+    dropped: u64,
+    data_exhausted: u64,
+    last: Option<Interval>,
+}
+
+#[derive(Clone, Debug)]
+struct BaseStats {
+    count: u64,
+    latency: Packed,
+    statuses: BTreeMap<u16, u64>,
+    errors: BTreeMap<ErrorKind, u64>,
+    bytes_sent: u64,
+    bytes_received: u64,
+    retries: u64,
+}
+
+impl Base {
+    /// `s` kept compact; names whose count did not change since `prev` reuse
+    /// its entries instead of being encoded again.
+    pub fn of(s: &Snapshot, prev: Option<&Base>) -> Base {
+        let requests = s
+            .requests
+            .iter()
+            .map(|(name, r)| {
+                let same = prev
+                    .and_then(|p| p.requests.get(name))
+                    .filter(|b| b.count == r.count());
+                let b = same.cloned().unwrap_or_else(|| BaseStats {
+                    count: r.count(),
+                    latency: pack_plain(&r.latency),
+                    statuses: r.statuses.clone(),
+                    errors: r.errors.clone(),
+                    bytes_sent: r.bytes_sent,
+                    bytes_received: r.bytes_received,
+                    retries: r.retries,
+                });
+                (name.clone(), b)
+            })
+            .collect();
+        Base {
+            requests,
+            dropped: s.dropped,
+            data_exhausted: s.data_exhausted,
+            last: s.intervals.last().cloned(),
+        }
+    }
+
+    /// Bytes of histograms it keeps.
+    pub fn footprint(&self) -> usize {
+        let names: usize = self
+            .requests
+            .values()
+            .map(|b| b.latency.encoded_len())
+            .sum();
+        names + self.last.as_ref().map_or(0, |iv| iv.latency.encoded_len())
+    }
+
+    /// The first interval a later reply needs: the last one here (it may
+    /// have been in progress).
+    pub fn first_interval(&self) -> u64 {
+        self.last.as_ref().map_or(0, |iv| iv.index)
+    }
+}
+
 impl Head {
     pub fn of(s: &Snapshot) -> Head {
         Head {
@@ -138,18 +210,28 @@ fn minus<K: Ord + Copy>(
 
 impl StatsDelta {
     /// `cur` minus `base` (the same name, earlier); `None` if anything shrank.
-    pub fn between(base: Option<&RequestStats>, cur: &RequestStats) -> Option<StatsDelta> {
-        let empty = RequestStats::default();
-        let base = base.unwrap_or(&empty);
+    fn between(base: Option<&BaseStats>, cur: &RequestStats) -> Option<StatsDelta> {
         let mut latency = cur.latency.clone();
-        latency.subtract(&base.latency).ok()?;
+        let Some(b) = base else {
+            return Some(StatsDelta {
+                latency: pack_plain(&latency),
+                statuses: cur.statuses.clone(),
+                errors: cur.errors.clone(),
+                bytes_sent: cur.bytes_sent,
+                bytes_received: cur.bytes_received,
+                retries: cur.retries,
+                first_start_us: cur.first_start_us,
+                last_end_us: cur.last_end_us,
+            });
+        };
+        latency.subtract(b.latency.unpack().ok()?).ok()?;
         Some(StatsDelta {
             latency: pack_plain(&latency),
-            statuses: minus(&cur.statuses, &base.statuses)?,
-            errors: minus(&cur.errors, &base.errors)?,
-            bytes_sent: cur.bytes_sent.checked_sub(base.bytes_sent)?,
-            bytes_received: cur.bytes_received.checked_sub(base.bytes_received)?,
-            retries: cur.retries.checked_sub(base.retries)?,
+            statuses: minus(&cur.statuses, &b.statuses)?,
+            errors: minus(&cur.errors, &b.errors)?,
+            bytes_sent: cur.bytes_sent.checked_sub(b.bytes_sent)?,
+            bytes_received: cur.bytes_received.checked_sub(b.bytes_received)?,
+            retries: cur.retries.checked_sub(b.retries)?,
             first_start_us: cur.first_start_us,
             last_end_us: cur.last_end_us,
         })
@@ -158,17 +240,17 @@ impl StatsDelta {
 
 impl SnapshotDelta {
     /// What `cur` adds to `base` (`None`: everything, from the start).
-    /// `base` must be an earlier snapshot of the same runner and `cur` carry
-    /// the intervals from `base`'s last one on (all of them without a
+    /// `base` must be an earlier state of the same runner and `cur` carry
+    /// the intervals from `base.first_interval()` on (all of them without a
     /// base); `None` when they do not fit together (then answer from the
     /// start instead).
     pub fn between(
-        base: Option<&Snapshot>,
+        base: Option<&Base>,
         cur: &Snapshot,
         base_cursor: u64,
         cursor: u64,
     ) -> Option<SnapshotDelta> {
-        let empty = Snapshot::empty(cur.interval_us);
+        let empty = Base::default();
         let b = base.unwrap_or(&empty);
         if b.requests.keys().any(|n| !cur.requests.contains_key(n)) {
             return None;
@@ -176,13 +258,13 @@ impl SnapshotDelta {
         let mut requests = BTreeMap::new();
         for (name, c) in &cur.requests {
             let old = b.requests.get(name);
-            if old.is_some_and(|o| o.count() == c.count()) {
+            if old.is_some_and(|o| o.count == c.count()) {
                 // Every figure of a name changes with its count, or not at all.
                 continue;
             }
             requests.insert(name.clone(), StatsDelta::between(old, c)?);
         }
-        let last = b.intervals.last();
+        let last = b.last.as_ref();
         if let Some(l) = last
             && !cur.intervals.iter().any(|iv| iv.index == l.index)
         {

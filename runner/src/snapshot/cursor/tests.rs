@@ -161,10 +161,29 @@ fn the_agent_keeps_only_the_last_interval_of_its_states() {
     round(&mut agent, &sim, &mut m);
     round(&mut agent, &sim, &mut m);
     for s in agent.acked.iter().chain(&agent.answered) {
-        assert!(s.snap.intervals.len() <= 1);
+        assert_eq!(s.base.first_interval(), 19);
     }
     // A steady pull carries the one interval that changed, not the series.
     sim.load(20);
     let d = round(&mut agent, &sim, &mut m);
     assert_eq!(d.intervals.len(), 1);
+}
+
+/// The agent's extra states keep histograms in wire form: a few hundred
+/// samples per name cost a few KB, not the 16 KB (and up) of a histogram.
+#[test]
+fn the_agent_states_are_small() {
+    let (mut agent, mut sim, mut m) = (Cursors::new(), Sim::new(20, 7), Merge::new(None));
+    sim.load(2_000);
+    round(&mut agent, &sim, &mut m);
+    sim.load(2_000);
+    round(&mut agent, &sim, &mut m);
+    let held = crate::histogram::footprint(&sim.full().requests["r0"].latency);
+    for s in agent.acked.iter().chain(&agent.answered) {
+        let kept = s.base.footprint();
+        assert!(
+            kept < 20 * held / 4,
+            "{kept} bytes for 20 names ({held} a histogram)"
+        );
+    }
 }
