@@ -3,10 +3,10 @@
 //! merged as the replies come in. One test's round never waits on another's.
 //!
 //! The API the LoadTest phases use:
-//! - [`Stores::of`]`(uid, max_interval)` finds or creates a LoadTest's store
-//!   (`Arc<tokio::sync::Mutex<Results>>`; the map is locked only for that,
-//!   never across an await or a decode); [`Stores::forget`] drops it when
-//!   the test ends or the LoadTest is deleted.
+//! - [`Stores::of`]`(uid, max_interval, max_names)` finds or creates a
+//!   LoadTest's store (`Arc<tokio::sync::Mutex<Results>>`; the map is locked
+//!   only for that, never across an await or a decode); [`Stores::forget`]
+//!   drops it when the test ends or the LoadTest is deleted.
 //! - [`Results::round`]`(&Pull)`: one collection round. Pulls every runner
 //!   what changed since its cursor (`GET /snapshot?since=`), adds the
 //!   replies up, judges the `abortOnFail` thresholds, and returns a
