@@ -3,15 +3,15 @@
 //! results onto the resource; runs ScheduledLoadTests' LoadTests on their
 //! cron schedules.
 //!
-//! A newcomer's map: the LoadTest lifecycle is `loadtest` (its `mod.rs` is
-//! the reconciler and the one place the status is written; one file per
-//! phase). A LoadTest becomes pods in the pure builders `pods`, `setup` and
-//! `netpol`. Runners' results are pulled by `collect` and merged in
-//! `results`; `status` writes them into the status. `schedule` is the
+//! A newcomer's map: the LoadTest lifecycle is `loadtest` (its `reconcile`
+//! writes the status, once per reconcile; one file per phase). A LoadTest
+//! becomes pods in the pure builders `pods`, `setup` and `netpol`. Runners'
+//! results are pulled by `agents` and merged in `results`; `status` writes
+//! them into the status. `schedule` is the
 //! ScheduledLoadTest controller; `report` the `kubectl barrage` plugin.
 
+pub mod agents;
 pub mod cluster;
-pub mod collect;
 pub mod crd;
 pub mod crdgen;
 pub mod downsample;
@@ -28,6 +28,7 @@ pub mod pods;
 pub mod pss;
 pub mod publish;
 pub mod report;
+pub mod results;
 pub mod schedule;
 pub mod setup;
 pub mod status;

@@ -1,6 +1,8 @@
 //! A local run: the plan split over `workers` in-process runners, which go
 //! through the same split, serialize and merge path as runner pods do in a
-//! cluster, with a live progress line and live abort-on-fail thresholds.
+//! cluster (incremental pulls: `snapshot::cursor` answers, `snapshot::merge`
+//! adds up), with a live progress line and the live abort-on-fail judgement
+//! the operator uses (`thresholds::live`).
 
 use std::{
     io::{IsTerminal, Write},
@@ -15,8 +17,8 @@ use crate::{
     error::{Error, Result},
     planfile::Loaded,
     report::Report,
-    snapshot::Snapshot,
-    thresholds,
+    snapshot::{Cursors, Merge, Snapshot, SnapshotDelta},
+    thresholds::{self, live::Live},
 };
 
 pub struct Options {
@@ -43,9 +45,8 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
         .collect();
     let mut interrupts = crate::signal::Interrupts::listen();
     let thresholds = runners[0].plan.thresholds.clone();
-    let live = thresholds.iter().any(|t| t.abort_on_fail);
-    // Up to where (µs from the start) live windows have been judged.
-    let mut judged_us = 0;
+    let mut live = Live::wanted(&thresholds).then(Live::default);
+    let mut pulls = Pulls::new(runners.len());
     let tasks: Vec<_> = runners
         .iter()
         .map(|r| {
@@ -85,22 +86,21 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
                 runners.iter().for_each(|r| r.interrupt());
             }
             _ = tick.tick() => {
-                if !(opts.progress || live) {
+                if !(opts.progress || live.is_some()) {
                     continue;
                 }
+                pulls.round(&runners)?;
                 // The series only when a live window has just settled.
-                let series = live
-                    && thresholds::series_due(&thresholds, judged_us, started.elapsed().as_micros() as u64);
-                let merged = merge(&runners, series)?;
+                let elapsed_us = started.elapsed().as_micros() as u64;
+                let series = live.as_ref().is_some_and(|l| l.series_due(&thresholds, elapsed_us));
+                let merged = pulls.merge.snapshot(series);
                 if opts.progress {
                     last = progress_line(&merged, started, last);
                 }
-                if series {
-                    let elapsed_us = (merged.elapsed_secs() * 1e6) as u64;
-                    judged_us = judged_us.max(thresholds::live_horizon_us(merged.interval_us, elapsed_us));
-                }
-                if aborted.is_none() && let Some(o) = thresholds::evaluate_live(&thresholds, &merged) {
-                    aborted = Some(format!("threshold {:?} failed (observed {})", o.source, o.observed_text));
+                if let Some(why) = live.as_mut().and_then(|l| l.judge(&thresholds, &merged, series))
+                    && aborted.is_none()
+                {
+                    aborted = Some(why);
                     runners.iter().for_each(|r| r.stop.trigger());
                 }
             }
@@ -109,22 +109,39 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
     if opts.progress {
         eprintln!();
     }
-    let merged = merge(&runners, true)?;
+    pulls.round(&runners)?;
+    let merged = pulls.merge.snapshot(true);
     let outcomes = thresholds::evaluate(&thresholds, &merged);
     Ok(Report::new(merged, outcomes, aborted))
 }
 
-/// Each runner's snapshot goes through its wire form, exactly as a runner
-/// pod's does on its way to the operator, then all are merged. One runner at
-/// a time (its snapshot dropped before it is decoded): memory holds one
-/// runner's copy besides the merge, not every runner's.
-fn merge(runners: &[Arc<Runner>], intervals: bool) -> Result<Snapshot> {
-    let mut merged = Snapshot::empty(0);
-    for r in runners {
-        let wire = r.snapshot_with(intervals).to_json();
-        merged.merge(&Snapshot::from_json(&wire)?);
+/// The runners pulled as the operator pulls runner pods: each answers with
+/// what changed since its last acknowledged pull (`Cursors`, as its agent
+/// would), through the wire form, and the replies add up in one `Merge`.
+struct Pulls {
+    cursors: Vec<Cursors>,
+    merge: Merge,
+}
+
+impl Pulls {
+    fn new(runners: usize) -> Pulls {
+        Pulls {
+            cursors: (0..runners).map(|_| Cursors::new()).collect(),
+            merge: Merge::new(None),
+        }
     }
-    Ok(merged)
+
+    fn round(&mut self, runners: &[Arc<Runner>]) -> Result<()> {
+        for (i, (r, c)) in runners.iter().zip(&mut self.cursors).enumerate() {
+            let i = i as u32;
+            let reply = c.reply(self.merge.cursor(i), |first| r.snapshot_from(Some(first)));
+            let reply = SnapshotDelta::from_slice(reply.to_json().as_bytes())?;
+            // In-process, every reply is based on the cursor it was asked with.
+            self.merge.apply(i, &reply)?;
+        }
+        self.merge.settle();
+        Ok(())
+    }
 }
 
 fn progress_line(s: &Snapshot, started: Instant, (t0, n0): (Instant, u64)) -> (Instant, u64) {

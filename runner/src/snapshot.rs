@@ -4,12 +4,28 @@
 //! Everything in here merges exactly: histograms add, counts add, time windows
 //! widen. Percentiles are only ever read from merged histograms, never
 //! averaged across runners.
+//!
+//! Collected incrementally: a runner answers a pull with what changed since
+//! the state its caller acknowledged (`delta`, `cursor`), and the caller adds
+//! those replies into one merged snapshot (`merge`), reading their
+//! histograms straight into the sums (`sparse`).
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
 use crate::histogram::{self, Latency};
+
+pub mod cursor;
+pub mod delta;
+pub mod merge;
+#[cfg(test)]
+mod sim;
+pub mod sparse;
+
+pub use cursor::Cursors;
+pub use delta::SnapshotDelta;
+pub use merge::{Applied, Merge};
 
 /// Bumped when the wire form changes incompatibly; readers refuse other versions.
 pub const FORMAT_VERSION: u32 = 1;

@@ -54,6 +54,7 @@ mod evaluate;
 mod format;
 mod parse;
 
+pub mod live;
 pub mod window;
 
 pub use window::{Baseline, Limits, Series, Window, live_horizon_us, series_due};

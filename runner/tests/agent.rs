@@ -14,12 +14,15 @@ use std::{
 };
 
 use barrage_runner::{
-    agent::{AgentHandle, AgentState, AgentStatus, StartRequest, serve_agent},
+    agent::{
+        AgentHandle, AgentState, AgentStatus, SnapshotDelta, StartRequest, serve_agent,
+        snapshot_since,
+    },
     compile::{Slot, compile},
     engine::Runner,
     planfile,
     serve::{LocalServer, ServeConfig, spawn_local},
-    snapshot::Snapshot,
+    snapshot::{Applied, Merge, Snapshot},
 };
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -46,7 +49,11 @@ fn plan_yaml(target: &LocalServer, load: &str) -> String {
 
 /// One in-process agent for `slot` of the plan, on 127.0.0.1:0.
 async fn agent(target: &LocalServer, load: &str, slot: Slot) -> (Arc<Runner>, AgentHandle) {
-    let loaded = planfile::from_str(&plan_yaml(target, load), PathBuf::new()).unwrap();
+    agent_for(&plan_yaml(target, load), slot).await
+}
+
+async fn agent_for(plan: &str, slot: Slot) -> (Arc<Runner>, AgentHandle) {
+    let loaded = planfile::from_str(plan, PathBuf::new()).unwrap();
     let compiled = compile(&loaded.plan, slot, &loaded.base_dir, loaded.prefix).unwrap();
     let runner = Runner::new(Arc::new(compiled));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -332,6 +339,70 @@ async fn snapshots_decode_before_and_after_the_load() {
     let live = Snapshot::from_json(&text).unwrap();
     assert!(live.intervals.is_empty());
     assert_eq!(live.total_requests(), 150);
+}
+
+/// Incremental pulls while the load runs, with replies lost on the way
+/// (asked again with the same cursor), a caller that restarts with no
+/// memory, and a stranger pulling in between: what the caller adds up is
+/// exactly the full snapshot at the end, interval series included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incremental_pulls_add_up_to_the_full_snapshot() {
+    let srv = target().await;
+    let plan = format!(
+        "target: {{baseUrl: '{}'}}\nreportInterval: 200ms\nload: {{users: 2, duration: 1500ms, thinkTime: 1ms}}\nrequests: [{{name: a, path: /}}, {{name: b, path: /}}]\n",
+        srv.base_url()
+    );
+    let (_runner, a) = agent_for(&plan, solo()).await;
+    let mut m = Merge::new(None);
+    let mut pulls = 0;
+    let pull = async |m: &mut Merge, lose: bool| {
+        let (code, body) = get(a.addr(), &snapshot_since(m.cursor(0))).await;
+        assert_eq!(code, 200, "{body}");
+        let d = SnapshotDelta::from_slice(body.as_bytes()).unwrap();
+        if lose {
+            return;
+        }
+        if m.apply(0, &d).unwrap() == Applied::Rebase {
+            m.reset();
+            let (_, body) = get(a.addr(), &snapshot_since(0)).await;
+            let d = SnapshotDelta::from_slice(body.as_bytes()).unwrap();
+            assert_eq!(m.apply(0, &d).unwrap(), Applied::Added);
+        }
+        m.settle();
+    };
+    // A pull before the start: nothing measured yet, but a cursor.
+    pull(&mut m, false).await;
+    assert_eq!(start(a.addr(), now_us()).await.0, 202);
+    loop {
+        pulls += 1;
+        match pulls {
+            // Lost replies: the next pull sends the same cursor again.
+            3 | 4 | 9 => pull(&mut m, true).await,
+            // The caller restarts with empty memory.
+            6 => {
+                m = Merge::new(None);
+                pull(&mut m, false).await;
+            }
+            // Someone else pulls from 0 in between.
+            11 => {
+                get(a.addr(), &snapshot_since(0)).await;
+                pull(&mut m, false).await;
+            }
+            _ => pull(&mut m, false).await,
+        }
+        if m.snapshot(false).finished == 1 && pulls > 12 {
+            break;
+        }
+        assert!(pulls < 2000, "the load did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let full = snapshot(a.addr()).await;
+    assert!(full.total_requests() > 100, "{}", full.total_requests());
+    assert!(full.intervals.len() >= 5, "{}", full.intervals.len());
+    assert_eq!(
+        m.snapshot(true).to_json(),
+        Snapshot::merged([&full]).to_json()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

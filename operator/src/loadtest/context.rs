@@ -20,14 +20,14 @@ use kube::{
 };
 use tracing::warn;
 
-use super::memory::Runs;
 use crate::{
+    agents::{Agents, RunnerRef},
     cluster::{self, MANAGER},
-    collect::{Agents, RunnerRef},
     crd::{LoadTest, LoadTestStatus, Phase},
     error::{Error, Result},
     metrics::Metrics,
     netpol, observe, pods,
+    results::Stores,
 };
 
 pub struct Config {
@@ -56,8 +56,9 @@ pub struct Context {
     /// How long a reconcile waits for its namespace's pod store to be
     /// filled by the watch's first list before it fails and is retried.
     pub pods_wait: Duration,
-    /// Each running LoadTest's results and live judgement, by uid.
-    pub runs: Runs,
+    /// Each running LoadTest's results and live judgement, by uid, each
+    /// with its own lock.
+    pub results: Stores,
     /// The agents' token of each LoadTest, by uid, once read.
     tokens: std::sync::Mutex<HashMap<String, String>>,
     pub metrics: Arc<Metrics>,
@@ -78,7 +79,7 @@ impl Context {
             recorder,
             pods,
             pods_wait: Duration::from_secs(30),
-            runs: Runs::default(),
+            results: Stores::default(),
             tokens: Default::default(),
             metrics,
         }
@@ -216,9 +217,9 @@ impl Context {
     }
 
     /// Forgets what memory holds for a LoadTest that ended or is gone.
-    pub async fn forget(&self, uid: &str) {
+    pub fn forget(&self, uid: &str) {
         self.tokens().remove(uid);
-        self.runs.forget(uid);
+        self.results.forget(uid);
     }
 
     /// The pod store of `lt`'s scope: its namespace's, or the cluster-wide one.

@@ -14,15 +14,17 @@ use kube::{
 use super::{
     context::{Context, now, runner_ref},
     next::Next,
-    rules::{oversized_reply, parse_thresholds, snapshot_limit},
+    rules::parse_thresholds,
 };
 use crate::{
+    agents::{RunnerRef, for_all},
     cluster::MANAGER,
-    collect::{RunnerRef, for_all},
     crd::{Cleanup, LoadTest, Phase},
     downsample,
     error::Result,
-    pods, status,
+    pods,
+    results::{Pull, Results},
+    status,
 };
 
 /// A ConfigMap holds at most 1 MiB; keep the report well inside it.
@@ -37,27 +39,18 @@ pub async fn finalize(
     lt: &LoadTest,
     ctx: &Context,
     mut n: Next,
-    refs: &[RunnerRef],
-    token: &str,
+    results: &mut Results,
+    pull: &Pull<'_>,
     failure: Option<String>,
 ) -> Result<Next> {
     let generation = lt.metadata.generation;
-    let uid = lt.uid().unwrap_or_default();
-    let reply_limit = snapshot_limit(lt);
-    let finals = for_all(refs, |r| {
-        let (agents, token) = (ctx.agents.clone(), token.to_string());
-        async move { agents.snapshot(&r, &token, true, reply_limit).await }
-    })
-    .await;
+    let fin = results.finish(pull).await;
     // A refused final reply leaves that runner's last live figures, which
-    // miss its last requests: the run must not pass on them.
-    let failure = failure.or_else(|| oversized_reply(&finals));
-    let run = ctx.runs.of(&uid);
-    let mut mem = run.lock().await;
-    mem.keep_latest(finals.into_iter().map(|(r, res)| (r.index, res)).collect());
-    let merged = mem.merged()?;
-    let abort = mem.abort.clone();
-    drop(mem);
+    // miss its last requests: the run must not pass on them; nor on results
+    // that miss a runner altogether.
+    let failure = failure.or(fin.refused).or(fin.incomplete);
+    let merged = fin.merged;
+    let abort = results.abort().map(str::to_string);
     let engine = status::engine_failure(&merged);
     let reason = (abort.is_none() && failure.is_none() && engine.is_some())
         .then_some(status::REASON_ENGINE_FAILED);
@@ -138,6 +131,6 @@ pub async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<()> {
             }
         }
     }
-    ctx.forget(&lt.uid().unwrap_or_default()).await;
+    ctx.forget(&lt.uid().unwrap_or_default());
     Ok(())
 }

@@ -24,7 +24,6 @@
 
 mod context;
 mod finishing;
-mod memory;
 mod next;
 mod pending;
 mod provisioning;

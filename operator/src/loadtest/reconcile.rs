@@ -47,7 +47,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
     let result = async {
         if obj.meta().deletion_timestamp.is_some() {
             // Owner references let the garbage collector remove the runners.
-            ctx.forget(&obj.uid().unwrap_or_default()).await;
+            ctx.forget(&obj.uid().unwrap_or_default());
             ctx.metrics.forget(&ns, &name);
             return Ok(Action::await_change());
         }

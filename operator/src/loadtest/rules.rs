@@ -1,16 +1,12 @@
 //! What a run's phases derive from its spec: how long the runners may take,
-//! the largest reply one may send, the thresholds that judge it; and which
-//! reply breaks those rules.
+//! the largest reply one may send, how many names and intervals it can
+//! hold, and the thresholds that judge it.
 
 use std::time::Duration;
 
 use barrage_runner::thresholds::{self, Threshold};
 
-use crate::{
-    collect::RunnerRef,
-    crd::LoadTest,
-    error::{Error, Result},
-};
+use crate::crd::LoadTest;
 
 const RUN_GRACE: Duration = Duration::from_secs(300);
 
@@ -21,7 +17,7 @@ pub fn run_limit(lt: &LoadTest) -> Duration {
     let l = &lt.spec.plan.load;
     let length = if l.stages.is_empty() {
         l.duration.map_or_else(
-            || barrage_runner::limits::open_ended(crate::collect::report_interval(&lt.spec.plan)),
+            || barrage_runner::limits::open_ended(crate::agents::report_interval(&lt.spec.plan)),
             |d| d.0,
         )
     } else {
@@ -30,17 +26,27 @@ pub fn run_limit(lt: &LoadTest) -> Duration {
     length + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0)
 }
 
-/// The first reply refused for its size, as the failure to report.
-pub fn oversized_reply<T>(results: &[(RunnerRef, Result<T>)]) -> Option<String> {
-    results.iter().find_map(|(_, res)| match res {
-        Err(e @ Error::ReplyTooLarge { .. }) => Some(e.to_string()),
-        _ => None,
-    })
+/// The largest snapshot a runner of `lt` may send (see `agents`).
+pub fn snapshot_limit(lt: &LoadTest) -> usize {
+    crate::agents::snapshot_limit(&lt.spec.plan, run_limit(lt))
 }
 
-/// The largest snapshot a runner of `lt` may send (see `collect`).
-pub fn snapshot_limit(lt: &LoadTest) -> usize {
-    crate::collect::snapshot_limit(&lt.spec.plan, run_limit(lt))
+/// The most request names a runner of `lt` can report: each request and
+/// each step of a journey (a reply with more is refused).
+pub fn max_names(lt: &LoadTest) -> usize {
+    lt.spec
+        .plan
+        .requests
+        .iter()
+        .map(|r| r.steps.len() + 1)
+        .sum()
+}
+
+/// The highest report-interval index a runner of `lt` can reach within its
+/// run limit (a reply beyond is refused).
+pub fn max_interval(lt: &LoadTest) -> u64 {
+    let interval = crate::agents::report_interval(&lt.spec.plan).max(Duration::from_millis(100));
+    (run_limit(lt).as_micros() / interval.as_micros()) as u64 + 2
 }
 
 pub fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
@@ -77,35 +83,5 @@ mod tests {
             "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
         ));
         assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
-    }
-
-    #[test]
-    fn only_an_oversized_reply_becomes_the_failure() {
-        let r = |index| RunnerRef {
-            index,
-            name: format!("t-runner-{index}"),
-            ip: "10.0.0.1".into(),
-        };
-        let unreachable = Error::Agent {
-            runner: "t-runner-0".into(),
-            message: "connection refused".into(),
-        };
-        let mut results = vec![(r(0), Err(unreachable)), (r(1), Ok("{}".to_string()))];
-        // An unreachable runner keeps its last figures (it may answer later).
-        assert_eq!(oversized_reply(&results), None);
-        results.push((
-            r(2),
-            Err(Error::ReplyTooLarge {
-                runner: "t-runner-2".into(),
-                what: "snapshot".into(),
-                limit: 4096,
-                rule: crate::collect::SNAPSHOT_LIMIT_RULE,
-            }),
-        ));
-        let why = oversized_reply(&results).unwrap();
-        assert!(
-            why.contains("t-runner-2") && why.contains("4096-byte limit"),
-            "{why}"
-        );
     }
 }

@@ -11,7 +11,7 @@ use super::{
     next::{Next, fail, terminal},
 };
 use crate::{
-    collect::{RunnerRef, for_all},
+    agents::{RunnerRef, for_all},
     crd::{LoadTest, LoadTestStatus, Phase},
     error::{Error, Result},
     netpol, observe, pods,

@@ -1,5 +1,7 @@
 //! The agent's HTTP API: wire types (shared with the operator, its client)
-//! and the routing. Handlers stay cheap because they share the runtime with
+//! and the routing. `GET /snapshot` serves the whole cumulative snapshot
+//! (tools, tests); `GET /snapshot?since=CURSOR` what changed since the state
+//! the caller acknowledged (the operator's pulls, see `snapshot::cursor`). Handlers stay cheap because they share the runtime with
 //! the load; the one costly call, building a snapshot, runs on the blocking
 //! pool.
 
@@ -22,6 +24,12 @@ pub const START: &str = "/start";
 pub const SNAPSHOT: &str = "/snapshot";
 pub const STOP: &str = "/stop";
 pub const SHUTDOWN: &str = "/shutdown";
+
+/// `GET /snapshot?since=CURSOR`: what changed since the state acknowledged
+/// by CURSOR (0: everything), as a `SnapshotDelta`; see `snapshot::cursor`.
+pub fn snapshot_since(cursor: u64) -> String {
+    format!("{SNAPSHOT}?since={cursor}")
+}
 
 /// `/start` bodies are one small object; anything bigger is not ours.
 const MAX_BODY: usize = 16 * 1024;
@@ -88,7 +96,11 @@ pub(super) async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<
     Ok(match path {
         STATUS => json(StatusCode::OK, &agent.status()),
         START => start(&agent, req).await,
-        SNAPSHOT => snapshot(&agent, req.uri().query() != Some("intervals=false")).await,
+        SNAPSHOT => match since(req.uri().query()) {
+            Ok(Some(cursor)) => delta(&agent, cursor).await,
+            Ok(None) => snapshot(&agent, req.uri().query() != Some("intervals=false")).await,
+            Err(e) => error(StatusCode::BAD_REQUEST, &e),
+        },
         STOP => {
             agent.stop_load();
             json(StatusCode::ACCEPTED, &agent.status())
@@ -140,6 +152,40 @@ async fn snapshot(agent: &Arc<Agent>, intervals: bool) -> Reply {
     // it off the async workers that drive the load and this server.
     let runner = agent.runner.clone();
     match tokio::task::spawn_blocking(move || runner.snapshot_with(intervals).to_json()).await {
+        Ok(body) => with_type(StatusCode::OK, body.into(), "application/json"),
+        Err(e) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("snapshot failed: {e}"),
+        ),
+    }
+}
+
+/// The `since` of a snapshot query, if it has one.
+fn since(query: Option<&str>) -> Result<Option<u64>, String> {
+    let Some(v) = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix("since="))
+    else {
+        return Ok(None);
+    };
+    v.parse().map(Some).map_err(|_| {
+        format!("since: {v:?} is not a cursor (a whole number from a previous reply, or 0)")
+    })
+}
+
+/// An incremental pull: the difference from the acknowledged state. The
+/// cursors' lock is held while the reply is built, so pulls that overlap
+/// are answered one after the other, each from a consistent state.
+async fn delta(agent: &Arc<Agent>, since: u64) -> Reply {
+    let agent = agent.clone();
+    let built = tokio::task::spawn_blocking(move || {
+        let mut cursors = agent.cursors.lock().unwrap_or_else(|e| e.into_inner());
+        cursors
+            .reply(since, |first| agent.runner.snapshot_from(Some(first)))
+            .to_json()
+    });
+    match built.await {
         Ok(body) => with_type(StatusCode::OK, body.into(), "application/json"),
         Err(e) => error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -245,6 +291,17 @@ mod tests {
         ] {
             assert_eq!(bearer_token(v.as_bytes()), None, "{v}");
         }
+    }
+
+    #[test]
+    fn since_is_read_from_the_query() {
+        assert_eq!(since(None), Ok(None));
+        assert_eq!(since(Some("intervals=false")), Ok(None));
+        assert_eq!(since(Some("since=0")), Ok(Some(0)));
+        assert_eq!(since(Some("x=1&since=42")), Ok(Some(42)));
+        let e = since(Some("since=-1")).unwrap_err();
+        assert!(e.starts_with("since: \"-1\""), "{e}");
+        assert_eq!(snapshot_since(7), "/snapshot?since=7");
     }
 
     #[test]

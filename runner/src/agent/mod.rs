@@ -1,7 +1,8 @@
 //! `barrage-runner agent`: what every runner pod runs. It compiles its slot
 //! of the plan at startup, then waits for the operator, which talks to it
 //! over HTTP by pod IP: start all runners at one wall-clock instant, pull
-//! cumulative snapshots, stop, shut down (see `api` for the routes).
+//! what changed in its results since the last acknowledged pull (or the
+//! whole cumulative snapshot), stop, shut down (see `api` for the routes).
 //!
 //! The agent never exits on its own while it may still hold unread results,
 //! except `linger` after the load finished (a forgotten pod must not run
@@ -25,8 +26,11 @@ use tokio::{
     task::JoinHandle,
 };
 
+/// The reply to `GET /snapshot?since=CURSOR` and its parts.
+pub use crate::snapshot::delta::{Head, SnapshotDelta, StatsDelta};
 pub use api::{
     AgentStatus, ApiError, HEALTHZ, SHUTDOWN, SNAPSHOT, START, STATUS, STOP, StartRequest,
+    snapshot_since,
 };
 pub use schedule::AgentState;
 
@@ -155,6 +159,8 @@ struct Agent {
     runner: Arc<Runner>,
     token: String,
     schedule: Mutex<Schedule>,
+    /// The states incremental pulls build on.
+    cursors: Mutex<crate::snapshot::Cursors>,
     /// Wakes a scheduled start that `/stop` cancelled.
     cancel: Stop,
     /// Set once the load is over (or will never run).
@@ -273,6 +279,7 @@ pub fn serve_agent(
         runner,
         token,
         schedule: Mutex::new(Schedule::default()),
+        cursors: Mutex::new(crate::snapshot::Cursors::new()),
         cancel: Stop::default(),
         finished: Stop::default(),
         shutdown: Stop::default(),

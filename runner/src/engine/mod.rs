@@ -301,7 +301,13 @@ impl Runner {
 
     /// The cumulative results; `intervals` adds the per-interval series.
     pub fn snapshot_with(&self, intervals: bool) -> Snapshot {
-        let mut snap = self.recorder.snapshot(intervals);
+        self.snapshot_from(intervals.then_some(0))
+    }
+
+    /// The cumulative results with the per-interval series from index
+    /// `first` on (see `Recorder::snapshot_from`).
+    pub fn snapshot_from(&self, first: Option<u64>) -> Snapshot {
+        let mut snap = self.recorder.snapshot_from(first);
         snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
         snap.failures = self.failure().into_iter().collect();
         snap

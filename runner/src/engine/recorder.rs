@@ -227,10 +227,17 @@ impl Recorder {
     }
 
     /// The cumulative results so far; with `intervals`, also the per-interval
-    /// series (including the interval in progress). Live collection leaves
-    /// the series out: it only grows, and only the final report needs it.
+    /// series (including the interval in progress).
     pub fn snapshot(&self, intervals: bool) -> Snapshot {
-        let iv = intervals.then(|| lock(&self.intervals));
+        self.snapshot_from(intervals.then_some(0))
+    }
+
+    /// The cumulative results so far, with the per-interval series from
+    /// index `first` on (the interval in progress included), or none. An
+    /// incremental pull asks only for the intervals its caller has not seen
+    /// whole, so a long run's series is not copied on every pull.
+    pub fn snapshot_from(&self, first: Option<u64>) -> Snapshot {
+        let iv = first.map(|_| lock(&self.intervals));
         self.flush();
         let mut snap = Snapshot::empty(self.interval.as_micros() as u64);
         // Copies only of the names that saw requests: each histogram is as
@@ -256,7 +263,8 @@ impl Recorder {
             snap.runner_starts_us = vec![self.unix_us(s)];
         }
         if let (Some(iv), Some(total)) = (iv, total) {
-            snap.intervals = iv.closed.clone();
+            let first = usize::try_from(first.unwrap_or(0)).unwrap_or(usize::MAX);
+            snap.intervals = iv.closed.get(first..).unwrap_or_default().to_vec();
             if total.count() > iv.prev_requests {
                 snap.intervals
                     .push(Self::interval_since(&iv, iv.closed.len() as u64, &total));

@@ -1,13 +1,18 @@
-//! Talking to the runners' agents: one start instant for all, cumulative
-//! snapshots, stop and shutdown. Calls go to every runner concurrently (a
+//! The client of the runners' agents: one start instant for all,
+//! incremental snapshot pulls (`results` reads and merges them), stop and
+//! shutdown, with the runner crate's own wire types and paths
+//! (`barrage_runner::agent`). Calls go to every runner concurrently (a
 //! start sent one after another would be skewed by the slowest call).
 
 use std::time::Duration;
 
-use futures::{StreamExt, stream};
-use serde::Deserialize;
+use bytes::Bytes;
+use futures::{Stream, StreamExt, stream};
 
-use barrage_runner::plan::Plan;
+use barrage_runner::{
+    agent::{self, AgentStatus, StartRequest},
+    plan::Plan,
+};
 
 use crate::error::{Error, Result};
 
@@ -64,17 +69,6 @@ pub struct RunnerRef {
     pub ip: String,
 }
 
-/// What a runner's agent says about itself (`GET /status`, `POST /start`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct AgentStatus {
-    pub state: String,
-    #[serde(default)]
-    pub start_at_us: Option<u64>,
-    #[serde(default)]
-    pub started_us: Option<u64>,
-}
-
 #[derive(Clone)]
 pub struct Agents {
     http: reqwest::Client,
@@ -103,15 +97,15 @@ impl Agents {
         method: reqwest::Method,
         path: &str,
         token: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&StartRequest>,
         limit: ReplyLimit,
-    ) -> Result<(u16, String)> {
+    ) -> Result<(u16, Bytes)> {
         let mut req = self
             .http
             .request(method, self.url(r, path))
             .bearer_auth(token);
         if let Some(b) = body {
-            req = req.json(&b);
+            req = req.json(b);
         }
         let err = |e: reqwest::Error| Error::Agent {
             runner: r.name.clone(),
@@ -140,17 +134,14 @@ impl Agents {
             }
             body.extend_from_slice(&chunk);
         }
-        let text = String::from_utf8(body).map_err(|e| Error::Agent {
-            runner: r.name.clone(),
-            message: format!("{path}: reply is not UTF-8: {e}"),
-        })?;
-        Ok((code, text))
+        Ok((code, body.into()))
     }
 
-    fn expect_ok(r: &RunnerRef, (code, text): (u16, String), what: &str) -> Result<String> {
+    fn expect_ok(r: &RunnerRef, (code, body): (u16, Bytes), what: &str) -> Result<Bytes> {
         if (200..300).contains(&code) {
-            Ok(text)
+            Ok(body)
         } else {
+            let text = String::from_utf8_lossy(&body);
             Err(Error::Agent {
                 runner: r.name.clone(),
                 message: format!(
@@ -168,39 +159,34 @@ impl Agents {
             .call(
                 r,
                 reqwest::Method::POST,
-                "/start",
+                agent::START,
                 token,
-                Some(serde_json::json!({ "atUs": at_us })),
+                Some(&StartRequest { at_us }),
                 CONTROL_REPLY,
             )
             .await?;
-        let text = Self::expect_ok(r, res, "start")?;
-        serde_json::from_str(&text).map_err(|e| Error::Agent {
+        let body = Self::expect_ok(r, res, "start")?;
+        serde_json::from_slice(&body).map_err(|e| Error::Agent {
             runner: r.name.clone(),
             message: format!("start: {e}"),
         })
     }
 
-    /// The runner's cumulative snapshot, as JSON (decoded by the caller, so
-    /// that many can be merged one at a time), if under `limit` bytes
-    /// (`snapshot_limit`).
-    pub async fn snapshot(
+    /// What changed in a runner's results since `since` (its
+    /// `SnapshotDelta`, undecoded: `results` decodes and merges it), if
+    /// under `limit` bytes (`snapshot_limit`).
+    pub async fn pull(
         &self,
         r: &RunnerRef,
         token: &str,
-        intervals: bool,
+        since: u64,
         limit: usize,
-    ) -> Result<String> {
-        let path = if intervals {
-            "/snapshot"
-        } else {
-            "/snapshot?intervals=false"
-        };
+    ) -> Result<Bytes> {
         let res = self
             .call(
                 r,
                 reqwest::Method::GET,
-                path,
+                &agent::snapshot_since(since),
                 token,
                 None,
                 ReplyLimit {
@@ -217,7 +203,7 @@ impl Agents {
             .call(
                 r,
                 reqwest::Method::POST,
-                "/stop",
+                agent::STOP,
                 token,
                 None,
                 CONTROL_REPLY,
@@ -231,7 +217,7 @@ impl Agents {
             .call(
                 r,
                 reqwest::Method::POST,
-                "/shutdown",
+                agent::SHUTDOWN,
                 token,
                 None,
                 CONTROL_REPLY,
@@ -247,16 +233,28 @@ where
     F: Fn(RunnerRef) -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let mut out: Vec<(RunnerRef, Result<T>)> = stream::iter(runners.iter().cloned())
-        .map(|r| {
+    let mut out: Vec<(RunnerRef, Result<T>)> = each(runners, f).collect().await;
+    out.sort_by_key(|(r, _)| r.index);
+    out
+}
+
+/// Runs `f` for every runner concurrently; results come as they complete,
+/// so a caller can use each (and drop it) before the slowest is in.
+pub fn each<'a, T, F, Fut>(
+    runners: &'a [RunnerRef],
+    f: F,
+) -> impl Stream<Item = (RunnerRef, Result<T>)> + 'a
+where
+    F: Fn(RunnerRef) -> Fut + 'a,
+    Fut: Future<Output = Result<T>> + 'a,
+    T: 'a,
+{
+    stream::iter(runners.iter().cloned())
+        .map(move |r| {
             let fut = f(r.clone());
             async move { (r, fut.await) }
         })
         .buffer_unordered(PARALLEL)
-        .collect()
-        .await;
-    out.sort_by_key(|(r, _)| r.index);
-    out
 }
 
 #[cfg(test)]
@@ -310,13 +308,10 @@ mod tests {
         let (port, r) = fake_agent(head.into(), chunked(&[b'x'; 64 * 1024]), true).await;
         let agents = Agents::new(port);
         let limit = 1 << 20;
-        let err = tokio::time::timeout(
-            Duration::from_secs(10),
-            agents.snapshot(&r, "t", true, limit),
-        )
-        .await
-        .expect("the read stops at the limit")
-        .unwrap_err();
+        let err = tokio::time::timeout(Duration::from_secs(10), agents.pull(&r, "t", 0, limit))
+            .await
+            .expect("the read stops at the limit")
+            .unwrap_err();
         assert!(
             matches!(err, Error::ReplyTooLarge { limit: 1048576, .. }),
             "{err}"
@@ -349,11 +344,8 @@ mod tests {
         let body = r#"{"state":"ready"}"#;
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         let (port, r) = fake_agent(head, body.into(), false).await;
-        let text = Agents::new(port)
-            .snapshot(&r, "t", false, 100)
-            .await
-            .unwrap();
-        assert_eq!(text, body);
+        let got = Agents::new(port).pull(&r, "t", 0, 100).await.unwrap();
+        assert_eq!(got, body.as_bytes());
     }
 
     #[test]

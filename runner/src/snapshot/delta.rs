@@ -1,0 +1,334 @@
+//! The reply to an incremental pull (`GET /snapshot?since=CURSOR`): what
+//! changed in one runner's results since a state its caller acknowledged.
+//! `cursor` keeps those states on the agent's side, `merge` adds replies up
+//! on the caller's.
+//!
+//! A reply has two parts:
+//! - the head, sent whole every time because it does not add up: whether
+//!   the runner finished, its start and "counted until", its interval width,
+//!   the records bitmap (merged by OR) and its failures (merged as a set);
+//! - the additive part as a difference from the acknowledged state: per
+//!   request name the latency histogram minus the acknowledged one
+//!   (HdrHistogram `subtract`: same bucket layout, exact), statuses, errors,
+//!   bytes and retries; dropped and dataExhausted; and the intervals from the
+//!   acknowledged one in progress on (that one as a difference, newer ones
+//!   whole). Intervals that the caller already has whole are never sent again,
+//!   so a long run's pulls stay as small as a short run's.
+//!
+//! Differences are sent as plain V2 histograms (no DEFLATE: a difference of
+//! one round is small, and the caller reads it without inflating), and so
+//! are the few new whole intervals of a steady pull; a reply from the start
+//! (or after a long gap) sends whole intervals as the recorder packed them.
+//! Both are standard HdrHistogram V2, base64.
+
+use std::collections::BTreeMap;
+
+use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use serde::{Deserialize, Serialize};
+
+use super::{Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot};
+use crate::histogram::Latency;
+
+/// The body of `GET /snapshot?since=CURSOR`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotDelta {
+    pub version: u32,
+    /// The state this reply adds to: the `since` asked for, or 0 when it
+    /// holds everything from the start (`since` was 0, or a cursor the agent
+    /// no longer knows: then the caller must rebuild, not add).
+    pub base: u64,
+    /// This reply's state: sent as `since` next time, it acknowledges it.
+    pub cursor: u64,
+    pub head: Head,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub requests: BTreeMap<String, StatsDelta>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub data_exhausted: u64,
+    /// Sorted by index: the acknowledged interval in progress as a
+    /// difference (if it changed), every newer one whole.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub intervals: Vec<Interval>,
+}
+
+/// What does not add up, sent whole.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Head {
+    pub finished: bool,
+    pub started_us: Option<u64>,
+    pub until_us: Option<u64>,
+    pub interval_us: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_used: Option<Bitmap>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<String>,
+}
+
+/// One request name's results since the acknowledged state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatsDelta {
+    pub latency: Packed,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<u16, u64>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors: BTreeMap<ErrorKind, u64>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_sent: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub bytes_received: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub retries: u64,
+    /// Not differences: the current first start and last end (they merge
+    /// by min and max, so sending them again changes nothing).
+    pub first_start_us: u64,
+    pub last_end_us: u64,
+}
+
+/// New whole intervals a reply re-encodes plain at most.
+const PLAIN_WHOLE: usize = 4;
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// The state a reply was built from, as the agent keeps it until it is
+/// acknowledged: the figures a later reply is the difference from, with
+/// each histogram in its plain wire form (a few hundred bytes to a few KB,
+/// where the histogram itself takes 16 to 190 KB) and only the last
+/// interval. So a runner's extra states cost little, however many names.
+#[derive(Clone, Debug, Default)]
+pub struct Base {
+    requests: BTreeMap<String, BaseStats>,
+    dropped: u64,
+    data_exhausted: u64,
+    last: Option<Interval>,
+}
+
+#[derive(Clone, Debug)]
+struct BaseStats {
+    count: u64,
+    latency: Packed,
+    statuses: BTreeMap<u16, u64>,
+    errors: BTreeMap<ErrorKind, u64>,
+    bytes_sent: u64,
+    bytes_received: u64,
+    retries: u64,
+}
+
+impl Base {
+    /// `s` kept compact; names whose count did not change since `prev` reuse
+    /// its entries instead of being encoded again.
+    pub fn of(s: &Snapshot, prev: Option<&Base>) -> Base {
+        let requests = s
+            .requests
+            .iter()
+            .map(|(name, r)| {
+                let same = prev
+                    .and_then(|p| p.requests.get(name))
+                    .filter(|b| b.count == r.count());
+                let b = same.cloned().unwrap_or_else(|| BaseStats {
+                    count: r.count(),
+                    latency: pack_plain(&r.latency),
+                    statuses: r.statuses.clone(),
+                    errors: r.errors.clone(),
+                    bytes_sent: r.bytes_sent,
+                    bytes_received: r.bytes_received,
+                    retries: r.retries,
+                });
+                (name.clone(), b)
+            })
+            .collect();
+        Base {
+            requests,
+            dropped: s.dropped,
+            data_exhausted: s.data_exhausted,
+            last: s.intervals.last().cloned(),
+        }
+    }
+
+    /// Bytes of histograms it keeps.
+    pub fn footprint(&self) -> usize {
+        let names: usize = self
+            .requests
+            .values()
+            .map(|b| b.latency.encoded_len())
+            .sum();
+        names + self.last.as_ref().map_or(0, |iv| iv.latency.encoded_len())
+    }
+
+    /// The first interval a later reply needs: the last one here (it may
+    /// have been in progress).
+    pub fn first_interval(&self) -> u64 {
+        self.last.as_ref().map_or(0, |iv| iv.index)
+    }
+}
+
+impl Head {
+    pub fn of(s: &Snapshot) -> Head {
+        Head {
+            finished: s.finished > 0,
+            started_us: s.started_us,
+            until_us: s.until_us,
+            interval_us: s.interval_us,
+            records_used: s.records_used.clone(),
+            failures: s.failures.clone(),
+        }
+    }
+}
+
+/// Plain V2, base64 (see the module docs).
+pub fn pack_plain(h: &Latency) -> Packed {
+    let mut buf = Vec::with_capacity(256);
+    V2Serializer::new()
+        .serialize(h, &mut buf)
+        .expect("writing to a Vec cannot fail");
+    Packed(B64.encode(buf))
+}
+
+/// `cur - base` of counters that only grow; `None` if one shrank.
+fn minus<K: Ord + Copy>(
+    cur: &BTreeMap<K, u64>,
+    base: &BTreeMap<K, u64>,
+) -> Option<BTreeMap<K, u64>> {
+    if base.keys().any(|k| !cur.contains_key(k)) {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in cur {
+        let d = v.checked_sub(base.get(k).copied().unwrap_or(0))?;
+        if d > 0 {
+            out.insert(*k, d);
+        }
+    }
+    Some(out)
+}
+
+impl StatsDelta {
+    /// `cur` minus `base` (the same name, earlier); `None` if anything shrank.
+    fn between(base: Option<&BaseStats>, cur: &RequestStats) -> Option<StatsDelta> {
+        let mut latency = cur.latency.clone();
+        let Some(b) = base else {
+            return Some(StatsDelta {
+                latency: pack_plain(&latency),
+                statuses: cur.statuses.clone(),
+                errors: cur.errors.clone(),
+                bytes_sent: cur.bytes_sent,
+                bytes_received: cur.bytes_received,
+                retries: cur.retries,
+                first_start_us: cur.first_start_us,
+                last_end_us: cur.last_end_us,
+            });
+        };
+        latency.subtract(b.latency.unpack().ok()?).ok()?;
+        Some(StatsDelta {
+            latency: pack_plain(&latency),
+            statuses: minus(&cur.statuses, &b.statuses)?,
+            errors: minus(&cur.errors, &b.errors)?,
+            bytes_sent: cur.bytes_sent.checked_sub(b.bytes_sent)?,
+            bytes_received: cur.bytes_received.checked_sub(b.bytes_received)?,
+            retries: cur.retries.checked_sub(b.retries)?,
+            first_start_us: cur.first_start_us,
+            last_end_us: cur.last_end_us,
+        })
+    }
+}
+
+impl SnapshotDelta {
+    /// What `cur` adds to `base` (`None`: everything, from the start).
+    /// `base` must be an earlier state of the same runner and `cur` carry
+    /// the intervals from `base.first_interval()` on (all of them without a
+    /// base); `None` when they do not fit together (then answer from the
+    /// start instead).
+    pub fn between(
+        base: Option<&Base>,
+        cur: &Snapshot,
+        base_cursor: u64,
+        cursor: u64,
+    ) -> Option<SnapshotDelta> {
+        let empty = Base::default();
+        let b = base.unwrap_or(&empty);
+        if b.requests.keys().any(|n| !cur.requests.contains_key(n)) {
+            return None;
+        }
+        let mut requests = BTreeMap::new();
+        for (name, c) in &cur.requests {
+            let old = b.requests.get(name);
+            if old.is_some_and(|o| o.count == c.count()) {
+                // Every figure of a name changes with its count, or not at all.
+                continue;
+            }
+            requests.insert(name.clone(), StatsDelta::between(old, c)?);
+        }
+        let last = b.last.as_ref();
+        if let Some(l) = last
+            && !cur.intervals.iter().any(|iv| iv.index == l.index)
+        {
+            return None;
+        }
+        // A steady pull's one or two new intervals go plain too (the caller
+        // reads them without inflating); a long backlog, or everything from
+        // the start, keeps the recorder's packing (a third of the bytes).
+        let whole = cur
+            .intervals
+            .iter()
+            .filter(|iv| last.is_none_or(|l| iv.index > l.index))
+            .count();
+        let plain = base.is_some() && whole <= PLAIN_WHOLE;
+        let mut intervals = Vec::new();
+        for iv in &cur.intervals {
+            match last {
+                Some(l) if iv.index < l.index => {}
+                Some(l) if iv.index == l.index => {
+                    if iv.requests == l.requests {
+                        continue;
+                    }
+                    let mut h = iv.latency.unpack().ok()?;
+                    h.subtract(l.latency.unpack().ok()?).ok()?;
+                    intervals.push(Interval {
+                        index: iv.index,
+                        requests: iv.requests.checked_sub(l.requests)?,
+                        errors: iv.errors.checked_sub(l.errors)?,
+                        latency: pack_plain(&h),
+                    });
+                }
+                _ if plain => intervals.push(Interval {
+                    latency: pack_plain(&iv.latency.unpack().ok()?),
+                    ..iv.clone()
+                }),
+                _ => intervals.push(iv.clone()),
+            }
+        }
+        Some(SnapshotDelta {
+            version: FORMAT_VERSION,
+            base: base_cursor,
+            cursor,
+            head: Head::of(cur),
+            requests,
+            dropped: cur.dropped.checked_sub(b.dropped)?,
+            data_exhausted: cur.data_exhausted.checked_sub(b.data_exhausted)?,
+            intervals,
+        })
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("deltas always serialize")
+    }
+
+    /// Reads a reply; its histograms are checked when merged (`merge`).
+    pub fn from_slice(body: &[u8]) -> Result<SnapshotDelta, crate::Error> {
+        let d: SnapshotDelta =
+            serde_json::from_slice(body).map_err(|e| crate::Error::Snapshot(e.to_string()))?;
+        if d.version != FORMAT_VERSION {
+            return Err(crate::Error::Snapshot(format!(
+                "format version {} is not {FORMAT_VERSION}",
+                d.version
+            )));
+        }
+        Ok(d)
+    }
+}
