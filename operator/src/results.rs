@@ -65,6 +65,14 @@ impl Stores {
             .clone()
     }
 
+    /// Whether a store of the LoadTest `uid` is held.
+    pub fn holds(&self, uid: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(uid)
+    }
+
     pub fn forget(&self, uid: &str) {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(uid);
     }

@@ -61,6 +61,10 @@ pub struct Context {
     pub results: Stores,
     /// The agents' token of each LoadTest, by uid, once read.
     tokens: std::sync::Mutex<HashMap<String, String>>,
+    /// The uid of each LoadTest reconciled, by namespace and name: a
+    /// LoadTest deleted without a finalizer is never reconciled again, and
+    /// this is how its memory is found and dropped (`forget_gone`).
+    uids: std::sync::Mutex<HashMap<(String, String), String>>,
     pub metrics: Arc<Metrics>,
 }
 
@@ -81,6 +85,7 @@ impl Context {
             pods_wait: Duration::from_secs(30),
             results: Stores::default(),
             tokens: Default::default(),
+            uids: Default::default(),
             metrics,
         }
     }
@@ -220,6 +225,27 @@ impl Context {
     pub fn forget(&self, uid: &str) {
         self.tokens().remove(uid);
         self.results.forget(uid);
+    }
+
+    /// Notes which LoadTest (uid) holds a name, for `forget_gone`.
+    pub fn remember(&self, namespace: &str, name: &str, uid: &str) {
+        self.uid_map()
+            .insert((namespace.into(), name.into()), uid.into());
+    }
+
+    /// The LoadTest of this name is gone from the watch (deleted): its run
+    /// memory and its metrics go too, so that deleted tests do not
+    /// accumulate in a long-lived operator.
+    pub fn forget_gone(&self, namespace: &str, name: &str) {
+        let uid = self.uid_map().remove(&(namespace.into(), name.into()));
+        if let Some(uid) = uid {
+            self.forget(&uid);
+        }
+        self.metrics.forget(namespace, name);
+    }
+
+    fn uid_map(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), String>> {
+        self.uids.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The pod store of `lt`'s scope: its namespace's, or the cluster-wide one.

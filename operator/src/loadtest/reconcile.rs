@@ -55,6 +55,7 @@ pub async fn reconcile(obj: Arc<DynamicObject>, ctx: Arc<Context>) -> Result<Act
             Ok(lt) => lt,
             Err((field, message)) => return reject(&obj, &ctx, field, message).await,
         };
+        ctx.remember(&ns, &name, &obj.uid().unwrap_or_default());
         ctx.pods_ready(&lt).await?;
         let before = lt.status.clone().unwrap_or_default();
         let next = step(&lt, &ctx, before.clone()).await?;

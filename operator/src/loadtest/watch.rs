@@ -10,7 +10,7 @@ use kube::{
     Api, Client,
     api::DynamicObject,
     runtime::{
-        Controller, WatchStreamExt,
+        Controller, WatchStreamExt, controller,
         events::{Recorder, Reporter},
         reflector::{self, store::Writer},
         watcher,
@@ -90,11 +90,16 @@ async fn controller(
         .owns_stream(pod_events)
         .owns(jobs, owned)
         .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|res| {
+            // A LoadTest deleted (without a finalizer) is not reconciled
+            // again; its wake-up finds it gone, and its memory goes here.
+            if let Err(controller::Error::ObjectNotFound(gone)) = &res {
+                ctx.forget_gone(gone.namespace.as_deref().unwrap_or_default(), &gone.name);
+            } else if let Err(e) = res {
                 tracing::debug!(error = %e, "reconcile loop");
             }
+            std::future::ready(())
         })
         .await;
 }

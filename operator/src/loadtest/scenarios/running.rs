@@ -273,3 +273,25 @@ async fn an_abort_on_fail_threshold_stops_running_runners_then_the_test_ends_abo
     server.expect(Call::event("Failed"));
     server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_loadtest_deleted_mid_run_leaves_nothing_in_memory() {
+    let lt = running(&spec(1, "").replace("iterations: 5", "duration: 30s"));
+    let (addr, _) = target(200).await;
+    let runners = Runners::start(&lt, addr).await;
+    runners.start_now().await;
+    let (client, mut server) = Scenario::new("deleted mid-run")
+        .expect(token_get(&lt))
+        .expect(status("Running", |_| true))
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    server
+        .run(reconcile(dynamic(&lt), ctx.clone()))
+        .await
+        .unwrap();
+    assert!(ctx.results.holds("uid-1"));
+    // Deleted without a finalizer: the controller's wake-up finds it gone.
+    ctx.forget_gone(NS, NAME);
+    assert!(!ctx.results.holds("uid-1"));
+    runners.handles[0].stop_load();
+}
