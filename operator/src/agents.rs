@@ -53,13 +53,25 @@ pub fn report_interval(plan: &Plan) -> Duration {
 /// per report interval over `length` (the plan's length plus its grace),
 /// and room for the rest (statuses, errors, the records bitmap).
 pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
-    let names: usize = plan.requests.iter().map(|r| r.steps.len() + 1).sum();
-    let interval = report_interval(plan).max(Duration::from_millis(100));
-    let intervals = (length.as_millis() / interval.as_millis()) as usize + 2;
+    let names = max_names(plan);
+    let intervals = max_intervals(plan, length) as usize;
     SNAPSHOT_BASE
         .saturating_add(names.saturating_mul(PER_NAME))
         .saturating_add(intervals.saturating_mul(PER_INTERVAL))
         .min(SNAPSHOT_MAX)
+}
+
+/// The most request names a runner of `plan` can report: each request and
+/// each step of a journey.
+pub fn max_names(plan: &Plan) -> usize {
+    plan.requests.iter().map(|r| r.steps.len() + 1).sum()
+}
+
+/// The most report intervals a runner of `plan` can fill in `length` (the
+/// plan's length plus its grace), with one to spare at each end.
+pub fn max_intervals(plan: &Plan, length: Duration) -> u64 {
+    let interval = report_interval(plan).max(Duration::from_millis(100));
+    (length.as_micros() / interval.as_micros()) as u64 + 2
 }
 
 #[derive(Clone, Debug)]

@@ -31,22 +31,16 @@ pub fn snapshot_limit(lt: &LoadTest) -> usize {
     crate::agents::snapshot_limit(&lt.spec.plan, run_limit(lt))
 }
 
-/// The most request names a runner of `lt` can report: each request and
-/// each step of a journey (a reply with more is refused).
+/// The most request names a runner of `lt` can report (a reply with more
+/// is refused).
 pub fn max_names(lt: &LoadTest) -> usize {
-    lt.spec
-        .plan
-        .requests
-        .iter()
-        .map(|r| r.steps.len() + 1)
-        .sum()
+    crate::agents::max_names(&lt.spec.plan)
 }
 
 /// The highest report-interval index a runner of `lt` can reach within its
 /// run limit (a reply beyond is refused).
 pub fn max_interval(lt: &LoadTest) -> u64 {
-    let interval = crate::agents::report_interval(&lt.spec.plan).max(Duration::from_millis(100));
-    (run_limit(lt).as_micros() / interval.as_micros()) as u64 + 2
+    crate::agents::max_intervals(&lt.spec.plan, run_limit(lt))
 }
 
 pub fn parse_thresholds(lt: &LoadTest) -> Vec<Threshold> {
