@@ -71,19 +71,23 @@ pub fn taken_by(
     }
 }
 
-/// Runs `f` for each watched namespace, or once cluster-wide (`None`) when
-/// the list is empty, all at once until each returns.
+/// The scopes a controller runs in: each watched namespace, or the whole
+/// cluster (`None`) when the list is empty.
+pub fn scopes(namespaces: Vec<String>) -> Vec<Option<String>> {
+    if namespaces.is_empty() {
+        vec![None]
+    } else {
+        namespaces.into_iter().map(Some).collect()
+    }
+}
+
+/// Runs `f` for each scope (`scopes`), all at once until each returns.
 pub async fn per_scope<F, Fut>(namespaces: Vec<String>, f: F)
 where
     F: Fn(Option<String>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
-    futures::future::join_all(scopes.into_iter().map(f)).await;
+    futures::future::join_all(scopes(namespaces).into_iter().map(f)).await;
 }
 
 #[cfg(test)]

@@ -21,7 +21,12 @@ use super::{
     context::{Config, Context},
     reconcile::{error_policy, reconcile},
 };
-use crate::{cluster::MANAGER, crd::loadtest_resource, metrics::Metrics, pods};
+use crate::{
+    cluster::{self, MANAGER},
+    crd::loadtest_resource,
+    metrics::Metrics,
+    pods,
+};
 
 /// Runs one controller per watched namespace (all namespaces when the list
 /// is empty: then one cluster-wide controller) until a shutdown signal.
@@ -30,11 +35,7 @@ pub async fn run(client: Client, config: Config, namespaces: Vec<String>, metric
         controller: MANAGER.into(),
         instance: std::env::var("POD_NAME").ok(),
     };
-    let scopes: Vec<Option<String>> = if namespaces.is_empty() {
-        vec![None]
-    } else {
-        namespaces.into_iter().map(Some).collect()
-    };
+    let scopes = cluster::scopes(namespaces);
     let (stores, writers): (Vec<_>, Vec<_>) = scopes
         .iter()
         .map(|scope| {
