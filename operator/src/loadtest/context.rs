@@ -30,6 +30,26 @@ use crate::{
     results::Stores,
 };
 
+/// A namespaced object the operator reads, creates or applies as a
+/// LoadTest's own.
+pub trait Namespaced:
+    Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+    + Clone
+    + serde::Serialize
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+{
+}
+
+impl<K> Namespaced for K where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug
+{
+}
+
 pub struct Config {
     /// Runner pod settings for LoadTests that set none.
     pub runner: pods::RunnerDefaults,
@@ -121,13 +141,7 @@ impl Context {
         }
     }
 
-    pub fn ns_api<K>(&self, lt: &LoadTest) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub fn ns_api<K: Namespaced>(&self, lt: &LoadTest) -> Api<K> {
         Api::namespaced(self.client.clone(), &lt.namespace().unwrap_or_default())
     }
 
@@ -135,28 +149,14 @@ impl Context {
     /// (objects we own never change after creation, and a second token
     /// would lock the runners out). A name held by anything else is not
     /// adopted (`cluster::taken_by`).
-    pub async fn create_if_absent<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::Serialize
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn create_if_absent<K: Namespaced>(&self, lt: &LoadTest, obj: &K) -> Result<()> {
         self.create_or_find_owned(lt, obj).await.map(|_| ())
     }
 
     /// Like `create_if_absent`, but an existing object this LoadTest owns
     /// is brought up to `obj` by server-side apply (the operator's flags,
     /// e.g. its pod labels, may have changed since it was created).
-    pub async fn apply_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<()>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::Serialize
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
+    pub async fn apply_owned<K: Namespaced>(&self, lt: &LoadTest, obj: &K) -> Result<()> {
         if !self.create_or_find_owned(lt, obj).await? {
             let name = obj.meta().name.clone().unwrap_or_default();
             self.ns_api::<K>(lt)
@@ -172,14 +172,7 @@ impl Context {
 
     /// Creates `obj`; true when it was created, false when this LoadTest
     /// already owns one of that name, an error when anything else holds it.
-    async fn create_or_find_owned<K>(&self, lt: &LoadTest, obj: &K) -> Result<bool>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
-            + Clone
-            + serde::Serialize
-            + serde::de::DeserializeOwned
-            + std::fmt::Debug,
-    {
+    async fn create_or_find_owned<K: Namespaced>(&self, lt: &LoadTest, obj: &K) -> Result<bool> {
         let api = self.ns_api::<K>(lt);
         match api.create(&PostParams::default(), obj).await {
             Ok(_) => Ok(true),
@@ -284,41 +277,45 @@ impl Context {
     /// Only pods it controls count: another object's pod that carries the
     /// same labels is not a runner.
     pub fn runner_pods(&self, lt: &LoadTest) -> BTreeMap<u32, Pod> {
-        let (ns, name) = (lt.namespace(), lt.name_any());
-        let uid = lt.metadata.uid.as_deref();
-        self.pod_store(lt)
-            .into_iter()
-            .flat_map(|s| {
-                s.state_filter(|p| {
-                    p.metadata.namespace == ns
-                        && pods::is_runner_of(p, &name)
-                        && p.owner_references()
-                            .iter()
-                            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == uid)
-                })
-            })
-            .filter_map(|p| {
-                let i = p.labels().get(pods::LABEL_INDEX)?.parse().ok()?;
-                Some((i, (*p).clone()))
-            })
-            .collect()
+        let name = lt.name_any();
+        self.owned_pods(lt, lt.metadata.uid.as_deref(), |p| {
+            pods::is_runner_of(p, &name)
+        })
+        .into_iter()
+        .filter_map(|p| {
+            let i = p.labels().get(pods::LABEL_INDEX)?.parse().ok()?;
+            Some((i, p))
+        })
+        .collect()
     }
-}
 
-impl Context {
     /// The pods of this LoadTest's setup Job `job_uid`, as the watch last
     /// saw them (not those of an earlier Job of the same name).
     pub fn setup_pods(&self, lt: &LoadTest, job_uid: Option<&str>) -> Vec<Pod> {
+        let name = lt.name_any();
+        self.owned_pods(lt, job_uid, |p| {
+            p.labels().get(pods::LABEL_TEST) == Some(&name)
+        })
+    }
+
+    /// The pods in `lt`'s namespace that `owner_uid` controls and `keep`
+    /// accepts, from `lt`'s pod store.
+    fn owned_pods(
+        &self,
+        lt: &LoadTest,
+        owner_uid: Option<&str>,
+        keep: impl Fn(&Pod) -> bool,
+    ) -> Vec<Pod> {
         let ns = lt.namespace();
         self.pod_store(lt)
             .into_iter()
             .flat_map(|s| {
                 s.state_filter(|p| {
                     p.metadata.namespace == ns
-                        && p.labels().get(pods::LABEL_TEST) == Some(&lt.name_any())
-                        && p.owner_references()
-                            .iter()
-                            .any(|o| o.controller == Some(true) && Some(o.uid.as_str()) == job_uid)
+                        && p.owner_references().iter().any(|o| {
+                            o.controller == Some(true) && Some(o.uid.as_str()) == owner_uid
+                        })
+                        && keep(p)
                 })
             })
             .map(|p| (*p).clone())
