@@ -193,6 +193,13 @@ pub fn failed(
     finish(st, Phase::Failed, message.to_string(), generation, now);
 }
 
+/// Failed because the spec of `generation` is invalid (`msg` says where):
+/// Validated False with reason InvalidSpec.
+pub fn invalid_spec(st: &mut LoadTestStatus, msg: &str, generation: Option<i64>, now: Timestamp) {
+    st.observed_generation = generation;
+    failed(st, COND_VALIDATED, "InvalidSpec", msg, generation, now);
+}
+
 pub fn finish(
     st: &mut LoadTestStatus,
     phase: Phase,

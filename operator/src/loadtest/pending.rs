@@ -24,14 +24,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     st.observed_generation = generation;
     if let Err(e) = validate(&lt.name_any(), &lt.spec) {
         let msg = format!("invalid spec: {e}");
-        status::failed(
-            &mut st,
-            COND_VALIDATED,
-            "InvalidSpec",
-            &msg,
-            generation,
-            now(),
-        );
+        status::invalid_spec(&mut st, &msg, generation, now());
         return Ok(Next::new(st, None).event(EventType::Warning, "InvalidSpec", msg));
     }
     let token = random_token()?;

@@ -120,15 +120,7 @@ fn rejected(
     if st.phase == Phase::Failed && st.message.as_deref() == Some(msg.as_str()) {
         return None;
     }
-    st.observed_generation = generation;
-    status::failed(
-        &mut st,
-        COND_VALIDATED,
-        "InvalidSpec",
-        &msg,
-        generation,
-        now(),
-    );
+    status::invalid_spec(&mut st, &msg, generation, now());
     Some((st, msg))
 }
 
