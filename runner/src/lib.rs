@@ -7,6 +7,7 @@ pub mod serve;
 pub mod signal;
 pub mod size;
 pub mod thresholds;
+pub mod tls;
 
 pub use error::{Error, Result};
 pub mod agent;

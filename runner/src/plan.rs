@@ -43,6 +43,135 @@ pub struct Target {
     /// Default per-request timeout (a request may override it). Default 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// How an https:// target is trusted and who the runner is to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TargetTls>,
+    /// The HTTP version: "1.1" (default), "2" (ALPN over TLS, prior
+    /// knowledge (h2c) over cleartext) or "auto" (ALPN offers both over TLS;
+    /// HTTP/1.1 over cleartext).
+    #[serde(default, skip_serializing_if = "HttpVersion::is_default")]
+    pub http: HttpVersion,
+    /// HTTP/2 only: connections per runner that the users' streams are
+    /// spread over. Default: one per 100 users (or in-flight requests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u32>,
+}
+
+/// `target.http`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, JsonSchema)]
+pub enum HttpVersion {
+    #[default]
+    #[serde(rename = "1.1")]
+    Http1,
+    #[serde(rename = "2")]
+    Http2,
+    #[serde(rename = "auto")]
+    Auto,
+}
+
+impl HttpVersion {
+    pub fn is_default(&self) -> bool {
+        *self == HttpVersion::Http1
+    }
+}
+
+/// YAML reads an unquoted `http: 1.1` or `http: 2` as a number: both are
+/// taken as the version they spell, so a plan need not quote them.
+impl<'de> Deserialize<'de> for HttpVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Number(f64),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Text(t) => t,
+            Raw::Number(n) => n.to_string(),
+        };
+        match text.as_str() {
+            "1.1" => Ok(HttpVersion::Http1),
+            "2" | "2.0" => Ok(HttpVersion::Http2),
+            "auto" => Ok(HttpVersion::Auto),
+            other => Err(serde::de::Error::custom(format!(
+                "unknown HTTP version {other:?}: expected \"1.1\", \"2\" or \"auto\""
+            ))),
+        }
+    }
+}
+
+/// `target.tls`: how the runner trusts an https:// target and, for mutual
+/// TLS, who it is. By default the target's certificate must chain to the
+/// bundled web PKI roots (runner images have no system store) and name the
+/// host of `baseUrl`, as a browser would require.
+///
+/// Locally the files are read from paths (relative to the plan file, like
+/// `data.file`). In a LoadTest the operator takes them from Secrets or
+/// ConfigMaps instead (`caFrom`, `certFrom`, `keyFrom`), mounts them
+/// read-only into the runner pods and fills in the paths itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TargetTls {
+    /// A PEM bundle of CA certificates to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// What `caFile` does to the bundled web PKI roots: "add" (default: the
+    /// target may chain to either) or "replace" (only these CAs are trusted).
+    #[serde(default, skip_serializing_if = "CaMode::is_default")]
+    pub ca_mode: CaMode,
+    /// A PEM client certificate (chain) for mutual TLS; needs `keyFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<String>,
+    /// The PEM private key of `certFile`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// The name sent as SNI and checked against the certificate, instead of
+    /// the host of `baseUrl` (for a target reached by IP, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// The lowest TLS version accepted: "1.2" (default) or "1.3".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_version: Option<String>,
+    /// Accept any certificate. Only when spelled out; every summary and
+    /// status says that the target was not verified.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub insecure_skip_verify: bool,
+    /// LoadTest only: the CA bundle from a Secret or ConfigMap key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_from: Option<ValueFrom>,
+    /// LoadTest only: the client certificate from a Secret or ConfigMap key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_from: Option<ValueFrom>,
+    /// LoadTest only: the client key, from a Secret key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_from: Option<ValueFrom>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaMode {
+    #[default]
+    Add,
+    Replace,
+}
+
+impl CaMode {
+    pub fn is_default(&self) -> bool {
+        *self == CaMode::Add
+    }
+}
+
+/// One key of a Secret or a ConfigMap in the LoadTest's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ValueFrom {
+    /// The Secret's name (exactly one of `secret` and `configMap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    /// The ConfigMap's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<String>,
+    pub key: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -1,0 +1,1 @@
+//! rustls client configs for the engine (target.tls). Filled in by issue 13.

@@ -1,0 +1,1 @@
+//! rustls server configs for `serve` and the agent. Filled in by issue 13.
