@@ -7,6 +7,7 @@
 //! secret, and even a certificate file may be one by mistake.
 
 pub mod client;
+pub mod pinned;
 pub mod server;
 
 use std::{path::Path, sync::Arc};
