@@ -5,12 +5,22 @@
 #                       [--duration SECS] [--rounds N] [--threads N]
 #                       [--nginx-workers N|auto] [--port PORT]
 #                       [--barrage-workers N] [--goal RATIO] [--no-build]
+#                       [--scheme http|https] [--http 1.1|2] [--streams N]
 #
-# Runs wrk and barrage-runner alternately (wrk, barrage, wrk, barrage, ...)
-# against one target on 127.0.0.1, with the same connections, duration and
-# thread count, then prints each run's req/s, the medians and the ratio
-# barrage/wrk against the goal (0.9). It is a benchmark, not a test: it
-# exits 0 whatever the ratio, and non-zero only when something breaks.
+# Runs a reference client and barrage-runner alternately (ref, barrage, ref,
+# barrage, ...) against one target on 127.0.0.1, with the same connections,
+# duration and thread count, then prints each run's req/s, the medians and
+# the ratio barrage/reference against the goal (0.9). It is a benchmark, not
+# a test: it exits 0 whatever the ratio, and non-zero only when something
+# breaks.
+#
+# The reference is wrk for HTTP/1.1 (over TLS too with --scheme https) and
+# h2load (Debian's nghttp2-client) for --http 2: N connections x --streams
+# concurrent streams each (h2load -c N -m STREAMS), and barrage with
+# users = N x STREAMS over `target.connections: N`. Over https both clients
+# use a fresh ECDSA P-256 certificate made with openssl for 127.0.0.1;
+# barrage trusts it through target.tls.caFile (caMode: replace), wrk and
+# h2load do not verify.
 #
 # Thread counts: wrk gets `-t THREADS`; barrage-runner's tokio runtime uses
 # one worker thread per core by default, and this script pins it to THREADS
@@ -39,8 +49,11 @@ port=18089
 barrage_workers=1
 goal=0.9
 build=1
+scheme=http
+http=1.1
+streams=10
 
-usage() { sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -54,17 +67,25 @@ while [[ $# -gt 0 ]]; do
         --barrage-workers) barrage_workers=$2; shift 2 ;;
         --goal) goal=$2; shift 2 ;;
         --no-build) build=0; shift ;;
+        --scheme) scheme=$2; shift 2 ;;
+        --http) http=$2; shift 2 ;;
+        --streams|-m) streams=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
 done
 case "$target" in nginx|barrage) ;; *) echo "--target must be nginx or barrage" >&2; exit 2 ;; esac
+case "$scheme" in http|https) ;; *) echo "--scheme must be http or https" >&2; exit 2 ;; esac
+case "$http" in 1.1|2) ;; *) echo "--http must be 1.1 or 2" >&2; exit 2 ;; esac
+if [[ $http == 2 ]]; then ref=h2load; else ref=wrk; fi
 
 log() { printf '[throughput] %s\n' "$*" >&2; }
 
 # --- prerequisites (idempotent) ---------------------------------------------
 need_pkgs=()
 command -v wrk >/dev/null || need_pkgs+=(wrk)
+[[ $ref == h2load ]] && ! command -v h2load >/dev/null && need_pkgs+=(nghttp2-client)
+[[ $scheme == https ]] && ! command -v openssl >/dev/null && need_pkgs+=(openssl)
 if [[ $target == nginx ]] && ! command -v nginx >/dev/null && [[ ! -x /usr/sbin/nginx ]]; then
     need_pkgs+=(nginx-light)
 fi
@@ -107,6 +128,24 @@ if port_busy "$port"; then
     exit 1
 fi
 
+# --- certificate (https) ----------------------------------------------------
+listen_opts=""
+tls_conf=""
+if [[ $scheme == https ]]; then
+    mkdir -p "$tmp/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
+        -keyout "$tmp/tls/key.pem" -out "$tmp/tls/cert.pem" 2>/dev/null
+    listen_opts=" ssl"
+    # Session tickets and a shared cache as a production nginx would have;
+    # neither client reconnects during a keep-alive run anyway.
+    tls_conf="ssl_certificate $tmp/tls/cert.pem;
+        ssl_certificate_key $tmp/tls/key.pem;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:bench:1m;"
+fi
+[[ $http == 2 ]] && listen_opts="$listen_opts http2"
+
 # --- target -----------------------------------------------------------------
 if [[ $target == nginx ]]; then
     mkdir -p "$tmp/nginx/logs"
@@ -132,7 +171,8 @@ http {
     keepalive_requests 100000000;
     keepalive_timeout 75s;
     server {
-        listen 127.0.0.1:$port backlog=4096;
+        listen 127.0.0.1:$port$listen_opts backlog=4096;
+        $tls_conf
         location / {
             return 200 "ok";
         }
@@ -144,26 +184,40 @@ EOF
     pids+=($!)
     target_desc="nginx $("$nginx_bin" -v 2>&1 | sed 's/.*nginx\///'), worker_processes $nginx_workers"
 else
-    "$bin" serve --listen "127.0.0.1:$port" >"$tmp/serve.log" 2>&1 &
+    serve_tls=()
+    [[ $scheme == https ]] && serve_tls=(--tls-cert "$tmp/tls/cert.pem" --tls-key "$tmp/tls/key.pem")
+    "$bin" serve --listen "127.0.0.1:$port" "${serve_tls[@]}" >"$tmp/serve.log" 2>&1 &
     pids+=($!)
     target_desc="barrage-runner serve (built-in routes)"
 fi
-url="http://127.0.0.1:$port/"
+url="$scheme://127.0.0.1:$port/"
 for _ in $(seq 1 100); do
     port_busy "$port" && break
     sleep 0.1
 done
 port_busy "$port" || { echo "target did not start on $url" >&2; cat "$tmp"/nginx/stderr "$tmp"/serve.log 2>/dev/null >&2; exit 1; }
-body=$(curl -fsS "$url" 2>/dev/null || true)
+body=$(curl -fsSk "$url" 2>/dev/null || true)
 [[ -z $body || $body == ok ]] || log "warning: GET / answered '$body', expected 'ok'"
 
 # --- the plan ----------------------------------------------------------------
+users=$conns
+target_extra=""
+if [[ $scheme == https ]]; then
+    target_extra+="
+  tls: {caFile: $tmp/tls/cert.pem, caMode: replace}"
+fi
+if [[ $http == 2 ]]; then
+    users=$((conns * streams))
+    target_extra+="
+  http: \"2\"
+  connections: $conns"
+fi
 cat >"$tmp/plan.yaml" <<EOF
 target:
-  baseUrl: http://127.0.0.1:$port
+  baseUrl: $scheme://127.0.0.1:$port$target_extra
 load:
   executor: concurrency
-  users: $conns
+  users: $users
   duration: ${duration}s
 requests:
   - name: get-root
@@ -216,6 +270,22 @@ run_barrage() {
     printf '%s\n' "$rps"
 }
 
+# h2load: N clients (connections) with M streams each; "finished in 10.00s,
+# 45000.12 req/s" and "requests: T total, T started, D done, S succeeded".
+run_h2load() {
+    local out rps
+    out=$(cpu_time "$tmp/ref.cpu" h2load -t"$threads" -c"$conns" -m"$streams" -D"$duration" "$url" 2>&1) || { echo "$out" >&2; return 1; }
+    rps=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' <<<"$out")
+    local done failed
+    done=$(awk '/^requests:/ {print $8}' <<<"$out")
+    failed=$(awk '/^requests:/ {print $12}' <<<"$out")
+    [[ ${failed:-0} != 0 ]] && log "h2load: $failed failed"
+    cpu_per_req "$tmp/ref.cpu" "$done" >"$tmp/last.cpu"
+    printf '%s\n' "$rps"
+}
+
+run_ref() { if [[ $ref == h2load ]]; then run_h2load; else run_wrk; fi; }
+
 median() {
     sort -g | awk '{v[NR]=$1} END {
         if (NR == 0) { print "nan"; exit }
@@ -223,17 +293,21 @@ median() {
 }
 
 echo "target:      $target_desc on $url"
-echo "load:        $conns connections, ${duration}s per run, $rounds rounds (wrk, barrage alternating)"
-echo "threads:     wrk -t$threads; barrage-runner TOKIO_WORKER_THREADS=$threads, --workers $barrage_workers"
+if [[ $http == 2 ]]; then
+    echo "load:        HTTP/2, $conns connections x $streams streams, ${duration}s per run, $rounds rounds ($ref, barrage alternating)"
+else
+    echo "load:        HTTP/1.1, $conns connections, ${duration}s per run, $rounds rounds ($ref, barrage alternating)"
+fi
+echo "threads:     $ref -t$threads; barrage-runner TOKIO_WORKER_THREADS=$threads, --workers $barrage_workers"
 echo "machine:     $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 
 wrk_all=(); wrk_cpu=()
 barrage_all=(); barrage_cpu=()
 for r in $(seq 1 "$rounds"); do
-    w=$(run_wrk)
+    w=$(run_ref)
     wc=$(cat "$tmp/last.cpu")
-    printf 'round %d  wrk             %10.1f req/s   client CPU %6s us/req\n' "$r" "$w" "$wc"
+    printf 'round %d  %-15s %10.1f req/s   client CPU %6s us/req\n' "$r" "$ref" "$w" "$wc"
     wrk_all+=("$w"); wrk_cpu+=("$wc")
     sleep 1
     b=$(run_barrage)
@@ -249,6 +323,9 @@ ratio=$(awk -v b="$barrage_med" -v w="$wrk_med" 'BEGIN { printf "%.3f", (w > 0 ?
 verdict=$(awk -v r="$ratio" -v g="$goal" 'BEGIN { print (r >= g ? "PASS" : "FAIL") }')
 
 echo
-printf 'median   wrk             %10.1f req/s   client CPU %6s us/req\n' "$wrk_med" "$(printf '%s\n' "${wrk_cpu[@]}" | median)"
+printf 'median   %-15s %10.1f req/s   client CPU %6s us/req\n' "$ref" "$wrk_med" "$(printf '%s\n' "${wrk_cpu[@]}" | median)"
 printf 'median   barrage-runner  %10.1f req/s   client CPU %6s us/req\n' "$barrage_med" "$(printf '%s\n' "${barrage_cpu[@]}" | median)"
-echo "throughput ratio barrage/wrk = $ratio (goal >= $goal): $verdict"
+cpu_ratio=$(awk -v b="$(printf '%s\n' "${barrage_cpu[@]}" | median)" -v w="$(printf '%s\n' "${wrk_cpu[@]}" | median)" \
+    'BEGIN { if (w > 0 && b > 0) printf "%.3f", b / w; else print "n/a" }')
+echo "client CPU per request barrage/$ref = $cpu_ratio"
+echo "throughput ratio barrage/$ref = $ratio (goal >= $goal): $verdict"
