@@ -76,12 +76,12 @@ fn max_body_is_a_size_per_request_or_step() {
 
 #[test]
 fn base_url_ports_are_checked_and_credentials_never_shown() {
-    assert_eq!(port_of("h"), Ok(80));
-    assert_eq!(port_of("h:8080"), Ok(8080));
-    assert_eq!(port_of("[::1]:9"), Ok(9));
-    assert_eq!(port_of("[::1]"), Ok(80));
+    assert_eq!(port_of("h", 80), Ok(80));
+    assert_eq!(port_of("h:8080", 80), Ok(8080));
+    assert_eq!(port_of("[::1]:9", 80), Ok(9));
+    assert_eq!(port_of("[::1]", 443), Ok(443));
     for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
-        assert!(port_of(bad).is_err(), "{bad}");
+        assert!(port_of(bad, 80).is_err(), "{bad}");
     }
     assert_eq!(redact_userinfo("http://u:pw@h/p"), "http://***@h/p");
     assert_eq!(redact_userinfo("u:pw@h"), "***@h");

@@ -123,11 +123,13 @@ fn heads_merge_as_sets_and_unions() {
                 interval_us: 1_000_000,
                 records_used: Some(Bitmap(records)),
                 failures: failures.into_iter().map(String::from).collect(),
+                warnings: vec!["w".into()],
             },
             requests: BTreeMap::new(),
             dropped: 1,
             data_exhausted: 0,
             intervals: Vec::new(),
+            connections: None,
         };
         m.apply(runner, &d).unwrap();
     };
