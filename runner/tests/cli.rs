@@ -332,9 +332,40 @@ fn non_http_base_url_is_refused() {
         "target.baseUrl",
         &["ftp://127.0.0.1:9", "must start with http://"],
     );
-    // https is a scheme it may one day support, but not yet: refused too.
-    let plan = good_plan("{URL}").replace("baseUrl: {URL}", "baseUrl: 'https://127.0.0.1:9'");
-    assert_invalid(&plan, &[], "target.baseUrl", &["https", "not supported"]);
+}
+
+#[test]
+fn target_tls_is_checked_and_operator_fields_refused_locally() {
+    // target.tls on a cleartext target would silently do nothing.
+    let plan = good_plan("{URL}").replace(
+        "baseUrl: {URL}",
+        "baseUrl: {URL}\n  tls: {insecureSkipVerify: true}",
+    );
+    assert_invalid(&plan, &[], "target.tls", &["only applies to an https://"]);
+    let https = |tls: &str| {
+        good_plan("{URL}").replace(
+            "baseUrl: {URL}",
+            &format!("baseUrl: 'https://127.0.0.1:9'\n  tls: {tls}"),
+        )
+    };
+    assert_invalid(
+        &https("{caFrom: {secret: ca, key: ca.crt}}"),
+        &[],
+        "target.tls.caFrom",
+        &["read by the operator", "caFile"],
+    );
+    assert_invalid(
+        &https("{minVersion: '1.1'}"),
+        &[],
+        "target.tls.minVersion",
+        &["\"1.2\" or \"1.3\""],
+    );
+    assert_invalid(
+        &https("{certFile: c.crt}"),
+        &[],
+        "target.tls.keyFile",
+        &["is missing"],
+    );
 }
 
 #[test]

@@ -179,3 +179,62 @@ fn forms_set_their_content_type_and_exclude_a_body() {
     ));
     assert!(e.contains("has both `steps`"), "{e}");
 }
+
+#[test]
+fn https_targets_default_to_port_443_and_carry_one_tls_config() {
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://example.test/api'}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /x}]",
+    )
+    .unwrap();
+    assert_eq!(c.target.authority, "example.test:443");
+    assert!(c.target.https);
+    let tls = c.target.tls.as_ref().unwrap();
+    assert_eq!(
+        tls.server_name,
+        rustls::pki_types::ServerName::try_from("example.test").unwrap()
+    );
+    assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()]);
+    assert!(c.warnings().is_empty());
+    // An IP host is verified as an IP address (and sent no SNI).
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://[::1]:8443', http: auto}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    )
+    .unwrap();
+    let tls = c.target.tls.as_ref().unwrap();
+    assert!(matches!(
+        tls.server_name,
+        rustls::pki_types::ServerName::IpAddress(_)
+    ));
+    assert_eq!(
+        tls.config.alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://h', tls: {insecureSkipVerify: true}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    )
+    .unwrap();
+    assert_eq!(c.warnings(), [crate::tls::client::INSECURE_WARNING]);
+}
+
+#[test]
+fn target_tls_fields_are_checked_by_name() {
+    let https = |tls: &str| {
+        err(&format!(
+            "target: {{baseUrl: 'https://h', tls: {tls}}}\nload: {{users: 1, iterations: 1}}\nrequests: [{{name: a, path: /}}]"
+        ))
+    };
+    for (tls, field, what) in [
+        ("{minVersion: '1.0'}", "target.tls.minVersion", "\"1.0\""),
+        ("{certFile: c.pem}", "target.tls.keyFile", "is missing"),
+        ("{keyFile: k.pem}", "target.tls.certFile", "is missing"),
+        ("{caMode: replace}", "target.tls.caMode", "needs caFile"),
+        ("{serverName: 'a b'}", "target.tls.serverName", "not a DNS name"),
+        ("{keyFrom: {secret: s, key: k}, certFile: c}", "target.tls.keyFrom", "read by the operator"),
+        ("{caFile: /nonexistent/ca.pem}", "target.tls.caFile", "/nonexistent/ca.pem"),
+    ] {
+        let e = https(tls);
+        assert!(e.contains(field) && e.contains(what), "{tls}: {e}");
+    }
+    let e = err("target: {baseUrl: 'http://h', tls: {}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]");
+    assert!(e.contains("target.tls") && e.contains("https://"), "{e}");
+}

@@ -507,3 +507,6 @@ mod tests;
 
 #[cfg(test)]
 mod fuzz;
+
+#[cfg(test)]
+mod tls_tests;

@@ -43,18 +43,6 @@ impl Stream {
             Stream::Tls(t) => t.get_ref().1.alpn_protocol(),
         }
     }
-
-    /// Whether the TLS session was resumed rather than fully negotiated.
-    #[cfg(test)]
-    pub fn resumed(&self) -> bool {
-        match self {
-            Stream::Plain(_) => false,
-            Stream::Tls(t) => matches!(
-                t.get_ref().1.handshake_kind(),
-                Some(rustls::HandshakeKind::Resumed)
-            ),
-        }
-    }
 }
 
 /// How long a new connection took to set up, for the connection histograms.
