@@ -157,12 +157,10 @@ impl Summary {
                 .iter()
                 .map(|(n, r)| (n.clone(), one(r)))
                 .collect(),
-            connections: SetupMs::of(&s.connections.connect).map(|connect_ms| {
-                ConnectionSummary {
-                    opened: s.connections.opened(),
-                    connect_ms,
-                    tls_handshake_ms: SetupMs::of(&s.connections.tls_handshake),
-                }
+            connections: SetupMs::of(&s.connections.connect).map(|connect_ms| ConnectionSummary {
+                opened: s.connections.opened(),
+                connect_ms,
+                tls_handshake_ms: SetupMs::of(&s.connections.tls_handshake),
             }),
             warnings: s.warnings.clone(),
         }

@@ -7,7 +7,10 @@
 #[path = "support/tls_target.rs"]
 mod tls_target;
 
-use std::{path::PathBuf, sync::atomic::Ordering};
+use std::{
+    path::{Path, PathBuf},
+    sync::atomic::Ordering,
+};
 
 use barrage_runner::{
     compile::Slot,
@@ -39,9 +42,9 @@ async fn target(cert: &Pair) -> Target {
 }
 
 /// Runs `plan` (BASE replaced by the target's https URL) with files from `dir`.
-async fn run(t: &Target, plan: &str, dir: &PathBuf) -> Report {
+async fn run(t: &Target, plan: &str, dir: &Path) -> Report {
     let yaml = plan.replace("BASE", &format!("https://{}", t.addr));
-    let loaded = planfile::from_str(&yaml, dir.clone()).unwrap();
+    let loaded = planfile::from_str(&yaml, dir.to_path_buf()).unwrap();
     local::run(
         &loaded,
         &Options {
@@ -54,12 +57,7 @@ async fn run(t: &Target, plan: &str, dir: &PathBuf) -> Report {
 }
 
 fn kinds(r: &Report) -> Vec<(ErrorKind, u64)> {
-    r.snapshot
-        .stats(None)
-        .unwrap()
-        .errors
-        .into_iter()
-        .collect()
+    r.snapshot.stats(None).unwrap().errors.into_iter().collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +76,11 @@ async fn keep_alive_over_tls_with_a_private_ca_counts_exactly() {
         let r = run(&t, &plan, &d).await;
         assert!(r.passed, "{mode}: {:?}", kinds(&r));
         assert_eq!(r.summary.total.requests, 60, "{mode}");
-        assert_eq!(t.seen.total() - served, 60, "{mode}: the target saw each once");
+        assert_eq!(
+            t.seen.total() - served,
+            60,
+            "{mode}: the target saw each once"
+        );
         // Two users, one kept-alive connection each: two handshakes.
         let opened = t.seen.connections.load(Ordering::SeqCst) - before;
         assert!((1..=2).contains(&opened), "{mode}: {opened} connections");
@@ -113,7 +115,7 @@ async fn new_connections_resume_the_tls_session() {
 
 /// Three requests that all fail the same way, each counted once; the
 /// target never sees a request.
-async fn fails_as(t: &Target, tls: &str, d: &PathBuf, want: ErrorKind) {
+async fn fails_as(t: &Target, tls: &str, d: &Path, want: ErrorKind) {
     let plan = format!(
         "target: {{baseUrl: BASE, tls: {tls}}}\n\
          load: {{users: 1, iterations: 3}}\nrequests: [{{name: a, path: /a}}]\n"
@@ -267,13 +269,19 @@ fn tls_files_are_checked_before_the_run_and_keys_never_shown() {
             .map_err(|e| e.to_string())
     };
     let e = compile("{certFile: client.crt, keyFile: bad.key}").unwrap_err();
-    assert!(e.contains("target.tls.keyFile") && e.contains("bad.key"), "{e}");
+    assert!(
+        e.contains("target.tls.keyFile") && e.contains("bad.key"),
+        "{e}"
+    );
     assert!(!e.contains(secret) && !e.contains("c2VjcmV0"), "{e}");
     // A key that is not the certificate's: named, never shown.
     let e = compile("{certFile: client.crt, keyFile: other.key}").unwrap_err();
     assert!(e.contains("target.tls.keyFile"), "{e}");
     assert!(!e.contains("PRIVATE KEY"), "{e}");
     let e = compile("{caFile: missing.crt}").unwrap_err();
-    assert!(e.contains("target.tls.caFile") && e.contains("missing.crt"), "{e}");
+    assert!(
+        e.contains("target.tls.caFile") && e.contains("missing.crt"),
+        "{e}"
+    );
     assert!(compile("{certFile: client.crt, keyFile: client.key}").is_ok());
 }

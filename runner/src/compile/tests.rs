@@ -228,13 +228,27 @@ fn target_tls_fields_are_checked_by_name() {
         ("{certFile: c.pem}", "target.tls.keyFile", "is missing"),
         ("{keyFile: k.pem}", "target.tls.certFile", "is missing"),
         ("{caMode: replace}", "target.tls.caMode", "needs caFile"),
-        ("{serverName: 'a b'}", "target.tls.serverName", "not a DNS name"),
-        ("{keyFrom: {secret: s, key: k}, certFile: c}", "target.tls.keyFrom", "read by the operator"),
-        ("{caFile: /nonexistent/ca.pem}", "target.tls.caFile", "/nonexistent/ca.pem"),
+        (
+            "{serverName: 'a b'}",
+            "target.tls.serverName",
+            "not a DNS name",
+        ),
+        (
+            "{keyFrom: {secret: s, key: k}, certFile: c}",
+            "target.tls.keyFrom",
+            "read by the operator",
+        ),
+        (
+            "{caFile: /nonexistent/ca.pem}",
+            "target.tls.caFile",
+            "/nonexistent/ca.pem",
+        ),
     ] {
         let e = https(tls);
         assert!(e.contains(field) && e.contains(what), "{tls}: {e}");
     }
-    let e = err("target: {baseUrl: 'http://h', tls: {}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]");
+    let e = err(
+        "target: {baseUrl: 'http://h', tls: {}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    );
     assert!(e.contains("target.tls") && e.contains("https://"), "{e}");
 }

@@ -204,8 +204,14 @@ mod tests {
             ..target()
         };
         let start = |l: &str| {
-            next_request(POST, &res(302, l), &t)
-                .map(|b| String::from_utf8(b).unwrap().lines().next().unwrap().to_string())
+            next_request(POST, &res(302, l), &t).map(|b| {
+                String::from_utf8(b)
+                    .unwrap()
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
         };
         assert_eq!(start("https://127.0.0.1/s").unwrap(), "GET /s HTTP/1.1");
         assert_eq!(start("https://127.0.0.1:443/s").unwrap(), "GET /s HTTP/1.1");

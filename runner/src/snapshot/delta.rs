@@ -157,8 +157,7 @@ impl Base {
             dropped: s.dropped,
             data_exhausted: s.data_exhausted,
             last: s.intervals.last().cloned(),
-            connections: (!s.connections.is_empty())
-                .then(|| ConnectionsBase::of(&s.connections)),
+            connections: (!s.connections.is_empty()).then(|| ConnectionsBase::of(&s.connections)),
         }
     }
 

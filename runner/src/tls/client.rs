@@ -196,9 +196,10 @@ pub fn kind_of(e: &rustls::Error) -> ErrorKind {
         rustls::Error::InvalidCertificate(c) => match c {
             C::UnknownIssuer => ErrorKind::TlsUnknownCa,
             C::NotValidForName | C::NotValidForNameContext { .. } => ErrorKind::TlsNameMismatch,
-            C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. } => {
-                ErrorKind::TlsExpired
-            }
+            C::Expired
+            | C::ExpiredContext { .. }
+            | C::NotValidYet
+            | C::NotValidYetContext { .. } => ErrorKind::TlsExpired,
             _ => ErrorKind::Tls,
         },
         rustls::Error::AlertReceived(_) => ErrorKind::TlsRefused,

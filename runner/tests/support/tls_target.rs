@@ -60,11 +60,12 @@ impl Ca {
     /// A leaf for `names` (DNS names or IP addresses); `expired` makes one
     /// valid only in 2000.
     pub fn leaf(&self, names: &[&str], expired: bool) -> Pair {
-        let mut p =
-            CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-                .unwrap();
-        p.distinguished_name
-            .push(DnType::CommonName, names.first().copied().unwrap_or("client"));
+        let mut p = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .unwrap();
+        p.distinguished_name.push(
+            DnType::CommonName,
+            names.first().copied().unwrap_or("client"),
+        );
         if expired {
             p.not_before = date_time_ymd(2000, 1, 1);
             p.not_after = date_time_ymd(2000, 12, 31);
@@ -219,4 +220,3 @@ fn answer(
     }
     .unwrap()
 }
-

@@ -100,7 +100,9 @@ async fn server(
                 let _ = tx.send(());
             }
             Then::Stray => {
-                s.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n").await.unwrap();
+                s.write_all(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+                    .await
+                    .unwrap();
                 s.flush().await.unwrap();
                 let _ = tx.send(());
             }
