@@ -113,3 +113,47 @@ impl ConnectionsDelta {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(samples: &[(u64, Option<u64>)]) -> Connections {
+        let mut c = Connections::default();
+        for &(connect, tls) in samples {
+            histogram::record(&mut c.connect, connect);
+            if let Some(t) = tls {
+                histogram::record(&mut c.tls_handshake, t);
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn differences_add_up_to_the_whole_and_nothing_new_sends_nothing() {
+        let early = [(120, Some(900)), (80, Some(1_500))];
+        let before = with(&early);
+        let mut all = early.to_vec();
+        all.extend([(3_000, Some(40_000)), (95, None)]);
+        let now = with(&all);
+        let base = ConnectionsBase::of(&before);
+        let d = ConnectionsDelta::between(Some(&base), &now)
+            .unwrap()
+            .unwrap();
+        // Through the wire, as the caller reads it.
+        let d: ConnectionsDelta =
+            serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        let mut merged = before.clone();
+        merged.merge(&d.read().unwrap());
+        assert_eq!(merged, now);
+        assert_eq!((merged.opened(), merged.tls_handshake.len()), (4, 3));
+        let same = ConnectionsBase::of(&now);
+        assert_eq!(ConnectionsDelta::between(Some(&same), &now), Some(None));
+        assert_eq!(
+            ConnectionsDelta::between(None, &Connections::default()),
+            Some(None)
+        );
+        // A runner whose figures shrank does not fit its base: from the start.
+        assert_eq!(ConnectionsDelta::between(Some(&same), &before), None);
+    }
+}
