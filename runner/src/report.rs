@@ -237,7 +237,7 @@ impl Report {
     /// The small JSON object a pod leaves as its termination message.
     pub fn brief(&self) -> serde_json::Value {
         let t = &self.summary.total;
-        serde_json::json!({
+        let mut brief = serde_json::json!({
             "passed": self.passed,
             "requests": t.requests,
             "errors": t.errors,
@@ -247,6 +247,14 @@ impl Report {
             "dropped": self.summary.dropped,
             "aborted": self.aborted,
             "failures": self.snapshot.failures,
-        })
+        });
+        // Only when there is something to say, so it stays small.
+        if let Some(c) = &self.summary.connections {
+            brief["connections"] = serde_json::to_value(c).expect("figures serialize");
+        }
+        if !self.summary.warnings.is_empty() {
+            brief["warnings"] = serde_json::json!(self.summary.warnings);
+        }
+        brief
     }
 }

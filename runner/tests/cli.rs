@@ -739,6 +739,36 @@ fn unreachable_target_counts_connect_errors_and_fails_thresholds() {
 }
 
 #[test]
+fn insecure_skip_verify_is_warned_about_at_the_start_and_in_the_summary() {
+    let _l = load_lock();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap().port()
+    };
+    let plan = format!(
+        "target: {{baseUrl: 'https://127.0.0.1:{port}', tls: {{insecureSkipVerify: true}}}}\n\
+         load: {{users: 1, iterations: 2}}\n\
+         requests: [{{name: ok, path: /ok}}]\n"
+    );
+    let (out, report, brief) = run_plan(&plan, &[], false);
+    let warning = "target.tls.insecureSkipVerify: the target's certificate was not verified";
+    assert!(
+        out.stderr.contains(&format!("warning: {warning}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains(warning), "{}", out.stdout);
+    assert_eq!(report["summary"]["warnings"], serde_json::json!([warning]));
+    assert_eq!(brief["warnings"], serde_json::json!([warning]), "{brief}");
+    // Nothing listens: a failed TCP connect opens no connection.
+    assert_eq!(
+        report["summary"]["total"]["errorsByKind"],
+        serde_json::json!({"connect": 2})
+    );
+    assert_eq!(brief.get("connections"), None, "{brief}");
+}
+
+#[test]
 fn abort_on_fail_stops_a_long_run_early() {
     let _l = load_lock();
     let port = {

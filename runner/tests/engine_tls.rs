@@ -217,6 +217,17 @@ async fn insecure_skip_verify_connects_and_says_so() {
     assert_eq!(r.summary.warnings, [warning]);
     let json = serde_json::to_value(&r.summary).unwrap();
     assert_eq!(json["warnings"][0], warning);
+    // What --summary-json writes.
+    let brief = r.brief();
+    assert_eq!(brief["warnings"][0], warning);
+    assert_eq!(brief["connections"]["opened"], 1);
+    assert!(
+        brief["connections"]["tlsHandshakeMs"]["p50"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    assert!(brief["connections"]["connectMs"]["max"].is_number());
     assert!(barrage_runner::text::summary(&r, "t").contains(warning));
 }
 
