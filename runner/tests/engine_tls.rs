@@ -43,12 +43,22 @@ async fn target(cert: &Pair) -> Target {
 
 /// Runs `plan` (BASE replaced by the target's https URL) with files from `dir`.
 async fn run(t: &Target, plan: &str, dir: &Path) -> Report {
+    run_workers(t, plan, dir, 1).await
+}
+
+async fn run_workers(t: &Target, plan: &str, dir: &Path, workers: u32) -> Report {
     let yaml = plan.replace("BASE", &format!("https://{}", t.addr));
     let loaded = planfile::from_str(&yaml, dir.to_path_buf()).unwrap();
+    let slots = (0..workers)
+        .map(|index| Slot {
+            index,
+            count: workers,
+        })
+        .collect();
     local::run(
         &loaded,
         &Options {
-            slots: vec![Slot::SOLO],
+            slots,
             progress: false,
         },
     )
@@ -295,4 +305,32 @@ fn tls_files_are_checked_before_the_run_and_keys_never_shown() {
         "{e}"
     );
     assert!(compile("{certFile: client.crt, keyFile: client.key}").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_open_model_data_forms_and_thresholds_work_over_tls() {
+    let ca = Ca::new("test ca");
+    let d = dir("open");
+    std::fs::write(d.join("ca.crt"), ca.pem()).unwrap();
+    let rows: Vec<String> = (0..100).map(|i| format!("{{\"id\":\"u{i}\"}}")).collect();
+    std::fs::write(d.join("users.jsonl"), rows.join("\n")).unwrap();
+    let t = target(&ca.leaf(&["127.0.0.1"], false)).await;
+    let plan = r#"target: {baseUrl: BASE, tls: {caFile: ca.crt}}
+load: {executor: arrival-rate, rate: 100, duration: 1s}
+data: {file: users.jsonl, select: unique}
+requests:
+  - {name: f, method: POST, path: /form, form: {id: "{{ record.id }}"}}
+thresholds: ["error_rate == 0", "p(99) < 5s", "requests == 100"]
+"#;
+    let r = run_workers(&t, plan, &d, 2).await;
+    assert!(r.passed, "{:?} {:?}", kinds(&r), r.thresholds);
+    assert_eq!(r.thresholds.len(), 3);
+    assert_eq!(r.summary.total.requests + r.summary.dropped, 100);
+    assert_eq!(r.summary.total.requests, 100);
+    assert_eq!(t.seen.hits("/form"), 100);
+    assert_eq!(r.summary.distinct_records, 100);
+    // Both runners' connections, merged.
+    let c = &r.snapshot.connections;
+    assert_eq!(c.opened(), t.seen.connections.load(Ordering::SeqCst));
+    assert_eq!(c.tls_handshake.len(), c.opened());
 }
