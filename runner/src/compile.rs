@@ -5,7 +5,8 @@
 //!
 //! Where what lives: this file has the compiled types, [`compile`] and its
 //! variants, and the order of the checks; `target` checks the base URL (port,
-//! credentials kept out of messages) and compiles headers; `steps` compiles
+//! credentials kept out of messages), builds its TLS config (files read
+//! here, once) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
 //! captures); `load` compiles the load model (level over time, this runner's
 //! share of the iterations, stages) and the report interval.

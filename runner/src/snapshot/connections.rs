@@ -12,8 +12,10 @@ use crate::histogram::{self, Latency};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connections {
-    /// TCP connect time of every connection made (its count is the
-    /// connections opened).
+    /// TCP connect time of every connection made: connected and, for
+    /// https, its handshake done (its count is the connections opened; a
+    /// connection whose connect or handshake failed is an error of the
+    /// request that waited for it, not a connection).
     #[serde(with = "histogram::b64")]
     pub connect: Latency,
     /// TLS handshake time of every handshake completed (https targets).
