@@ -18,7 +18,8 @@ use bytes::Bytes;
 mod parse;
 mod stream;
 use parse::{parse_chunk_size, parse_head};
-pub use stream::{Stream, open};
+#[allow(unused_imports)] // `dial`: for the HTTP/2 path
+pub use stream::{Setup, Stream, dial, open};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Read buffer a connection starts with (and returns to after a large

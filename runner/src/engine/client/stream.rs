@@ -62,6 +62,13 @@ pub async fn open(
     authority: &str,
     tls: Option<&TlsTarget>,
 ) -> Result<(Conn<Stream>, Setup), ErrorKind> {
+    let (stream, setup) = dial(authority, tls).await?;
+    Ok((Conn::new(stream), setup))
+}
+
+/// The stream alone, for a protocol other than our HTTP/1.1 (`Stream::alpn`
+/// says which one the server chose).
+pub async fn dial(authority: &str, tls: Option<&TlsTarget>) -> Result<(Stream, Setup), ErrorKind> {
     let t0 = Instant::now();
     // An IP literal is parsed without any resolver; a host name goes through
     // the system's.
@@ -72,25 +79,21 @@ pub async fn open(
     let t1 = Instant::now();
     let connect = t1 - t0;
     let Some(tls) = tls else {
-        return Ok((
-            Conn::new(Stream::Plain(tcp)),
-            Setup {
-                connect,
-                handshake: None,
-            },
-        ));
+        let setup = Setup {
+            connect,
+            handshake: None,
+        };
+        return Ok((Stream::Plain(tcp), setup));
     };
     let stream = TlsConnector::from(tls.config.clone())
         .connect(tls.server_name.clone(), tcp)
         .await
         .map_err(|e| crate::tls::client::classify(&e).unwrap_or(ErrorKind::Tls))?;
-    Ok((
-        Conn::new(Stream::Tls(Box::new(stream))),
-        Setup {
-            connect,
-            handshake: Some(t1.elapsed()),
-        },
-    ))
+    let setup = Setup {
+        connect,
+        handshake: Some(t1.elapsed()),
+    };
+    Ok((Stream::Tls(Box::new(stream)), setup))
 }
 
 impl AsyncRead for Stream {
