@@ -334,3 +334,56 @@ thresholds: ["error_rate == 0", "p(99) < 5s", "requests == 100"]
     assert_eq!(c.opened(), t.seen.connections.load(Ordering::SeqCst));
     assert_eq!(c.tls_handshake.len(), c.opened());
 }
+
+/// A TCP server on loopback that does `serve` with every connection.
+async fn raw_server<F, Fut>(serve: F) -> Target
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let seen = std::sync::Arc::new(tls_target::Seen::default());
+    let s = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            s.connections.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve(tcp));
+        }
+    });
+    Target { addr, seen }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_that_never_finishes_the_handshake_times_out_and_plain_http_is_a_tls_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let d = dir("raw");
+    // Accepts, reads the ClientHello, says nothing.
+    let silent = raw_server(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+    })
+    .await;
+    let plan = "target: {baseUrl: BASE, timeout: 300ms}\n\
+                load: {users: 1, iterations: 2}\nrequests: [{name: a, path: /a}]\n";
+    let r = run(&silent, plan, &d).await;
+    assert_eq!(kinds(&r), [(ErrorKind::Timeout, 2)]);
+    assert_eq!(r.summary.total.requests, 2);
+    // Connected, but no handshake completed: no connection opened.
+    assert_eq!(silent.seen.connections.load(Ordering::SeqCst), 2);
+    assert!(r.snapshot.connections.is_empty());
+    assert!(r.summary.connections.is_none());
+
+    // A cleartext HTTP server behind an https:// URL.
+    let plain = raw_server(|mut tcp| async move {
+        let mut buf = [0u8; 4096];
+        let _ = tcp.read(&mut buf).await;
+        let _ = tcp
+            .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+            .await;
+    })
+    .await;
+    let r = run(&plain, plan, &d).await;
+    assert_eq!(kinds(&r), [(ErrorKind::Tls, 2)]);
+    assert_eq!(r.summary.total.requests, 2);
+}
