@@ -5,7 +5,8 @@
 //!
 //! Where what lives: this file has the compiled types, [`compile`] and its
 //! variants, and the order of the checks; `target` checks the base URL (port,
-//! credentials kept out of messages) and compiles headers; `steps` compiles
+//! credentials kept out of messages), builds its TLS config (files read
+//! here, once) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
 //! captures); `load` compiles the load model (level over time, this runner's
 //! share of the iterations, stages) and the report interval.
@@ -32,7 +33,7 @@ mod target;
 
 use load::{compile_interval, compile_load};
 use steps::{Requests, compile_requests};
-use target::{compile_header, compile_target};
+use target::{compile_header, compile_target, compile_tls};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
@@ -80,6 +81,12 @@ pub struct TargetInfo {
     pub host_header: HeaderValue,
     /// Path prefix from the base URL, without a trailing slash.
     pub prefix: String,
+    /// The base URL is https:// (then `tls` is set).
+    pub https: bool,
+    /// The URL's host, as written (without a port; an IPv6 one in brackets).
+    pub host: String,
+    /// The run's TLS client config, for an https:// target.
+    pub tls: Option<crate::tls::client::TlsTarget>,
 }
 
 #[derive(Debug)]
@@ -193,6 +200,17 @@ impl PartialEq for CaptureFrom {
     }
 }
 
+impl Compiled {
+    /// What the results must be read with, for the summary and the status.
+    pub fn warnings(&self) -> Vec<String> {
+        let insecure = self.target.tls.as_ref().is_some_and(|t| t.insecure);
+        insecure
+            .then(|| crate::tls::client::INSECURE_WARNING.to_string())
+            .into_iter()
+            .collect()
+    }
+}
+
 impl Step {
     pub fn needs_body(&self) -> bool {
         self.captures
@@ -301,8 +319,9 @@ fn compile_inner(
             ),
         ));
     }
-    let target = compile_target(&plan.target.base_url)
+    let mut target = compile_target(&plan.target.base_url)
         .map_err(|m| Error::invalid(f("target.baseUrl"), m))?;
+    compile_tls(&plan.target, &mut target, base_dir, prefix)?;
     let data = match &plan.data {
         None => None,
         Some(d) => {

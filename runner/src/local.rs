@@ -43,6 +43,9 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
         .into_iter()
         .map(|c| Runner::new(Arc::new(c)))
         .collect();
+    for w in runners[0].plan.warnings() {
+        eprintln!("warning: {w}");
+    }
     let mut interrupts = crate::signal::Interrupts::listen();
     let thresholds = runners[0].plan.thresholds.clone();
     let mut live = Live::wanted(&thresholds).then(Live::default);

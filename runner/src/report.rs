@@ -63,6 +63,40 @@ pub struct RequestSummary {
     pub retries: u64,
 }
 
+/// Connection setup times in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetupMs {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl SetupMs {
+    fn of(h: &crate::histogram::Latency) -> Option<SetupMs> {
+        let ms = |us: u64| us as f64 / 1000.0;
+        (!h.is_empty()).then(|| SetupMs {
+            p50: ms(h.value_at_quantile(0.50)),
+            p95: ms(h.value_at_quantile(0.95)),
+            p99: ms(h.value_at_quantile(0.99)),
+            max: ms(h.max()),
+        })
+    }
+}
+
+/// Connections made, and how long their setup took, apart from request
+/// latency (which includes the setup for a request that waited for it).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionSummary {
+    pub opened: u64,
+    /// The TCP connect.
+    pub connect_ms: SetupMs,
+    /// The TLS handshake after it (https targets only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_ms: Option<SetupMs>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
@@ -73,6 +107,11 @@ pub struct Summary {
     pub distinct_records: u64,
     pub total: RequestSummary,
     pub requests: BTreeMap<String, RequestSummary>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionSummary>,
+    /// What the figures must be read with, e.g. an unverified target.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Summary {
@@ -118,6 +157,12 @@ impl Summary {
                 .iter()
                 .map(|(n, r)| (n.clone(), one(r)))
                 .collect(),
+            connections: SetupMs::of(&s.connections.connect).map(|connect_ms| ConnectionSummary {
+                opened: s.connections.opened(),
+                connect_ms,
+                tls_handshake_ms: SetupMs::of(&s.connections.tls_handshake),
+            }),
+            warnings: s.warnings.clone(),
         }
     }
 }
@@ -192,7 +237,7 @@ impl Report {
     /// The small JSON object a pod leaves as its termination message.
     pub fn brief(&self) -> serde_json::Value {
         let t = &self.summary.total;
-        serde_json::json!({
+        let mut brief = serde_json::json!({
             "passed": self.passed,
             "requests": t.requests,
             "errors": t.errors,
@@ -202,6 +247,14 @@ impl Report {
             "dropped": self.summary.dropped,
             "aborted": self.aborted,
             "failures": self.snapshot.failures,
-        })
+        });
+        // Only when there is something to say, so it stays small.
+        if let Some(c) = &self.summary.connections {
+            brief["connections"] = serde_json::to_value(c).expect("figures serialize");
+        }
+        if !self.summary.warnings.is_empty() {
+            brief["warnings"] = serde_json::json!(self.summary.warnings);
+        }
+        brief
     }
 }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::histogram::{self, Latency};
 
+pub mod connections;
 pub mod cursor;
 pub mod delta;
 pub mod merge;
@@ -23,6 +24,7 @@ pub mod merge;
 mod sim;
 pub mod sparse;
 
+pub use connections::Connections;
 pub use cursor::Cursors;
 pub use delta::SnapshotDelta;
 pub use merge::{Applied, Merge};
@@ -50,10 +52,25 @@ pub enum ErrorKind {
     /// Still in flight when the run ended (its graceful stop ran out, or
     /// Ctrl-C): the target may have seen it, so it counts, as an error.
     Interrupted,
+    /// TLS: the target's certificate does not chain to a trusted CA.
+    #[serde(rename = "tls_unknown_ca")]
+    TlsUnknownCa,
+    /// TLS: the certificate does not name the host (or `serverName`).
+    #[serde(rename = "tls_name_mismatch")]
+    TlsNameMismatch,
+    /// TLS: the certificate has expired or is not valid yet.
+    #[serde(rename = "tls_expired")]
+    TlsExpired,
+    /// TLS: the target refused the handshake with an alert (say, mutual
+    /// TLS without a client certificate, or no common version).
+    #[serde(rename = "tls_refused")]
+    TlsRefused,
+    /// Any other TLS failure.
+    Tls,
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 7] = [
+    pub const ALL: [ErrorKind; 12] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
@@ -61,6 +78,11 @@ impl ErrorKind {
         ErrorKind::Http,
         ErrorKind::BodyTooLarge,
         ErrorKind::Interrupted,
+        ErrorKind::TlsUnknownCa,
+        ErrorKind::TlsNameMismatch,
+        ErrorKind::TlsExpired,
+        ErrorKind::TlsRefused,
+        ErrorKind::Tls,
     ];
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +93,11 @@ impl ErrorKind {
             ErrorKind::Http => "http",
             ErrorKind::BodyTooLarge => "body_too_large",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::TlsUnknownCa => "tls_unknown_ca",
+            ErrorKind::TlsNameMismatch => "tls_name_mismatch",
+            ErrorKind::TlsExpired => "tls_expired",
+            ErrorKind::TlsRefused => "tls_refused",
+            ErrorKind::Tls => "tls",
         }
     }
 }
@@ -219,6 +246,13 @@ pub struct Snapshot {
     /// runner: a run with any is failed, whatever it measured.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    /// Connection setup times, apart from request latency.
+    #[serde(default, skip_serializing_if = "Connections::is_empty")]
+    pub connections: Connections,
+    /// What the run's results must be read with (such as a target whose
+    /// certificate was not verified); merged as a set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Snapshot {
@@ -237,6 +271,8 @@ impl Snapshot {
             interval_us,
             intervals: Vec::new(),
             failures: Vec::new(),
+            connections: Connections::default(),
+            warnings: Vec::new(),
         }
     }
 
@@ -299,6 +335,8 @@ impl Snapshot {
         self.failures.extend_from_slice(&o.failures);
         self.failures.sort();
         self.failures.dedup();
+        self.connections.merge(&o.connections);
+        merge_set(&mut self.warnings, &o.warnings);
     }
 
     pub fn merged<'a>(snaps: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {
@@ -357,6 +395,21 @@ impl Snapshot {
         let min = self.runner_starts_us.iter().min()?;
         let max = self.runner_starts_us.iter().max()?;
         Some(max - min)
+    }
+}
+
+/// Warnings kept at most: a runner sends a handful, all the same.
+const MAX_WARNINGS: usize = 32;
+
+/// Adds `more` to a sorted set of messages, up to `MAX_WARNINGS`.
+pub(crate) fn merge_set(set: &mut Vec<String>, more: &[String]) {
+    for m in more {
+        if set.len() >= MAX_WARNINGS {
+            break;
+        }
+        if let Err(i) = set.binary_search(m) {
+            set.insert(i, m.clone());
+        }
     }
 }
 

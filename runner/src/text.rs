@@ -100,6 +100,26 @@ pub fn summary(report: &Report, title: &str) -> String {
         "  sent / received .... {} / {} bytes",
         t.bytes_sent, t.bytes_received
     );
+    if let Some(c) = &s.connections {
+        let ms = |m: &crate::report::SetupMs| {
+            format!(
+                "p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2} ms",
+                m.p50, m.p95, m.p99, m.max
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  connections ........ {} opened; connect {}",
+            c.opened,
+            ms(&c.connect_ms)
+        );
+        if let Some(h) = &c.tls_handshake_ms {
+            let _ = writeln!(out, "  tls handshake ...... {}", ms(h));
+        }
+    }
+    for w in &s.warnings {
+        let _ = writeln!(out, "  warning ............ {w}");
+    }
     if let Some(skew) = s.start_skew_ms.filter(|_| s.runners > 1) {
         let _ = writeln!(out, "  start skew ......... {skew:.1}ms");
     }

@@ -332,9 +332,40 @@ fn non_http_base_url_is_refused() {
         "target.baseUrl",
         &["ftp://127.0.0.1:9", "must start with http://"],
     );
-    // https is a scheme it may one day support, but not yet: refused too.
-    let plan = good_plan("{URL}").replace("baseUrl: {URL}", "baseUrl: 'https://127.0.0.1:9'");
-    assert_invalid(&plan, &[], "target.baseUrl", &["https", "not supported"]);
+}
+
+#[test]
+fn target_tls_is_checked_and_operator_fields_refused_locally() {
+    // target.tls on a cleartext target would silently do nothing.
+    let plan = good_plan("{URL}").replace(
+        "baseUrl: {URL}",
+        "baseUrl: {URL}\n  tls: {insecureSkipVerify: true}",
+    );
+    assert_invalid(&plan, &[], "target.tls", &["only applies to an https://"]);
+    let https = |tls: &str| {
+        good_plan("{URL}").replace(
+            "baseUrl: {URL}",
+            &format!("baseUrl: 'https://127.0.0.1:9'\n  tls: {tls}"),
+        )
+    };
+    assert_invalid(
+        &https("{caFrom: {secret: ca, key: ca.crt}}"),
+        &[],
+        "target.tls.caFrom",
+        &["read by the operator", "caFile"],
+    );
+    assert_invalid(
+        &https("{minVersion: '1.1'}"),
+        &[],
+        "target.tls.minVersion",
+        &["\"1.2\" or \"1.3\""],
+    );
+    assert_invalid(
+        &https("{certFile: c.crt}"),
+        &[],
+        "target.tls.keyFile",
+        &["is missing"],
+    );
 }
 
 #[test]
@@ -705,6 +736,36 @@ fn unreachable_target_counts_connect_errors_and_fails_thresholds() {
     assert_eq!(u(&brief["requests"]), 12, "{brief}");
     assert_eq!(u(&brief["errors"]), 12, "{brief}");
     assert_eq!(brief["aborted"], Value::Null, "{brief}");
+}
+
+#[test]
+fn insecure_skip_verify_is_warned_about_at_the_start_and_in_the_summary() {
+    let _l = load_lock();
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().unwrap().port()
+    };
+    let plan = format!(
+        "target: {{baseUrl: 'https://127.0.0.1:{port}', tls: {{insecureSkipVerify: true}}}}\n\
+         load: {{users: 1, iterations: 2}}\n\
+         requests: [{{name: ok, path: /ok}}]\n"
+    );
+    let (out, report, brief) = run_plan(&plan, &[], false);
+    let warning = "target.tls.insecureSkipVerify: the target's certificate was not verified";
+    assert!(
+        out.stderr.contains(&format!("warning: {warning}")),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.contains(warning), "{}", out.stdout);
+    assert_eq!(report["summary"]["warnings"], serde_json::json!([warning]));
+    assert_eq!(brief["warnings"], serde_json::json!([warning]), "{brief}");
+    // Nothing listens: a failed TCP connect opens no connection.
+    assert_eq!(
+        report["summary"]["total"]["errorsByKind"],
+        serde_json::json!({"connect": 2})
+    );
+    assert_eq!(brief.get("connections"), None, "{brief}");
 }
 
 #[test]

@@ -1,13 +1,48 @@
-//! The target: its base URL (http only, a port from 1 to 65535, no
-//! credentials, which error messages never repeat) and its headers.
+//! The target: its base URL (http or https, a port from 1 to 65535, no
+//! credentials, which error messages never repeat), its TLS settings and
+//! its headers.
+
+use std::path::Path;
 
 use hyper::header::{HeaderName, HeaderValue};
 
 use super::TargetInfo;
 use crate::{
     error::{Error, Result},
+    plan::Target,
     template::{Scope, Template},
+    tls,
 };
+
+/// `target.tls` for an https:// target: the run's one client config
+/// (files relative to `base_dir`, like `data.file`). On an http:// target
+/// `target.tls` is an error rather than silently unused.
+pub(super) fn compile_tls(
+    target: &Target,
+    info: &mut TargetInfo,
+    base_dir: &Path,
+    prefix: &str,
+) -> Result<()> {
+    if !info.https {
+        if target.tls.is_some() {
+            return Err(Error::invalid(
+                format!("{prefix}target.tls"),
+                "only applies to an https:// baseUrl",
+            ));
+        }
+        return Ok(());
+    }
+    let t = tls::client::build(
+        target.tls.as_ref(),
+        &info.host,
+        target.http,
+        base_dir,
+        prefix,
+    )
+    .map_err(|(field, m)| Error::invalid(field, m))?;
+    info.tls = Some(t);
+    Ok(())
+}
 
 /// Where to connect and what to send as Host, from `target.baseUrl`.
 pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, String> {
@@ -16,15 +51,11 @@ pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, Stri
     let uri: hyper::Uri = base
         .parse()
         .map_err(|e| format!("{shown:?} is not a valid URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{shown:?}: https targets are not supported yet; use http"
-            ));
-        }
-        _ => return Err(format!("{shown:?} must start with http://")),
-    }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("{shown:?} must start with http:// or https://")),
+    };
     let auth = uri.authority().map_or("", |a| a.as_str());
     if auth.contains('@') {
         return Err(format!(
@@ -41,7 +72,8 @@ pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, Stri
             "{shown:?} must not have a query; put it in the requests"
         ));
     }
-    let port = port_of(auth).map_err(|m| format!("{shown:?}: {m}"))?;
+    let default_port = if https { 443 } else { 80 };
+    let port = port_of(auth, default_port).map_err(|m| format!("{shown:?}: {m}"))?;
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -53,19 +85,22 @@ pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, Stri
         authority,
         host_header,
         prefix,
+        https,
+        host: host.to_string(),
+        tls: None,
     })
 }
 
-/// The port of an authority (`host`, `host:port`, `[v6]:port`): 80 when it
-/// has none; an empty, 0 or out-of-range port is an error (a port that does
-/// not fit in 16 bits must not become port 80).
-pub(super) fn port_of(authority: &str) -> std::result::Result<u16, String> {
+/// The port of an authority (`host`, `host:port`, `[v6]:port`): `default`
+/// (the scheme's) when it has none; an empty, 0 or out-of-range port is an
+/// error (a port that does not fit in 16 bits must not become the default).
+pub(super) fn port_of(authority: &str, default: u16) -> std::result::Result<u16, String> {
     let after_host = match authority.rfind(']') {
         Some(i) => &authority[i + 1..],
         None => authority,
     };
     let Some((_, port)) = after_host.rsplit_once(':') else {
-        return Ok(80);
+        return Ok(default);
     };
     match port.parse::<u32>() {
         Ok(p @ 1..=65535) => Ok(p as u16),

@@ -76,12 +76,12 @@ fn max_body_is_a_size_per_request_or_step() {
 
 #[test]
 fn base_url_ports_are_checked_and_credentials_never_shown() {
-    assert_eq!(port_of("h"), Ok(80));
-    assert_eq!(port_of("h:8080"), Ok(8080));
-    assert_eq!(port_of("[::1]:9"), Ok(9));
-    assert_eq!(port_of("[::1]"), Ok(80));
+    assert_eq!(port_of("h", 80), Ok(80));
+    assert_eq!(port_of("h:8080", 80), Ok(8080));
+    assert_eq!(port_of("[::1]:9", 80), Ok(9));
+    assert_eq!(port_of("[::1]", 443), Ok(443));
     for bad in ["h:", "h:0", "h:65536", "h:99999", "[::1]:x"] {
-        assert!(port_of(bad).is_err(), "{bad}");
+        assert!(port_of(bad, 80).is_err(), "{bad}");
     }
     assert_eq!(redact_userinfo("http://u:pw@h/p"), "http://***@h/p");
     assert_eq!(redact_userinfo("u:pw@h"), "***@h");
@@ -178,4 +178,77 @@ fn forms_set_their_content_type_and_exclude_a_body() {
         "{HEAD}requests: [{{name: j, followRedirects: true, steps: [{{name: s, path: /}}]}}]"
     ));
     assert!(e.contains("has both `steps`"), "{e}");
+}
+
+#[test]
+fn https_targets_default_to_port_443_and_carry_one_tls_config() {
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://example.test/api'}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /x}]",
+    )
+    .unwrap();
+    assert_eq!(c.target.authority, "example.test:443");
+    assert!(c.target.https);
+    let tls = c.target.tls.as_ref().unwrap();
+    assert_eq!(
+        tls.server_name,
+        rustls::pki_types::ServerName::try_from("example.test").unwrap()
+    );
+    assert_eq!(tls.config.alpn_protocols, [b"http/1.1".to_vec()]);
+    assert!(c.warnings().is_empty());
+    // An IP host is verified as an IP address (and sent no SNI).
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://[::1]:8443', http: auto}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    )
+    .unwrap();
+    let tls = c.target.tls.as_ref().unwrap();
+    assert!(matches!(
+        tls.server_name,
+        rustls::pki_types::ServerName::IpAddress(_)
+    ));
+    assert_eq!(
+        tls.config.alpn_protocols,
+        [b"h2".to_vec(), b"http/1.1".to_vec()]
+    );
+    let c = compile_yaml(
+        "target: {baseUrl: 'https://h', tls: {insecureSkipVerify: true}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    )
+    .unwrap();
+    assert_eq!(c.warnings(), [crate::tls::client::INSECURE_WARNING]);
+}
+
+#[test]
+fn target_tls_fields_are_checked_by_name() {
+    let https = |tls: &str| {
+        err(&format!(
+            "target: {{baseUrl: 'https://h', tls: {tls}}}\nload: {{users: 1, iterations: 1}}\nrequests: [{{name: a, path: /}}]"
+        ))
+    };
+    for (tls, field, what) in [
+        ("{minVersion: '1.0'}", "target.tls.minVersion", "\"1.0\""),
+        ("{certFile: c.pem}", "target.tls.keyFile", "is missing"),
+        ("{keyFile: k.pem}", "target.tls.certFile", "is missing"),
+        ("{caMode: replace}", "target.tls.caMode", "needs caFile"),
+        (
+            "{serverName: 'a b'}",
+            "target.tls.serverName",
+            "not a DNS name",
+        ),
+        (
+            "{keyFrom: {secret: s, key: k}, certFile: c}",
+            "target.tls.keyFrom",
+            "read by the operator",
+        ),
+        (
+            "{caFile: /nonexistent/ca.pem}",
+            "target.tls.caFile",
+            "/nonexistent/ca.pem",
+        ),
+    ] {
+        let e = https(tls);
+        assert!(e.contains(field) && e.contains(what), "{tls}: {e}");
+    }
+    let e = err(
+        "target: {baseUrl: 'http://h', tls: {}}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+    );
+    assert!(e.contains("target.tls") && e.contains("https://"), "{e}");
 }

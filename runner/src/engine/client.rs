@@ -16,11 +16,11 @@ use std::io;
 use bytes::Bytes;
 
 mod parse;
+mod stream;
 use parse::{parse_chunk_size, parse_head};
-use tokio::{
-    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::TcpStream,
-};
+#[allow(unused_imports)] // `dial`: for the HTTP/2 path
+pub use stream::{Setup, Stream, dial, open};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Read buffer a connection starts with (and returns to after a large
 /// response): enough for a typical response head and a small body.
@@ -46,7 +46,7 @@ const MAX_INTERIM: usize = 16;
 /// The default cap on a kept body (`maxBody`).
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
-pub struct Conn<S = TcpStream> {
+pub struct Conn<S = Stream> {
     stream: S,
     /// Received bytes not yet consumed are `buf[pos..]`.
     buf: Vec<u8>,
@@ -123,14 +123,6 @@ impl Error {
     }
 }
 
-pub async fn connect(authority: &str) -> io::Result<Conn> {
-    // An IP literal is parsed without any resolver; a host name goes through
-    // the system's.
-    let stream = TcpStream::connect(authority).await?;
-    stream.set_nodelay(true)?;
-    Ok(Conn::new(stream))
-}
-
 /// How the body of a response ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Framing {
@@ -166,6 +158,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         self.closed
     }
 
+    /// The stream under the connection (for the protocol ALPN chose:
+    /// `Stream::alpn`, read by the HTTP/2 path).
+    #[allow(dead_code)]
+    pub fn stream(&self) -> &S {
+        &self.stream
+    }
+
     /// Whether an idle kept-alive connection can take a request: false (and
     /// the connection marked closed) when the server has already closed it,
     /// or sent something unasked, so that the caller makes a new connection
@@ -176,6 +175,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     /// socket and cleared tokio's cached readiness, so the poll returns
     /// `Pending` at once; only when the reactor has seen the socket become
     /// readable (the server's FIN, or stray bytes) does it read.
+    ///
+    /// Over TLS the same holds one layer down: rustls reads records only when
+    /// the socket is readable. Records that carry no data (a TLS 1.3
+    /// NewSessionTicket sent after the handshake, a key update) are
+    /// processed and the poll is still `Pending`, so a good connection stays
+    /// ready; application bytes, a close_notify or a TCP close make it
+    /// `Ready` and the connection is not used.
     pub fn ready(&mut self) -> bool {
         if self.closed {
             return false;
@@ -212,7 +218,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         // Until the exchange completes the connection is in an unknown state;
         // a cancelled (timed-out) exchange leaves it so.
         self.closed = true;
-        if let Err(e) = self.stream.write_all(req).await {
+        // A TLS stream may keep records it could not write yet until
+        // flushed; on TCP the flush is a no-op without a system call.
+        let written = match self.stream.write_all(req).await {
+            Ok(()) => self.stream.flush().await,
+            e => e,
+        };
+        if let Err(e) = written {
             return Err(if self.reused && is_reset(&e) {
                 Error::Stale(e)
             } else {
@@ -496,3 +508,6 @@ mod tests;
 
 #[cfg(test)]
 mod fuzz;
+
+#[cfg(test)]
+mod tls_tests;

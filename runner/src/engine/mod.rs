@@ -310,7 +310,18 @@ impl Runner {
         let mut snap = self.recorder.snapshot_from(first);
         snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
         snap.failures = self.failure().into_iter().collect();
+        snap.warnings = self.plan.warnings();
         snap
+    }
+
+    /// A new connection to the target (TCP, then TLS for https), its setup
+    /// times recorded apart from request latency.
+    async fn connect(&self) -> Result<Conn, ErrorKind> {
+        let (conn, setup) =
+            client::open(&self.plan.target.authority, self.plan.target.tls.as_ref()).await?;
+        self.recorder
+            .record_connection(setup.connect, setup.handshake);
+        Ok(conn)
     }
 
     /// Everything, the per-interval series included.
@@ -439,7 +450,6 @@ impl Runner {
         sample: &mut Sample,
         vars: &mut [Option<String>],
     ) -> bool {
-        let authority = &self.plan.target.authority;
         let want = request::want(step);
         let mut extra_sent = 0u64;
         // Attempts resent on a fresh connection, and their bytes, go straight
@@ -450,7 +460,7 @@ impl Runner {
             bytes: &mut sample.sent,
         };
         let chain = async {
-            let mut res = send(conn, authority, req.as_bytes(), want, &mut resent).await?;
+            let mut res = send(self, conn, req.as_bytes(), want, &mut resent).await?;
             if step.follow_redirects {
                 let mut received = res.received;
                 let mut prev: Option<Vec<u8>> = None;
@@ -460,7 +470,7 @@ impl Runner {
                         break;
                     };
                     extra_sent += next.len() as u64;
-                    res = send(conn, authority, &next, want, &mut resent).await?;
+                    res = send(self, conn, &next, want, &mut resent).await?;
                     received += res.received;
                     prev = Some(next);
                 }
@@ -508,7 +518,7 @@ struct Resent<'a> {
     bytes: &'a mut u64,
 }
 
-/// One request on `conn`, connecting first if needed.
+/// One request on `conn`, connecting first if needed (`Runner::connect`).
 ///
 /// A kept-alive connection that the server closed while it sat idle is
 /// noticed before writing (`Conn::ready`) and replaced, with nothing sent.
@@ -517,9 +527,14 @@ struct Resent<'a> {
 /// request (RFC 9110, 9.2.2) is sent once more on a fresh connection and
 /// the resend counted in `resent`; any other (POST, PATCH) is never resent
 /// behind the user's back, and fails as `http`.
+///
+/// A request that had to connect first includes the connect (and TLS
+/// handshake) in its latency, as the user would wait for it (as k6 and wrk
+/// count it); the setup times are also recorded on their own. A failed
+/// connect or handshake fails the request (`connect`, `tls_*`), once.
 async fn send(
+    runner: &Runner,
     conn: &mut Option<Conn>,
-    authority: &str,
     req: &[u8],
     want: client::Want,
     resent: &mut Resent<'_>,
@@ -528,11 +543,7 @@ async fn send(
     loop {
         if !conn.as_mut().is_some_and(Conn::ready) {
             *conn = None;
-            *conn = Some(
-                client::connect(authority)
-                    .await
-                    .map_err(|_| ErrorKind::Connect)?,
-            );
+            *conn = Some(runner.connect().await?);
         }
         let c = conn.as_mut().expect("connected above");
         match c.send(req, want).await {
@@ -543,6 +554,11 @@ async fn send(
                 *resent.bytes += req.len() as u64;
             }
             Err(client::Error::BodyTooLarge(_)) => return Err(ErrorKind::BodyTooLarge),
+            // A TLS failure after the handshake (say, a TLS 1.3 server that
+            // rejects the client certificate once it has read it).
+            Err(client::Error::Io(e)) => {
+                return Err(crate::tls::client::classify(&e).unwrap_or(ErrorKind::Http));
+            }
             Err(_) => return Err(ErrorKind::Http),
         }
     }

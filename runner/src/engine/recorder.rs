@@ -22,7 +22,7 @@ use std::{
 
 use crate::{
     histogram::{self, Latency},
-    snapshot::{ErrorKind, Interval, Packed, RequestStats, Snapshot},
+    snapshot::{Connections, ErrorKind, Interval, Packed, RequestStats, Snapshot},
 };
 
 /// Shard buffers: a constant, so memory does not grow with the core count;
@@ -86,6 +86,9 @@ pub struct Recorder {
     pub dropped: AtomicU64,
     pub data_exhausted: AtomicU64,
     intervals: Mutex<Intervals>,
+    /// Connection setup times. One lock per connection made: a keep-alive
+    /// user makes one for many requests.
+    connections: Mutex<Connections>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -118,6 +121,18 @@ impl Recorder {
                 prev_requests: 0,
                 prev_errors: 0,
             }),
+            connections: Mutex::default(),
+        }
+    }
+
+    /// A connection was made: its TCP connect took `connect`, its TLS
+    /// handshake (https) `handshake`. Not part of any request's latency
+    /// histogram (the request that waited for it includes it, as it saw it).
+    pub fn record_connection(&self, connect: Duration, handshake: Option<Duration>) {
+        let mut c = lock(&self.connections);
+        histogram::record(&mut c.connect, connect.as_micros() as u64);
+        if let Some(h) = handshake {
+            histogram::record(&mut c.tls_handshake, h.as_micros() as u64);
         }
     }
 
@@ -272,6 +287,7 @@ impl Recorder {
         }
         snap.dropped = self.dropped.load(Ordering::Relaxed);
         snap.data_exhausted = self.data_exhausted.load(Ordering::Relaxed);
+        snap.connections = lock(&self.connections).clone();
         snap
     }
 

@@ -67,7 +67,8 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
 fn resolve(location: &str, current: &str, target: &TargetInfo) -> Option<String> {
     let loc = location.trim();
     let path = if let Some(rest) = loc.strip_prefix("//") {
-        same_target(&format!("http://{rest}"), target)?
+        let scheme = if target.https { "https" } else { "http" };
+        same_target(&format!("{scheme}://{rest}"), target)?
     } else if loc.starts_with('/') {
         loc.to_string()
     } else if loc
@@ -87,15 +88,19 @@ fn resolve(location: &str, current: &str, target: &TargetInfo) -> Option<String>
     valid_path(&path).map(str::to_string)
 }
 
-/// The path and query of the absolute URL `url`, if it is plain http to the
-/// target's host and port.
+/// The path and query of the absolute URL `url`, if it is to the target's
+/// scheme, host and port: an https target is never followed to http (nor
+/// the other way), where the same bytes would go out unencrypted.
 fn same_target(url: &str, target: &TargetInfo) -> Option<String> {
     let uri: hyper::Uri = url.parse().ok()?;
-    if !uri.scheme_str()?.eq_ignore_ascii_case("http") {
+    let scheme = if target.https { "https" } else { "http" };
+    if !uri.scheme_str()?.eq_ignore_ascii_case(scheme) {
         return None;
     }
     let host = uri.host()?;
-    let port = uri.port_u16().unwrap_or(80);
+    let port = uri
+        .port_u16()
+        .unwrap_or(if target.https { 443 } else { 80 });
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -121,6 +126,9 @@ mod tests {
             authority: "127.0.0.1:8080".into(),
             host_header: HeaderValue::from_static("127.0.0.1:8080"),
             prefix: String::new(),
+            https: false,
+            host: "127.0.0.1".into(),
+            tls: None,
         }
     }
 
@@ -185,6 +193,33 @@ mod tests {
             "/bad path",
         ] {
             assert_eq!(start(elsewhere), None, "{elsewhere}");
+        }
+    }
+
+    #[test]
+    fn an_https_target_is_followed_only_over_https() {
+        let t = TargetInfo {
+            authority: "127.0.0.1:443".into(),
+            https: true,
+            ..target()
+        };
+        let start = |l: &str| {
+            next_request(POST, &res(302, l), &t).map(|b| {
+                String::from_utf8(b)
+                    .unwrap()
+                    .lines()
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+        };
+        assert_eq!(start("https://127.0.0.1/s").unwrap(), "GET /s HTTP/1.1");
+        assert_eq!(start("https://127.0.0.1:443/s").unwrap(), "GET /s HTTP/1.1");
+        assert_eq!(start("//127.0.0.1/s").unwrap(), "GET /s HTTP/1.1");
+        assert_eq!(start("/s").unwrap(), "GET /s HTTP/1.1");
+        // Down to cleartext, even to the same host and port: refused.
+        for refused in ["http://127.0.0.1:443/s", "http://127.0.0.1/s"] {
+            assert_eq!(start(refused), None, "{refused}");
         }
     }
 }

@@ -375,6 +375,9 @@ mod tests {
             authority: "127.0.0.1:8080".into(),
             host_header: HeaderValue::from_static("example.test:8080"),
             prefix: String::new(),
+            https: false,
+            host: "127.0.0.1".into(),
+            tls: None,
         }
     }
 

@@ -27,7 +27,10 @@ use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
 use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
-use super::{Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot};
+use super::{
+    Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot,
+    connections::{ConnectionsBase, ConnectionsDelta},
+};
 use crate::histogram::Latency;
 
 /// The body of `GET /snapshot?since=CURSOR`.
@@ -52,6 +55,9 @@ pub struct SnapshotDelta {
     /// difference (if it changed), every newer one whole.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub intervals: Vec<Interval>,
+    /// Connections made since the acknowledged state (absent: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionsDelta>,
 }
 
 /// What does not add up, sent whole.
@@ -66,6 +72,8 @@ pub struct Head {
     pub records_used: Option<Bitmap>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// One request name's results since the acknowledged state.
@@ -107,6 +115,7 @@ pub struct Base {
     dropped: u64,
     data_exhausted: u64,
     last: Option<Interval>,
+    connections: Option<ConnectionsBase>,
 }
 
 #[derive(Clone, Debug)]
@@ -148,6 +157,7 @@ impl Base {
             dropped: s.dropped,
             data_exhausted: s.data_exhausted,
             last: s.intervals.last().cloned(),
+            connections: (!s.connections.is_empty()).then(|| ConnectionsBase::of(&s.connections)),
         }
     }
 
@@ -158,7 +168,12 @@ impl Base {
             .values()
             .map(|b| b.latency.encoded_len())
             .sum();
-        names + self.last.as_ref().map_or(0, |iv| iv.latency.encoded_len())
+        names
+            + self.last.as_ref().map_or(0, |iv| iv.latency.encoded_len())
+            + self
+                .connections
+                .as_ref()
+                .map_or(0, ConnectionsBase::footprint)
     }
 
     /// The first interval a later reply needs: the last one here (it may
@@ -177,6 +192,7 @@ impl Head {
             interval_us: s.interval_us,
             records_used: s.records_used.clone(),
             failures: s.failures.clone(),
+            warnings: s.warnings.clone(),
         }
     }
 }
@@ -312,6 +328,7 @@ impl SnapshotDelta {
             dropped: cur.dropped.checked_sub(b.dropped)?,
             data_exhausted: cur.data_exhausted.checked_sub(b.data_exhausted)?,
             intervals,
+            connections: ConnectionsDelta::between(b.connections.as_ref(), &cur.connections)?,
         })
     }
 

@@ -167,6 +167,11 @@ impl Merge {
                 .map_err(|e| bad(format!("request {name:?}"), e))?;
             names.push(s);
         }
+        let connections = d
+            .connections
+            .as_ref()
+            .map(|c| c.read().map_err(|e| bad("connections".into(), e)))
+            .transpose()?;
         let mut intervals = Vec::with_capacity(d.intervals.len());
         for iv in &d.intervals {
             if self.max_index.is_some_and(|m| iv.index > m) {
@@ -196,6 +201,9 @@ impl Merge {
                     self.latency.insert(name.clone(), sum);
                 }
             }
+        }
+        if let Some(c) = &connections {
+            totals.connections.merge(c);
         }
         totals.dropped = totals.dropped.saturating_add(d.dropped);
         totals.data_exhausted = totals.data_exhausted.saturating_add(d.data_exhausted);
@@ -354,6 +362,7 @@ fn add_head(t: &mut Snapshot, h: &Head) {
         (mine @ None, Some(theirs)) => *mine = Some(theirs.clone()),
         _ => {}
     }
+    super::merge_set(&mut t.warnings, &h.warnings);
     if !h.failures.is_empty() && t.failures.len() < MAX_FAILURES {
         t.failures
             .extend(h.failures.iter().take(MAX_FAILURES).cloned());

@@ -53,6 +53,13 @@ impl Sim {
                 retries: (x % 3) as u32,
             };
             self.rec.record(i % 7, &s);
+            if x.is_multiple_of(10) {
+                let handshake = x
+                    .is_multiple_of(20)
+                    .then(|| Duration::from_micros(x % 50_000));
+                self.rec
+                    .record_connection(Duration::from_micros(x % 3_000), handshake);
+            }
         }
     }
 

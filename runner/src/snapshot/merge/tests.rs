@@ -60,6 +60,9 @@ fn deltas_from_many_runners_merge_to_exactly_the_merge_of_their_snapshots() {
     let got = m.snapshot(true);
     assert_eq!(got.to_json(), want.to_json());
     assert!(got.intervals.len() >= 5, "{}", got.intervals.len());
+    // Connection setup times came in pieces too, and add up exactly.
+    assert!(got.connections.opened() > 0);
+    assert_eq!(got.connections, want.connections);
     assert_eq!(got.total_requests(), want.total_requests());
     assert_eq!(got.finished, 4);
 }
@@ -123,11 +126,13 @@ fn heads_merge_as_sets_and_unions() {
                 interval_us: 1_000_000,
                 records_used: Some(Bitmap(records)),
                 failures: failures.into_iter().map(String::from).collect(),
+                warnings: vec!["w".into()],
             },
             requests: BTreeMap::new(),
             dropped: 1,
             data_exhausted: 0,
             intervals: Vec::new(),
+            connections: None,
         };
         m.apply(runner, &d).unwrap();
     };
@@ -138,6 +143,7 @@ fn heads_merge_as_sets_and_unions() {
     let s = m.snapshot(false);
     assert_eq!(s.distinct_records(), 4);
     assert_eq!(s.failures, ["runner 0: boom", "runner 1: oops"]);
+    assert_eq!(s.warnings, ["w"], "warnings merge as a set");
     assert_eq!(s.dropped, 4, "dropped is a difference: it adds");
     assert_eq!(s.runner_starts_us, [10, 11]);
     assert_eq!(s.start_skew_us(), Some(1));
