@@ -21,15 +21,18 @@ use crate::{
     data::Records,
     error::{Error, Result},
     limits,
-    plan::{Executor, Plan, Select},
+    plan::{Executor, HttpVersion, Plan, Select},
     template::{Scope, Template},
     thresholds::{Limits, Threshold},
 };
 
+mod http;
 mod load;
 mod steps;
 mod target;
 
+pub use http::STREAMS_PER_CONNECTION;
+use http::compile_http;
 use load::{compile_interval, compile_load};
 use steps::{Requests, compile_requests};
 use target::{compile_header, compile_target};
@@ -62,6 +65,7 @@ impl Slot {
 pub struct Compiled {
     pub slot: Slot,
     pub target: TargetInfo,
+    pub http: HttpPlan,
     pub scenarios: Vec<Scenario>,
     /// Cumulative weights, for picking a scenario with one random draw.
     pub cumulative_weights: Vec<u64>,
@@ -80,6 +84,15 @@ pub struct TargetInfo {
     pub host_header: HeaderValue,
     /// Path prefix from the base URL, without a trailing slash.
     pub prefix: String,
+}
+
+/// `target.http` and `target.connections`, checked.
+#[derive(Debug)]
+pub struct HttpPlan {
+    pub version: HttpVersion,
+    /// HTTP/2 connections this runner spreads its streams over (at least 1;
+    /// unused for HTTP/1.1, where each user has its own connection).
+    pub connections: u32,
 }
 
 #[derive(Debug)]
@@ -365,6 +378,7 @@ fn compile_inner(
     } = compile_requests(plan, &target, &common_headers, default_timeout, &scope, &f)?;
 
     let load = compile_load(plan, slot, &f)?;
+    let http = compile_http(plan, &load, slot.count, &f)?;
     let interval = compile_interval(plan, &load.profile, &f)?;
     // Windowed thresholds are made of whole intervals within the test.
     let limits = Limits {
@@ -390,6 +404,7 @@ fn compile_inner(
     Ok(Compiled {
         slot,
         target,
+        http,
         scenarios,
         cumulative_weights,
         names,

@@ -4,6 +4,7 @@
 
 mod client;
 mod closed;
+mod http2;
 mod open;
 mod pending;
 mod recorder;
@@ -29,7 +30,7 @@ pub use recorder::{Recorder, Sample};
 use crate::{
     compile::{Compiled, MAX_REDIRECTS},
     data::{Pick, Selector},
-    plan::Executor,
+    plan::{Executor, HttpVersion},
     snapshot::{ErrorKind, Snapshot},
     template::{Pkce, RenderCtx},
 };
@@ -95,6 +96,9 @@ pub struct Runner {
     outstanding: Outstanding,
     /// The first failure of the engine itself (a task that panicked).
     failure: Mutex<Option<String>>,
+    /// HTTP/2's shared connections (`target.http: "2"`); None for HTTP/1.1,
+    /// where each user or in-flight iteration has its own connection.
+    h2: Option<http2::Pool>,
     /// Tests only: the iteration (by `seq`) whose request panics mid-flight.
     #[cfg(test)]
     panic_at: AtomicU64,
@@ -172,7 +176,11 @@ impl Runner {
                 plan.slot.count,
             )
         });
+        // Over cleartext "auto" is HTTP/1.1: there is no ALPN to ask with.
+        let h2 = (plan.http.version == HttpVersion::Http2)
+            .then(|| http2::Pool::new(&plan.target.authority, plan.http.connections));
         Arc::new(Runner {
+            h2,
             recorder: Recorder::new(plan.names.clone(), plan.interval),
             prepared,
             selector,
@@ -439,7 +447,6 @@ impl Runner {
         sample: &mut Sample,
         vars: &mut [Option<String>],
     ) -> bool {
-        let authority = &self.plan.target.authority;
         let want = request::want(step);
         let mut extra_sent = 0u64;
         // Attempts resent on a fresh connection, and their bytes, go straight
@@ -450,7 +457,7 @@ impl Runner {
             bytes: &mut sample.sent,
         };
         let chain = async {
-            let mut res = send(conn, authority, req.as_bytes(), want, &mut resent).await?;
+            let mut res = self.send(conn, req.as_bytes(), want, &mut resent).await?;
             if step.follow_redirects {
                 let mut received = res.received;
                 let mut prev: Option<Vec<u8>> = None;
@@ -460,7 +467,7 @@ impl Runner {
                         break;
                     };
                     extra_sent += next.len() as u64;
-                    res = send(conn, authority, &next, want, &mut resent).await?;
+                    res = self.send(conn, &next, want, &mut resent).await?;
                     received += res.received;
                     prev = Some(next);
                 }
@@ -497,6 +504,23 @@ impl Runner {
                     true
                 }
             }
+        }
+    }
+}
+
+impl Runner {
+    /// One request: a stream on the HTTP/2 pool, or on this user's own
+    /// HTTP/1.1 connection.
+    async fn send(
+        &self,
+        conn: &mut Option<Conn>,
+        req: &[u8],
+        want: client::Want,
+        resent: &mut Resent<'_>,
+    ) -> Result<client::Response, ErrorKind> {
+        match &self.h2 {
+            Some(pool) => http2::send(pool, req, want, resent).await,
+            None => send(conn, &self.plan.target.authority, req, want, resent).await,
         }
     }
 }

@@ -1,0 +1,382 @@
+//! HTTP/2 against in-test servers: hyper's (a well-behaved one, counting
+//! connections and streams) and hand-driven `h2` ones (hostile: huge
+//! headers, GOAWAY mid-run, reset streams).
+
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Response as HttpResponse, body::Incoming, service::service_fn};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::{
+    compile::Slot,
+    engine::Runner,
+    planfile,
+    snapshot::{ErrorKind, Snapshot},
+};
+
+#[derive(Default)]
+struct Counts {
+    connections: AtomicU64,
+    streams: AtomicU64,
+}
+
+/// A hyper HTTP/2-only server; returns its base URL and what it counted.
+async fn hyper_server(max_streams: Option<u32>) -> (String, Arc<Counts>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let counts = Arc::new(Counts::default());
+    let c = counts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let c = c.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    c.streams.fetch_add(1, Ordering::SeqCst);
+                    handle(req)
+                });
+                let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+                b.max_concurrent_streams(max_streams);
+                let _ = b.serve_connection(TokioIo::new(s), svc).await;
+            });
+        }
+    });
+    (base, counts)
+}
+
+async fn handle(req: Request<Incoming>) -> Result<HttpResponse<Full<Bytes>>, Infallible> {
+    let b = HttpResponse::builder();
+    let authority = req.uri().authority().map(|a| a.to_string());
+    let res = match req.uri().path() {
+        "/login" => b
+            .header("x-session", "s-1")
+            .body(Full::new(Bytes::from(r#"{"data":{"token":"t-42"}}"#))),
+        "/me/t-42/s-1" => b.body(Full::new(Bytes::from("me"))),
+        "/old" => b
+            .status(302)
+            .header("location", "/new")
+            .body(Full::new(Bytes::new())),
+        "/new" => b.body(Full::new(Bytes::from("moved"))),
+        "/authority" => b
+            .header("x-authority", authority.unwrap_or_default())
+            .body(Full::new(Bytes::new())),
+        "/slow" => {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            b.body(Full::new(Bytes::new()))
+        }
+        _ => b.body(Full::new(Bytes::from("ok"))),
+    };
+    Ok(res.unwrap())
+}
+
+fn runner(base: &str, rest: &str) -> Arc<Runner> {
+    let yaml = format!("target: {{baseUrl: '{base}', http: '2'{rest}");
+    let loaded = planfile::from_str(&yaml, Default::default()).unwrap();
+    Runner::new(Arc::new(loaded.compile(Slot::SOLO).unwrap()))
+}
+
+async fn run(r: &Arc<Runner>) -> Snapshot {
+    tokio::time::timeout(Duration::from_secs(20), r.run())
+        .await
+        .expect("the run ends");
+    r.snapshot()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_users_share_five_connections_and_every_stream_is_counted() {
+    let (base, counts) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        ", connections: 5}\nload: {users: 50, iterations: 2000}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.count(), 2000);
+    assert_eq!(a.statuses.get(&200), Some(&2000), "{:?}", a.errors);
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 2000);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 5);
+    // Body bytes exactly, and a head for each response.
+    assert!(a.bytes_received > 2000 * 2, "{}", a.bytes_received);
+    assert_eq!(a.bytes_sent % 2000, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_beyond_the_servers_concurrency_limit_wait_their_turn() {
+    // 20 users on one connection that allows 2 streams at a time.
+    let (base, counts) = hyper_server(Some(2)).await;
+    let r = runner(
+        &base,
+        ", connections: 1}\nload: {users: 20, iterations: 400}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!((a.count(), a.error_count()), (400, 0), "{:?}", a.errors);
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 400);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn captures_and_redirects_work_over_h2() {
+    let (base, _) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        "}\nload: {users: 2, iterations: 10}\nrequests:\n- name: j\n  steps:\n  \
+         - {name: login, method: POST, path: /login, body: '{}', capture: {token: {json: /data/token}, session: {header: x-session}}}\n  \
+         - {name: me, path: '/me/{{ vars.token }}/{{ vars.session }}', expect: {status: [200]}}\n  \
+         - {name: moved, path: /old, followRedirects: true, expect: {status: [200]}, capture: {body: {regex: 'mo(ved)'}}}\n",
+    );
+    let snap = run(&r).await;
+    for step in ["j/login", "j/me", "j/moved"] {
+        let s = &snap.requests[step];
+        assert_eq!(
+            (s.count(), s.error_count()),
+            (10, 0),
+            "{step}: {:?}",
+            s.errors
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_host_becomes_the_authority() {
+    let (base, _) = hyper_server(None).await;
+    let yaml = format!(
+        "target: {{baseUrl: '{base}', http: '2'}}\nload: {{users: 1, iterations: 1}}\nrequests:\n\
+         - name: j\n  steps: [{{name: a, path: /authority, capture: {{x: {{header: x-authority}}}}}}]\n"
+    );
+    let loaded = planfile::from_str(&yaml, Default::default()).unwrap();
+    let r = Runner::with_journal(Arc::new(loaded.compile(Slot::SOLO).unwrap()));
+    run(&r).await;
+    let journal = r.take_journal();
+    let vars = journal[0].result.as_ref().map_err(|f| f.error).unwrap();
+    assert_eq!(vars[0].as_deref(), base.strip_prefix("http://"));
+}
+
+#[tokio::test]
+async fn a_stream_that_outlives_its_timeout_is_a_timeout() {
+    let (base, counts) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        ", timeout: 200ms}\nload: {users: 3, iterations: 6}\nrequests: [{name: a, path: /slow}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.count(), 6);
+    assert_eq!(a.errors.get(&ErrorKind::Timeout), Some(&6));
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 6);
+    // Cancelled streams leave the connection usable: one is enough.
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn the_open_model_runs_over_h2() {
+    let (base, counts) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        "}\nload: {executor: arrival-rate, rate: 200, duration: 1s, maxInFlight: 250}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.error_count(), 0, "{:?}", a.errors);
+    assert_eq!(a.count() + snap.dropped, 200);
+    assert_eq!(counts.streams.load(Ordering::SeqCst), a.count());
+    // One connection per 100 requests in flight, by default.
+    assert_eq!(r.plan.http.connections, 3);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn an_unreachable_target_is_a_connect_error_for_each_request() {
+    // A port nobody listens on.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    drop(l);
+    let r = runner(
+        &base,
+        "}\nload: {users: 4, iterations: 20}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.errors.get(&ErrorKind::Connect), Some(&20));
+}
+
+// ---- Hostile servers, driven with `h2` directly.
+
+/// How a hand-driven server answers stream number `n` (from 0) of a
+/// connection.
+#[derive(Clone, Copy)]
+enum Answer {
+    Ok,
+    /// A 200 with a header of this many bytes.
+    HugeHeader(usize),
+    Reset(Reason),
+}
+
+/// Serves `answer(n)` for stream `n` of each connection; after `goaway_after`
+/// streams on a connection it shuts that connection down gracefully.
+async fn h2_server(
+    answer: fn(u64) -> Answer,
+    goaway_after: Option<u64>,
+) -> (String, Arc<Counts>, Arc<AtomicU64>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let counts = Arc::new(Counts::default());
+    let answered = Arc::new(AtomicU64::new(0));
+    let (c, done) = (counts.clone(), answered.clone());
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = listener.accept().await else {
+                return;
+            };
+            c.connections.fetch_add(1, Ordering::SeqCst);
+            let (c, done) = (c.clone(), done.clone());
+            tokio::spawn(async move {
+                let Ok(mut conn) = h2::server::handshake(s).await else {
+                    return;
+                };
+                let mut n = 0u64;
+                while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                    c.streams.fetch_add(1, Ordering::SeqCst);
+                    match answer(n) {
+                        Answer::Ok => {
+                            let res = HttpResponse::builder().body(()).unwrap();
+                            if let Ok(mut body) = respond.send_response(res, false) {
+                                let _ = body.send_data(Bytes::from_static(b"ok"), true);
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                        Answer::HugeHeader(len) => {
+                            let res = HttpResponse::builder()
+                                .header("x-huge", "a".repeat(len))
+                                .body(())
+                                .unwrap();
+                            let _ = respond.send_response(res, true);
+                        }
+                        Answer::Reset(reason) => respond.send_reset(reason),
+                    }
+                    n += 1;
+                    if goaway_after == Some(n) {
+                        conn.graceful_shutdown();
+                    }
+                }
+            });
+        }
+    });
+    (base, counts, answered)
+}
+
+#[tokio::test]
+async fn a_huge_header_block_fails_the_request_not_the_runner() {
+    let (base, _, _) = h2_server(|_| Answer::HugeHeader(1 << 20), None).await;
+    let r = runner(
+        &base,
+        "}\nload: {users: 2, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.count(), 10);
+    assert_eq!(a.errors.get(&ErrorKind::Http), Some(&10), "{:?}", a.errors);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_mid_run_moves_the_load_to_new_connections_and_loses_nothing() {
+    let (base, counts, answered) = h2_server(|_| Answer::Ok, Some(50)).await;
+    let r = runner(
+        &base,
+        ", connections: 1}\nload: {users: 10, iterations: 500}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.count(), 500);
+    // Every request the server answered is counted as answered, once; any
+    // that a GOAWAY caught mid-flight is counted as failed, never lost.
+    let ok = a.statuses.get(&200).copied().unwrap_or(0);
+    assert_eq!(ok, answered.load(Ordering::SeqCst));
+    assert_eq!(ok + a.error_count(), 500);
+    assert!(ok >= 450, "{ok} {:?}", a.errors);
+    let conns = counts.connections.load(Ordering::SeqCst);
+    let streams = counts.streams.load(Ordering::SeqCst);
+    assert!(
+        conns >= 5,
+        "{conns} connections, {streams} streams, {:?} {}",
+        a.errors,
+        a.retries
+    );
+}
+
+#[tokio::test]
+async fn reset_streams_fail_as_http_and_refused_ones_are_sent_once_more() {
+    // Every stream reset with an error: each request fails once, as http.
+    let (base, counts, _) = h2_server(|_| Answer::Reset(Reason::INTERNAL_ERROR), None).await;
+    let r = runner(
+        &base,
+        "}\nload: {users: 2, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.errors.get(&ErrorKind::Http), Some(&10), "{:?}", a.errors);
+    assert_eq!((a.count(), a.retries), (10, 0));
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 10);
+
+    // Every other stream refused unprocessed: sent again, and counted so.
+    let (base, counts, answered) = h2_server(
+        |n| {
+            if n % 2 == 0 {
+                Answer::Reset(Reason::REFUSED_STREAM)
+            } else {
+                Answer::Ok
+            }
+        },
+        None,
+    )
+    .await;
+    let r = runner(
+        &base,
+        "}\nload: {users: 1, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!((a.count(), a.error_count(), a.retries), (10, 0, 10));
+    assert_eq!(answered.load(Ordering::SeqCst), 10);
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 20);
+
+    // Refused every time: one resend, then http.
+    let (base, _, _) = h2_server(|_| Answer::Reset(Reason::REFUSED_STREAM), None).await;
+    let r = runner(
+        &base,
+        "}\nload: {users: 1, iterations: 3}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.errors.get(&ErrorKind::Http), Some(&3));
+    assert_eq!(a.retries, 3);
+}
+
+#[test]
+fn a_serialized_request_becomes_an_h2_request() {
+    let wire = b"POST /p?q=1 HTTP/1.1\r\nhost: example.com:8080\r\nconnection: keep-alive\r\n\
+                 transfer-encoding: chunked\r\nx-a: 1\r\nte: gzip\r\ncontent-length: 3\r\n\r\nabc";
+    let (head, body) = to_h2(wire, &Scheme::HTTP).unwrap();
+    assert_eq!(head.method(), hyper::Method::POST);
+    assert_eq!(head.uri().to_string(), "http://example.com:8080/p?q=1");
+    let names: Vec<_> = head.headers().keys().map(|n| n.as_str()).collect();
+    assert_eq!(names, ["x-a", "content-length"]);
+    assert_eq!(&body[..], b"abc");
+    // Not a request at all.
+    assert!(to_h2(b"nonsense", &Scheme::HTTP).is_none());
+    assert!(to_h2(b"GET / HTTP/1.1\r\n\r\n", &Scheme::HTTP).is_none());
+}
