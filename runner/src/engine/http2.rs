@@ -236,13 +236,15 @@ pub(super) async fn send(
     want: Want,
     resent: &mut Resent<'_>,
 ) -> Result<Response, ErrorKind> {
-    let (head, body) = to_h2(req, &pool.scheme).ok_or(ErrorKind::Http)?;
     let i = pool.pick();
     let mut unsent = 0;
     let mut retried = false;
     loop {
+        // Made again for a second attempt rather than cloned for every first
+        // one: a resend is rare, a request head's clone is not free.
+        let (head, body) = to_h2(req, &pool.scheme).ok_or(ErrorKind::Http)?;
         let live = pool.get(i).await?;
-        match attempt(&live, head.clone(), body.clone(), want).await {
+        match attempt(&live, head, body, want).await {
             Ok(res) => return Ok(res),
             Err(Failed::Unsent) if unsent < MAX_UNSENT => {
                 unsent += 1;
