@@ -510,3 +510,94 @@ fn a_serialized_request_becomes_an_h2_request() {
     assert!(to_h2(b"nonsense", &Scheme::HTTP).is_none());
     assert!(to_h2(b"GET / HTTP/1.1\r\n\r\n", &Scheme::HTTP).is_none());
 }
+
+// ---- The TLS seam: ALPN decides, and h2 runs over the rustls stream.
+
+/// A CA and a server certificate it signed for localhost and 127.0.0.1.
+fn certificates() -> (
+    rustls_pki_types::CertificateDer<'static>,
+    rustls_pki_types::CertificateDer<'static>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+) {
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+        .unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let key = rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    (ca.der().clone(), leaf.der().clone(), key)
+}
+
+/// A TLS server offering `alpn`, serving HTTP/2 when it was chosen, and a
+/// client connection to it that offers h2 and http/1.1.
+async fn tls_pair(alpn: &[&[u8]]) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let (ca, leaf, key) = certificates();
+    let mut server = rustls::ServerConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf], key)
+        .unwrap();
+    server.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (s, _) = listener.accept().await.unwrap();
+        let tls = acceptor.accept(s).await.unwrap();
+        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+            let svc = service_fn(handle);
+            let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(tls), svc)
+                .await;
+        }
+    });
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).unwrap();
+    let mut client = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    client.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    tokio_rustls::TlsConnector::from(Arc::new(client))
+        .connect(name, tcp)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn alpn_decides_and_h2_runs_over_tls() {
+    assert!(!negotiated_h2(&tls_pair(&[b"http/1.1"]).await));
+    assert!(!negotiated_h2(&tls_pair(&[]).await));
+    let tls = tls_pair(&[b"h2", b"http/1.1"]).await;
+    assert!(negotiated_h2(&tls));
+    // The same settings and exchange as h2c, over the rustls stream.
+    let (send, conn) = builder().handshake::<_, Bytes>(tls).await.unwrap();
+    tokio::spawn(conn);
+    let live = Live {
+        send,
+        dead: Arc::default(),
+    };
+    let (head, body) = to_h2(
+        b"GET /new HTTP/1.1\r\nhost: localhost\r\n\r\n",
+        &Scheme::HTTPS,
+    )
+    .unwrap();
+    let want = Want {
+        body: true,
+        max_body: 100,
+        ..Want::default()
+    };
+    let Ok(res) = attempt(&live, head, body, want).await else {
+        panic!("the request over TLS failed");
+    };
+    assert_eq!(res.status, 200);
+    assert_eq!(res.body.as_deref(), Some(&b"moved"[..]));
+}
