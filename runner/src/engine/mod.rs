@@ -1,6 +1,9 @@
 //! The load engine: one `Runner` produces one slot's share of a plan and
 //! keeps its results. The closed and open models differ only in when
 //! iterations start (`closed`, `open`); what an iteration does is here.
+//! Requests go out over HTTP/1.1 on each user's own connection (`client`), or
+//! with `target.http: "2"` as streams on the runner's shared HTTP/2
+//! connections (`http2`).
 
 mod client;
 mod closed;
