@@ -31,7 +31,7 @@ use std::{
     io,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
     },
 };
 
@@ -67,6 +67,12 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 const MAX_UNSENT: u32 = 3;
 /// Headers in a request we send (the plan's, rendered).
 const MAX_REQUEST_HEADERS: usize = 256;
+/// Streams one connection opens before it is replaced: client stream ids
+/// are the odd numbers below 2^31, about 1.07 billion of them, which a long
+/// test at a high rate on few connections does reach. Well before that, the
+/// next request takes a new connection and the old one ends with its last
+/// stream.
+const STREAM_BUDGET: u32 = 1_000_000_000;
 
 /// The connections of one runner.
 pub struct Pool {
@@ -74,6 +80,8 @@ pub struct Pool {
     scheme: Scheme,
     slots: Box<[Slot]>,
     next: AtomicUsize,
+    /// `STREAM_BUDGET`, smaller in tests.
+    stream_budget: u32,
 }
 
 #[derive(Default)]
@@ -92,13 +100,18 @@ struct Live {
     send: SendRequest<Bytes>,
     /// Set when the connection's driver ends (closed, failed, done).
     dead: Arc<AtomicBool>,
+    /// Streams opened on it so far.
+    opened: Arc<AtomicU32>,
 }
 
 impl Slot {
-    fn current(&self) -> Option<Live> {
+    /// The slot's connection if it can take another stream, counted as
+    /// opened on it.
+    fn current(&self, budget: u32) -> Option<Live> {
         let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         live.as_ref()
             .filter(|l| !l.dead.load(Ordering::Acquire))
+            .filter(|l| l.opened.fetch_add(1, Ordering::Relaxed) < budget)
             .cloned()
     }
 
@@ -138,6 +151,7 @@ impl Pool {
             scheme: Scheme::HTTP,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             next: AtomicUsize::new(0),
+            stream_budget: STREAM_BUDGET,
         }
     }
 
@@ -149,11 +163,11 @@ impl Pool {
     /// Slot `i`'s connection, made now if it has none (or a dead one).
     async fn get(&self, i: usize) -> Result<Live, ErrorKind> {
         let slot = &self.slots[i];
-        if let Some(l) = slot.current() {
+        if let Some(l) = slot.current(self.stream_budget) {
             return Ok(l);
         }
         let _connecting = slot.connecting.lock().await;
-        if let Some(l) = slot.current() {
+        if let Some(l) = slot.current(self.stream_budget) {
             return Ok(l);
         }
         let stream = dial(&self.authority)
@@ -170,7 +184,11 @@ impl Pool {
             let _ = conn.await;
             flag.store(true, Ordering::Release);
         });
-        let live = Live { send, dead };
+        let live = Live {
+            send,
+            dead,
+            opened: Arc::new(AtomicU32::new(1)),
+        };
         {
             let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
             drivers.retain(|d| !d.is_finished());
@@ -271,9 +289,16 @@ async fn attempt(
     // Waits while this handle's previous stream is still queued for a
     // concurrency slot; fails when the connection is gone.
     let mut send = send.ready().await.map_err(|_| Failed::Unsent)?;
-    let (response, mut stream) = send
-        .send_request(head, body.is_empty())
-        .map_err(|_| Failed::Unsent)?;
+    let (response, mut stream) = send.send_request(head, body.is_empty()).map_err(|e| {
+        // The connection is closed or going away; anything else is
+        // this request's own fault, and another connection would not
+        // take it either.
+        if e.is_io() || e.is_go_away() {
+            Failed::Unsent
+        } else {
+            Failed::Other
+        }
+    })?;
     if !body.is_empty() {
         // Buffered by h2 and sent as the server's window allows; a server
         // that never opens it holds the request until its timeout.

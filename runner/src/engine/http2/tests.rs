@@ -214,6 +214,26 @@ async fn an_unreachable_target_is_a_connect_error_for_each_request() {
     assert_eq!(a.errors.get(&ErrorKind::Connect), Some(&20));
 }
 
+#[tokio::test]
+async fn a_connection_that_used_up_its_stream_ids_is_replaced() {
+    let (base, counts) = hyper_server(None).await;
+    let mut pool = Pool::new(base.trim_start_matches("http://"), 1);
+    pool.stream_budget = 10;
+    let (mut attempts, mut bytes) = (0, 0);
+    for _ in 0..25 {
+        let mut resent = Resent {
+            attempts: &mut attempts,
+            bytes: &mut bytes,
+        };
+        let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
+        let res = send(&pool, req, Want::default(), &mut resent).await;
+        assert_eq!(res.map(|r| r.status).ok(), Some(200));
+    }
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 25);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 3);
+    assert_eq!(attempts, 0);
+}
+
 // ---- Hostile servers, driven with `h2` directly.
 
 /// How a hand-driven server answers stream number `n` (from 0) of a
@@ -584,6 +604,7 @@ async fn alpn_decides_and_h2_runs_over_tls() {
     let live = Live {
         send,
         dead: Arc::default(),
+        opened: Arc::default(),
     };
     let (head, body) = to_h2(
         b"GET /new HTTP/1.1\r\nhost: localhost\r\n\r\n",
