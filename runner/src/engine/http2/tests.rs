@@ -248,6 +248,8 @@ enum Answer {
     Hang,
     /// A 200 once the whole request body has arrived.
     AfterBody,
+    /// A 200 with a body of this many bytes, and no header.
+    Body(usize),
 }
 
 struct Hostile {
@@ -323,6 +325,13 @@ async fn hostile(h: Hostile) -> H2Server {
                             let _ = respond.send_response(res, true);
                         }
                         Answer::Reset(reason) => respond.send_reset(reason),
+                        Answer::Body(len) => {
+                            let res = HttpResponse::builder().body(()).unwrap();
+                            if let Ok(mut body) = respond.send_response(res, false) {
+                                let _ = body.send_data(Bytes::from(vec![b'x'; len]), true);
+                                done.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
                         Answer::AfterBody => {
                             let done = done.clone();
                             tokio::spawn(async move {
@@ -448,6 +457,56 @@ async fn reset_streams_fail_as_http_and_refused_ones_are_sent_once_more() {
     let a = &snap.requests["a"];
     assert_eq!(a.errors.get(&ErrorKind::Http), Some(&3));
     assert_eq!(a.retries, 3);
+}
+
+#[tokio::test]
+async fn bodies_count_exactly_and_only_what_a_capture_needs_is_kept() {
+    // 3 MiB each, beyond the stream and connection windows: read only
+    // because each chunk's window is given back as it is read.
+    let srv = h2_server(|_| Answer::Body(3 << 20), None).await;
+    let r = runner(
+        &srv.base,
+        "}\nload: {users: 2, iterations: 4}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!((a.count(), a.error_count()), (4, 0), "{:?}", a.errors);
+    // `HTTP/1.1 200 \r\n` and the blank line for a head with no field.
+    assert_eq!(a.bytes_received, 4 * (16 + (3 << 20)));
+    // A capture keeps the body, up to maxBody.
+    let r = runner(
+        &srv.base,
+        "}\nload: {users: 1, iterations: 2}\nrequests: [{name: j, steps: [{name: a, path: /, maxBody: 1MiB, capture: {x: {regex: 'x+'}}}]}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["j/a"];
+    assert_eq!(a.errors.get(&ErrorKind::BodyTooLarge), Some(&2));
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_speak_h2_fails_each_request_as_http() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let r = runner(
+        &base,
+        "}\nload: {users: 2, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.count(), 10);
+    assert_eq!(a.errors.get(&ErrorKind::Http), Some(&10), "{:?}", a.errors);
 }
 
 #[tokio::test]
