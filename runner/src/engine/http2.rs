@@ -14,13 +14,15 @@
 //! streams than are asked for queues the rest inside `h2` until a stream
 //! ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected, never exceeded).
 //!
-//! Requests arrive serialized as HTTP/1.1 (see `request`): redirects,
-//! idempotency and sizes all work on those bytes already. Here the head is
-//! parsed back with `httparse` into the `http::Request` that `h2` encodes,
-//! which is cheap next to the HPACK encoding itself and keeps one way of
-//! building a request; Host becomes `:authority` and the headers HTTP/2
-//! forbids (connection, keep-alive, transfer-encoding, upgrade, ...) are
-//! dropped.
+//! Requests arrive serialized as HTTP/1.1 (see `request`): redirects and
+//! sizes all work on those bytes already. Here the head is parsed back with
+//! `httparse` into the `http::Request` that `h2` encodes; Host becomes
+//! `:authority` and the headers HTTP/2 forbids (connection, keep-alive,
+//! transfer-encoding, upgrade, ...) are dropped. Measured (release, a GET
+//! with four headers): parsing and building take about 0.9 µs, building the
+//! same `http::Request` from its parts about 0.65 µs; the `http::Request`
+//! is needed either way, and the 0.25 µs difference did not justify a second
+//! way of building every request.
 //!
 //! What a hostile server can make us hold is bounded by our settings, not by
 //! what it sends: headers (`MAX_HEADER_LIST`), window sizes (so unread data
