@@ -31,7 +31,6 @@ mod load;
 mod steps;
 mod target;
 
-pub use http::STREAMS_PER_CONNECTION;
 use http::compile_http;
 use load::{compile_interval, compile_load};
 use steps::{Requests, compile_requests};

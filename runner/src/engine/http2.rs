@@ -175,37 +175,44 @@ impl Pool {
         let stream = dial(&self.authority)
             .await
             .map_err(|_| ErrorKind::Connect)?;
-        let (send, conn) = builder()
-            .handshake::<_, Bytes>(stream)
-            .await
-            .map_err(|_| ErrorKind::Connect)?;
-        let dead = Arc::new(AtomicBool::new(false));
-        let flag = dead.clone();
-        let driver = tokio::spawn(async move {
-            // Its error reaches each stream on it; nothing more to do here.
-            let _ = conn.await;
-            flag.store(true, Ordering::Release);
-        });
-        let live = Live {
-            send,
-            dead,
-            opened: Arc::new(AtomicU32::new(1)),
-        };
-        {
-            let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
-            drivers.retain(|d| !d.is_finished());
-            drivers.push(driver.abort_handle());
-        }
+        let live = handshake(stream, slot).await?;
         *slot.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live.clone());
         Ok(live)
     }
 }
 
+/// Starts HTTP/2 on a connected stream (TCP, or TLS once ALPN chose h2),
+/// its driver a task of its own that `slot` can abort.
+async fn handshake<S>(stream: S, slot: &Slot) -> Result<Live, ErrorKind>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = builder()
+        .handshake::<_, Bytes>(stream)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    let dead = Arc::new(AtomicBool::new(false));
+    let flag = dead.clone();
+    let driver = tokio::spawn(async move {
+        // Its error reaches each stream on it; nothing more to do here.
+        let _ = conn.await;
+        flag.store(true, Ordering::Release);
+    });
+    let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
+    drivers.retain(|d| !d.is_finished());
+    drivers.push(driver.abort_handle());
+    Ok(Live {
+        send,
+        dead,
+        opened: Arc::new(AtomicU32::new(1)),
+    })
+}
+
 /// The TCP connection under an h2c connection.
 ///
-/// TLS plugs in here (engine-tls): an https target's stream is the rustls
-/// one, and with `http: auto` a connection is HTTP/2 only when the server
-/// chose it by ALPN (`negotiated_h2`).
+/// TLS plugs in here (engine-tls): for an https target `get` connects with
+/// the rustls connector (offering ALPN h2) and hands the TLS stream to
+/// `handshake` when `negotiated_h2`; the pool's `scheme` becomes https.
 async fn dial(authority: &str) -> io::Result<TcpStream> {
     let stream = TcpStream::connect(authority).await?;
     stream.set_nodelay(true)?;

@@ -658,12 +658,8 @@ async fn alpn_decides_and_h2_runs_over_tls() {
     let tls = tls_pair(&[b"h2", b"http/1.1"]).await;
     assert!(negotiated_h2(&tls));
     // The same settings and exchange as h2c, over the rustls stream.
-    let (send, conn) = builder().handshake::<_, Bytes>(tls).await.unwrap();
-    tokio::spawn(conn);
-    let live = Live {
-        send,
-        dead: Arc::default(),
-        opened: Arc::default(),
+    let Ok(live) = handshake(tls, &super::Slot::default()).await else {
+        panic!("the HTTP/2 handshake over TLS failed");
     };
     let (head, body) = to_h2(
         b"GET /new HTTP/1.1\r\nhost: localhost\r\n\r\n",
