@@ -295,8 +295,10 @@ async fn attempt(
     want: Want,
 ) -> Result<Response, Failed> {
     let send = live.send.clone();
-    // Waits while this handle's previous stream is still queued for a
-    // concurrency slot; fails when the connection is gone.
+    // A fresh handle has no stream of its own still queued, so this only
+    // fails (the connection is gone). Streams beyond the server's
+    // concurrency limit are queued inside h2 until one ends: at most one
+    // per user or in-flight iteration.
     let mut send = send.ready().await.map_err(|_| Failed::Unsent)?;
     let (response, mut stream) = send.send_request(head, body.is_empty()).map_err(|e| {
         // The connection is closed or going away; anything else is
