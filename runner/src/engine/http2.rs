@@ -157,6 +157,14 @@ impl Pool {
         }
     }
 
+    /// Lets every connection go: each closes (GOAWAY) once its streams are
+    /// done; a later request would make a new one.
+    pub fn close(&self) {
+        for s in self.slots.iter() {
+            s.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+
     /// The next slot, in turn.
     fn pick(&self) -> usize {
         self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()

@@ -238,6 +238,12 @@ impl Runner {
                 self.fail("requests of the failed load task were still not counted".into());
             }
         }
+        // Every request is counted by now: the HTTP/2 connections close
+        // (HTTP/1.1 ones went with their users), rather than stay open for
+        // as long as the runner's results are kept.
+        if let Some(pool) = &self.h2 {
+            pool.close();
+        }
         ticker.abort();
         if let Err(e) = ticker.await
             && e.is_panic()

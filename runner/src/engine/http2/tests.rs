@@ -29,6 +29,9 @@ use crate::{
 struct Counts {
     connections: AtomicU64,
     streams: AtomicU64,
+    /// Connections that ended.
+    closed: AtomicU64,
+    closing: tokio::sync::Notify,
 }
 
 /// A hyper HTTP/2-only server; returns its base URL and what it counted.
@@ -43,7 +46,7 @@ async fn hyper_server(max_streams: Option<u32>) -> (String, Arc<Counts>) {
                 return;
             };
             c.connections.fetch_add(1, Ordering::SeqCst);
-            let c = c.clone();
+            let (c, c2) = (c.clone(), c.clone());
             tokio::spawn(async move {
                 let svc = service_fn(move |req| {
                     c.streams.fetch_add(1, Ordering::SeqCst);
@@ -52,6 +55,8 @@ async fn hyper_server(max_streams: Option<u32>) -> (String, Arc<Counts>) {
                 let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
                 b.max_concurrent_streams(max_streams);
                 let _ = b.serve_connection(TokioIo::new(s), svc).await;
+                c2.closed.fetch_add(1, Ordering::SeqCst);
+                c2.closing.notify_waiters();
             });
         }
     });
@@ -109,6 +114,19 @@ async fn fifty_users_share_five_connections_and_every_stream_is_counted() {
     assert_eq!(a.statuses.get(&200), Some(&2000), "{:?}", a.errors);
     assert_eq!(counts.streams.load(Ordering::SeqCst), 2000);
     assert_eq!(counts.connections.load(Ordering::SeqCst), 5);
+    // The run is over: its connections close, though the runner is kept.
+    let all_closed = async {
+        loop {
+            let n = counts.closing.notified();
+            if counts.closed.load(Ordering::SeqCst) == 5 {
+                return;
+            }
+            n.await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), all_closed)
+        .await
+        .expect("the connections close at the end of the run");
     // Body bytes exactly, and a head for each response.
     assert!(a.bytes_received > 2000 * 2, "{}", a.bytes_received);
     assert_eq!(a.bytes_sent % 2000, 0);
