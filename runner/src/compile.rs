@@ -8,7 +8,8 @@
 //! credentials kept out of messages) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
 //! captures); `load` compiles the load model (level over time, this runner's
-//! share of the iterations, stages) and the report interval.
+//! share of the iterations, stages) and the report interval; `http` the
+//! HTTP version and HTTP/2's connections per runner.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
