@@ -68,6 +68,16 @@ async fn hyper_server(max_streams: Option<u32>) -> (String, Arc<Counts>) {
 async fn handle(req: Request<Incoming>) -> Result<HttpResponse<Full<Bytes>>, Infallible> {
     let b = HttpResponse::builder();
     let authority = req.uri().authority().map(|a| a.to_string());
+    if req.uri().path() == "/echo" {
+        // The content type and the body, back as the body.
+        use http_body_util::BodyExt;
+        let ct = req.headers().get("content-type").cloned();
+        let body = req.into_body().collect().await.map(|b| b.to_bytes());
+        let mut out = ct.map(|v| v.as_bytes().to_vec()).unwrap_or_default();
+        out.extend_from_slice(b"|");
+        out.extend_from_slice(&body.unwrap_or_default());
+        return Ok(HttpResponse::new(Full::new(Bytes::from(out))));
+    }
     let res = match req.uri().path() {
         "/login" => b
             .header("x-session", "s-1")
@@ -157,10 +167,11 @@ async fn captures_and_redirects_work_over_h2() {
         "}\nload: {users: 2, iterations: 10}\nrequests:\n- name: j\n  steps:\n  \
          - {name: login, method: POST, path: /login, body: '{}', capture: {token: {json: /data/token}, session: {header: x-session}}}\n  \
          - {name: me, path: '/me/{{ vars.token }}/{{ vars.session }}', expect: {status: [200]}}\n  \
-         - {name: moved, path: /old, followRedirects: true, expect: {status: [200]}, capture: {body: {regex: 'mo(ved)'}}}\n",
+         - {name: moved, path: /old, followRedirects: true, expect: {status: [200]}, capture: {body: {regex: 'mo(ved)'}}}\n  \
+         - {name: form, method: POST, path: /echo, form: {a: '{{ vars.body }}', b: 'x y'}, capture: {echo: {regex: '^application/x-www-form-urlencoded\\|a=ved&b=x%20y$'}}}\n",
     );
     let snap = run(&r).await;
-    for step in ["j/login", "j/me", "j/moved"] {
+    for step in ["j/login", "j/me", "j/moved", "j/form"] {
         let s = &snap.requests[step];
         assert_eq!(
             (s.count(), s.error_count()),
