@@ -9,7 +9,8 @@
 //! here, once) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
 //! captures); `load` compiles the load model (level over time, this runner's
-//! share of the iterations, stages) and the report interval.
+//! share of the iterations, stages) and the report interval; `http` the
+//! HTTP version and HTTP/2's connections per runner.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -22,15 +23,17 @@ use crate::{
     data::Records,
     error::{Error, Result},
     limits,
-    plan::{Executor, Plan, Select},
+    plan::{Executor, HttpVersion, Plan, Select},
     template::{Scope, Template},
     thresholds::{Limits, Threshold},
 };
 
+mod http;
 mod load;
 mod steps;
 mod target;
 
+use http::compile_http;
 use load::{compile_interval, compile_load};
 use steps::{Requests, compile_requests};
 use target::{compile_header, compile_target, compile_tls};
@@ -63,6 +66,7 @@ impl Slot {
 pub struct Compiled {
     pub slot: Slot,
     pub target: TargetInfo,
+    pub http: HttpPlan,
     pub scenarios: Vec<Scenario>,
     /// Cumulative weights, for picking a scenario with one random draw.
     pub cumulative_weights: Vec<u64>,
@@ -87,6 +91,15 @@ pub struct TargetInfo {
     pub host: String,
     /// The run's TLS client config, for an https:// target.
     pub tls: Option<crate::tls::client::TlsTarget>,
+}
+
+/// `target.http` and `target.connections`, checked.
+#[derive(Debug)]
+pub struct HttpPlan {
+    pub version: HttpVersion,
+    /// HTTP/2 connections this runner spreads its streams over (at least 1;
+    /// unused for HTTP/1.1, where each user has its own connection).
+    pub connections: u32,
 }
 
 #[derive(Debug)]
@@ -384,6 +397,7 @@ fn compile_inner(
     } = compile_requests(plan, &target, &common_headers, default_timeout, &scope, &f)?;
 
     let load = compile_load(plan, slot, &f)?;
+    let http = compile_http(plan, &load, slot.count, &f)?;
     let interval = compile_interval(plan, &load.profile, &f)?;
     // Windowed thresholds are made of whole intervals within the test.
     let limits = Limits {
@@ -409,6 +423,7 @@ fn compile_inner(
     Ok(Compiled {
         slot,
         target,
+        http,
         scenarios,
         cumulative_weights,
         names,

@@ -369,6 +369,30 @@ fn target_tls_is_checked_and_operator_fields_refused_locally() {
 }
 
 #[test]
+fn http2_connections_out_of_bounds_are_refused() {
+    let h2 = |conns: &str| {
+        good_plan("{URL}").replace(
+            "baseUrl: {URL}\n",
+            &format!("baseUrl: {{URL}}\n  http: \"2\"\n  connections: {conns}\n"),
+        )
+    };
+    assert_invalid(&h2("0"), &[], "target.connections", &["at least 1"]);
+    assert_invalid(
+        &h2("10001"),
+        &[],
+        "target.connections",
+        &["10001", "limit of 10000"],
+    );
+    let plan = good_plan("{URL}").replace("baseUrl: {URL}\n", "baseUrl: {URL}\n  connections: 4\n");
+    assert_invalid(
+        &plan,
+        &[],
+        "target.connections",
+        &["only applies to HTTP/2"],
+    );
+}
+
+#[test]
 fn unknown_template_variable_is_refused() {
     let plan = good_plan("{URL}").replace("path: /ok", "path: '/x/{{ recrd.id }}'");
     assert_invalid(

@@ -252,3 +252,64 @@ fn target_tls_fields_are_checked_by_name() {
     );
     assert!(e.contains("target.tls") && e.contains("https://"), "{e}");
 }
+
+#[test]
+fn http2_connections_default_to_one_per_hundred_and_are_bounded() {
+    let conns = |target: &str, load: &str, slot: Slot| {
+        let plan: Plan = serde_yaml_ng::from_str(&format!(
+            "target: {{baseUrl: 'http://127.0.0.1:1'{target}}}\nload: {load}\nrequests: [{{name: a, path: /}}]"
+        ))
+        .unwrap();
+        compile_with_env(&plan, slot, Path::new("."), "", &|_| None)
+            .map(|c| (c.http.version, c.http.connections))
+            .map_err(|e| e.to_string())
+    };
+    let solo = Slot::SOLO;
+    let h2 = ", http: 2";
+    // Users: the peak of the profile, this runner's share of it.
+    assert_eq!(
+        conns(h2, "{users: 1, duration: 1s}", solo),
+        Ok((HttpVersion::Http2, 1))
+    );
+    assert_eq!(conns(h2, "{users: 100, duration: 1s}", solo).unwrap().1, 1);
+    assert_eq!(conns(h2, "{users: 101, duration: 1s}", solo).unwrap().1, 2);
+    let ramp = "{stages: [{duration: 1s, target: 450}, {duration: 1s, target: 10}]}";
+    assert_eq!(conns(h2, ramp, solo).unwrap().1, 5);
+    let half = Slot { index: 0, count: 2 };
+    assert_eq!(conns(h2, "{users: 400, duration: 1s}", half).unwrap().1, 2);
+    // Arrival rate: this runner's share of maxInFlight.
+    let open = "{executor: arrival-rate, rate: 10, duration: 1s, maxInFlight: 250}";
+    assert_eq!(conns(h2, open, solo).unwrap().1, 3);
+    // Given, and "auto" takes it too.
+    assert_eq!(
+        conns(
+            ", http: auto, connections: 7",
+            "{users: 1, duration: 1s}",
+            solo
+        ),
+        Ok((HttpVersion::Auto, 7))
+    );
+    assert_eq!(
+        conns("", "{users: 1, duration: 1s}", solo),
+        Ok((HttpVersion::Http1, 1))
+    );
+    for (target, what) in [
+        (", http: 2, connections: 0", "must be at least 1"),
+        (
+            ", http: 2, connections: 10001",
+            "more than the limit of 10000",
+        ),
+        (", connections: 4", "only applies to HTTP/2"),
+    ] {
+        let e = conns(target, "{users: 1, duration: 1s}", solo).unwrap_err();
+        assert!(e.contains("target.connections") && e.contains(what), "{e}");
+    }
+    let plan: Result<Plan, _> = serde_yaml_ng::from_str(
+        "target: {baseUrl: 'http://127.0.0.1:1', http: 3}\nload: {users: 1}\nrequests: [{name: a, path: /}]",
+    );
+    let e = plan.unwrap_err().to_string();
+    assert!(
+        e.contains("target.http") || e.contains("unknown HTTP version"),
+        "{e}"
+    );
+}

@@ -1,9 +1,13 @@
 //! The load engine: one `Runner` produces one slot's share of a plan and
 //! keeps its results. The closed and open models differ only in when
 //! iterations start (`closed`, `open`); what an iteration does is here.
+//! Requests go out over HTTP/1.1 on each user's own connection (`client`), or
+//! with `target.http: "2"` as streams on the runner's shared HTTP/2
+//! connections (`http2`).
 
 mod client;
 mod closed;
+mod http2;
 mod open;
 mod pending;
 mod recorder;
@@ -29,7 +33,7 @@ pub use recorder::{Recorder, Sample};
 use crate::{
     compile::{Compiled, MAX_REDIRECTS},
     data::{Pick, Selector},
-    plan::Executor,
+    plan::{Executor, HttpVersion},
     snapshot::{ErrorKind, Snapshot},
     template::{Pkce, RenderCtx},
 };
@@ -95,6 +99,11 @@ pub struct Runner {
     outstanding: Outstanding,
     /// The first failure of the engine itself (a task that panicked).
     failure: Mutex<Option<String>>,
+    /// HTTP/2's shared connections (`target.http: "2"`); None for HTTP/1.1,
+    /// where each user or in-flight iteration has its own connection.
+    h2: Option<http2::Pool>,
+    /// "auto" over TLS: whether the server chose h2 when first asked.
+    auto_h2: tokio::sync::OnceCell<bool>,
     /// Tests only: the iteration (by `seq`) whose request panics mid-flight.
     #[cfg(test)]
     panic_at: AtomicU64,
@@ -172,7 +181,18 @@ impl Runner {
                 plan.slot.count,
             )
         });
+        // Over cleartext "auto" is HTTP/1.1: there is no ALPN to ask with.
+        // Over TLS it may become HTTP/2 (`Runner::send` asks the server once).
+        let tls = plan.target.tls.clone();
+        let h2 = match plan.http.version {
+            HttpVersion::Http2 => true,
+            HttpVersion::Auto => tls.is_some(),
+            HttpVersion::Http1 => false,
+        }
+        .then(|| http2::Pool::new(&plan.target.authority, plan.http.connections, tls));
         Arc::new(Runner {
+            h2,
+            auto_h2: tokio::sync::OnceCell::new(),
             recorder: Recorder::new(plan.names.clone(), plan.interval),
             prepared,
             selector,
@@ -226,6 +246,12 @@ impl Runner {
             if counted.await.is_err() {
                 self.fail("requests of the failed load task were still not counted".into());
             }
+        }
+        // Every request is counted by now: the HTTP/2 connections close
+        // (HTTP/1.1 ones went with their users), rather than stay open for
+        // as long as the runner's results are kept.
+        if let Some(pool) = &self.h2 {
+            pool.close();
         }
         ticker.abort();
         if let Err(e) = ticker.await
@@ -460,7 +486,7 @@ impl Runner {
             bytes: &mut sample.sent,
         };
         let chain = async {
-            let mut res = send(self, conn, req.as_bytes(), want, &mut resent).await?;
+            let mut res = self.send(conn, req.as_bytes(), want, &mut resent).await?;
             if step.follow_redirects {
                 let mut received = res.received;
                 let mut prev: Option<Vec<u8>> = None;
@@ -470,7 +496,7 @@ impl Runner {
                         break;
                     };
                     extra_sent += next.len() as u64;
-                    res = send(self, conn, &next, want, &mut resent).await?;
+                    res = self.send(conn, &next, want, &mut resent).await?;
                     received += res.received;
                     prev = Some(next);
                 }
@@ -508,6 +534,44 @@ impl Runner {
                 }
             }
         }
+    }
+}
+
+impl Runner {
+    /// One request: a stream on the HTTP/2 pool, or on this user's own
+    /// HTTP/1.1 connection.
+    async fn send(
+        &self,
+        conn: &mut Option<Conn>,
+        req: &[u8],
+        want: client::Want,
+        resent: &mut Resent<'_>,
+    ) -> Result<client::Response, ErrorKind> {
+        let pool = match &self.h2 {
+            Some(pool) if self.plan.http.version == HttpVersion::Auto => {
+                let h2 = self.auto_h2.get_or_try_init(|| self.ask_alpn()).await?;
+                h2.then_some(pool)
+            }
+            other => other.as_ref(),
+        };
+        match pool {
+            Some(pool) => http2::send(pool, Some(&self.recorder), req, want, resent).await,
+            None => send(self, conn, req, want, resent).await,
+        }
+    }
+
+    /// "auto" over TLS: one connection offering both protocols, made before
+    /// the runner's first request, decides for the whole run (HTTP/1.1
+    /// connections belong to users, HTTP/2 ones are shared: the two do not
+    /// mix). It sends nothing and is closed at once; it is counted among the
+    /// connections opened. A failure fails the request that asked, and the
+    /// next one asks again.
+    async fn ask_alpn(&self) -> Result<bool, ErrorKind> {
+        let (stream, setup) =
+            client::dial(&self.plan.target.authority, self.plan.target.tls.as_ref()).await?;
+        self.recorder
+            .record_connection(setup.connect, setup.handshake);
+        Ok(stream.alpn() == Some(crate::tls::client::ALPN_H2))
     }
 }
 

@@ -1,0 +1,430 @@
+//! HTTP/2 for the engine (`target.http: "2"`): each runner keeps a small pool
+//! of connections and every request is one stream on one of them.
+//!
+//! Framing, HPACK and flow control are the `h2` crate's (hyper's own HTTP/2
+//! implementation), driven directly rather than through hyper's client: a
+//! stream is then recorded exactly like an HTTP/1.1 exchange (`send` returns
+//! the same `client::Response`), with no client pool or per-request boxing
+//! in between.
+//!
+//! Connections are made lazily, on the first request that picks a slot, and
+//! replaced on the next use once they fail or the server sends GOAWAY. Users
+//! take the slots in turn (round-robin), so N users share `connections`
+//! connections evenly; a connection whose server allows fewer concurrent
+//! streams than are asked for queues the rest inside `h2` until a stream
+//! ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected, never exceeded).
+//!
+//! Requests arrive serialized as HTTP/1.1 (see `request`): redirects and
+//! sizes all work on those bytes already. Here the head is parsed back with
+//! `httparse` into the `http::Request` that `h2` encodes; Host becomes
+//! `:authority` and the headers HTTP/2 forbids (connection, keep-alive,
+//! transfer-encoding, upgrade, ...) are dropped. Measured (release, a GET
+//! with four headers): parsing and building take about 0.9 µs, building the
+//! same `http::Request` from its parts about 0.65 µs; the `http::Request`
+//! is needed either way, and the 0.25 µs difference did not justify a second
+//! way of building every request.
+//!
+//! What a hostile server can make us hold is bounded by our settings, not by
+//! what it sends: headers (`MAX_HEADER_LIST`), window sizes (so unread data
+//! per connection), no server push; a body is kept only when a capture needs
+//! it and only up to `maxBody`, otherwise it is counted and released at once.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+    },
+};
+
+use bytes::Bytes;
+use h2::{
+    Reason,
+    client::{Builder, SendRequest},
+};
+use hyper::{
+    Request, Uri,
+    header::{HeaderName, HeaderValue},
+    http::uri::Scheme,
+};
+use tokio::task::AbortHandle;
+
+use super::{
+    Recorder, Resent, client,
+    client::{Response, Want},
+};
+use crate::{
+    snapshot::ErrorKind,
+    tls::client::{ALPN_H2, TlsTarget},
+};
+
+/// The largest response header block we accept (SETTINGS_MAX_HEADER_LIST_SIZE,
+/// as HPACK counts it: names, values and 32 bytes per field). The same order
+/// as HTTP/1.1's 64 KiB head limit.
+pub const MAX_HEADER_LIST: u32 = 64 * 1024;
+/// Per-stream receive window: how much of one response body a server may
+/// send before we have read it.
+const STREAM_WINDOW: u32 = 1024 * 1024;
+/// Per-connection receive window: all unread body bytes on one connection.
+const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
+/// Attempts to find a usable connection before a request is written (a
+/// connection that turned out closed or going away sends nothing).
+const MAX_UNSENT: u32 = 3;
+/// Headers in a request we send (the plan's, rendered).
+const MAX_REQUEST_HEADERS: usize = 256;
+/// Streams one connection opens before it is replaced: client stream ids
+/// are the odd numbers below 2^31, about 1.07 billion of them, which a long
+/// test at a high rate on few connections does reach. Well before that, the
+/// next request takes a new connection and the old one ends with its last
+/// stream.
+const STREAM_BUDGET: u32 = 1_000_000_000;
+
+/// The connections of one runner.
+pub struct Pool {
+    authority: String,
+    /// An https target's TLS (ALPN offers h2); none for h2c.
+    tls: Option<TlsTarget>,
+    scheme: Scheme,
+    slots: Box<[Slot]>,
+    next: AtomicUsize,
+    /// `STREAM_BUDGET`, smaller in tests.
+    stream_budget: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+    live: Mutex<Option<Live>>,
+    /// Held while this slot connects: the users that find it empty meanwhile
+    /// wait for that connection instead of each making their own.
+    connecting: tokio::sync::Mutex<()>,
+    /// Drivers of this slot's connections (the current one, and old ones
+    /// still finishing their streams), aborted with the pool.
+    drivers: Mutex<Vec<AbortHandle>>,
+}
+
+#[derive(Clone)]
+struct Live {
+    send: SendRequest<Bytes>,
+    /// Set when the connection's driver ends (closed, failed, done).
+    dead: Arc<AtomicBool>,
+    /// Streams opened on it so far.
+    opened: Arc<AtomicU32>,
+}
+
+impl Slot {
+    /// The slot's connection if it can take another stream, counted as
+    /// opened on it.
+    fn current(&self, budget: u32) -> Option<Live> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.as_ref()
+            .filter(|l| !l.dead.load(Ordering::Acquire))
+            .filter(|l| l.opened.fetch_add(1, Ordering::Relaxed) < budget)
+            .cloned()
+    }
+
+    /// Drops `bad` from the slot, unless it was replaced already.
+    fn forget(&self, bad: &Live) {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live
+            .as_ref()
+            .is_some_and(|l| Arc::ptr_eq(&l.dead, &bad.dead))
+        {
+            *live = None;
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        for s in self.slots.iter() {
+            for d in s
+                .drivers
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain(..)
+            {
+                d.abort();
+            }
+        }
+    }
+}
+
+impl Pool {
+    /// A pool of `connections` (at least 1) connections to `authority`,
+    /// none made yet: over TLS when `tls` is given (h2 by ALPN), else
+    /// cleartext (h2c, prior knowledge).
+    pub fn new(authority: &str, connections: u32, tls: Option<TlsTarget>) -> Pool {
+        Pool {
+            authority: authority.to_string(),
+            scheme: if tls.is_some() {
+                Scheme::HTTPS
+            } else {
+                Scheme::HTTP
+            },
+            tls,
+            slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
+            next: AtomicUsize::new(0),
+            stream_budget: STREAM_BUDGET,
+        }
+    }
+
+    /// Lets every connection go: each closes (GOAWAY) once its streams are
+    /// done; a later request would make a new one.
+    pub fn close(&self) {
+        for s in self.slots.iter() {
+            s.live.lock().unwrap_or_else(|e| e.into_inner()).take();
+        }
+    }
+
+    /// The next slot, in turn.
+    fn pick(&self) -> usize {
+        self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()
+    }
+
+    /// Slot `i`'s connection, made now if it has none (or a dead one).
+    async fn get(&self, i: usize, recorder: Option<&Recorder>) -> Result<Live, ErrorKind> {
+        let slot = &self.slots[i];
+        if let Some(l) = slot.current(self.stream_budget) {
+            return Ok(l);
+        }
+        let _connecting = slot.connecting.lock().await;
+        if let Some(l) = slot.current(self.stream_budget) {
+            return Ok(l);
+        }
+        let (stream, setup) = client::dial(&self.authority, self.tls.as_ref()).await?;
+        if let Some(r) = recorder {
+            r.record_connection(setup.connect, setup.handshake);
+        }
+        // Over TLS the server must have chosen h2 by ALPN: an HTTP/1.1-only
+        // server fails each request as `http` (use "auto" for either).
+        if self.tls.is_some() && stream.alpn() != Some(ALPN_H2) {
+            return Err(ErrorKind::Http);
+        }
+        let live = handshake(stream, slot).await?;
+        *slot.live.lock().unwrap_or_else(|e| e.into_inner()) = Some(live.clone());
+        Ok(live)
+    }
+}
+
+/// Starts HTTP/2 on a connected stream (TCP, or TLS once ALPN chose h2),
+/// its driver a task of its own that `slot` can abort.
+async fn handshake<S>(stream: S, slot: &Slot) -> Result<Live, ErrorKind>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = builder()
+        .handshake::<_, Bytes>(stream)
+        .await
+        .map_err(|_| ErrorKind::Connect)?;
+    let dead = Arc::new(AtomicBool::new(false));
+    let flag = dead.clone();
+    let driver = tokio::spawn(async move {
+        // Its error reaches each stream on it; nothing more to do here.
+        let _ = conn.await;
+        flag.store(true, Ordering::Release);
+    });
+    let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
+    drivers.retain(|d| !d.is_finished());
+    drivers.push(driver.abort_handle());
+    Ok(Live {
+        send,
+        dead,
+        opened: Arc::new(AtomicU32::new(1)),
+    })
+}
+
+/// Our side's settings: the limits that bound what a server can make us hold.
+fn builder() -> Builder {
+    let mut b = Builder::new();
+    b.enable_push(false)
+        // No stream may be opened by the server (push is off anyway).
+        .max_concurrent_streams(0)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .initial_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
+        .max_frame_size(16 * 1024);
+    b
+}
+
+/// How one attempt on a connection failed.
+enum Failed {
+    /// Nothing was written: the connection was closed or going away.
+    Unsent,
+    /// The server said it did not process the stream (REFUSED_STREAM, or a
+    /// graceful GOAWAY whose last stream is below it): safe to send again.
+    Unprocessed,
+    BodyTooLarge,
+    Other,
+}
+
+/// One request as a stream on one of the pool's connections.
+///
+/// A stream the server refused unprocessed (RFC 9113, 8.7) is sent once
+/// more, on a fresh connection if its own is going away, and counted in
+/// `resent` like an HTTP/1.1 stale keep-alive resend. Any other failure of
+/// a sent stream (a reset, a GOAWAY with an error, the connection lost) is
+/// `http`: it may have been processed, and is never sent twice.
+pub(super) async fn send(
+    pool: &Pool,
+    recorder: Option<&Recorder>,
+    req: &[u8],
+    want: Want,
+    resent: &mut Resent<'_>,
+) -> Result<Response, ErrorKind> {
+    let i = pool.pick();
+    let mut unsent = 0;
+    let mut retried = false;
+    loop {
+        // Made again for a second attempt rather than cloned for every first
+        // one: a resend is rare, a request head's clone is not free.
+        let (head, body) = to_h2(req, &pool.scheme).ok_or(ErrorKind::Http)?;
+        let live = pool.get(i, recorder).await?;
+        match attempt(&live, head, body, want).await {
+            Ok(res) => return Ok(res),
+            Err(Failed::Unsent) if unsent < MAX_UNSENT => {
+                unsent += 1;
+                pool.slots[i].forget(&live);
+            }
+            Err(Failed::Unprocessed) if !retried => {
+                retried = true;
+                *resent.attempts += 1;
+                *resent.bytes += req.len() as u64;
+            }
+            Err(Failed::BodyTooLarge) => return Err(ErrorKind::BodyTooLarge),
+            Err(_) => return Err(ErrorKind::Http),
+        }
+    }
+}
+
+async fn attempt(
+    live: &Live,
+    head: Request<()>,
+    body: Bytes,
+    want: Want,
+) -> Result<Response, Failed> {
+    let send = live.send.clone();
+    // A fresh handle has no stream of its own still queued, so this only
+    // fails (the connection is gone). Streams beyond the server's
+    // concurrency limit are queued inside h2 until one ends: at most one
+    // per user or in-flight iteration.
+    let mut send = send.ready().await.map_err(|_| Failed::Unsent)?;
+    let (response, mut stream) = send.send_request(head, body.is_empty()).map_err(|e| {
+        // The connection is closed or going away; anything else is
+        // this request's own fault, and another connection would not
+        // take it either.
+        if e.is_io() || e.is_go_away() {
+            Failed::Unsent
+        } else {
+            Failed::Other
+        }
+    })?;
+    if !body.is_empty() {
+        // Buffered by h2 and sent as the server's window allows; a server
+        // that never opens it holds the request until its timeout.
+        stream.send_data(body, true).map_err(|e| classify(&e))?;
+    }
+    let res = response.await.map_err(|e| classify(&e))?;
+    let (parts, mut recv) = res.into_parts();
+    let mut received = head_size(&parts);
+    let headers = if want.headers {
+        parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut kept: Option<Vec<u8>> = want.body.then(Vec::new);
+    while let Some(chunk) = recv.data().await {
+        let chunk = chunk.map_err(|e| classify(&e))?;
+        received += chunk.len() as u64;
+        // Released as soon as read, so the window reopens for the rest.
+        let _ = recv.flow_control().release_capacity(chunk.len());
+        if let Some(k) = kept.as_mut() {
+            if k.len() + chunk.len() > want.max_body {
+                return Err(Failed::BodyTooLarge);
+            }
+            k.extend_from_slice(&chunk);
+        }
+    }
+    Ok(Response {
+        status: parts.status.as_u16(),
+        headers,
+        body: kept.map(Bytes::from),
+        received,
+    })
+}
+
+fn classify(e: &h2::Error) -> Failed {
+    let refused = e.is_reset() && e.is_remote() && e.reason() == Some(Reason::REFUSED_STREAM);
+    // h2 reports a remote GOAWAY with NO_ERROR only to the streams above its
+    // last stream id (a GOAWAY with an error code reaches every stream, sent
+    // or not, so it cannot be told apart and is not resent).
+    let above_last = e.is_go_away() && e.is_remote() && e.reason() == Some(Reason::NO_ERROR);
+    if refused || above_last {
+        Failed::Unprocessed
+    } else {
+        Failed::Other
+    }
+}
+
+/// Received bytes for a response head: HPACK's compressed size is not
+/// visible, so the head counts as it would in HTTP/1.1 (`HTTP/1.1 200 \r\n`,
+/// `name: value\r\n` per field, the blank line), an upper bound of what
+/// came over the wire for it. Bodies count exactly (DATA payloads).
+fn head_size(parts: &hyper::http::response::Parts) -> u64 {
+    let fields: usize = parts
+        .headers
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len() + 4)
+        .sum();
+    (14 + fields + 2) as u64
+}
+
+/// Headers that are HTTP/1.1 connection management, which HTTP/2 forbids
+/// (RFC 9113, 8.2.2); `host` becomes `:authority`.
+fn connection_specific(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection" | "keep-alive" | "proxy-connection" | "transfer-encoding" | "upgrade" | "host"
+    )
+}
+
+/// The HTTP/2 request (head and body) for a serialized HTTP/1.1 one; `None`
+/// when it cannot be sent as HTTP/2 (then counted as `http`, like a request
+/// whose template rendered something unsendable).
+fn to_h2(req: &[u8], scheme: &Scheme) -> Option<(Request<()>, Bytes)> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    let httparse::Status::Complete(len) = parsed.parse(req).ok()? else {
+        return None;
+    };
+    let mut authority = None;
+    let mut b = Request::builder().method(parsed.method?);
+    for h in parsed.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+        if name == hyper::header::HOST {
+            authority.get_or_insert(h.value);
+            continue;
+        }
+        if connection_specific(&name) {
+            continue;
+        }
+        // `te` is allowed only as "trailers".
+        if name == hyper::header::TE && !h.value.eq_ignore_ascii_case(b"trailers") {
+            continue;
+        }
+        b = b.header(name, HeaderValue::from_bytes(h.value).ok()?);
+    }
+    let uri = Uri::builder()
+        .scheme(scheme.clone())
+        .authority(authority?)
+        .path_and_query(parsed.path?)
+        .build()
+        .ok()?;
+    let head = b.uri(uri).body(()).ok()?;
+    Some((head, Bytes::copy_from_slice(&req[len..])))
+}
+
+#[cfg(test)]
+mod tests;
