@@ -55,8 +55,12 @@ pub fn self_signed(names: &[String]) -> Result<SelfSigned, String> {
 
     let mut ca = CertificateParams::default();
     ca.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    ca.distinguished_name
-        .push(DnType::CommonName, "barrage serve CA");
+    // A name of its own: a client trusting another such CA then reports an
+    // unknown issuer, not a bad signature from a namesake.
+    ca.distinguished_name.push(
+        DnType::CommonName,
+        format!("barrage serve CA {:016x}", fastrand::u64(..)),
+    );
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,

@@ -1,0 +1,593 @@
+//! The built-in target over HTTPS and HTTP/2, end to end over real sockets,
+//! with hyper's HTTP/1.1 and HTTP/2 clients over tokio-rustls (and raw `h2`
+//! where the server's settings are checked). Certificates are made here with
+//! `tls::server::self_signed` (rcgen).
+
+#[path = "support/serve_client.rs"]
+mod serve_client;
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use barrage_runner::{
+    serve::{
+        HttpVersions, LocalServer, ServeConfig, ServeLimits, ServeOptions, TlsOptions, spawn_local,
+        spawn_local_opts, spawn_local_tls,
+    },
+    tls::{
+        self,
+        server::{SelfSigned, self_signed},
+    },
+};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Version};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::ServerName;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+    task::JoinHandle,
+};
+use tokio_rustls::{TlsConnector, client::TlsStream};
+
+const H2: &[u8] = b"h2";
+const H1: &[u8] = b"http/1.1";
+
+fn certs() -> SelfSigned {
+    self_signed(&["127.0.0.1".into(), "localhost".into()]).unwrap()
+}
+
+fn config(yaml: &str) -> ServeConfig {
+    ServeConfig::from_yaml_str(yaml).unwrap()
+}
+
+/// A client trusting `ca_pem` only, presenting `client` (cert, key) if
+/// given, offering `alpn`.
+fn client_config(ca_pem: &str, client: Option<(&str, &str)>, alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for c in tls::certs_from_pem(ca_pem.as_bytes()).unwrap() {
+        roots.add(c).unwrap();
+    }
+    let builder = ClientConfig::builder_with_provider(tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots);
+    let mut c = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(
+                tls::certs_from_pem(cert.as_bytes()).unwrap(),
+                tls::key_from_pem(key.as_bytes()).unwrap(),
+            )
+            .unwrap(),
+        None => builder.with_no_client_auth(),
+    };
+    c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(c)
+}
+
+async fn tls_connect(
+    addr: SocketAddr,
+    config: Arc<ClientConfig>,
+    name: &str,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(name.to_string()).unwrap();
+    TlsConnector::from(config).connect(name, tcp).await
+}
+
+fn alpn(s: &TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    s.get_ref().1.alpn_protocol().map(<[u8]>::to_vec)
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    version: Version,
+    body: String,
+}
+
+fn request(method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Request<Full<Bytes>> {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (n, v) in headers {
+        b = b.header(*n, *v);
+    }
+    b.body(Full::new(Bytes::from(body.to_string()))).unwrap()
+}
+
+async fn read_reply(
+    resp: Result<hyper::Response<hyper::body::Incoming>, hyper::Error>,
+) -> Result<Reply, String> {
+    let resp = resp.map_err(|e| format!("{e:?}"))?;
+    let (status, version) = (resp.status().as_u16(), resp.version());
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| format!("{e:?}"))?
+        .to_bytes();
+    Ok(Reply {
+        status,
+        version,
+        body: String::from_utf8_lossy(&body).into(),
+    })
+}
+
+/// One HTTP/1.1 GET on `io`.
+async fn h1_get<I>(io: I, path: &str) -> Result<Reply, String>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("{e:?}"))?;
+    let conn = tokio::spawn(conn);
+    let reply = read_reply(
+        send.send_request(request("GET", path, &[("host", "localhost")], ""))
+            .await,
+    )
+    .await;
+    // A refused handshake surfaces on the connection as often as on the request.
+    if reply.is_err() {
+        conn.abort();
+    }
+    reply
+}
+
+/// An HTTP/2 connection (prior knowledge on cleartext, or after ALPN h2).
+struct H2Conn {
+    send: hyper::client::conn::http2::SendRequest<Full<Bytes>>,
+    conn: JoinHandle<Result<(), hyper::Error>>,
+    base: String,
+}
+
+impl H2Conn {
+    async fn new<I>(io: I, base: String) -> H2Conn
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (send, conn) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(io))
+                .await
+                .expect("h2 handshake");
+        H2Conn {
+            send,
+            conn: tokio::spawn(conn),
+            base,
+        }
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<Reply, String> {
+        let mut send = self.send.clone();
+        send.ready().await.map_err(|e| format!("{e:?}"))?;
+        let uri = format!("{}{path}", self.base);
+        read_reply(
+            send.send_request(request(method, &uri, headers, body))
+                .await,
+        )
+        .await
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send("GET", path, &[], "").await.unwrap()
+    }
+}
+
+async fn tls_server(yaml: &str, s: &SelfSigned, limits: ServeLimits) -> LocalServer {
+    let options = ServeOptions {
+        limits,
+        tls: Some(TlsOptions::from_self_signed(s).unwrap()),
+        http: HttpVersions::Both,
+    };
+    spawn_local_opts(config(yaml), options).await.unwrap()
+}
+
+/// Reads until the server closes the connection (EOF or an error); how long
+/// that took. Panics after 10 s.
+async fn wait_closed(mut c: TcpStream) -> Duration {
+    let start = Instant::now();
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), c.read(&mut buf)).await {
+            Err(_) => panic!("connection still open after 10 s"),
+            Ok(Ok(0) | Err(_)) => return start.elapsed(),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+// In a module so that `cargo test serve_tls` selects these tests.
+mod serve_tls {
+    use super::*;
+
+    #[tokio::test]
+    async fn https_with_the_self_signed_ca_by_ip_and_by_name() {
+        let s = certs();
+        let server = spawn_local_tls(
+            config("routes: [{path: /, body: hello}]"),
+            TlsOptions::from_self_signed(&s).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(server.base_url().starts_with("https://127.0.0.1:"));
+        for name in ["127.0.0.1", "localhost"] {
+            let io = tls_connect(server.addr(), client_config(&s.ca_pem, None, &[H1]), name)
+                .await
+                .unwrap();
+            let r = h1_get(io, "/").await.unwrap();
+            assert_eq!((r.status, r.body.as_str()), (200, "hello"), "{name}");
+        }
+        // A client trusting another CA refuses the server.
+        let other = certs();
+        let e = tls_connect(
+            server.addr(),
+            client_config(&other.ca_pem, None, &[H1]),
+            "localhost",
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+        // A TLS port serves only TLS: a cleartext request gets no HTTP reply.
+        let mut c = serve_client::Client::connect(server.addr()).await;
+        c.conn
+            .get_mut()
+            .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+            .await
+            .unwrap();
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), c.conn.read_to_end(&mut reply)).await;
+        assert!(!reply.starts_with(b"HTTP/"), "{reply:?}");
+        assert_eq!(server.hits("/"), 2);
+    }
+
+    #[tokio::test]
+    async fn client_certificates_refused_without_one_accepted_with_it() {
+        let s = certs();
+        let tls = TlsOptions::from_self_signed(&s)
+            .unwrap()
+            .require_client_cert_pem(&s.ca_pem)
+            .unwrap();
+        let server = spawn_local_tls(config("routes: [{path: /, body: in}]"), tls)
+            .await
+            .unwrap();
+        let other = certs();
+        for (what, client) in [
+            ("no client certificate", None),
+            (
+                "one from another CA",
+                Some((
+                    other.client_cert_pem.as_str(),
+                    other.client_key_pem.as_str(),
+                )),
+            ),
+        ] {
+            let cfg = client_config(&s.ca_pem, client, &[H1]);
+            // TLS 1.3: the client's side of the handshake ends before the
+            // server has checked its certificate, so the refusal (an alert)
+            // may arrive with the first read.
+            let refused = match tls_connect(server.addr(), cfg, "localhost").await {
+                Err(e) => e.to_string(),
+                Ok(io) => h1_get(io, "/").await.unwrap_err(),
+            };
+            assert!(
+                refused.contains("CertificateRequired")
+                    || refused.contains("UnknownCA")
+                    || refused.contains("BadCertificate")
+                    || refused.contains("DecryptError"),
+                "{what}: {refused}"
+            );
+        }
+        assert_eq!(server.hits("/"), 0, "a refused client reached no route");
+        let cfg = client_config(
+            &s.ca_pem,
+            Some((&s.client_cert_pem, &s.client_key_pem)),
+            &[H2, H1],
+        );
+        let io = tls_connect(server.addr(), cfg, "localhost").await.unwrap();
+        let h2 = H2Conn::new(io, server.base_url().replace("127.0.0.1", "localhost")).await;
+        let r = h2.get("/").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "in"));
+        assert_eq!(server.hits("/"), 1);
+    }
+
+    #[tokio::test]
+    async fn h2_over_alpn_multiplexes_streams_with_latency_errors_and_auth() {
+        let s = certs();
+        let yaml = "
+auth: {}
+routes:
+  - {path: /slow, latency: 300ms, body: slow}
+  - {path: /fail, errorRate: 1.0, errorStatus: 503}
+  - {path: /me, requireToken: true}
+";
+        let server = tls_server(yaml, &s, ServeLimits::default()).await;
+        let cfg = client_config(&s.ca_pem, None, &[H2, H1]);
+        let io = tls_connect(server.addr(), cfg, "localhost").await.unwrap();
+        assert_eq!(alpn(&io).as_deref(), Some(H2));
+        let h2 = Arc::new(H2Conn::new(io, server.base_url()).await);
+        // Ten streams at once on one connection: together about one latency,
+        // not ten.
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..10)
+            .map(|_| {
+                let h2 = h2.clone();
+                tokio::spawn(async move { h2.get("/slow").await })
+            })
+            .collect();
+        for t in tasks {
+            let r = t.await.unwrap();
+            assert_eq!(
+                (r.status, r.version, r.body.as_str()),
+                (200, Version::HTTP_2, "slow")
+            );
+        }
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(300), "{took:?}");
+        assert!(
+            took < Duration::from_millis(2500),
+            "streams ran one by one: {took:?}"
+        );
+        assert_eq!(server.hits("/slow"), 10);
+        assert_eq!(h2.get("/fail").await.status, 503);
+        assert_eq!(h2.get("/me").await.status, 401);
+        // A request body over h2 (the auth endpoints read JSON).
+        let r = h2
+            .send(
+                "POST",
+                "/auth/register",
+                &[("content-type", "application/json")],
+                r#"{"email": "a@example.com", "password": "pw"}"#,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.status, 201, "{}", r.body);
+        assert_eq!(server.registered_users(), 1);
+        assert_eq!(h2.get("/nowhere").await.status, 404);
+    }
+
+    #[tokio::test]
+    async fn h2c_by_prior_knowledge_and_http11_on_the_same_cleartext_port() {
+        let server = spawn_local(config("routes: [{path: /, body: both}]"))
+            .await
+            .unwrap();
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        let h2 = H2Conn::new(io, server.base_url()).await;
+        let r = h2.get("/").await;
+        assert_eq!(
+            (r.status, r.version, r.body.as_str()),
+            (200, Version::HTTP_2, "both")
+        );
+        let mut c = serve_client::Client::connect(server.addr()).await;
+        let r = c.get("/").await;
+        assert_eq!((r.status, r.body.as_str()), (200, "both"));
+        assert_eq!(server.hits("/"), 2);
+
+        // The server's HTTP/2 settings, as a raw h2 client sees them.
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        let (mut send, conn) = h2::client::handshake(io).await.unwrap();
+        tokio::spawn(conn);
+        let req = Request::get(format!("{}/", server.base_url()))
+            .body(())
+            .unwrap();
+        let (resp, _) = send.send_request(req, true).unwrap();
+        assert_eq!(resp.await.unwrap().status(), 200);
+        assert_eq!(send.current_max_send_streams(), 256);
+    }
+
+    #[tokio::test]
+    async fn http_version_flags_limit_what_alpn_and_cleartext_offer() {
+        let s = certs();
+        let only1 = ServeOptions {
+            tls: Some(TlsOptions::from_self_signed(&s).unwrap()),
+            http: HttpVersions::Http1Only,
+            ..ServeOptions::default()
+        };
+        let server = spawn_local_opts(config("routes: [{path: /}]"), only1)
+            .await
+            .unwrap();
+        let io = tls_connect(
+            server.addr(),
+            client_config(&s.ca_pem, None, &[H2, H1]),
+            "localhost",
+        )
+        .await
+        .unwrap();
+        assert_eq!(alpn(&io).as_deref(), Some(H1));
+        assert_eq!(h1_get(io, "/").await.unwrap().version, Version::HTTP_11);
+        // A client that speaks only h2 finds no common protocol.
+        let e = tls_connect(
+            server.addr(),
+            client_config(&s.ca_pem, None, &[H2]),
+            "localhost",
+        )
+        .await
+        .unwrap_err();
+        assert!(e.to_string().contains("NoApplicationProtocol"), "{e}");
+
+        let only2 = ServeOptions {
+            http: HttpVersions::Http2Only,
+            ..ServeOptions::default()
+        };
+        let server = spawn_local_opts(config("routes: [{path: /}]"), only2)
+            .await
+            .unwrap();
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        assert!(
+            h1_get(io, "/").await.is_err(),
+            "HTTP/1.1 on an h2-only port"
+        );
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        assert_eq!(
+            H2Conn::new(io, server.base_url())
+                .await
+                .get("/")
+                .await
+                .status,
+            200
+        );
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_the_handshake_is_closed_by_the_header_read_timeout() {
+        let s = certs();
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 100,
+        };
+        let server = tls_server("routes: [{path: /}]", &s, limits).await;
+        // One sends nothing, one the first bytes of a ClientHello record.
+        let silent = TcpStream::connect(server.addr()).await.unwrap();
+        let mut partial = TcpStream::connect(server.addr()).await.unwrap();
+        partial.write_all(&[0x16, 0x03, 0x01, 0x02]).await.unwrap();
+        let (a, b) = tokio::join!(wait_closed(silent), wait_closed(partial));
+        for t in [a, b] {
+            assert!(t >= Duration::from_millis(250), "closed after {t:?}");
+            assert!(t < Duration::from_secs(5), "closed after {t:?}");
+        }
+        // The server still serves a real client.
+        let io = tls_connect(
+            server.addr(),
+            client_config(&s.ca_pem, None, &[H1]),
+            "localhost",
+        )
+        .await
+        .unwrap();
+        assert_eq!(h1_get(io, "/").await.unwrap().status, 200);
+    }
+
+    #[tokio::test]
+    async fn an_idle_h2_connection_gets_goaway_but_a_long_stream_is_not_cut() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(400),
+            max_connections: 100,
+        };
+        let options = ServeOptions {
+            limits,
+            ..ServeOptions::default()
+        };
+        let server = spawn_local_opts(config("routes: [{path: /, latency: 900ms}]"), options)
+            .await
+            .unwrap();
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        let h2 = H2Conn::new(io, server.base_url()).await;
+        // Longer than both limits, and answered.
+        assert_eq!(h2.get("/").await.status, 200);
+        let idle_from = Instant::now();
+        let H2Conn { conn, .. } = h2;
+        let closed = tokio::time::timeout(Duration::from_secs(10), conn)
+            .await
+            .expect("the idle h2 connection is closed")
+            .unwrap();
+        let t = idle_from.elapsed();
+        // GOAWAY then a clean close, not a cut socket.
+        assert!(closed.is_ok(), "{closed:?}");
+        assert!(t >= Duration::from_millis(350), "closed after {t:?}");
+    }
+
+    /// `serve --tls-self-signed DIR --tls-require-client-cert`, as a demo
+    /// runs it: the files a client needs are written (keys 0600, also over a
+    /// file that was there), and they are what the server trusts.
+    #[tokio::test]
+    async fn cli_self_signed_writes_the_ca_and_an_mtls_client_pair() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = TempDir::new("cli");
+        let key = dir.0.join("client-key.pem");
+        std::fs::write(&key, "old").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let _child = Kill(
+            std::process::Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
+                .args(["serve", "--listen", &addr.to_string(), "--tls-self-signed"])
+                .arg(&dir.0)
+                .args(["--tls-name", "target.example", "--tls-require-client-cert"])
+                .env("BARRAGE_LOG", "error")
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn serve"),
+        );
+        let ca = dir.0.join("ca.pem");
+        let cert = dir.0.join("client.pem");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        // The key is written last; the server listens before writing.
+        while std::fs::read_to_string(&key).map_or(true, |k| !k.contains("END PRIVATE KEY")) {
+            assert!(Instant::now() < deadline, "serve wrote no key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for (path, mode) in [(&ca, 0o644), (&cert, 0o644), (&key, 0o600)] {
+            let m = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+            assert_eq!(m, mode, "{}", path.display());
+        }
+        let mut names: Vec<_> = std::fs::read_dir(&dir.0)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["ca.pem", "client-key.pem", "client.pem"],
+            "no server key written"
+        );
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+        let (ca, cert, key) = (read(&ca), read(&cert), read(&key));
+        let refused = match tls_connect(addr, client_config(&ca, None, &[H1]), "localhost").await {
+            Err(e) => e.to_string(),
+            Ok(io) => h1_get(io, "/").await.unwrap_err(),
+        };
+        assert!(refused.contains("CertificateRequired"), "{refused}");
+        for name in ["127.0.0.1", "localhost", "target.example"] {
+            let cfg = client_config(&ca, Some((&cert, &key)), &[H1]);
+            // target.example resolves nowhere: connect by address, verify by name.
+            let io = tls_connect(addr, cfg, name).await.unwrap();
+            let r = h1_get(io, "/").await.unwrap();
+            assert_eq!(r.status, 200, "{name}");
+        }
+    }
+}
+
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "barrage-serve-tls-{tag}-{}-{}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
