@@ -561,6 +561,53 @@ routes:
             assert_eq!(r.status, 200, "{name}");
         }
     }
+
+    /// Bad TLS flags end `serve` with status 2 and the flag named, before
+    /// it listens; a key file's contents never appear.
+    #[test]
+    fn cli_refuses_bad_tls_flags_naming_them() {
+        let dir = TempDir::new("flags");
+        let bad = dir.0.join("bad.pem");
+        std::fs::write(&bad, "SECRET-KEY-MATERIAL").unwrap();
+        let good = certs();
+        let cert = dir.0.join("cert.pem");
+        std::fs::write(&cert, &good.cert_pem).unwrap();
+        let bad = bad.to_str().unwrap();
+        let cert = cert.to_str().unwrap();
+        let dir_arg = dir.0.to_str().unwrap();
+        for (args, needle) in [
+            (vec!["--tls-cert", bad, "--tls-key", bad], "--tls-cert"),
+            (vec!["--tls-cert", cert, "--tls-key", bad], "--tls-key"),
+            (
+                vec!["--tls-cert", cert, "--tls-key", "/nonexistent/key.pem"],
+                "--tls-key",
+            ),
+            (vec!["--tls-key", bad], "--tls-cert"),
+            (vec!["--tls-client-ca", cert], "--tls-client-ca"),
+            (vec!["--tls-require-client-cert"], "--tls-self-signed"),
+            (
+                vec!["--tls-self-signed", dir_arg, "--tls-client-ca", bad],
+                "--tls-client-ca",
+            ),
+            (
+                vec!["--tls-self-signed", dir_arg, "--tls-name", "b\u{e9}d"],
+                "--tls-name",
+            ),
+            (vec!["--http1-only", "--http2-only"], "--http2-only"),
+        ] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_barrage-runner"))
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .args(&args)
+                .env("BARRAGE_LOG", "error")
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+            assert!(stderr.contains(needle), "{args:?}: {stderr}");
+            assert!(!stderr.contains("SECRET-KEY"), "{args:?}: {stderr}");
+        }
+    }
 }
 
 struct Kill(std::process::Child);

@@ -9,6 +9,14 @@
 //! idle limit until the first byte of a head and the header limit from then
 //! on. A request in progress (its body, the injected latency, a stall) is
 //! never cut.
+//!
+//! On a TLS port the wrapper sits below TLS, so it times the handshake's
+//! bytes like a head's (the accept loop also bounds the whole handshake by
+//! the header limit). On HTTP/2 many streams share a connection and frames
+//! (pings, window updates) may arrive between them, so there is no head to
+//! time: only the idle limit applies, counted from the last stream's end,
+//! and it is enforced by a GOAWAY from the connection task; the wrapper cuts
+//! a client that ignores it `GOAWAY_GRACE` later.
 
 use std::{
     io,
