@@ -346,6 +346,48 @@ routes:
         assert!(t >= Duration::from_millis(350), "closed after {t:?}");
     }
 
+    /// A stream the client resets mid-request ends there: it does not keep
+    /// its connection busy (never idle, never shed) until its latency is over
+    /// or forever.
+    #[tokio::test]
+    async fn a_stream_reset_by_the_client_leaves_its_connection_idle() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_millis(200),
+            idle_timeout: Duration::from_millis(300),
+            max_connections: 100,
+        };
+        let options = ServeOptions {
+            limits,
+            ..ServeOptions::default()
+        };
+        let server = spawn_local_opts(config("routes: [{path: /, latency: 30s}]"), options)
+            .await
+            .unwrap();
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        let (mut send, conn) = h2::client::handshake(io).await.unwrap();
+        let conn = tokio::spawn(conn);
+        let req = Request::get(format!("{}/", server.base_url()))
+            .body(())
+            .unwrap();
+        let (resp, _stream) = send.send_request(req, true).unwrap();
+        // Reset once the server has the request (the route has seen it).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.hits("/") == 0 {
+            assert!(Instant::now() < deadline, "the request never arrived");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        drop(resp);
+        drop(_stream);
+        let reset_at = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), conn)
+            .await
+            .expect("the connection is closed as idle, long before the 30 s latency")
+            .unwrap()
+            .unwrap();
+        assert!(reset_at.elapsed() >= Duration::from_millis(250));
+    }
+
     /// `serve --tls-self-signed DIR --tls-require-client-cert`, as a demo
     /// runs it: the files a client needs are written (keys 0600, also over a
     /// file that was there), and they are what the server trusts.

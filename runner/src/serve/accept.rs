@@ -232,12 +232,11 @@ async fn serve_http<I>(
     let service = {
         let state = state.clone();
         service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-            state.request_started(req.version());
+            let in_flight = state.request(req.version());
             let shared = shared.clone();
-            let state = state.clone();
             async move {
                 let resp = shared.handle(req).await;
-                state.request_done();
+                drop(in_flight);
                 resp
             }
         })

@@ -97,7 +97,7 @@ impl ConnState {
         }
     }
 
-    pub(crate) fn request_started(&self, version: hyper::Version) {
+    fn request_started(&self, version: hyper::Version) {
         if self.version.load(Ordering::Relaxed) == VERSION_UNKNOWN {
             let v = if version == hyper::Version::HTTP_2 {
                 VERSION_HTTP2
@@ -110,7 +110,15 @@ impl ConnState {
         self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn request_done(&self) {
+    /// Marks a request started until the guard is dropped: when its
+    /// response is ready, or when hyper drops it unanswered (an HTTP/2
+    /// stream the client reset), so no request stays in flight forever.
+    pub(crate) fn request(self: &Arc<Self>, version: hyper::Version) -> InFlight {
+        self.request_started(version);
+        InFlight(self.clone())
+    }
+
+    fn request_done(&self) {
         // Stored before the count drops, so whoever sees the connection free
         // sees this time; the latest of concurrent streams' ends wins.
         self.free_since_us
@@ -156,6 +164,15 @@ impl ConnState {
     pub(crate) fn sheddable(&self, now: Instant) -> bool {
         self.free_since()
             .is_some_and(|since| now.saturating_duration_since(since) >= SHED_GRACE)
+    }
+}
+
+/// One request in progress on its connection; see `ConnState::request`.
+pub(crate) struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_done();
     }
 }
 
