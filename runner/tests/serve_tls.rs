@@ -18,7 +18,7 @@ use std::{
 use barrage_runner::{
     serve::{
         HttpVersions, LocalServer, ServeConfig, ServeLimits, ServeOptions, TlsOptions, spawn_local,
-        spawn_local_opts, spawn_local_tls,
+        spawn_local_opts, spawn_local_self_signed, spawn_local_tls,
     },
     tls::server::SelfSigned,
 };
@@ -102,12 +102,7 @@ mod serve_tls {
 
     #[tokio::test]
     async fn client_certificates_refused_without_one_accepted_with_it() {
-        let s = certs();
-        let tls = TlsOptions::from_self_signed(&s)
-            .unwrap()
-            .require_client_cert_pem(&s.ca_pem)
-            .unwrap();
-        let server = spawn_local_tls(config("routes: [{path: /, body: in}]"), tls)
+        let (server, s) = spawn_local_self_signed(config("routes: [{path: /, body: in}]"), true)
             .await
             .unwrap();
         let other = certs();

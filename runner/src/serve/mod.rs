@@ -176,6 +176,23 @@ pub async fn spawn_local_tls(config: ServeConfig, tls: TlsOptions) -> Result<Loc
     .await
 }
 
+/// `spawn_local_tls` with a fresh `tls::server::self_signed` set for
+/// 127.0.0.1 and localhost, returned for clients: `ca_pem` to trust, and the
+/// client pair, which `require_client_cert` makes mandatory (any certificate
+/// signed by that CA passes).
+pub async fn spawn_local_self_signed(
+    config: ServeConfig,
+    require_client_cert: bool,
+) -> Result<(LocalServer, crate::tls::server::SelfSigned)> {
+    let made = crate::tls::server::self_signed(&["127.0.0.1".into(), "localhost".into()])
+        .map_err(Error::Other)?;
+    let mut tls = TlsOptions::from_self_signed(&made)?;
+    if require_client_cert {
+        tls = tls.require_client_cert_pem(&made.ca_pem)?;
+    }
+    Ok((spawn_local_tls(config, tls).await?, made))
+}
+
 /// `spawn_local` with any options.
 pub async fn spawn_local_opts(config: ServeConfig, options: ServeOptions) -> Result<LocalServer> {
     config.validate()?;
