@@ -458,7 +458,12 @@ routes:
         let good = certs();
         let cert = dir.0.join("cert.pem");
         std::fs::write(&cert, &good.cert_pem).unwrap();
+        let other_key = dir.0.join("other-key.pem");
+        let other = certs();
+        std::fs::write(&other_key, &other.key_pem).unwrap();
+        let other_key_line = other.key_pem.lines().nth(1).unwrap().to_string();
         let bad = bad.to_str().unwrap();
+        let other_key = other_key.to_str().unwrap();
         let cert = cert.to_str().unwrap();
         let dir_arg = dir.0.to_str().unwrap();
         for (args, needle) in [
@@ -469,6 +474,10 @@ routes:
                 "--tls-key",
             ),
             (vec!["--tls-key", bad], "--tls-cert"),
+            (
+                vec!["--tls-cert", cert, "--tls-key", other_key],
+                "usable pair",
+            ),
             (vec!["--tls-client-ca", cert], "--tls-client-ca"),
             (vec!["--tls-require-client-cert"], "--tls-self-signed"),
             (
@@ -492,6 +501,7 @@ routes:
             assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
             assert!(stderr.contains(needle), "{args:?}: {stderr}");
             assert!(!stderr.contains("SECRET-KEY"), "{args:?}: {stderr}");
+            assert!(!stderr.contains(&other_key_line), "{args:?}: {stderr}");
         }
     }
 }

@@ -359,10 +359,6 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> R
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::builtin(),
     };
-    let given = match &opts.tls {
-        CliTls::Files { cert, key } => Some(TlsOptions::from_files(cert, key)?),
-        _ => None,
-    };
     if opts.require_client_cert && !matches!(opts.tls, CliTls::SelfSigned { .. }) {
         return Err(Error::invalid(
             "--tls-require-client-cert",
@@ -384,6 +380,16 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> R
         }
         None => None,
     };
+    let given = match &opts.tls {
+        CliTls::Files { cert, key } => {
+            let mut t = TlsOptions::from_files(cert, key)?;
+            t.client_ca = client_ca.clone();
+            // A key that is not the certificate's is refused before binding.
+            t.acceptor(opts.http)?;
+            Some(t)
+        }
+        _ => None,
+    };
     let listener = bind(listen).await.map_err(|source| Error::Listen {
         addr: listen.into(),
         source,
@@ -392,7 +398,7 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> R
         addr: listen.into(),
         source,
     })?;
-    let mut tls = match (&opts.tls, given) {
+    let tls = match (&opts.tls, given) {
         (_, Some(t)) => Some(t),
         (CliTls::SelfSigned { dir, names }, None) => {
             let names = self_signed_names(addr.ip(), names);
@@ -407,6 +413,7 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> R
                 "self-signed certificate made; clients trust the CA file"
             );
             let mut t = TlsOptions::from_self_signed(&made)?;
+            t.client_ca = client_ca;
             if opts.require_client_cert {
                 t = t.require_client_cert_pem(&made.ca_pem)?;
             }
@@ -414,9 +421,6 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> R
         }
         _ => None,
     };
-    if let (Some(t), Some(ca)) = (tls.as_mut(), client_ca) {
-        t.client_ca = Some(ca);
-    }
     let shared = Shared::new(&config, Instant::now());
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(%addr, scheme, http = ?opts.http, routes = shared.routes.len(), "barrage target server listening");
