@@ -300,15 +300,28 @@ routes:
             assert!(t >= Duration::from_millis(250), "closed after {t:?}");
             assert!(t < Duration::from_secs(5), "closed after {t:?}");
         }
-        // The server still serves a real client.
-        let io = tls_connect(
-            server.addr(),
-            client_config(&s.ca_pem, None, &[H1]),
-            "localhost",
-        )
-        .await
-        .unwrap();
-        assert_eq!(h1_get(io, "/").await.unwrap().status, 200);
+        // After the handshake: a head that never ends is cut by the header
+        // limit (the timer sees the encrypted bytes arrive), while a
+        // connection that has sent nothing yet is idle, not slow, and is
+        // still served afterwards.
+        let cfg = client_config(&s.ca_pem, None, &[H1]);
+        let idle = tls_connect(server.addr(), cfg.clone(), "localhost")
+            .await
+            .unwrap();
+        let mut slow = tls_connect(server.addr(), cfg, "localhost").await.unwrap();
+        slow.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n")
+            .await
+            .unwrap();
+        slow.flush().await.unwrap();
+        let start = Instant::now();
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(10), slow.read(&mut buf))
+            .await
+            .expect("a slow head over TLS is closed");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        let t = start.elapsed();
+        assert!(t >= Duration::from_millis(250), "closed after {t:?}");
+        assert_eq!(h1_get(idle, "/").await.unwrap().status, 200);
     }
 
     #[tokio::test]
