@@ -77,6 +77,23 @@ mod serve_tls {
             let r = h1_get(io, "/").await.unwrap();
             assert_eq!((r.status, r.body.as_str()), (200, "hello"), "{name}");
         }
+        // Session resumption: a client's second connection skips the full
+        // handshake, as the engine's keep-alive reconnects expect.
+        let cfg = client_config(&s.ca_pem, None, &[H1]);
+        let kinds = {
+            let mut kinds = Vec::new();
+            for _ in 0..2 {
+                let io = tls_connect(server.addr(), cfg.clone(), "localhost")
+                    .await
+                    .unwrap();
+                kinds.push(io.get_ref().1.handshake_kind());
+                // The tickets arrive after the handshake, with the reply.
+                assert_eq!(h1_get(io, "/").await.unwrap().status, 200);
+            }
+            kinds
+        };
+        use rustls::HandshakeKind::{Full, Resumed};
+        assert_eq!(kinds, [Some(Full), Some(Resumed)]);
         // A client trusting another CA refuses the server.
         let other = certs();
         let e = tls_connect(
@@ -97,7 +114,7 @@ mod serve_tls {
         let mut reply = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(10), c.conn.read_to_end(&mut reply)).await;
         assert!(!reply.starts_with(b"HTTP/"), "{reply:?}");
-        assert_eq!(server.hits("/"), 2);
+        assert_eq!(server.hits("/"), 4);
     }
 
     #[tokio::test]
