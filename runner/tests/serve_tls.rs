@@ -371,6 +371,48 @@ routes:
         assert!(t >= Duration::from_millis(350), "closed after {t:?}");
     }
 
+    /// At the connection cap an idle HTTP/2 connection is shed like an idle
+    /// HTTP/1.1 one, while a connection with a request in progress is not.
+    #[tokio::test]
+    async fn at_the_cap_an_idle_h2_connection_makes_room() {
+        let limits = ServeLimits {
+            header_read_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2,
+        };
+        let options = ServeOptions {
+            limits,
+            ..ServeOptions::default()
+        };
+        let yaml = "routes: [{path: /slow, latency: 2s}, {path: /}]";
+        let server = spawn_local_opts(config(yaml), options).await.unwrap();
+        let io = TcpStream::connect(server.addr()).await.unwrap();
+        let h2 = H2Conn::new(io, server.base_url()).await;
+        assert_eq!(h2.get("/").await.status, 200);
+        let addr = server.addr();
+        let busy = tokio::spawn(async move {
+            let mut c = serve_client::Client::connect(addr).await;
+            c.get("/slow").await.status
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while server.hits("/slow") == 0 {
+            assert!(Instant::now() < deadline, "the slow request never arrived");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let start = Instant::now();
+        let mut c = serve_client::Client::connect(server.addr()).await;
+        assert_eq!(c.get("/").await.status, 200);
+        let t = start.elapsed();
+        assert!(t < Duration::from_millis(1500), "served only after {t:?}");
+        let H2Conn { conn, .. } = h2;
+        tokio::time::timeout(Duration::from_secs(5), conn)
+            .await
+            .expect("the idle h2 connection was the one closed")
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(busy.await.unwrap(), 200, "the busy connection was not cut");
+    }
+
     /// A stream the client resets mid-request ends there: it does not keep
     /// its connection busy (never idle, never shed) until its latency is over
     /// or forever.
