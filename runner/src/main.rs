@@ -103,6 +103,39 @@ enum Cmd {
         /// Open connections at most; at the cap, idle ones are closed to make room.
         #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..))]
         max_connections: u32,
+        /// Serve HTTPS with this certificate chain (PEM, leaf first)...
+        #[arg(
+            long,
+            value_name = "FILE",
+            requires = "tls_key",
+            conflicts_with = "tls_self_signed"
+        )]
+        tls_cert: Option<PathBuf>,
+        /// ...and this private key (PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve HTTPS with a CA and a certificate made at start for the listen
+        /// address's IP, localhost and each --tls-name; writes DIR/ca.pem for
+        /// clients to trust and DIR/client.pem + DIR/client-key.pem (mode 0600),
+        /// a client certificate signed by the same CA.
+        #[arg(long, value_name = "DIR")]
+        tls_self_signed: Option<PathBuf>,
+        /// Another name (DNS name or IP) for the self-signed certificate; repeatable.
+        #[arg(long, value_name = "NAME", requires = "tls_self_signed")]
+        tls_name: Vec<String>,
+        /// Require client certificates chaining to this CA (PEM); without one
+        /// the handshake is refused.
+        #[arg(long, value_name = "FILE")]
+        tls_client_ca: Option<PathBuf>,
+        /// Require client certificates signed by the self-signed CA.
+        #[arg(long, requires = "tls_self_signed", conflicts_with = "tls_client_ca")]
+        tls_require_client_cert: bool,
+        /// Speak only HTTP/1.1 (no h2c; over TLS, ALPN offers only http/1.1).
+        #[arg(long, conflicts_with = "http2_only")]
+        http1_only: bool,
+        /// Speak only HTTP/2 (h2c by prior knowledge; over TLS, ALPN h2).
+        #[arg(long)]
+        http2_only: bool,
     },
     /// Run as a runner pod: compile this slot of the plan, then start, report
     /// and stop as the operator asks over HTTP.
@@ -239,13 +272,41 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             header_read_timeout,
             idle_timeout,
             max_connections,
+            tls_cert,
+            tls_key,
+            tls_self_signed,
+            tls_name,
+            tls_client_ca,
+            tls_require_client_cert,
+            http1_only,
+            http2_only,
         } => {
             let limits = serve::ServeLimits {
                 header_read_timeout,
                 idle_timeout,
                 max_connections: max_connections as usize,
             };
-            serve::run_cli(&listen, config.as_deref(), limits).await?;
+            let tls = match (tls_cert, tls_key, tls_self_signed) {
+                (Some(cert), Some(key), _) => serve::CliTls::Files { cert, key },
+                (_, _, Some(dir)) => serve::CliTls::SelfSigned {
+                    dir,
+                    names: tls_name,
+                },
+                _ => serve::CliTls::None,
+            };
+            let http = match (http1_only, http2_only) {
+                (true, _) => serve::HttpVersions::Http1Only,
+                (_, true) => serve::HttpVersions::Http2Only,
+                _ => serve::HttpVersions::Both,
+            };
+            let opts = serve::CliOptions {
+                limits,
+                http,
+                tls,
+                client_ca: tls_client_ca,
+                require_client_cert: tls_require_client_cert,
+            };
+            serve::run_cli(&listen, config.as_deref(), opts).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Agent {

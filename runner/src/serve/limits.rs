@@ -9,19 +9,29 @@
 //! idle limit until the first byte of a head and the header limit from then
 //! on. A request in progress (its body, the injected latency, a stall) is
 //! never cut.
+//!
+//! On a TLS port the wrapper sits below TLS, so it times the handshake's
+//! bytes like a head's (the accept loop also bounds the whole handshake by
+//! the header limit). On HTTP/2 many streams share a connection and frames
+//! (pings, window updates) may arrive between them, so there is no head to
+//! time: only the idle limit applies, counted from the last stream's end,
+//! and it is enforced by a GOAWAY from the connection task; the wrapper cuts
+//! a client that ignores it `GOAWAY_GRACE` later.
 
 use std::{
     io,
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering},
     },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::accept::GOAWAY_GRACE;
 
 /// `serve`'s connection limits; `--header-read-timeout`, `--idle-timeout` and
 /// `--max-connections` on the command line.
@@ -55,44 +65,97 @@ impl Default for ServeLimits {
 pub(crate) const SHED_GRACE: Duration = Duration::from_millis(200);
 
 /// One connection's request state, shared by its service (which marks
-/// requests) and its socket wrapper (which times the waits between them).
+/// requests; on HTTP/2 several at once) and its socket wrapper (which times
+/// the waits between them).
 pub(crate) struct ConnState {
     base: Instant,
-    busy: AtomicBool,
-    /// Requests started, so the socket wrapper sees one even if it was not
-    /// polled while it ran.
-    requests: AtomicU64,
-    /// When the connection last became free (accept or response), in µs
-    /// since `base`.
+    /// Requests (HTTP/2: streams) in progress.
+    in_flight: AtomicU32,
+    /// Bumped by each request's start and by the end of a TLS handshake, so
+    /// the socket wrapper starts a new wait even if it was not polled
+    /// meanwhile.
+    epoch: AtomicU64,
+    /// When the connection last became free (accept, handshake or
+    /// response), in µs since `base`.
     free_since_us: AtomicU64,
+    /// `VERSION_*`: what the connection's requests have been.
+    version: AtomicU8,
 }
+
+const VERSION_UNKNOWN: u8 = 0;
+const VERSION_HTTP1: u8 = 1;
+const VERSION_HTTP2: u8 = 2;
 
 impl ConnState {
     pub(crate) fn new() -> ConnState {
         ConnState {
             base: Instant::now(),
-            busy: AtomicBool::new(false),
-            requests: AtomicU64::new(0),
+            in_flight: AtomicU32::new(0),
+            epoch: AtomicU64::new(0),
             free_since_us: AtomicU64::new(0),
+            version: AtomicU8::new(VERSION_UNKNOWN),
         }
     }
 
-    pub(crate) fn request_started(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.busy.store(true, Ordering::Relaxed);
+    fn request_started(&self, version: hyper::Version) {
+        if self.version.load(Ordering::Relaxed) == VERSION_UNKNOWN {
+            let v = if version == hyper::Version::HTTP_2 {
+                VERSION_HTTP2
+            } else {
+                VERSION_HTTP1
+            };
+            self.version.store(v, Ordering::Relaxed);
+        }
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
     }
 
-    pub(crate) fn request_done(&self) {
-        let us = self.base.elapsed().as_micros() as u64;
-        self.free_since_us.store(us, Ordering::Relaxed);
-        self.busy.store(false, Ordering::Relaxed);
+    /// Marks a request started until the guard is dropped: when its
+    /// response is ready, or when hyper drops it unanswered (an HTTP/2
+    /// stream the client reset), so no request stays in flight forever.
+    pub(crate) fn request(self: &Arc<Self>, version: hyper::Version) -> InFlight {
+        self.request_started(version);
+        InFlight(self.clone())
     }
 
-    fn free_since(&self) -> Option<Instant> {
-        if self.busy.load(Ordering::Relaxed) {
+    fn request_done(&self) {
+        // Stored before the count drops, so whoever sees the connection free
+        // sees this time; the latest of concurrent streams' ends wins.
+        self.free_since_us
+            .fetch_max(self.now_us(), Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// A TLS handshake finished: the wait for the first request starts now.
+    pub(crate) fn restart_wait(&self) {
+        self.free_since_us
+            .fetch_max(self.now_us(), Ordering::Release);
+        self.epoch.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The connection speaks HTTP/2 (known from ALPN before any request).
+    pub(crate) fn set_multiplexed(&self) {
+        self.version.store(VERSION_HTTP2, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_multiplexed(&self) -> bool {
+        self.version.load(Ordering::Relaxed) == VERSION_HTTP2
+    }
+
+    pub(crate) fn is_http1(&self) -> bool {
+        self.version.load(Ordering::Relaxed) == VERSION_HTTP1
+    }
+
+    fn now_us(&self) -> u64 {
+        self.base.elapsed().as_micros() as u64
+    }
+
+    /// None while a request is in progress.
+    pub(crate) fn free_since(&self) -> Option<Instant> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
-        let us = self.free_since_us.load(Ordering::Relaxed);
+        let us = self.free_since_us.load(Ordering::Acquire);
         Some(self.base + Duration::from_micros(us))
     }
 
@@ -101,6 +164,15 @@ impl ConnState {
     pub(crate) fn sheddable(&self, now: Instant) -> bool {
         self.free_since()
             .is_some_and(|since| now.saturating_duration_since(since) >= SHED_GRACE)
+    }
+}
+
+/// One request in progress on its connection; see `ConnState::request`.
+pub(crate) struct InFlight(Arc<ConnState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.request_done();
     }
 }
 
@@ -122,8 +194,8 @@ pub(crate) struct Timed<S> {
     inner: S,
     state: Arc<ConnState>,
     limits: ServeLimits,
-    /// `requests` when last looked at: a change starts a new wait.
-    seen_requests: u64,
+    /// `ConnState::epoch` when last looked at: a change starts a new wait.
+    seen_epoch: u64,
     head_started: Option<Instant>,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
@@ -134,7 +206,7 @@ impl<S> Timed<S> {
             inner,
             state,
             limits,
-            seen_requests: 0,
+            seen_epoch: 0,
             head_started: None,
             timer: None,
         }
@@ -148,9 +220,9 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        let requests = this.state.requests.load(Ordering::Relaxed);
-        if requests != this.seen_requests {
-            this.seen_requests = requests;
+        let epoch = this.state.epoch.load(Ordering::Relaxed);
+        if epoch != this.seen_epoch {
+            this.seen_epoch = epoch;
             this.head_started = None;
         }
         let before = buf.filled().len();
@@ -159,13 +231,23 @@ impl<S: AsyncRead + Unpin> AsyncRead for Timed<S> {
             // A request is in progress: its body may take as long as it takes.
             return polled;
         };
+        // HTTP/2 has no head to wait for between requests (pings, window
+        // updates and settings may arrive any time): only the idle limit,
+        // past the GOAWAY the connection task sends at that limit.
+        let multiplexed = this.state.is_multiplexed();
         match polled {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
-                this.head_started.get_or_insert_with(Instant::now);
+                if !multiplexed {
+                    this.head_started.get_or_insert_with(Instant::now);
+                }
                 Poll::Ready(Ok(()))
             }
             Poll::Pending => {
-                let deadline = wait_deadline(&this.limits, free_since, this.head_started);
+                let deadline = if multiplexed {
+                    free_since + this.limits.idle_timeout + GOAWAY_GRACE
+                } else {
+                    wait_deadline(&this.limits, free_since, this.head_started)
+                };
                 let timer = this
                     .timer
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
@@ -245,8 +327,14 @@ mod tests {
         let now = Instant::now();
         assert!(!c.sheddable(now), "just accepted");
         assert!(c.sheddable(now + SHED_GRACE));
-        c.request_started();
+        c.request_started(hyper::Version::HTTP_2);
+        c.request_started(hyper::Version::HTTP_2);
         assert!(!c.sheddable(now + SHED_GRACE * 10), "busy");
+        c.request_done();
+        assert!(
+            !c.sheddable(now + SHED_GRACE * 10),
+            "one of two streams still busy"
+        );
         c.request_done();
         assert!(!c.sheddable(Instant::now()));
         assert!(c.sheddable(Instant::now() + SHED_GRACE));

@@ -1,4 +1,6 @@
-//! `barrage-runner serve`: a built-in HTTP/1.1 target for demos and tests.
+//! `barrage-runner serve`: a built-in HTTP/1.1 and HTTP/2 target for demos,
+//! tests and benchmarks, in cleartext (h2c by prior knowledge) or over TLS
+//! (ALPN; optionally requiring client certificates, see `tls`).
 //! Routes answer with a configured status, body and headers after an injected
 //! latency (fixed or a distribution such as "10%:50ms"), optionally with an
 //! error rate and a stall window, so tests can compare measured percentiles
@@ -6,8 +8,10 @@
 //!
 //! It is also a throughput-benchmark target and a "10,000 slow keep-alive
 //! connections" target, hence: one small task per connection, hyper buffers
-//! kept at their minimum, responses prebuilt (see `handler`).
+//! kept at their minimum, responses prebuilt (see `handler`). The accept
+//! loop and the per-connection task are in `accept`.
 
+mod accept;
 mod auth;
 mod config;
 mod fine_sleep;
@@ -15,29 +19,25 @@ mod handler;
 mod latency;
 mod limits;
 mod path;
+mod tls;
 
 use std::{
     collections::BTreeMap,
     future::Future,
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
-use hyper::{server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::{OwnedSemaphorePermit, Semaphore, oneshot, watch},
-    task::JoinHandle,
-};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 
 pub use config::{AuthSpec, RouteSpec, ServeConfig, StallSpec};
 pub use hyper::Method;
 pub use latency::Latency;
 pub use limits::ServeLimits;
 pub use path::PathPattern;
+pub use tls::{HttpVersions, TlsOptions, WrittenFiles, self_signed_names, write_self_signed};
 
 /// The PKCE S256 code challenge for `verifier`: base64url without padding of
 /// its SHA-256, as `/auth/authorize` expects (RFC 7636).
@@ -46,16 +46,8 @@ pub fn pkce_challenge(verifier: &str) -> String {
 }
 
 use crate::error::{Error, Result};
+use accept::Builders;
 use handler::Shared;
-use limits::{ConnState, SHED_GRACE, Timed};
-
-/// How long `serve` waits, after shutdown, for in-flight requests to finish.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// hyper's minimum (8 KiB): the read buffer never grows past it, so 10,000
-/// idle keep-alive connections cost little more than their two 8 KiB buffers.
-/// Request heads over 8 KiB get 431, fine for a test target.
-const MAX_BUF_SIZE: usize = 8 * 1024;
 
 /// Serves `config` on `listener` until `shutdown` completes, then lets
 /// in-flight requests finish (for up to 10 s) and returns. Stall windows are
@@ -67,137 +59,46 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let shared = Arc::new(Shared::new(&config, Instant::now()));
-    run(listener, shared, limits, shutdown).await;
+    let builders = Arc::new(Builders::new(HttpVersions::Both));
+    accept::run(listener, shared, builders, None, limits, shutdown).await;
 }
 
-/// What each connection task needs besides its socket.
-#[derive(Clone)]
-struct ConnCtx {
-    shared: Arc<Shared>,
-    builder: Arc<http1::Builder>,
-    limits: ServeLimits,
-    /// Changes when the server is stopping.
-    stop: watch::Receiver<bool>,
-    /// Bumped when room is needed: connections that `sheddable()` close.
-    shed: watch::Receiver<u64>,
+/// How a port is served besides its routes: connection limits, TLS (None:
+/// cleartext) and the HTTP versions it speaks.
+#[derive(Clone, Debug, Default)]
+pub struct ServeOptions {
+    pub limits: ServeLimits,
+    pub tls: Option<TlsOptions>,
+    pub http: HttpVersions,
 }
 
-async fn run(
+/// `serve` with TLS and a choice of HTTP versions. Fails, before serving
+/// anything, if the TLS options do not make a usable server config.
+pub async fn serve_with(
     listener: TcpListener,
-    shared: Arc<Shared>,
-    limits: ServeLimits,
+    config: Arc<ServeConfig>,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
-) {
-    let mut builder = http1::Builder::new();
-    builder
-        .keep_alive(true)
-        .max_buf_size(MAX_BUF_SIZE)
-        // The header and idle limits are `limits::Timed`'s: hyper's would
-        // also count a keep-alive connection's idle time as header time.
-        .header_read_timeout(None);
-    // Each connection holds a receiver; `closed()` tells when all are gone.
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (shed_tx, shed_rx) = watch::channel(0u64);
-    let ctx = ConnCtx {
-        shared,
-        builder: Arc::new(builder),
-        limits,
-        stop: stop_rx,
-        shed: shed_rx,
-    };
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let shed = || shed_tx.send_modify(|n| *n = n.wrapping_add(1));
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let slot = match slots.clone().try_acquire_owned() {
-            Ok(slot) => slot,
-            Err(_) => {
-                // At the cap: make room, and until a slot frees up leave new
-                // connections in the backlog; shed again each grace period
-                // (connections become sheddable over time).
-                shed();
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => break,
-                    slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-                    () = tokio::time::sleep(SHED_GRACE) => continue,
-                }
-            }
-        };
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, slot, ctx.clone()));
-                }
-                Err(e) => {
-                    // Typically EMFILE (more connections than descriptors):
-                    // make room like at the cap, and back off instead of
-                    // spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    shed();
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            },
-        }
-    }
-    drop(listener);
-    drop(ctx);
-    let _ = stop_tx.send(true);
-    if tokio::time::timeout(DRAIN_TIMEOUT, stop_tx.closed())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still busy {DRAIN_TIMEOUT:?} after shutdown; leaving them");
-    }
+) -> Result<()> {
+    let shared = Shared::new(&config, Instant::now());
+    serve_shared(listener, shared, options, shutdown).await
 }
 
-async fn connection(stream: TcpStream, _slot: OwnedSemaphorePermit, ctx: ConnCtx) {
-    let ConnCtx {
-        shared,
-        builder,
-        limits,
-        mut stop,
-        mut shed,
-    } = ctx;
-    // Small responses must not wait for Nagle.
-    let _ = stream.set_nodelay(true);
-    let state = Arc::new(ConnState::new());
-    let service = {
-        let state = state.clone();
-        service_fn(move |req| {
-            state.request_started();
-            let shared = shared.clone();
-            let state = state.clone();
-            async move {
-                let resp = shared.handle(req).await;
-                state.request_done();
-                resp
-            }
-        })
-    };
-    let io = Timed::new(stream, state.clone(), limits);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    let mut conn = std::pin::pin!(conn);
-    loop {
-        tokio::select! {
-            biased;
-            _ = &mut conn => return,
-            _ = stop.changed() => {
-                // Finish the request in progress, close idle connections now.
-                conn.as_mut().graceful_shutdown();
-                let _ = conn.await;
-                return;
-            }
-            Ok(()) = shed.changed() => {
-                if state.sheddable(Instant::now()) {
-                    // Dropping the connection closes the socket.
-                    return;
-                }
-            }
-        }
-    }
+async fn serve_shared(
+    listener: TcpListener,
+    shared: Shared,
+    options: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let tls = options
+        .tls
+        .as_ref()
+        .map(|t| t.acceptor(options.http))
+        .transpose()?;
+    let builders = Arc::new(Builders::new(options.http));
+    let shared = Arc::new(shared);
+    accept::run(listener, shared, builders, tls, options.limits, shutdown).await;
+    Ok(())
 }
 
 /// A server on 127.0.0.1 with an OS-chosen port, running on the current
@@ -205,6 +106,7 @@ async fn connection(stream: TcpStream, _slot: OwnedSemaphorePermit, ctx: ConnCtx
 /// their in-flight requests finish.
 pub struct LocalServer {
     addr: SocketAddr,
+    tls: bool,
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -251,7 +153,54 @@ pub async fn spawn_local(config: ServeConfig) -> Result<LocalServer> {
 
 /// `spawn_local` with other connection limits.
 pub async fn spawn_local_with(config: ServeConfig, limits: ServeLimits) -> Result<LocalServer> {
+    spawn_local_opts(
+        config,
+        ServeOptions {
+            limits,
+            ..ServeOptions::default()
+        },
+    )
+    .await
+}
+
+/// `spawn_local` over TLS (HTTP/1.1 and HTTP/2 by ALPN), e.g. with
+/// `TlsOptions::from_self_signed(&tls::server::self_signed(..)?)`.
+pub async fn spawn_local_tls(config: ServeConfig, tls: TlsOptions) -> Result<LocalServer> {
+    spawn_local_opts(
+        config,
+        ServeOptions {
+            tls: Some(tls),
+            ..ServeOptions::default()
+        },
+    )
+    .await
+}
+
+/// `spawn_local_tls` with a fresh `tls::server::self_signed` set for
+/// 127.0.0.1 and localhost, returned for clients: `ca_pem` to trust, and the
+/// client pair, which `require_client_cert` makes mandatory (any certificate
+/// signed by that CA passes).
+pub async fn spawn_local_self_signed(
+    config: ServeConfig,
+    require_client_cert: bool,
+) -> Result<(LocalServer, crate::tls::server::SelfSigned)> {
+    let made = crate::tls::server::self_signed(&["127.0.0.1".into(), "localhost".into()])
+        .map_err(Error::Other)?;
+    let mut tls = TlsOptions::from_self_signed(&made)?;
+    if require_client_cert {
+        tls = tls.require_client_cert_pem(&made.ca_pem)?;
+    }
+    Ok((spawn_local_tls(config, tls).await?, made))
+}
+
+/// `spawn_local` with any options.
+pub async fn spawn_local_opts(config: ServeConfig, options: ServeOptions) -> Result<LocalServer> {
     config.validate()?;
+    let tls = options
+        .tls
+        .as_ref()
+        .map(|t| t.acceptor(options.http))
+        .transpose()?;
     let addr = "127.0.0.1:0";
     let listener = bind(addr).await.map_err(|source| Error::Listen {
         addr: addr.into(),
@@ -263,11 +212,20 @@ pub async fn spawn_local_with(config: ServeConfig, limits: ServeLimits) -> Resul
     })?;
     let shared = Arc::new(Shared::new(&config, Instant::now()));
     let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(run(listener, shared.clone(), limits, async {
-        let _ = stopped.await;
-    }));
+    let builders = Arc::new(Builders::new(options.http));
+    let task = tokio::spawn(accept::run(
+        listener,
+        shared.clone(),
+        builders,
+        tls.clone(),
+        options.limits,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     Ok(LocalServer {
         addr: local,
+        tls: tls.is_some(),
         shared,
         stop: Some(stop),
         task: Some(task),
@@ -279,9 +237,10 @@ impl LocalServer {
         self.addr
     }
 
-    /// "http://127.0.0.1:PORT", no trailing slash.
+    /// "http://127.0.0.1:PORT" ("https://" with TLS), no trailing slash.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// When the server started: stall windows are measured from here.
@@ -367,12 +326,69 @@ impl Drop for LocalServer {
     }
 }
 
-/// `barrage-runner serve --listen ADDR [--config FILE]`: the builtin routes
-/// unless a config file is given; runs until Ctrl-C or SIGTERM.
-pub async fn run_cli(listen: &str, config: Option<&Path>, limits: ServeLimits) -> Result<()> {
+/// `serve`'s certificate flags.
+#[derive(Clone, Debug, Default)]
+pub enum CliTls {
+    /// Cleartext.
+    #[default]
+    None,
+    /// `--tls-cert FILE --tls-key FILE`.
+    Files { cert: PathBuf, key: PathBuf },
+    /// `--tls-self-signed DIR [--tls-name NAME]...`.
+    SelfSigned { dir: PathBuf, names: Vec<String> },
+}
+
+/// `serve`'s flags besides `--listen` and `--config`.
+#[derive(Clone, Debug, Default)]
+pub struct CliOptions {
+    pub limits: ServeLimits,
+    pub http: HttpVersions,
+    pub tls: CliTls,
+    /// `--tls-client-ca FILE`.
+    pub client_ca: Option<PathBuf>,
+    /// `--tls-require-client-cert`: the self-signed CA's client certificates.
+    pub require_client_cert: bool,
+}
+
+/// `barrage-runner serve --listen ADDR [--config FILE] [TLS flags]`: the
+/// builtin routes unless a config file is given; runs until Ctrl-C or
+/// SIGTERM. Files are read (and bad ones refused, naming the flag) before
+/// the port is bound.
+pub async fn run_cli(listen: &str, config: Option<&Path>, opts: CliOptions) -> Result<()> {
     let config = match config {
         Some(path) => ServeConfig::load(path)?,
         None => ServeConfig::builtin(),
+    };
+    if opts.require_client_cert && !matches!(opts.tls, CliTls::SelfSigned { .. }) {
+        return Err(Error::invalid(
+            "--tls-require-client-cert",
+            "needs --tls-self-signed (or give the client CA with --tls-client-ca)",
+        ));
+    }
+    let client_ca = match &opts.client_ca {
+        Some(path) if matches!(opts.tls, CliTls::None) => {
+            return Err(Error::invalid(
+                "--tls-client-ca",
+                format!(
+                    "{} is for a TLS port: add --tls-cert/--tls-key or --tls-self-signed",
+                    path.display()
+                ),
+            ));
+        }
+        Some(path) => {
+            Some(crate::tls::read_certs(path).map_err(|m| Error::invalid("--tls-client-ca", m))?)
+        }
+        None => None,
+    };
+    let given = match &opts.tls {
+        CliTls::Files { cert, key } => {
+            let mut t = TlsOptions::from_files(cert, key)?;
+            t.client_ca = client_ca.clone();
+            // A key that is not the certificate's is refused before binding.
+            t.acceptor(opts.http)?;
+            Some(t)
+        }
+        _ => None,
     };
     let listener = bind(listen).await.map_err(|source| Error::Listen {
         addr: listen.into(),
@@ -382,18 +398,58 @@ pub async fn run_cli(listen: &str, config: Option<&Path>, limits: ServeLimits) -
         addr: listen.into(),
         source,
     })?;
-    let shared = Arc::new(Shared::new(&config, Instant::now()));
-    tracing::info!(%addr, routes = shared.routes.len(), "barrage target server listening");
+    let tls = match (&opts.tls, given) {
+        (_, Some(t)) => Some(t),
+        (CliTls::SelfSigned { dir, names }, None) => {
+            let names = self_signed_names(addr.ip(), names);
+            let made = crate::tls::server::self_signed(&names)
+                .map_err(|m| Error::invalid("--tls-name", m))?;
+            let files = write_self_signed(dir, &made)?;
+            tracing::info!(
+                ca = %files.ca.display(),
+                client_cert = %files.client_cert.display(),
+                client_key = %files.client_key.display(),
+                ?names,
+                "self-signed certificate made; clients trust the CA file"
+            );
+            let mut t = TlsOptions::from_self_signed(&made)?;
+            t.client_ca = client_ca;
+            if opts.require_client_cert {
+                t = t.require_client_cert_pem(&made.ca_pem)?;
+            }
+            Some(t)
+        }
+        _ => None,
+    };
+    let shared = Shared::new(&config, Instant::now());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(%addr, scheme, http = ?opts.http, routes = shared.routes.len(), "barrage target server listening");
+    if let Some(t) = &tls {
+        tracing::info!(
+            client_certificates = if t.client_ca.is_some() {
+                "required"
+            } else {
+                "not asked"
+            },
+            "TLS"
+        );
+    }
     for route in shared.describe_routes() {
         tracing::info!("route {route}");
     }
+    let limits = opts.limits;
     tracing::info!(
         header_read_timeout = ?limits.header_read_timeout,
         idle_timeout = ?limits.idle_timeout,
         max_connections = limits.max_connections,
         "connection limits"
     );
-    run(listener, shared, limits, crate::signal::terminate()).await;
+    let options = ServeOptions {
+        limits,
+        tls,
+        http: opts.http,
+    };
+    serve_shared(listener, shared, options, crate::signal::terminate()).await?;
     tracing::info!("target server stopped");
     Ok(())
 }
