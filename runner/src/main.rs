@@ -105,7 +105,7 @@ enum Cmd {
         max_connections: u32,
     },
     /// Run as a runner pod: compile this slot of the plan, then start, report
-    /// and stop as the operator asks over HTTP.
+    /// and stop as the operator asks over HTTPS (HTTP without --tls-cert).
     Agent {
         #[arg(long)]
         plan: PathBuf,
@@ -126,6 +126,14 @@ enum Cmd {
         /// Startup errors are also written here if the file exists.
         #[arg(long, default_value = "/dev/termination-log", hide = true)]
         termination_log: PathBuf,
+        /// Serve TLS only, with this certificate (PEM, exactly one), and
+        /// require the client to present the very same one. Without it the
+        /// agent serves plain HTTP.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Start the built-in target on loopback and run examples/quickstart.yaml against it.
     Demo {
@@ -256,6 +264,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             linger,
             termination_log,
+            tls_cert,
+            tls_key,
         } => {
             barrage_runner::agent::run(barrage_runner::agent::AgentOptions {
                 plan,
@@ -267,6 +277,9 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 },
                 linger,
                 termination_log: Some(termination_log),
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(cert, key)| barrage_runner::agent::AgentTls { cert, key }),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
