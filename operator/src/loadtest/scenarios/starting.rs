@@ -72,7 +72,7 @@ async fn ready_runners_all_get_the_start_instant_that_was_stored_first() {
                 NS,
                 "smoke-token",
             ))
-            .reply(Reply::ok(&token_secret(&lt))),
+            .reply(Reply::ok(&runners.secret(&lt))),
         )
         .expect(Call::event("Started"))
         .serve();
