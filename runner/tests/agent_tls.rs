@@ -269,6 +269,42 @@ async fn the_binary_serves_tls_with_its_flags_and_refuses_a_wrong_key() {
     )
     .await;
     assert!(!plain.starts_with(b"HTTP/"), "{plain:?}");
+
+    // What an e2e check runs from a pod: `probe-agent`, refused without
+    // TLS, without a client certificate and with a stranger's; answered
+    // with the LoadTest's (and the token still decides past /healthz).
+    let url = |scheme: &str, path: &str| format!("{scheme}://{addr}{path}");
+    let ours = |path: &str| {
+        vec![
+            url("https", path),
+            "--tls-cert".into(),
+            cert.clone(),
+            "--tls-key".into(),
+            key.clone(),
+        ]
+    };
+    let with_token = [ours("/status"), vec!["--token-file".into(), token.clone()]].concat();
+    for (args, code, says) in [
+        (vec![url("http", "/healthz")], 1, "refused: no HTTP answer"),
+        (vec![url("https", "/healthz")], 1, "refused: "),
+        (
+            vec![url("https", "/healthz"), "--throwaway-cert".into()],
+            1,
+            "refused: ",
+        ),
+        (ours("/healthz"), 0, "answered: HTTP/1.1 200 OK"),
+        (ours("/status"), 0, "answered: HTTP/1.1 401"),
+        (with_token, 0, "answered: HTTP/1.1 200 OK"),
+    ] {
+        let out = Command::new(BIN)
+            .arg("probe-agent")
+            .args(&args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {text}");
+        assert!(text.starts_with(says), "{args:?}: {text}");
+    }
     drop(agent);
 
     // Another certificate's key: refused at startup, exit 2, the key unshown.

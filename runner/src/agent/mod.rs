@@ -14,6 +14,7 @@
 //! handshake; the bearer token is still required on every call.
 
 mod api;
+pub mod probe;
 mod schedule;
 
 use std::{
