@@ -1,8 +1,9 @@
 //! `barrage-runner agent`: what every runner pod runs. It compiles its slot
 //! of the plan at startup, then waits for the operator, which talks to it
-//! over HTTPS by pod IP (or plain HTTP without `--tls-cert`, for local use): start all runners at one wall-clock instant, pull
-//! what changed in its results since the last acknowledged pull (or the
-//! whole cumulative snapshot), stop, shut down (see `api` for the routes).
+//! over HTTPS by pod IP (plain HTTP without `--tls-cert`, for local use):
+//! start all runners at one wall-clock instant, pull what changed in its
+//! results since the last acknowledged pull (or the whole cumulative
+//! snapshot), stop, shut down (see `api` for the routes).
 //!
 //! The agent never exits on its own while it may still hold unread results,
 //! except `linger` after the load finished (a forgotten pod must not run
