@@ -3,6 +3,11 @@
 //! shutdown, with the runner crate's own wire types and paths
 //! (`barrage_runner::agent`). Calls go to every runner concurrently (a
 //! start sent one after another would be skewed by the slowest call).
+//!
+//! Each LoadTest has its own client: HTTPS to its runners, accepting only
+//! the certificate in its Secret and presenting that same certificate
+//! (`barrage_runner::tls::pinned`), and its bearer token on every call
+//! (`Channel`).
 
 use std::time::Duration;
 
@@ -12,6 +17,7 @@ use futures::{Stream, StreamExt, stream};
 use barrage_runner::{
     agent::{self, AgentStatus, StartRequest},
     plan::Plan,
+    tls::pinned::Identity,
 };
 
 use crate::error::{Error, Result};
@@ -81,24 +87,79 @@ pub struct RunnerRef {
     pub ip: String,
 }
 
+/// One LoadTest's way to its runners: the client pinned to its
+/// certificate, and its token. Its Debug leaves the token out.
+#[derive(Clone)]
+pub struct Channel {
+    pub agents: Agents,
+    pub token: String,
+}
+
+impl std::fmt::Debug for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Channel")
+            .field("agents", &self.agents)
+            .field("token", &"[elided]")
+            .finish()
+    }
+}
+
 #[derive(Clone)]
 pub struct Agents {
     http: reqwest::Client,
+    scheme: &'static str,
     port: u16,
 }
 
+/// Only where the calls go: the client's TLS config holds the key.
+impl std::fmt::Debug for Agents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agents")
+            .field("scheme", &self.scheme)
+            .field("port", &self.port)
+            .finish()
+    }
+}
+
 impl Agents {
+    /// Plain HTTP: for runners whose Secret has no certificate (made by an
+    /// operator from before the agent channel had TLS), and tests.
     pub fn new(port: u16) -> Agents {
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .timeout(Duration::from_secs(10))
+        // reqwest wants a TLS config even for http:// (it has no crypto
+        // provider of its own): one that trusts nothing, never used.
+        let none = rustls::ClientConfig::builder_with_provider(barrage_runner::tls::provider())
+            .with_safe_default_protocol_versions()
+            .expect("ring supports the default versions")
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth();
+        let http = builder()
+            .tls_backend_preconfigured(none)
             .build()
-            .expect("an HTTP client without TLS always builds");
-        Agents { http, port }
+            .expect("an HTTP client with a preconfigured TLS config always builds");
+        Agents {
+            http,
+            scheme: "http",
+            port,
+        }
+    }
+
+    /// HTTPS to agents that present exactly `id`'s certificate, presenting
+    /// it in turn (`pinned::Identity::client_config`).
+    pub fn pinned(port: u16, id: &Identity) -> Result<Agents> {
+        let tls = id.client_config().map_err(Error::Other)?;
+        let http = builder()
+            .tls_backend_preconfigured(tls)
+            .build()
+            .map_err(|e| Error::Other(format!("cannot build the agents' client: {e}")))?;
+        Ok(Agents {
+            http,
+            scheme: "https",
+            port,
+        })
     }
 
     fn url(&self, r: &RunnerRef, path: &str) -> String {
-        format!("http://{}:{}{path}", r.ip, self.port)
+        format!("{}://{}:{}{path}", self.scheme, r.ip, self.port)
     }
 
     /// One call; the reply is read up to `limit` bytes, and one longer (by
@@ -121,7 +182,7 @@ impl Agents {
         }
         let err = |e: reqwest::Error| Error::Agent {
             runner: r.name.clone(),
-            message: e.to_string(),
+            message: with_causes(&e),
         };
         let mut res = req.send().await.map_err(err)?;
         let code = res.status().as_u16();
@@ -237,6 +298,27 @@ impl Agents {
             .await?;
         Self::expect_ok(r, res, "shutdown").map(drop)
     }
+}
+
+fn builder() -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
+}
+
+/// An error and its causes: reqwest's own text is only "error sending
+/// request", the reason (e.g. a refused certificate) is further down.
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let t = c.to_string();
+        if !text.contains(&t) {
+            text = format!("{text}: {t}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// Runs `f` for every runner concurrently; results come back in index order.
@@ -358,6 +440,85 @@ mod tests {
         let (port, r) = fake_agent(head, body.into(), false).await;
         let got = Agents::new(port).pull(&r, "t", 0, 100).await.unwrap();
         assert_eq!(got, body.as_bytes());
+    }
+
+    /// A real agent on 127.0.0.1 serving TLS with `id` (its load never
+    /// started), and how to reach it.
+    async fn tls_agent(id: &Identity) -> (barrage_runner::agent::AgentHandle, RunnerRef) {
+        let plan: Plan = serde_yaml_ng::from_str(
+            "target: {baseUrl: 'http://127.0.0.1:9'}\nload: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]",
+        )
+        .unwrap();
+        let slot = barrage_runner::compile::Slot { index: 0, count: 1 };
+        let compiled =
+            barrage_runner::compile::compile(&plan, slot, std::path::Path::new("."), "spec")
+                .unwrap();
+        let runner = barrage_runner::engine::Runner::new(std::sync::Arc::new(compiled));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tls = id.server_config().unwrap();
+        let h =
+            barrage_runner::agent::serve_agent_tls(listener, runner, "t0k".into(), tls).unwrap();
+        let r = RunnerRef {
+            index: 0,
+            name: "lt-runner-0".into(),
+            ip: "127.0.0.1".into(),
+        };
+        (h, r)
+    }
+
+    fn identity() -> (barrage_runner::tls::pinned::PinnedPem, Identity) {
+        let now = std::time::SystemTime::now();
+        let pem =
+            barrage_runner::tls::pinned::generate("t", now, now + Duration::from_secs(60)).unwrap();
+        let id = Identity::from_pem(pem.cert.as_bytes(), pem.key.as_bytes()).unwrap();
+        (pem, id)
+    }
+
+    #[tokio::test]
+    async fn the_pinned_client_talks_to_its_agent_and_refuses_another() {
+        let (pem, id) = identity();
+        let (h, r) = tls_agent(&id).await;
+        let agents = Agents::pinned(h.addr().port(), &id).unwrap();
+        let st = agents.start(&r, "t0k", u64::MAX / 2).await.unwrap();
+        assert_eq!(st.start_at_us, Some(u64::MAX / 2));
+        // The token is still required over the pinned channel.
+        let e = agents.stop(&r, "wrong").await.unwrap_err().to_string();
+        assert!(e.contains("401"), "{e}");
+
+        // An agent with another certificate (another LoadTest's, or an
+        // impostor at a reused pod IP) is not talked to.
+        let (_, other) = identity();
+        let (h2, r2) = tls_agent(&other).await;
+        let agents = Agents::pinned(h2.addr().port(), &id).unwrap();
+        let e = agents.stop(&r2, "t0k").await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("lt-runner-0")
+                && msg.contains("other than this LoadTest's agent certificate"),
+            "{msg}"
+        );
+        assert_eq!(h2.status().state, barrage_runner::agent::AgentState::Ready);
+
+        // Nothing that holds the key or the token shows them.
+        let ch = Channel {
+            agents,
+            token: "t0k".into(),
+        };
+        let shown = format!("{ch:?} {id:?}");
+        assert!(!shown.contains("t0k"), "{shown}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+        assert!(!shown.contains(pem.key.lines().nth(1).unwrap()), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_plain_client_gets_no_answer_from_a_tls_agent() {
+        let (_, id) = identity();
+        let (h, r) = tls_agent(&id).await;
+        let e = Agents::new(h.addr().port())
+            .stop(&r, "t0k")
+            .await
+            .unwrap_err();
+        assert!(matches!(e, Error::Agent { .. }), "{e}");
     }
 
     #[test]

@@ -1,20 +1,20 @@
 //! Pure builders for everything a LoadTest owns: the plan ConfigMap, the
-//! agent-token Secret, N runner pods, the provisioning Job and the report
+//! agent Secret (token, certificate and key), N runner pods, the provisioning Job and the report
 //! ConfigMap. No API calls here, so every field is unit-testable.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::{
     api::core::v1::{
-        ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, HTTPGetAction,
-        KeyToPath, Pod, PodSpec, Probe, Secret, SecretVolumeSource, SecurityContext, Volume,
+        ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, KeyToPath, Pod,
+        PodSpec, Probe, Secret, SecretVolumeSource, SecurityContext, TCPSocketAction, Volume,
         VolumeMount,
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use kube::{Resource, ResourceExt};
 
-use barrage_runner::plan::SetupPlan;
+use barrage_runner::{plan::SetupPlan, tls::pinned::PinnedPem};
 
 use crate::crd::{LoadTest, RunnerPod};
 
@@ -25,6 +25,11 @@ pub const LABEL_ROLE: &str = "barrage.dev/role";
 pub const MANAGED_BY: (&str, &str) = ("app.kubernetes.io/managed-by", "barrage-operator");
 pub(crate) const PLAN_DIR: &str = "/etc/barrage/plan";
 const TOKEN_DIR: &str = "/etc/barrage/token";
+/// The agent Secret's keys: the bearer token, and the certificate and key
+/// that the runners' agents serve and the operator presents (both pin it).
+pub const TOKEN_KEY: &str = "token";
+pub const TLS_CERT_KEY: &str = "tls.crt";
+pub const TLS_KEY_KEY: &str = "tls.key";
 /// Where runners find the records (the Secret's `records.jsonl`).
 const DATA_DIR: &str = "/etc/barrage/data";
 pub const RECORDS_KEY: &str = "records.jsonl";
@@ -117,11 +122,57 @@ pub fn plan_config_map(lt: &LoadTest) -> ConfigMap {
     }
 }
 
-pub fn token_secret(lt: &LoadTest, token: &str) -> Secret {
+/// The agent Secret: the token and the agent channel's certificate and key
+/// (`agent_tls_data`), mounted into every runner pod.
+pub fn token_secret(lt: &LoadTest, token: &str, tls: &PinnedPem) -> Secret {
+    let mut data = BTreeMap::from([(TOKEN_KEY.to_string(), token.to_string())]);
+    data.extend(agent_tls_data(tls));
     Secret {
         metadata: owned_meta(lt, token_name(lt), "token"),
-        string_data: Some(BTreeMap::from([("token".to_string(), token.to_string())])),
+        string_data: Some(data),
         type_: Some("Opaque".into()),
+        ..Default::default()
+    }
+}
+
+/// The certificate and key of the agent channel, as the Secret holds them.
+pub fn agent_tls_data(tls: &PinnedPem) -> [(String, String); 2] {
+    [
+        (TLS_CERT_KEY.to_string(), tls.cert.clone()),
+        (TLS_KEY_KEY.to_string(), tls.key.clone()),
+    ]
+}
+
+/// The runner's command line: the agent, its plan, its token, and TLS with
+/// the certificate and key of the mounted agent Secret.
+fn agent_args() -> Vec<String> {
+    [
+        "agent".to_string(),
+        "--plan".into(),
+        format!("{PLAN_DIR}/plan.yaml"),
+        "--token-file".into(),
+        format!("{TOKEN_DIR}/{TOKEN_KEY}"),
+        "--tls-cert".into(),
+        format!("{TOKEN_DIR}/{TLS_CERT_KEY}"),
+        "--tls-key".into(),
+        format!("{TOKEN_DIR}/{TLS_KEY_KEY}"),
+        "--listen".into(),
+        format!("0.0.0.0:{AGENT_PORT}"),
+    ]
+    .into()
+}
+
+/// Ready once the agent listens, which it does only after compiling its
+/// plan. A TCP check, not an HTTP GET: the agent speaks TLS and completes a
+/// handshake only with the operator's certificate, which the kubelet has
+/// not.
+fn agent_probe() -> Probe {
+    Probe {
+        tcp_socket: Some(TCPSocketAction {
+            port: IntOrString::Int(AGENT_PORT),
+            ..Default::default()
+        }),
+        period_seconds: Some(1),
         ..Default::default()
     }
 }
@@ -269,15 +320,7 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
         name: "runner".into(),
         image: Some(defaults.image_for(r)),
         image_pull_policy: Some(defaults.pull_policy_for(r)),
-        args: Some(vec![
-            "agent".into(),
-            "--plan".into(),
-            format!("{PLAN_DIR}/plan.yaml"),
-            "--token-file".into(),
-            format!("{TOKEN_DIR}/token"),
-            "--listen".into(),
-            format!("0.0.0.0:{AGENT_PORT}"),
-        ]),
+        args: Some(agent_args()),
         env: Some(envs),
         env_from: (!r.env_from.is_empty()).then(|| r.env_from.clone()),
         ports: Some(vec![ContainerPort {
@@ -285,15 +328,7 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
             container_port: AGENT_PORT,
             ..Default::default()
         }]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/healthz".into()),
-                port: IntOrString::Int(AGENT_PORT),
-                ..Default::default()
-            }),
-            period_seconds: Some(1),
-            ..Default::default()
-        }),
+        readiness_probe: Some(agent_probe()),
         resources: r.resources.clone().or_else(|| defaults.resources.clone()),
         security_context: Some(restricted()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -431,6 +466,51 @@ pub(crate) mod tests {
         let yaml = &cm.data.unwrap()["plan.yaml"];
         let back = barrage_runner::planfile::from_str(yaml, Default::default()).unwrap();
         assert_eq!(back.plan, t.spec.plan);
+    }
+
+    #[test]
+    fn runners_serve_tls_with_the_secrets_certificate_and_the_secret_holds_it() {
+        let t = lt(SPEC);
+        let now = std::time::SystemTime::now();
+        let pem = barrage_runner::tls::pinned::generate("t", now, now).unwrap();
+        let s = token_secret(&t, "tok", &pem);
+        let data = s.string_data.unwrap();
+        assert_eq!(data[TOKEN_KEY], "tok");
+        assert_eq!(data[TLS_CERT_KEY], pem.cert);
+        assert_eq!(data[TLS_KEY_KEY], pem.key);
+        let p = runner_pod(&t, 0, &defaults());
+        let spec = p.spec.unwrap();
+        let c = &spec.containers[0];
+        let args = c.args.clone().unwrap().join(" ");
+        assert!(
+            args.contains("--token-file /etc/barrage/token/token --tls-cert /etc/barrage/token/tls.crt --tls-key /etc/barrage/token/tls.key"),
+            "{args}"
+        );
+        // The files are the mounted Secret's keys.
+        let vol = spec
+            .volumes
+            .unwrap()
+            .into_iter()
+            .find(|v| v.name == "token")
+            .unwrap();
+        let secret = vol.secret.unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("smoke-token"));
+        assert_eq!(secret.items, None, "every key of the Secret is mounted");
+        let mount = c
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "token")
+            .unwrap();
+        assert_eq!(mount.mount_path, TOKEN_DIR);
+        // The kubelet cannot complete a pinned handshake: a TCP probe.
+        let probe = c.readiness_probe.as_ref().unwrap();
+        assert_eq!(probe.http_get, None);
+        assert_eq!(
+            probe.tcp_socket.as_ref().unwrap().port,
+            IntOrString::Int(AGENT_PORT)
+        );
     }
 
     const SETUP: &str =

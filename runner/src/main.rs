@@ -138,7 +138,7 @@ enum Cmd {
         http2_only: bool,
     },
     /// Run as a runner pod: compile this slot of the plan, then start, report
-    /// and stop as the operator asks over HTTP.
+    /// and stop as the operator asks over HTTPS (HTTP without --tls-cert).
     Agent {
         #[arg(long)]
         plan: PathBuf,
@@ -159,6 +159,34 @@ enum Cmd {
         /// Startup errors are also written here if the file exists.
         #[arg(long, default_value = "/dev/termination-log", hide = true)]
         termination_log: PathBuf,
+        /// Serve TLS only, with this certificate (PEM, exactly one), and
+        /// require the client to present the very same one. Without it the
+        /// agent serves plain HTTP.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The key of --tls-cert (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// One GET to a runner's agent port, to show what it answers: plain HTTP
+    /// (http://), TLS without a client certificate, with a throwaway one,
+    /// or with the LoadTest's (https://). Exit 0 with an HTTP answer, 1
+    /// without (the reason is printed). For e2e checks from a pod.
+    #[command(hide = true)]
+    ProbeAgent {
+        /// e.g. https://10.0.0.7:9090/status (the path defaults to /healthz).
+        url: String,
+        /// Present this certificate (and pin the agent's to it).
+        #[arg(long, requires = "tls_key", conflicts_with = "throwaway_cert")]
+        tls_cert: Option<PathBuf>,
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Present a freshly made self-signed certificate.
+        #[arg(long)]
+        throwaway_cert: bool,
+        /// Send this bearer token (over https only with --tls-cert).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
     },
     /// Start the built-in target on loopback and run examples/quickstart.yaml against it.
     Demo {
@@ -317,6 +345,8 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             linger,
             termination_log,
+            tls_cert,
+            tls_key,
         } => {
             barrage_runner::agent::run(barrage_runner::agent::AgentOptions {
                 plan,
@@ -328,9 +358,41 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 },
                 linger,
                 termination_log: Some(termination_log),
+                tls: tls_cert
+                    .zip(tls_key)
+                    .map(|(cert, key)| barrage_runner::agent::AgentTls { cert, key }),
             })
             .await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ProbeAgent {
+            url,
+            tls_cert,
+            tls_key,
+            throwaway_cert,
+            token_file,
+        } => {
+            use barrage_runner::agent::probe::{self, ClientCert, Outcome};
+            let cert = match (tls_cert.zip(tls_key), throwaway_cert) {
+                (Some((cert, key)), _) => ClientCert::Files { cert, key },
+                (None, true) => ClientCert::Throwaway,
+                (None, false) => ClientCert::None,
+            };
+            let opts = probe::ProbeOptions {
+                url,
+                cert,
+                token_file,
+            };
+            Ok(match probe::probe(opts).await? {
+                Outcome::Answered(line) => {
+                    println!("answered: {line}");
+                    ExitCode::SUCCESS
+                }
+                Outcome::Refused(why) => {
+                    println!("refused: {why}");
+                    ExitCode::FAILURE
+                }
+            })
         }
         Cmd::Demo { workers, output } => {
             check_runners("--workers", workers)?;

@@ -1,7 +1,7 @@
 //! What every phase is handed: the operator's settings, and a small facade
 //! over the cluster (owned objects, events, the runner pods as the watch last
-//! saw them, the agents' token) and over the runners (their agents and the
-//! results they reported). Phases call this and the pure builders; nothing
+//! saw them) and over the runners (each LoadTest's channel to its agents,
+//! and the results they reported). Phases call this and the pure builders; nothing
 //! here calls back into a phase.
 
 use std::{collections::BTreeMap, collections::HashMap, sync::Arc, time::Duration};
@@ -21,7 +21,7 @@ use kube::{
 use tracing::warn;
 
 use crate::{
-    agents::{Agents, RunnerRef},
+    agents::{Agents, Channel, RunnerRef},
     cluster::{self, MANAGER},
     crd::{LoadTest, LoadTestStatus, Phase},
     error::{Error, Result},
@@ -65,7 +65,6 @@ pub struct Config {
 
 pub struct Context {
     pub client: Client,
-    pub agents: Agents,
     pub config: Config,
     pub recorder: Recorder,
     /// The pods the operator owns, one reflector store per watched scope
@@ -79,8 +78,9 @@ pub struct Context {
     /// Each running LoadTest's results and live judgement, by uid, each
     /// with its own lock.
     pub results: Stores,
-    /// The agents' token of each LoadTest, by uid, once read.
-    tokens: std::sync::Mutex<HashMap<String, String>>,
+    /// Each LoadTest's channel to its agents (its pinned client and its
+    /// token), by uid, once read from its Secret.
+    channels: std::sync::Mutex<HashMap<String, Channel>>,
     /// The uid of each LoadTest reconciled, by namespace and name: a
     /// LoadTest deleted without a finalizer is never reconciled again, and
     /// this is how its memory is found and dropped (`forget_gone`).
@@ -97,14 +97,13 @@ impl Context {
         metrics: Arc<Metrics>,
     ) -> Context {
         Context {
-            agents: Agents::new(config.agent_port),
             client,
             config,
             recorder,
             pods,
             pods_wait: Duration::from_secs(30),
             results: Stores::default(),
-            tokens: Default::default(),
+            channels: Default::default(),
             uids: Default::default(),
             metrics,
         }
@@ -193,30 +192,27 @@ impl Context {
         }
     }
 
-    /// The agents' token: from memory, else from the LoadTest's Secret.
-    pub async fn token(&self, lt: &LoadTest) -> Result<String> {
+    /// The LoadTest's channel to its agents: from memory, else made from
+    /// its Secret (the token, and the certificate and key both ends pin).
+    pub async fn channel(&self, lt: &LoadTest) -> Result<Channel> {
         let uid = lt.uid().unwrap_or_default();
-        if let Some(t) = self.tokens().get(&uid) {
-            return Ok(t.clone());
+        if let Some(c) = self.channels().get(&uid) {
+            return Ok(c.clone());
         }
-        let secret = self.ns_api::<Secret>(lt).get(&pods::token_name(lt)).await?;
-        let token = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("token"))
-            .map(|b| String::from_utf8_lossy(&b.0).trim().to_string())
-            .ok_or_else(|| Error::Other(format!("secret {} has no token", pods::token_name(lt))))?;
-        self.tokens().insert(uid, token.clone());
-        Ok(token)
+        let name = pods::token_name(lt);
+        let secret = self.ns_api::<Secret>(lt).get(&name).await?;
+        let channel = channel_from(&secret, &name, self.config.agent_port)?;
+        self.channels().insert(uid, channel.clone());
+        Ok(channel)
     }
 
-    fn tokens(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    fn channels(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Forgets what memory holds for a LoadTest that ended or is gone.
     pub fn forget(&self, uid: &str) {
-        self.tokens().remove(uid);
+        self.channels().remove(uid);
         self.results.forget(uid);
     }
 
@@ -321,6 +317,39 @@ impl Context {
             .map(|p| (*p).clone())
             .collect()
     }
+}
+
+/// The channel a LoadTest's Secret `name` describes: HTTPS pinned to its
+/// `tls.crt`, or for a Secret without one (made before the agent channel
+/// had TLS, whose runners serve plain HTTP) plain HTTP. Errors never quote
+/// the Secret's values.
+pub fn channel_from(secret: &Secret, name: &str, port: u16) -> Result<Channel> {
+    let get = |key: &str| secret.data.as_ref().and_then(|d| d.get(key)).map(|b| &b.0);
+    let token = get(pods::TOKEN_KEY)
+        .map(|b| String::from_utf8_lossy(b).trim().to_string())
+        .ok_or_else(|| Error::Other(format!("secret {name} has no token")))?;
+    let agents = match (get(pods::TLS_CERT_KEY), get(pods::TLS_KEY_KEY)) {
+        (Some(cert), Some(key)) => {
+            let id = barrage_runner::tls::pinned::Identity::from_pem(cert, key)
+                .map_err(|m| Error::Other(format!("secret {name}: tls.crt/tls.key: {m}")))?;
+            Agents::pinned(port, &id)?
+        }
+        (None, None) => {
+            warn!(
+                secret = name,
+                "no agent certificate: talking to its runners over plain HTTP"
+            );
+            Agents::new(port)
+        }
+        _ => {
+            return Err(Error::Other(format!(
+                "secret {name} has only one of {} and {}",
+                pods::TLS_CERT_KEY,
+                pods::TLS_KEY_KEY
+            )));
+        }
+    };
+    Ok(Channel { agents, token })
 }
 
 /// How to reach a runner pod's agent, once it has an IP.

@@ -122,10 +122,10 @@ pub async fn cleanup(lt: &LoadTest, ctx: &Context) -> Result<()> {
                 .filter_map(|(&index, p)| runner_ref(index, p))
                 .collect();
             if !refs.is_empty() {
-                let token = ctx.token(lt).await?;
+                let ch = ctx.channel(lt).await?;
                 for_all(&refs, |r| {
-                    let (agents, token) = (ctx.agents.clone(), token.clone());
-                    async move { agents.shutdown(&r, &token).await }
+                    let ch = ch.clone();
+                    async move { ch.agents.shutdown(&r, &ch.token).await }
                 })
                 .await;
             }

@@ -1,15 +1,18 @@
 //! Pending: the spec is checked, and what every later phase needs is made
-//! once: the agents' token Secret, the plan ConfigMap, and (with a setup)
+//! once: the agents' Secret (token, and the certificate both ends of the
+//! agent channel pin), the plan ConfigMap, and (with a setup)
 //! the setup pod's records Secret and rights.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use barrage_runner::tls::pinned::{self, PinnedPem};
 
 use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
     context::{Context, enter, now},
     next::{Next, terminal},
-    provisioning,
+    provisioning, rules,
 };
 use crate::{
     crd::{LoadTest, LoadTestStatus, Phase},
@@ -28,8 +31,9 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         return Ok(Next::new(st, None).event(EventType::Warning, "InvalidSpec", msg));
     }
     let token = random_token()?;
+    let tls = agent_certificate(lt)?;
     let created = async {
-        ctx.create_if_absent(lt, &pods::token_secret(lt, &token))
+        ctx.create_if_absent(lt, &pods::token_secret(lt, &token, &tls))
             .await?;
         ctx.create_if_absent(lt, &pods::plan_config_map(lt)).await
     };
@@ -77,9 +81,45 @@ fn random_token() -> Result<String> {
     Ok(b.iter().map(|x| format!("{x:02x}")).collect())
 }
 
+/// Beyond the run's own limit: the setup, the wait for runners, and the
+/// agents' linger after the load.
+const CERT_MARGIN: Duration = Duration::from_secs(24 * 3600);
+
+/// The agent channel's certificate for this LoadTest (one key pair, kept
+/// in its Secret). Its dates are informational (pinning ignores them) but
+/// cover the whole test, and an hour of clock skew before it.
+fn agent_certificate(lt: &LoadTest) -> Result<PinnedPem> {
+    let now = SystemTime::now();
+    let name = format!(
+        "barrage-agent {}/{}",
+        lt.namespace().unwrap_or_default(),
+        lt.name_any()
+    );
+    let until = now + rules::run_limit(lt).saturating_add(CERT_MARGIN);
+    pinned::generate(&name, now - Duration::from_secs(3600), until)
+        .map_err(crate::error::Error::Other)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_loadtest_gets_its_own_certificate_naming_it() {
+        let lt = crate::pods::tests::lt(
+            "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\nrequests: [{name: a, path: /}]",
+        );
+        let (a, b) = (
+            agent_certificate(&lt).unwrap(),
+            agent_certificate(&lt).unwrap(),
+        );
+        assert_ne!(a.cert, b.cert);
+        let der = barrage_runner::tls::certs_from_pem(a.cert.as_bytes()).unwrap();
+        let der: &[u8] = der[0].as_ref();
+        let cn = b"barrage-agent ns1/smoke";
+        assert!(der.windows(cn.len()).any(|w| w == cn));
+        assert!(pinned::Identity::from_pem(a.cert.as_bytes(), a.key.as_bytes()).is_ok());
+    }
 
     #[test]
     fn tokens_are_64_hex_digits_and_differ() {

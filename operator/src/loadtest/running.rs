@@ -15,7 +15,7 @@ use super::{
     rules::{max_interval, max_names, parse_thresholds, run_limit, snapshot_limit},
 };
 use crate::{
-    agents::{RunnerRef, for_all},
+    agents::{Channel, RunnerRef, for_all},
     crd::{LoadTest, LoadTestStatus},
     error::{Error, Result},
     observe, pods,
@@ -31,7 +31,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let at = st
         .start_at_us
         .ok_or_else(|| Error::Other("running without a start instant".into()))?;
-    let token = ctx.token(lt).await?;
+    let ch = ctx.channel(lt).await?;
     let found = ctx.runner_pods(lt);
     let refs: Vec<RunnerRef> = found
         .iter()
@@ -43,9 +43,9 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let store = ctx.results.of(&uid, max_interval(lt), max_names(lt));
     let mut results = store.lock().await;
     let pull = Pull {
-        agents: &ctx.agents,
+        agents: &ch.agents,
         refs: &refs,
-        token: &token,
+        token: &ch.token,
         limit: snapshot_limit(lt),
         total,
         thresholds: &plan_thresholds,
@@ -56,7 +56,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     // again; the agent starts at once when that instant has passed.
     if unix_us() > at + 1_000_000 {
         for r in &round.unstarted {
-            let _ = ctx.agents.start(r, &token, at).await;
+            let _ = ch.agents.start(r, &ch.token, at).await;
         }
     }
     // While the results are being rebuilt the status keeps its last figures.
@@ -72,7 +72,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
 
     let mut n = Next::new(st, None);
     if let Some(why) = round.abort {
-        stop_all(ctx, &refs, &token).await;
+        stop_all(&ch, &refs).await;
         n.status.message = Some(format!("aborting: {why}"));
         n = n.event(EventType::Warning, "Aborting", why);
     }
@@ -87,7 +87,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     let engine = merged.is_some_and(|m| status::engine_failure(m).is_some());
     if finished || failure.is_some() || overdue.is_some() || engine {
         if failure.is_some() || overdue.is_some() || engine {
-            stop_all(ctx, &refs, &token).await;
+            stop_all(&ch, &refs).await;
         }
         let failure = failure.or(overdue.map(|l| {
             format!(
@@ -109,10 +109,10 @@ fn first_failure(lt: &LoadTest, pods: &BTreeMap<u32, Pod>) -> Option<String> {
     })
 }
 
-pub async fn stop_all(ctx: &Context, refs: &[RunnerRef], token: &str) {
+pub async fn stop_all(ch: &Channel, refs: &[RunnerRef]) {
     for_all(refs, |r| {
-        let (agents, token) = (ctx.agents.clone(), token.to_string());
-        async move { agents.stop(&r, &token).await }
+        let ch = ch.clone();
+        async move { ch.agents.stop(&r, &ch.token).await }
     })
     .await;
 }

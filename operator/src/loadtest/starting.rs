@@ -103,10 +103,10 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     // starts a second time. The reconciler's own write follows only if the
     // status changes again.
     ctx.write_status(lt, &st).await?;
-    let token = ctx.token(lt).await?;
+    let ch = ctx.channel(lt).await?;
     let results = for_all(&ready, |r| {
-        let (agents, token) = (ctx.agents.clone(), token.clone());
-        async move { agents.start(&r, &token, at).await }
+        let ch = ch.clone();
+        async move { ch.agents.start(&r, &ch.token, at).await }
     })
     .await;
     let failed: Vec<String> = results

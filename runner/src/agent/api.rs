@@ -70,7 +70,8 @@ type Reply = Response<Full<Bytes>>;
 
 pub(super) async fn handle(agent: Arc<Agent>, req: Request<Incoming>) -> Result<Reply, Infallible> {
     let path = req.uri().path();
-    // The readiness probe: unauthenticated, so it must reveal nothing.
+    // A liveness check without the token, so it must reveal nothing (over
+    // TLS the pinned certificate is still needed to get this far).
     if path == HEALTHZ {
         return Ok(match *req.method() {
             Method::GET => text(StatusCode::OK, "ok"),

@@ -1,14 +1,21 @@
 //! `barrage-runner agent`: what every runner pod runs. It compiles its slot
 //! of the plan at startup, then waits for the operator, which talks to it
-//! over HTTP by pod IP: start all runners at one wall-clock instant, pull
-//! what changed in its results since the last acknowledged pull (or the
-//! whole cumulative snapshot), stop, shut down (see `api` for the routes).
+//! over HTTPS by pod IP (plain HTTP without `--tls-cert`, for local use):
+//! start all runners at one wall-clock instant, pull what changed in its
+//! results since the last acknowledged pull (or the whole cumulative
+//! snapshot), stop, shut down (see `api` for the routes).
 //!
 //! The agent never exits on its own while it may still hold unread results,
 //! except `linger` after the load finished (a forgotten pod must not run
 //! forever) and on SIGTERM (the pod is being deleted anyway).
+//!
+//! With a certificate (the LoadTest's, from its Secret) the agent speaks TLS
+//! only and requires the client to present that same certificate
+//! (`tls::pinned`): only the operator, which holds the key, can complete a
+//! handshake; the bearer token is still required on every call.
 
 mod api;
+pub mod probe;
 mod schedule;
 
 use std::{
@@ -18,13 +25,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hyper::{server::conn::http1, service::service_fn};
+use hyper::{
+    rt::{Read, Write},
+    server::conn::http1,
+    service::service_fn,
+};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{
     net::{TcpListener, TcpStream},
     sync::{oneshot, watch},
     task::JoinHandle,
 };
+use tokio_rustls::TlsAcceptor;
 
 /// The reply to `GET /snapshot?since=CURSOR` and its parts.
 pub use crate::snapshot::delta::{Head, SnapshotDelta, StatsDelta};
@@ -52,6 +64,15 @@ const DRAIN_WAIT: Duration = Duration::from_secs(2);
 
 /// A client that sends no complete request head in this time is cut off.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The same for a TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The certificate and key the agent serves with and requires from its
+/// client (the LoadTest Secret's `tls.crt` and `tls.key`).
+pub struct AgentTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
 
 pub struct AgentOptions {
     pub plan: PathBuf,
@@ -63,13 +84,15 @@ pub struct AgentOptions {
     /// Where startup errors also go, if the file exists (Kubernetes shows its
     /// content as the container's termination message).
     pub termination_log: Option<PathBuf>,
+    /// TLS with a pinned certificate; plain HTTP without.
+    pub tls: Option<AgentTls>,
 }
 
 /// Runs the agent until `/shutdown`, SIGTERM/Ctrl-C, or `linger` after the
 /// load finished. Startup errors (bad plan, bad token file, port in use) are
 /// returned before anything listens.
 pub async fn run(opts: AgentOptions) -> Result<()> {
-    let (runner, token, listener) = match prepare(&opts).await {
+    let (runner, token, tls, listener) = match prepare(&opts).await {
         Ok(ready) => ready,
         Err(e) => {
             if let Some(path) = &opts.termination_log {
@@ -78,11 +101,18 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
             return Err(e);
         }
     };
-    let handle = serve_agent(listener, runner, token)?;
+    let secure = tls.is_some();
+    let handle = serve(listener, runner, token, tls)?;
+    if !secure {
+        tracing::warn!(
+            "serving plain HTTP (no --tls-cert): the token and results cross the network in the clear"
+        );
+    }
     tracing::info!(
         addr = %handle.addr(),
         index = opts.slot.index,
         count = opts.slot.count,
+        tls = secure,
         "agent ready"
     );
     let reason = tokio::select! {
@@ -108,7 +138,14 @@ pub async fn run(opts: AgentOptions) -> Result<()> {
     Ok(())
 }
 
-async fn prepare(opts: &AgentOptions) -> Result<(Arc<Runner>, String, TcpListener)> {
+type Prepared = (
+    Arc<Runner>,
+    String,
+    Option<Arc<rustls::ServerConfig>>,
+    TcpListener,
+);
+
+async fn prepare(opts: &AgentOptions) -> Result<Prepared> {
     let Slot { index, count } = opts.slot;
     if count == 0 || index >= count {
         return Err(Error::invalid(
@@ -119,13 +156,21 @@ async fn prepare(opts: &AgentOptions) -> Result<(Arc<Runner>, String, TcpListene
     let loaded = planfile::load_file(&opts.plan)?;
     let compiled = compile(&loaded.plan, opts.slot, &loaded.base_dir, loaded.prefix)?;
     let token = read_token(&opts.token_file)?;
+    let tls = match &opts.tls {
+        Some(t) => Some(
+            crate::tls::pinned::Identity::read(&t.cert, &t.key)
+                .and_then(|id| id.server_config())
+                .map_err(|m| Error::invalid("--tls-cert/--tls-key", m))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| Error::Listen {
             addr: opts.listen.clone(),
             source,
         })?;
-    Ok((Runner::new(Arc::new(compiled)), token, listener))
+    Ok((Runner::new(Arc::new(compiled)), token, tls, listener))
 }
 
 fn read_token(path: &std::path::Path) -> Result<String> {
@@ -260,12 +305,32 @@ pub struct AgentHandle {
     task: Option<JoinHandle<()>>,
 }
 
-/// Serves the agent API for `runner` on `listener` (must be called inside a
-/// tokio runtime). The load does not start until `/start`.
+/// Serves the agent API for `runner` on `listener` over plain HTTP (must be
+/// called inside a tokio runtime). The load does not start until `/start`.
 pub fn serve_agent(
     listener: TcpListener,
     runner: Arc<Runner>,
     token: String,
+) -> Result<AgentHandle> {
+    serve(listener, runner, token, None)
+}
+
+/// Like `serve_agent`, over TLS only with `tls` (`pinned::Identity::
+/// server_config`: the client must present the pinned certificate).
+pub fn serve_agent_tls(
+    listener: TcpListener,
+    runner: Arc<Runner>,
+    token: String,
+    tls: Arc<rustls::ServerConfig>,
+) -> Result<AgentHandle> {
+    serve(listener, runner, token, Some(tls))
+}
+
+fn serve(
+    listener: TcpListener,
+    runner: Arc<Runner>,
+    token: String,
+    tls: Option<Arc<rustls::ServerConfig>>,
 ) -> Result<AgentHandle> {
     // An empty token would accept "Authorization: Bearer ".
     if token.is_empty() {
@@ -285,7 +350,8 @@ pub fn serve_agent(
         shutdown: Stop::default(),
     });
     let (close, closed) = oneshot::channel();
-    let task = tokio::spawn(accept_loop(listener, agent.clone(), closed));
+    let tls = tls.map(TlsAcceptor::from);
+    let task = tokio::spawn(accept_loop(listener, agent.clone(), tls, closed));
     Ok(AgentHandle {
         addr,
         agent,
@@ -339,7 +405,12 @@ impl Drop for AgentHandle {
     }
 }
 
-async fn accept_loop(listener: TcpListener, agent: Arc<Agent>, mut closed: oneshot::Receiver<()>) {
+async fn accept_loop(
+    listener: TcpListener,
+    agent: Arc<Agent>,
+    tls: Option<TlsAcceptor>,
+    mut closed: oneshot::Receiver<()>,
+) {
     let mut builder = http1::Builder::new();
     builder
         .keep_alive(true)
@@ -353,8 +424,20 @@ async fn accept_loop(listener: TcpListener, agent: Arc<Agent>, mut closed: onesh
             biased;
             _ = &mut closed => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tokio::spawn(connection(stream, agent.clone(), builder.clone(), drain_rx.clone()));
+                Ok((stream, peer)) => {
+                    let (agent, builder, drain, tls) =
+                        (agent.clone(), builder.clone(), drain_rx.clone(), tls.clone());
+                    tokio::spawn(async move {
+                        let _ = stream.set_nodelay(true);
+                        match tls {
+                            None => connection(TokioIo::new(stream), agent, builder, drain).await,
+                            Some(tls) => {
+                                if let Some(s) = handshake(&tls, stream, peer).await {
+                                    connection(TokioIo::new(s), agent, builder, drain).await;
+                                }
+                            }
+                        }
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -369,15 +452,42 @@ async fn accept_loop(listener: TcpListener, agent: Arc<Agent>, mut closed: onesh
     let _ = tokio::time::timeout(DRAIN_WAIT, drain_tx.closed()).await;
 }
 
-async fn connection(
+/// The TLS handshake of one connection, in its own task (a slow client
+/// holds up no other) and bounded in time. A refused one is logged with its
+/// reason; a bare connect-and-close (the kubelet's TCP readiness probe) only
+/// at debug level.
+async fn handshake(
+    tls: &TlsAcceptor,
     stream: TcpStream,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            tracing::debug!(%peer, "connection closed before the TLS handshake");
+            None
+        }
+        Ok(Err(e)) => {
+            tracing::info!(%peer, error = %e, "TLS handshake refused");
+            None
+        }
+        Err(_) => {
+            tracing::info!(%peer, "TLS handshake timed out");
+            None
+        }
+    }
+}
+
+async fn connection<I>(
+    io: I,
     agent: Arc<Agent>,
     builder: Arc<http1::Builder>,
     mut drain: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    I: Read + Write + Unpin + Send + 'static,
+{
     let service = service_fn(move |req| api::handle(agent.clone(), req));
-    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let conn = builder.serve_connection(io, service);
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         biased;

@@ -3,7 +3,8 @@
 //! and per fault. Where a phase talks to runners, the runners are real
 //! agents (`barrage_runner::agent`) on loopback addresses, running a real
 //! load against a small local target, so the figures the status shows are
-//! what the runners measured.
+//! what the runners measured. They serve TLS with a certificate made for
+//! each test, as runner pods do, so every call goes over the pinned channel.
 
 mod pending;
 mod provisioning;
@@ -21,9 +22,10 @@ use std::{
 };
 
 use barrage_runner::{
-    agent::{AgentHandle, serve_agent},
+    agent::{AgentHandle, serve_agent_tls},
     compile::{Slot, compile},
     engine::Runner,
+    tls::pinned::{self, Identity, PinnedPem},
 };
 use k8s_openapi::{
     ByteString,
@@ -173,24 +175,26 @@ pub fn secrets() -> String {
     collection(&resource::<Secret>(), NS)
 }
 
-/// The agents' token Secret, as the operator made it in Pending.
-pub fn token_secret(lt: &LoadTest) -> Secret {
-    let mut s = pods::token_secret(lt, TOKEN);
-    s.data = Some([("token".to_string(), ByteString(TOKEN.into()))].into());
-    s.string_data = None;
-    s
-}
-
 /// Real runners: one agent per runner on its own loopback address
 /// (127.0.0.2, 127.0.0.3, ...), all on one port as pods are, each running
-/// its slot of `lt`'s plan against `target`.
+/// its slot of `lt`'s plan against `target`, serving TLS with this test's
+/// certificate (`secret` is the Secret that holds it).
 pub struct Runners {
     pub handles: Vec<AgentHandle>,
     pub port: u16,
+    pub tls: PinnedPem,
 }
 
 impl Runners {
     pub async fn start(lt: &LoadTest, target: SocketAddr) -> Runners {
+        let now = std::time::SystemTime::now();
+        let tls = pinned::generate(
+            "barrage-agent scenario",
+            now,
+            now + Duration::from_secs(600),
+        )
+        .unwrap();
+        let server = identity(&tls).server_config().unwrap();
         let count = lt.spec.runners;
         let mut plan = lt.spec.plan.clone();
         plan.target.base_url = format!("http://{target}");
@@ -213,11 +217,32 @@ impl Runners {
                         count,
                     };
                     let compiled = compile(&plan, slot, Path::new("."), "spec").unwrap();
-                    serve_agent(l, Runner::new(Arc::new(compiled)), TOKEN.into()).unwrap()
+                    let runner = Runner::new(Arc::new(compiled));
+                    serve_agent_tls(l, runner, TOKEN.into(), server.clone()).unwrap()
                 })
                 .collect();
-            return Runners { handles, port };
+            return Runners { handles, port, tls };
         }
+    }
+
+    /// The agents' Secret, as the operator made it in Pending (and as the
+    /// API server returns it: `data`, not `stringData`).
+    pub fn secret(&self, lt: &LoadTest) -> Secret {
+        let mut s = pods::token_secret(lt, TOKEN, &self.tls);
+        s.data = s.string_data.take().map(|d| {
+            d.into_iter()
+                .map(|(k, v)| (k, ByteString(v.into_bytes())))
+                .collect()
+        });
+        s
+    }
+
+    /// A client that talks to these agents as the operator does.
+    fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .tls_backend_preconfigured(identity(&self.tls).client_config().unwrap())
+            .build()
+            .unwrap()
     }
 
     /// The pods the watch would show for these runners.
@@ -237,9 +262,9 @@ impl Runners {
     /// Starts every runner now, as the operator would.
     pub async fn start_now(&self) {
         let at = super::context::unix_us();
-        let http = reqwest::Client::new();
+        let http = self.http();
         for h in &self.handles {
-            http.post(format!("http://{}/start", h.addr()))
+            http.post(format!("https://{}/start", h.addr()))
                 .bearer_auth(TOKEN)
                 .json(&serde_json::json!({ "atUs": at }))
                 .send()
@@ -252,8 +277,9 @@ impl Runners {
 
     /// How many requests runner `i` reports, from its full snapshot.
     pub async fn requests(&self, i: usize) -> u64 {
-        let json = reqwest::Client::new()
-            .get(format!("http://{}/snapshot", self.handles[i].addr()))
+        let json = self
+            .http()
+            .get(format!("https://{}/snapshot", self.handles[i].addr()))
             .bearer_auth(TOKEN)
             .send()
             .await
@@ -273,6 +299,10 @@ impl Runners {
                 .expect("the runners finish their load");
         }
     }
+}
+
+fn identity(tls: &PinnedPem) -> Identity {
+    Identity::from_pem(tls.cert.as_bytes(), tls.key.as_bytes()).unwrap()
 }
 
 /// Runner `i`'s loopback address.

@@ -12,6 +12,7 @@ use crate::{
     fixtures::{Call, Reply, Scenario},
     loadtest::reconcile,
 };
+use barrage_runner::tls::pinned;
 
 fn pending(yaml: &str) -> LoadTest {
     let mut lt = loadtest(yaml, Phase::Pending, Duration::ZERO);
@@ -30,6 +31,14 @@ async fn a_valid_spec_gets_its_token_and_plan_then_starts() {
                 // an event; it goes only into its Secret.
                 .body("a 64-hex-digit token", |b| {
                     b["stringData"]["token"].as_str().is_some_and(|t| t.len() == 64)
+                })
+                // ... and the certificate and key the agent channel pins.
+                .body("the agent certificate and its key", |b| {
+                    let data = &b["stringData"];
+                    let (cert, key) = (data["tls.crt"].as_str(), data["tls.key"].as_str());
+                    cert.zip(key).is_some_and(|(c, k)| {
+                        pinned::Identity::from_pem(c.as_bytes(), k.as_bytes()).is_ok()
+                    })
                 }),
         )
         .expect(Call::post(collection(&resource::<ConfigMap>(), NS)).named("smoke-plan"))
@@ -42,6 +51,31 @@ async fn a_valid_spec_gets_its_token_and_plan_then_starts() {
     let ctx = context(client, &[], 0);
     let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
     assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+    // The key went into its Secret and nowhere else: not the status, not
+    // an event, not the plan.
+    let seen = server.seen();
+    let secret = seen
+        .iter()
+        .find(|s| s.body.as_ref().is_some_and(|b| b["kind"] == "Secret"))
+        .and_then(|s| s.body.clone())
+        .unwrap();
+    let key = secret["stringData"]["tls.key"].as_str().unwrap();
+    let key_body = key.lines().nth(1).unwrap();
+    for s in seen.iter().filter(|s| s.body.as_ref() != Some(&secret)) {
+        let text = s.body.as_ref().map(|b| b.to_string()).unwrap_or_default();
+        assert!(
+            !text.contains(key_body),
+            "the key in {} {}",
+            s.method,
+            s.path
+        );
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a key in {} {}",
+            s.method,
+            s.path
+        );
+    }
 }
 
 #[tokio::test]

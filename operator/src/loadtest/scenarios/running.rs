@@ -22,8 +22,9 @@ fn running(yaml: &str) -> LoadTest {
     lt
 }
 
-fn token_get(lt: &LoadTest) -> Call {
-    Call::get(object(&resource::<Secret>(), NS, "smoke-token")).reply(Reply::ok(&token_secret(lt)))
+fn token_get(lt: &LoadTest, runners: &Runners) -> Call {
+    Call::get(object(&resource::<Secret>(), NS, "smoke-token"))
+        .reply(Reply::ok(&runners.secret(lt)))
 }
 
 fn report_apply() -> Call {
@@ -44,7 +45,7 @@ async fn when_every_runner_finished_the_verdict_counts_every_request() {
     let runners = Runners::start(&lt, addr).await;
     runners.run_to_end().await;
     let (client, mut server) = Scenario::new("all finished")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(report_apply())
         .expect(status("Succeeded", |s| {
             s["requests"] == 5 && s["verdict"] == "Passed"
@@ -66,7 +67,7 @@ async fn an_operator_restarted_mid_run_recovers_every_runners_results() {
     runners.start_now().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let (client, mut server) = Scenario::new("restart mid-run")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(status("Running", |s| {
             s["requests"].as_u64().is_some_and(|n| n > 0)
         }))
@@ -77,7 +78,7 @@ async fn an_operator_restarted_mid_run_recovers_every_runners_results() {
     runners.wait_finished().await;
     // A new operator: nothing in memory, the token read again, and every
     // runner's whole results pulled again.
-    server.expect(token_get(&lt));
+    server.expect(token_get(&lt, &runners));
     server.expect(report_apply());
     let total = seen.count();
     server.expect(status("Succeeded", move |s| s["requests"] == total));
@@ -101,7 +102,7 @@ async fn a_runner_killed_mid_run_fails_the_test_and_keeps_the_others_results() {
     // Runner 1's pod is gone from the cluster.
     let pods: Vec<Pod> = runners.pods(&lt).into_iter().take(1).collect();
     let (client, mut server) = Scenario::new("runner killed")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(report_apply())
         .expect(status("Failed", move |s| {
             s["message"]
@@ -122,7 +123,7 @@ async fn an_abort_on_fail_threshold_stops_the_runners_and_aborts_the_test() {
     let runners = Runners::start(&lt, addr).await;
     runners.run_to_end().await;
     let (client, mut server) = Scenario::new("abortOnFail")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(report_apply())
         .expect(status("Aborted", |s| {
             s["message"].as_str().is_some_and(|m| {
@@ -146,7 +147,7 @@ async fn a_spec_changed_mid_run_is_noted_once_and_the_run_goes_on() {
     let runners = Runners::start(&lt, addr).await;
     runners.run_to_end().await;
     let (client, mut server) = Scenario::new("spec changed mid-run")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(report_apply())
         .expect(status("Succeeded", |s| {
             s["observedGeneration"] == 1
@@ -209,7 +210,7 @@ async fn a_runner_that_dies_keeps_what_it_reported_before() {
         .await
         .unwrap();
     let (client, mut server) = Scenario::new("a runner dies")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(status("Running", |s| {
             s["requests"].as_u64().is_some_and(|n| n > 0)
         }))
@@ -246,7 +247,7 @@ async fn an_abort_on_fail_threshold_stops_running_runners_then_the_test_ends_abo
     runners.start_now().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (client, mut server) = Scenario::new("abort mid-run")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(status("Running", |s| {
             s["message"]
                 .as_str()
@@ -281,7 +282,7 @@ async fn a_loadtest_deleted_mid_run_leaves_nothing_in_memory() {
     let runners = Runners::start(&lt, addr).await;
     runners.start_now().await;
     let (client, mut server) = Scenario::new("deleted mid-run")
-        .expect(token_get(&lt))
+        .expect(token_get(&lt, &runners))
         .expect(status("Running", |_| true))
         .serve();
     let ctx = context(client, &runners.pods(&lt), runners.port);

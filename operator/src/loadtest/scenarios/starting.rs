@@ -72,7 +72,7 @@ async fn ready_runners_all_get_the_start_instant_that_was_stored_first() {
                 NS,
                 "smoke-token",
             ))
-            .reply(Reply::ok(&token_secret(&lt))),
+            .reply(Reply::ok(&runners.secret(&lt))),
         )
         .expect(Call::event("Started"))
         .serve();
@@ -86,6 +86,40 @@ async fn ready_runners_all_get_the_start_instant_that_was_stored_first() {
         .unwrap();
     for h in &runners.handles {
         assert_eq!(h.status().start_at_us, Some(stored));
+    }
+}
+
+#[tokio::test]
+async fn runners_with_another_certificate_are_not_told_to_start() {
+    let lt = loadtest(&spec(2, ""), Phase::Starting, Duration::ZERO);
+    let runners = Runners::start(&lt, target(200).await.0).await;
+    // The Secret holds another certificate than the one the agents serve
+    // (impostors at the runners' addresses, as far as the operator knows).
+    let mut secret = runners.secret(&lt);
+    let now = std::time::SystemTime::now();
+    let other = barrage_runner::tls::pinned::generate("other", now, now).unwrap();
+    let data = secret.data.as_mut().unwrap();
+    data.insert("tls.crt".into(), k8s_openapi::ByteString(other.cert.into()));
+    data.insert("tls.key".into(), k8s_openapi::ByteString(other.key.into()));
+    let (client, mut server) = Scenario::new("runners with another certificate")
+        .expect(Call::patch(status_path()).includes(json!({"status": {"phase": "Running"}})))
+        .expect(
+            Call::get(object(&resource::<Secret>(), NS, "smoke-token")).reply(Reply::ok(&secret)),
+        )
+        .expect(Call::event("Started"))
+        .expect(
+            Call::event("StartRetry").body("naming the certificate", |b| {
+                let note = b["note"].as_str().unwrap_or_default();
+                note.contains("smoke-runner-0")
+                    && note.contains("smoke-runner-1")
+                    && note.contains("other than this LoadTest's agent certificate")
+            }),
+        )
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    for h in &runners.handles {
+        assert_eq!(h.status().start_at_us, None);
     }
 }
 
