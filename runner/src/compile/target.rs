@@ -1,4 +1,4 @@
-//! The target: its base URL (http only, a port from 1 to 65535, no
+//! The target: its base URL (http or https, a port from 1 to 65535, no
 //! credentials, which error messages never repeat) and its headers.
 
 use hyper::header::{HeaderName, HeaderValue};
@@ -16,15 +16,11 @@ pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, Stri
     let uri: hyper::Uri = base
         .parse()
         .map_err(|e| format!("{shown:?} is not a valid URL: {e}"))?;
-    match uri.scheme_str() {
-        Some("http") => {}
-        Some("https") => {
-            return Err(format!(
-                "{shown:?}: https targets are not supported yet; use http"
-            ));
-        }
-        _ => return Err(format!("{shown:?} must start with http://")),
-    }
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(format!("{shown:?} must start with http:// or https://")),
+    };
     let auth = uri.authority().map_or("", |a| a.as_str());
     if auth.contains('@') {
         return Err(format!(
@@ -41,7 +37,10 @@ pub(super) fn compile_target(base: &str) -> std::result::Result<TargetInfo, Stri
             "{shown:?} must not have a query; put it in the requests"
         ));
     }
-    let port = port_of(auth).map_err(|m| format!("{shown:?}: {m}"))?;
+    let mut port = port_of(auth).map_err(|m| format!("{shown:?}: {m}"))?;
+    if https && uri.port().is_none() {
+        port = 443;
+    }
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {

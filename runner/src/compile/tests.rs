@@ -179,3 +179,16 @@ fn forms_set_their_content_type_and_exclude_a_body() {
     ));
     assert!(e.contains("has both `steps`"), "{e}");
 }
+
+#[test]
+fn https_targets_default_to_port_443() {
+    assert_eq!(
+        compile_target("https://h/p").unwrap().authority,
+        "h:443".to_string()
+    );
+    assert_eq!(
+        compile_target("https://h:8443").unwrap().authority,
+        "h:8443".to_string()
+    );
+    assert_eq!(compile_target("http://h").unwrap().authority, "h:80");
+}
