@@ -32,4 +32,5 @@ pub mod results;
 pub mod schedule;
 pub mod setup;
 pub mod status;
+pub mod target_tls;
 pub mod validate;
