@@ -249,6 +249,34 @@ pub fn check(r: &Ref<'_>, data: Option<&[u8]>) -> Result<(), String> {
     parsed.map_err(|m| format!("{at} {m}"))
 }
 
+/// Checks that `key` (already `check`ed) is the private key of `cert`'s
+/// first certificate: a mismatched pair would fail every handshake.
+pub fn check_pair(cert: (&Ref<'_>, &[u8]), key: (&Ref<'_>, &[u8])) -> Result<(), String> {
+    use barrage_runner::tls::{certs_from_pem, key_from_pem, provider};
+    let (Ok(chain), Ok(der)) = (certs_from_pem(cert.1), key_from_pem(key.1)) else {
+        return Ok(()); // `check` reports these.
+    };
+    let at = format!(
+        "{}: {} key {:?}",
+        key.0.part.field(),
+        key.0.source,
+        key.0.key
+    );
+    // rustls's errors name what failed, never the key's bytes; ours say less.
+    match rustls::sign::CertifiedKey::from_der(chain, der, &provider()) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(format!(
+            "{at} is not the private key of the certificate of {} ({} key {:?})",
+            cert.0.part.field(),
+            cert.0.source,
+            cert.0.key
+        )),
+        Err(_) => Err(format!(
+            "{at} is not a private key this runner can use (RSA, ECDSA P-256/P-384 or Ed25519)"
+        )),
+    }
+}
+
 /// The message of a referenced object that does not exist.
 pub fn not_found(r: &Ref<'_>) -> String {
     format!("{}: {} not found", r.part.field(), r.source)

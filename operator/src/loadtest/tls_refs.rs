@@ -10,7 +10,7 @@ use super::context::Context;
 use crate::{
     crd::LoadTest,
     error::Result,
-    target_tls::{self, Source},
+    target_tls::{self, Part, Source},
 };
 
 /// Why the test cannot run (the condition reason and the message naming
@@ -20,6 +20,7 @@ pub async fn check(lt: &LoadTest, ctx: &Context) -> Result<Option<(&'static str,
     let Some(tls) = &lt.spec.plan.target.tls else {
         return Ok(None);
     };
+    let mut values = Vec::new();
     for r in target_tls::refs(tls) {
         let found = match r.source {
             Source::Secret(name) => ctx
@@ -44,6 +45,13 @@ pub async fn check(lt: &LoadTest, ctx: &Context) -> Result<Option<(&'static str,
         if let Err(msg) = target_tls::check(&r, value.as_deref()) {
             return Ok(Some((reason, msg)));
         }
+        values.push((r, value.unwrap_or_default()));
+    }
+    let of = |part| values.iter().find(|(r, _)| r.part == part);
+    if let (Some((cr, c)), Some((kr, k))) = (of(Part::Cert), of(Part::Key))
+        && let Err(msg) = target_tls::check_pair((cr, c), (kr, k))
+    {
+        return Ok(Some((REASON_INVALID, msg)));
     }
     Ok(None)
 }

@@ -279,3 +279,23 @@ fn referenced_values_are_checked_without_ever_being_quoted() {
     .unwrap_err();
     assert!(e.contains("keyFrom") && !e.contains("c2VjcmV0"), "{e}");
 }
+
+#[test]
+fn a_client_key_must_be_the_certificates() {
+    let t = lt(HTTPS);
+    let tls = t.spec.plan.target.tls.as_ref().unwrap();
+    let [_, cert, key] = refs(tls)[..] else {
+        panic!("three references")
+    };
+    let (cert_pem, key_pem) = pem_pair();
+    let (_, other_key) = pem_pair();
+    assert_eq!(
+        check_pair((&cert, cert_pem.as_bytes()), (&key, key_pem.as_bytes())),
+        Ok(())
+    );
+    let e = check_pair((&cert, cert_pem.as_bytes()), (&key, other_key.as_bytes())).unwrap_err();
+    assert_eq!(
+        e,
+        "spec.target.tls.keyFrom: secret \"client\" key \"tls.key\" is not the private key of the certificate of spec.target.tls.certFrom (secret \"client\" key \"tls.crt\")"
+    );
+}

@@ -165,6 +165,25 @@ async fn a_key_that_is_not_pem_fails_the_test_without_showing_it() {
 }
 
 #[tokio::test]
+async fn a_key_of_another_certificate_fails_the_test() {
+    let lt = pending(&https_spec(TLS));
+    let (p, other) = (pems(), pems());
+    let client_secret = secret("client", &[("tls.crt", &p.cert), ("tls.key", &other.key)]);
+    let (client, mut server) = Scenario::new("mismatched key")
+        .expect(get_config_map("ca").reply(Reply::ok(&config_map("ca", "ca.crt", &p.ca))))
+        .expect(get_secret("client").reply(Reply::ok(&client_secret)))
+        .expect(get_secret("client").reply(Reply::ok(&client_secret)))
+        .expect(failed_with(
+            "TargetTlsInvalid",
+            "spec.target.tls.keyFrom: secret \"client\" key \"tls.key\" is not the private key of the certificate of spec.target.tls.certFrom (secret \"client\" key \"tls.crt\")".into(),
+        ))
+        .expect(Call::event("Failed"))
+        .serve();
+    let ctx = context(client, &[], 0);
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+}
+
+#[tokio::test]
 async fn valid_references_pass_and_the_plan_names_the_mounted_files() {
     let lt = pending(&https_spec(TLS));
     let p = pems();
