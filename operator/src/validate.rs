@@ -394,6 +394,30 @@ mod tests {
     }
 
     #[test]
+    fn the_https_example_is_valid_and_its_pods_mount_the_references() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/loadtest-https.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let obj: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let lt: crate::crd::LoadTest = serde_json::from_value(obj).unwrap();
+        validate("https", &lt.spec).unwrap();
+        let pod = crate::pods::runner_pod(&lt, 0, &crate::pods::tests::defaults());
+        let spec = pod.spec.unwrap();
+        assert!(
+            spec.volumes
+                .iter()
+                .flatten()
+                .any(|v| v.name == target_tls::VOLUME)
+        );
+        assert_eq!(
+            crate::pss::restricted_violations(&spec),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
     fn target_tls_errors_name_the_field() {
         let cases = [
             (
