@@ -579,4 +579,52 @@ mod tests {
         );
         assert_eq!(final_phase(&[bad], true, false), Phase::Aborted);
     }
+
+    #[test]
+    fn an_https_target_says_what_its_certificate_is_verified_against() {
+        let target = |yaml: &str| -> Target { serde_yaml_ng::from_str(yaml).unwrap() };
+        let now = Timestamp::now();
+        let verified = |yaml: &str| {
+            let mut st = LoadTestStatus::default();
+            let warning = target_verification(&mut st, &target(yaml), Some(1), now);
+            (warning, st.conditions.first().cloned())
+        };
+        assert_eq!(verified("baseUrl: 'http://h'"), (None, None));
+        let (w, c) = verified("baseUrl: 'https://h'");
+        let c = c.unwrap();
+        assert_eq!(
+            (w, c.status.as_str(), c.reason.as_str()),
+            (None, "True", "Verified")
+        );
+        assert!(
+            c.message.ends_with("the bundled web PKI roots"),
+            "{}",
+            c.message
+        );
+        let (_, c) = verified(
+            "baseUrl: 'HTTPS://h'\ntls: {caMode: replace, caFrom: {secret: ca, key: ca.crt}}",
+        );
+        assert!(
+            c.unwrap()
+                .message
+                .ends_with("the CA of spec.target.tls.caFrom only")
+        );
+        let (w, c) = verified("baseUrl: 'https://h'\ntls: {insecureSkipVerify: true}");
+        let c = c.unwrap();
+        assert_eq!(w, Some(INSECURE_TARGET));
+        assert_eq!(
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.message.as_str()
+            ),
+            (
+                COND_TARGET_VERIFIED,
+                "False",
+                "InsecureSkipVerify",
+                INSECURE_TARGET
+            )
+        );
+    }
 }
