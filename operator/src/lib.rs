@@ -5,7 +5,8 @@
 //!
 //! A newcomer's map: the LoadTest lifecycle is `loadtest` (its `reconcile`
 //! writes the status, once per reconcile; one file per phase). A LoadTest
-//! becomes pods in the pure builders `pods`, `setup` and `netpol`. Runners'
+//! becomes pods in the pure builders `pods`, `setup` and `netpol`, with
+//! `target_tls` mounting what `spec.target.tls` references. Runners'
 //! results are pulled by `agents` and merged in `results`; `status` writes
 //! them into the status. `schedule` is the
 //! ScheduledLoadTest controller; `report` the `kubectl barrage` plugin.
@@ -32,4 +33,5 @@ pub mod results;
 pub mod schedule;
 pub mod setup;
 pub mod status;
+pub mod target_tls;
 pub mod validate;

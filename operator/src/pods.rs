@@ -16,7 +16,10 @@ use kube::{Resource, ResourceExt};
 
 use barrage_runner::{plan::SetupPlan, tls::pinned::PinnedPem};
 
-use crate::crd::{LoadTest, RunnerPod};
+use crate::{
+    crd::{LoadTest, RunnerPod},
+    target_tls,
+};
 
 pub const AGENT_PORT: i32 = 9090;
 pub const LABEL_TEST: &str = "barrage.dev/loadtest";
@@ -99,6 +102,8 @@ pub fn records_source(lt: &LoadTest) -> Option<String> {
 /// also the setup as `barrage-runner setup` reads it.
 pub fn plan_config_map(lt: &LoadTest) -> ConfigMap {
     let mut plan = lt.spec.plan.clone();
+    // `target.tls`'s references become the files mounted from them.
+    plan.target = target_tls::for_pods(&plan.target);
     if records_source(lt).is_some() {
         let data = plan.data.get_or_insert_with(Default::default);
         data.file = Some(format!("{DATA_DIR}/{RECORDS_KEY}"));
@@ -107,7 +112,7 @@ pub fn plan_config_map(lt: &LoadTest) -> ConfigMap {
     let mut data = BTreeMap::from([("plan.yaml".to_string(), yaml)]);
     if let Some(s) = lt.spec.setup.as_ref().filter(|s| s.builtin.is_builtin()) {
         let sp = SetupPlan {
-            target: lt.spec.plan.target.clone(),
+            target: plan.target.clone(),
             setup: s.builtin.clone(),
         };
         data.insert(
@@ -316,6 +321,10 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
         mounts.push(read_only_mount("records", DATA_DIR));
         volumes.push(secret_volume("records", records, Some(RECORDS_KEY)));
     }
+    if let Some((v, m)) = target_tls::volume_and_mount(&spec.plan) {
+        volumes.push(v);
+        mounts.push(m);
+    }
     let container = Container {
         name: "runner".into(),
         image: Some(defaults.image_for(r)),
@@ -349,7 +358,10 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
             image_pull_secrets: (!r.image_pull_secrets.is_empty())
                 .then(|| r.image_pull_secrets.clone()),
             volumes: Some(volumes),
-            security_context: Some(crate::pss::pod_security_context()),
+            security_context: Some(target_tls::pod_security(
+                &spec.plan,
+                crate::pss::pod_security_context(),
+            )),
             ..Default::default()
         }),
         ..Default::default()

@@ -28,6 +28,7 @@ use crate::{
         self, PLAN_DIR, RECORDS_KEY, RunnerDefaults, env, owned_meta, read_only_mount,
         records_name, restricted, setup_name,
     },
+    target_tls,
 };
 
 /// Beyond `timeouts.setup` (the setup's own work), for the Job's pod to be
@@ -111,6 +112,12 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
         empty_dir: Some(EmptyDirVolumeSource::default()),
         ..Default::default()
     }];
+    // The setup talks to the target too: it gets `target.tls`'s files.
+    let mut setup_mounts = vec![out_mount.clone()];
+    if let Some((v, m)) = target_tls::volume_and_mount(&lt.spec.plan) {
+        volumes.push(v);
+        setup_mounts.push(m);
+    }
     let setup = match &s.image {
         Some(image) => {
             let mut envs = vec![env("BARRAGE_RECORDS_FILE", out.clone())];
@@ -122,7 +129,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                 command: (!s.command.is_empty()).then(|| s.command.clone()),
                 args: (!s.args.is_empty()).then(|| s.args.clone()),
                 env: Some(envs),
-                volume_mounts: Some(vec![out_mount.clone()]),
+                volume_mounts: Some(setup_mounts),
                 resources: resources.clone(),
                 security_context: Some(
                     s.security_context
@@ -160,7 +167,9 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     "/dev/termination-log".into(),
                 ]),
                 env: (!s.env.is_empty()).then(|| s.env.clone()),
-                volume_mounts: Some(vec![out_mount.clone(), read_only_mount("plan", PLAN_DIR)]),
+                volume_mounts: Some(
+                    [setup_mounts, vec![read_only_mount("plan", PLAN_DIR)]].concat(),
+                ),
                 resources: resources.clone(),
                 security_context: Some(restricted()),
                 termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -228,7 +237,10 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     volumes: Some(volumes),
                     // The seccomp default also covers a custom container whose
                     // `setup.securityContext` does not set its own.
-                    security_context: Some(crate::pss::pod_security_context()),
+                    security_context: Some(target_tls::pod_security(
+                        &lt.spec.plan,
+                        crate::pss::pod_security_context(),
+                    )),
                     ..Default::default()
                 }),
             },

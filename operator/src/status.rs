@@ -4,6 +4,7 @@
 //! request names, one entry per threshold.
 
 use barrage_runner::{
+    plan::{CaMode, Target},
     report::{Latencies, Summary},
     snapshot::Snapshot,
     thresholds::Outcome,
@@ -28,6 +29,12 @@ pub const COND_COMPLETE: &str = "Complete";
 /// The verdict, once there is one.
 pub const COND_PASSED: &str = "Passed";
 pub const COND_SPEC_CHANGED: &str = "SpecChangeIgnored";
+/// For an https target: whether the runners verify its certificate (False
+/// only with `target.tls.insecureSkipVerify`).
+pub const COND_TARGET_VERIFIED: &str = "TargetVerified";
+/// What the status and the Warning event say of `insecureSkipVerify`.
+pub const INSECURE_TARGET: &str =
+    "target.tls.insecureSkipVerify: the target's certificate is not verified";
 
 fn round(x: f64, digits: i32) -> f64 {
     let m = 10f64.powi(digits);
@@ -168,6 +175,54 @@ pub fn set_condition(
 
 pub fn condition<'a>(conds: &'a [Condition], type_: &str) -> Option<&'a Condition> {
     conds.iter().find(|c| c.type_ == type_)
+}
+
+/// Sets `TargetVerified` for an https target (none for http): True with
+/// what the runners trust, or False when they verify nothing. Returns the
+/// warning to publish in that case.
+pub fn target_verification(
+    st: &mut LoadTestStatus,
+    target: &Target,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<&'static str> {
+    let https = target
+        .base_url
+        .split_once("://")
+        .is_some_and(|(s, _)| s.eq_ignore_ascii_case("https"));
+    if !https {
+        return None;
+    }
+    let tls = target.tls.clone().unwrap_or_default();
+    if tls.insecure_skip_verify {
+        set_condition(
+            &mut st.conditions,
+            COND_TARGET_VERIFIED,
+            false,
+            "InsecureSkipVerify",
+            INSECURE_TARGET,
+            generation,
+            now,
+        );
+        return Some(INSECURE_TARGET);
+    }
+    let roots = match (&tls.ca_from, tls.ca_mode) {
+        (None, _) => "the bundled web PKI roots".to_string(),
+        (Some(_), CaMode::Add) => {
+            "the bundled web PKI roots and the CA of spec.target.tls.caFrom".to_string()
+        }
+        (Some(_), CaMode::Replace) => "the CA of spec.target.tls.caFrom only".to_string(),
+    };
+    set_condition(
+        &mut st.conditions,
+        COND_TARGET_VERIFIED,
+        true,
+        "Verified",
+        &format!("the runners verify the target's certificate against {roots}"),
+        generation,
+        now,
+    );
+    None
 }
 
 /// Marks the test finished: phase, verdict and the Complete/Passed conditions.
@@ -523,5 +578,53 @@ mod tests {
             Phase::Failed
         );
         assert_eq!(final_phase(&[bad], true, false), Phase::Aborted);
+    }
+
+    #[test]
+    fn an_https_target_says_what_its_certificate_is_verified_against() {
+        let target = |yaml: &str| -> Target { serde_yaml_ng::from_str(yaml).unwrap() };
+        let now = Timestamp::now();
+        let verified = |yaml: &str| {
+            let mut st = LoadTestStatus::default();
+            let warning = target_verification(&mut st, &target(yaml), Some(1), now);
+            (warning, st.conditions.first().cloned())
+        };
+        assert_eq!(verified("baseUrl: 'http://h'"), (None, None));
+        let (w, c) = verified("baseUrl: 'https://h'");
+        let c = c.unwrap();
+        assert_eq!(
+            (w, c.status.as_str(), c.reason.as_str()),
+            (None, "True", "Verified")
+        );
+        assert!(
+            c.message.ends_with("the bundled web PKI roots"),
+            "{}",
+            c.message
+        );
+        let (_, c) = verified(
+            "baseUrl: 'HTTPS://h'\ntls: {caMode: replace, caFrom: {secret: ca, key: ca.crt}}",
+        );
+        assert!(
+            c.unwrap()
+                .message
+                .ends_with("the CA of spec.target.tls.caFrom only")
+        );
+        let (w, c) = verified("baseUrl: 'https://h'\ntls: {insecureSkipVerify: true}");
+        let c = c.unwrap();
+        assert_eq!(w, Some(INSECURE_TARGET));
+        assert_eq!(
+            (
+                c.type_.as_str(),
+                c.status.as_str(),
+                c.reason.as_str(),
+                c.message.as_str()
+            ),
+            (
+                COND_TARGET_VERIFIED,
+                "False",
+                "InsecureSkipVerify",
+                INSECURE_TARGET
+            )
+        );
     }
 }

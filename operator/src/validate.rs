@@ -6,13 +6,14 @@ use std::{path::Path, time::Duration};
 
 use barrage_runner::{
     compile::{Slot, compile_with_env, compile_with_fields},
-    plan::SetupPlan,
+    plan::{CaMode, SetupPlan, Target, ValueFrom},
     provision,
 };
 
 use crate::{
     crd::LoadTestSpec,
     error::{Error, Result},
+    target_tls,
 };
 
 /// Kubernetes label values (which carry the LoadTest's name) are at most 63
@@ -62,16 +63,21 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
     }
     // `{{ env.X }}` is resolved inside the pods, from their env: any name
     // is acceptable here.
+    target_tls(&spec.plan.target)?;
+    // The runner's compiler checks the rest of `target.tls`; the files it
+    // names exist only in the pods.
+    let mut plan = spec.plan.clone();
+    plan.target = target_tls::without_files(&plan.target);
     let any_env = |_: &str| Some(String::new());
-    let fields = records(name, spec, &any_env)?;
+    let fields = records(name, spec, &plan.target, &any_env)?;
     let slot = Slot {
         index: 0,
         count: spec.runners,
     };
     match fields {
-        None => compile_with_env(&spec.plan, slot, Path::new(""), "spec.", &any_env)?,
+        None => compile_with_env(&plan, slot, Path::new(""), "spec.", &any_env)?,
         // As the runners get it (see pods::plan_config_map).
-        Some(fields) => compile_with_fields(&spec.plan, slot, "spec.", &any_env, fields)?,
+        Some(fields) => compile_with_fields(&plan, slot, "spec.", &any_env, fields)?,
     };
     Ok(())
 }
@@ -82,6 +88,7 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
 fn records(
     name: &str,
     spec: &LoadTestSpec,
+    target: &Target,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Vec<String>>> {
     let mut fields = None;
@@ -120,7 +127,7 @@ fn records(
                     ));
                 }
                 let sp = SetupPlan {
-                    target: spec.plan.target.clone(),
+                    target: target.clone(),
                     setup: s.builtin.clone(),
                 };
                 let c = provision::compile_env(&sp, "spec.", env)?;
@@ -164,6 +171,130 @@ fn records(
         fields = Some(named_record_fields(&spec.plan));
     }
     Ok(fields)
+}
+
+/// `spec.target.tls` in a cluster: files by reference only (the pods have
+/// none of the user's), each reference a valid one, a key only from a
+/// Secret, a certificate with its key, and only for an https target.
+fn target_tls(target: &Target) -> Result<()> {
+    let Some(tls) = &target.tls else {
+        return Ok(());
+    };
+    let scheme = target.base_url.split_once("://").map(|(s, _)| s);
+    if !scheme.is_some_and(|s| s.eq_ignore_ascii_case("https")) {
+        return Err(invalid(
+            "spec.target.tls",
+            "applies to an https:// baseUrl only",
+        ));
+    }
+    for (file, set, from) in [
+        ("caFile", &tls.ca_file, "caFrom"),
+        ("certFile", &tls.cert_file, "certFrom"),
+        ("keyFile", &tls.key_file, "keyFrom"),
+    ] {
+        if set.is_some() {
+            return Err(invalid(
+                &format!("spec.target.tls.{file}"),
+                format!("files are not on runner pods; use {from}"),
+            ));
+        }
+    }
+    for (field, from) in [
+        ("spec.target.tls.caFrom", &tls.ca_from),
+        ("spec.target.tls.certFrom", &tls.cert_from),
+        ("spec.target.tls.keyFrom", &tls.key_from),
+    ] {
+        if let Some(v) = from {
+            value_from(field, v)?;
+        }
+    }
+    if tls
+        .key_from
+        .as_ref()
+        .is_some_and(|k| k.config_map.is_some())
+    {
+        return Err(invalid(
+            "spec.target.tls.keyFrom.configMap",
+            "a private key is a secret: keep it in a Secret and give keyFrom.secret",
+        ));
+    }
+    match (&tls.cert_from, &tls.key_from) {
+        (Some(_), None) => {
+            return Err(invalid(
+                "spec.target.tls.certFrom",
+                "needs keyFrom, the client certificate's private key",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                "spec.target.tls.keyFrom",
+                "needs certFrom, the client certificate it is the key of",
+            ));
+        }
+        _ => {}
+    }
+    if tls.ca_mode == CaMode::Replace && tls.ca_from.is_none() {
+        return Err(invalid(
+            "spec.target.tls.caMode",
+            "replace trusts only the CAs of caFrom, and there is no caFrom",
+        ));
+    }
+    Ok(())
+}
+
+/// One `*From`: exactly one of `secret` and `configMap`, an object name
+/// and a key the API server would accept (the key becomes a file name).
+fn value_from(field: &str, v: &ValueFrom) -> Result<()> {
+    let (kind, name) = match (&v.secret, &v.config_map) {
+        (Some(s), None) => ("secret", s),
+        (None, Some(c)) => ("configMap", c),
+        _ => {
+            return Err(invalid(field, "give exactly one of secret and configMap"));
+        }
+    };
+    if let Err(why) = object_name(name) {
+        return Err(invalid(
+            &format!("{field}.{kind}"),
+            format!("{name:?} {why}"),
+        ));
+    }
+    let key = &v.key;
+    let key_ok = !key.is_empty()
+        && key.len() <= 253
+        && key
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
+        && key != "."
+        && key != "..";
+    if !key_ok {
+        return Err(invalid(
+            &format!("{field}.key"),
+            format!(
+                "{key:?} is not a Secret or ConfigMap key (letters, digits, '-', '_' and '.'; not \".\" or \"..\")"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A DNS-1123 subdomain, as Secret and ConfigMap names are.
+fn object_name(name: &str) -> std::result::Result<(), &'static str> {
+    if name.is_empty() || name.len() > 253 {
+        return Err("is not a name of 1 to 253 characters");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if !name.split('.').all(label_ok) {
+        return Err(
+            "is not a valid object name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
+        );
+    }
+    Ok(())
 }
 
 /// Every `{{ record.FIELD }}` the plan's templates name.
@@ -236,6 +367,146 @@ mod tests {
             "path: '/a/{{ record.id }}/record.x', headers: {h: '{{record.tok-en}} {{ record.id }}'}}]",
         ));
         assert_eq!(named_record_fields(&p.plan), ["id", "tok-en"]);
+    }
+
+    /// OK against an https target, with `tls` as its target.tls.
+    fn https(tls: &str) -> String {
+        OK.replace(
+            "baseUrl: 'http://10.0.0.1:8080',",
+            &format!("baseUrl: 'https://10.0.0.1:8443', tls: {tls},"),
+        )
+    }
+
+    const MTLS: &str = "{caFrom: {configMap: ca, key: ca.crt}, certFrom: {secret: client, key: tls.crt}, keyFrom: {secret: client, key: tls.key}}";
+
+    #[test]
+    fn target_tls_takes_references_for_an_https_target() {
+        for tls in [
+            MTLS,
+            "{caFrom: {secret: ca, key: ca.crt}, caMode: replace, serverName: api.test}",
+            "{insecureSkipVerify: true}",
+            "{minVersion: '1.3'}",
+        ] {
+            validate("t", &spec(&https(tls))).unwrap();
+        }
+        // With a setup, which talks to the target too.
+        validate("t", &spec(&format!("{}\n{SETUP}}}", https(MTLS)))).unwrap();
+    }
+
+    #[test]
+    fn the_https_example_is_valid_and_its_pods_mount_the_references() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/loadtest-https.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let obj: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        let lt: crate::crd::LoadTest = serde_json::from_value(obj).unwrap();
+        validate("https", &lt.spec).unwrap();
+        let pod = crate::pods::runner_pod(&lt, 0, &crate::pods::tests::defaults());
+        let spec = pod.spec.unwrap();
+        assert!(
+            spec.volumes
+                .iter()
+                .flatten()
+                .any(|v| v.name == target_tls::VOLUME)
+        );
+        assert_eq!(
+            crate::pss::restricted_violations(&spec),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn target_tls_errors_name_the_field() {
+        let cases = [
+            (
+                https("{caFile: /etc/ca.pem}"),
+                "spec.target.tls.caFile",
+                "use caFrom",
+            ),
+            (
+                https("{certFile: c.pem, keyFile: k.pem}"),
+                "spec.target.tls.certFile",
+                "use certFrom",
+            ),
+            (
+                https("{keyFile: k.pem}"),
+                "spec.target.tls.keyFile",
+                "use keyFrom",
+            ),
+            (
+                https("{caFrom: {key: ca.crt}}"),
+                "spec.target.tls.caFrom",
+                "exactly one of secret and configMap",
+            ),
+            (
+                https("{caFrom: {secret: a, configMap: b, key: ca.crt}}"),
+                "spec.target.tls.caFrom",
+                "exactly one",
+            ),
+            (
+                https("{caFrom: {secret: ca, key: ''}}"),
+                "spec.target.tls.caFrom.key",
+                "not a Secret or ConfigMap key",
+            ),
+            (
+                https("{caFrom: {secret: ca, key: ../../etc/passwd}}"),
+                "spec.target.tls.caFrom.key",
+                "not a Secret or ConfigMap key",
+            ),
+            (
+                https("{caFrom: {secret: ca, key: ..}}"),
+                "spec.target.tls.caFrom.key",
+                "not a Secret or ConfigMap key",
+            ),
+            (
+                https("{caFrom: {secret: Bad_Name, key: ca.crt}}"),
+                "spec.target.tls.caFrom.secret",
+                "not a valid object name",
+            ),
+            (
+                https("{caFrom: {configMap: '', key: ca.crt}}"),
+                "spec.target.tls.caFrom.configMap",
+                "1 to 253",
+            ),
+            (
+                https(
+                    "{certFrom: {secret: c, key: tls.crt}, keyFrom: {configMap: c, key: tls.key}}",
+                ),
+                "spec.target.tls.keyFrom.configMap",
+                "a private key is a secret",
+            ),
+            (
+                https("{certFrom: {secret: c, key: tls.crt}}"),
+                "spec.target.tls.certFrom",
+                "needs keyFrom",
+            ),
+            (
+                https("{keyFrom: {secret: c, key: tls.key}}"),
+                "spec.target.tls.keyFrom",
+                "needs certFrom",
+            ),
+            (
+                https("{caMode: replace}"),
+                "spec.target.tls.caMode",
+                "no caFrom",
+            ),
+            (
+                https(MTLS).replace("https://10.0.0.1:8443", "http://10.0.0.1:8080"),
+                "spec.target.tls",
+                "https:// baseUrl only",
+            ),
+        ];
+        for (yaml, field, says) in cases {
+            match validate("t", &spec(&yaml)) {
+                Err(Error::Invalid { field: f, message }) => {
+                    assert_eq!(f, field, "{yaml}");
+                    assert!(message.contains(says), "{yaml}: {message}");
+                }
+                other => panic!("{yaml}: expected an error on {field}, got {other:?}"),
+            }
+        }
     }
 
     #[test]

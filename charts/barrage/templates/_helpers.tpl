@@ -83,6 +83,8 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create"]
+# configmaps and secrets: get also reads what a LoadTest's spec.target.tls
+# references (caFrom, certFrom, keyFrom), checked before any pod starts.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]

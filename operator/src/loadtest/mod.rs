@@ -15,6 +15,8 @@
 //! - `watch`: the controller's wiring (what is watched, the pod store).
 //! - `rules`: what the run phases derive from the spec (how long runners may
 //!   take, the largest reply, the thresholds).
+//! - `tls_refs`: Pending's check of the Secrets and ConfigMaps that
+//!   `spec.target.tls` references.
 //! - `scenarios` (tests): every phase and fault against a mocked API server
 //!   and real runner agents.
 //!
@@ -33,6 +35,7 @@ mod running;
 #[cfg(test)]
 mod scenarios;
 mod starting;
+mod tls_refs;
 mod watch;
 
 pub use context::{Config, Context};

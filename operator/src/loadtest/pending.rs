@@ -1,4 +1,5 @@
-//! Pending: the spec is checked, and what every later phase needs is made
+//! Pending: the spec is checked (and the Secrets and ConfigMaps that
+//! `spec.target.tls` references), and what every later phase needs is made
 //! once: the agents' Secret (token, and the certificate both ends of the
 //! agent channel pin), the plan ConfigMap, and (with a setup)
 //! the setup pod's records Secret and rights.
@@ -11,8 +12,8 @@ use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
     context::{Context, enter, now},
-    next::{Next, terminal},
-    provisioning, rules,
+    next::{Next, fail, terminal},
+    provisioning, rules, tls_refs,
 };
 use crate::{
     crd::{LoadTest, LoadTestStatus, Phase},
@@ -29,6 +30,11 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         let msg = format!("invalid spec: {e}");
         status::invalid_spec(&mut st, &msg, generation, now());
         return Ok(Next::new(st, None).event(EventType::Warning, "InvalidSpec", msg));
+    }
+    match tls_refs::check(lt, ctx).await {
+        Ok(None) => {}
+        Ok(Some((reason, msg))) => return Ok(fail(st, generation, msg, COND_VALIDATED, reason)),
+        Err(e) => return terminal(st, generation, e, COND_VALIDATED),
     }
     let token = random_token()?;
     let tls = agent_certificate(lt)?;
@@ -59,6 +65,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         now(),
     );
     st.runners = Some(status::runners_text(0, lt.spec.runners));
+    let insecure = status::target_verification(&mut st, &lt.spec.plan.target, generation, now());
     if let Err(e) = provisioning::prepare(lt, ctx).await {
         return terminal(st, generation, e, COND_PROVISIONED);
     }
@@ -69,7 +76,12 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     };
     enter(&mut st, phase);
     let note = format!("{} runner(s); next: {phase:?}", lt.spec.runners);
-    Ok(Next::new(st, Some(Duration::from_secs(1))).event(EventType::Normal, "Validated", note))
+    let mut next =
+        Next::new(st, Some(Duration::from_secs(1))).event(EventType::Normal, "Validated", note);
+    if let Some(warning) = insecure {
+        next = next.event(EventType::Warning, "InsecureSkipVerify", warning.into());
+    }
+    Ok(next)
 }
 
 /// 32 random bytes from the operating system, hex: the agents' bearer token.

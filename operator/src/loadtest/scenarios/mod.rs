@@ -10,6 +10,7 @@ mod pending;
 mod provisioning;
 mod running;
 mod starting;
+mod target_tls;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
