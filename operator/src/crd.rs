@@ -240,6 +240,14 @@ pub struct LoadTestStatus {
     /// Per request name (at most `status::MAX_NAMES` names; the report has all).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_request: BTreeMap<String, RequestStatus>,
+    /// Errors by kind (`connect`, `timeout`, `status`, `tls_unknown_ca`,
+    /// `tls_refused`, ...): what went wrong, not only how often.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_kinds: BTreeMap<String, u64>,
+    /// Connections the runners opened and how long setting them up took,
+    /// apart from request latency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<ConnectionsStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Outcome>,
     /// Passed or Failed, once decided.
@@ -253,6 +261,27 @@ pub struct LoadTestStatus {
     pub report: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectionsStatus {
+    pub opened: u64,
+    /// The TCP connect, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_ms: Option<SetupStatus>,
+    /// The TLS handshake after it (https targets), in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshake_ms: Option<SetupStatus>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SetupStatus {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -3,9 +3,11 @@
 //! report goes to a ConfigMap): a fixed set of figures, at most `MAX_NAMES`
 //! request names, one entry per threshold.
 
+use std::collections::BTreeMap;
+
 use barrage_runner::{
     plan::{CaMode, Target},
-    report::{Latencies, Summary},
+    report::{Latencies, SetupMs, Summary},
     snapshot::Snapshot,
     thresholds::Outcome,
 };
@@ -14,7 +16,7 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use crate::crd::{LoadTestStatus, Phase, RequestStatus};
+use crate::crd::{ConnectionsStatus, LoadTestStatus, Phase, RequestStatus, SetupStatus};
 
 /// Request names listed in the status (the busiest); the report has all.
 pub const MAX_NAMES: usize = 20;
@@ -68,6 +70,18 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
     st.latency_ms = (t.requests > 0).then(|| rounded(&t.latency_ms));
     st.start_skew_ms = s.start_skew_ms.map(|x| round(x, 3));
     st.runners_finished = merged.finished;
+    st.error_kinds = error_kinds(merged);
+    let setup = |m: &SetupMs| SetupStatus {
+        p50: round(m.p50, 3),
+        p95: round(m.p95, 3),
+        p99: round(m.p99, 3),
+        max: round(m.max, 3),
+    };
+    st.connections = s.connections.as_ref().map(|c| ConnectionsStatus {
+        opened: c.opened,
+        connect_ms: (c.opened > 0).then(|| setup(&c.connect_ms)),
+        tls_handshake_ms: c.tls_handshake_ms.as_ref().map(setup),
+    });
     if let Some(r) = st.records.as_mut()
         && merged.records_used.is_some()
     {
@@ -93,6 +107,28 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
             )
         })
         .collect();
+}
+
+/// Errors of every request name, by kind (a handful of kinds at most).
+fn error_kinds(merged: &Snapshot) -> BTreeMap<String, u64> {
+    let mut kinds = BTreeMap::new();
+    for r in merged.requests.values() {
+        for (k, n) in &r.errors {
+            *kinds.entry(k.as_str().to_string()).or_default() += n;
+        }
+    }
+    kinds
+}
+
+/// "tls_refused 20, connect 3": the kinds, most frequent first, for a
+/// failed test's message.
+fn kinds_text(kinds: &BTreeMap<String, u64>) -> String {
+    let mut v: Vec<_> = kinds.iter().filter(|(_, n)| **n > 0).collect();
+    v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    v.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub fn runners_text(ready: u32, total: u32) -> String {
@@ -136,6 +172,12 @@ pub fn judged(
         (None, Some(f)) => format!("failed: {f}"),
         _ if failed.is_empty() => format!("{} requests, all thresholds passed", st.requests),
         _ => format!("thresholds failed: {}", failed.join("; ")),
+    };
+    // Whatever made it fail, say what the errors were (a TLS refusal, say).
+    let msg = match phase {
+        Phase::Succeeded => msg,
+        _ if st.error_kinds.is_empty() => msg,
+        _ => format!("{msg}; errors: {}", kinds_text(&st.error_kinds)),
     };
     st.thresholds = outcomes;
     (phase, msg)
@@ -518,7 +560,7 @@ mod tests {
         let mut merged = runner_snapshot(0, 1, 10);
         for s in merged.requests.values_mut() {
             s.errors
-                .insert(barrage_runner::snapshot::ErrorKind::Connect, s.count());
+                .insert(barrage_runner::snapshot::ErrorKind::TlsRefused, s.count());
         }
         let judge = |plan: &Plan| {
             let list: Vec<_> = thresholds::plan_sources(plan.thresholds.as_deref())
@@ -540,6 +582,9 @@ mod tests {
         assert!(st.thresholds[0].default && !st.thresholds[0].passed);
         assert_eq!(st.thresholds[0].source, "error_rate < 1%");
         assert!(msg.contains("error_rate < 1% (default)"), "{msg}");
+        // The message and the status say what the errors were.
+        assert!(msg.ends_with("; errors: tls_refused 10"), "{msg}");
+        assert_eq!(st.error_kinds.get("tls_refused"), Some(&10));
         let json = serde_json::to_value(&st).unwrap();
         assert_eq!(json["thresholds"][0]["default"], true, "{json}");
 
