@@ -29,11 +29,9 @@
 //! per connection), no server push; a body is kept only when a capture needs
 //! it and only up to `maxBody`, otherwise it is counted and released at once.
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
-    },
+use std::sync::{
+    Arc, Mutex,
+    atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
 };
 
 use bytes::Bytes;
@@ -194,8 +192,9 @@ impl Pool {
         if let Some(r) = recorder {
             r.record_connection(setup.connect, setup.handshake);
         }
-        // Over TLS the server must have chosen h2 by ALPN: an HTTP/1.1-only
-        // server fails each request as `http` (use "auto" for either).
+        // Over TLS the server must have chosen h2 by ALPN. One that offers
+        // only HTTP/1.1 refuses the handshake (`tls_refused`); one that
+        // ignores ALPN fails each request as `http`. "auto" takes either.
         if self.tls.is_some() && stream.alpn() != Some(ALPN_H2) {
             return Err(ErrorKind::Http);
         }
