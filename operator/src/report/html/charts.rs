@@ -51,7 +51,7 @@ pub(super) fn plots(b: &mut String, r: &barrage_runner::report::Report) {
         b,
         &status_chart(&r.summary.total),
         &format!(
-            "Responses by status code and failures without a response.<span class=\"swatch\" style=\"background:{}\"></span>2xx<span class=\"swatch\" style=\"background:{}\"></span>3xx<span class=\"swatch\" style=\"background:{}\"></span>4xx<span class=\"swatch\" style=\"background:{}\"></span>5xx<span class=\"swatch hatch\"></span>no response (connect, timeout, broken HTTP, interrupted) or capture failed",
+            "Responses by status code and failures without a response.<span class=\"swatch\" style=\"background:{}\"></span>2xx<span class=\"swatch\" style=\"background:{}\"></span>3xx<span class=\"swatch\" style=\"background:{}\"></span>4xx<span class=\"swatch\" style=\"background:{}\"></span>5xx<span class=\"swatch hatch\"></span>no response (connect, TLS, timeout, broken HTTP, interrupted) or capture failed",
             code_colour(200),
             code_colour(300),
             code_colour(400),
