@@ -6,12 +6,8 @@
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
-use rustls::{
-    ClientConfig, DigitallySignedStruct, SignatureScheme,
-    client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature},
-};
-use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
@@ -121,7 +117,9 @@ fn client_config(cert: &ClientCert, pinned_id: Option<&Identity>) -> Result<Clie
     if let Some(id) = pinned_id {
         return id.client_config().map_err(setup);
     }
-    let any = Arc::new(AnyServer(provider().signature_verification_algorithms));
+    // The probe may not know the agent's certificate; nothing secret is sent
+    // over such a connection (`--token-file` needs the pinned one).
+    let any = Arc::new(crate::tls::client::AnyCert::new(provider()));
     if let ClientCert::Throwaway = cert {
         let now = std::time::SystemTime::now();
         let pem = pinned::generate("barrage probe-agent", now, now + TIMEOUT).map_err(setup)?;
@@ -175,45 +173,4 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, request: &str) ->
         ),
     };
     Outcome::Refused(why)
-}
-
-/// Accepts any server certificate (the probe may not know the agent's) but
-/// still checks the handshake signature with it. Nothing secret is sent
-/// over such a connection (`--token-file` needs the pinned one).
-#[derive(Debug)]
-struct AnyServer(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for AnyServer {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
-    }
 }
