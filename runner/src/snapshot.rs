@@ -207,6 +207,12 @@ impl Packed {
         Packed(histogram::encode(h))
     }
 
+    /// Plain V2 without DEFLATE, for the small differences an incremental
+    /// pull sends (see `delta`).
+    pub fn plain(h: &Latency) -> Packed {
+        Packed(histogram::encode_plain(h))
+    }
+
     pub fn unpack(&self) -> Result<Latency, String> {
         histogram::decode(&self.0)
     }

@@ -209,11 +209,6 @@ async fn connection(stream: TcpStream, _slot: OwnedSemaphorePermit, mut ctx: Con
     serve_http(tls, builders.pick(alpn.as_deref()), state, ctx).await
 }
 
-/// After the idle timeout an HTTP/2 connection is sent GOAWAY (so a client
-/// knows no stream was lost); `Timed` cuts one that has not closed this much
-/// later.
-pub(crate) const GOAWAY_GRACE: Duration = Duration::from_secs(2);
-
 async fn serve_http<I>(
     io: I,
     builder: &auto::Builder<TokioExecutor>,

@@ -31,7 +31,10 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::accept::GOAWAY_GRACE;
+/// After the idle timeout an HTTP/2 connection is sent GOAWAY by its
+/// connection task (so a client knows no stream was lost); `Timed` cuts one
+/// that has not closed this much later.
+pub(crate) const GOAWAY_GRACE: Duration = Duration::from_secs(2);
 
 /// `serve`'s connection limits; `--header-read-timeout`, `--idle-timeout` and
 /// `--max-connections` on the command line.

@@ -77,8 +77,8 @@ impl ConnectionsBase {
     pub fn of(c: &Connections) -> ConnectionsBase {
         ConnectionsBase {
             counts: c.counts(),
-            connect: super::delta::pack_plain(&c.connect),
-            tls_handshake: super::delta::pack_plain(&c.tls_handshake),
+            connect: Packed::plain(&c.connect),
+            tls_handshake: Packed::plain(&c.tls_handshake),
         }
     }
 
@@ -102,8 +102,8 @@ impl ConnectionsDelta {
             return Some(None);
         }
         Some(Some(ConnectionsDelta {
-            connect: super::delta::pack_plain(&connect),
-            tls_handshake: super::delta::pack_plain(&tls),
+            connect: Packed::plain(&connect),
+            tls_handshake: Packed::plain(&tls),
         }))
     }
 

@@ -23,15 +23,12 @@
 
 use std::collections::BTreeMap;
 
-use base64::{Engine as _, engine::general_purpose::STANDARD as B64};
-use hdrhistogram::serialization::{Serializer as _, V2Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::{
     Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot,
     connections::{ConnectionsBase, ConnectionsDelta},
 };
-use crate::histogram::Latency;
 
 /// The body of `GET /snapshot?since=CURSOR`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -142,7 +139,7 @@ impl Base {
                     .filter(|b| b.count == r.count());
                 let b = same.cloned().unwrap_or_else(|| BaseStats {
                     count: r.count(),
-                    latency: pack_plain(&r.latency),
+                    latency: Packed::plain(&r.latency),
                     statuses: r.statuses.clone(),
                     errors: r.errors.clone(),
                     bytes_sent: r.bytes_sent,
@@ -197,15 +194,6 @@ impl Head {
     }
 }
 
-/// Plain V2, base64 (see the module docs).
-pub fn pack_plain(h: &Latency) -> Packed {
-    let mut buf = Vec::with_capacity(256);
-    V2Serializer::new()
-        .serialize(h, &mut buf)
-        .expect("writing to a Vec cannot fail");
-    Packed(B64.encode(buf))
-}
-
 /// `cur - base` of counters that only grow; `None` if one shrank.
 fn minus<K: Ord + Copy>(
     cur: &BTreeMap<K, u64>,
@@ -230,7 +218,7 @@ impl StatsDelta {
         let mut latency = cur.latency.clone();
         let Some(b) = base else {
             return Some(StatsDelta {
-                latency: pack_plain(&latency),
+                latency: Packed::plain(&latency),
                 statuses: cur.statuses.clone(),
                 errors: cur.errors.clone(),
                 bytes_sent: cur.bytes_sent,
@@ -242,7 +230,7 @@ impl StatsDelta {
         };
         latency.subtract(b.latency.unpack().ok()?).ok()?;
         Some(StatsDelta {
-            latency: pack_plain(&latency),
+            latency: Packed::plain(&latency),
             statuses: minus(&cur.statuses, &b.statuses)?,
             errors: minus(&cur.errors, &b.errors)?,
             bytes_sent: cur.bytes_sent.checked_sub(b.bytes_sent)?,
@@ -309,11 +297,11 @@ impl SnapshotDelta {
                         index: iv.index,
                         requests: iv.requests.checked_sub(l.requests)?,
                         errors: iv.errors.checked_sub(l.errors)?,
-                        latency: pack_plain(&h),
+                        latency: Packed::plain(&h),
                     });
                 }
                 _ if plain => intervals.push(Interval {
-                    latency: pack_plain(&iv.latency.unpack().ok()?),
+                    latency: Packed::plain(&iv.latency.unpack().ok()?),
                     ..iv.clone()
                 }),
                 _ => intervals.push(iv.clone()),
