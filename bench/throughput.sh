@@ -18,9 +18,9 @@
 # h2load (Debian's nghttp2-client) for --http 2: N connections x --streams
 # concurrent streams each (h2load -c N -m STREAMS), and barrage with
 # users = N x STREAMS over `target.connections: N`. Over https both clients
-# use a fresh ECDSA P-256 certificate made with openssl for 127.0.0.1;
-# barrage trusts it through target.tls.caFile (caMode: replace), wrk and
-# h2load do not verify.
+# use a fresh ECDSA P-256 certificate for 127.0.0.1 from a private CA made
+# with openssl; barrage trusts the CA through target.tls.caFile (caMode:
+# replace), wrk and h2load do not verify.
 #
 # Thread counts: wrk gets `-t THREADS`; barrage-runner's tokio runtime uses
 # one worker thread per core by default, and this script pins it to THREADS
@@ -133,9 +133,16 @@ listen_opts=""
 tls_conf=""
 if [[ $scheme == https ]]; then
     mkdir -p "$tmp/tls"
+    # A private CA and a server certificate it signs (a self-signed leaf
+    # carries CA:TRUE, which webpki refuses as an end entity, as browsers do).
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-        -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" \
-        -keyout "$tmp/tls/key.pem" -out "$tmp/tls/cert.pem" 2>/dev/null
+        -subj "/CN=bench ca" -addext basicConstraints=critical,CA:TRUE \
+        -keyout "$tmp/tls/ca.key" -out "$tmp/tls/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$tmp/tls/key.pem" -out "$tmp/tls/cert.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$tmp/tls/ext"
+    openssl x509 -req -in "$tmp/tls/cert.csr" -CA "$tmp/tls/ca.pem" -CAkey "$tmp/tls/ca.key" \
+        -CAcreateserial -days 2 -extfile "$tmp/tls/ext" -out "$tmp/tls/cert.pem" 2>/dev/null
     listen_opts=" ssl"
     # Session tickets and a shared cache as a production nginx would have;
     # neither client reconnects during a keep-alive run anyway.
@@ -204,7 +211,7 @@ users=$conns
 target_extra=""
 if [[ $scheme == https ]]; then
     target_extra+="
-  tls: {caFile: $tmp/tls/cert.pem, caMode: replace}"
+  tls: {caFile: $tmp/tls/ca.pem, caMode: replace}"
 fi
 if [[ $http == 2 ]]; then
     users=$((conns * streams))
