@@ -335,7 +335,9 @@ async fn attempt(
     };
     let mut kept: Option<Vec<u8>> = want.body.then(Vec::new);
     while let Some(chunk) = recv.data().await {
-        let chunk = chunk.map_err(|e| classify(&e))?;
+        // The head came: the server processed the stream, whatever a reset
+        // or GOAWAY now claims, so it is never sent again.
+        let chunk = chunk.map_err(|_| Failed::Other)?;
         received += chunk.len() as u64;
         // Released as soon as read, so the window reopens for the rest.
         let _ = recv.flow_control().release_capacity(chunk.len());

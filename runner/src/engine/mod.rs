@@ -102,6 +102,8 @@ pub struct Runner {
     /// HTTP/2's shared connections (`target.http: "2"`); None for HTTP/1.1,
     /// where each user or in-flight iteration has its own connection.
     h2: Option<http2::Pool>,
+    /// The TLS of HTTP/1.1 connections: the target's, offering http/1.1 only.
+    h1_tls: Option<crate::tls::client::TlsTarget>,
     /// "auto" over TLS: whether the server chose h2 when first asked.
     auto_h2: tokio::sync::OnceCell<bool>,
     /// Tests only: the iteration (by `seq`) whose request panics mid-flight.
@@ -190,8 +192,20 @@ impl Runner {
             HttpVersion::Http1 => false,
         }
         .then(|| http2::Pool::new(&plan.target.authority, plan.http.connections, tls));
+        // HTTP/1.1 connections offer only http/1.1: once "auto" has chosen
+        // it, a server behind the same address that would take h2 must not
+        // get HTTP/1.1 bytes in an h2 session.
+        let h1_tls = plan.target.tls.as_ref().map(|t| {
+            let mut config = (*t.config).clone();
+            config.alpn_protocols = vec![crate::tls::client::ALPN_HTTP1.to_vec()];
+            crate::tls::client::TlsTarget {
+                config: Arc::new(config),
+                ..t.clone()
+            }
+        });
         Arc::new(Runner {
             h2,
+            h1_tls,
             auto_h2: tokio::sync::OnceCell::new(),
             recorder: Recorder::new(plan.names.clone(), plan.interval),
             prepared,
@@ -343,8 +357,7 @@ impl Runner {
     /// A new connection to the target (TCP, then TLS for https), its setup
     /// times recorded apart from request latency.
     async fn connect(&self) -> Result<Conn, ErrorKind> {
-        let (conn, setup) =
-            client::open(&self.plan.target.authority, self.plan.target.tls.as_ref()).await?;
+        let (conn, setup) = client::open(&self.plan.target.authority, self.h1_tls.as_ref()).await?;
         self.recorder
             .record_connection(setup.connect, setup.handshake);
         Ok(conn)

@@ -135,3 +135,17 @@ async fn an_agents_snapshot_carries_its_engines_failure() {
     );
     assert!(snap.total_requests() >= 5);
 }
+
+#[tokio::test]
+async fn http1_connections_offer_only_http1_once_auto_chose_it() {
+    // "auto" offers both when it asks; the HTTP/1.1 connections made after
+    // it chose HTTP/1.1 must not let a server pick h2 for them.
+    let yaml = "target: {baseUrl: 'https://127.0.0.1:1', http: auto}\n\
+                load: {users: 1, iterations: 1}\nrequests: [{name: a, path: /}]\n";
+    let loaded = planfile::from_str(yaml, Default::default()).unwrap();
+    let r = Runner::new(Arc::new(loaded.compile(Slot::SOLO).unwrap()));
+    let asks = &r.plan.target.tls.as_ref().unwrap().config.alpn_protocols;
+    assert_eq!(asks, &[b"h2".to_vec(), b"http/1.1".to_vec()]);
+    let h1 = &r.h1_tls.as_ref().unwrap().config.alpn_protocols;
+    assert_eq!(h1, &[b"http/1.1".to_vec()]);
+}

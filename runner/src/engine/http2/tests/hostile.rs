@@ -18,6 +18,9 @@ enum Answer {
     AfterBody,
     /// A 200 with a body of this many bytes, and no header.
     Body(usize),
+    /// A 200 head and some body, then a reset saying REFUSED_STREAM: a lie,
+    /// the stream was processed.
+    HeadThenRefuse,
 }
 
 struct Hostile {
@@ -93,6 +96,13 @@ async fn hostile(h: Hostile) -> H2Server {
                             let _ = respond.send_response(res, true);
                         }
                         Answer::Reset(reason) => respond.send_reset(reason),
+                        Answer::HeadThenRefuse => {
+                            let res = HttpResponse::builder().body(()).unwrap();
+                            if let Ok(mut body) = respond.send_response(res, false) {
+                                let _ = body.send_data(Bytes::from_static(b"part"), false);
+                                body.send_reset(Reason::REFUSED_STREAM);
+                            }
+                        }
                         Answer::Body(len) => {
                             let res = HttpResponse::builder().body(()).unwrap();
                             if let Ok(mut body) = respond.send_response(res, false) {
@@ -225,6 +235,27 @@ async fn reset_streams_fail_as_http_and_refused_ones_are_sent_once_more() {
     let a = &snap.requests["a"];
     assert_eq!(a.errors.get(&ErrorKind::Http), Some(&3));
     assert_eq!(a.retries, 3);
+
+    // Refused after its head (a lie: it was processed). Once the client has
+    // seen the head it never sends the stream again; but when the head and
+    // the reset arrive before the response is polled, h2 reports only the
+    // reset, and the stream is resent as refused. Either way every stream
+    // the server saw is a request or a counted retry, and each request
+    // fails once, as http.
+    let srv = h2_server(|_| Answer::HeadThenRefuse, None).await;
+    let r = runner(
+        &srv.base,
+        "}\nload: {users: 1, iterations: 3}\nrequests: [{name: a, method: POST, path: /, body: x}]\n",
+    );
+    let snap = run(&r).await;
+    let a = &snap.requests["a"];
+    assert_eq!(a.errors.get(&ErrorKind::Http), Some(&3), "{:?}", a.errors);
+    assert_eq!(a.count(), 3);
+    assert!(a.retries <= 3, "at most one resend each: {}", a.retries);
+    assert_eq!(
+        srv.counts.streams.load(Ordering::SeqCst),
+        a.count() + a.retries
+    );
 }
 
 #[tokio::test]
