@@ -18,8 +18,7 @@ use bytes::Bytes;
 mod parse;
 mod stream;
 use parse::{parse_chunk_size, parse_head};
-#[allow(unused_imports)] // `dial`: for the HTTP/2 path
-pub use stream::{Setup, Stream, dial, open};
+pub use stream::{Stream, dial};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Read buffer a connection starts with (and returns to after a large
@@ -156,13 +155,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     pub fn is_closed(&self) -> bool {
         self.closed
-    }
-
-    /// The stream under the connection (for the protocol ALPN chose:
-    /// `Stream::alpn`, read by the HTTP/2 path).
-    #[allow(dead_code)]
-    pub fn stream(&self) -> &S {
-        &self.stream
     }
 
     /// Whether an idle kept-alive connection can take a request: false (and

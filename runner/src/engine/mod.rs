@@ -354,13 +354,21 @@ impl Runner {
         snap
     }
 
-    /// A new connection to the target (TCP, then TLS for https), its setup
-    /// times recorded apart from request latency.
+    /// A new HTTP/1.1 connection to the target.
     async fn connect(&self) -> Result<Conn, ErrorKind> {
-        let (conn, setup) = client::open(&self.plan.target.authority, self.h1_tls.as_ref()).await?;
+        Ok(Conn::new(self.dial(self.h1_tls.as_ref()).await?))
+    }
+
+    /// A new stream to the target (TCP, then TLS with `tls`), its setup
+    /// times recorded apart from request latency.
+    async fn dial(
+        &self,
+        tls: Option<&crate::tls::client::TlsTarget>,
+    ) -> Result<client::Stream, ErrorKind> {
+        let (stream, setup) = client::dial(&self.plan.target.authority, tls).await?;
         self.recorder
             .record_connection(setup.connect, setup.handshake);
-        Ok(conn)
+        Ok(stream)
     }
 
     /// Everything, the per-interval series included.
@@ -580,10 +588,7 @@ impl Runner {
     /// connections opened. A failure fails the request that asked, and the
     /// next one asks again.
     async fn ask_alpn(&self) -> Result<bool, ErrorKind> {
-        let (stream, setup) =
-            client::dial(&self.plan.target.authority, self.plan.target.tls.as_ref()).await?;
-        self.recorder
-            .record_connection(setup.connect, setup.handshake);
+        let stream = self.dial(self.plan.target.tls.as_ref()).await?;
         Ok(stream.alpn() == Some(crate::tls::client::ALPN_H2))
     }
 }

@@ -27,7 +27,6 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use super::Conn;
 use crate::{snapshot::ErrorKind, tls::client::TlsTarget};
 
 pub enum Stream {
@@ -37,8 +36,7 @@ pub enum Stream {
 
 impl Stream {
     /// The protocol the server chose by ALPN (`b"h2"`, `b"http/1.1"`), if
-    /// TLS and it chose one: the hook for the HTTP/2 path.
-    #[allow(dead_code)]
+    /// TLS and it chose one (read by the HTTP/2 path and "auto").
     pub fn alpn(&self) -> Option<&[u8]> {
         match self {
             Stream::Plain(_) => None,
@@ -56,18 +54,9 @@ pub struct Setup {
     pub handshake: Option<Duration>,
 }
 
-/// Connects to `authority`, with a TLS handshake when `tls` is given.
-/// A TCP failure is `connect`; a handshake failure its TLS kind.
-pub async fn open(
-    authority: &str,
-    tls: Option<&TlsTarget>,
-) -> Result<(Conn<Stream>, Setup), ErrorKind> {
-    let (stream, setup) = dial(authority, tls).await?;
-    Ok((Conn::new(stream), setup))
-}
-
-/// The stream alone, for a protocol other than our HTTP/1.1 (`Stream::alpn`
-/// says which one the server chose).
+/// Connects to `authority`, with a TLS handshake when `tls` is given
+/// (`Stream::alpn` then says which protocol the server chose). A TCP
+/// failure is `connect`; a handshake failure its TLS kind.
 pub async fn dial(authority: &str, tls: Option<&TlsTarget>) -> Result<(Stream, Setup), ErrorKind> {
     let t0 = Instant::now();
     // An IP literal is parsed without any resolver; a host name goes through

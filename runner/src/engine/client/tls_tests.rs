@@ -13,7 +13,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-use super::{Conn, Stream, Want, open};
+use super::{Conn, Stream, Want, dial};
 use crate::tls::{self, client::TlsTarget};
 
 const REQ: &[u8] = b"GET / HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n";
@@ -136,9 +136,10 @@ async fn readable(conn: &Conn) {
 
 async fn first_exchange(then: Then) -> Conn {
     let (target, addr, go, done) = server(then).await;
-    let (mut conn, setup) = open(&addr.to_string(), Some(&target)).await.unwrap();
+    let (stream, setup) = dial(&addr.to_string(), Some(&target)).await.unwrap();
+    let mut conn = Conn::new(stream);
     assert!(setup.handshake.is_some());
-    assert_eq!(conn.stream().alpn(), None, "no ALPN was offered");
+    assert_eq!(conn.stream.alpn(), None, "no ALPN was offered");
     assert_eq!(conn.send(REQ, Want::default()).await.unwrap().status, 200);
     assert!(!conn.is_closed());
     // Only now, with the connection idle, does the server act.
