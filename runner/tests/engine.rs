@@ -4,14 +4,11 @@
 
 #[path = "support/local_run.rs"]
 mod local_run;
-use local_run::run_solo;
+use local_run::{run_solo, run_workers};
 
 use std::{path::PathBuf, time::Instant};
 
 use barrage_runner::{
-    compile::Slot,
-    local::{self, Options},
-    planfile,
     report::Report,
     serve::{LocalServer, ServeConfig, spawn_local},
     snapshot::ErrorKind,
@@ -28,23 +25,7 @@ async fn run_plan(srv: &LocalServer, plan: &str, workers: u32) -> Report {
 }
 
 async fn run_in(srv: &LocalServer, plan: &str, workers: u32, dir: PathBuf) -> Report {
-    let yaml = plan.replace("BASE", &srv.base_url());
-    let loaded = planfile::from_str(&yaml, dir).unwrap();
-    let slots = (0..workers)
-        .map(|index| Slot {
-            index,
-            count: workers,
-        })
-        .collect();
-    local::run(
-        &loaded,
-        &Options {
-            slots,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap()
+    run_workers(&plan.replace("BASE", &srv.base_url()), dir, workers).await
 }
 
 fn pct(r: &Report, name: &str, p: f64) -> f64 {

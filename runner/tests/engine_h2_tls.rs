@@ -7,12 +7,12 @@
 //! protocol ran shows in the connections opened: HTTP/1.1 connections are
 //! each user's own, HTTP/2 ones are shared.
 
+#[path = "support/local_run.rs"]
+mod local_run;
+
 use std::path::PathBuf;
 
 use barrage_runner::{
-    compile::Slot,
-    local::{self, Options},
-    planfile,
     report::Report,
     serve::{HttpVersions, LocalServer, ServeConfig, ServeOptions, TlsOptions, spawn_local_opts},
     snapshot::ErrorKind,
@@ -54,16 +54,7 @@ async fn run(t: &Target, target_extra: &str, users: u32, iterations: u32) -> Rep
          requests: [{{name: root, path: /}}]\n",
         t.server.base_url()
     );
-    let loaded = planfile::from_str(&yaml, t.dir.clone()).unwrap();
-    local::run(
-        &loaded,
-        &Options {
-            slots: vec![Slot::SOLO],
-            progress: false,
-        },
-    )
-    .await
-    .unwrap()
+    local_run::run_workers(&yaml, t.dir.clone(), 1).await
 }
 
 fn opened(r: &Report) -> u64 {

@@ -4,6 +4,8 @@
 //! session resumption, journeys, exact counts, and connection setup
 //! measured apart from request latency.
 
+#[path = "support/local_run.rs"]
+mod local_run;
 #[path = "support/tls_target.rs"]
 mod tls_target;
 
@@ -12,13 +14,7 @@ use std::{
     sync::atomic::Ordering,
 };
 
-use barrage_runner::{
-    compile::Slot,
-    local::{self, Options},
-    planfile,
-    report::Report,
-    snapshot::ErrorKind,
-};
+use barrage_runner::{compile::Slot, planfile, report::Report, snapshot::ErrorKind};
 use tls_target::{Ca, Pair, Target, TargetOpts, start};
 
 /// A directory of PEM files for one test.
@@ -48,22 +44,7 @@ async fn run(t: &Target, plan: &str, dir: &Path) -> Report {
 
 async fn run_workers(t: &Target, plan: &str, dir: &Path, workers: u32) -> Report {
     let yaml = plan.replace("BASE", &format!("https://{}", t.addr));
-    let loaded = planfile::from_str(&yaml, dir.to_path_buf()).unwrap();
-    let slots = (0..workers)
-        .map(|index| Slot {
-            index,
-            count: workers,
-        })
-        .collect();
-    local::run(
-        &loaded,
-        &Options {
-            slots,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap()
+    local_run::run_workers(&yaml, dir.to_path_buf(), workers).await
 }
 
 fn kinds(r: &Report) -> Vec<(ErrorKind, u64)> {
