@@ -26,6 +26,7 @@ use crate::{
     plan::{Executor, HttpVersion, Plan, Select},
     template::{Scope, Template},
     thresholds::{Limits, Threshold},
+    wait::Wait,
 };
 
 mod http;
@@ -72,6 +73,19 @@ pub struct Compiled {
     pub cumulative_weights: Vec<u64>,
     /// Metric names, one per step (a single request is a one-step scenario).
     pub names: Vec<String>,
+    /// The named scenarios (`plan.scenarios`), in order; empty for a plan
+    /// whose only scenario is the unnamed top-level one.
+    pub scenario_names: Vec<String>,
+    /// Each metric's scenario (an index into `scenario_names`), by metric;
+    /// None in a plan without named scenarios.
+    pub metric_scenario: Vec<Option<usize>>,
+    /// The journeys (entries with steps), whose whole duration is recorded
+    /// as a metric of its own (`Recorder::record_journey`), by
+    /// `Scenario::journey`. Named like their steps' prefix ("checkout", or
+    /// "SCENARIO/checkout" in a named scenario).
+    pub journeys: Vec<String>,
+    /// Each journey's scenario, as `metric_scenario`.
+    pub journey_scenario: Vec<Option<usize>>,
     pub load: LoadPlan,
     pub data: Option<DataPlan>,
     pub thresholds: Vec<Threshold>,
@@ -113,8 +127,8 @@ pub struct LoadPlan {
     /// This runner's share of the plan's iterations.
     pub iterations: Option<u64>,
     pub max_in_flight: u32,
-    pub think_time: Duration,
-    pub pacing: Duration,
+    pub think_time: Wait,
+    pub pacing: Wait,
     pub graceful_stop: Duration,
 }
 
@@ -162,6 +176,8 @@ pub struct DataPlan {
 #[derive(Debug)]
 pub struct Scenario {
     pub steps: Vec<Step>,
+    /// For a journey, its index in `Compiled::journeys`.
+    pub journey: Option<usize>,
     pub uses_record: bool,
     /// The journey's variables by slot: its `vars` first, then its captures.
     pub var_names: Vec<String>,
@@ -376,6 +392,7 @@ fn compile_inner(
     let scope = Scope {
         record_fields: data.as_ref().map(|d| d.records.fields.as_slice()),
         vars: &[],
+        user: &[],
         env,
         runner_index: slot.index,
         runner_count: slot.count,
@@ -392,6 +409,7 @@ fn compile_inner(
 
     let Requests {
         names,
+        journeys,
         scenarios,
         cumulative_weights,
     } = compile_requests(plan, &target, &common_headers, default_timeout, &scope, &f)?;
@@ -426,6 +444,10 @@ fn compile_inner(
         http,
         scenarios,
         cumulative_weights,
+        scenario_names: Vec::new(),
+        metric_scenario: vec![None; names.len()],
+        journey_scenario: vec![None; journeys.len()],
+        journeys,
         names,
         load,
         data,

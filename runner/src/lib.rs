@@ -25,6 +25,7 @@ pub mod report;
 pub mod snapshot;
 pub mod template;
 pub mod text;
+pub mod wait;
 
 /// What percent-encoding escapes in query strings, form bodies and redirect
 /// parameters: every byte but RFC 3986's unreserved characters

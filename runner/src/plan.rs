@@ -11,15 +11,40 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{duration::HumanDuration, size::HumanSize};
+use crate::{duration::HumanDuration, wait::Wait};
+
+mod requests;
+mod scenarios;
+
+pub use requests::{
+    BodyCheck, Capture, Expect, HttpView, JsonCheck, RepeatCount, RepeatedStep, RequestSpec,
+    StepSpec,
+};
+pub use scenarios::{JourneySpec, ScenarioSpec, TeardownSpec};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Plan {
     pub target: Target,
+    /// The load of the plan's one unnamed scenario; with `scenarios`, what
+    /// the weighted scenarios share (users or rate, duration or stages).
+    #[serde(default)]
     pub load: Load,
-    /// The weighted mix of requests (or user journeys) each iteration picks from.
+    /// The weighted mix of requests (or user journeys) each iteration of the
+    /// unnamed scenario picks from. Empty when `scenarios` are given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestSpec>,
+    /// The unnamed scenario's journey run once by each virtual user when it
+    /// starts; its vars and captures are `{{ user.NAME }}` from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_start: Option<JourneySpec>,
+    /// The unnamed scenario's journey run once by each virtual user when it ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_stop: Option<JourneySpec>,
+    /// Named scenarios, run in parallel, each with its own load and mix
+    /// (instead of the top-level `requests`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenarios: BTreeMap<String, ScenarioSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataSpec>,
     /// Pass/fail rules such as "p(95) < 10ms for get-schema", "error_rate < 1%".
@@ -30,6 +55,9 @@ pub struct Plan {
     /// Width of the per-interval histograms kept for latency over time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_interval: Option<HumanDuration>,
+    /// Steps run once after the load ends (delete what the setup made).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<TeardownSpec>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -210,12 +238,14 @@ pub struct Load {
     /// would exceed it are counted as dropped. Default 1000.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_in_flight: Option<u32>,
-    /// Closed model: pause after each iteration.
+    /// Closed model: pause after each iteration: a duration, a uniform
+    /// range (1s..3s) or exponential(MEAN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub think_time: Option<HumanDuration>,
-    /// Closed model: each iteration takes at least this long (start to start).
+    pub think_time: Option<Wait>,
+    /// Closed model: each iteration takes at least this long (start to
+    /// start), drawn per iteration when a range or a distribution.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pacing: Option<HumanDuration>,
+    pub pacing: Option<Wait>,
     /// How long in-flight requests may finish after the end. Default 10s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub graceful_stop: Option<HumanDuration>,
@@ -227,175 +257,6 @@ pub struct Stage {
     pub duration: HumanDuration,
     /// Users (concurrency) or requests per second (arrival-rate) at the end of the stage.
     pub target: f64,
-}
-
-/// One entry of the weighted mix: a single request, or a journey of `steps`.
-///
-/// The HTTP fields are repeated in `StepSpec` rather than shared through
-/// `#[serde(flatten)]`, because flatten silently disables
-/// `deny_unknown_fields`, and a misspelt field must be an error. All strings
-/// may use {{ }} templates: `record.FIELD`, `env.NAME`, `vars.NAME` (captured
-/// earlier in a journey), `uuid`, `seq`, `randInt(LO, HI)`, `randString(N)`,
-/// `email`, `pkce.verifier`, `pkce.challenge` (one pair per iteration),
-/// `runner.index`, `runner.count`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RequestSpec {
-    pub name: String,
-    /// Relative weight in the mix. Default 1.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub weight: Option<u32>,
-    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS. Default GET.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// Path relative to target.baseUrl, starting with '/'.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    /// A form body (application/x-www-form-urlencoded): name -> value, both
-    /// percent-encoded. Instead of `body`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub form: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect: Option<Expect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<HumanDuration>,
-    /// Follow up to 5 redirects to the target's own host. Default false: a
-    /// 3xx is the response (a capture may read its Location).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub follow_redirects: Option<bool>,
-    /// The most response body kept for a `json` or `regex` capture, e.g.
-    /// 4MiB (or a number of bytes). Default 1MiB; a longer body fails the request
-    /// (`body_too_large`). Bodies that nothing captures from are counted and
-    /// discarded whatever their size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_body: Option<HumanSize>,
-    /// Values to take from the response for later steps: name -> source.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub capture: BTreeMap<String, Capture>,
-    /// Variables rendered once when each iteration starts, for
-    /// `{{ vars.NAME }}` in every step: e.g. a generated email and password
-    /// that a registration step and a login step must share.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub vars: BTreeMap<String, String>,
-    /// A user journey: the steps run in order, and a step may capture values
-    /// for later steps. When present, the request fields above stay empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub steps: Vec<StepSpec>,
-}
-
-/// One request of a journey (no nesting: a step has no steps of its own).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct StepSpec {
-    pub name: String,
-    /// GET, POST, PUT, PATCH, DELETE, HEAD or OPTIONS. Default GET.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub method: Option<String>,
-    /// Path relative to target.baseUrl, starting with '/'.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub path: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub query: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<String>,
-    /// A form body (application/x-www-form-urlencoded): name -> value, both
-    /// percent-encoded. Instead of `body`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub form: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expect: Option<Expect>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<HumanDuration>,
-    /// Follow up to 5 redirects to the target's own host. Default false: a
-    /// 3xx is the response (a capture may read its Location).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub follow_redirects: Option<bool>,
-    /// The most response body kept for a `json` or `regex` capture, e.g.
-    /// 4MiB (or a number of bytes). Default 1MiB; a longer body fails the request
-    /// (`body_too_large`). Bodies that nothing captures from are counted and
-    /// discarded whatever their size.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_body: Option<HumanSize>,
-    /// Values to take from the response for later steps: name -> source.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub capture: BTreeMap<String, Capture>,
-}
-
-/// The HTTP part of a request or a step, borrowed, so that compilation treats
-/// both alike.
-pub struct HttpView<'a> {
-    pub method: Option<&'a str>,
-    pub path: Option<&'a str>,
-    pub query: &'a BTreeMap<String, String>,
-    pub headers: &'a BTreeMap<String, String>,
-    pub body: Option<&'a str>,
-    pub form: &'a BTreeMap<String, String>,
-    pub expect: Option<&'a Expect>,
-    pub timeout: Option<HumanDuration>,
-    pub follow_redirects: Option<bool>,
-    pub max_body: Option<HumanSize>,
-    pub capture: &'a BTreeMap<String, Capture>,
-}
-
-macro_rules! http_view {
-    ($t:ty) => {
-        impl $t {
-            pub fn http(&self) -> HttpView<'_> {
-                HttpView {
-                    method: self.method.as_deref(),
-                    path: self.path.as_deref(),
-                    query: &self.query,
-                    headers: &self.headers,
-                    body: self.body.as_deref(),
-                    form: &self.form,
-                    expect: self.expect.as_ref(),
-                    timeout: self.timeout,
-                    follow_redirects: self.follow_redirects,
-                    max_body: self.max_body,
-                    capture: &self.capture,
-                }
-            }
-        }
-    };
-}
-http_view!(RequestSpec);
-http_view!(StepSpec);
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Expect {
-    /// Status codes that count as success. Default: any 2xx or 3xx.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub status: Vec<u16>,
-}
-
-/// Where a captured value comes from: exactly one of `json`, `header`,
-/// `regex` or `locationQuery`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Capture {
-    /// A JSON pointer into the response body, e.g. /data/token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub json: Option<String>,
-    /// A response header name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub header: Option<String>,
-    /// A regular expression over the response body: its first group, or the
-    /// whole match if it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub regex: Option<String>,
-    /// A query parameter of the response's Location header, URL-decoded
-    /// (e.g. `code` from an authorization redirect).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location_query: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

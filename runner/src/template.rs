@@ -21,6 +21,9 @@ pub struct Scope<'a> {
     pub record_fields: Option<&'a [String]>,
     /// Names captured by earlier steps of the same journey.
     pub vars: &'a [String],
+    /// The virtual user's own variables (its scenario's `onStart` vars and
+    /// captures), for `user.NAME`.
+    pub user: &'a [String],
     pub env: &'a dyn Fn(&str) -> Option<String>,
     pub runner_index: u32,
     pub runner_count: u32,
@@ -31,6 +34,7 @@ enum Segment {
     Lit(String),
     Record(usize),
     Var(usize),
+    User(usize),
     Uuid,
     Seq,
     RandInt(i64, i64),
@@ -56,11 +60,13 @@ pub struct Template {
 pub struct RenderCtx<'a> {
     pub record: Option<&'a [String]>,
     pub vars: &'a [Option<String>],
+    /// The virtual user's variables, by the slots of `Scope::user`.
+    pub user: &'a [Option<String>],
     pub seq: u64,
     pub pkce: &'a Pkce,
 }
 
-const KNOWN: &str = "record.FIELD, env.NAME, vars.NAME, uuid, seq, randInt(LO, HI), \
+const KNOWN: &str = "record.FIELD, env.NAME, vars.NAME, user.NAME, uuid, seq, randInt(LO, HI), \
                      randString(N), email, pkce.verifier, pkce.challenge, runner.index, runner.count";
 
 impl Template {
@@ -189,6 +195,11 @@ impl Segment {
                     out.push_str(v)
                 }
             }
+            Segment::User(i) => {
+                if let Some(Some(v)) = ctx.user.get(*i) {
+                    out.push_str(v)
+                }
+            }
             Segment::Uuid => push_uuid_v4(out),
             Segment::Seq => {
                 let _ = write!(out, "{}", ctx.seq);
@@ -252,6 +263,19 @@ fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
                 format!(
                     "no earlier step captures {name:?} (captured so far: {})",
                     or_none(scope.vars)
+                )
+            });
+    }
+    if let Some(name) = expr.strip_prefix("user.") {
+        return scope
+            .user
+            .iter()
+            .position(|v| v == name)
+            .map(Segment::User)
+            .ok_or_else(|| {
+                format!(
+                    "the user's onStart sets no {name:?} (its vars and captures: {})",
+                    or_none(scope.user)
                 )
             });
     }
@@ -334,6 +358,7 @@ mod tests {
         Scope {
             record_fields: fields,
             vars,
+            user: &[],
             env: &ENV,
             runner_index: 2,
             runner_count: 5,
@@ -345,6 +370,7 @@ mod tests {
         RenderCtx {
             record,
             vars,
+            user: &[],
             seq: 42,
             pkce: &PKCE,
         }
@@ -446,6 +472,7 @@ mod tests {
             t.render(&RenderCtx {
                 record: None,
                 vars: &[],
+                user: &[],
                 seq: 0,
                 pkce,
             })

@@ -11,6 +11,7 @@ use crate::{
     error::{Error, Result},
     limits,
     plan::{Executor, Plan, Stage},
+    wait::Wait,
 };
 
 /// The plan's `load` for `slot`: the profile of the whole plan (each runner
@@ -126,12 +127,12 @@ pub(super) fn compile_load(
     limits::count(max_in_flight, limits::MAX_IN_FLIGHT)
         .map_err(|m| Error::invalid(f("load.maxInFlight"), m))?;
     for (field, d) in [
-        ("load.thinkTime", l.think_time),
-        ("load.pacing", l.pacing),
-        ("load.gracefulStop", l.graceful_stop),
+        ("load.thinkTime", l.think_time.map(|w| w.max())),
+        ("load.pacing", l.pacing.map(|w| w.max())),
+        ("load.gracefulStop", l.graceful_stop.map(|d| d.0)),
     ] {
         if let Some(d) = d {
-            limits::at_most(d.0, limits::MAX_WAIT).map_err(|m| Error::invalid(f(field), m))?;
+            limits::at_most(d, limits::MAX_WAIT).map_err(|m| Error::invalid(f(field), m))?;
         }
     }
     let iterations = l
@@ -142,8 +143,8 @@ pub(super) fn compile_load(
         profile,
         iterations,
         max_in_flight: (max_in_flight / slot.count).max(1),
-        think_time: l.think_time.map_or(Duration::ZERO, |d| d.0),
-        pacing: l.pacing.map_or(Duration::ZERO, |d| d.0),
+        think_time: l.think_time.unwrap_or(Wait::ZERO),
+        pacing: l.pacing.unwrap_or(Wait::ZERO),
         graceful_stop: l.graceful_stop.map_or(DEFAULT_GRACEFUL_STOP, |d| d.0),
     })
 }

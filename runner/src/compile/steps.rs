@@ -22,6 +22,8 @@ use crate::{
 /// weights for picking a scenario with one random draw.
 pub(super) struct Requests {
     pub names: Vec<String>,
+    /// The journeys' names (requests with steps), by `Scenario::journey`.
+    pub journeys: Vec<String>,
     pub scenarios: Vec<Scenario>,
     pub cumulative_weights: Vec<u64>,
 }
@@ -44,6 +46,7 @@ pub(super) fn compile_requests(
         ));
     }
     let mut names = Vec::new();
+    let mut journeys = Vec::new();
     let mut seen = HashSet::new();
     let mut scenarios = Vec::new();
     let mut cumulative_weights = Vec::new();
@@ -130,11 +133,16 @@ pub(super) fn compile_requests(
                     || s.body.as_ref().is_some_and(Template::uses_record)
                     || s.headers.iter().any(|(_, t)| t.uses_record())
             });
-        let weight = r.weight.unwrap_or(1) as u64;
+        let weight = weight_units(r.weight, &format!("{rf}.weight"))?;
         total_weight += weight;
         cumulative_weights.push(total_weight);
+        let journey = (!r.steps.is_empty()).then(|| {
+            journeys.push(r.name.clone());
+            journeys.len() - 1
+        });
         scenarios.push(Scenario {
             steps,
+            journey,
             uses_record,
             var_names: vars,
             presets,
@@ -148,6 +156,7 @@ pub(super) fn compile_requests(
     }
     Ok(Requests {
         names,
+        journeys,
         scenarios,
         cumulative_weights,
     })
@@ -388,4 +397,31 @@ fn encode_query_keep_templates(s: &str) -> String {
     }
     out.extend(utf8_percent_encode(rest, NOT_UNRESERVED));
     out
+}
+
+/// Weights in the mix are kept as integers of `WEIGHT_UNIT` per 1, so that
+/// fractional weights (0.5, 0.05) pick with one integer draw.
+pub(super) const WEIGHT_UNIT: f64 = 1_000_000.0;
+
+/// The largest weight: keeps the sum of a mix's weights far below u64::MAX.
+const MAX_WEIGHT: f64 = 1_000_000.0;
+
+/// A weight (default 1) in `WEIGHT_UNIT`s, checked: finite, not negative, at
+/// most `MAX_WEIGHT`, and either 0 or at least one unit.
+pub(super) fn weight_units(w: Option<f64>, field: &str) -> Result<u64> {
+    let w = w.unwrap_or(1.0);
+    if !w.is_finite() || !(0.0..=MAX_WEIGHT).contains(&w) {
+        return Err(Error::invalid(
+            field,
+            format!("{w} is not a weight between 0 and {MAX_WEIGHT}"),
+        ));
+    }
+    let units = (w * WEIGHT_UNIT).round() as u64;
+    if units == 0 && w > 0.0 {
+        return Err(Error::invalid(
+            field,
+            format!("{w} is below the smallest weight, {}", 1.0 / WEIGHT_UNIT),
+        ));
+    }
+    Ok(units)
 }

@@ -145,7 +145,8 @@ async fn user(runner: Arc<Runner>, shared: Arc<Shared>, id: u32) {
         }
         let pause = load
             .think_time
-            .max(load.pacing.saturating_sub(began.elapsed()));
+            .sample()
+            .max(load.pacing.sample().saturating_sub(began.elapsed()));
         if runner.stop.sleep(pause).await {
             break;
         }

@@ -413,12 +413,14 @@ impl Runner {
             let v = t.render(&RenderCtx {
                 record,
                 vars: &vars,
+                user: &[],
                 seq,
                 pkce: &pkce,
             });
             vars[*slot] = Some(v);
         }
         let mut failed = None;
+        let began = intended.unwrap_or_else(Instant::now);
         let mut intended = intended;
         for (step, prep) in scenario.steps.iter().zip(&self.prepared[si]) {
             let built = prep.build(
@@ -426,6 +428,7 @@ impl Runner {
                 &RenderCtx {
                     record,
                     vars: &vars,
+                    user: &[],
                     seq,
                     pkce: &pkce,
                 },
@@ -473,6 +476,10 @@ impl Runner {
                 });
                 break;
             }
+        }
+        if let Some(j) = scenario.journey {
+            self.recorder
+                .record_journey(shard, j, began, Instant::now(), failed.is_none());
         }
         if let Some(sink) = &self.journal {
             let result = match failed {

@@ -345,6 +345,7 @@ mod tests {
         let scope = Scope {
             record_fields: Some(&fields),
             vars: &vars,
+            user: &[],
             env: &|_| None,
             runner_index: 0,
             runner_count: 1,
@@ -388,6 +389,7 @@ mod tests {
         let ctx = RenderCtx {
             record: Some(&record),
             vars: &vars,
+            user: &[],
             seq: 42,
             pkce: &pkce,
         };
