@@ -311,7 +311,11 @@ pub fn failed_check<'s>(step: &'s Step, res: &Response) -> Option<&'s Check> {
 fn json_equals(value: &serde_json::Value, want: &str) -> bool {
     match value {
         serde_json::Value::String(s) => s == want,
-        other => other.to_string() == want,
+        // By text: `Value == str` would hold only for a string.
+        other => {
+            let text = other.to_string();
+            text == want
+        }
     }
 }
 
