@@ -139,3 +139,35 @@ async fn a_body_over_max_body_that_a_check_reads_is_too_large() {
     let r = run(&srv, plan).await;
     assert_eq!(r.summary.total.errors, 0);
 }
+
+/// A setup runs the same steps: its pauses and bursts, and a failed check
+/// named in its verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_pauses_repeats_and_names_a_failed_check() {
+    use barrage_runner::provision;
+    let srv = server("routes: [{path: /id, body: '{\"id\":\"u1\"}'}, {path: /b}]").await;
+    let setup = |check: &str| {
+        format!(
+            "target: {{baseUrl: '{}'}}\nsetup:\n  users: 4\n  steps:\n  - {{name: id, path: /id, capture: {{id: {{json: /id}}}}, expect: {{body: {{contains: {check}}}}}}}\n  - {{sleep: 10ms}}\n  - {{repeat: 2, interval: 5ms, steps: [{{name: b, path: '/b?id={{{{ vars.id }}}}'}}]}}",
+            srv.base_url()
+        )
+    };
+    let run = |yaml: String| async move {
+        let (sp, prefix) = provision::from_str(&yaml).unwrap();
+        let c = provision::compile(&sp, prefix).unwrap();
+        provision::run(&c, None).await
+    };
+    let p = run(setup("u1")).await;
+    assert_eq!(p.records.len(), 4);
+    assert_eq!(p.records[0]["id"], "u1");
+    assert_eq!(p.snapshot.requests["setup/b"].count(), 8);
+    assert_eq!(srv.hits("/b"), 8);
+    let p = run(setup("nope")).await;
+    assert_eq!(p.failures.len(), 4);
+    let why = p.verdict().unwrap_err();
+    assert!(
+        why.contains(r#"step "id": status 200, but the body check contains "nope" failed"#),
+        "{why}"
+    );
+    assert_eq!(srv.hits("/b"), 8);
+}
