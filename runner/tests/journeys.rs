@@ -68,7 +68,8 @@ async fn the_end_of_the_run_ends_a_burst_without_new_requests() {
         started.elapsed()
     );
     let a = r.summary.requests["j/a"].requests;
-    assert!((5..=15).contains(&a), "{a}");
+    // About 10 rounds fit in 500ms; a loaded machine may fit fewer.
+    assert!((1..=15).contains(&a), "{a}");
     assert_eq!(srv.hits("/"), a);
     assert!(!r.summary.requests.contains_key("j/after"));
     assert_eq!(r.summary.total.errors, 0);
