@@ -68,9 +68,12 @@ pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
 }
 
 /// The most request names a runner of `plan` can report: each request and
-/// each step of a journey.
+/// each step of a journey, those inside its repeat blocks included.
 pub fn max_names(plan: &Plan) -> usize {
-    plan.requests.iter().map(|r| r.steps.len() + 1).sum()
+    let steps = |r: &barrage_runner::plan::RequestSpec| -> usize {
+        r.steps.iter().map(|s| 1 + s.steps.len()).sum()
+    };
+    plan.requests.iter().map(|r| 1 + steps(r)).sum()
 }
 
 /// The most report intervals a runner of `plan` can fill in `length` (the
@@ -536,6 +539,11 @@ mod tests {
             "{base}requests: [{{name: j, steps: [{{name: s1, path: /}}, {{name: s2, path: /}}]}}]"
         ));
         assert!(snapshot_limit(&journey, ten_min) > snapshot_limit(&one, ten_min));
+        // A repeat block's steps are names of their own: j/a to j/d.
+        let burst = plan(&format!(
+            "{base}requests: [{{name: j, steps: [{{name: a, path: /}}, {{repeat: 3, steps: [{{name: b, path: /}}, {{name: c, path: /}}, {{name: d, path: /}}]}}]}}]"
+        ));
+        assert!(max_names(&burst) >= 4, "{}", max_names(&burst));
         let fine = plan(&format!(
             "{base}reportInterval: 1s\nrequests: [{{name: a, path: /}}]"
         ));

@@ -8,7 +8,8 @@
 //! credentials kept out of messages), builds its TLS config (files read
 //! here, once) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
-//! captures); `load` compiles the load model (level over time, this runner's
+//! captures); `journey` a journey's pauses and repeat blocks; `checks`
+//! the body checks of `expect.body`; `load` compiles the load model (level over time, this runner's
 //! share of the iterations, stages) and the report interval; `http` the
 //! HTTP version and HTTP/2's connections per runner.
 
@@ -29,7 +30,9 @@ use crate::{
     wait::Wait,
 };
 
+mod checks;
 mod http;
+mod journey;
 mod load;
 mod steps;
 mod target;
@@ -175,7 +178,7 @@ pub struct DataPlan {
 
 #[derive(Debug)]
 pub struct Scenario {
-    pub steps: Vec<Step>,
+    pub steps: Vec<StepKind>,
     /// For a journey, its index in `Compiled::journeys`.
     pub journey: Option<usize>,
     pub uses_record: bool,
@@ -183,6 +186,43 @@ pub struct Scenario {
     pub var_names: Vec<String>,
     /// `vars` rendered into their slots when an iteration starts.
     pub presets: Vec<(usize, Template)>,
+}
+
+/// One step of a journey (a single request is a journey of one `Request`).
+#[derive(Debug)]
+pub enum StepKind {
+    Request(Step),
+    /// A pause (`sleep`), cut short when the run stops.
+    Sleep(Wait),
+    Repeat(Repeat),
+}
+
+/// A repeat block: `steps` (requests and pauses) run a number of rounds
+/// drawn from `min..=max` for each pass, with `interval` between rounds.
+#[derive(Debug)]
+pub struct Repeat {
+    pub min: u32,
+    pub max: u32,
+    pub interval: Wait,
+    pub steps: Vec<StepKind>,
+}
+
+impl StepKind {
+    /// Every request in `steps`, those inside repeat blocks included, in order.
+    pub fn requests(steps: &[StepKind]) -> Vec<&Step> {
+        let mut out = Vec::new();
+        fn walk<'a>(steps: &'a [StepKind], out: &mut Vec<&'a Step>) {
+            for s in steps {
+                match s {
+                    StepKind::Request(r) => out.push(r),
+                    StepKind::Sleep(_) => {}
+                    StepKind::Repeat(r) => walk(&r.steps, out),
+                }
+            }
+        }
+        walk(steps, &mut out);
+        out
+    }
 }
 
 #[derive(Debug)]
@@ -200,8 +240,33 @@ pub struct Step {
     pub captures: Vec<(usize, CaptureFrom)>,
     /// Follow redirects to the target's host (at most `MAX_REDIRECTS`).
     pub follow_redirects: bool,
-    /// The most body bytes kept for a capture (`maxBody`).
+    /// The most body bytes kept for a capture or a body check (`maxBody`).
     pub max_body: usize,
+    /// `expect.body`, in the order they are judged; the first that fails
+    /// is the one counted.
+    pub checks: Vec<Check>,
+}
+
+/// One body check of `expect.body`, with the label its failures are
+/// counted under (bounded in length, e.g. `json /status == "ok"`).
+#[derive(Clone, Debug)]
+pub struct Check {
+    pub label: Arc<str>,
+    pub test: CheckTest,
+}
+
+#[derive(Clone, Debug)]
+pub enum CheckTest {
+    /// The body contains the text (an escaped regex: a fast substring search).
+    Contains(regex::bytes::Regex),
+    Regex(regex::bytes::Regex),
+    /// The JSON body has this pointer, equal to the value when given.
+    Json {
+        pointer: String,
+        equals: Option<String>,
+    },
+    /// The body is at most this many bytes (counted, not kept).
+    MaxSize(u64),
 }
 
 /// Redirects followed at most, for a step with `followRedirects: true`.
@@ -241,10 +306,16 @@ impl Compiled {
 }
 
 impl Step {
+    /// Whether judging the response reads its body (kept up to `max_body`);
+    /// `maxSize` alone only counts it.
     pub fn needs_body(&self) -> bool {
         self.captures
             .iter()
             .any(|(_, c)| matches!(c, CaptureFrom::Json(_) | CaptureFrom::Regex(_)))
+            || self
+                .checks
+                .iter()
+                .any(|c| !matches!(c.test, CheckTest::MaxSize(_)))
     }
 
     /// Whether judging the response reads its headers.

@@ -33,6 +33,15 @@ pub const MAX_CONNECTIONS: u32 = 10_000;
 /// are read, once per request in flight).
 pub const MAX_BODY: u64 = 256 << 20;
 
+/// Steps one pass through a repeat block may run (its most rounds times
+/// its steps): a pass's requests and length stay sized by the plan.
+pub const MAX_REPEAT_STEPS: u64 = 10_000;
+/// `expect.body.json` checks of one request.
+pub const MAX_JSON_CHECKS: usize = 64;
+/// The longest label a body check's failures are counted under (longer
+/// ones are cut): the results stay sized by the plan, not by its texts.
+pub const MAX_CHECK_LABEL: usize = 80;
+
 /// How long a plan that ends by its iterations alone (no `duration`, no
 /// `stages`) may run: as long as 20,000 report intervals (55h at the default
 /// 10s), at most 168h. Its series and every figure sized by time then stay

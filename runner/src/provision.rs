@@ -320,6 +320,10 @@ fn describe(f: &Failure) -> String {
                 .join(" or ")
         ),
         (ErrorKind::Capture, Some(s)) => format!("status {s}, but a capture found nothing"),
+        (ErrorKind::Check, Some(s)) => format!(
+            "status {s}, but the body check {} failed",
+            f.check.as_deref().unwrap_or("(unnamed)")
+        ),
         (ErrorKind::Timeout, _) => "timed out".into(),
         (ErrorKind::Connect, _) => "could not connect".into(),
         (ErrorKind::Http, _) => "broken connection or invalid HTTP".into(),

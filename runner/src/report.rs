@@ -61,6 +61,10 @@ pub struct RequestSummary {
     /// closed under them (idempotent methods only; see the README's Errors).
     #[serde(default)]
     pub retries: u64,
+    /// Failed body checks by label (together they are `errorsByKind.check`);
+    /// per request only: a label names a check of that request.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, u64>,
 }
 
 /// Connection setup times in milliseconds.
@@ -143,6 +147,7 @@ impl Summary {
                 bytes_sent: r.bytes_sent,
                 bytes_received: r.bytes_received,
                 retries: r.retries,
+                checks: r.checks.clone(),
             }
         };
         Summary {
@@ -151,7 +156,10 @@ impl Summary {
             start_skew_ms: s.start_skew_us().map(|us| us as f64 / 1000.0),
             dropped: s.dropped,
             distinct_records: s.distinct_records(),
-            total: one(&s.stats(None).unwrap_or_default()),
+            total: RequestSummary {
+                checks: BTreeMap::new(),
+                ..one(&s.stats(None).unwrap_or_default())
+            },
             requests: s
                 .requests
                 .iter()

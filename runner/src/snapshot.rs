@@ -49,6 +49,9 @@ pub enum ErrorKind {
     /// Named as in the summary and the docs (`as_str`), on the wire too.
     #[serde(rename = "body_too_large")]
     BodyTooLarge,
+    /// A body check of `expect.body` failed (which one is counted in
+    /// `RequestStats::checks`).
+    Check,
     /// Still in flight when the run ended (its graceful stop ran out, or
     /// Ctrl-C): the target may have seen it, so it counts, as an error.
     Interrupted,
@@ -70,13 +73,14 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 12] = [
+    pub const ALL: [ErrorKind; 13] = [
         ErrorKind::Connect,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Capture,
         ErrorKind::Http,
         ErrorKind::BodyTooLarge,
+        ErrorKind::Check,
         ErrorKind::Interrupted,
         ErrorKind::TlsUnknownCa,
         ErrorKind::TlsNameMismatch,
@@ -92,6 +96,7 @@ impl ErrorKind {
             ErrorKind::Capture => "capture",
             ErrorKind::Http => "http",
             ErrorKind::BodyTooLarge => "body_too_large",
+            ErrorKind::Check => "check",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::TlsUnknownCa => "tls_unknown_ca",
             ErrorKind::TlsNameMismatch => "tls_name_mismatch",
@@ -118,6 +123,10 @@ pub struct RequestStats {
     /// under them: each resend is one more request the target may have seen.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
+    /// Failed body checks by label (`contains "ok"`, `json /id present`):
+    /// together they are the `check` errors. Bounded by the plan's checks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, u64>,
     /// Unix time in microseconds of the first request's start and the last one's end.
     pub first_start_us: u64,
     pub last_end_us: u64,
@@ -132,6 +141,7 @@ impl Default for RequestStats {
             bytes_sent: 0,
             bytes_received: 0,
             retries: 0,
+            checks: BTreeMap::new(),
             first_start_us: u64::MAX,
             last_end_us: 0,
         }
@@ -160,6 +170,9 @@ impl RequestStats {
         self.bytes_sent += o.bytes_sent;
         self.bytes_received += o.bytes_received;
         self.retries += o.retries;
+        for (k, v) in &o.checks {
+            *self.checks.entry(k.clone()).or_default() += v;
+        }
         self.first_start_us = self.first_start_us.min(o.first_start_us);
         self.last_end_us = self.last_end_us.max(o.last_end_us);
     }

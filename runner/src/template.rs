@@ -11,6 +11,7 @@ use percent_encoding::utf8_percent_encode;
 
 use crate::NOT_UNRESERVED;
 
+mod pick;
 pub mod pkce;
 
 pub use pkce::Pkce;
@@ -42,6 +43,11 @@ enum Segment {
     Email,
     PkceVerifier,
     PkceChallenge,
+    /// Unix time in seconds (`now`) or milliseconds (`nowMs`).
+    Now,
+    NowMs,
+    /// A uniformly random item of a literal list (`pick(...)`).
+    Pick(Vec<String>),
     /// A form value's variable part: rendered, then percent-encoded.
     FormEncoded(Box<Segment>),
 }
@@ -67,7 +73,8 @@ pub struct RenderCtx<'a> {
 }
 
 const KNOWN: &str = "record.FIELD, env.NAME, vars.NAME, user.NAME, uuid, seq, randInt(LO, HI), \
-                     randString(N), email, pkce.verifier, pkce.challenge, runner.index, runner.count";
+                     randString(N), email, pkce.verifier, pkce.challenge, runner.index, runner.count, \
+                     now, nowMs, pick(\"a\", \"b\", 3)";
 
 impl Template {
     /// Compiles `src`; the error gives the 1-based column of the bad `{{ }}`.
@@ -215,6 +222,13 @@ impl Segment {
             }
             Segment::PkceVerifier => out.push_str(&ctx.pkce.get().verifier),
             Segment::PkceChallenge => out.push_str(&ctx.pkce.get().challenge),
+            Segment::Now => {
+                let _ = write!(out, "{}", unix_since().as_secs());
+            }
+            Segment::NowMs => {
+                let _ = write!(out, "{}", unix_since().as_millis());
+            }
+            Segment::Pick(items) => out.push_str(&items[fastrand::usize(..items.len())]),
             Segment::FormEncoded(inner) => {
                 let start = out.len();
                 inner.render_into(ctx, out);
@@ -285,6 +299,8 @@ fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
         "email" => return Ok(Segment::Email),
         "pkce.verifier" => return Ok(Segment::PkceVerifier),
         "pkce.challenge" => return Ok(Segment::PkceChallenge),
+        "now" => return Ok(Segment::Now),
+        "nowMs" => return Ok(Segment::NowMs),
         "runner.index" => return Ok(Segment::Lit(scope.runner_index.to_string())),
         "runner.count" => return Ok(Segment::Lit(scope.runner_count.to_string())),
         _ => {}
@@ -322,9 +338,25 @@ fn compile_expr(expr: &str, scope: &Scope<'_>) -> Result<Segment, String> {
         }
         return Ok(Segment::RandString(n));
     }
+    if let Some(args) = expr.strip_prefix("pick(").and_then(|a| a.strip_suffix(')')) {
+        let mut items = pick::parse(args)?;
+        // One item is no choice: a literal.
+        return Ok(if items.len() == 1 {
+            Segment::Lit(items.remove(0))
+        } else {
+            Segment::Pick(items)
+        });
+    }
     Err(format!(
         "unknown template variable {expr:?} (known: {KNOWN})"
     ))
+}
+
+/// The time since the Unix epoch (zero on a clock set before it).
+fn unix_since() -> std::time::Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }
 
 fn or_none(v: &[String]) -> String {
@@ -515,6 +547,41 @@ mod tests {
         );
         let t = Template::form(vec![("k".into(), Template::compile("v", &sc).unwrap())]);
         assert_eq!(t.as_static(), Some("k=v"));
+    }
+
+    #[test]
+    fn now_and_pick_render_fresh_values() {
+        let before = unix_since();
+        let t = Template::compile("{{ now }}|{{nowMs}}", &scope(None, &[])).unwrap();
+        assert!(t.as_static().is_none());
+        let out = t.render(&ctx(None, &[]));
+        let after = unix_since();
+        let (s, ms) = out.split_once('|').unwrap();
+        let (s, ms): (u64, u128) = (s.parse().unwrap(), ms.parse().unwrap());
+        assert!((before.as_secs()..=after.as_secs()).contains(&s), "{out}");
+        assert!(
+            (before.as_millis()..=after.as_millis()).contains(&ms),
+            "{out}"
+        );
+
+        let t = Template::compile(r#"{{ pick("red", "green", 7) }}"#, &scope(None, &[])).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..300 {
+            seen.insert(t.render(&ctx(None, &[])));
+        }
+        // Each of three items is missed by 300 uniform draws with odds of
+        // (2/3)^300, about 1e-53.
+        let want: std::collections::BTreeSet<String> =
+            ["red", "green", "7"].map(String::from).into();
+        assert_eq!(seen, want);
+        let one = Template::compile(r#"a{{ pick("b") }}"#, &scope(None, &[])).unwrap();
+        assert_eq!(one.as_static(), Some("ab"));
+        for bad in ["pick()", "pick(a)", r#"pick("a" "b")"#] {
+            let e = Template::compile(&format!("{{{{ {bad} }}}}"), &scope(None, &[])).unwrap_err();
+            assert!(e.starts_with("column 1: pick"), "{bad}: {e}");
+        }
+        let e = Template::compile("{{ later }}", &scope(None, &[])).unwrap_err();
+        assert!(e.contains("now, nowMs, pick("), "{e}");
     }
 
     /// A rendered value is escaped whenever any byte of it needs it: first,

@@ -68,6 +68,19 @@ pub fn summary(report: &Report, title: &str) -> String {
             format!("  {}", kinds.join(", "))
         }
     );
+    // Which checks failed, by request: bounded by the plan's checks.
+    let failed_checks = s
+        .requests
+        .iter()
+        .flat_map(|(name, r)| r.checks.iter().map(move |(l, n)| (name, l, n)));
+    for (i, (name, label, n)) in failed_checks.enumerate() {
+        let head = if i == 0 {
+            "  failed checks ......"
+        } else {
+            "                      "
+        };
+        let _ = writeln!(out, "{head} {name}: {label}: {n}");
+    }
     if t.retries > 0 {
         let _ = writeln!(
             out,

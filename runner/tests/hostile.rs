@@ -157,6 +157,45 @@ async fn endless_bodies_are_capped_when_kept_and_discarded_otherwise() {
     assert!(peak_rss_mib() < 300, "{} MiB", peak_rss_mib());
 }
 
+/// Body checks against a body without end: one that reads the body keeps
+/// at most maxBody and fails as too large at once; `maxSize` alone counts
+/// the body without keeping it, and a big finite body fails it as a check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_checks_stay_bounded_against_huge_bodies() {
+    let endless = || Reply::Endless {
+        head: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec(),
+        chunk: [b"10000\r\n".as_slice(), &[b'x'; 0x10000], b"\r\n"].concat(),
+    };
+    let srv = Hostile::start(move |_| endless()).await;
+    let started = Instant::now();
+    let r = run(
+        &srv,
+        "users: 1, iterations: 2",
+        "[{name: a, path: /, maxBody: 256KiB, timeout: 5s, expect: {body: {contains: never}}}]",
+    )
+    .await;
+    assert_eq!(kinds(&r), errors(&[("body_too_large", 2)]));
+    assert!(started.elapsed() < Duration::from_secs(4));
+    // 16 MiB, 64 times maxBody: read through and counted, never kept.
+    let big = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 16777216\r\n\r\n".as_slice(),
+        &vec![b'y'; 16 << 20],
+    ]
+    .concat();
+    let srv = Hostile::start(move |_| Reply::Send(big.clone())).await;
+    let r = run(
+        &srv,
+        "users: 1, iterations: 3",
+        "[{name: a, path: /, maxBody: 256KiB, expect: {body: {maxSize: 1MiB}}}]",
+    )
+    .await;
+    assert_eq!(kinds(&r), errors(&[("check", 3)]));
+    let a = &r.summary.requests["a"];
+    assert_eq!(a.checks.get("maxSize 1MiB"), Some(&3), "{:?}", a.checks);
+    assert!(a.bytes_received > 3 * (16 << 20));
+    assert!(peak_rss_mib() < 300, "{} MiB", peak_rss_mib());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_length_shorter_or_longer_than_the_body() {
     // Shorter: the response is what Content-Length says; the extra bytes put

@@ -51,6 +51,7 @@ impl Fake {
                     sent: 100,
                     received: x % 1000,
                     retries: 0,
+                    check: None,
                 },
             );
         }

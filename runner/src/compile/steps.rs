@@ -1,14 +1,18 @@
 //! Requests and journeys as steps: unique metric names, a journey's
 //! variables and captures, method, path and query (literal text
 //! percent-encoded, templates kept), headers, body or form, expected
-//! statuses, timeouts and body limits.
+//! statuses, timeouts and body limits. A journey's pauses and repeat blocks
+//! are `journey`'s, body checks `checks`'.
 
 use std::{collections::HashSet, time::Duration};
 
 use hyper::{Method, header::HeaderName};
 use percent_encoding::utf8_percent_encode;
 
-use super::{CaptureFrom, Scenario, Step, TargetInfo, compile_header};
+use super::{
+    CaptureFrom, Scenario, Step, StepKind, TargetInfo, checks::compile_checks, compile_header,
+    journey::compile_journey,
+};
 use crate::{
     NOT_UNRESERVED,
     error::{Error, Result},
@@ -53,10 +57,7 @@ pub(super) fn compile_requests(
     let mut total_weight = 0u64;
     for (i, r) in plan.requests.iter().enumerate() {
         let rf = f(&format!("requests[{i}]"));
-        let mut steps_in = Vec::new();
-        if r.steps.is_empty() {
-            steps_in.push((rf.clone(), r.name.as_str(), r.http()));
-        } else {
+        if !r.steps.is_empty() {
             let h = r.http();
             if h.method.is_some()
                 || h.path.is_some()
@@ -70,9 +71,6 @@ pub(super) fn compile_requests(
                     &rf,
                     "has both `steps` and request fields (method, path, body, form, followRedirects, maxBody, capture): put them in the steps",
                 ));
-            }
-            for (j, s) in r.steps.iter().enumerate() {
-                steps_in.push((format!("{rf}.steps[{j}]"), s.name.as_str(), s.http()));
             }
         }
         check_name(&r.name, &format!("{rf}.name"))?;
@@ -93,42 +91,23 @@ pub(super) fn compile_requests(
             presets.push((vars.len(), t));
             vars.push(name.clone());
         }
-        let mut steps = Vec::new();
-        for (sf, name, http) in steps_in {
-            let metric_name = if r.steps.is_empty() {
-                name.to_string()
-            } else {
-                format!("{}/{}", r.name, name)
-            };
-            if !r.steps.is_empty() {
-                check_name(name, &format!("{sf}.name"))?;
-                if !seen.insert(metric_name.clone()) {
-                    return Err(Error::invalid(
-                        format!("{sf}.name"),
-                        format!("{name:?} is used twice in this journey"),
-                    ));
-                }
-            }
-            names.push(metric_name);
-            // A step sees what earlier steps captured, not its own captures.
-            let earlier = vars.clone();
-            let step = compile_step(
-                &sf,
-                names.len() - 1,
-                &http,
-                target,
-                common_headers,
-                default_timeout,
-                &Scope {
-                    vars: &earlier,
-                    ..*scope
-                },
-                &mut vars,
-            )?;
-            steps.push(step);
-        }
+        let mut cx = StepCx {
+            journey: (!r.steps.is_empty()).then_some(r.name.as_str()),
+            names: &mut names,
+            seen: &mut seen,
+            vars: &mut vars,
+            target,
+            common_headers,
+            default_timeout,
+            scope,
+        };
+        let steps = if r.steps.is_empty() {
+            vec![StepKind::Request(cx.request(&rf, &r.name, &r.http())?)]
+        } else {
+            compile_journey(&r.steps, &rf, &mut cx)?
+        };
         let uses_record = presets.iter().any(|(_, t)| t.uses_record())
-            || steps.iter().any(|s| {
+            || StepKind::requests(&steps).iter().any(|s| {
                 s.path.uses_record()
                     || s.body.as_ref().is_some_and(Template::uses_record)
                     || s.headers.iter().any(|(_, t)| t.uses_record())
@@ -162,7 +141,59 @@ pub(super) fn compile_requests(
     })
 }
 
-fn check_name(name: &str, field: &str) -> Result<()> {
+/// What compiling one request step needs: the metric names so far (and the
+/// set that keeps them unique), the journey's variables, and the plan's
+/// target, headers, timeout and scope.
+pub(super) struct StepCx<'a, 's> {
+    /// The journey's name (its steps' metrics are `JOURNEY/STEP`); None for
+    /// a single request, whose metric is its own name.
+    pub journey: Option<&'a str>,
+    pub names: &'a mut Vec<String>,
+    pub seen: &'a mut HashSet<String>,
+    pub vars: &'a mut Vec<String>,
+    pub target: &'a TargetInfo,
+    pub common_headers: &'a [(HeaderName, Template)],
+    pub default_timeout: Duration,
+    pub scope: &'a Scope<'s>,
+}
+
+impl StepCx<'_, '_> {
+    /// One request (field `sf`) named `name`: its metric is added to `names`.
+    pub fn request(&mut self, sf: &str, name: &str, http: &HttpView<'_>) -> Result<Step> {
+        let metric_name = match self.journey {
+            None => name.to_string(),
+            Some(j) => {
+                check_name(name, &format!("{sf}.name"))?;
+                let m = format!("{j}/{name}");
+                if !self.seen.insert(m.clone()) {
+                    return Err(Error::invalid(
+                        format!("{sf}.name"),
+                        format!("{name:?} is used twice in this journey"),
+                    ));
+                }
+                m
+            }
+        };
+        self.names.push(metric_name);
+        // A step sees what earlier steps captured, not its own captures.
+        let earlier = self.vars.clone();
+        compile_step(
+            sf,
+            self.names.len() - 1,
+            http,
+            self.target,
+            self.common_headers,
+            self.default_timeout,
+            &Scope {
+                vars: &earlier,
+                ..*self.scope
+            },
+            self.vars,
+        )
+    }
+}
+
+pub(super) fn check_name(name: &str, field: &str) -> Result<()> {
     if name.is_empty()
         || !name
             .chars()
@@ -370,7 +401,12 @@ fn compile_step(
         };
         captures.push((idx, from));
     }
+    let checks = match http.expect.and_then(|e| e.body.as_ref()) {
+        Some(b) => compile_checks(b, &format!("{sf}.expect.body"))?,
+        None => Vec::new(),
+    };
     Ok(Step {
+        checks,
         metric,
         method,
         path: path_t,

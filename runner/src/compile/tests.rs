@@ -8,6 +8,11 @@ use super::{
     target::{port_of, redact_userinfo},
 };
 
+/// The first request of entry `i` of the mix.
+pub(super) fn first(c: &Compiled, i: usize) -> &Step {
+    StepKind::requests(&c.scenarios[i].steps)[0]
+}
+
 fn shares(total: u64, users: f64, count: u32) -> Vec<u64> {
     let p = Profile {
         start: users,
@@ -28,7 +33,7 @@ fn iterations_follow_the_users_so_none_are_stranded() {
     }
 }
 
-fn compile_yaml(yaml: &str) -> Result<Compiled> {
+pub(super) fn compile_yaml(yaml: &str) -> Result<Compiled> {
     let plan: Plan = serde_yaml_ng::from_str(yaml).unwrap();
     compile_with_env(&plan, Slot::SOLO, Path::new("."), "", &|_| None)
 }
@@ -45,7 +50,7 @@ fn max_body_is_a_size_per_request_or_step() {
         "{HEAD}requests: [{{name: a, path: /}}, {{name: b, path: /, maxBody: 4MiB}}, {{name: j, steps: [{{name: s, path: /, maxBody: '512'}}]}}]"
     ))
     .unwrap();
-    let max = |i: usize| c.scenarios[i].steps[0].max_body;
+    let max = |i: usize| first(&c, i).max_body;
     assert_eq!(
         [max(0), max(1), max(2)],
         [crate::engine::DEFAULT_MAX_BODY, 4 << 20, 512]
@@ -107,7 +112,7 @@ fn captures_take_exactly_one_source() {
         "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: code}}, t: {{regex: 'id=(\\d+)'}}}}}}]"
     ))
     .unwrap();
-    let step = &ok.scenarios[0].steps[0];
+    let step = first(&ok, 0);
     assert_eq!(
         step.captures[0].1,
         CaptureFrom::LocationQuery("code".into())
@@ -144,7 +149,7 @@ fn forms_set_their_content_type_and_exclude_a_body() {
         "target: {baseUrl: 'http://127.0.0.1:1', headers: {content-type: application/json}}\nload: {users: 1, iterations: 1}\nrequests:\n- {name: a, method: POST, path: /, form: {k: 'v {{seq}}'}, followRedirects: true}\n- {name: b, method: POST, path: /, form: {k: v}, headers: {Content-Type: text/x-mine}}",
     )
     .unwrap();
-    let a = &c.scenarios[0].steps[0];
+    let a = first(&c, 0);
     assert!(a.follow_redirects);
     let ct: Vec<_> = a
         .headers
@@ -153,7 +158,7 @@ fn forms_set_their_content_type_and_exclude_a_body() {
         .map(|(_, t)| t.as_static().unwrap())
         .collect();
     assert_eq!(ct, [FORM_CONTENT_TYPE]);
-    let b = &c.scenarios[1].steps[0];
+    let b = first(&c, 1);
     assert_eq!(b.body.as_ref().unwrap().as_static(), Some("k=v"));
     let ct: Vec<_> = b
         .headers

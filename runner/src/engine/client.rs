@@ -57,6 +57,8 @@ pub struct Conn<S = Stream> {
     /// Not reusable: the server said so, the body ran to the end of the
     /// connection, or an exchange did not complete.
     closed: bool,
+    /// Body bytes of the response being read (without chunk framing).
+    body_len: u64,
 }
 
 /// What the caller needs from a response beyond its status.
@@ -84,6 +86,8 @@ pub struct Response {
     /// Bytes on the wire: status line, headers and body (chunk framing and
     /// interim 1xx responses included).
     pub received: u64,
+    /// The body's length (decoded from chunks), counted whether kept or not.
+    pub body_len: u64,
 }
 
 impl Response {
@@ -150,6 +154,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             pos: 0,
             reused: false,
             closed: false,
+            body_len: 0,
         }
     }
 
@@ -240,6 +245,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             break head;
         };
+        self.body_len = 0;
         let mut kept = want.body.then(|| Kept {
             bytes: Vec::new(),
             max: want.max_body,
@@ -269,6 +275,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             headers: head.headers,
             body: kept.map(|k| Bytes::from(k.bytes)),
             received,
+            body_len: self.body_len,
         })
     }
 
@@ -366,6 +373,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             self.consume(take);
             rem -= take as u64;
         }
+        self.body_len += n;
         Ok(n)
     }
 
@@ -379,6 +387,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
             }
             self.consume(n);
             total += n as u64;
+            self.body_len += n as u64;
             if self.fill(16 * 1024).await.map_err(Error::Io)? == 0 {
                 return Ok(total);
             }

@@ -334,11 +334,13 @@ async fn attempt(
         Vec::new()
     };
     let mut kept: Option<Vec<u8>> = want.body.then(Vec::new);
+    let mut body_len = 0u64;
     while let Some(chunk) = recv.data().await {
         // The head came: the server processed the stream, whatever a reset
         // or GOAWAY now claims, so it is never sent again.
         let chunk = chunk.map_err(|_| Failed::Other)?;
         received += chunk.len() as u64;
+        body_len += chunk.len() as u64;
         // Released as soon as read, so the window reopens for the rest.
         let _ = recv.flow_control().release_capacity(chunk.len());
         if let Some(k) = kept.as_mut() {
@@ -353,6 +355,7 @@ async fn attempt(
         headers,
         body: kept.map(Bytes::from),
         received,
+        body_len,
     })
 }
 

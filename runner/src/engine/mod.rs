@@ -1,6 +1,7 @@
 //! The load engine: one `Runner` produces one slot's share of a plan and
 //! keeps its results. The closed and open models differ only in when
-//! iterations start (`closed`, `open`); what an iteration does is here.
+//! iterations start (`closed`, `open`); what an iteration does is here, and
+//! its steps (requests, pauses, repeat blocks) run in `journey`.
 //! Requests go out over HTTP/1.1 on each user's own connection (`client`), or
 //! with `target.http: "2"` as streams on the runner's shared HTTP/2
 //! connections (`http2`).
@@ -8,6 +9,7 @@
 mod client;
 mod closed;
 mod http2;
+mod journey;
 mod open;
 mod pending;
 mod recorder;
@@ -31,7 +33,7 @@ pub use client::DEFAULT_MAX_BODY;
 pub use recorder::{Recorder, Sample};
 
 use crate::{
-    compile::{Compiled, MAX_REDIRECTS},
+    compile::{Compiled, MAX_REDIRECTS, StepKind},
     data::{Pick, Selector},
     plan::{Executor, HttpVersion},
     snapshot::{ErrorKind, Snapshot},
@@ -39,7 +41,8 @@ use crate::{
 };
 
 use client::Conn;
-use pending::{Outstanding, Pending};
+use journey::{Outcome, Pass};
+use pending::Outstanding;
 use request::Prepared;
 
 /// A one-way stop signal that any number of tasks can wait on.
@@ -85,7 +88,8 @@ impl Stop {
 pub struct Runner {
     pub plan: Arc<Compiled>,
     pub recorder: Recorder,
-    prepared: Vec<Vec<Prepared>>,
+    /// Each request's serialized form, by metric.
+    prepared: Vec<Option<Prepared>>,
     selector: Option<Selector>,
     seq: AtomicU64,
     /// When kept (provisioning), every iteration's variables or failure.
@@ -135,6 +139,8 @@ pub struct Failure {
     pub status: Option<u16>,
     /// The step's expected statuses (empty: any 2xx or 3xx).
     pub expected: Vec<u16>,
+    /// With `ErrorKind::Check`: the label of the body check that failed.
+    pub check: Option<Arc<str>>,
 }
 
 /// What an iteration tells its executor.
@@ -163,16 +169,12 @@ impl Runner {
     }
 
     fn build(plan: Arc<Compiled>, journal: bool) -> Arc<Runner> {
-        let prepared = plan
-            .scenarios
-            .iter()
-            .map(|s| {
-                s.steps
-                    .iter()
-                    .map(|st| Prepared::new(st, &plan.target))
-                    .collect()
-            })
-            .collect();
+        let mut prepared: Vec<Option<Prepared>> = plan.names.iter().map(|_| None).collect();
+        for s in &plan.scenarios {
+            for st in StepKind::requests(&s.steps) {
+                prepared[st.metric] = Some(Prepared::new(st, &plan.target));
+            }
+        }
         let selector = plan.data.as_ref().map(|d| {
             Selector::new(
                 d.select,
@@ -404,88 +406,44 @@ impl Runner {
             },
             _ => None,
         };
-        let mut vars = vec![None; scenario.var_names.len()];
         let seq = self.seq.fetch_add(1, Ordering::Relaxed) * plan.slot.count as u64
             + plan.slot.index as u64;
         // Made on first use, then the same for every step of the iteration.
         let pkce = Pkce::default();
+        let mut pass = Pass {
+            record,
+            user: &[],
+            seq,
+            pkce: &pkce,
+            vars: vec![None; scenario.var_names.len()],
+            intended,
+        };
         for (slot, t) in &scenario.presets {
             let v = t.render(&RenderCtx {
                 record,
-                vars: &vars,
-                user: &[],
+                vars: &pass.vars,
+                user: pass.user,
                 seq,
                 pkce: &pkce,
             });
-            vars[*slot] = Some(v);
+            pass.vars[*slot] = Some(v);
         }
-        let mut failed = None;
         let began = intended.unwrap_or_else(Instant::now);
-        let mut intended = intended;
-        for (step, prep) in scenario.steps.iter().zip(&self.prepared[si]) {
-            let built = prep.build(
-                step,
-                &RenderCtx {
-                    record,
-                    vars: &vars,
-                    user: &[],
-                    seq,
-                    pkce: &pkce,
-                },
-            );
-            let start = Instant::now();
-            let from = intended.take().unwrap_or(start);
-            let sample = Sample {
-                metric: step.metric,
-                start,
-                end: start,
-                latency: Duration::ZERO,
-                status: None,
-                error: None,
-                sent: 0,
-                received: 0,
-                retries: 0,
-            };
-            // Counted from here however this future ends: finished, or
-            // dropped mid-exchange (then as `interrupted`).
-            let mut pending = Pending::new(&self.recorder, &self.outstanding, shard, from, sample);
-            #[cfg(test)]
-            if seq == self.panic_at.load(Ordering::SeqCst) {
-                panic!("injected panic at iteration {seq}");
-            }
-            let ok = match built {
-                // A template rendered into something unsendable: the plan's
-                // fault, counted against the request rather than lost.
-                Err(_) => {
-                    pending.sample().error = Some(ErrorKind::Http);
-                    false
-                }
-                Ok((req, sent)) => {
-                    pending.sample().sent = sent;
-                    self.exchange(conn, step, req, pending.sample(), &mut vars)
-                        .await
-                }
-            };
-            let (error, status) = pending.finish();
-            if !ok {
-                failed = Some(Failure {
-                    step: plan.names[step.metric].clone(),
-                    error: error.unwrap_or(ErrorKind::Http),
-                    status,
-                    expected: step.expect.clone(),
-                });
-                break;
-            }
-        }
+        let outcome = self
+            .run_steps(&scenario.steps, conn, shard, &mut pass)
+            .await;
+        // A pass the run's end cut short is neither a journey's duration nor
+        // a provisioned record (provisioning counts it as unfinished).
+        let result = match outcome {
+            Outcome::Stopped => return Flow::Continue,
+            Outcome::Done => Ok(pass.vars),
+            Outcome::Failed(f) => Err(f),
+        };
         if let Some(j) = scenario.journey {
             self.recorder
-                .record_journey(shard, j, began, Instant::now(), failed.is_none());
+                .record_journey(shard, j, began, Instant::now(), result.is_ok());
         }
         if let Some(sink) = &self.journal {
-            let result = match failed {
-                None => Ok(vars),
-                Some(f) => Err(f),
-            };
             sink.lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push(Finished { seq, result });
@@ -553,6 +511,10 @@ impl Runner {
                 sample.received = res.received;
                 if !request::status_ok(step, res.status) {
                     sample.error = Some(ErrorKind::Status);
+                    false
+                } else if let Some(c) = request::failed_check(step, &res) {
+                    sample.error = Some(ErrorKind::Check);
+                    sample.check = Some(c.label.clone());
                     false
                 } else if !request::capture(step, &res, vars) {
                     sample.error = Some(ErrorKind::Capture);

@@ -132,6 +132,7 @@ mod tests {
             sent: 10,
             received: 0,
             retries: 0,
+            check: None,
         }
     }
 

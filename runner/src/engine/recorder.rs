@@ -14,7 +14,7 @@
 
 use std::{
     sync::{
-        Mutex, MutexGuard, OnceLock,
+        Arc, Mutex, MutexGuard, OnceLock,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -48,6 +48,8 @@ pub struct Sample {
     pub received: u64,
     /// Times the request was sent again after a stale keep-alive connection.
     pub retries: u32,
+    /// The label of the body check that failed (with `ErrorKind::Check`).
+    pub check: Option<Arc<str>>,
 }
 
 struct Intervals {
@@ -339,13 +341,21 @@ fn add(r: &mut RequestStats, s: &Sample, start_us: u64, end_us: u64) {
     r.bytes_sent += s.sent;
     r.bytes_received += s.received;
     r.retries += u64::from(s.retries);
+    if let Some(label) = &s.check {
+        match r.checks.get_mut(&**label) {
+            Some(n) => *n += 1,
+            None => {
+                r.checks.insert(label.to_string(), 1);
+            }
+        }
+    }
     r.first_start_us = r.first_start_us.min(start_us);
     r.last_end_us = r.last_end_us.max(end_us);
 }
 
 #[cfg(test)]
 mod tests {
-    use std::{sync::Arc, thread};
+    use std::thread;
 
     use super::*;
 
@@ -378,6 +388,9 @@ mod tests {
                     sent: x % 1000,
                     received: x % 10_000,
                     retries: (x % 3) as u32,
+                    check: x.is_multiple_of(11).then(|| {
+                        Arc::from(["contains \"ok\"", "json /id present"][(x % 2) as usize])
+                    }),
                 }
             })
             .collect()

@@ -138,6 +138,7 @@ mod tests {
             headers: vec![("Location".into(), location.as_bytes().to_vec())],
             body: None,
             received: 0,
+            body_len: 0,
         }
     }
 

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use hyper::{Method, header::HeaderName};
 
 use crate::{
-    compile::{CaptureFrom, Step, TargetInfo},
+    compile::{CaptureFrom, Check, CheckTest, Step, TargetInfo},
     template::{RenderCtx, Template},
 };
 
@@ -284,6 +284,41 @@ pub fn status_ok(step: &Step, status: u16) -> bool {
     }
 }
 
+/// The first of the step's body checks (`expect.body`) that the response
+/// fails, in their order; None when all hold. A check that reads the body
+/// has it: `want` keeps it for them (a longer one failed as too large).
+pub fn failed_check<'s>(step: &'s Step, res: &Response) -> Option<&'s Check> {
+    let body = res.body.as_deref().unwrap_or_default();
+    // Parsed once, for the first JSON check; None if it is not JSON.
+    let mut json: Option<Option<serde_json::Value>> = None;
+    step.checks.iter().find(|c| {
+        let holds = match &c.test {
+            CheckTest::Contains(re) | CheckTest::Regex(re) => re.is_match(body),
+            CheckTest::MaxSize(max) => res.body_len <= *max,
+            CheckTest::Json { pointer, equals } => json
+                .get_or_insert_with(|| serde_json::from_slice(body).ok())
+                .as_ref()
+                .and_then(|j| j.pointer(pointer))
+                .is_some_and(|v| equals.as_deref().is_none_or(|want| json_equals(v, want))),
+        };
+        !holds
+    })
+}
+
+/// Whether a JSON value equals `want`: a string compares with a JSON
+/// string's contents, any other value by its JSON text (`42`, `true`,
+/// `null`).
+fn json_equals(value: &serde_json::Value, want: &str) -> bool {
+    match value {
+        serde_json::Value::String(s) => s == want,
+        // By text: `Value == str` would hold only for a string.
+        other => {
+            let text = other.to_string();
+            text == want
+        }
+    }
+}
+
 /// Takes each captured value from the response into `vars`; false when one is
 /// missing.
 pub fn capture(step: &Step, res: &Response, vars: &mut [Option<String>]) -> bool {
@@ -368,6 +403,7 @@ mod tests {
             captures: Vec::new(),
             follow_redirects: false,
             max_body: 1024,
+            checks: Vec::new(),
         }
     }
 
@@ -539,6 +575,7 @@ mod tests {
                 .collect(),
             body: body.map(|b| bytes::Bytes::copy_from_slice(b.as_bytes())),
             received: 0,
+            body_len: body.map_or(0, |b| b.len() as u64),
         }
     }
 
@@ -598,6 +635,94 @@ mod tests {
         assert!(!capture(&s, &res, &mut vec![None; 3]));
         let w = want(&s);
         assert!(!w.body && w.headers);
+    }
+
+    fn checks(b: &str) -> Vec<Check> {
+        let plan: crate::plan::Plan = serde_yaml_ng::from_str(&format!(
+            "target: {{baseUrl: 'http://127.0.0.1:1'}}\nload: {{users: 1, iterations: 1}}\nrequests: [{{name: a, path: /, expect: {{body: {b}}}}}]"
+        ))
+        .unwrap();
+        let c = crate::compile::compile(
+            &plan,
+            crate::compile::Slot::SOLO,
+            std::path::Path::new(""),
+            "",
+        )
+        .unwrap();
+        crate::compile::StepKind::requests(&c.scenarios[0].steps)[0]
+            .checks
+            .clone()
+    }
+
+    /// The label of the first check `body` fails, if any.
+    fn judge(spec: &str, body: &str) -> Option<String> {
+        let mut s = step(Method::GET, "/", &[], None);
+        s.checks = checks(spec);
+        assert!(want(&s).body || spec.starts_with("{maxSize"), "{spec}");
+        failed_check(&s, &response(&[], Some(body))).map(|c| c.label.to_string())
+    }
+
+    #[test]
+    fn body_checks_judge_in_order_and_name_the_first_failure() {
+        let all = r#"{contains: ok, regex: '^\{', json: [{pointer: /status, equals: ok}, {pointer: /n, equals: "42"}, {pointer: /id}, {pointer: /f, equals: "null"}], maxSize: 64}"#;
+        assert_eq!(
+            judge(all, r#"{"status":"ok","n":42,"id":"x","f":null}"#),
+            None
+        );
+        assert_eq!(
+            judge(all, r#"{"status":"no","n":42}"#).as_deref(),
+            Some(r#"contains "ok""#)
+        );
+        assert_eq!(
+            judge(all, r#" {"status":"ok"}"#).as_deref(),
+            Some(r"regex ^\{")
+        );
+        assert_eq!(
+            judge(all, r#"{"status":"okay","n":42,"id":1,"f":null}"#).as_deref(),
+            Some(r#"json /status == "ok""#)
+        );
+        // The JSON string "42" equals "42" as the number 42 does.
+        assert_eq!(
+            judge(all, r#"{"status":"ok","n":"42","id":1,"f":null}"#),
+            None
+        );
+        assert_eq!(
+            judge(all, r#"{"status":"ok","n":43,"id":1,"f":null}"#).as_deref(),
+            Some(r#"json /n == "42""#)
+        );
+        assert_eq!(
+            judge(all, r#"{"status":"ok","n":42,"f":null}"#).as_deref(),
+            Some("json /id present")
+        );
+        assert_eq!(
+            judge(all, r#"{"status":"ok","n":42,"id":1,"f":0}"#).as_deref(),
+            Some(r#"json /f == "null""#)
+        );
+        assert_eq!(
+            judge(
+                all,
+                r#"{"status":"ok","n":42,"id":1,"f":null,"pad":"................................"}"#
+            )
+            .as_deref(),
+            Some("maxSize 64B")
+        );
+        // Not JSON at all: the first JSON check fails.
+        assert_eq!(
+            judge("{json: [{pointer: /a}]}", "ok").as_deref(),
+            Some("json /a present")
+        );
+        // maxSize alone counts the body without keeping it.
+        let mut s = step(Method::GET, "/", &[], None);
+        s.checks = checks("{maxSize: 10}");
+        assert!(!want(&s).body);
+        let mut res = response(&[], None);
+        res.body_len = 11;
+        assert_eq!(
+            failed_check(&s, &res).map(|c| &*c.label),
+            Some("maxSize 10B")
+        );
+        res.body_len = 10;
+        assert!(failed_check(&s, &res).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! - the additive part as a difference from the acknowledged state: per
 //!   request name the latency histogram minus the acknowledged one
 //!   (HdrHistogram `subtract`: same bucket layout, exact), statuses, errors,
-//!   bytes and retries; dropped and dataExhausted; and the intervals from the
+//!   bytes, retries and failed checks by label; dropped and dataExhausted; and the intervals from the
 //!   acknowledged one in progress on (that one as a difference, newer ones
 //!   whole). Intervals that the caller already has whole are never sent again,
 //!   so a long run's pulls stay as small as a short run's.
@@ -88,6 +88,8 @@ pub struct StatsDelta {
     pub bytes_received: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub checks: BTreeMap<String, u64>,
     /// Not differences: the current first start and last end (they merge
     /// by min and max, so sending them again changes nothing).
     pub first_start_us: u64,
@@ -124,6 +126,7 @@ struct BaseStats {
     bytes_sent: u64,
     bytes_received: u64,
     retries: u64,
+    checks: BTreeMap<String, u64>,
 }
 
 impl Base {
@@ -145,6 +148,7 @@ impl Base {
                     bytes_sent: r.bytes_sent,
                     bytes_received: r.bytes_received,
                     retries: r.retries,
+                    checks: r.checks.clone(),
                 });
                 (name.clone(), b)
             })
@@ -195,7 +199,7 @@ impl Head {
 }
 
 /// `cur - base` of counters that only grow; `None` if one shrank.
-fn minus<K: Ord + Copy>(
+fn minus<K: Ord + Clone>(
     cur: &BTreeMap<K, u64>,
     base: &BTreeMap<K, u64>,
 ) -> Option<BTreeMap<K, u64>> {
@@ -206,7 +210,7 @@ fn minus<K: Ord + Copy>(
     for (k, v) in cur {
         let d = v.checked_sub(base.get(k).copied().unwrap_or(0))?;
         if d > 0 {
-            out.insert(*k, d);
+            out.insert(k.clone(), d);
         }
     }
     Some(out)
@@ -224,6 +228,7 @@ impl StatsDelta {
                 bytes_sent: cur.bytes_sent,
                 bytes_received: cur.bytes_received,
                 retries: cur.retries,
+                checks: cur.checks.clone(),
                 first_start_us: cur.first_start_us,
                 last_end_us: cur.last_end_us,
             });
@@ -236,6 +241,7 @@ impl StatsDelta {
             bytes_sent: cur.bytes_sent.checked_sub(b.bytes_sent)?,
             bytes_received: cur.bytes_received.checked_sub(b.bytes_received)?,
             retries: cur.retries.checked_sub(b.retries)?,
+            checks: minus(&cur.checks, &b.checks)?,
             first_start_us: cur.first_start_us,
             last_end_us: cur.last_end_us,
         })

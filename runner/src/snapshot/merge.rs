@@ -347,6 +347,10 @@ fn add_stats(t: &mut RequestStats, r: &super::delta::StatsDelta) {
     t.bytes_sent = t.bytes_sent.saturating_add(r.bytes_sent);
     t.bytes_received = t.bytes_received.saturating_add(r.bytes_received);
     t.retries = t.retries.saturating_add(r.retries);
+    for (k, v) in &r.checks {
+        let e = t.checks.entry(k.clone()).or_default();
+        *e = e.saturating_add(*v);
+    }
     t.first_start_us = t.first_start_us.min(r.first_start_us);
     t.last_end_us = t.last_end_us.max(r.last_end_us);
 }

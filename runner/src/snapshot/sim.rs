@@ -51,6 +51,9 @@ impl Sim {
                 sent: x % 1000,
                 received: x % 10_000,
                 retries: (x % 3) as u32,
+                check: x
+                    .is_multiple_of(11)
+                    .then(|| ["contains \"ok\"", "regex ^\\{"][(x % 2) as usize].into()),
             };
             self.rec.record(i % 7, &s);
             if x.is_multiple_of(10) {
