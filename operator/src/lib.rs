@@ -34,4 +34,5 @@ pub mod schedule;
 pub mod setup;
 pub mod status;
 pub mod target_tls;
+pub mod teardown;
 pub mod validate;

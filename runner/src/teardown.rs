@@ -24,7 +24,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    compile::{Compiled, Slot, compile_with_env, compile_with_fields},
+    compile::{Compiled, Slot, compile_with_env, compile_with_fields, compile_with_records},
     engine::{Failure, Runner},
     error::{Error, Result},
     plan::{DataSpec, Executor, Load, OnExhausted, Plan, RequestSpec, Select, TeardownSpec},
@@ -147,13 +147,13 @@ pub fn compile(
         None => 1,
     };
     let concurrency = concurrency.min(runs.max(1).min(u32::MAX as u64) as u32);
-    let compiled = crate::compile::compile_sharing(
-        &as_plan(plan, td, runs, concurrency),
-        Slot::SOLO,
-        base_dir,
-        prefix,
-        Some(&first),
-    )
+    let plan = as_plan(plan, td, runs, concurrency);
+    let compiled = match &first.data {
+        Some(d) => {
+            compile_with_records(&plan, Slot::SOLO, base_dir, prefix, env, d.records.clone())
+        }
+        None => compile_with_env(&plan, Slot::SOLO, base_dir, prefix, env),
+    }
     .map_err(|e| rename(e, prefix))?;
     Ok(Some(Teardown {
         plan: Arc::new(compiled),
@@ -171,10 +171,13 @@ pub fn check_with_fields(
     env: &dyn Fn(&str) -> Option<String>,
     fields: Vec<String>,
 ) -> Result<()> {
-    let Some((td, concurrency)) = check(plan, prefix)? else {
+    // The records will be the plan's data (a cluster's plan names them).
+    let mut plan = plan.clone();
+    plan.data.get_or_insert_with(Default::default);
+    let Some((td, concurrency)) = check(&plan, prefix)? else {
         return Ok(());
     };
-    let p = as_plan(plan, td, 1, concurrency);
+    let p = as_plan(&plan, td, 1, concurrency);
     compile_with_fields(&p, Slot::SOLO, prefix, env, fields).map_err(|e| rename(e, prefix))?;
     Ok(())
 }
