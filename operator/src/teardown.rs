@@ -138,11 +138,11 @@ pub fn pod_report(p: &Pod) -> Option<Result<Outcome, String>> {
     Some(td::parse_message(text).ok_or_else(|| {
         if text.is_empty() {
             format!(
-                "the teardown exited with code {} and no message",
+                "its container exited with code {} and no message",
                 t.exit_code
             )
         } else {
-            format!("the teardown exited with code {}: {text}", t.exit_code)
+            format!("its container exited with code {}: {text}", t.exit_code)
         }
     }))
 }
@@ -318,7 +318,7 @@ mod tests {
         assert_eq!(
             bad,
             Some(Err(
-                "the teardown exited with code 2: error: spec.teardown.steps: is empty".into()
+                "its container exited with code 2: error: spec.teardown.steps: is empty".into()
             ))
         );
         assert!(

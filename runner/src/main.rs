@@ -1,5 +1,6 @@
-//! `barrage-runner`: run a plan locally, provision test data, serve the
-//! built-in target, run the demo, or serve as a runner pod's agent.
+//! `barrage-runner`: run a plan locally, provision test data, tear down
+//! after a test, serve the built-in target, run the demo, or serve as a
+//! runner pod's agent.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -588,9 +589,11 @@ async fn teardown_only(
     };
     let compiled = planfile::load_file(file).and_then(|mut loaded| {
         if let Some(r) = records {
+            // Relative to where the command runs, not to the plan file (which
+            // `target.tls`'s files stay relative to).
+            let r = std::path::absolute(&r).unwrap_or(r);
             let data = loaded.plan.data.get_or_insert_with(Default::default);
             data.file = Some(r.display().to_string());
-            loaded.base_dir = std::env::current_dir().unwrap_or_default();
         }
         match compile_teardown(&loaded)? {
             Some(t) => Ok(t),
