@@ -157,6 +157,9 @@ pub struct Timeouts {
     /// Beyond the plan's own length before the runners are stopped. Default 5m.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_grace: Option<HumanDuration>,
+    /// For the teardown Job (`spec.teardown`) to finish. Default 5m.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<HumanDuration>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -175,6 +178,9 @@ pub enum Phase {
     Provisioning,
     Starting,
     Running,
+    /// The load's results are final (its verdict is in the `Passed`
+    /// condition); the teardown Job runs. The final phase comes after it.
+    TearingDown,
     Succeeded,
     Failed,
     Aborted,
@@ -259,8 +265,40 @@ pub struct LoadTestStatus {
     /// The ConfigMap holding the full report (merged histograms, intervals).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<String>,
+    /// How `spec.teardown` went, once it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub teardown: Option<TeardownStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
+}
+
+/// `status.teardown`: the teardown Job's outcome. Its requests are not in
+/// the load's figures; it changes the verdict only with `failsTest`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TeardownStatus {
+    /// Running, Succeeded or Failed.
+    pub phase: String,
+    /// The Job that runs it.
+    pub job: String,
+    /// Runs of the steps (one per record with `perRecord`), once known.
+    #[serde(default)]
+    pub runs: u64,
+    /// Runs that failed or did not finish.
+    #[serde(default)]
+    pub failed: u64,
+    /// The teardown's own requests and errors.
+    #[serde(default)]
+    pub requests: u64,
+    #[serde(default)]
+    pub errors: u64,
+    /// Counts and the first failure (step, error kind, status), or why the
+    /// Job could not report; never a URL, header or record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Whether a failed teardown failed the test (`teardown.failsTest`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fails_test: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -1,11 +1,12 @@
 //! Barrage's operator: reconciles LoadTest resources into a provisioning Job
-//! and N runner pods, starts them at one instant, and writes their merged
-//! results onto the resource; runs ScheduledLoadTests' LoadTests on their
+//! and N runner pods, starts them at one instant, writes their merged
+//! results onto the resource, then runs the teardown Job; runs ScheduledLoadTests' LoadTests on their
 //! cron schedules.
 //!
 //! A newcomer's map: the LoadTest lifecycle is `loadtest` (its `reconcile`
 //! writes the status, once per reconcile; one file per phase). A LoadTest
-//! becomes pods in the pure builders `pods`, `setup` and `netpol`, with
+//! becomes pods in the pure builders `pods`, `setup`, `teardown` and
+//! `netpol`, with
 //! `target_tls` mounting what `spec.target.tls` references. Runners'
 //! results are pulled by `agents` and merged in `results`; `status` writes
 //! them into the status. `schedule` is the
@@ -34,4 +35,5 @@ pub mod schedule;
 pub mod setup;
 pub mod status;
 pub mod target_tls;
+pub mod teardown;
 pub mod validate;

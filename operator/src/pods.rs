@@ -34,7 +34,7 @@ pub const TOKEN_KEY: &str = "token";
 pub const TLS_CERT_KEY: &str = "tls.crt";
 pub const TLS_KEY_KEY: &str = "tls.key";
 /// Where runners find the records (the Secret's `records.jsonl`).
-const DATA_DIR: &str = "/etc/barrage/data";
+pub(crate) const DATA_DIR: &str = "/etc/barrage/data";
 pub const RECORDS_KEY: &str = "records.jsonl";
 
 pub fn plan_name(lt: &LoadTest) -> String {
@@ -48,6 +48,9 @@ pub fn report_name(lt: &LoadTest) -> String {
 }
 pub fn setup_name(lt: &LoadTest) -> String {
     format!("{}-setup", lt.name_any())
+}
+pub fn teardown_name(lt: &LoadTest) -> String {
+    format!("{}-teardown", lt.name_any())
 }
 pub fn records_name(lt_name: &str) -> String {
     format!("{lt_name}-records")
@@ -244,7 +247,7 @@ pub(crate) fn read_only_mount(name: &str, path: &str) -> VolumeMount {
 }
 
 /// A Secret as a volume; with `key`, only that key, as a file of that name.
-fn secret_volume(name: &str, secret: String, key: Option<&str>) -> Volume {
+pub(crate) fn secret_volume(name: &str, secret: String, key: Option<&str>) -> Volume {
     Volume {
         name: name.into(),
         secret: Some(SecretVolumeSource {

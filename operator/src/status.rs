@@ -31,6 +31,8 @@ pub const COND_COMPLETE: &str = "Complete";
 /// The verdict, once there is one.
 pub const COND_PASSED: &str = "Passed";
 pub const COND_SPEC_CHANGED: &str = "SpecChangeIgnored";
+/// Whether `spec.teardown` succeeded, once it ran.
+pub const COND_TEARDOWN: &str = "TornDown";
 /// For an https target: whether the runners verify its certificate (False
 /// only with `target.tls.insecureSkipVerify`).
 pub const COND_TARGET_VERIFIED: &str = "TargetVerified";
@@ -380,6 +382,67 @@ pub fn finish_as(
         now,
     );
     st.message = Some(bounded(&message, MAX_MESSAGE));
+}
+
+/// The load's verdict, before the teardown: the `Passed` condition and
+/// `verdict` say it, the phase is TearingDown. The final phase and the
+/// `Complete` condition come after the teardown (`finish_after_teardown`).
+pub fn judged_before_teardown(
+    st: &mut LoadTestStatus,
+    phase: Phase,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) {
+    let passed = phase == Phase::Succeeded;
+    st.verdict = Some(if passed { "Passed" } else { "Failed" }.into());
+    set_condition(
+        &mut st.conditions,
+        COND_PASSED,
+        passed,
+        reason,
+        message,
+        generation,
+        now,
+    );
+    st.phase = Phase::TearingDown;
+    st.phase_since = Some(now.to_string());
+    st.message = Some(bounded(&format!("tearing down; {message}"), MAX_MESSAGE));
+}
+
+/// The condition reason of a test that only its teardown failed.
+pub const REASON_TEARDOWN_FAILED: &str = "TeardownFailed";
+
+/// The final phase after the teardown: the load's verdict (from the
+/// `Passed` condition `judged_before_teardown` set), failed too when the
+/// teardown failed and `fails` (its `failsTest`). Returns the phase and
+/// the message.
+pub fn finish_after_teardown(
+    st: &mut LoadTestStatus,
+    fails: bool,
+    teardown: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> (Phase, String) {
+    let load = condition(&st.conditions, COND_PASSED).cloned();
+    let passed = load.as_ref().is_some_and(|c| c.status == "True");
+    let reason = load.as_ref().map_or("Failed", |c| c.reason.as_str());
+    let load_msg = load.as_ref().map_or("", |c| c.message.as_str());
+    let (phase, reason) = match (passed, fails) {
+        (true, false) => (Phase::Succeeded, reason),
+        (true, true) => (Phase::Failed, REASON_TEARDOWN_FAILED),
+        (false, _) if reason == "Aborted" => (Phase::Aborted, reason),
+        (false, _) => (Phase::Failed, reason),
+    };
+    let message = if fails {
+        format!("{load_msg}; {teardown} (teardown.failsTest)")
+    } else {
+        load_msg.to_string()
+    };
+    let reason = reason.to_string();
+    finish_as(st, phase, &reason, message.clone(), generation, now);
+    (phase, message)
 }
 
 #[cfg(test)]

@@ -74,11 +74,49 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
         index: 0,
         count: spec.runners,
     };
-    match fields {
+    match &fields {
         None => compile_with_env(&plan, slot, Path::new(""), "spec.", &any_env)?,
         // As the runners get it (see pods::plan_config_map).
-        Some(fields) => compile_with_fields(&plan, slot, "spec.", &any_env, fields)?,
+        Some(fields) => compile_with_fields(&plan, slot, "spec.", &any_env, fields.clone())?,
     };
+    teardown(spec, &plan, fields, &any_env)
+}
+
+/// `spec.teardown`, as its Job will compile it: over the records the
+/// runners get, if any (`perRecord` needs them).
+fn teardown(
+    spec: &LoadTestSpec,
+    plan: &barrage_runner::plan::Plan,
+    fields: Option<Vec<String>>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<()> {
+    let Some(td) = &spec.plan.teardown else {
+        return Ok(());
+    };
+    if let Some(t) = spec.timeouts.teardown
+        && t.0.is_zero()
+    {
+        return Err(invalid("spec.timeouts.teardown", "must be longer than 0"));
+    }
+    // Records reach the pods from a setup that makes them (the built-in
+    // steps, or a custom image with spec.data) or from dataFrom.
+    let has_records = spec.data_from.is_some()
+        || spec
+            .setup
+            .as_ref()
+            .is_some_and(|s| s.builtin.is_builtin() || spec.plan.data.is_some());
+    if td.per_record && !has_records {
+        return Err(invalid(
+            "spec.teardown.perRecord",
+            "needs the test's records: provision them with spec.setup (or a custom setup image with spec.data), or reuse them with spec.dataFrom",
+        ));
+    }
+    match fields.filter(|_| has_records) {
+        Some(fields) => barrage_runner::teardown::check_with_fields(plan, "spec.", env, fields)?,
+        None => {
+            barrage_runner::teardown::compile(plan, Path::new(""), "spec.", env)?;
+        }
+    }
     Ok(())
 }
 
@@ -358,6 +396,42 @@ mod tests {
         .unwrap();
         // Without any records, record.FIELD is an error.
         assert!(validate("t", &spec(&uses)).is_err());
+    }
+
+    #[test]
+    fn a_per_record_teardown_needs_records_and_uses_their_fields() {
+        let td = |extra: &str| {
+            format!(
+                "{OK}\n{extra}\nteardown: {{perRecord: true, steps: [{{name: d, method: DELETE, path: '/u/{{{{ record.token }}}}'}}]}}"
+            )
+        };
+        let e = validate("t", &spec(&td(""))).unwrap_err().to_string();
+        assert!(e.contains("spec.teardown.perRecord"), "{e}");
+        let e = validate("t", &spec(&td("setup: {image: seed:1}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.teardown.perRecord"), "{e}");
+        validate("t", &spec(&td(&format!("{SETUP}}}")))).unwrap();
+        validate("t", &spec(&td("dataFrom: {loadTest: seed}"))).unwrap();
+        // The built-in setup's records have no field `id`.
+        let e = validate(
+            "t",
+            &spec(&td(&format!("{SETUP}}}")).replace("record.token", "record.id")),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("spec.teardown.steps[0]"), "{e}");
+        // Once, without records, it is fine; errors name the teardown.
+        let once = format!("{OK}\nteardown: {{steps: [{{name: d, path: /reset}}]}}");
+        validate("t", &spec(&once)).unwrap();
+        let e = validate("t", &spec(&once.replace("/reset", "'/{{ nope }}'")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.teardown.steps[0]"), "{e}");
+        let e = validate("t", &spec(&format!("{once}\ntimeouts: {{teardown: 0s}}")))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("spec.timeouts.teardown"), "{e}");
     }
 
     #[test]

@@ -367,6 +367,18 @@ pub fn compile_sharing(
     )
 }
 
+/// `compile_with_env` over records already loaded (for a plan with `data`).
+pub fn compile_with_records(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    records: Arc<Records>,
+) -> Result<Compiled> {
+    compile_inner(plan, slot, base_dir, prefix, env, Some(records))
+}
+
 /// Compiles a plan whose records do not exist yet (a setup will make them)
 /// as it will run: with data (default policy if the plan names none) of one
 /// blank record with these `fields`, so `record.FIELD` templates are checked.

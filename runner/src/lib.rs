@@ -23,6 +23,7 @@ pub mod planfile;
 pub mod provision;
 pub mod report;
 pub mod snapshot;
+pub mod teardown;
 pub mod template;
 pub mod text;
 pub mod wait;

@@ -1,5 +1,6 @@
-//! `barrage-runner`: run a plan locally, provision test data, serve the
-//! built-in target, run the demo, or serve as a runner pod's agent.
+//! `barrage-runner`: run a plan locally, provision test data, tear down
+//! after a test, serve the built-in target, run the demo, or serve as a
+//! runner pod's agent.
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -11,6 +12,7 @@ use barrage_runner::{
     provision,
     report::{self, Report},
     serve::{self, ServeConfig},
+    teardown::{self, Teardown},
     text,
 };
 use clap::{Parser, Subcommand};
@@ -22,6 +24,10 @@ const EXIT_INVALID: u8 = 2;
 /// Exit status when the engine itself failed (a task panicked): what was
 /// measured is reported, but the run is no verdict.
 const EXIT_ENGINE: u8 = 103;
+
+mod teardown_cmd;
+
+use teardown_cmd::{compile_teardown, run_teardown, teardown_json, teardown_only};
 
 const QUICKSTART: &str = include_str!("../../examples/quickstart.yaml");
 
@@ -63,6 +69,10 @@ enum Cmd {
         /// ...out of this many runners.
         #[arg(long, env = "BARRAGE_RUNNER_COUNT", requires = "runner_index")]
         runner_count: Option<u32>,
+        /// How long the plan's teardown may take after the load (also after
+        /// a Ctrl-C); runs not finished by then count as failed.
+        #[arg(long, default_value = "5m", value_parser = positive_duration)]
+        teardown_timeout: std::time::Duration,
         #[command(flatten)]
         output: Output,
     },
@@ -80,6 +90,27 @@ enum Cmd {
         #[arg(long, value_parser = barrage_runner::duration::parse_duration)]
         timeout: Option<std::time::Duration>,
         /// A failure's message is also written here (e.g. /dev/termination-log).
+        #[arg(long)]
+        message_file: Option<PathBuf>,
+        /// Only errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run FILE's teardown (a plan or a LoadTest manifest with `teardown`):
+    /// once, or with `perRecord` once per record of its data. Prints the
+    /// outcome; exit 1 when a run failed.
+    Teardown {
+        file: PathBuf,
+        /// The records (JSON lines, as `setup` writes them), instead of the
+        /// plan's data.file.
+        #[arg(long)]
+        records: Option<PathBuf>,
+        /// Stop after this long; runs not finished by then count as failed.
+        #[arg(long, default_value = "5m", value_parser = positive_duration)]
+        timeout: std::time::Duration,
+        /// The outcome (JSON: runs, failed, firstFailure), or the error that
+        /// kept the teardown from running, is also written here (e.g.
+        /// /dev/termination-log).
         #[arg(long)]
         message_file: Option<PathBuf>,
         /// Only errors.
@@ -240,6 +271,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             workers,
             runner_index,
             runner_count,
+            teardown_timeout,
             output,
         } => {
             check_runners("--workers", workers)?;
@@ -276,7 +308,18 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 .name
                 .clone()
                 .unwrap_or_else(|| file.display().to_string());
-            let result = run(&loaded, slots, &output, &title).await;
+            // After provisioning (its records are the teardown's), before any
+            // load: a bad teardown is refused while nothing was sent.
+            let result = match compile_teardown(&loaded) {
+                Ok(t) => {
+                    // One runner's share of a cluster's plan leaves the
+                    // teardown to the cluster's Job.
+                    let t = t.filter(|_| runner_index.is_none());
+                    let td = t.map(|t| (t, teardown_timeout));
+                    run(&loaded, slots, &output, &title, td).await
+                }
+                Err(e) => Err(e),
+            };
             if let Some(r) = records {
                 let _ = std::fs::remove_file(r);
             }
@@ -294,6 +337,13 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             message_file,
             quiet,
         } => setup(&file, &out, timeout, message_file.as_deref(), quiet).await,
+        Cmd::Teardown {
+            file,
+            records,
+            timeout,
+            message_file,
+            quiet,
+        } => teardown_only(&file, records, timeout, message_file.as_deref(), quiet).await,
         Cmd::Serve {
             listen,
             config,
@@ -411,7 +461,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     count: workers,
                 })
                 .collect();
-            run(&loaded, slots, &output, "quickstart (demo)").await
+            run(&loaded, slots, &output, "quickstart (demo)", None).await
         }
     }
 }
@@ -429,36 +479,54 @@ fn check_runners(flag: &str, n: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Runs the load, prints its summary, then runs the teardown (if any) and
+/// prints its outcome apart: teardown requests never enter the load's
+/// figures. A Ctrl-C during the load still runs the teardown (as k6 does),
+/// within its own timeout; a Ctrl-C during the teardown stops it.
 async fn run(
     loaded: &Loaded,
     slots: Vec<Slot>,
     output: &Output,
     title: &str,
+    teardown: Option<(Teardown, std::time::Duration)>,
 ) -> Result<ExitCode, Error> {
     let progress = !output.quiet && local::stderr_is_terminal();
     let report: Report = local::run(loaded, &Options { slots, progress }).await?;
     if !output.quiet {
         print!("{}", text::summary(&report, title));
     }
+    let torn = match teardown {
+        Some((t, timeout)) => Some(run_teardown(&t, timeout, output.quiet).await),
+        None => None,
+    };
     if let Some(p) = &output.out {
+        let mut json = serde_json::to_value(&report).expect("reports serialize");
+        if let Some(d) = &torn {
+            json["teardown"] = teardown_json(d);
+        }
         local::write_file(
             p,
-            &serde_json::to_string_pretty(&report).expect("reports serialize"),
+            &serde_json::to_string_pretty(&json).expect("reports serialize"),
         )?;
     }
     if let Some(p) = &output.summary_json {
-        local::write_file(p, &report.brief().to_string())?;
+        let mut brief = report.brief();
+        if let Some(d) = &torn {
+            brief["teardown"] = serde_json::to_value(&d.outcome).expect("outcomes serialize");
+        }
+        local::write_file(p, &brief.to_string())?;
     }
     for why in &report.snapshot.failures {
         eprintln!("error: the run failed: {why}");
     }
-    Ok(ExitCode::from(exit_status(&report)))
+    let torn = torn.map(|d| d.outcome);
+    Ok(ExitCode::from(exit_status(&report, torn.as_ref())))
 }
 
-fn exit_status(report: &Report) -> u8 {
+fn exit_status(report: &Report, teardown: Option<&teardown::Outcome>) -> u8 {
     if !report.snapshot.failures.is_empty() {
         EXIT_ENGINE
-    } else if report.passed {
+    } else if report.passed && !teardown.is_some_and(|t| t.fails_the_test()) {
         0
     } else {
         EXIT_THRESHOLDS
@@ -559,14 +627,22 @@ fn validate(file: &std::path::Path) -> Result<(), Error> {
     let loaded = planfile::load_file(file)?;
     let Some((sp, prefix)) = setup_of(file, &loaded)? else {
         loaded.compile(Slot::SOLO)?;
+        compile_teardown(&loaded)?;
         return Ok(());
     };
     let in_file = |e| planfile::in_file(Some(file), e);
     let setup = provision::compile(&sp, prefix).map_err(in_file)?;
-    let fields = setup.fields.into_iter().map(|(n, _)| n).collect();
+    let fields: Vec<String> = setup.fields.into_iter().map(|(n, _)| n).collect();
     let env = |k: &str| std::env::var(k).ok();
-    barrage_runner::compile::compile_with_fields(&loaded.plan, Slot::SOLO, prefix, &env, fields)
-        .map_err(in_file)?;
+    barrage_runner::compile::compile_with_fields(
+        &loaded.plan,
+        Slot::SOLO,
+        prefix,
+        &env,
+        fields.clone(),
+    )
+    .map_err(in_file)?;
+    teardown::check_with_fields(&loaded.plan, prefix, &env, fields).map_err(in_file)?;
     Ok(())
 }
 
@@ -627,14 +703,29 @@ mod tests {
             s.failures = failures;
             Report::new(s, Vec::new(), aborted)
         };
-        assert_eq!(exit_status(&report(vec![], None)), 0);
+        assert_eq!(exit_status(&report(vec![], None), None), 0);
         assert_eq!(
-            exit_status(&report(vec![], Some("interrupted".into()))),
+            exit_status(&report(vec![], Some("interrupted".into())), None),
             EXIT_THRESHOLDS
         );
         let failed = report(vec!["a virtual user panicked: boom".into()], None);
         assert!(!failed.passed);
-        assert_eq!(exit_status(&failed), EXIT_ENGINE);
+        assert_eq!(exit_status(&failed, None), EXIT_ENGINE);
         assert!(![0, EXIT_INVALID, EXIT_THRESHOLDS, 1].contains(&EXIT_ENGINE));
+    }
+
+    #[test]
+    fn a_failed_teardown_fails_the_run_only_when_it_says_so() {
+        let passed = Report::new(Snapshot::empty(1_000_000), Vec::new(), None);
+        let mut t = teardown::Outcome {
+            runs: 3,
+            failed: 1,
+            ..Default::default()
+        };
+        assert_eq!(exit_status(&passed, Some(&t)), 0);
+        t.fails_test = true;
+        assert_eq!(exit_status(&passed, Some(&t)), EXIT_THRESHOLDS);
+        t.failed = 0;
+        assert_eq!(exit_status(&passed, Some(&t)), 0);
     }
 }

@@ -838,6 +838,27 @@ mod serve {
         assert_eq!(s.hits("/private"), 2);
         assert_eq!(s.hits("/auth/token"), 3);
         assert_eq!(s.hits("/auth/authorize"), 1);
+
+        // DELETE /auth/me: the user and every token of theirs are gone.
+        let me = [("Authorization", bearer(&token))];
+        let me = [(me[0].0, me[0].1.as_str())];
+        let r = c.send_with("DELETE", "/auth/me", &[], b"").await;
+        assert_eq!(r.status, 401);
+        assert_eq!(s.registered_users(), 1);
+        let r = c.send_with("DELETE", "/auth/me", &me, b"").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(json(&r)["deleted"], alice.as_str());
+        assert_eq!((s.registered_users(), s.deleted_users()), (0, 1));
+        assert_eq!(c.send_with("GET", "/auth/me", &me, b"").await.status, 401);
+        let r = c.send_with("DELETE", "/auth/me", &me, b"").await;
+        assert_eq!(r.status, 401, "a deleted user's token is not live");
+        assert_eq!(s.deleted_users(), 1);
+        // The email may register again, as a new user.
+        assert_eq!(
+            register(&mut c, "alice@example.com", "other").await.status,
+            201
+        );
+        assert_ne!(s.user_id("alice@example.com"), Some(alice));
     }
 
     #[tokio::test]

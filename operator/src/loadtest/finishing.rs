@@ -83,6 +83,13 @@ pub async fn finalize(
         failure.as_deref(),
     );
     let reason = reason.map_or_else(|| format!("{phase:?}"), str::to_string);
+    if lt.spec.plan.teardown.is_some() {
+        // The runners' results are final; the final phase waits for the
+        // teardown (`tearing_down`), whose outcome is reported apart.
+        status::judged_before_teardown(st, phase, &reason, &msg, generation, now());
+        n.requeue = Some(Duration::from_secs(1));
+        return Ok(n.event(EventType::Normal, "TearingDown", msg));
+    }
     status::finish_as(st, phase, &reason, msg.clone(), generation, now());
     let (type_, event) = if phase == Phase::Succeeded {
         (EventType::Normal, "Succeeded")

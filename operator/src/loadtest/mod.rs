@@ -1,5 +1,6 @@
 //! The LoadTest lifecycle, one phase per reconcile step:
-//! Pending → (Provisioning) → Starting → Running → Succeeded | Failed | Aborted.
+//! Pending → (Provisioning) → Starting → Running → (TearingDown) →
+//! Succeeded | Failed | Aborted.
 //!
 //! Where to look:
 //! - `reconcile`: the thin reconciler. It converts the object,
@@ -7,7 +8,8 @@
 //!   server-side apply, publishes the step's events and says when to look
 //!   again. The one other status write is the start instant (`starting`).
 //! - one file per phase: `pending`, `provisioning`, `starting`, `running`,
-//!   `finishing` (verdict, report, cleanup). A phase reads the cluster
+//!   `finishing` (verdict, report, cleanup), `tearing_down` (the teardown
+//!   Job after the load, then the final phase). A phase reads the cluster
 //!   through `context` (a small facade: owned objects, events, the runner
 //!   pods from the watch, the agents), decides with the pure builders
 //!   (`crate::pods`, `crate::setup`, `crate::status`, `crate::observe`) and
@@ -35,6 +37,7 @@ mod running;
 #[cfg(test)]
 mod scenarios;
 mod starting;
+mod tearing_down;
 mod tls_refs;
 mod watch;
 

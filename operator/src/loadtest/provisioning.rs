@@ -204,7 +204,11 @@ fn hopeless(source: &str, lt: Option<&LoadTest>, waiting: &str) -> Option<String
         ));
     }
     let past = lt.status.as_ref().is_some_and(|s| {
-        s.phase.is_terminal() || matches!(s.phase, Phase::Starting | Phase::Running)
+        s.phase.is_terminal()
+            || matches!(
+                s.phase,
+                Phase::Starting | Phase::Running | Phase::TearingDown
+            )
     });
     past.then(|| format!("{f}: LoadTest {source:?} has no records ({waiting})"))
 }

@@ -15,7 +15,7 @@ use super::{
     context::{Context, now},
     finishing,
     next::{Next, terminal},
-    pending, provisioning, running, starting,
+    pending, provisioning, running, starting, tearing_down,
 };
 use crate::{
     crd::{LoadTest, LoadTestStatus, Phase, loadtest_resource},
@@ -140,6 +140,7 @@ async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Next> 
         }
         Phase::Starting => starting::step(lt, ctx, st).await?,
         Phase::Running => running::step(lt, ctx, st).await?,
+        Phase::TearingDown => tearing_down::step(lt, ctx, st).await?,
         Phase::Succeeded | Phase::Failed | Phase::Aborted => {
             finishing::cleanup(lt, ctx).await?;
             Next::new(st, None)

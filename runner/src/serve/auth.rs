@@ -19,7 +19,12 @@
 //!   redirect_uri, an unknown, used or expired code → 400 `invalid_grant`.
 //! - `GET /auth/me` with `Authorization: Bearer TOKEN` → 200 `{"userId","email"}`
 //!   or 401; routes with `requireToken` check the token the same way.
-//! - `GET /auth/stats` → 200 `{"registered","maxUsers","refusedRegistrations",
+//! - `DELETE /auth/me` with `Authorization: Bearer TOKEN` → 200 `{"deleted":
+//!   USER_ID}`: the user
+//!   is gone, with every token and code of theirs (their email may register
+//!   again); 401 for a token that is not live. What a teardown calls to
+//!   delete the users a setup made.
+//! - `GET /auth/stats` → 200 `{"registered","deleted","maxUsers","refusedRegistrations",
 //!   "tokensIssued","distinctUsers","rejected","userRequests":{"user-1":N,..}}`: what the server saw, so a
 //!   test can check a run from outside (distinct users, failed token checks).
 //!
@@ -65,16 +70,18 @@ pub(crate) enum Endpoint {
     Authorize,
     Token,
     Me,
+    DeleteMe,
     Stats,
 }
 
 /// The endpoints, in the order they are matched (before configured routes).
-pub(crate) const ENDPOINTS: [(Method, &str, Endpoint); 6] = [
+pub(crate) const ENDPOINTS: [(Method, &str, Endpoint); 7] = [
     (Method::POST, "/auth/register", Endpoint::Register),
     (Method::GET, "/auth/authorize", Endpoint::Authorize),
     (Method::POST, "/auth/authorize", Endpoint::Authorize),
     (Method::POST, "/auth/token", Endpoint::Token),
     (Method::GET, "/auth/me", Endpoint::Me),
+    (Method::DELETE, "/auth/me", Endpoint::DeleteMe),
     (Method::GET, "/auth/stats", Endpoint::Stats),
 ];
 
@@ -126,6 +133,8 @@ pub(crate) struct Auth {
     codes: Mutex<HashMap<String, Grant>>,
     tokens: [RwLock<HashMap<String, Session>>; SHARDS],
     distinct_users: AtomicU64,
+    /// Users deleted (`DELETE /auth/me`).
+    deleted: AtomicU64,
     tokens_issued: AtomicU64,
     rejected: AtomicU64,
 }
@@ -174,6 +183,7 @@ impl Auth {
             codes: Mutex::default(),
             tokens: std::array::from_fn(|_| RwLock::default()),
             distinct_users: AtomicU64::new(0),
+            deleted: AtomicU64::new(0),
             tokens_issued: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         }
@@ -206,6 +216,43 @@ impl Auth {
         Some(f(&session.user))
     }
 
+    /// Deletes the user of the bearer token in `headers`, with their tokens
+    /// and codes, so nothing of theirs stays in memory; returns their id, or
+    /// None (counted as a rejected token check) when the token is not live. A sweep of every
+    /// token is bounded by the tokens held, which the sweeps bound in turn.
+    fn delete_user(&self, headers: &HeaderMap) -> Option<String> {
+        let (email, id) = self.authenticate(headers, |u| (u.email.clone(), u.id.clone()))?;
+        let removed = {
+            let mut users = self.users.write().unwrap_or_else(|e| e.into_inner());
+            // Unless deleted meanwhile (another of its tokens), and its email
+            // perhaps registered again by a new user.
+            match users.get(&email) {
+                Some(u) if u.id == id => users.remove(&email),
+                _ => None,
+            }
+        };
+        let Some(gone) = removed else {
+            return Some(id);
+        };
+        for shard in &self.tokens {
+            shard
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, s| !Arc::ptr_eq(&s.user, &gone));
+        }
+        self.codes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, g| !Arc::ptr_eq(&g.user, &gone));
+        self.deleted.fetch_add(1, Ordering::Relaxed);
+        Some(id)
+    }
+
+    /// Users deleted through `DELETE /auth/me`.
+    pub(crate) fn deleted_users(&self) -> u64 {
+        self.deleted.load(Ordering::Relaxed)
+    }
+
     /// Token checks that failed (401s).
     pub(crate) fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
@@ -215,6 +262,7 @@ impl Auth {
     fn stats(&self) -> serde_json::Value {
         json!({
             "registered": self.registered_users(),
+            "deleted": self.deleted_users(),
             "maxUsers": self.max_users,
             "refusedRegistrations": self.refused.load(Ordering::Relaxed),
             "tokensIssued": self.tokens_issued(),
@@ -262,6 +310,14 @@ impl Auth {
             Endpoint::Stats => {
                 super::handler::drain(req).await;
                 json_response(StatusCode::OK, &self.stats())
+            }
+            Endpoint::DeleteMe => {
+                let resp = match self.delete_user(req.headers()) {
+                    Some(id) => json_response(StatusCode::OK, &json!({ "deleted": id })),
+                    None => unauthorized(req.headers()),
+                };
+                super::handler::drain(req).await;
+                resp
             }
             Endpoint::Me => {
                 let me =

@@ -296,6 +296,11 @@ impl LocalServer {
             .map_or(0, |a| a.registered_users())
     }
 
+    /// Users deleted through `DELETE /auth/me`.
+    pub fn deleted_users(&self) -> u64 {
+        self.shared.auth.as_ref().map_or(0, |a| a.deleted_users())
+    }
+
     /// The user id registered for `email`.
     pub fn user_id(&self, email: &str) -> Option<String> {
         self.shared.auth.as_ref().and_then(|a| a.user_id(email))

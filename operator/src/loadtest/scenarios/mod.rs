@@ -11,6 +11,7 @@ mod provisioning;
 mod running;
 mod starting;
 mod target_tls;
+mod teardown;
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},

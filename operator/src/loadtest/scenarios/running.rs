@@ -60,6 +60,33 @@ async fn when_every_runner_finished_the_verdict_counts_every_request() {
 }
 
 #[tokio::test]
+async fn with_a_teardown_the_verdict_is_written_and_the_final_phase_waits() {
+    let teardown = "teardown: {steps: [{name: reset, method: POST, path: /reset}]}";
+    let lt = running(&spec(2, teardown));
+    let (addr, seen) = target(200).await;
+    let runners = Runners::start(&lt, addr).await;
+    runners.run_to_end().await;
+    let (client, mut server) = Scenario::new("all finished, teardown next")
+        .expect(token_get(&lt, &runners))
+        .expect(report_apply())
+        .expect(status("TearingDown", |s| {
+            let complete = s["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Complete");
+            s["requests"] == 5 && s["verdict"] == "Passed" && !complete
+        }))
+        .expect(Call::event("TearingDown"))
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    let action = server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(action, Action::requeue(Duration::from_secs(1)));
+    // The teardown's requests are its Job's, never the runners'.
+    assert_eq!(seen.count(), 5);
+}
+
+#[tokio::test]
 async fn an_operator_restarted_mid_run_recovers_every_runners_results() {
     let lt = running(&spec(2, "").replace("iterations: 5", "duration: 2s"));
     let (addr, seen) = target(200).await;
