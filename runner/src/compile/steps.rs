@@ -1,4 +1,5 @@
-//! Requests and journeys as steps: unique metric names, a journey's
+//! Requests and journeys as entries of steps: unique metric names (across
+//! the plan's scenarios), a journey's
 //! variables and captures, method, path and query (literal text
 //! percent-encoded, templates kept), headers, body or form, expected
 //! statuses, timeouts and body limits.
@@ -8,51 +9,58 @@ use std::{collections::HashSet, time::Duration};
 use hyper::{Method, header::HeaderName};
 use percent_encoding::utf8_percent_encode;
 
-use super::{CaptureFrom, Scenario, Step, TargetInfo, compile_header};
+use super::{CaptureFrom, Entry, Step, TargetInfo, compile_header};
 use crate::{
     NOT_UNRESERVED,
     error::{Error, Result},
     limits,
-    plan::{HttpView, Plan},
+    plan::{HttpView, JourneySpec, RequestSpec},
     template::{Scope, Template},
 };
 
-/// The plan's requests, compiled: one scenario per request, the metric
-/// name of every step (its index is the step's `metric`), and cumulative
-/// weights for picking a scenario with one random draw.
-pub(super) struct Requests {
+/// Where a plan's entries are compiled into: the metric name of every step
+/// (its index is the step's `metric`), the journeys' names, and every name
+/// taken so far, so that names stay unique across the plan's scenarios.
+#[derive(Default)]
+pub(super) struct Names {
     pub names: Vec<String>,
-    /// The journeys' names (requests with steps), by `Scenario::journey`.
+    /// The journeys' names (entries with steps, onStart, onStop), by
+    /// `Entry::journey`.
     pub journeys: Vec<String>,
-    pub scenarios: Vec<Scenario>,
-    pub cumulative_weights: Vec<u64>,
+    seen: HashSet<String>,
 }
 
-/// Every request of `plan` as a scenario of steps. `scope` is the plan's
-/// (records, environment, runner) with no variables yet: presets see no
-/// variables, and each step sees those of the steps before it.
-pub(super) fn compile_requests(
-    plan: &Plan,
-    target: &TargetInfo,
-    common_headers: &[(HeaderName, Template)],
-    default_timeout: Duration,
-    scope: &Scope<'_>,
-    f: &dyn Fn(&str) -> String,
-) -> Result<Requests> {
-    if plan.requests.is_empty() {
-        return Err(Error::invalid(
-            f("requests"),
-            "is empty: list at least one request",
-        ));
+/// What every step of a scenario is compiled with.
+pub(super) struct StepCtx<'a> {
+    pub target: &'a TargetInfo,
+    pub common_headers: &'a [(HeaderName, Template)],
+    pub default_timeout: Duration,
+    /// The plan's scope (records, environment, runner) with the scenario's
+    /// user variables and no journey variables yet: presets see no
+    /// variables, and each step sees those of the steps before it.
+    pub scope: Scope<'a>,
+}
+
+/// A scenario's weighted mix: one entry per request, and cumulative
+/// weights for picking one with one random draw. `field` is the mix's
+/// field (`requests`, `scenarios.S.requests`); `qualifier` prefixes the
+/// metric and journey names (`""` or `"S/"`).
+pub(super) fn compile_mix(
+    requests: &[RequestSpec],
+    field: &str,
+    qualifier: &str,
+    ctx: &StepCtx<'_>,
+    acc: &mut Names,
+) -> Result<(Vec<Entry>, Vec<u64>)> {
+    if requests.is_empty() {
+        return Err(Error::invalid(field, "is empty: list at least one request"));
     }
-    let mut names = Vec::new();
-    let mut journeys = Vec::new();
-    let mut seen = HashSet::new();
-    let mut scenarios = Vec::new();
+    let mut entries = Vec::new();
     let mut cumulative_weights = Vec::new();
     let mut total_weight = 0u64;
-    for (i, r) in plan.requests.iter().enumerate() {
-        let rf = f(&format!("requests[{i}]"));
+    for (i, r) in requests.iter().enumerate() {
+        let rf = format!("{field}[{i}]");
+        check_name(&r.name, &format!("{rf}.name"))?;
         let mut steps_in = Vec::new();
         if r.steps.is_empty() {
             steps_in.push((rf.clone(), r.name.as_str(), r.http()));
@@ -75,94 +83,141 @@ pub(super) fn compile_requests(
                 steps_in.push((format!("{rf}.steps[{j}]"), s.name.as_str(), s.http()));
             }
         }
-        check_name(&r.name, &format!("{rf}.name"))?;
-        if !seen.insert(r.name.clone()) {
-            return Err(Error::invalid(
-                format!("{rf}.name"),
-                format!("{:?} is used twice; names must be unique", r.name),
-            ));
+        let name = format!("{qualifier}{}", r.name);
+        let journey = (!r.steps.is_empty()).then_some(name.as_str());
+        let mut entry = compile_entry(&rf, &name, journey, &r.vars, steps_in, ctx, acc)?;
+        if let Some(w) = r.think_time {
+            limits::at_most(w.max(), limits::MAX_WAIT)
+                .map_err(|m| Error::invalid(format!("{rf}.thinkTime"), m))?;
         }
-        let mut vars: Vec<String> = Vec::new();
-        let mut presets = Vec::new();
-        for (name, src) in &r.vars {
-            let vf = format!("{rf}.vars.{name}");
-            check_name(name, &vf)?;
-            // Presets see records and generators, not each other: they are
-            // rendered together, before any step.
-            let t = Template::compile(src, scope).map_err(|m| Error::invalid(&vf, m))?;
-            presets.push((vars.len(), t));
-            vars.push(name.clone());
-        }
-        let mut steps = Vec::new();
-        for (sf, name, http) in steps_in {
-            let metric_name = if r.steps.is_empty() {
-                name.to_string()
-            } else {
-                format!("{}/{}", r.name, name)
-            };
-            if !r.steps.is_empty() {
-                check_name(name, &format!("{sf}.name"))?;
-                if !seen.insert(metric_name.clone()) {
-                    return Err(Error::invalid(
-                        format!("{sf}.name"),
-                        format!("{name:?} is used twice in this journey"),
-                    ));
-                }
-            }
-            names.push(metric_name);
-            // A step sees what earlier steps captured, not its own captures.
-            let earlier = vars.clone();
-            let step = compile_step(
-                &sf,
-                names.len() - 1,
-                &http,
-                target,
-                common_headers,
-                default_timeout,
-                &Scope {
-                    vars: &earlier,
-                    ..*scope
-                },
-                &mut vars,
-            )?;
-            steps.push(step);
-        }
-        let uses_record = presets.iter().any(|(_, t)| t.uses_record())
-            || steps.iter().any(|s| {
-                s.path.uses_record()
-                    || s.body.as_ref().is_some_and(Template::uses_record)
-                    || s.headers.iter().any(|(_, t)| t.uses_record())
-            });
+        entry.think_time = r.think_time;
         let weight = weight_units(r.weight, &format!("{rf}.weight"))?;
         total_weight += weight;
         cumulative_weights.push(total_weight);
-        let journey = (!r.steps.is_empty()).then(|| {
-            journeys.push(r.name.clone());
-            journeys.len() - 1
-        });
-        scenarios.push(Scenario {
-            steps,
-            journey,
-            uses_record,
-            var_names: vars,
-            presets,
-        });
+        entries.push(entry);
     }
     if total_weight == 0 {
         return Err(Error::invalid(
-            f("requests"),
+            field,
             "every weight is 0: at least one request needs a positive weight",
         ));
     }
-    Ok(Requests {
-        names,
-        journeys,
-        scenarios,
-        cumulative_weights,
+    Ok((entries, cumulative_weights))
+}
+
+/// A virtual user's `onStart` or `onStop` as a journey named `name`
+/// (`onStart`, `S/onStart`): its steps' metrics are `name/STEP`.
+pub(super) fn compile_journey(
+    j: &JourneySpec,
+    field: &str,
+    name: &str,
+    ctx: &StepCtx<'_>,
+    acc: &mut Names,
+) -> Result<Entry> {
+    if j.steps.is_empty() {
+        return Err(Error::invalid(
+            format!("{field}.steps"),
+            "is empty: list the requests the user makes",
+        ));
+    }
+    let steps_in = j
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(k, s)| (format!("{field}.steps[{k}]"), s.name.as_str(), s.http()))
+        .collect();
+    compile_entry(field, name, Some(name), &j.vars, steps_in, ctx, acc)
+}
+
+/// One entry: a single request named `name` (`journey` None), or the
+/// journey `journey` whose steps are named `JOURNEY/STEP`.
+fn compile_entry(
+    rf: &str,
+    name: &str,
+    journey: Option<&str>,
+    presets_in: &std::collections::BTreeMap<String, String>,
+    steps_in: Vec<(String, &str, HttpView<'_>)>,
+    ctx: &StepCtx<'_>,
+    acc: &mut Names,
+) -> Result<Entry> {
+    let scope = &ctx.scope;
+    let name_field = if journey.is_some() && !rf.ends_with(']') {
+        rf.to_string()
+    } else {
+        format!("{rf}.name")
+    };
+    if !acc.seen.insert(name.to_string()) {
+        return Err(Error::invalid(
+            name_field,
+            format!("{name:?} is used twice; names must be unique"),
+        ));
+    }
+    let mut vars: Vec<String> = Vec::new();
+    let mut presets = Vec::new();
+    for (vname, src) in presets_in {
+        let vf = format!("{rf}.vars.{vname}");
+        check_name(vname, &vf)?;
+        // Presets see records and generators, not each other: they are
+        // rendered together, before any step.
+        let t = Template::compile(src, scope).map_err(|m| Error::invalid(&vf, m))?;
+        presets.push((vars.len(), t));
+        vars.push(vname.clone());
+    }
+    let mut steps = Vec::new();
+    for (sf, step_name, http) in steps_in {
+        let metric_name = match journey {
+            None => name.to_string(),
+            Some(j) => {
+                check_name(step_name, &format!("{sf}.name"))?;
+                let m = format!("{j}/{step_name}");
+                if !acc.seen.insert(m.clone()) {
+                    return Err(Error::invalid(
+                        format!("{sf}.name"),
+                        format!("{step_name:?} is used twice in this journey"),
+                    ));
+                }
+                m
+            }
+        };
+        acc.names.push(metric_name);
+        // A step sees what earlier steps captured, not its own captures.
+        let earlier = vars.clone();
+        let step = compile_step(
+            &sf,
+            acc.names.len() - 1,
+            &http,
+            ctx.target,
+            ctx.common_headers,
+            ctx.default_timeout,
+            &Scope {
+                vars: &earlier,
+                ..*scope
+            },
+            &mut vars,
+        )?;
+        steps.push(step);
+    }
+    let uses_record = presets.iter().any(|(_, t)| t.uses_record())
+        || steps.iter().any(|s| {
+            s.path.uses_record()
+                || s.body.as_ref().is_some_and(Template::uses_record)
+                || s.headers.iter().any(|(_, t)| t.uses_record())
+        });
+    let journey = journey.map(|j| {
+        acc.journeys.push(j.to_string());
+        acc.journeys.len() - 1
+    });
+    Ok(Entry {
+        steps,
+        journey,
+        uses_record,
+        var_names: vars,
+        presets,
+        think_time: None,
     })
 }
 
-fn check_name(name: &str, field: &str) -> Result<()> {
+pub(super) fn check_name(name: &str, field: &str) -> Result<()> {
     if name.is_empty()
         || !name
             .chars()

@@ -8,22 +8,18 @@ use super::{
     target::{port_of, redact_userinfo},
 };
 
-fn shares(total: u64, users: f64, count: u32) -> Vec<u64> {
-    let p = Profile {
-        start: users,
-        stages: vec![(Duration::from_secs(1), users)],
-    };
+fn shares(total: u64, users: u64, count: u32) -> Vec<u64> {
     (0..count)
-        .map(|index| iteration_share(total, true, &p, Slot { index, count }))
+        .map(|index| iteration_share(total, true, users, Slot { index, count }))
         .collect()
 }
 
 #[test]
 fn iterations_follow_the_users_so_none_are_stranded() {
-    assert_eq!(shares(300, 2.0, 3), [150, 150, 0]);
-    assert_eq!(shares(7, 1.0, 3), [7, 0, 0]);
-    assert_eq!(shares(1001, 7.0, 3), [429, 286, 286]);
-    for (total, users, count) in [(1001, 7.0, 3), (5, 3.0, 4), (99, 10.0, 7)] {
+    assert_eq!(shares(300, 2, 3), [150, 150, 0]);
+    assert_eq!(shares(7, 1, 3), [7, 0, 0]);
+    assert_eq!(shares(1001, 7, 3), [429, 286, 286]);
+    for (total, users, count) in [(1001, 7, 3), (5, 3, 4), (99, 10, 7)] {
         assert_eq!(shares(total, users, count).iter().sum::<u64>(), total);
     }
 }
@@ -45,7 +41,7 @@ fn max_body_is_a_size_per_request_or_step() {
         "{HEAD}requests: [{{name: a, path: /}}, {{name: b, path: /, maxBody: 4MiB}}, {{name: j, steps: [{{name: s, path: /, maxBody: '512'}}]}}]"
     ))
     .unwrap();
-    let max = |i: usize| c.scenarios[i].steps[0].max_body;
+    let max = |i: usize| c.scenarios[0].entries[i].steps[0].max_body;
     assert_eq!(
         [max(0), max(1), max(2)],
         [crate::engine::DEFAULT_MAX_BODY, 4 << 20, 512]
@@ -107,7 +103,7 @@ fn captures_take_exactly_one_source() {
         "{HEAD}requests: [{{name: a, path: /, capture: {{c: {{locationQuery: code}}, t: {{regex: 'id=(\\d+)'}}}}}}]"
     ))
     .unwrap();
-    let step = &ok.scenarios[0].steps[0];
+    let step = &ok.scenarios[0].entries[0].steps[0];
     assert_eq!(
         step.captures[0].1,
         CaptureFrom::LocationQuery("code".into())
@@ -144,7 +140,7 @@ fn forms_set_their_content_type_and_exclude_a_body() {
         "target: {baseUrl: 'http://127.0.0.1:1', headers: {content-type: application/json}}\nload: {users: 1, iterations: 1}\nrequests:\n- {name: a, method: POST, path: /, form: {k: 'v {{seq}}'}, followRedirects: true}\n- {name: b, method: POST, path: /, form: {k: v}, headers: {Content-Type: text/x-mine}}",
     )
     .unwrap();
-    let a = &c.scenarios[0].steps[0];
+    let a = &c.scenarios[0].entries[0].steps[0];
     assert!(a.follow_redirects);
     let ct: Vec<_> = a
         .headers
@@ -153,7 +149,7 @@ fn forms_set_their_content_type_and_exclude_a_body() {
         .map(|(_, t)| t.as_static().unwrap())
         .collect();
     assert_eq!(ct, [FORM_CONTENT_TYPE]);
-    let b = &c.scenarios[1].steps[0];
+    let b = &c.scenarios[0].entries[1].steps[0];
     assert_eq!(b.body.as_ref().unwrap().as_static(), Some("k=v"));
     let ct: Vec<_> = b
         .headers

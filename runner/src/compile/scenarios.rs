@@ -1,0 +1,374 @@
+//! The plan's scenarios: the one unnamed scenario of a plan with top-level
+//! `requests`, or its named `scenarios`, each with its own load (or a
+//! weighted share of the top-level one), mix, per-user journeys, start
+//! time and data selection. The rules a schema cannot express are checked
+//! here, each error naming its field.
+
+use std::time::Duration;
+
+use super::{
+    DataPlan, Entry, LoadPlan, ScenarioPlan, Slot,
+    load::{compile_load, weighted_load},
+    steps::{Names, StepCtx, check_name, compile_journey, compile_mix, weight_units},
+};
+use crate::{
+    error::{Error, Result},
+    limits,
+    plan::{DataSpec, Executor, JourneySpec, Load, Plan, RequestSpec, ScenarioSpec, Select},
+    template::Scope,
+};
+
+/// Every scenario of a plan, compiled, and the names their steps and
+/// journeys took (with each one's scenario).
+pub(super) struct Scenarios {
+    pub scenarios: Vec<ScenarioPlan>,
+    pub names: Names,
+    pub scenario_names: Vec<String>,
+    pub metric_scenario: Vec<Option<usize>>,
+    pub journey_scenario: Vec<Option<usize>>,
+}
+
+/// What compiling one scenario's steps needs besides the scenario.
+pub(super) struct Common<'a> {
+    pub slot: Slot,
+    pub data: Option<&'a DataPlan>,
+    /// Steps are compiled in this scope, with the scenario's user variables.
+    pub ctx: StepCtx<'a>,
+    pub f: &'a dyn Fn(&str) -> String,
+}
+
+pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios> {
+    let f = c.f;
+    let mut out = Scenarios {
+        scenarios: Vec::new(),
+        names: Names::default(),
+        scenario_names: Vec::new(),
+        metric_scenario: Vec::new(),
+        journey_scenario: Vec::new(),
+    };
+    if plan.scenarios.is_empty() {
+        let load = compile_load(&plan.load, c.slot, f)?;
+        let s = compile_one(
+            None,
+            UserSpec {
+                requests: &plan.requests,
+                on_start: plan.on_start.as_ref(),
+                on_stop: plan.on_stop.as_ref(),
+            },
+            load,
+            Duration::ZERO,
+            c.data.map(DataPlan::clone),
+            c,
+            &mut out.names,
+        )?;
+        out.metric_scenario = vec![None; out.names.names.len()];
+        out.journey_scenario = vec![None; out.names.journeys.len()];
+        out.scenarios.push(s);
+        return Ok(out);
+    }
+    for (field, set) in [
+        ("requests", !plan.requests.is_empty()),
+        ("onStart", plan.on_start.is_some()),
+        ("onStop", plan.on_stop.is_some()),
+    ] {
+        if set {
+            return Err(Error::invalid(
+                f(field),
+                "belongs to the unnamed scenario: with `scenarios`, give each scenario its own",
+            ));
+        }
+    }
+    if plan.scenarios.len() > limits::MAX_SCENARIOS {
+        return Err(Error::invalid(
+            f("scenarios"),
+            format!(
+                "{} scenarios are more than the limit of {}",
+                plan.scenarios.len(),
+                limits::MAX_SCENARIOS
+            ),
+        ));
+    }
+    // The weighted scenarios share the top-level load.
+    let mut weights = Vec::new();
+    for (name, s) in &plan.scenarios {
+        if let Some(w) = s.weight {
+            weights.push(weight_units(Some(w), &f(&format!("scenarios.{name}.weight")))?);
+        }
+    }
+    let base = if weights.is_empty() {
+        if plan.load != Load::default() {
+            return Err(Error::invalid(
+                f("load"),
+                "no scenario has a `weight` to share it: give each scenario its own load",
+            ));
+        }
+        None
+    } else {
+        if weights.iter().all(|&w| w == 0) {
+            return Err(Error::invalid(
+                f("scenarios"),
+                "every weight is 0: at least one scenario needs a positive weight",
+            ));
+        }
+        let l = &plan.load;
+        if l.users.is_none() && l.rate.is_none() && l.stages.is_empty() {
+            return Err(Error::invalid(
+                f("load"),
+                "has no users, rate or stages for the weighted scenarios to share",
+            ));
+        }
+        for (field, set) in [
+            ("load.thinkTime", l.think_time.is_some()),
+            ("load.pacing", l.pacing.is_some()),
+        ] {
+            if set {
+                return Err(Error::invalid(
+                    f(field),
+                    "is each weighted scenario's own: set it in scenarios.NAME.load",
+                ));
+            }
+        }
+        Some(compile_load(l, c.slot, f)?)
+    };
+    let mut weighted = 0;
+    for (i, (name, s)) in plan.scenarios.iter().enumerate() {
+        let sf = |n: &str| f(&format!("scenarios.{name}.{n}"));
+        check_name(name, &f(&format!("scenarios.{name}")))?;
+        let load = match (&base, s.weight) {
+            (Some(base), Some(_)) => {
+                check_weighted_load(s.load.as_ref(), base.executor, &sf)?;
+                let l = weighted_load(
+                    base,
+                    &plan.load,
+                    s.load.as_ref(),
+                    &weights,
+                    weighted,
+                    c.slot,
+                );
+                weighted += 1;
+                l
+            }
+            _ => {
+                let own = s.load.as_ref().ok_or_else(|| {
+                    Error::invalid(
+                        sf("load"),
+                        "is missing: give the scenario its own load, or a weight to share the top-level one",
+                    )
+                })?;
+                compile_load(own, c.slot, &sf)?
+            }
+        };
+        let start_time = s.start_time.map_or(Duration::ZERO, |d| d.0);
+        limits::at_most(
+            start_time + load.profile.total().unwrap_or_default(),
+            limits::MAX_LENGTH,
+        )
+        .map_err(|m| Error::invalid(sf("startTime"), format!("with the scenario's length {m}")))?;
+        let data = scenario_data(s, c.data, &sf)?;
+        let first_metric = out.names.names.len();
+        let first_journey = out.names.journeys.len();
+        let scenario = compile_one(
+            Some(name),
+            UserSpec {
+                requests: &s.requests,
+                on_start: s.on_start.as_ref(),
+                on_stop: s.on_stop.as_ref(),
+            },
+            load,
+            start_time,
+            data,
+            c,
+            &mut out.names,
+        )?;
+        out.scenarios.push(scenario);
+        out.scenario_names.push(name.clone());
+        out.metric_scenario
+            .extend((first_metric..out.names.names.len()).map(|_| Some(i)));
+        out.journey_scenario
+            .extend((first_journey..out.names.journeys.len()).map(|_| Some(i)));
+    }
+    Ok(out)
+}
+
+/// A weighted scenario's own `load` may set only its think time and
+/// pacing (and the executor, if it is the shared one's).
+fn check_weighted_load(
+    own: Option<&Load>,
+    executor: Executor,
+    sf: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    let Some(l) = own else { return Ok(()) };
+    let shared = "is the top-level load's for a weighted scenario (it may set only thinkTime and pacing)";
+    for (field, set) in [
+        ("load.users", l.users.is_some()),
+        ("load.rate", l.rate.is_some()),
+        ("load.duration", l.duration.is_some()),
+        ("load.iterations", l.iterations.is_some()),
+        ("load.stages", !l.stages.is_empty()),
+        ("load.maxInFlight", l.max_in_flight.is_some()),
+        ("load.gracefulStop", l.graceful_stop.is_some()),
+        ("load.executor", l.executor != executor),
+    ] {
+        if set {
+            return Err(Error::invalid(sf(field), shared));
+        }
+    }
+    if executor == Executor::ArrivalRate && (l.think_time.is_some() || l.pacing.is_some()) {
+        return Err(Error::invalid(
+            sf(if l.think_time.is_some() {
+                "load.thinkTime"
+            } else {
+                "load.pacing"
+            }),
+            "only applies to executor: concurrency",
+        ));
+    }
+    for (field, w) in [("load.thinkTime", l.think_time), ("load.pacing", l.pacing)] {
+        if let Some(w) = w {
+            limits::at_most(w.max(), limits::MAX_WAIT).map_err(|m| Error::invalid(sf(field), m))?;
+        }
+    }
+    Ok(())
+}
+
+/// A scenario's selection from the test's records: its own `data` policy
+/// (no `file`: the records are the top-level `data`'s), or the top-level one.
+fn scenario_data(
+    s: &ScenarioSpec,
+    top: Option<&DataPlan>,
+    sf: &dyn Fn(&str) -> String,
+) -> Result<Option<DataPlan>> {
+    let Some(d) = &s.data else {
+        return Ok(top.map(DataPlan::clone));
+    };
+    if d.file.is_some() {
+        return Err(Error::invalid(
+            sf("data.file"),
+            "is the top-level data's: a scenario only chooses how it selects from those records",
+        ));
+    }
+    let Some(top) = top else {
+        return Err(Error::invalid(
+            sf("data"),
+            "selects from the test's records, but the plan has no top-level `data`",
+        ));
+    };
+    let repeat = check_repeat(d, &sf("data.repeat"))?;
+    Ok(Some(DataPlan {
+        records: top.records.clone(),
+        select: d.select,
+        repeat,
+        on_exhausted: d.on_exhausted,
+    }))
+}
+
+/// `data.repeat`: only for `mixed`, a fraction.
+pub(super) fn check_repeat(d: &DataSpec, field: &str) -> Result<f64> {
+    if d.repeat.is_some() && d.select != Select::Mixed {
+        return Err(Error::invalid(field, "only applies to select: mixed"));
+    }
+    let repeat = d.repeat.unwrap_or(super::DEFAULT_MIXED_REPEAT);
+    if !(0.0..=1.0).contains(&repeat) {
+        return Err(Error::invalid(
+            field,
+            format!("{repeat} is not a fraction between 0 and 1"),
+        ));
+    }
+    Ok(repeat)
+}
+
+/// What a scenario's virtual users do.
+struct UserSpec<'a> {
+    requests: &'a [RequestSpec],
+    on_start: Option<&'a JourneySpec>,
+    on_stop: Option<&'a JourneySpec>,
+}
+
+/// One scenario: `name` None for the unnamed one, whose fields are the
+/// plan's top-level ones and whose names are unqualified.
+#[allow(clippy::too_many_arguments)]
+fn compile_one(
+    name: Option<&String>,
+    spec: UserSpec<'_>,
+    load: LoadPlan,
+    start_time: Duration,
+    data: Option<DataPlan>,
+    c: &Common<'_>,
+    acc: &mut Names,
+) -> Result<ScenarioPlan> {
+    let (field, qualifier) = match name {
+        Some(n) => ((c.f)(&format!("scenarios.{n}.")), format!("{n}/")),
+        None => ((c.f)(""), String::new()),
+    };
+    if load.executor == Executor::ArrivalRate {
+        for (k, set) in [("onStart", spec.on_start.is_some()), ("onStop", spec.on_stop.is_some())] {
+            if set {
+                return Err(Error::invalid(
+                    format!("{field}{k}"),
+                    "only applies to executor: concurrency: the arrival-rate executor has no long-lived virtual users, each iteration stands alone",
+                ));
+            }
+        }
+    }
+    // onStart sees no user variables (it makes them); everything after it
+    // sees them as `user.NAME`.
+    let on_start = spec
+        .on_start
+        .map(|j| {
+            compile_journey(
+                j,
+                &format!("{field}onStart"),
+                &format!("{qualifier}onStart")[..],
+                &c.ctx,
+                acc,
+            )
+        })
+        .transpose()?;
+    let user_vars = on_start
+        .as_ref()
+        .map_or_else(Vec::new, |e: &Entry| e.var_names.clone());
+    let ctx = StepCtx {
+        scope: Scope {
+            user: &user_vars,
+            ..c.ctx.scope
+        },
+        ..c.ctx
+    };
+    let (entries, cumulative_weights) = if spec.requests.is_empty() && name.is_some() {
+        return Err(Error::invalid(
+            format!("{field}requests"),
+            "is empty: list at least one request",
+        ));
+    } else {
+        compile_mix(
+            spec.requests,
+            &format!("{field}requests"),
+            &qualifier,
+            &ctx,
+            acc,
+        )?
+    };
+    let on_stop = spec
+        .on_stop
+        .map(|j| {
+            compile_journey(
+                j,
+                &format!("{field}onStop"),
+                &format!("{qualifier}onStop")[..],
+                &ctx,
+                acc,
+            )
+        })
+        .transpose()?;
+    Ok(ScenarioPlan {
+        name: name.cloned(),
+        entries,
+        cumulative_weights,
+        load,
+        start_time,
+        on_start,
+        on_stop,
+        data,
+        user_vars,
+    })
+}
