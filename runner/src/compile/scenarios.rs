@@ -372,3 +372,6 @@ fn compile_one(
         user_vars,
     })
 }
+
+#[cfg(test)]
+mod tests;
