@@ -68,9 +68,9 @@ pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
 }
 
 /// The most request names a runner of `plan` can report: each request and
-/// each step of a journey.
+/// each step of a journey, in every scenario (the runner's own count).
 pub fn max_names(plan: &Plan) -> usize {
-    plan.requests.iter().map(|r| r.steps.len() + 1).sum()
+    barrage_runner::compile::max_names(plan)
 }
 
 /// The most report intervals a runner of `plan` can fill in `length` (the

@@ -41,6 +41,7 @@ use http::compile_http;
 use load::compile_interval;
 pub use load::{Split, largest_remainder};
 use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
+pub use scenarios::{max_names, plan_length};
 use steps::StepCtx;
 use target::{compile_header, compile_target, compile_tls};
 
@@ -282,15 +283,6 @@ impl Compiled {
             longest = longest.max(s.start_time + s.load.profile.total()?);
         }
         Some(longest)
-    }
-
-    /// The longest graceful stop of any scenario.
-    pub fn graceful_stop(&self) -> Duration {
-        self.scenarios
-            .iter()
-            .map(|s| s.load.graceful_stop)
-            .max()
-            .unwrap_or(DEFAULT_GRACEFUL_STOP)
     }
 
     /// What the results must be read with, for the summary and the status.

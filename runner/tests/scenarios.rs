@@ -268,3 +268,18 @@ requests: [{name: a, path: /a, thinkTime: 40ms..80ms}]
     let n = count(&r, "a");
     assert!((10..=27).contains(&n), "{n}");
 }
+
+/// Pacing drawn per iteration from a range: each iteration takes 100 to
+/// 200 ms start to start, so one user makes 5 to 11 requests in a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pacing_is_drawn_from_its_range_for_every_iteration() {
+    let srv = server(ROUTES).await;
+    let r = run(
+        &srv,
+        "load: {users: 1, duration: 1s, pacing: 100ms..200ms}\nrequests: [{name: a, path: /a}]\n",
+        1,
+    )
+    .await;
+    let n = count(&r, "a");
+    assert!((5..=11).contains(&n), "{n}");
+}

@@ -190,6 +190,59 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
     Ok(out)
 }
 
+/// The most request names a runner of `plan` can report: every request,
+/// every journey, each of its steps (and those of its repeat blocks), and
+/// every scenario's onStart and onStop with their steps. An upper bound,
+/// read from the plan alone (the operator sizes what it accepts by it).
+pub fn max_names(plan: &Plan) -> usize {
+    let journey = |j: Option<&JourneySpec>| {
+        j.map_or(0, |j| 1 + j.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>())
+    };
+    let users = |requests: &[RequestSpec], on_start, on_stop| {
+        requests
+            .iter()
+            .map(|r| 1 + r.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>())
+            .sum::<usize>()
+            + journey(on_start)
+            + journey(on_stop)
+    };
+    users(&plan.requests, plan.on_start.as_ref(), plan.on_stop.as_ref())
+        + plan
+            .scenarios
+            .values()
+            .map(|s| users(&s.requests, s.on_start.as_ref(), s.on_stop.as_ref()))
+            .sum::<usize>()
+}
+
+/// How long `plan`'s load runs from the test's start, read from the plan
+/// alone: the end of its latest scenario (start time plus length; a load
+/// that ends by its iterations alone runs at most `limits::open_ended` of
+/// the report `interval`).
+pub fn plan_length(plan: &Plan, interval: Duration) -> Duration {
+    let length = |l: &Load| {
+        if l.stages.is_empty() {
+            l.duration
+                .map_or_else(|| limits::open_ended(interval), |d| d.0)
+        } else {
+            l.stages.iter().map(|s| s.duration.0).sum()
+        }
+    };
+    if plan.scenarios.is_empty() {
+        return length(&plan.load);
+    }
+    plan.scenarios
+        .values()
+        .map(|s| {
+            let l = match (&s.load, s.weight) {
+                (Some(own), None) => length(own),
+                _ => length(&plan.load),
+            };
+            s.start_time.map_or(Duration::ZERO, |d| d.0) + l
+        })
+        .max()
+        .unwrap_or_default()
+}
+
 /// A weighted scenario's own `load` may set only its think time and
 /// pacing (and the executor, if it is the shared one's).
 fn check_weighted_load(

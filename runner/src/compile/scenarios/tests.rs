@@ -5,7 +5,7 @@
 use std::{path::Path, time::Duration};
 
 use crate::{
-    compile::{Compiled, Slot, compile_with_env, largest_remainder},
+    compile::{Compiled, Slot, compile_with_env, largest_remainder, max_names, plan_length},
     error::Result,
     plan::{Executor, Plan},
     wait::Wait,
@@ -369,4 +369,24 @@ fn weighted_rates_split_in_proportion() {
     assert_eq!(a.iterations, Some(67));
     assert_eq!((a.max_in_flight, b.max_in_flight), (20, 10));
     assert_eq!(a.split, None, "arrivals split by rate, not by a users split");
+}
+
+/// What the operator reads from the plan alone bounds what the runners do.
+#[test]
+fn names_and_length_from_the_plan_alone_bound_the_compiled_ones() {
+    for yaml in [
+        TWO,
+        "load: {users: 2, duration: 1s}\nonStart: {steps: [{name: l, path: /}]}\nonStop: {steps: [{name: o, path: /}]}\nrequests: [{name: a, path: /}, {name: j, steps: [{name: s, path: /}]}]\n",
+        "load: {users: 10, stages: [{duration: 3s, target: 5}]}\nscenarios:\n  a: {weight: 1, startTime: 2s, requests: [{name: r, path: /}]}\n  b: {load: {users: 1, duration: 4s}, requests: [{name: r, path: /}]}\n",
+    ] {
+        let yaml = yaml.replace("users: 10, stages", "stages");
+        let c = compile(&yaml);
+        let plan: Plan = serde_yaml_ng::from_str(&format!("{TARGET}{yaml}")).unwrap();
+        assert!(max_names(&plan) >= c.names.len() + c.journeys.len(), "{yaml}");
+        assert_eq!(
+            Some(plan_length(&plan, Duration::from_secs(10))),
+            c.length(),
+            "{yaml}"
+        );
+    }
 }
