@@ -30,7 +30,8 @@ fn count(r: &Report, name: &str) -> u64 {
     r.snapshot.requests.get(name).map_or(0, |s| s.count())
 }
 
-const ROUTES: &str = "routes: [{path: /a}, {path: /b}, {path: /c}, {path: /start/*}, {path: /stop/*}]";
+const ROUTES: &str =
+    "routes: [{path: /a}, {path: /b}, {path: /c}, {path: /start/*}, {path: /stop/*}]";
 
 /// A closed scenario and an open one starting later run side by side; each
 /// one's requests are its own and exact, on one runner and on three.
@@ -67,7 +68,11 @@ async fn a_closed_and_a_later_open_scenario_run_together_with_exact_counts() {
             (first_b - started) / 1000
         );
         // And the test lasted until it ended (startTime + duration).
-        assert!(r.summary.duration_secs >= 1.45, "{}", r.summary.duration_secs);
+        assert!(
+            r.summary.duration_secs >= 1.45,
+            "{}",
+            r.summary.duration_secs
+        );
         assert!(r.passed);
     }
 }
@@ -96,14 +101,18 @@ async fn weighted_scenarios_split_users_exactly_across_runners() {
             workers,
         )
         .await;
-        let users = [
-            ("heavy", 20),
-            ("light", 2),
-            ("rare", 1),
-        ];
+        let users = [("heavy", 20), ("light", 2), ("rare", 1)];
         for (name, n) in users {
-            assert_eq!(count(&r, &format!("{name}/onStart/in")), n, "{name} over {workers}");
-            assert_eq!(count(&r, &format!("{name}/onStop/out")), n, "{name} over {workers}");
+            assert_eq!(
+                count(&r, &format!("{name}/onStart/in")),
+                n,
+                "{name} over {workers}"
+            );
+            assert_eq!(
+                count(&r, &format!("{name}/onStop/out")),
+                n,
+                "{name} over {workers}"
+            );
         }
         assert_eq!(r.snapshot.users.started, 23);
         assert_eq!(r.snapshot.users.retired, 0);
@@ -129,10 +138,17 @@ scenarios:
     )
     .await;
     assert_eq!(
-        [count(&r, "heavy/r"), count(&r, "light/r"), count(&r, "rare/r")],
+        [
+            count(&r, "heavy/r"),
+            count(&r, "light/r"),
+            count(&r, "rare/r")
+        ],
         [100, 10, 5]
     );
-    assert_eq!([srv.hits("/a"), srv.hits("/b"), srv.hits("/c")], [100, 10, 5]);
+    assert_eq!(
+        [srv.hits("/a"), srv.hits("/b"), srv.hits("/c")],
+        [100, 10, 5]
+    );
 }
 
 const LOGIN: &str = "
@@ -215,7 +231,10 @@ requests: [{name: work, path: /work}]
     assert_eq!(count(&r, "onStart/login"), 12);
     assert_eq!(r.summary.total.errors, 12);
     assert!(
-        r.summary.warnings.iter().any(|w| w.contains("4 virtual user(s) retired")),
+        r.summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("4 virtual user(s) retired")),
         "{:?}",
         r.summary.warnings
     );
@@ -246,7 +265,10 @@ requests: [{name: r, path: /a}]
     .await;
     let (starts, stops) = (srv.hits("/start/*"), srv.hits("/stop/*"));
     assert_eq!(starts, stops);
-    assert!(starts > 4, "users started again after the ramp down: {starts}");
+    assert!(
+        starts > 4,
+        "users started again after the ramp down: {starts}"
+    );
     assert_eq!(r.snapshot.users.started, starts);
     assert_eq!(r.summary.total.errors, 0);
 }

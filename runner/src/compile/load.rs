@@ -236,13 +236,23 @@ pub(super) fn weighted_load(
         let k = weights[index] as f64 / sum.max(1) as f64;
         let profile = Profile {
             start: base.profile.start * k,
-            stages: base.profile.stages.iter().map(|&(d, r)| (d, r * k)).collect(),
+            stages: base
+                .profile
+                .stages
+                .iter()
+                .map(|&(d, r)| (d, r * k))
+                .collect(),
         };
         (profile, None)
     };
     let iterations = shared.iterations.map(|n| {
         let mine = largest_remainder(n, weights)[index];
-        iteration_share(mine, concurrency, peak_users(&profile, split.as_ref()), slot)
+        iteration_share(
+            mine,
+            concurrency,
+            peak_users(&profile, split.as_ref()),
+            slot,
+        )
     });
     let in_flight = u64::from(shared.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT));
     let in_flight = largest_remainder(in_flight, weights)[index].max(1);

@@ -57,7 +57,7 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
             },
             load,
             Duration::ZERO,
-            c.data.map(DataPlan::clone),
+            c.data.cloned(),
             c,
             &mut out.names,
         )?;
@@ -92,7 +92,10 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
     let mut weights = Vec::new();
     for (name, s) in &plan.scenarios {
         if let Some(w) = s.weight {
-            weights.push(weight_units(Some(w), &f(&format!("scenarios.{name}.weight")))?);
+            weights.push(weight_units(
+                Some(w),
+                &f(&format!("scenarios.{name}.weight")),
+            )?);
         }
     }
     let base = if weights.is_empty() {
@@ -196,7 +199,9 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
 /// read from the plan alone (the operator sizes what it accepts by it).
 pub fn max_names(plan: &Plan) -> usize {
     let journey = |j: Option<&JourneySpec>| {
-        j.map_or(0, |j| 1 + j.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>())
+        j.map_or(0, |j| {
+            1 + j.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+        })
     };
     let users = |requests: &[RequestSpec], on_start, on_stop| {
         requests
@@ -206,12 +211,15 @@ pub fn max_names(plan: &Plan) -> usize {
             + journey(on_start)
             + journey(on_stop)
     };
-    users(&plan.requests, plan.on_start.as_ref(), plan.on_stop.as_ref())
-        + plan
-            .scenarios
-            .values()
-            .map(|s| users(&s.requests, s.on_start.as_ref(), s.on_stop.as_ref()))
-            .sum::<usize>()
+    users(
+        &plan.requests,
+        plan.on_start.as_ref(),
+        plan.on_stop.as_ref(),
+    ) + plan
+        .scenarios
+        .values()
+        .map(|s| users(&s.requests, s.on_start.as_ref(), s.on_stop.as_ref()))
+        .sum::<usize>()
 }
 
 /// How long `plan`'s load runs from the test's start, read from the plan
@@ -251,7 +259,8 @@ fn check_weighted_load(
     sf: &dyn Fn(&str) -> String,
 ) -> Result<()> {
     let Some(l) = own else { return Ok(()) };
-    let shared = "is the top-level load's for a weighted scenario (it may set only thinkTime and pacing)";
+    let shared =
+        "is the top-level load's for a weighted scenario (it may set only thinkTime and pacing)";
     for (field, set) in [
         ("load.users", l.users.is_some()),
         ("load.rate", l.rate.is_some()),
@@ -292,7 +301,7 @@ fn scenario_data(
     sf: &dyn Fn(&str) -> String,
 ) -> Result<Option<DataPlan>> {
     let Some(d) = &s.data else {
-        return Ok(top.map(DataPlan::clone));
+        return Ok(top.cloned());
     };
     if d.file.is_some() {
         return Err(Error::invalid(
@@ -354,7 +363,10 @@ fn compile_one(
         None => ((c.f)(""), String::new()),
     };
     if load.executor == Executor::ArrivalRate {
-        for (k, set) in [("onStart", spec.on_start.is_some()), ("onStop", spec.on_stop.is_some())] {
+        for (k, set) in [
+            ("onStart", spec.on_start.is_some()),
+            ("onStop", spec.on_stop.is_some()),
+        ] {
             if set {
                 return Err(Error::invalid(
                     format!("{field}{k}"),

@@ -516,9 +516,7 @@ impl Runner {
             pkce: &pkce,
             shard,
         };
-        let failed = self
-            .run_steps(entry, &ctx, &mut vars, conn, intended)
-            .await;
+        let failed = self.run_steps(entry, &ctx, &mut vars, conn, intended).await;
         if let Some(j) = entry.journey {
             self.recorder
                 .record_journey(shard, j, began, Instant::now(), failed.is_none());

@@ -118,7 +118,8 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
     // test's duration, its rps and its last report interval (which windowed
     // thresholds read) cover the whole plan.
     if ran_out && let Some(e) = end {
-        stop.sleep(e.saturating_duration_since(Instant::now())).await;
+        stop.sleep(e.saturating_duration_since(Instant::now()))
+            .await;
     }
     stop.trigger();
     // In-flight requests end by their own timeout; the graceful stop bounds

@@ -48,7 +48,12 @@ fn named_scenarios_qualify_their_names_and_keep_their_own_load() {
     assert_eq!(c.scenario_names, ["browse", "spike"]);
     assert_eq!(
         c.names,
-        ["browse/home", "browse/buy/cart", "browse/buy/pay", "spike/home"]
+        [
+            "browse/home",
+            "browse/buy/cart",
+            "browse/buy/pay",
+            "spike/home"
+        ]
     );
     assert_eq!(c.metric_scenario, [Some(0), Some(0), Some(0), Some(1)]);
     assert_eq!(c.journeys, ["browse/buy"]);
@@ -152,7 +157,10 @@ fn per_request_think_time_overrides_the_scenarios() {
 fn every_scenario_rule_names_its_field() {
     let s = "scenarios: {a: {load: {users: 1, duration: 1s}, requests: [{name: r, path: /}]}}\n";
     // Both forms at once.
-    err(&format!("requests: [{{name: r, path: /}}]\n{s}"), "requests");
+    err(
+        &format!("requests: [{{name: r, path: /}}]\n{s}"),
+        "requests",
+    );
     err(
         &format!("onStart: {{steps: [{{name: l, path: /}}]}}\n{s}"),
         "onStart",
@@ -212,7 +220,11 @@ fn every_scenario_rule_names_its_field() {
     );
     // Too many scenarios.
     let many: String = (0..=crate::limits::MAX_SCENARIOS)
-        .map(|i| format!("  s{i}: {{load: {{users: 1, duration: 1s}}, requests: [{{name: r, path: /}}]}}\n"))
+        .map(|i| {
+            format!(
+                "  s{i}: {{load: {{users: 1, duration: 1s}}, requests: [{{name: r, path: /}}]}}\n"
+            )
+        })
         .collect();
     let e = err(&format!("scenarios:\n{many}"), "scenarios");
     assert!(e.contains("limit"), "{e}");
@@ -231,7 +243,12 @@ fn weighted_scenarios_take_only_their_waits_from_their_own_load() {
         Wait::Uniform(Duration::from_secs(1), Duration::from_secs(3))
     );
     assert_eq!(c.scenarios[1].load.think_time, Wait::ZERO);
-    for field in ["users: 3", "duration: 2s", "iterations: 5", "gracefulStop: 1s"] {
+    for field in [
+        "users: 3",
+        "duration: 2s",
+        "iterations: 5",
+        "gracefulStop: 1s",
+    ] {
         let name = field.split(':').next().unwrap();
         err(
             &w(&format!("load: {{{field}}}, ")),
@@ -317,7 +334,9 @@ fn weighted_users_and_iterations_split_exactly_over_runners() {
             let scenarios: String = weights
                 .iter()
                 .enumerate()
-                .map(|(i, w)| format!("  s{i}: {{weight: {w}, requests: [{{name: r, path: /}}]}}\n"))
+                .map(|(i, w)| {
+                    format!("  s{i}: {{weight: {w}, requests: [{{name: r, path: /}}]}}\n")
+                })
                 .collect();
             let iterations = users * 13 + 5;
             let yaml = format!(
@@ -368,7 +387,10 @@ fn weighted_rates_split_in_proportion() {
     assert_eq!(a.iterations.unwrap() + b.iterations.unwrap(), 100);
     assert_eq!(a.iterations, Some(67));
     assert_eq!((a.max_in_flight, b.max_in_flight), (20, 10));
-    assert_eq!(a.split, None, "arrivals split by rate, not by a users split");
+    assert_eq!(
+        a.split, None,
+        "arrivals split by rate, not by a users split"
+    );
 }
 
 /// What the operator reads from the plan alone bounds what the runners do.
@@ -382,7 +404,10 @@ fn names_and_length_from_the_plan_alone_bound_the_compiled_ones() {
         let yaml = yaml.replace("users: 10, stages", "stages");
         let c = compile(&yaml);
         let plan: Plan = serde_yaml_ng::from_str(&format!("{TARGET}{yaml}")).unwrap();
-        assert!(max_names(&plan) >= c.names.len() + c.journeys.len(), "{yaml}");
+        assert!(
+            max_names(&plan) >= c.names.len() + c.journeys.len(),
+            "{yaml}"
+        );
         assert_eq!(
             Some(plan_length(&plan, Duration::from_secs(10))),
             c.length(),
