@@ -148,7 +148,7 @@ pub(super) fn compile_load(l: &Load, slot: Slot, f: &dyn Fn(&str) -> String) -> 
 
 /// The most users `profile` reaches (of a weighted scenario: its part of
 /// the most), rounded as the runners round them.
-fn peak_users(profile: &Profile, split: Option<&Split>) -> u64 {
+pub(super) fn peak_users(profile: &Profile, split: Option<&Split>) -> u64 {
     let peak = profile
         .stages
         .iter()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{
     DataPlan, Entry, LoadPlan, ScenarioPlan, Slot,
-    load::{compile_load, weighted_load},
+    load::{compile_load, peak_users, weighted_load},
     steps::{Names, StepCtx, check_name, compile_journey, compile_mix, weight_units},
 };
 use crate::{
@@ -148,6 +148,16 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
                     weighted,
                     c.slot,
                 );
+                let peak = peak_users(&l.profile, l.split.as_ref());
+                if l.executor == Executor::Concurrency && peak == 0 && weights[weighted] > 0 {
+                    return Err(Error::invalid(
+                        sf("weight"),
+                        format!(
+                            "gives the scenario none of the {} users at any time: give it a larger weight or the load more users",
+                            peak_users(&l.profile, None)
+                        ),
+                    ));
+                }
                 weighted += 1;
                 l
             }
@@ -185,6 +195,22 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
         )?;
         out.scenarios.push(scenario);
         out.scenario_names.push(name.clone());
+        // All scenarios' users together stay within what one plan may run.
+        let users: u64 = out
+            .scenarios
+            .iter()
+            .filter(|s| s.load.executor == Executor::Concurrency)
+            .map(|s| peak_users(&s.load.profile, s.load.split.as_ref()))
+            .sum();
+        if users as f64 > limits::MAX_USERS {
+            return Err(Error::invalid(
+                f("scenarios"),
+                format!(
+                    "{users} users together are more than the limit of {}",
+                    limits::MAX_USERS
+                ),
+            ));
+        }
         out.metric_scenario
             .extend((first_metric..out.names.names.len()).map(|_| Some(i)));
         out.journey_scenario

@@ -95,8 +95,9 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
             _ = stop.wait() => break,
-            // Users end early only when the iterations run out, or by a
-            // panic, which must fail the run now rather than at its end.
+            // Users end early only when the iterations run out, when they
+            // are retired (their onStart kept failing), or by a panic, which
+            // must fail the run now rather than at its end.
             Some(res) = users.join_next(), if !users.is_empty() => reap(runner, res),
         }
     }

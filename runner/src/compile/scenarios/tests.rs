@@ -276,6 +276,18 @@ fn weighted_scenarios_take_only_their_waits_from_their_own_load() {
         "load: {users: 2, duration: 1s, thinkTime: 1s}\nscenarios: {a: {weight: 1, requests: [{name: r, path: /}]}}\n",
         "load.thinkTime",
     );
+    // A weight so small the scenario never gets a user.
+    let e = err(
+        "load: {users: 2, duration: 1s}\nscenarios:\n  a: {weight: 10, requests: [{name: r, path: /}]}\n  b: {weight: 0.5, requests: [{name: r, path: /}]}\n",
+        "scenarios.b.weight",
+    );
+    assert!(e.contains("none of the 2 users"), "{e}");
+    // Users of all scenarios together within the limit.
+    let e = err(
+        "scenarios:\n  a: {load: {users: 600000, duration: 1s}, requests: [{name: r, path: /}]}\n  b: {load: {users: 600000, duration: 1s}, requests: [{name: r, path: /}]}\n",
+        "scenarios",
+    );
+    assert!(e.contains("limit"), "{e}");
     // Mixed: an unweighted scenario next to weighted ones keeps its own load.
     let c = compile(
         "load: {users: 2, duration: 1s}\nscenarios:\n  a: {weight: 1, requests: [{name: r, path: /}]}\n  b: {load: {executor: arrival-rate, rate: 5, duration: 2s}, requests: [{name: r, path: /}]}\n",
@@ -342,6 +354,16 @@ fn weighted_users_and_iterations_split_exactly_over_runners() {
             let yaml = format!(
                 "load: {{stages: [{{duration: 10s, target: {users}}}, {{duration: 10s, target: 0}}], iterations: {iterations}}}\nscenarios:\n{scenarios}"
             );
+            // Too few users for every type: refused, naming the weight.
+            let units: Vec<u64> = weights
+                .iter()
+                .map(|w| (w.parse::<f64>().unwrap() * 1e6) as u64)
+                .collect();
+            if largest_remainder(users, &units).contains(&0) {
+                let e = compile_at(&yaml, Slot::SOLO).unwrap_err().to_string();
+                assert!(e.contains(".weight: gives the scenario none"), "{e}");
+                continue;
+            }
             for count in [1u32, 2, 3, 5] {
                 let runners: Vec<Compiled> = (0..count)
                     .map(|index| compile_at(&yaml, Slot { index, count }).unwrap())
