@@ -274,6 +274,9 @@ impl Report {
         if !self.summary.warnings.is_empty() {
             brief["warnings"] = serde_json::json!(self.summary.warnings);
         }
+        if !self.summary.users.is_empty() {
+            brief["users"] = serde_json::to_value(self.summary.users).expect("counts serialize");
+        }
         brief
     }
 }

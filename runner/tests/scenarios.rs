@@ -240,10 +240,14 @@ requests: [{name: work, path: /work}]
     );
     assert_eq!(r.summary.users, u);
     assert!(!r.passed);
-    // The JSON summary carries the users section.
+    // The JSON summary (--out's and --summary-json's) carries the users
+    // section and the warning.
     let json = serde_json::to_value(&r.summary).unwrap();
     assert_eq!(json["users"]["retired"], 4);
     assert_eq!(json["users"]["onStartFailures"], 12);
+    let brief = r.brief();
+    assert_eq!(brief["users"]["retired"], 4);
+    assert!(brief["warnings"][0].as_str().unwrap().contains("retired"));
 }
 
 /// A ramp down parks users: each runs its onStop; unparked, it starts
