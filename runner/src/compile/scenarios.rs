@@ -295,7 +295,12 @@ fn check_weighted_load(
         ("load.stages", !l.stages.is_empty()),
         ("load.maxInFlight", l.max_in_flight.is_some()),
         ("load.gracefulStop", l.graceful_stop.is_some()),
-        ("load.executor", l.executor != executor),
+        // The default is not told apart from an unset one: only another
+        // executor spelt out is refused.
+        (
+            "load.executor",
+            l.executor != executor && l.executor != Executor::default(),
+        ),
     ] {
         if set {
             return Err(Error::invalid(sf(field), shared));

@@ -259,6 +259,10 @@ fn weighted_scenarios_take_only_their_waits_from_their_own_load() {
         &w("load: {executor: arrival-rate}, "),
         "scenarios.a.load.executor",
     );
+    // A rate shared by weight: the scenario's own `load: {}` is fine.
+    compile(
+        "load: {executor: arrival-rate, rate: 10, duration: 1s}\nscenarios: {a: {weight: 1, load: {}, requests: [{name: r, path: /}]}}\n",
+    );
     // Weights need a level to share.
     err(
         "load: {duration: 1s}\nscenarios: {a: {weight: 1, requests: [{name: r, path: /}]}}\n",
