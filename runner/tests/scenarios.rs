@@ -289,14 +289,15 @@ requests: [{name: a, path: /a, thinkTime: 40ms..80ms}]
         1,
     )
     .await;
-    // 1 s of 40..80 ms pauses: 12 to 26 requests (not the one an hour's
-    // think time would allow).
+    // 1 s of 40..80 ms pauses: 12 to 26 requests (fewer on a busy
+    // machine), not the one an hour's think time would allow.
     let n = count(&r, "a");
-    assert!((10..=27).contains(&n), "{n}");
+    assert!((4..=27).contains(&n), "{n}");
 }
 
 /// Pacing drawn per iteration from a range: each iteration takes 100 to
-/// 200 ms start to start, so one user makes 5 to 11 requests in a second.
+/// 200 ms start to start, so one user makes 5 to 11 requests in a second
+/// (a busy machine may lose one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pacing_is_drawn_from_its_range_for_every_iteration() {
     let srv = server(ROUTES).await;
@@ -307,5 +308,5 @@ async fn pacing_is_drawn_from_its_range_for_every_iteration() {
     )
     .await;
     let n = count(&r, "a");
-    assert!((5..=11).contains(&n), "{n}");
+    assert!((4..=11).contains(&n), "{n}");
 }
