@@ -310,3 +310,60 @@ async fn pacing_is_drawn_from_its_range_for_every_iteration() {
     let n = count(&r, "a");
     assert!((4..=11).contains(&n), "{n}");
 }
+
+/// Each scenario selects from the test's records on its own: two `unique`
+/// scenarios each go through the records from the first (5 and 3 records,
+/// 5 distinct in all); onStart picks a record too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_scenario_selects_from_the_tests_records_on_its_own() {
+    let srv = server(ROUTES).await;
+    let dir = std::env::temp_dir().join(format!("barrage-scenarios-data-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let rows: Vec<String> = (0..10).map(|i| format!("{{\"id\":\"u{i}\"}}")).collect();
+    std::fs::write(dir.join("users.jsonl"), rows.join("\n")).unwrap();
+    let plan = format!(
+        "target: {{baseUrl: '{}'}}
+data: {{file: users.jsonl, select: random}}
+scenarios:
+  a:
+    data: {{select: unique}}
+    load: {{users: 1, iterations: 5}}
+    requests: [{{name: r, path: '/a?id={{{{ record.id }}}}'}}]
+  b:
+    data: {{select: unique}}
+    load: {{users: 1, iterations: 3}}
+    onStart: {{steps: [{{name: in, path: '/start/{{{{ record.id }}}}'}}]}}
+    requests: [{{name: r, path: /b}}]
+",
+        srv.base_url()
+    );
+    let r = run_workers(&plan, dir.clone(), 1).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!([count(&r, "a/r"), count(&r, "b/r")], [5, 3]);
+    // a took u0..u4; b's one user took u0 for its onStart.
+    assert_eq!(r.summary.distinct_records, 5);
+    assert_eq!(srv.hits("/start/*"), 1);
+    assert_eq!(r.summary.total.errors, 0);
+}
+
+/// Scenarios share the runner's HTTP/2 connections; counts stay exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scenarios_share_http2_connections_with_exact_counts() {
+    let srv = server(ROUTES).await;
+    let plan = format!(
+        "target: {{baseUrl: '{}', http: \"2\", connections: 1}}
+scenarios:
+  closed: {{load: {{users: 4, iterations: 40}}, requests: [{{name: r, path: /a}}]}}
+  open: {{load: {{executor: arrival-rate, rate: 30, duration: 500ms}}, requests: [{{name: r, path: /b}}]}}
+",
+        srv.base_url()
+    );
+    let r = run_workers(&plan, PathBuf::new(), 2).await;
+    assert_eq!(count(&r, "closed/r"), 40);
+    assert_eq!(srv.hits("/a"), 40);
+    assert_eq!(count(&r, "open/r") + r.snapshot.dropped, 15);
+    assert_eq!(srv.hits("/b"), count(&r, "open/r"));
+    assert_eq!(r.summary.total.errors, 0);
+    // One connection per runner, shared by both scenarios.
+    assert_eq!(r.snapshot.connections.opened(), 2);
+}
