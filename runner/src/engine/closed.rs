@@ -18,7 +18,10 @@ use tokio::{
     task::{JoinError, JoinSet},
 };
 
-use super::{Flow, Runner, users::Life};
+use super::{
+    Flow, Runner,
+    users::{Gone, Life},
+};
 use crate::limits;
 
 /// How often the user count is adjusted during a ramp.
@@ -152,8 +155,8 @@ async fn user(runner: Arc<Runner>, sc: usize, shared: Arc<Shared>, id: u32) {
             Ok(true) => {}
             // Not started: it waited its think time, try again.
             Ok(false) => continue,
-            Err(super::users::Gone::Retired) => return,
-            Err(super::users::Gone::Exhausted) => {
+            Err(Gone::Retired) => return,
+            Err(Gone::Exhausted) => {
                 runner.stop.trigger();
                 return;
             }
