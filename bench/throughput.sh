@@ -6,6 +6,7 @@
 #                       [--nginx-workers N|auto] [--port PORT]
 #                       [--barrage-workers N] [--goal RATIO] [--no-build]
 #                       [--scheme http|https] [--http 1.1|2] [--streams N]
+#                       [--scenarios N]
 #
 # Runs a reference client and barrage-runner alternately (ref, barrage, ref,
 # barrage, ...) against one target on 127.0.0.1, with the same connections,
@@ -21,6 +22,11 @@
 # use a fresh ECDSA P-256 certificate for 127.0.0.1 from a private CA made
 # with openssl; barrage trusts the CA through target.tls.caFile (caMode:
 # replace), wrk and h2load do not verify.
+#
+# --scenarios N (N > 1): each round also runs the same load split over N
+# weighted scenarios (weight 1 each, the same request), and the last lines
+# compare its client CPU per request with the one-scenario plan's (goal:
+# within 5%).
 #
 # Thread counts: wrk gets `-t THREADS`; barrage-runner's tokio runtime uses
 # one worker thread per core by default, and this script pins it to THREADS
@@ -52,8 +58,9 @@ build=1
 scheme=http
 http=1.1
 streams=10
+scenarios=1
 
-usage() { sed -n '2,37p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -70,6 +77,7 @@ while [[ $# -gt 0 ]]; do
         --scheme) scheme=$2; shift 2 ;;
         --http) http=$2; shift 2 ;;
         --streams|-m) streams=$2; shift 2 ;;
+        --scenarios) scenarios=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -232,6 +240,15 @@ requests:
     path: /
 EOF
 
+# --scenarios N: the same load and request as N weighted scenarios.
+if [[ $scenarios -gt 1 ]]; then
+    sed '/^requests:/,$d' "$tmp/plan.yaml" >"$tmp/plan-scenarios.yaml"
+    echo "scenarios:" >>"$tmp/plan-scenarios.yaml"
+    for i in $(seq 1 "$scenarios"); do
+        echo "  s$i: {weight: 1, requests: [{name: get-root, method: GET, path: /}]}" >>"$tmp/plan-scenarios.yaml"
+    done
+fi
+
 run_wrk() {
     local out rps
     out=$(cpu_time "$tmp/wrk.cpu" wrk -t"$threads" -c"$conns" -d"${duration}s" "$url" 2>&1) || { echo "$out" >&2; return 1; }
@@ -261,7 +278,7 @@ json_field() { grep -oE "\"$2\":[-0-9.eE+]+" "$1" | head -n1 | cut -d: -f2; }
 
 run_barrage() {
     local rc=0
-    TOKIO_WORKER_THREADS=$threads cpu_time "$tmp/barrage.cpu" "$bin" run "$tmp/plan.yaml" --workers "$barrage_workers" \
+    TOKIO_WORKER_THREADS=$threads cpu_time "$tmp/barrage.cpu" "$bin" run "${1:-$tmp/plan.yaml}" --workers "$barrage_workers" \
         -q --summary-json "$tmp/summary.json" >"$tmp/barrage.out" 2>&1 || rc=$?
     # 99 = a threshold failed; the plan has none, so anything non-zero is a failure.
     if [[ $rc != 0 ]]; then
@@ -311,6 +328,7 @@ echo
 
 wrk_all=(); wrk_cpu=()
 barrage_all=(); barrage_cpu=()
+split_all=(); split_cpu=()
 for r in $(seq 1 "$rounds"); do
     w=$(run_ref)
     wc=$(cat "$tmp/last.cpu")
@@ -322,6 +340,13 @@ for r in $(seq 1 "$rounds"); do
     printf 'round %d  barrage-runner  %10.1f req/s   client CPU %6s us/req\n' "$r" "$b" "$bc"
     barrage_all+=("$b"); barrage_cpu+=("$bc")
     sleep 1
+    if [[ $scenarios -gt 1 ]]; then
+        b=$(run_barrage "$tmp/plan-scenarios.yaml")
+        bc=$(cat "$tmp/last.cpu")
+        printf 'round %d  barrage x%-7s %10.1f req/s   client CPU %6s us/req\n' "$r" "$scenarios" "$b" "$bc"
+        split_all+=("$b"); split_cpu+=("$bc")
+        sleep 1
+    fi
 done
 
 wrk_med=$(printf '%s\n' "${wrk_all[@]}" | median)
@@ -336,3 +361,12 @@ cpu_ratio=$(awk -v b="$(printf '%s\n' "${barrage_cpu[@]}" | median)" -v w="$(pri
     'BEGIN { if (w > 0 && b > 0) printf "%.3f", b / w; else print "n/a" }')
 echo "client CPU per request barrage/$ref = $cpu_ratio"
 echo "throughput ratio barrage/$ref = $ratio (goal >= $goal): $verdict"
+if [[ $scenarios -gt 1 ]]; then
+    one=$(printf '%s\n' "${barrage_cpu[@]}" | median)
+    many=$(printf '%s\n' "${split_cpu[@]}" | median)
+    printf 'median   barrage x%-7s %10.1f req/s   client CPU %6s us/req\n' "$scenarios" \
+        "$(printf '%s\n' "${split_all[@]}" | median)" "$many"
+    awk -v m="$many" -v o="$one" -v n="$scenarios" 'BEGIN {
+        if (o > 0 && m > 0) printf "client CPU per request %d scenarios/1 = %.3f (goal <= 1.05): %s\n", n, m / o, (m / o <= 1.05 ? "PASS" : "FAIL");
+        else print "client CPU per request: n/a" }'
+fi

@@ -68,12 +68,9 @@ pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
 }
 
 /// The most request names a runner of `plan` can report: each request and
-/// each step of a journey, those inside its repeat blocks included.
+/// each step of a journey, in every scenario (the runner's own count).
 pub fn max_names(plan: &Plan) -> usize {
-    let steps = |r: &barrage_runner::plan::RequestSpec| -> usize {
-        r.steps.iter().map(|s| 1 + s.steps.len()).sum()
-    };
-    plan.requests.iter().map(|r| 1 + steps(r)).sum()
+    barrage_runner::compile::max_names(plan)
 }
 
 /// The most report intervals a runner of `plan` can fill in `length` (the

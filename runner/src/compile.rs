@@ -9,9 +9,11 @@
 //! here, once) and compiles headers; `steps` compiles
 //! each request or journey into steps (path and query encoding, forms,
 //! captures); `journey` a journey's pauses and repeat blocks; `checks`
-//! the body checks of `expect.body`; `load` compiles the load model (level over time, this runner's
-//! share of the iterations, stages) and the report interval; `http` the
-//! HTTP version and HTTP/2's connections per runner.
+//! the body checks of `expect.body`; `scenarios` the unnamed scenario or the
+//! named ones (their rules, weights, per-user journeys and data selection);
+//! `load` compiles the load model (level over time, a weighted scenario's
+//! split, this runner's share of the iterations, stages) and the report
+//! interval; `http` the HTTP version and HTTP/2's connections per runner.
 
 use std::{path::Path, sync::Arc, time::Duration};
 
@@ -34,12 +36,16 @@ mod checks;
 mod http;
 mod journey;
 mod load;
+mod scenarios;
 mod steps;
 mod target;
 
 use http::compile_http;
-use load::{compile_interval, compile_load};
-use steps::{Requests, compile_requests};
+use load::compile_interval;
+pub use load::{Split, largest_remainder};
+use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
+pub use scenarios::{max_names, plan_length};
+use steps::StepCtx;
 use target::{compile_header, compile_target, compile_tls};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,10 +77,11 @@ pub struct Compiled {
     pub slot: Slot,
     pub target: TargetInfo,
     pub http: HttpPlan,
-    pub scenarios: Vec<Scenario>,
-    /// Cumulative weights, for picking a scenario with one random draw.
-    pub cumulative_weights: Vec<u64>,
-    /// Metric names, one per step (a single request is a one-step scenario).
+    /// The scenarios that run in parallel: the named ones, in the order of
+    /// `scenario_names`, or the one unnamed scenario of a plan with
+    /// top-level `requests`.
+    pub scenarios: Vec<ScenarioPlan>,
+    /// Metric names, one per step (a single request is a one-step entry).
     pub names: Vec<String>,
     /// The named scenarios (`plan.scenarios`), in order; empty for a plan
     /// whose only scenario is the unnamed top-level one.
@@ -84,12 +91,14 @@ pub struct Compiled {
     pub metric_scenario: Vec<Option<usize>>,
     /// The journeys (entries with steps), whose whole duration is recorded
     /// as a metric of its own (`Recorder::record_journey`), by
-    /// `Scenario::journey`. Named like their steps' prefix ("checkout", or
-    /// "SCENARIO/checkout" in a named scenario).
+    /// `Entry::journey`. Named like their steps' prefix ("checkout", or
+    /// "SCENARIO/checkout" in a named scenario; a user's "onStart" and
+    /// "onStop", or "SCENARIO/onStart").
     pub journeys: Vec<String>,
     /// Each journey's scenario, as `metric_scenario`.
     pub journey_scenario: Vec<Option<usize>>,
-    pub load: LoadPlan,
+    /// The test's records and the top-level selection (each scenario has
+    /// its own selection in `ScenarioPlan::data`).
     pub data: Option<DataPlan>,
     pub thresholds: Vec<Threshold>,
     pub interval: Duration,
@@ -109,6 +118,34 @@ pub struct TargetInfo {
     /// The run's TLS client config, for an https:// target.
     pub tls: Option<crate::tls::client::TlsTarget>,
 }
+
+/// One scenario, ready to run: its mix, its load, when it starts, what its
+/// virtual users do when they start and end, and how it picks records.
+#[derive(Debug)]
+pub struct ScenarioPlan {
+    /// None for the unnamed scenario of a plan with top-level `requests`.
+    pub name: Option<String>,
+    /// The weighted mix.
+    pub entries: Vec<Entry>,
+    /// Cumulative weights, for picking an entry with one random draw.
+    pub cumulative_weights: Vec<u64>,
+    pub load: LoadPlan,
+    /// From the test's start (`startTime`).
+    pub start_time: Duration,
+    /// Run once by each virtual user when it starts (closed model only).
+    pub on_start: Option<Entry>,
+    /// Run once by each virtual user when it ends.
+    pub on_stop: Option<Entry>,
+    /// How this scenario picks from the test's records.
+    pub data: Option<DataPlan>,
+    /// The user's variables (`user.NAME`): onStart's vars, then its
+    /// captures, in the slots of `on_start`'s `var_names`.
+    pub user_vars: Vec<String>,
+}
+
+/// How many times a virtual user tries its `onStart` before it is retired
+/// for the rest of the test (see README "Virtual users with state").
+pub const ON_START_ATTEMPTS: u32 = 3;
 
 /// `target.http` and `target.connections`, checked.
 #[derive(Debug)]
@@ -133,6 +170,9 @@ pub struct LoadPlan {
     pub think_time: Wait,
     pub pacing: Wait,
     pub graceful_stop: Duration,
+    /// A weighted scenario's part of the shared users (closed model; see
+    /// `LoadPlan::users_at`). None: all of the profile's.
+    pub split: Option<Split>,
 }
 
 /// A level over time: piecewise linear, starting from `start`.
@@ -168,7 +208,7 @@ impl Profile {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct DataPlan {
     pub records: Arc<Records>,
     pub select: Select,
@@ -176,8 +216,10 @@ pub struct DataPlan {
     pub on_exhausted: crate::plan::OnExhausted,
 }
 
+/// One entry of a scenario's mix (a single request, or a journey), or a
+/// virtual user's onStart or onStop journey.
 #[derive(Debug)]
-pub struct Scenario {
+pub struct Entry {
     pub steps: Vec<StepKind>,
     /// For a journey, its index in `Compiled::journeys`.
     pub journey: Option<usize>,
@@ -186,6 +228,8 @@ pub struct Scenario {
     pub var_names: Vec<String>,
     /// `vars` rendered into their slots when an iteration starts.
     pub presets: Vec<(usize, Template)>,
+    /// The pause after this entry instead of the scenario's think time.
+    pub think_time: Option<Wait>,
 }
 
 /// One step of a journey (a single request is a journey of one `Request`).
@@ -295,6 +339,17 @@ impl PartialEq for CaptureFrom {
 }
 
 impl Compiled {
+    /// How long the load runs from the test's start: the end of its
+    /// latest scenario (its start time plus its length). None when a
+    /// scenario ends by its iterations alone.
+    pub fn length(&self) -> Option<Duration> {
+        let mut longest = Duration::ZERO;
+        for s in &self.scenarios {
+            longest = longest.max(s.start_time + s.load.profile.total()?);
+        }
+        Some(longest)
+    }
+
     /// What the results must be read with, for the summary and the status.
     pub fn warnings(&self) -> Vec<String> {
         let insecure = self.target.tls.as_ref().is_some_and(|t| t.insecure);
@@ -449,19 +504,7 @@ fn compile_inner(
                     ));
                 }
             };
-            if d.repeat.is_some() && d.select != Select::Mixed {
-                return Err(Error::invalid(
-                    f("data.repeat"),
-                    "only applies to select: mixed",
-                ));
-            }
-            let repeat = d.repeat.unwrap_or(DEFAULT_MIXED_REPEAT);
-            if !(0.0..=1.0).contains(&repeat) {
-                return Err(Error::invalid(
-                    f("data.repeat"),
-                    format!("{repeat} is not a fraction between 0 and 1"),
-                ));
-            }
+            let repeat = check_repeat(d, &f("data.repeat"))?;
             Some(DataPlan {
                 records,
                 select: d.select,
@@ -490,21 +533,48 @@ fn compile_inner(
     limits::duration(default_timeout, limits::MAX_WAIT)
         .map_err(|m| Error::invalid(f("target.timeout"), m))?;
 
-    let Requests {
-        names,
-        journeys,
+    let Scenarios {
         scenarios,
-        cumulative_weights,
-    } = compile_requests(plan, &target, &common_headers, default_timeout, &scope, &f)?;
-
-    let load = compile_load(plan, slot, &f)?;
-    let http = compile_http(plan, &load, slot.count, &f)?;
-    let interval = compile_interval(plan, &load.profile, &f)?;
+        names,
+        scenario_names,
+        metric_scenario,
+        journey_scenario,
+    } = compile_scenarios(
+        plan,
+        &Common {
+            slot,
+            data: data.as_ref(),
+            ctx: StepCtx {
+                target: &target,
+                common_headers: &common_headers,
+                default_timeout,
+                scope,
+            },
+            f: &f,
+        },
+    )?;
+    let steps::Names {
+        names, journeys, ..
+    } = names;
+    let loads: Vec<&LoadPlan> = scenarios.iter().map(|s| &s.load).collect();
+    let http = compile_http(plan, &loads, slot.count, &f)?;
+    // The longest a timed scenario runs, from the test's start: its
+    // intervals must fit.
+    let timed_end = scenarios
+        .iter()
+        .filter_map(|s| Some(s.start_time + s.load.profile.total()?))
+        .max();
+    let length = scenarios
+        .iter()
+        .all(|s| s.load.profile.total().is_some())
+        .then_some(timed_end)
+        .flatten();
+    let interval = compile_interval(plan, timed_end, &f)?;
     // Windowed thresholds are made of whole intervals within the test.
     let limits = Limits {
         interval,
         interval_is_default: plan.report_interval.is_none(),
-        length: load.profile.total(),
+        length,
     };
     let mut thresholds = Vec::new();
     let sources = crate::thresholds::plan_sources(plan.thresholds.as_deref());
@@ -526,13 +596,11 @@ fn compile_inner(
         target,
         http,
         scenarios,
-        cumulative_weights,
-        scenario_names: Vec::new(),
-        metric_scenario: vec![None; names.len()],
-        journey_scenario: vec![None; journeys.len()],
+        scenario_names,
+        metric_scenario,
+        journey_scenario,
         journeys,
         names,
-        load,
         data,
         thresholds,
         interval,

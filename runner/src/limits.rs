@@ -27,6 +27,8 @@ pub const MAX_WAIT: Duration = Duration::from_secs(3600);
 pub const MAX_INTERVALS: u64 = 20_000;
 /// Runners (`--workers`, `--runner-count`, the runner slots).
 pub const MAX_RUNNERS: u32 = 1024;
+/// Named scenarios of a plan (each runs its own executor and users).
+pub const MAX_SCENARIOS: usize = 256;
 /// HTTP/2 connections per runner (`target.connections`).
 pub const MAX_CONNECTIONS: u32 = 10_000;
 /// A request's `maxBody` (a kept body is held whole until its captures

@@ -35,10 +35,15 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestSpec>,
     /// The unnamed scenario's journey run once by each virtual user when it
-    /// starts; its vars and captures are `{{ user.NAME }}` from then on.
+    /// starts (closed model only); its vars and captures are
+    /// `{{ user.NAME }}` from then on. A failed onStart is counted, then
+    /// retried after the think time, at most 3 attempts in a row; then the
+    /// user is retired for the rest of the test (counted, and warned about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_start: Option<JourneySpec>,
-    /// The unnamed scenario's journey run once by each virtual user when it ends.
+    /// The unnamed scenario's journey run once by each virtual user when it
+    /// ends: at the end of the test (within the graceful stop), or when a
+    /// ramp down parks it (brought back, it starts again with onStart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_stop: Option<JourneySpec>,
     /// Named scenarios, run in parallel, each with its own load and mix

@@ -124,7 +124,7 @@ pub fn compile_env(
         },
         other => other,
     })?;
-    let names = &compiled.scenarios[0].var_names;
+    let names = &compiled.scenarios[0].entries[0].var_names;
     let fields = if s.record.is_empty() {
         names
             .iter()

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    snapshot::{RequestStats, Snapshot},
+    snapshot::{RequestStats, Snapshot, Users},
     thresholds::{Metric, Observations, Outcome, Series},
 };
 
@@ -113,9 +113,21 @@ pub struct Summary {
     pub requests: BTreeMap<String, RequestSummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionSummary>,
-    /// What the figures must be read with, e.g. an unverified target.
+    /// What the figures must be read with, e.g. an unverified target, or
+    /// virtual users retired after their onStart kept failing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Virtual users of scenarios with an onStart.
+    #[serde(default, skip_serializing_if = "Users::is_empty")]
+    pub users: Users,
+}
+
+/// The warning of a run in which `retired` virtual users gave up.
+pub fn retired_warning(retired: u64) -> String {
+    format!(
+        "{retired} virtual user(s) retired after their onStart failed {} times in a row: the load ran with fewer users than planned",
+        crate::compile::ON_START_ATTEMPTS
+    )
 }
 
 impl Summary {
@@ -170,7 +182,14 @@ impl Summary {
                 connect_ms,
                 tls_handshake_ms: SetupMs::of(&s.connections.tls_handshake),
             }),
-            warnings: s.warnings.clone(),
+            warnings: {
+                let mut w = s.warnings.clone();
+                if s.users.retired > 0 {
+                    w.push(retired_warning(s.users.retired));
+                }
+                w
+            },
+            users: s.users,
         }
     }
 }
@@ -262,6 +281,9 @@ impl Report {
         }
         if !self.summary.warnings.is_empty() {
             brief["warnings"] = serde_json::json!(self.summary.warnings);
+        }
+        if !self.summary.users.is_empty() {
+            brief["users"] = serde_json::to_value(self.summary.users).expect("counts serialize");
         }
         brief
     }

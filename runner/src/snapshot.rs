@@ -272,6 +272,45 @@ pub struct Snapshot {
     /// certificate was not verified); merged as a set.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Virtual users with an onStart: started, failed, retired.
+    #[serde(default, skip_serializing_if = "Users::is_empty")]
+    pub users: Users,
+}
+
+/// What became of the virtual users of scenarios with an `onStart`
+/// (counts add exactly across runners).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Users {
+    /// Users whose onStart succeeded (a user parked by a ramp down and
+    /// started again counts again).
+    pub started: u64,
+    /// onStart passes that failed (each retried after the think time).
+    pub on_start_failures: u64,
+    /// Users given up after `ON_START_ATTEMPTS` failed onStarts in a row:
+    /// they ran nothing more.
+    pub retired: u64,
+}
+
+impl Users {
+    pub fn is_empty(&self) -> bool {
+        *self == Users::default()
+    }
+
+    pub fn add(&mut self, o: &Users) {
+        self.started = self.started.saturating_add(o.started);
+        self.on_start_failures = self.on_start_failures.saturating_add(o.on_start_failures);
+        self.retired = self.retired.saturating_add(o.retired);
+    }
+
+    /// `self - base`, None if a count shrank.
+    pub fn since(&self, base: &Users) -> Option<Users> {
+        Some(Users {
+            started: self.started.checked_sub(base.started)?,
+            on_start_failures: self.on_start_failures.checked_sub(base.on_start_failures)?,
+            retired: self.retired.checked_sub(base.retired)?,
+        })
+    }
 }
 
 impl Snapshot {
@@ -292,6 +331,7 @@ impl Snapshot {
             failures: Vec::new(),
             connections: Connections::default(),
             warnings: Vec::new(),
+            users: Users::default(),
         }
     }
 
@@ -356,6 +396,7 @@ impl Snapshot {
         self.failures.dedup();
         self.connections.merge(&o.connections);
         merge_set(&mut self.warnings, &o.warnings);
+        self.users.add(&o.users);
     }
 
     pub fn merged<'a>(snaps: impl IntoIterator<Item = &'a Snapshot>) -> Snapshot {

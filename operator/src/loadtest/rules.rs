@@ -14,15 +14,9 @@ const RUN_GRACE: Duration = Duration::from_secs(300);
 /// ends by its iterations alone the most the runners let it run
 /// (`limits::open_ended`), plus the grace for stopping and reporting.
 pub fn run_limit(lt: &LoadTest) -> Duration {
-    let l = &lt.spec.plan.load;
-    let length = if l.stages.is_empty() {
-        l.duration.map_or_else(
-            || barrage_runner::limits::open_ended(crate::agents::report_interval(&lt.spec.plan)),
-            |d| d.0,
-        )
-    } else {
-        l.stages.iter().map(|s| s.duration.0).sum()
-    };
+    let plan = &lt.spec.plan;
+    // The latest scenario's end, from the test's start.
+    let length = barrage_runner::compile::plan_length(plan, crate::agents::report_interval(plan));
     length + lt.spec.timeouts.run_grace.map_or(RUN_GRACE, |g| g.0)
 }
 
@@ -77,5 +71,15 @@ mod tests {
             "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
         ));
         assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
+        // Scenarios: until the latest one ends (its start time + length).
+        let scenarios = crate::pods::tests::lt(
+            "target: {baseUrl: 'http://x'}
+scenarios:
+  a: {load: {users: 1, duration: 1m}, requests: [{name: a, path: /}]}
+  b: {startTime: 2m, load: {executor: arrival-rate, rate: 5, duration: 30s}, requests: [{name: b, path: /}]}
+",
+        );
+        assert_eq!(run_limit(&scenarios), Duration::from_secs(150) + RUN_GRACE);
+        assert_eq!(max_names(&scenarios), 2);
     }
 }

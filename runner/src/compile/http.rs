@@ -15,7 +15,7 @@ pub const STREAMS_PER_CONNECTION: u32 = 100;
 
 pub(super) fn compile_http(
     plan: &Plan,
-    load: &LoadPlan,
+    loads: &[&LoadPlan],
     slot_count: u32,
     f: &dyn Fn(&str) -> String,
 ) -> Result<HttpPlan> {
@@ -38,7 +38,7 @@ pub(super) fn compile_http(
                 .map_err(|m| Error::invalid(f("target.connections"), m))?;
             n
         }
-        None => default_connections(load, slot_count),
+        None => default_connections(loads, slot_count),
     };
     Ok(HttpPlan {
         version,
@@ -47,23 +47,25 @@ pub(super) fn compile_http(
 }
 
 /// One connection per `STREAMS_PER_CONNECTION` of this runner's peak
-/// concurrency: its share of the most users the profile reaches, or its
-/// share of `maxInFlight`.
-fn default_connections(load: &LoadPlan, slot_count: u32) -> u32 {
-    let concurrency = match load.executor {
-        Executor::Concurrency => {
-            let peak = load
-                .profile
-                .stages
-                .iter()
-                .map(|s| s.1)
-                .fold(load.profile.start, f64::max);
-            // Users are at most `limits::MAX_USERS`, so this fits.
-            (peak.round().max(0.0) as u64).div_ceil(u64::from(slot_count.max(1))) as u32
-        }
-        Executor::ArrivalRate => load.max_in_flight,
-    };
-    concurrency
-        .div_ceil(STREAMS_PER_CONNECTION)
-        .clamp(1, limits::MAX_CONNECTIONS)
+/// concurrency, over all its scenarios (which share the connections): its
+/// share of the most users each profile reaches, or of `maxInFlight`.
+fn default_connections(loads: &[&LoadPlan], slot_count: u32) -> u32 {
+    let concurrency: u64 = loads
+        .iter()
+        .map(|load| match load.executor {
+            Executor::Concurrency => {
+                let peak = load
+                    .profile
+                    .stages
+                    .iter()
+                    .map(|s| s.1)
+                    .fold(load.profile.start, f64::max);
+                // Users are at most `limits::MAX_USERS`, so this fits.
+                (peak.round().max(0.0) as u64).div_ceil(u64::from(slot_count.max(1)))
+            }
+            Executor::ArrivalRate => u64::from(load.max_in_flight),
+        })
+        .sum();
+    let n = concurrency.div_ceil(u64::from(STREAMS_PER_CONNECTION));
+    n.clamp(1, u64::from(limits::MAX_CONNECTIONS)) as u32
 }

@@ -10,19 +10,15 @@ use super::{
 use crate::{
     error::{Error, Result},
     limits,
-    plan::{Executor, Plan, Stage},
+    plan::{Executor, Load, Plan, Stage},
     wait::Wait,
 };
 
-/// The plan's `load` for `slot`: the profile of the whole plan (each runner
-/// derives its share while running) and this runner's share of the
-/// iterations and of `maxInFlight`.
-pub(super) fn compile_load(
-    plan: &Plan,
-    slot: Slot,
-    f: &dyn Fn(&str) -> String,
-) -> Result<LoadPlan> {
-    let l = &plan.load;
+/// A `load` (the top-level one, or a scenario's) for `slot`: the profile of
+/// the whole plan (each runner derives its share while running) and this
+/// runner's share of the iterations and of `maxInFlight`. `f` names its
+/// fields (`load.users`, `scenarios.S.load.users`).
+pub(super) fn compile_load(l: &Load, slot: Slot, f: &dyn Fn(&str) -> String) -> Result<LoadPlan> {
     let concurrency = l.executor == Executor::Concurrency;
     let level_field = if concurrency {
         "load.users"
@@ -137,7 +133,7 @@ pub(super) fn compile_load(
     }
     let iterations = l
         .iterations
-        .map(|n| iteration_share(n, concurrency, &profile, slot));
+        .map(|n| iteration_share(n, concurrency, peak_users(&profile, None), slot));
     Ok(LoadPlan {
         executor: l.executor,
         profile,
@@ -146,7 +142,130 @@ pub(super) fn compile_load(
         think_time: l.think_time.unwrap_or(Wait::ZERO),
         pacing: l.pacing.unwrap_or(Wait::ZERO),
         graceful_stop: l.graceful_stop.map_or(DEFAULT_GRACEFUL_STOP, |d| d.0),
+        split: None,
     })
+}
+
+/// The most users `profile` reaches (of a weighted scenario: its part of
+/// the most), rounded as the runners round them.
+pub(super) fn peak_users(profile: &Profile, split: Option<&Split>) -> u64 {
+    let peak = profile
+        .stages
+        .iter()
+        .map(|s| s.1)
+        .fold(profile.start, f64::max)
+        .round()
+        .max(0.0) as u64;
+    split.map_or(peak, |s| s.part(peak))
+}
+
+/// Splits `total` into parts proportional to `weights` that add up to
+/// exactly `total` (largest remainder: each part's floor, then one more to
+/// the parts with the largest remainders, ties to the lower index). The
+/// same on every runner, so each derives the same parts. All weights 0:
+/// everything goes nowhere.
+pub fn largest_remainder(total: u64, weights: &[u64]) -> Vec<u64> {
+    let sum: u128 = weights.iter().map(|&w| u128::from(w)).sum();
+    if sum == 0 {
+        return vec![0; weights.len()];
+    }
+    let t = u128::from(total);
+    let mut parts: Vec<u64> = weights
+        .iter()
+        .map(|&w| (t * u128::from(w) / sum) as u64)
+        .collect();
+    let leftover = total - parts.iter().sum::<u64>();
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    // Remainders compared exactly as (t * w) mod sum.
+    order.sort_by_key(|&i| std::cmp::Reverse(t * u128::from(weights[i]) % sum));
+    for &i in order.iter().take(leftover as usize) {
+        parts[i] += 1;
+    }
+    parts
+}
+
+/// A weighted scenario's part of the top-level level: at every instant the
+/// weighted scenarios' users add up to the rounded level (see
+/// `largest_remainder`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Split {
+    /// Every weighted scenario's weight, in `WEIGHT_UNIT`s.
+    pub weights: Vec<u64>,
+    /// This scenario's place among them.
+    pub index: usize,
+}
+
+impl Split {
+    /// This scenario's part of `total`.
+    pub fn part(&self, total: u64) -> u64 {
+        largest_remainder(total, &self.weights)[self.index]
+    }
+}
+
+impl LoadPlan {
+    /// The scenario's users (of all runners) at `t` from its start.
+    pub fn users_at(&self, t: Duration) -> u64 {
+        let total = self.profile.at(t).round().max(0.0) as u64;
+        self.split.as_ref().map_or(total, |s| s.part(total))
+    }
+}
+
+/// The load of weighted scenario `index` among `weights`: the top-level
+/// `load` (already compiled as `base`, of `shared`) split by weight, with
+/// the scenario's own think time and pacing from `own` (the only fields it
+/// may set, checked by the caller).
+pub(super) fn weighted_load(
+    base: &LoadPlan,
+    shared: &Load,
+    own: Option<&Load>,
+    weights: &[u64],
+    index: usize,
+    slot: Slot,
+) -> LoadPlan {
+    let concurrency = base.executor == Executor::Concurrency;
+    let split = Split {
+        weights: weights.to_vec(),
+        index,
+    };
+    let (profile, split) = if concurrency {
+        (base.profile.clone(), Some(split))
+    } else {
+        // Rates split in proportion: arrivals are dealt out one by one
+        // on each scenario's own timeline.
+        let sum: u64 = weights.iter().sum();
+        let k = weights[index] as f64 / sum.max(1) as f64;
+        let profile = Profile {
+            start: base.profile.start * k,
+            stages: base
+                .profile
+                .stages
+                .iter()
+                .map(|&(d, r)| (d, r * k))
+                .collect(),
+        };
+        (profile, None)
+    };
+    let iterations = shared.iterations.map(|n| {
+        let mine = largest_remainder(n, weights)[index];
+        iteration_share(
+            mine,
+            concurrency,
+            peak_users(&profile, split.as_ref()),
+            slot,
+        )
+    });
+    let in_flight = u64::from(shared.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT));
+    let in_flight = largest_remainder(in_flight, weights)[index].max(1);
+    LoadPlan {
+        executor: base.executor,
+        profile,
+        iterations,
+        max_in_flight: (slot.share(in_flight) as u32).max(1),
+        think_time: own.and_then(|l| l.think_time).unwrap_or(Wait::ZERO),
+        pacing: own.and_then(|l| l.pacing).unwrap_or(Wait::ZERO),
+        graceful_stop: base.graceful_stop,
+        split,
+    }
 }
 
 /// This runner's share of the plan's iterations. Arrivals are dealt out one
@@ -154,16 +273,10 @@ pub(super) fn compile_load(
 /// a runner may have none (2 users over 3 runners): there the iterations
 /// follow each runner's peak users, so none are stranded on a runner that
 /// never runs a user.
-pub(super) fn iteration_share(total: u64, concurrency: bool, profile: &Profile, slot: Slot) -> u64 {
+pub(super) fn iteration_share(total: u64, concurrency: bool, peak: u64, slot: Slot) -> u64 {
     if !concurrency {
         return slot.share(total);
     }
-    let peak = profile
-        .stages
-        .iter()
-        .map(|s| s.1)
-        .fold(profile.start, f64::max)
-        .round() as u64;
     let users: Vec<u64> = (0..slot.count)
         .map(|i| {
             Slot {
@@ -202,10 +315,11 @@ fn check_stages(stages: &[Stage], concurrency: bool, f: &dyn Fn(&str) -> String)
 }
 
 /// The plan's `reportInterval`: at least 100ms, at most the longest wait,
-/// and not so short that the test has more intervals than the limit.
+/// and not so short that the test has more intervals than the limit
+/// (`length`: the longest a timed scenario runs, from the test's start).
 pub(super) fn compile_interval(
     plan: &Plan,
-    profile: &Profile,
+    length: Option<Duration>,
     f: &dyn Fn(&str) -> String,
 ) -> Result<Duration> {
     let interval = plan.report_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
@@ -218,7 +332,7 @@ pub(super) fn compile_interval(
     limits::at_most(interval, limits::MAX_WAIT)
         .map_err(|m| Error::invalid(f("reportInterval"), m))?;
     // Every runner keeps one histogram per interval of the test.
-    if let Some(length) = profile.total() {
+    if let Some(length) = length {
         let n = length.as_micros().div_ceil(interval.as_micros()) as u64;
         if n > limits::MAX_INTERVALS {
             return Err(Error::invalid(

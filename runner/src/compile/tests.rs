@@ -8,27 +8,23 @@ use super::{
     target::{port_of, redact_userinfo},
 };
 
-/// The first request of entry `i` of the mix.
+/// The first request of entry `i` of the (unnamed) scenario's mix.
 pub(super) fn first(c: &Compiled, i: usize) -> &Step {
-    StepKind::requests(&c.scenarios[i].steps)[0]
+    StepKind::requests(&c.scenarios[0].entries[i].steps)[0]
 }
 
-fn shares(total: u64, users: f64, count: u32) -> Vec<u64> {
-    let p = Profile {
-        start: users,
-        stages: vec![(Duration::from_secs(1), users)],
-    };
+fn shares(total: u64, users: u64, count: u32) -> Vec<u64> {
     (0..count)
-        .map(|index| iteration_share(total, true, &p, Slot { index, count }))
+        .map(|index| iteration_share(total, true, users, Slot { index, count }))
         .collect()
 }
 
 #[test]
 fn iterations_follow_the_users_so_none_are_stranded() {
-    assert_eq!(shares(300, 2.0, 3), [150, 150, 0]);
-    assert_eq!(shares(7, 1.0, 3), [7, 0, 0]);
-    assert_eq!(shares(1001, 7.0, 3), [429, 286, 286]);
-    for (total, users, count) in [(1001, 7.0, 3), (5, 3.0, 4), (99, 10.0, 7)] {
+    assert_eq!(shares(300, 2, 3), [150, 150, 0]);
+    assert_eq!(shares(7, 1, 3), [7, 0, 0]);
+    assert_eq!(shares(1001, 7, 3), [429, 286, 286]);
+    for (total, users, count) in [(1001, 7, 3), (5, 3, 4), (99, 10, 7)] {
         assert_eq!(shares(total, users, count).iter().sum::<u64>(), total);
     }
 }

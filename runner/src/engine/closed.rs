@@ -1,7 +1,9 @@
 //! The closed model: virtual users, each sending its next iteration when the
 //! previous one is done (plus think time or pacing). The number of users
-//! follows the plan's profile; this runner runs its share of the rounded
-//! total, so N runners together run exactly the plan's users.
+//! follows the scenario's profile; this runner runs its share of the rounded
+//! total (of a weighted scenario: its part of it, `LoadPlan::users_at`), so N
+//! runners together run exactly the scenario's users. A user's onStart and
+//! onStop are in `users`.
 
 use std::{
     sync::{
@@ -16,7 +18,10 @@ use tokio::{
     task::{JoinError, JoinSet},
 };
 
-use super::{Flow, Runner};
+use super::{
+    Flow, Runner,
+    users::{Gone, Life},
+};
 use crate::limits;
 
 /// How often the user count is adjusted during a ramp.
@@ -34,10 +39,14 @@ struct Shared {
     budget: AtomicU64,
 }
 
-pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
-    let load = &runner.plan.load;
+/// Runs scenario `sc` of a test that started at `test_start`.
+pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
+    let scenario = &runner.plan.scenarios[sc];
+    let load = &scenario.load;
+    let stop = &runner.scenario_stops[sc];
+    let start = test_start + scenario.start_time;
     let slot = runner.plan.slot;
-    let share = |t: Duration| slot.share(load.profile.at(t).round().max(0.0) as u64) as u32;
+    let share = |t: Duration| slot.share(load.users_at(t)) as u32;
     let shared = Arc::new(Shared {
         desired: AtomicU32::new(share(Duration::ZERO)),
         changed: Notify::new(),
@@ -48,9 +57,12 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     let mut spawned = 0u32;
     let timed = load.profile.total();
     // A plan that ends by its iterations alone still ends by this at the
-    // latest, so what it keeps per interval stays bounded (either length is
-    // at most `limits::MAX_LENGTH`).
-    let end = start + timed.unwrap_or_else(|| limits::open_ended(runner.plan.interval));
+    // latest (from the test's start), so what it keeps per interval stays
+    // bounded (either length is at most `limits::MAX_LENGTH`).
+    let end = timed.map_or_else(
+        || test_start + limits::open_ended(runner.plan.interval),
+        |d| start + d,
+    );
     // A constant level needs no ticks: sleep until the end (or a stop).
     let constant = load
         .profile
@@ -63,11 +75,11 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
         while spawned < want {
-            users.spawn(user(runner.clone(), shared.clone(), spawned));
+            users.spawn(user(runner.clone(), sc, shared.clone(), spawned));
             spawned += 1;
             if spawned.is_multiple_of(SPAWN_BATCH) {
                 tokio::task::yield_now().await;
-                if runner.stop.is_set() {
+                if stop.is_set() {
                     break 'load;
                 }
             }
@@ -85,13 +97,14 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}
-            _ = runner.stop.wait() => break,
-            // Users end early only when the iterations run out, or by a
-            // panic, which must fail the run now rather than at its end.
+            _ = stop.wait() => break,
+            // Users end early only when the iterations run out, when they
+            // are retired (their onStart kept failing), or by a panic, which
+            // must fail the run now rather than at its end.
             Some(res) = users.join_next(), if !users.is_empty() => reap(runner, res),
         }
     }
-    runner.stop.trigger();
+    stop.trigger();
     shared.changed.notify_waiters();
     let finished = tokio::select! {
         _ = async {
@@ -99,7 +112,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
                 reap(runner, res);
             }
         } => true,
-        _ = runner.grace() => false,
+        _ = runner.grace(load.graceful_stop) => false,
     };
     if !finished {
         // Each aborted user's request in flight counts itself as
@@ -117,19 +130,36 @@ fn reap(runner: &Runner, res: Result<(), JoinError>) {
     }
 }
 
-async fn user(runner: Arc<Runner>, shared: Arc<Shared>, id: u32) {
-    let load = &runner.plan.load;
+/// One virtual user of scenario `sc`: its onStart when it starts (see
+/// `Life`), its iterations, its onStop when it ends or is parked by a ramp
+/// down (unparked, it starts again with a fresh onStart).
+async fn user(runner: Arc<Runner>, sc: usize, shared: Arc<Shared>, id: u32) {
+    let load = &runner.plan.scenarios[sc].load;
+    let stop = &runner.scenario_stops[sc];
     let mut conn = None;
     let shard = id as usize;
-    while !runner.stop.is_set() && shared.budget.load(Ordering::SeqCst) > 0 {
+    let mut life = Life::new(&runner, sc, shard);
+    while !stop.is_set() && shared.budget.load(Ordering::SeqCst) > 0 {
         if id >= shared.desired.load(Ordering::SeqCst) {
-            // Ramped down below this user: park until the count changes.
+            // Ramped down below this user: it ends, and parks until the
+            // count changes.
             let n = shared.changed.notified();
-            if id >= shared.desired.load(Ordering::SeqCst) && !runner.stop.is_set() {
+            if id >= shared.desired.load(Ordering::SeqCst) && !stop.is_set() {
+                life.end(&mut conn).await;
                 conn = None;
                 n.await;
             }
             continue;
+        }
+        match life.start(&mut conn).await {
+            Ok(true) => {}
+            // Not started: it waited its think time, try again.
+            Ok(false) => continue,
+            Err(Gone::Retired) => return,
+            Err(Gone::Exhausted) => {
+                runner.stop.trigger();
+                return;
+            }
         }
         if shared
             .budget
@@ -139,16 +169,22 @@ async fn user(runner: Arc<Runner>, shared: Arc<Shared>, id: u32) {
             break;
         }
         let began = Instant::now();
-        if runner.iterate(&mut conn, shard, None).await == Flow::Exhausted {
-            runner.stop.trigger();
-            break;
-        }
-        let pause = load
-            .think_time
+        let think = match runner
+            .iterate(sc, &mut conn, shard, None, life.vars())
+            .await
+        {
+            Flow::Exhausted => {
+                runner.stop.trigger();
+                break;
+            }
+            Flow::Continue(think) => think.unwrap_or(load.think_time),
+        };
+        let pause = think
             .sample()
             .max(load.pacing.sample().saturating_sub(began.elapsed()));
-        if runner.stop.sleep(pause).await {
+        if stop.sleep(pause).await {
             break;
         }
     }
+    life.end(&mut conn).await;
 }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{Failure, Runner, Sample, client::Conn, pending::Pending, request::Prepared};
+use super::{Failure, Runner, Sample, Stop, client::Conn, pending::Pending, request::Prepared};
 use crate::{
     compile::{Repeat, Step, StepKind},
     snapshot::ErrorKind,
@@ -32,6 +32,9 @@ pub struct Pass<'a> {
     /// The open model's intended start: the first request's latency counts
     /// from it. Taken by that request.
     pub intended: Option<Instant>,
+    /// The end of the pass's scenario (or of the whole run): pauses and
+    /// repeat rounds end there.
+    pub stop: &'a Stop,
 }
 
 /// How a pass ended.
@@ -85,11 +88,11 @@ impl Runner {
     ) -> Outcome {
         let rounds = fastrand::u32(r.min..=r.max);
         for round in 0..rounds {
-            if round > 0 && self.stop.sleep(r.interval.sample()).await {
+            if round > 0 && pass.stop.sleep(r.interval.sample()).await {
                 return Outcome::Stopped;
             }
             for step in &r.steps {
-                if self.stop.is_set() {
+                if pass.stop.is_set() {
                     return Outcome::Stopped;
                 }
                 let out = self.run_one(step, conn, shard, pass).await;
@@ -112,7 +115,7 @@ impl Runner {
         match step {
             StepKind::Request(s) => self.request(s, conn, shard, pass).await,
             StepKind::Sleep(w) => {
-                if self.stop.sleep(w.sample()).await {
+                if pass.stop.sleep(w.sample()).await {
                     Outcome::Stopped
                 } else {
                     Outcome::Done

@@ -1,7 +1,10 @@
 //! The load engine: one `Runner` produces one slot's share of a plan and
-//! keeps its results. The closed and open models differ only in when
-//! iterations start (`closed`, `open`); what an iteration does is here, and
-//! its steps (requests, pauses, repeat blocks) run in `journey`.
+//! keeps its results. Every scenario of the plan runs its own executor, all
+//! from one start instant (plus each one's `startTime`). The closed and
+//! open models differ only in when iterations start (`closed`, `open`); a
+//! closed-model user's life (its onStart and onStop) is in `users`; what an
+//! iteration does is here, and its steps (requests, pauses, repeat blocks)
+//! run in `journey`.
 //! Requests go out over HTTP/1.1 on each user's own connection (`client`), or
 //! with `target.http: "2"` as streams on the runner's shared HTTP/2
 //! connections (`http2`).
@@ -18,6 +21,7 @@ mod request;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
+mod users;
 
 use std::{
     sync::{
@@ -33,11 +37,12 @@ pub use client::DEFAULT_MAX_BODY;
 pub use recorder::{Recorder, Sample};
 
 use crate::{
-    compile::{Compiled, MAX_REDIRECTS, StepKind},
+    compile::{Compiled, Entry, MAX_REDIRECTS, StepKind},
     data::{Pick, Selector},
     plan::{Executor, HttpVersion},
     snapshot::{ErrorKind, Snapshot},
     template::{Pkce, RenderCtx},
+    wait::Wait,
 };
 
 use client::Conn;
@@ -88,9 +93,12 @@ impl Stop {
 pub struct Runner {
     pub plan: Arc<Compiled>,
     pub recorder: Recorder,
-    /// Each request's serialized form, by metric.
+    /// Every request step's serialized form, ready to fill in, by metric.
     prepared: Vec<Option<Prepared>>,
-    selector: Option<Selector>,
+    /// Each scenario's pick from the records.
+    selectors: Vec<Option<Selector>>,
+    /// Each scenario's end: its own planned end, or the runner's `stop`.
+    scenario_stops: Vec<Stop>,
     seq: AtomicU64,
     /// When kept (provisioning), every iteration's variables or failure.
     journal: Option<Mutex<Vec<Finished>>>,
@@ -146,10 +154,14 @@ pub struct Failure {
 /// What an iteration tells its executor.
 #[derive(PartialEq, Eq)]
 enum Flow {
-    Continue,
+    /// Done; with the entry's own think time, if it has one.
+    Continue(Option<Wait>),
     /// `unique` data is used up: the runner stops.
     Exhausted,
 }
+
+/// A pass found `unique` data used up (and counted it).
+struct Exhausted;
 
 impl Runner {
     pub fn new(plan: Arc<Compiled>) -> Arc<Runner> {
@@ -171,20 +183,27 @@ impl Runner {
     fn build(plan: Arc<Compiled>, journal: bool) -> Arc<Runner> {
         let mut prepared: Vec<Option<Prepared>> = plan.names.iter().map(|_| None).collect();
         for s in &plan.scenarios {
-            for st in StepKind::requests(&s.steps) {
+            let entries = s.entries.iter().chain(&s.on_start).chain(&s.on_stop);
+            for st in entries.flat_map(|e| StepKind::requests(&e.steps)) {
                 prepared[st.metric] = Some(Prepared::new(st, &plan.target));
             }
         }
-        let selector = plan.data.as_ref().map(|d| {
-            Selector::new(
-                d.select,
-                d.repeat,
-                d.on_exhausted,
-                d.records.rows.len(),
-                plan.slot.index,
-                plan.slot.count,
-            )
-        });
+        let selectors = plan
+            .scenarios
+            .iter()
+            .map(|s| {
+                s.data.as_ref().map(|d| {
+                    Selector::new(
+                        d.select,
+                        d.repeat,
+                        d.on_exhausted,
+                        d.records.rows.len(),
+                        plan.slot.index,
+                        plan.slot.count,
+                    )
+                })
+            })
+            .collect();
         // Over cleartext "auto" is HTTP/1.1: there is no ALPN to ask with.
         // Over TLS it may become HTTP/2 (`Runner::send` asks the server once).
         let tls = plan.target.tls.clone();
@@ -211,7 +230,8 @@ impl Runner {
             auto_h2: tokio::sync::OnceCell::new(),
             recorder: Recorder::new(plan.names.clone(), plan.interval),
             prepared,
-            selector,
+            selectors,
+            scenario_stops: plan.scenarios.iter().map(|_| Stop::default()).collect(),
             seq: AtomicU64::new(0),
             journal: journal.then(Mutex::default),
             stop: Stop::default(),
@@ -243,19 +263,33 @@ impl Runner {
                 }
             })
         };
-        // Its own task, so that a panic in the executor fails this run
-        // instead of unwinding through the caller.
-        let load = {
+        // The runner's stop ends every scenario.
+        let stops = {
             let me = self.clone();
             tokio::spawn(async move {
-                match me.plan.load.executor {
-                    Executor::Concurrency => closed::run(&me, start).await,
-                    Executor::ArrivalRate => open::run(&me, start).await,
+                me.stop.wait().await;
+                for s in &me.scenario_stops {
+                    s.trigger();
                 }
             })
         };
-        if let Err(e) = load.await {
-            self.task_failed("the load task", e);
+        // Each scenario in its own task, so that a panic in an executor
+        // fails this run instead of unwinding through the caller. The load
+        // ends when every scenario has.
+        let mut load = tokio::task::JoinSet::new();
+        for sc in 0..self.plan.scenarios.len() {
+            let me = self.clone();
+            load.spawn(async move { me.run_scenario(sc, start).await });
+        }
+        let mut lost = false;
+        while let Some(res) = load.join_next().await {
+            if let Err(e) = res {
+                lost |= e.is_panic();
+                self.task_failed("the load task", e);
+            }
+        }
+        self.stop.trigger();
+        if lost {
             // Its requests were aborted with it; each counts itself as it
             // is dropped, which the runtime does right after the abort.
             let counted = tokio::time::timeout(ABANDONED_WAIT, self.outstanding.drained());
@@ -263,6 +297,7 @@ impl Runner {
                 self.fail("requests of the failed load task were still not counted".into());
             }
         }
+        stops.abort();
         // Every request is counted by now: the HTTP/2 connections close
         // (HTTP/1.1 ones went with their users), rather than stay open for
         // as long as the runner's results are kept.
@@ -278,6 +313,24 @@ impl Runner {
         self.recorder.mark_ended(Instant::now());
     }
 
+    /// Runs scenario `sc` of a test that started at `start`: from its
+    /// start time to its own end (or the runner's stop).
+    async fn run_scenario(self: &Arc<Self>, sc: usize, start: Instant) {
+        let s = &self.plan.scenarios[sc];
+        let begin = start + s.start_time;
+        let stop = &self.scenario_stops[sc];
+        if stop
+            .sleep(begin.saturating_duration_since(Instant::now()))
+            .await
+        {
+            return;
+        }
+        match s.load.executor {
+            Executor::Concurrency => closed::run(self, sc, start).await,
+            Executor::ArrivalRate => open::run(self, sc, start).await,
+        }
+    }
+
     /// Stops the load and cuts the wait for in-flight requests to
     /// `INTERRUPT_GRACE` (Ctrl-C, a runner pod that is going away).
     pub fn interrupt(&self) {
@@ -286,10 +339,10 @@ impl Runner {
     }
 
     /// Resolves when in-flight requests have had their time after the load:
-    /// the plan's graceful stop, or `INTERRUPT_GRACE` once interrupted.
-    async fn grace(&self) {
+    /// the scenario's `graceful_stop`, or `INTERRUPT_GRACE` once interrupted.
+    async fn grace(&self, graceful_stop: Duration) {
         tokio::select! {
-            _ = tokio::time::sleep(self.plan.load.graceful_stop) => {}
+            _ = tokio::time::sleep(graceful_stop) => {}
             _ = async {
                 self.interrupted.wait().await;
                 tokio::time::sleep(INTERRUPT_GRACE).await;
@@ -350,7 +403,13 @@ impl Runner {
     /// `first` on (see `Recorder::snapshot_from`).
     pub fn snapshot_from(&self, first: Option<u64>) -> Snapshot {
         let mut snap = self.recorder.snapshot_from(first);
-        snap.records_used = self.selector.as_ref().map(Selector::used_bitmap);
+        for sel in self.selectors.iter().flatten() {
+            let used = sel.used_bitmap();
+            match &mut snap.records_used {
+                Some(all) => all.or(&used),
+                None => snap.records_used = Some(used),
+            }
+        }
         snap.failures = self.failure().into_iter().collect();
         snap.warnings = self.plan.warnings();
         snap
@@ -378,30 +437,65 @@ impl Runner {
         self.snapshot_with(true)
     }
 
-    /// One pass through a scenario picked by weight: a single request or a
-    /// whole journey. `intended` is the open model's scheduled start, from
-    /// which the first request's latency is measured.
+    /// One pass through an entry of scenario `sc` picked by weight: a
+    /// single request or a whole journey, as the virtual user whose
+    /// variables are `user`. `intended` is the open model's scheduled
+    /// start, from which the first request's latency is measured.
     async fn iterate(
         &self,
+        sc: usize,
         conn: &mut Option<Conn>,
         shard: usize,
         intended: Option<Instant>,
+        user: &[Option<String>],
     ) -> Flow {
-        let plan = &self.plan;
+        let scenario = &self.plan.scenarios[sc];
         let r = fastrand::u64(
-            ..*plan
+            ..*scenario
                 .cumulative_weights
                 .last()
                 .expect("at least one request"),
         );
-        let si = plan.cumulative_weights.partition_point(|&c| c <= r);
-        let scenario = &plan.scenarios[si];
-        let record = match (&self.selector, &plan.data) {
-            (Some(sel), Some(d)) if scenario.uses_record => match sel.pick() {
+        let entry = &scenario.entries[scenario.cumulative_weights.partition_point(|&c| c <= r)];
+        let Ok((seq, result)) = self.pass(sc, entry, conn, shard, intended, user).await else {
+            return Flow::Exhausted;
+        };
+        // A pass cut short is not in the journal: provisioning counts it
+        // as unfinished.
+        let result = match result {
+            Ok(vars) => Some(Ok(vars)),
+            Err(f) => f.map(Err),
+        };
+        if let (Some(sink), Some(result)) = (&self.journal, result) {
+            sink.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(Finished { seq, result });
+        }
+        Flow::Continue(entry.think_time)
+    }
+
+    /// One pass through `entry` of scenario `sc` (an entry of its mix, or
+    /// a user's onStart or onStop): picks its record, renders its vars,
+    /// runs its steps and, for a journey, records the whole pass. Returns
+    /// the pass's sequence number and its variables (vars and captures), or
+    /// the step that failed (None: the scenario's end cut the pass short).
+    #[allow(clippy::type_complexity)]
+    async fn pass(
+        &self,
+        sc: usize,
+        entry: &Entry,
+        conn: &mut Option<Conn>,
+        shard: usize,
+        intended: Option<Instant>,
+        user: &[Option<String>],
+    ) -> Result<(u64, PassResult), Exhausted> {
+        let plan = &self.plan;
+        let record = match (&self.selectors[sc], &plan.scenarios[sc].data) {
+            (Some(sel), Some(d)) if entry.uses_record => match sel.pick() {
                 Pick::Row(i) => Some(d.records.rows[i].as_slice()),
                 Pick::Exhausted => {
                     self.recorder.data_exhausted.fetch_add(1, Ordering::Relaxed);
-                    return Flow::Exhausted;
+                    return Err(Exhausted);
                 }
             },
             _ => None,
@@ -412,43 +506,38 @@ impl Runner {
         let pkce = Pkce::default();
         let mut pass = Pass {
             record,
-            user: &[],
+            user,
             seq,
             pkce: &pkce,
-            vars: vec![None; scenario.var_names.len()],
+            vars: vec![None; entry.var_names.len()],
             intended,
+            stop: &self.scenario_stops[sc],
         };
-        for (slot, t) in &scenario.presets {
+        for (slot, t) in &entry.presets {
             let v = t.render(&RenderCtx {
                 record,
                 vars: &pass.vars,
-                user: pass.user,
+                user,
                 seq,
                 pkce: &pkce,
             });
             pass.vars[*slot] = Some(v);
         }
         let began = intended.unwrap_or_else(Instant::now);
-        let outcome = self
-            .run_steps(&scenario.steps, conn, shard, &mut pass)
-            .await;
-        // A pass the run's end cut short is neither a journey's duration nor
-        // a provisioned record (provisioning counts it as unfinished).
+        let outcome = self.run_steps(&entry.steps, conn, shard, &mut pass).await;
+        // A pass that its scenario's end cut short is neither a journey's
+        // duration nor a provisioned record (provisioning counts it as
+        // unfinished); every request it sent is counted all the same.
         let result = match outcome {
-            Outcome::Stopped => return Flow::Continue,
+            Outcome::Stopped => return Ok((seq, Err(None))),
             Outcome::Done => Ok(pass.vars),
-            Outcome::Failed(f) => Err(f),
+            Outcome::Failed(f) => Err(Some(f)),
         };
-        if let Some(j) = scenario.journey {
+        if let Some(j) = entry.journey {
             self.recorder
                 .record_journey(shard, j, began, Instant::now(), result.is_ok());
         }
-        if let Some(sink) = &self.journal {
-            sink.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(Finished { seq, result });
-        }
-        Flow::Continue
+        Ok((seq, result))
     }
 
     /// Sends on `conn` (connecting first if needed), following redirects if
@@ -561,6 +650,10 @@ impl Runner {
         Ok(stream.alpn() == Some(crate::tls::client::ALPN_H2))
     }
 }
+
+/// How a pass ended: its variables, or the step that failed (None when
+/// the end of its scenario cut it short at a pause or between rounds).
+type PassResult = Result<Vec<Option<String>>, Option<Failure>>;
 
 /// Where requests sent again on a new connection after a stale keep-alive
 /// one are counted: the request's own sample.

@@ -45,8 +45,13 @@ impl Pool {
     }
 }
 
-pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
-    let load = &runner.plan.load;
+/// Runs scenario `sc` of a test that started at `test_start`, on its own
+/// timeline.
+pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
+    let scenario = &runner.plan.scenarios[sc];
+    let load = &scenario.load;
+    let stop = &runner.scenario_stops[sc];
+    let start = test_start + scenario.start_time;
     let slot = runner.plan.slot;
     let mut timeline = Timeline::new(&load.profile, slot.index, slot.count);
     let mut budget = load.iterations.unwrap_or(u64::MAX);
@@ -56,11 +61,11 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     let mut tasks = JoinSet::new();
     let end = load.profile.total().and_then(|d| start.checked_add(d));
     // A plan that ends by its iterations alone stops here at the latest.
-    let cap = end.or_else(|| start.checked_add(limits::open_ended(runner.plan.interval)));
+    let cap = end.or_else(|| test_start.checked_add(limits::open_ended(runner.plan.interval)));
     let mut n = 0usize;
     let mut ran_out = false;
     let mut unpaused = 0u64;
-    while budget > 0 && !runner.stop.is_set() {
+    while budget > 0 && !stop.is_set() {
         // Never past the planned end, however far behind the schedule.
         if cap.is_some_and(|e| Instant::now() >= e) {
             break;
@@ -72,7 +77,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         let now = Instant::now();
         if at > now {
             unpaused = 0;
-            if runner.stop.sleep(at - now).await {
+            if stop.sleep(at - now).await {
                 break;
             }
         } else {
@@ -93,7 +98,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
         let (runner, pool) = (runner.clone(), pool.clone());
         tasks.spawn(async move {
             let mut conn = pool.take();
-            if runner.iterate(&mut conn, n, Some(at)).await == Flow::Exhausted {
+            if runner.iterate(sc, &mut conn, n, Some(at), &[]).await == Flow::Exhausted {
                 runner.stop.trigger();
             }
             pool.give(conn);
@@ -113,12 +118,10 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
     // test's duration, its rps and its last report interval (which windowed
     // thresholds read) cover the whole plan.
     if ran_out && let Some(e) = end {
-        runner
-            .stop
-            .sleep(e.saturating_duration_since(Instant::now()))
+        stop.sleep(e.saturating_duration_since(Instant::now()))
             .await;
     }
-    runner.stop.trigger();
+    stop.trigger();
     // In-flight requests end by their own timeout; the graceful stop bounds
     // the wait for a plan whose timeouts are longer. Those still in flight
     // then are aborted, and each counts itself as `interrupted` as it is
@@ -129,7 +132,7 @@ pub(super) async fn run(runner: &Arc<Runner>, start: Instant) {
                 reap(runner, res);
             }
         } => true,
-        _ = runner.grace() => false,
+        _ = runner.grace(load.graceful_stop) => false,
     };
     if !finished {
         tasks.abort_all();

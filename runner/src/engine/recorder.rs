@@ -87,10 +87,20 @@ pub struct Recorder {
     ended: OnceLock<Instant>,
     pub dropped: AtomicU64,
     pub data_exhausted: AtomicU64,
+    /// Virtual users with an onStart (see `engine::users`).
+    pub users: UserCounts,
     intervals: Mutex<Intervals>,
     /// Connection setup times. One lock per connection made: a keep-alive
     /// user makes one for many requests.
     connections: Mutex<Connections>,
+}
+
+/// `snapshot::Users`, as it is counted.
+#[derive(Default)]
+pub struct UserCounts {
+    pub started: AtomicU64,
+    pub on_start_failures: AtomicU64,
+    pub retired: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,6 +127,7 @@ impl Recorder {
             ended: OnceLock::new(),
             dropped: AtomicU64::new(0),
             data_exhausted: AtomicU64::new(0),
+            users: UserCounts::default(),
             intervals: Mutex::new(Intervals {
                 closed: Vec::new(),
                 prev: histogram::new_latency(),
@@ -306,6 +317,11 @@ impl Recorder {
         }
         snap.dropped = self.dropped.load(Ordering::Relaxed);
         snap.data_exhausted = self.data_exhausted.load(Ordering::Relaxed);
+        snap.users = crate::snapshot::Users {
+            started: self.users.started.load(Ordering::Relaxed),
+            on_start_failures: self.users.on_start_failures.load(Ordering::Relaxed),
+            retired: self.users.retired.load(Ordering::Relaxed),
+        };
         snap.connections = lock(&self.connections).clone();
         snap
     }

@@ -649,7 +649,7 @@ mod tests {
             "",
         )
         .unwrap();
-        crate::compile::StepKind::requests(&c.scenarios[0].steps)[0]
+        crate::compile::StepKind::requests(&c.scenarios[0].entries[0].steps)[0]
             .checks
             .clone()
     }

@@ -31,11 +31,16 @@ pub struct ScenarioSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub requests: Vec<RequestSpec>,
     /// Run once by each virtual user when it starts (log in, fetch a
-    /// token); its vars and captures are `{{ user.NAME }}` for the user's
-    /// whole life.
+    /// token; closed model only); its vars and captures are
+    /// `{{ user.NAME }}` for the user's whole life. A failed onStart is
+    /// counted, then retried after the think time, at most 3 attempts in a
+    /// row; then the user is retired for the rest of the test (counted in
+    /// the results' users, and warned about).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_start: Option<JourneySpec>,
-    /// Run once by each virtual user when it ends (log out).
+    /// Run once by each virtual user when it ends (log out): at the end of
+    /// the test (within the graceful stop), or when a ramp down parks it
+    /// (brought back, it starts again with a fresh onStart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_stop: Option<JourneySpec>,
     /// When the scenario starts, from the test's start. Default 0s.

@@ -26,7 +26,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot,
+    Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot, Users,
     connections::{ConnectionsBase, ConnectionsDelta},
 };
 
@@ -55,6 +55,9 @@ pub struct SnapshotDelta {
     /// Connections made since the acknowledged state (absent: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionsDelta>,
+    /// Virtual users' counts since the acknowledged state.
+    #[serde(default, skip_serializing_if = "Users::is_empty")]
+    pub users: Users,
 }
 
 /// What does not add up, sent whole.
@@ -115,6 +118,7 @@ pub struct Base {
     data_exhausted: u64,
     last: Option<Interval>,
     connections: Option<ConnectionsBase>,
+    users: Users,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +163,7 @@ impl Base {
             data_exhausted: s.data_exhausted,
             last: s.intervals.last().cloned(),
             connections: (!s.connections.is_empty()).then(|| ConnectionsBase::of(&s.connections)),
+            users: s.users,
         }
     }
 
@@ -323,6 +328,7 @@ impl SnapshotDelta {
             data_exhausted: cur.data_exhausted.checked_sub(b.data_exhausted)?,
             intervals,
             connections: ConnectionsDelta::between(b.connections.as_ref(), &cur.connections)?,
+            users: cur.users.since(&b.users)?,
         })
     }
 

@@ -207,6 +207,7 @@ impl Merge {
         }
         totals.dropped = totals.dropped.saturating_add(d.dropped);
         totals.data_exhausted = totals.data_exhausted.saturating_add(d.data_exhausted);
+        totals.users.add(&d.users);
         add_head(totals, &d.head);
         if let Some(last) = d.intervals.last() {
             self.newest = self.newest.max(last.index);

@@ -33,7 +33,7 @@ fn pauses_and_repeat_blocks_compile_with_journey_metrics() {
          {repeat: 2..4, interval: 10ms, steps: [{name: b, path: /b}, {sleep: 5ms}, {name: c, path: /c}]}, \
          {name: d, path: /d}]");
     assert_eq!(c.names, ["j/a", "j/b", "j/c", "j/d"]);
-    let steps = &c.scenarios[0].steps;
+    let steps = &c.scenarios[0].entries[0].steps;
     assert_eq!(steps.len(), 4);
     let ms = Duration::from_millis;
     assert!(
@@ -142,7 +142,7 @@ fn checks(body: &str) -> Vec<(String, CheckTest)> {
         "target: {{baseUrl: 'http://127.0.0.1:1'}}\nload: {{users: 1, iterations: 1}}\nrequests: [{{name: a, path: /, expect: {{body: {body}}}}}]"
     ))
     .unwrap_or_else(|e| panic!("{body}: {e}"));
-    StepKind::requests(&c.scenarios[0].steps)[0]
+    StepKind::requests(&c.scenarios[0].entries[0].steps)[0]
         .checks
         .iter()
         .map(|c| (c.label.to_string(), c.test.clone()))

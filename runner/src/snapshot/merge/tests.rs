@@ -133,6 +133,11 @@ fn heads_merge_as_sets_and_unions() {
             data_exhausted: 0,
             intervals: Vec::new(),
             connections: None,
+            users: crate::snapshot::Users {
+                started: 3,
+                on_start_failures: 2,
+                retired: 1,
+            },
         };
         m.apply(runner, &d).unwrap();
     };
@@ -145,6 +150,8 @@ fn heads_merge_as_sets_and_unions() {
     assert_eq!(s.failures, ["runner 0: boom", "runner 1: oops"]);
     assert_eq!(s.warnings, ["w"], "warnings merge as a set");
     assert_eq!(s.dropped, 4, "dropped is a difference: it adds");
+    let users = (s.users.started, s.users.on_start_failures, s.users.retired);
+    assert_eq!(users, (12, 8, 4), "users' counts are differences: they add");
     assert_eq!(s.runner_starts_us, [10, 11]);
     assert_eq!(s.start_skew_us(), Some(1));
 }

@@ -1,0 +1,473 @@
+//! The plan's scenarios: the one unnamed scenario of a plan with top-level
+//! `requests`, or its named `scenarios`, each with its own load (or a
+//! weighted share of the top-level one), mix, per-user journeys, start
+//! time and data selection. The rules a schema cannot express are checked
+//! here, each error naming its field.
+
+use std::time::Duration;
+
+use super::{
+    DataPlan, Entry, LoadPlan, ScenarioPlan, Slot,
+    load::{compile_load, peak_users, weighted_load},
+    steps::{Names, StepCtx, check_name, compile_mix, compile_user_journey, weight_units},
+};
+use crate::{
+    error::{Error, Result},
+    limits,
+    plan::{DataSpec, Executor, JourneySpec, Load, Plan, RequestSpec, ScenarioSpec, Select},
+    template::Scope,
+};
+
+/// Every scenario of a plan, compiled, and the names their steps and
+/// journeys took (with each one's scenario).
+pub(super) struct Scenarios {
+    pub scenarios: Vec<ScenarioPlan>,
+    pub names: Names,
+    pub scenario_names: Vec<String>,
+    pub metric_scenario: Vec<Option<usize>>,
+    pub journey_scenario: Vec<Option<usize>>,
+}
+
+/// What compiling one scenario's steps needs besides the scenario.
+pub(super) struct Common<'a> {
+    pub slot: Slot,
+    pub data: Option<&'a DataPlan>,
+    /// Steps are compiled in this scope, with the scenario's user variables.
+    pub ctx: StepCtx<'a>,
+    pub f: &'a dyn Fn(&str) -> String,
+}
+
+pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios> {
+    let f = c.f;
+    let mut out = Scenarios {
+        scenarios: Vec::new(),
+        names: Names::default(),
+        scenario_names: Vec::new(),
+        metric_scenario: Vec::new(),
+        journey_scenario: Vec::new(),
+    };
+    if plan.scenarios.is_empty() {
+        let load = compile_load(&plan.load, c.slot, f)?;
+        let s = compile_one(
+            None,
+            UserSpec {
+                requests: &plan.requests,
+                on_start: plan.on_start.as_ref(),
+                on_stop: plan.on_stop.as_ref(),
+            },
+            load,
+            Duration::ZERO,
+            c.data.cloned(),
+            c,
+            &mut out.names,
+        )?;
+        out.metric_scenario = vec![None; out.names.names.len()];
+        out.journey_scenario = vec![None; out.names.journeys.len()];
+        out.scenarios.push(s);
+        return Ok(out);
+    }
+    for (field, set) in [
+        ("requests", !plan.requests.is_empty()),
+        ("onStart", plan.on_start.is_some()),
+        ("onStop", plan.on_stop.is_some()),
+    ] {
+        if set {
+            return Err(Error::invalid(
+                f(field),
+                "belongs to the unnamed scenario: with `scenarios`, give each scenario its own",
+            ));
+        }
+    }
+    if plan.scenarios.len() > limits::MAX_SCENARIOS {
+        return Err(Error::invalid(
+            f("scenarios"),
+            format!(
+                "{} scenarios are more than the limit of {}",
+                plan.scenarios.len(),
+                limits::MAX_SCENARIOS
+            ),
+        ));
+    }
+    // The weighted scenarios share the top-level load.
+    let mut weights = Vec::new();
+    for (name, s) in &plan.scenarios {
+        if let Some(w) = s.weight {
+            weights.push(weight_units(
+                Some(w),
+                &f(&format!("scenarios.{name}.weight")),
+            )?);
+        }
+    }
+    let base = if weights.is_empty() {
+        if plan.load != Load::default() {
+            return Err(Error::invalid(
+                f("load"),
+                "no scenario has a `weight` to share it: give each scenario its own load",
+            ));
+        }
+        None
+    } else {
+        if weights.iter().all(|&w| w == 0) {
+            return Err(Error::invalid(
+                f("scenarios"),
+                "every weight is 0: at least one scenario needs a positive weight",
+            ));
+        }
+        let l = &plan.load;
+        if l.users.is_none() && l.rate.is_none() && l.stages.is_empty() {
+            return Err(Error::invalid(
+                f("load"),
+                "has no users, rate or stages for the weighted scenarios to share",
+            ));
+        }
+        for (field, set) in [
+            ("load.thinkTime", l.think_time.is_some()),
+            ("load.pacing", l.pacing.is_some()),
+        ] {
+            if set {
+                return Err(Error::invalid(
+                    f(field),
+                    "is each weighted scenario's own: set it in scenarios.NAME.load",
+                ));
+            }
+        }
+        Some(compile_load(l, c.slot, f)?)
+    };
+    let mut weighted = 0;
+    for (i, (name, s)) in plan.scenarios.iter().enumerate() {
+        let sf = |n: &str| f(&format!("scenarios.{name}.{n}"));
+        check_name(name, &f(&format!("scenarios.{name}")))?;
+        let load = match (&base, s.weight) {
+            (Some(base), Some(_)) => {
+                check_weighted_load(s.load.as_ref(), base.executor, &sf)?;
+                let l = weighted_load(
+                    base,
+                    &plan.load,
+                    s.load.as_ref(),
+                    &weights,
+                    weighted,
+                    c.slot,
+                );
+                let peak = peak_users(&l.profile, l.split.as_ref());
+                if l.executor == Executor::Concurrency && peak == 0 && weights[weighted] > 0 {
+                    return Err(Error::invalid(
+                        sf("weight"),
+                        format!(
+                            "gives the scenario none of the {} users at any time: give it a larger weight or the load more users",
+                            peak_users(&l.profile, None)
+                        ),
+                    ));
+                }
+                weighted += 1;
+                l
+            }
+            _ => {
+                let own = s.load.as_ref().ok_or_else(|| {
+                    Error::invalid(
+                        sf("load"),
+                        "is missing: give the scenario its own load, or a weight to share the top-level one",
+                    )
+                })?;
+                compile_load(own, c.slot, &sf)?
+            }
+        };
+        let start_time = s.start_time.map_or(Duration::ZERO, |d| d.0);
+        limits::at_most(
+            start_time + load.profile.total().unwrap_or_default(),
+            limits::MAX_LENGTH,
+        )
+        .map_err(|m| Error::invalid(sf("startTime"), format!("with the scenario's length {m}")))?;
+        let data = scenario_data(s, c.data, &sf)?;
+        let first_metric = out.names.names.len();
+        let first_journey = out.names.journeys.len();
+        let scenario = compile_one(
+            Some(name),
+            UserSpec {
+                requests: &s.requests,
+                on_start: s.on_start.as_ref(),
+                on_stop: s.on_stop.as_ref(),
+            },
+            load,
+            start_time,
+            data,
+            c,
+            &mut out.names,
+        )?;
+        out.scenarios.push(scenario);
+        out.scenario_names.push(name.clone());
+        // All scenarios' users together stay within what one plan may run.
+        let users: u64 = out
+            .scenarios
+            .iter()
+            .filter(|s| s.load.executor == Executor::Concurrency)
+            .map(|s| peak_users(&s.load.profile, s.load.split.as_ref()))
+            .sum();
+        if users as f64 > limits::MAX_USERS {
+            return Err(Error::invalid(
+                f("scenarios"),
+                format!(
+                    "{users} users together are more than the limit of {}",
+                    limits::MAX_USERS
+                ),
+            ));
+        }
+        out.metric_scenario
+            .extend((first_metric..out.names.names.len()).map(|_| Some(i)));
+        out.journey_scenario
+            .extend((first_journey..out.names.journeys.len()).map(|_| Some(i)));
+    }
+    Ok(out)
+}
+
+/// The most request names a runner of `plan` can report: every request,
+/// every journey, each of its steps (and those of its repeat blocks), and
+/// every scenario's onStart and onStop with their steps. An upper bound,
+/// read from the plan alone (the operator sizes what it accepts by it).
+pub fn max_names(plan: &Plan) -> usize {
+    let journey = |j: Option<&JourneySpec>| {
+        j.map_or(0, |j| {
+            1 + j.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+        })
+    };
+    let users = |requests: &[RequestSpec], on_start, on_stop| {
+        requests
+            .iter()
+            .map(|r| 1 + r.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>())
+            .sum::<usize>()
+            + journey(on_start)
+            + journey(on_stop)
+    };
+    users(
+        &plan.requests,
+        plan.on_start.as_ref(),
+        plan.on_stop.as_ref(),
+    ) + plan
+        .scenarios
+        .values()
+        .map(|s| users(&s.requests, s.on_start.as_ref(), s.on_stop.as_ref()))
+        .sum::<usize>()
+}
+
+/// How long `plan`'s load runs from the test's start, read from the plan
+/// alone: the end of its latest scenario (start time plus length; a load
+/// that ends by its iterations alone runs at most `limits::open_ended` of
+/// the report `interval`).
+pub fn plan_length(plan: &Plan, interval: Duration) -> Duration {
+    let length = |l: &Load| {
+        if l.stages.is_empty() {
+            l.duration
+                .map_or_else(|| limits::open_ended(interval), |d| d.0)
+        } else {
+            l.stages.iter().map(|s| s.duration.0).sum()
+        }
+    };
+    if plan.scenarios.is_empty() {
+        return length(&plan.load);
+    }
+    plan.scenarios
+        .values()
+        .map(|s| {
+            let l = match (&s.load, s.weight) {
+                (Some(own), None) => length(own),
+                _ => length(&plan.load),
+            };
+            s.start_time.map_or(Duration::ZERO, |d| d.0) + l
+        })
+        .max()
+        .unwrap_or_default()
+}
+
+/// A weighted scenario's own `load` may set only its think time and
+/// pacing (and the executor, if it is the shared one's).
+fn check_weighted_load(
+    own: Option<&Load>,
+    executor: Executor,
+    sf: &dyn Fn(&str) -> String,
+) -> Result<()> {
+    let Some(l) = own else { return Ok(()) };
+    let shared =
+        "is the top-level load's for a weighted scenario (it may set only thinkTime and pacing)";
+    for (field, set) in [
+        ("load.users", l.users.is_some()),
+        ("load.rate", l.rate.is_some()),
+        ("load.duration", l.duration.is_some()),
+        ("load.iterations", l.iterations.is_some()),
+        ("load.stages", !l.stages.is_empty()),
+        ("load.maxInFlight", l.max_in_flight.is_some()),
+        ("load.gracefulStop", l.graceful_stop.is_some()),
+        // The default is not told apart from an unset one: only another
+        // executor spelt out is refused.
+        (
+            "load.executor",
+            l.executor != executor && l.executor != Executor::default(),
+        ),
+    ] {
+        if set {
+            return Err(Error::invalid(sf(field), shared));
+        }
+    }
+    if executor == Executor::ArrivalRate && (l.think_time.is_some() || l.pacing.is_some()) {
+        return Err(Error::invalid(
+            sf(if l.think_time.is_some() {
+                "load.thinkTime"
+            } else {
+                "load.pacing"
+            }),
+            "only applies to executor: concurrency",
+        ));
+    }
+    for (field, w) in [("load.thinkTime", l.think_time), ("load.pacing", l.pacing)] {
+        if let Some(w) = w {
+            limits::at_most(w.max(), limits::MAX_WAIT).map_err(|m| Error::invalid(sf(field), m))?;
+        }
+    }
+    Ok(())
+}
+
+/// A scenario's selection from the test's records: its own `data` policy
+/// (no `file`: the records are the top-level `data`'s), or the top-level one.
+fn scenario_data(
+    s: &ScenarioSpec,
+    top: Option<&DataPlan>,
+    sf: &dyn Fn(&str) -> String,
+) -> Result<Option<DataPlan>> {
+    let Some(d) = &s.data else {
+        return Ok(top.cloned());
+    };
+    if d.file.is_some() {
+        return Err(Error::invalid(
+            sf("data.file"),
+            "is the top-level data's: a scenario only chooses how it selects from those records",
+        ));
+    }
+    let Some(top) = top else {
+        return Err(Error::invalid(
+            sf("data"),
+            "selects from the test's records, but the plan has no top-level `data`",
+        ));
+    };
+    let repeat = check_repeat(d, &sf("data.repeat"))?;
+    Ok(Some(DataPlan {
+        records: top.records.clone(),
+        select: d.select,
+        repeat,
+        on_exhausted: d.on_exhausted,
+    }))
+}
+
+/// `data.repeat`: only for `mixed`, a fraction.
+pub(super) fn check_repeat(d: &DataSpec, field: &str) -> Result<f64> {
+    if d.repeat.is_some() && d.select != Select::Mixed {
+        return Err(Error::invalid(field, "only applies to select: mixed"));
+    }
+    let repeat = d.repeat.unwrap_or(super::DEFAULT_MIXED_REPEAT);
+    if !(0.0..=1.0).contains(&repeat) {
+        return Err(Error::invalid(
+            field,
+            format!("{repeat} is not a fraction between 0 and 1"),
+        ));
+    }
+    Ok(repeat)
+}
+
+/// What a scenario's virtual users do.
+struct UserSpec<'a> {
+    requests: &'a [RequestSpec],
+    on_start: Option<&'a JourneySpec>,
+    on_stop: Option<&'a JourneySpec>,
+}
+
+/// One scenario: `name` None for the unnamed one, whose fields are the
+/// plan's top-level ones and whose names are unqualified.
+#[allow(clippy::too_many_arguments)]
+fn compile_one(
+    name: Option<&String>,
+    spec: UserSpec<'_>,
+    load: LoadPlan,
+    start_time: Duration,
+    data: Option<DataPlan>,
+    c: &Common<'_>,
+    acc: &mut Names,
+) -> Result<ScenarioPlan> {
+    let (field, qualifier) = match name {
+        Some(n) => ((c.f)(&format!("scenarios.{n}.")), format!("{n}/")),
+        None => ((c.f)(""), String::new()),
+    };
+    if load.executor == Executor::ArrivalRate {
+        for (k, set) in [
+            ("onStart", spec.on_start.is_some()),
+            ("onStop", spec.on_stop.is_some()),
+        ] {
+            if set {
+                return Err(Error::invalid(
+                    format!("{field}{k}"),
+                    "only applies to executor: concurrency: the arrival-rate executor has no long-lived virtual users, each iteration stands alone",
+                ));
+            }
+        }
+    }
+    // onStart sees no user variables (it makes them); everything after it
+    // sees them as `user.NAME`.
+    let on_start = spec
+        .on_start
+        .map(|j| {
+            compile_user_journey(
+                j,
+                &format!("{field}onStart"),
+                &format!("{qualifier}onStart")[..],
+                &c.ctx,
+                acc,
+            )
+        })
+        .transpose()?;
+    let user_vars = on_start
+        .as_ref()
+        .map_or_else(Vec::new, |e: &Entry| e.var_names.clone());
+    let ctx = StepCtx {
+        scope: Scope {
+            user: &user_vars,
+            ..c.ctx.scope
+        },
+        ..c.ctx
+    };
+    let (entries, cumulative_weights) = if spec.requests.is_empty() && name.is_some() {
+        return Err(Error::invalid(
+            format!("{field}requests"),
+            "is empty: list at least one request",
+        ));
+    } else {
+        compile_mix(
+            spec.requests,
+            &format!("{field}requests"),
+            &qualifier,
+            &ctx,
+            acc,
+        )?
+    };
+    let on_stop = spec
+        .on_stop
+        .map(|j| {
+            compile_user_journey(
+                j,
+                &format!("{field}onStop"),
+                &format!("{qualifier}onStop")[..],
+                &ctx,
+                acc,
+            )
+        })
+        .transpose()?;
+    Ok(ScenarioPlan {
+        name: name.cloned(),
+        entries,
+        cumulative_weights,
+        load,
+        start_time,
+        on_start,
+        on_stop,
+        data,
+        user_vars,
+    })
+}
+
+#[cfg(test)]
+mod tests;
