@@ -169,6 +169,58 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One journey's whole passes: how long each took from its first step's
+/// start to its last step's end (pauses included), and how many stopped at
+/// a failed step. A view over requests already counted in `requests`: a
+/// pass is never a request and never counts in the requests' totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyStats {
+    /// Duration of every pass, in microseconds; its count is the passes.
+    #[serde(with = "histogram::b64")]
+    pub duration: Latency,
+    /// Passes that stopped at a failed step.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+    /// Unix time in microseconds of the first pass's start and the last one's end.
+    pub first_start_us: u64,
+    pub last_end_us: u64,
+}
+
+impl Default for JourneyStats {
+    fn default() -> Self {
+        JourneyStats {
+            duration: histogram::new_latency(),
+            failed: 0,
+            first_start_us: u64::MAX,
+            last_end_us: 0,
+        }
+    }
+}
+
+impl JourneyStats {
+    pub fn passes(&self) -> u64 {
+        self.duration.len()
+    }
+
+    pub fn merge(&mut self, o: &JourneyStats) {
+        self.duration
+            .add(&o.duration)
+            .expect("auto-resizing histograms always add");
+        self.failed += o.failed;
+        self.first_start_us = self.first_start_us.min(o.first_start_us);
+        self.last_end_us = self.last_end_us.max(o.last_end_us);
+    }
+
+    /// Records one pass of `duration_us`, from `start_us` to `end_us`.
+    pub fn record(&mut self, duration_us: u64, ok: bool, start_us: u64, end_us: u64) {
+        histogram::record(&mut self.duration, duration_us);
+        self.failed += u64::from(!ok);
+        self.first_start_us = self.first_start_us.min(start_us);
+        self.last_end_us = self.last_end_us.max(end_us);
+    }
+}
+
 /// Latency and counts of one time slice of the test (all requests together).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -237,6 +289,14 @@ pub struct Snapshot {
     /// Every runner's own start, for the start skew.
     pub runner_starts_us: Vec<u64>,
     pub requests: BTreeMap<String, RequestStats>,
+    /// Per named scenario: every request of its metrics added up (a view
+    /// over `requests`, not more requests). Empty for a plan without named
+    /// scenarios, whose totals are its one scenario.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenarios: BTreeMap<String, RequestStats>,
+    /// Per journey (`checkout`, `S/checkout`, `onStart`): its whole passes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub journeys: BTreeMap<String, JourneyStats>,
     /// Open model: arrivals not sent, because maxInFlight was reached or
     /// because they were due before the load ended but could not be sent in time.
     pub dropped: u64,
@@ -271,6 +331,8 @@ impl Snapshot {
             until_us: None,
             runner_starts_us: Vec::new(),
             requests: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+            journeys: BTreeMap::new(),
             dropped: 0,
             data_exhausted: 0,
             records_used: None,
@@ -321,6 +383,12 @@ impl Snapshot {
         for (name, r) in &o.requests {
             self.requests.entry(name.clone()).or_default().merge(r);
         }
+        for (name, r) in &o.scenarios {
+            self.scenarios.entry(name.clone()).or_default().merge(r);
+        }
+        for (name, j) in &o.journeys {
+            self.journeys.entry(name.clone()).or_default().merge(j);
+        }
         self.dropped += o.dropped;
         self.data_exhausted += o.data_exhausted;
         match (&mut self.records_used, &o.records_used) {
@@ -365,6 +433,12 @@ impl Snapshot {
                 Some(all)
             }
         }
+    }
+
+    /// Requests per second of `count` requests (or passes) over the run.
+    pub fn per_sec(&self, count: u64) -> f64 {
+        let secs = self.elapsed_secs();
+        if secs > 0.0 { count as f64 / secs } else { 0.0 }
     }
 
     pub fn total_requests(&self) -> u64 {

@@ -28,7 +28,7 @@ use std::{
 use tokio::sync::Notify;
 
 pub use client::DEFAULT_MAX_BODY;
-pub use recorder::{Recorder, Sample};
+pub use recorder::{Recorder, Sample, Views};
 
 use crate::{
     compile::{Compiled, MAX_REDIRECTS},
@@ -207,7 +207,7 @@ impl Runner {
             h2,
             h1_tls,
             auto_h2: tokio::sync::OnceCell::new(),
-            recorder: Recorder::new(plan.names.clone(), plan.interval),
+            recorder: Recorder::with_views(plan.names.clone(), plan.interval, Views::of(&plan)),
             prepared,
             selector,
             seq: AtomicU64::new(0),

@@ -11,6 +11,14 @@
 //! so nothing recorded is left out. Per-interval latency is derived by
 //! subtracting the previous cumulative histogram from the current one, so the
 //! hot path records each sample once.
+//!
+//! Besides the request names, two views over the same requests (`Views`):
+//! per named scenario, every request of its metrics added up once more
+//! (only in a plan with named scenarios: a plan without them keeps no
+//! extra histogram, its totals are its scenario), and per journey its
+//! whole passes (duration, failed passes), buffered in the same shards.
+//! A pass is never a request: totals, intervals and rates are the
+//! requests' alone.
 
 use std::{
     sync::{
@@ -21,8 +29,9 @@ use std::{
 };
 
 use crate::{
+    compile::Compiled,
     histogram::{self, Latency},
-    snapshot::{Connections, ErrorKind, Interval, Packed, RequestStats, Snapshot},
+    snapshot::{Connections, ErrorKind, Interval, JourneyStats, Packed, RequestStats, Snapshot},
 };
 
 /// Shard buffers: a constant, so memory does not grow with the core count;
@@ -50,6 +59,43 @@ pub struct Sample {
     pub retries: u32,
 }
 
+/// One whole pass through a journey.
+#[derive(Clone)]
+struct Pass {
+    journey: usize,
+    start: Instant,
+    end: Instant,
+    ok: bool,
+}
+
+/// What a user records into between flushes.
+#[derive(Default)]
+struct Shard {
+    samples: Vec<Sample>,
+    passes: Vec<Pass>,
+}
+
+/// What the recorder adds up besides request names, from `Compiled`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Views {
+    /// The named scenarios; empty for a plan without them.
+    pub scenarios: Vec<String>,
+    /// Each metric's scenario (an index into `scenarios`), by metric.
+    pub metric_scenario: Vec<Option<usize>>,
+    /// The journeys' names, by `record_journey`'s index.
+    pub journeys: Vec<String>,
+}
+
+impl Views {
+    pub fn of(plan: &Compiled) -> Views {
+        Views {
+            scenarios: plan.scenario_names.clone(),
+            metric_scenario: plan.metric_scenario.clone(),
+            journeys: plan.journeys.clone(),
+        }
+    }
+}
+
 struct Intervals {
     closed: Vec<Interval>,
     prev: Latency,
@@ -68,15 +114,24 @@ enum Name {
     Many(RequestStats),
 }
 
-/// The cumulative results: one entry per request name, and all together.
+/// The cumulative results: one entry per request name, and all together;
+/// one per named scenario and per journey.
 struct Store {
     per_name: Vec<Name>,
     total: RequestStats,
+    per_scenario: Vec<Name>,
+    /// Made at a journey's first pass.
+    journeys: Vec<Option<JourneyStats>>,
 }
 
 pub struct Recorder {
     names: Vec<String>,
-    shards: Vec<Mutex<Vec<Sample>>>,
+    /// Each metric's scenario; empty without named scenarios, so that such
+    /// a plan pays nothing for them.
+    metric_scenario: Vec<Option<usize>>,
+    scenarios: Vec<String>,
+    journeys: Vec<String>,
+    shards: Vec<Mutex<Shard>>,
     store: Mutex<Store>,
     /// The same moment on both clocks, to turn Instants into unix time.
     base: (Instant, u64),
@@ -97,18 +152,42 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Recorder {
     pub fn new(names: Vec<String>, interval: Duration) -> Recorder {
+        Recorder::with_views(names, interval, Views::default())
+    }
+
+    /// A recorder that also adds up per named scenario and per journey.
+    pub fn with_views(names: Vec<String>, interval: Duration, views: Views) -> Recorder {
+        let metric_scenario = if views.scenarios.is_empty() {
+            Vec::new()
+        } else {
+            views.metric_scenario
+        };
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         Recorder {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(Vec::with_capacity(BATCH)))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        samples: Vec::with_capacity(BATCH),
+                        passes: Vec::new(),
+                    })
+                })
                 .collect(),
             store: Mutex::new(Store {
                 per_name: names.iter().map(|_| Name::Few(Vec::new())).collect(),
                 total: RequestStats::default(),
+                per_scenario: views
+                    .scenarios
+                    .iter()
+                    .map(|_| Name::Few(Vec::new()))
+                    .collect(),
+                journeys: views.journeys.iter().map(|_| None).collect(),
             }),
             names,
+            metric_scenario,
+            scenarios: views.scenarios,
+            journeys: views.journeys,
             base: (Instant::now(), unix_us),
             interval,
             started: OnceLock::new(),
@@ -163,8 +242,8 @@ impl Recorder {
 
     pub fn record(&self, shard: usize, s: &Sample) {
         let mut buf = lock(&self.shards[shard % SHARDS]);
-        buf.push(s.clone());
-        if buf.len() >= BATCH {
+        buf.samples.push(s.clone());
+        if buf.samples.len() >= BATCH {
             self.drain(&mut buf);
         }
     }
@@ -174,31 +253,64 @@ impl Recorder {
     /// intended start) to its last step's end, pauses included; `ok` is
     /// false when a step failed and the journey stopped there. Not a
     /// request: it never counts in the requests' totals.
-    // The journeys' table is the results part of issue 14; until it lands a
-    // journey's duration is not kept.
+    /// A journey index the recorder was not given is ignored.
     pub fn record_journey(
         &self,
-        _shard: usize,
-        _journey: usize,
-        _start: Instant,
-        _end: Instant,
-        _ok: bool,
+        shard: usize,
+        journey: usize,
+        start: Instant,
+        end: Instant,
+        ok: bool,
     ) {
+        if journey >= self.journeys.len() {
+            return;
+        }
+        let mut buf = lock(&self.shards[shard % SHARDS]);
+        buf.passes.push(Pass {
+            journey,
+            start,
+            end,
+            ok,
+        });
+        if buf.passes.len() >= BATCH {
+            self.drain(&mut buf);
+        }
     }
 
-    /// Moves a shard's samples into the store. Lock order: shard, then store.
-    fn drain(&self, buf: &mut Vec<Sample>) {
+    /// Moves a shard's samples and passes into the store. Lock order:
+    /// shard, then store.
+    fn drain(&self, buf: &mut Shard) {
         let mut store = lock(&self.store);
-        for s in buf.drain(..) {
+        let store = &mut *store;
+        for s in buf.samples.drain(..) {
             self.add(&mut store.total, &s);
-            match &mut store.per_name[s.metric] {
-                Name::Many(r) => self.add(r, &s),
-                Name::Few(few) if few.len() < FEW => few.push(s),
-                name @ Name::Few(_) => {
-                    let mut r = self.stats_of(name);
-                    self.add(&mut r, &s);
-                    *name = Name::Many(r);
-                }
+            if let Some(&Some(sc)) = self.metric_scenario.get(s.metric)
+                && let Some(name) = store.per_scenario.get_mut(sc)
+            {
+                self.put(name, s.clone());
+            }
+            self.put(&mut store.per_name[s.metric], s);
+        }
+        for p in buf.passes.drain(..) {
+            let j = store.journeys[p.journey].get_or_insert_with(JourneyStats::default);
+            j.record(
+                p.end.saturating_duration_since(p.start).as_micros() as u64,
+                p.ok,
+                self.unix_us(p.start),
+                self.unix_us(p.end),
+            );
+        }
+    }
+
+    /// Adds one sample to a name's (or a scenario's) results.
+    fn put(&self, name: &mut Name, s: Sample) {
+        match name {
+            Name::Many(r) => self.add(r, &s),
+            Name::Few(few) if few.len() < FEW => few.push(s),
+            Name::Few(_) => {
+                let mut r = self.stats_of(name);
+                self.add(&mut r, &s);
+                *name = Name::Many(r);
             }
         }
     }
@@ -224,7 +336,7 @@ impl Recorder {
     fn flush(&self) {
         for shard in &self.shards {
             let mut buf = lock(shard);
-            if !buf.is_empty() {
+            if !buf.samples.is_empty() || !buf.passes.is_empty() {
                 self.drain(&mut buf);
             }
         }
@@ -276,13 +388,13 @@ impl Recorder {
         // large as its own range, never a full-range one per name.
         let total = {
             let store = lock(&self.store);
-            snap.requests = self
-                .names
+            snap.requests = self.stats_by_name(&self.names, &store.per_name);
+            snap.scenarios = self.stats_by_name(&self.scenarios, &store.per_scenario);
+            snap.journeys = self
+                .journeys
                 .iter()
-                .zip(&store.per_name)
-                .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
-                .map(|(n, r)| (n.clone(), self.stats_of(r)))
-                .filter(|(_, r)| r.count() > 0)
+                .zip(&store.journeys)
+                .filter_map(|(n, j)| Some((n.clone(), j.clone()?)))
                 .collect();
             iv.as_ref().map(|_| store.total.clone())
         };
@@ -308,6 +420,21 @@ impl Recorder {
         snap
     }
 
+    /// The names that saw requests, with their results.
+    fn stats_by_name(
+        &self,
+        names: &[String],
+        stats: &[Name],
+    ) -> std::collections::BTreeMap<String, RequestStats> {
+        names
+            .iter()
+            .zip(stats)
+            .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
+            .map(|(n, r)| (n.clone(), self.stats_of(r)))
+            .filter(|(_, r)| r.count() > 0)
+            .collect()
+    }
+
     /// Bytes of latency data the recorder holds (what grows with the
     /// plan's request names), for the memory regression tests.
     #[cfg(test)]
@@ -316,12 +443,20 @@ impl Recorder {
         let per_name: usize = store
             .per_name
             .iter()
+            .chain(&store.per_scenario)
             .map(|n| match n {
                 Name::Few(few) => few.capacity() * std::mem::size_of::<Sample>(),
                 Name::Many(r) => histogram::footprint(&r.latency),
             })
             .sum();
+        let journeys: usize = store
+            .journeys
+            .iter()
+            .flatten()
+            .map(|j| histogram::footprint(&j.duration))
+            .sum();
         per_name
+            + journeys
             + histogram::footprint(&store.total.latency)
             + histogram::footprint(&lock(&self.intervals).prev)
     }
@@ -480,6 +615,66 @@ mod tests {
         }
         let by_interval: u64 = snap.intervals.iter().map(|i| i.requests).sum();
         assert_eq!(by_interval, 4 * per_thread as u64);
+    }
+
+    #[test]
+    fn scenarios_add_their_metrics_and_journeys_never_count_as_requests() {
+        let views = Views {
+            scenarios: vec!["browse".into(), "buy".into()],
+            // r3 is in no scenario (it cannot be in a plan, but it must not
+            // be added anywhere but its own name).
+            metric_scenario: vec![Some(0), Some(1), Some(0), None],
+            journeys: vec!["buy/checkout".into(), "onStart".into()],
+        };
+        let rec = Recorder::with_views(names(4), Duration::from_secs(1), views);
+        let all = samples(&rec, 1_001, 4, 11);
+        for (i, s) in all.iter().enumerate() {
+            rec.record(i, s);
+        }
+        let t0 = rec.base.0;
+        // 70 passes (more than a shard's BATCH), every third failed, plus
+        // one through a journey the recorder was not given (ignored).
+        for i in 0..70u64 {
+            let start = t0 + Duration::from_millis(i);
+            let end = start + Duration::from_millis(100 + i);
+            rec.record_journey(i as usize, 0, start, end, i % 3 != 0);
+        }
+        rec.record_journey(0, 1, t0, t0 + Duration::from_secs(2), true);
+        rec.record_journey(0, 9, t0, t0, true);
+        let snap = rec.snapshot(true);
+
+        let want = reference(&rec, &all, 4);
+        let mut browse = want[0].clone();
+        browse.merge(&want[2]);
+        assert_eq!(snap.scenarios["browse"], browse);
+        assert_eq!(snap.scenarios["buy"], want[1]);
+        assert_eq!(snap.scenarios.len(), 2);
+        // The passes are not requests: totals and intervals are the samples'.
+        assert_eq!(snap.total_requests(), 1_001);
+        assert_eq!(snap.intervals[0].requests, 1_001);
+        let j = &snap.journeys["buy/checkout"];
+        assert_eq!((j.passes(), j.failed), (70, 24));
+        assert!((99_900..=100_000).contains(&j.duration.min()));
+        assert!(j.duration.max() >= 169_000, "{}", j.duration.max());
+        assert_eq!(j.first_start_us, rec.unix_us(t0));
+        assert_eq!(snap.journeys["onStart"].passes(), 1);
+        assert_eq!(snap.journeys.len(), 2);
+    }
+
+    #[test]
+    fn a_plan_without_named_scenarios_keeps_no_scenario_figures() {
+        let views = Views {
+            scenarios: Vec::new(),
+            metric_scenario: vec![None; 3],
+            journeys: Vec::new(),
+        };
+        let rec = Recorder::with_views(names(3), Duration::from_secs(1), views);
+        samples(&rec, 500, 3, 5)
+            .iter()
+            .for_each(|s| rec.record(0, s));
+        let snap = rec.snapshot(false);
+        assert!(snap.scenarios.is_empty() && snap.journeys.is_empty());
+        assert!(!snap.to_json().contains("scenarios"));
     }
 
     /// The regression that made a 200-name plan take a GB: one full-range
