@@ -33,11 +33,13 @@ mod http;
 mod load;
 mod steps;
 mod target;
+mod thresholds;
 
 use http::compile_http;
 use load::{compile_interval, compile_load};
 use steps::{Requests, compile_requests};
 use target::{compile_header, compile_target, compile_tls};
+use thresholds::{Subjects, compile_thresholds};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
@@ -423,28 +425,24 @@ fn compile_inner(
         interval_is_default: plan.report_interval.is_none(),
         length: load.profile.total(),
     };
-    let mut thresholds = Vec::new();
-    let sources = crate::thresholds::plan_sources(plan.thresholds.as_deref());
-    for (i, (t, is_default)) in sources.into_iter().enumerate() {
-        let tf = f(&format!("thresholds[{i}]"));
-        let mut th = Threshold::parse_for_plan(t, &limits)
-            .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
-        th.is_default = is_default;
-        if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
-            return Err(Error::invalid(
-                &tf,
-                format!("no request is named {s:?} (names: {})", names.join(", ")),
-            ));
-        }
-        thresholds.push(th);
-    }
+    let scenario_names = Vec::new();
+    let thresholds = compile_thresholds(
+        plan,
+        &limits,
+        &Subjects {
+            requests: &names,
+            scenarios: &scenario_names,
+            journeys: &journeys,
+        },
+        &f,
+    )?;
     Ok(Compiled {
         slot,
         target,
         http,
         scenarios,
         cumulative_weights,
-        scenario_names: Vec::new(),
+        scenario_names,
         metric_scenario: vec![None; names.len()],
         journey_scenario: vec![None; journeys.len()],
         journeys,
