@@ -637,7 +637,7 @@ mod tests {
         for i in 0..70u64 {
             let start = t0 + Duration::from_millis(i);
             let end = start + Duration::from_millis(100 + i);
-            rec.record_journey(i as usize, 0, start, end, i % 3 != 0);
+            rec.record_journey(i as usize, 0, start, end, !i.is_multiple_of(3));
         }
         rec.record_journey(0, 1, t0, t0 + Duration::from_secs(2), true);
         rec.record_journey(0, 9, t0, t0, true);

@@ -68,7 +68,7 @@ impl Sim {
                     (x / 4 % 2) as usize,
                     start,
                     start + pass,
-                    x % 3 != 0,
+                    !x.is_multiple_of(3),
                 );
             }
             if x.is_multiple_of(10) {
