@@ -1,7 +1,7 @@
 //! Pure functions from merged results and decisions to the LoadTest's
 //! status. The status stays small whatever the number of runners (the merged
-//! report goes to a ConfigMap): a fixed set of figures, at most `MAX_NAMES`
-//! request names, one entry per threshold.
+//! report goes to a ConfigMap): a fixed set of figures, a bounded list of
+//! request names, scenarios and journeys (`listed`), one entry per threshold.
 
 use std::collections::BTreeMap;
 
@@ -16,10 +16,14 @@ use k8s_openapi::{
     jiff::Timestamp,
 };
 
-use crate::crd::{ConnectionsStatus, LoadTestStatus, Phase, RequestStatus, SetupStatus};
+use crate::crd::{
+    ConnectionsStatus, JourneyStatus, LoadTestStatus, OmittedStatus, Phase, RequestStatus,
+    SetupStatus,
+};
 
-/// Request names listed in the status (the busiest); the report has all.
-pub const MAX_NAMES: usize = 20;
+mod listed;
+
+pub use listed::{MAX_NAMES, MAX_SUBJECTS, Subjects, listed};
 
 pub const COND_VALIDATED: &str = "Validated";
 pub const COND_PROVISIONED: &str = "Provisioned";
@@ -57,8 +61,9 @@ fn rounded(l: &Latencies) -> Latencies {
     }
 }
 
-/// Writes the figures of `merged` (all runners' results so far) into `st`.
-pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
+/// Writes the figures of `merged` (all runners' results so far) into `st`;
+/// what `subjects` names (the thresholds' scopes) is listed whatever its size.
+pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot, subjects: &Subjects) {
     let s = Summary::of(merged);
     let t = &s.total;
     st.requests = t.requests;
@@ -87,26 +92,46 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot) {
     {
         r.distinct_used = Some(s.distinct_records);
     }
-    let mut names: Vec<_> = s.requests.iter().collect();
-    names.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then(a.0.cmp(b.0)));
-    st.by_request = names
+    let request = |r: &barrage_runner::report::RequestSummary| RequestStatus {
+        requests: r.requests,
+        errors: r.errors,
+        rps: round(r.rps, 1),
+        p50_ms: round(r.latency_ms.p50, 3),
+        p95_ms: round(r.latency_ms.p95, 3),
+        p99_ms: round(r.latency_ms.p99, 3),
+        max_ms: round(r.latency_ms.max, 3),
+    };
+    let (requests, requests_out) = listed(&s.requests, |r| r.requests, &subjects.requests);
+    st.by_request = requests
         .into_iter()
-        .take(MAX_NAMES)
-        .map(|(n, r)| {
-            (
-                n.clone(),
-                RequestStatus {
-                    requests: r.requests,
-                    errors: r.errors,
-                    rps: round(r.rps, 1),
-                    p50_ms: round(r.latency_ms.p50, 3),
-                    p95_ms: round(r.latency_ms.p95, 3),
-                    p99_ms: round(r.latency_ms.p99, 3),
-                    max_ms: round(r.latency_ms.max, 3),
-                },
-            )
+        .map(|(n, r)| (n.clone(), request(r)))
+        .collect();
+    let (scenarios, scenarios_out) = listed(&s.scenarios, |r| r.requests, &subjects.scenarios);
+    st.by_scenario = scenarios
+        .into_iter()
+        .map(|(n, r)| (n.clone(), request(r)))
+        .collect();
+    let (journeys, journeys_out) = listed(&s.journeys, |j| j.passes, &subjects.journeys);
+    st.by_journey = journeys
+        .into_iter()
+        .map(|(n, j)| {
+            let l = &j.duration_ms;
+            let status = JourneyStatus {
+                passes: j.passes,
+                failed: j.failed,
+                p50_ms: round(l.p50, 3),
+                p95_ms: round(l.p95, 3),
+                p99_ms: round(l.p99, 3),
+                max_ms: round(l.max, 3),
+            };
+            (n.clone(), status)
         })
         .collect();
+    st.omitted = (requests_out + scenarios_out + journeys_out > 0).then_some(OmittedStatus {
+        requests: requests_out,
+        scenarios: scenarios_out,
+        journeys: journeys_out,
+    });
 }
 
 /// Errors of every request name, by kind (a handful of kinds at most).
@@ -157,7 +182,8 @@ pub fn judged(
     abort: Option<&str>,
     failure: Option<&str>,
 ) -> (Phase, String) {
-    apply_results(st, merged);
+    let subjects = Subjects::of_sources(outcomes.iter().map(|o| o.source.as_str()));
+    apply_results(st, merged, &subjects);
     let phase = final_phase(&outcomes, abort.is_some(), failure.is_some());
     let failed: Vec<String> = outcomes
         .iter()
@@ -418,7 +444,7 @@ mod tests {
         }
         let merged = Snapshot::merged(&snaps);
         let mut st = LoadTestStatus::default();
-        apply_results(&mut st, &merged);
+        apply_results(&mut st, &merged, &Subjects::default());
         assert_eq!(st.requests, 6000);
         assert_eq!(st.retries, 6);
         assert_eq!(st.rps, 600.0);
@@ -475,7 +501,7 @@ mod tests {
         );
         // What it measured is still in the status.
         let mut st = LoadTestStatus::default();
-        apply_results(&mut st, &merged);
+        apply_results(&mut st, &merged, &Subjects::default());
         assert_eq!(st.requests, 20);
         let phase = final_phase(&[], false, true);
         finish_as(
@@ -505,7 +531,7 @@ mod tests {
         let snaps: Vec<_> = (0..40).map(|i| runner_snapshot(i, 60, 20)).collect();
         let merged = Snapshot::merged(&snaps);
         let mut st = LoadTestStatus::default();
-        apply_results(&mut st, &merged);
+        apply_results(&mut st, &merged, &Subjects::default());
         let now = Timestamp::now();
         for c in [COND_VALIDATED, COND_RUNNERS_READY, COND_STARTED] {
             set_condition(
