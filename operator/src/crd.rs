@@ -237,10 +237,9 @@ pub struct LoadTestStatus {
     pub error_rate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latencies>,
-    /// Per request name (at most `status::MAX_NAMES` names; the report has all).
-    /// Which names are listed: the `MAX_NAMES` (20) with the most requests
-    /// (ties by name), plus those a threshold names (at most 20 more);
-    /// `omitted` counts the others.
+    /// Per request name: the 20 (`status::MAX_NAMES`) with the most
+    /// requests (ties by name), plus those a threshold names (at most 20
+    /// more); `omitted` counts the others, the report has all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_request: BTreeMap<String, RequestStatus>,
     /// Per named scenario: every request of its metrics. Listed as

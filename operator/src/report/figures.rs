@@ -42,7 +42,7 @@ pub struct RunFigures {
     pub by_scenario: BTreeMap<String, Figures>,
     pub by_journey: BTreeMap<String, JourneyFigures>,
     /// From the full report (all request names, exact); else from the status
-    /// (rounded, at most `status::MAX_NAMES` names).
+    /// (rounded, only the names it lists: see `status::listed`).
     pub from_report: bool,
 }
 
