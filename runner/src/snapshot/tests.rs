@@ -131,3 +131,36 @@ fn other_format_versions_are_refused() {
     let e = Snapshot::from_json(&s.to_json()).unwrap_err().to_string();
     assert!(e.contains("format version"), "{e}");
 }
+
+#[test]
+fn snapshots_and_replies_without_scenarios_or_journeys_still_read() {
+    // As a runner from before the fields sends them: no keys at all.
+    let old = runner(&[1_000, 2_000], 0);
+    let json = old.to_json();
+    assert!(!json.contains("scenarios") && !json.contains("journeys"));
+    let back = Snapshot::from_json(&json).unwrap();
+    assert!(back.scenarios.is_empty() && back.journeys.is_empty());
+    let d = SnapshotDelta::between(None, &back, 0, 1).unwrap();
+    let json = d.to_json();
+    assert!(!json.contains("scenarios") && !json.contains("journeys"));
+    let mut m = Merge::new(None);
+    m.apply(0, &SnapshotDelta::from_slice(json.as_bytes()).unwrap())
+        .unwrap();
+    assert_eq!(m.snapshot(false).total_requests(), 2);
+    // A journey's passes merge by adding, its window widens.
+    let mut a = old.clone();
+    let mut j = JourneyStats::default();
+    j.record(5_000, false, 10, 20);
+    a.journeys.insert("j".into(), j);
+    let mut b = old.clone();
+    let mut j = JourneyStats::default();
+    j.record(7_000, true, 5, 15);
+    j.record(9_000, true, 6, 30);
+    b.journeys.insert("j".into(), j);
+    let b = Snapshot::from_json(&b.to_json()).unwrap();
+    let m = Snapshot::merged([&a, &b]);
+    let j = &m.journeys["j"];
+    assert_eq!((j.passes(), j.failed), (3, 1));
+    assert_eq!((j.first_start_us, j.last_end_us), (5, 30));
+    assert_eq!(m.total_requests(), 4, "passes are not requests");
+}
