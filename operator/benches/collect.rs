@@ -74,7 +74,7 @@ fn round(jsons: &[String]) -> (LoadTestStatus, usize) {
         merged.merge(&Snapshot::from_json(j).expect("valid snapshot"));
     }
     let mut st = LoadTestStatus::default();
-    status::apply_results(&mut st, &merged);
+    status::apply_results(&mut st, &merged, &Default::default());
     let size = serde_json::to_vec(&st).unwrap().len();
     (st, size)
 }
@@ -110,7 +110,7 @@ fn replies(index: u64) -> [String; 3] {
 
 fn status_of(merged: &Snapshot) -> (LoadTestStatus, usize) {
     let mut st = LoadTestStatus::default();
-    status::apply_results(&mut st, merged);
+    status::apply_results(&mut st, merged, &Default::default());
     let size = serde_json::to_vec(&st).unwrap().len();
     (st, size)
 }

@@ -40,7 +40,7 @@ fn time<T>(runs: usize, mut f: impl FnMut() -> T) -> Duration {
 
 fn status_of(merged: &Snapshot) -> usize {
     let mut st = LoadTestStatus::default();
-    status::apply_results(&mut st, merged);
+    status::apply_results(&mut st, merged, &Default::default());
     serde_json::to_vec(&st).unwrap().len()
 }
 

@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt, stream};
 
 use barrage_runner::{
     agent::{self, AgentStatus, StartRequest},
-    plan::Plan,
+    plan::{JourneySpec, Plan, RequestSpec},
     tls::pinned::Identity,
 };
 
@@ -55,11 +55,12 @@ pub fn report_interval(plan: &Plan) -> Duration {
 }
 
 /// The most a runner's snapshot of `plan` may take, sized by what it can
-/// hold: one histogram per request name (a journey and each of its steps), one
-/// per report interval over `length` (the plan's length plus its grace),
-/// and room for the rest (statuses, errors, the records bitmap).
+/// hold: one histogram per request name (a journey and each of its steps),
+/// per named scenario and per journey (its passes), one per report interval
+/// over `length` (the plan's length plus its grace), and room for the rest
+/// (statuses, errors, the records bitmap).
 pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
-    let names = max_names(plan);
+    let names = max_names(plan) + plan.scenarios.len() + max_journeys(plan);
     let intervals = max_intervals(plan, length) as usize;
     SNAPSHOT_BASE
         .saturating_add(names.saturating_mul(PER_NAME))
@@ -68,9 +69,25 @@ pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
 }
 
 /// The most request names a runner of `plan` can report: each request and
-/// each step of a journey, in every scenario (the runner's own count).
+/// each step of a journey (and of its repeat blocks), in the top-level mix
+/// and in every named scenario, with their onStart and onStop steps (the
+/// runner's own count). Also bounds the scenarios and journeys a runner
+/// may report (a plan has fewer of either).
 pub fn max_names(plan: &Plan) -> usize {
     barrage_runner::compile::max_names(plan)
+}
+
+/// The most journeys a runner of `plan` can report: requests with steps
+/// and the onStart / onStop passes, top-level and per scenario.
+fn max_journeys(plan: &Plan) -> usize {
+    let mix = |r: &[RequestSpec]| r.iter().filter(|r| !r.steps.is_empty()).count();
+    let user = |j: &Option<JourneySpec>| usize::from(j.is_some());
+    let scenarios: usize = plan
+        .scenarios
+        .values()
+        .map(|s| mix(&s.requests) + user(&s.on_start) + user(&s.on_stop))
+        .sum();
+    mix(&plan.requests) + user(&plan.on_start) + user(&plan.on_stop) + scenarios
 }
 
 /// The most report intervals a runner of `plan` can fill in `length` (the
@@ -547,5 +564,29 @@ mod tests {
         assert!(snapshot_limit(&fine, ten_min) > snapshot_limit(&one, ten_min));
         let week = Duration::from_secs(7 * 86400);
         assert_eq!(snapshot_limit(&fine, week), SNAPSHOT_MAX);
+    }
+
+    #[test]
+    fn named_scenarios_and_user_journeys_count_as_names() {
+        let plan = |yaml: &str| -> Plan { serde_yaml_ng::from_str(yaml).unwrap() };
+        let p = plan(
+            "target: {baseUrl: 'http://x'}\n\
+             scenarios:\n\
+             \x20 browse: {load: {users: 1, duration: 10s}, requests: [{name: home, path: /}]}\n\
+             \x20 buy:\n\
+             \x20   load: {users: 1, duration: 10s}\n\
+             \x20   onStart: {steps: [{name: login, path: /login}]}\n\
+             \x20   requests: [{name: checkout, steps: [{name: cart, path: /}, {name: pay, path: /}]}]\n",
+        );
+        // home; onStart + login; checkout + cart + pay.
+        assert_eq!(max_names(&p), 6);
+        assert_eq!(max_journeys(&p), 2);
+        let ten_min = Duration::from_secs(600);
+        let one = plan(
+            "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\nrequests: [{name: a, path: /}]",
+        );
+        // 6 names, 2 scenarios and 2 journeys against 1 name.
+        let extra = snapshot_limit(&p, ten_min) - snapshot_limit(&one, ten_min);
+        assert_eq!(extra, 9 * (512 << 10));
     }
 }

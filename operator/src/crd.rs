@@ -243,9 +243,25 @@ pub struct LoadTestStatus {
     pub error_rate: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latencies>,
-    /// Per request name (at most `status::MAX_NAMES` names; the report has all).
+    /// Per request name: the 20 (`status::MAX_NAMES`) with the most
+    /// requests (ties by name), plus those a threshold names (at most 20
+    /// more); `omitted` counts the others, the report has all.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub by_request: BTreeMap<String, RequestStatus>,
+    /// Per named scenario: every request of its metrics. Listed as
+    /// `byRequest` is (the 20 busiest, plus those thresholds name, at most
+    /// 20 more), so the status stays small for any number of scenarios;
+    /// `omitted.scenarios` counts the others, the report has all.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_scenario: BTreeMap<String, RequestStatus>,
+    /// Per journey: its whole passes (first step's start to last step's
+    /// end), not requests. Listed as `byScenario` is, by passes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_journey: BTreeMap<String, JourneyStatus>,
+    /// How many request names, scenarios and journeys the status leaves
+    /// out (the report ConfigMap has them); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub omitted: Option<OmittedStatus>,
     /// Errors by kind (`connect`, `timeout`, `status`, `tls_unknown_ca`,
     /// `tls_refused`, ...): what went wrong, not only how often.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -332,6 +348,31 @@ pub struct RequestStatus {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+}
+
+/// One journey's whole passes; durations in milliseconds.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyStatus {
+    pub passes: u64,
+    /// Passes that stopped at a failed step.
+    pub failed: u64,
+    pub p50_ms: f64,
+    pub p95_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+/// Names left out of `byRequest`, `byScenario` and `byJourney`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OmittedStatus {
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub requests: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub scenarios: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub journeys: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

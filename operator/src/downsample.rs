@@ -30,7 +30,8 @@ pub fn final_report(
 /// its intervals are merged in pairs until it does, the width kept in
 /// `snapshot.intervalUs` and the recorded one in `recordedIntervalUs`. When
 /// even a single interval is too many (histograms of very many request
-/// names), the series is dropped rather than the report.
+/// names), the scenarios' and journeys' histograms go first (their figures
+/// stay in the summary), then the series, rather than the report.
 pub fn fit(report: &Report, max: usize) -> String {
     let json = to_json(report);
     if json.len() <= max {
@@ -44,6 +45,12 @@ pub fn fit(report: &Report, max: usize) -> String {
         if json.len() <= max {
             return json;
         }
+    }
+    slim.snapshot.scenarios.clear();
+    slim.snapshot.journeys.clear();
+    let json = to_json(&slim);
+    if json.len() <= max {
+        return json;
     }
     slim.snapshot.intervals.clear();
     slim.recorded_interval_us = None;
@@ -206,6 +213,33 @@ mod tests {
         assert!(kept.snapshot.intervals.is_empty());
         assert_eq!(kept.recorded_interval_us, None);
         assert_eq!(kept.summary, report.summary);
+    }
+
+    #[test]
+    fn scenario_and_journey_histograms_go_before_the_series_but_their_figures_stay() {
+        let (mut s, _) = run(4, &[]);
+        let r = s.requests["r"].clone();
+        for i in 0..300 {
+            s.scenarios.insert(format!("scenario-{i}"), r.clone());
+            let mut j = barrage_runner::snapshot::JourneyStats::default();
+            j.record(1_000 + i, true, 0, 1);
+            s.journeys.insert(format!("journey-{i}"), j);
+        }
+        let report = Report::new(s, Vec::new(), None);
+        let whole = to_json(&report).len();
+        let mut bare = report.clone();
+        bare.snapshot.scenarios.clear();
+        bare.snapshot.journeys.clear();
+        let max = to_json(&bare).len() + 10;
+        assert!(whole > max);
+        let json = fit(&report, max);
+        assert!(json.len() <= max, "{} > {max}", json.len());
+        let kept: Report = serde_json::from_str(&json).unwrap();
+        assert!(kept.snapshot.scenarios.is_empty() && kept.snapshot.journeys.is_empty());
+        assert!(!kept.snapshot.intervals.is_empty());
+        assert_eq!(kept.summary, report.summary);
+        assert_eq!(kept.summary.scenarios.len(), 300);
+        assert_eq!(kept.summary.journeys.len(), 300);
     }
 
     #[test]

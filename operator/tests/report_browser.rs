@@ -81,7 +81,7 @@ async fn real_report(rate: u32) -> Report {
 /// operator writes for it, and the report from its ConfigMap.
 fn run_of(name: &str, report: Report) -> Run {
     let mut st = LoadTestStatus::default();
-    status::apply_results(&mut st, &report.snapshot);
+    status::apply_results(&mut st, &report.snapshot, &Default::default());
     st.phase = if report.passed {
         Phase::Succeeded
     } else {

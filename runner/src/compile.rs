@@ -39,6 +39,7 @@ mod load;
 mod scenarios;
 mod steps;
 mod target;
+mod thresholds;
 
 use http::compile_http;
 use load::compile_interval;
@@ -47,6 +48,7 @@ use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
 pub use scenarios::{max_names, plan_length};
 use steps::StepCtx;
 use target::{compile_header, compile_target, compile_tls};
+use thresholds::{Subjects, compile_thresholds};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
@@ -576,21 +578,16 @@ fn compile_inner(
         interval_is_default: plan.report_interval.is_none(),
         length,
     };
-    let mut thresholds = Vec::new();
-    let sources = crate::thresholds::plan_sources(plan.thresholds.as_deref());
-    for (i, (t, is_default)) in sources.into_iter().enumerate() {
-        let tf = f(&format!("thresholds[{i}]"));
-        let mut th = Threshold::parse_for_plan(t, &limits)
-            .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
-        th.is_default = is_default;
-        if let Some(s) = th.scope.as_ref().filter(|s| !names.contains(s)) {
-            return Err(Error::invalid(
-                &tf,
-                format!("no request is named {s:?} (names: {})", names.join(", ")),
-            ));
-        }
-        thresholds.push(th);
-    }
+    let thresholds = compile_thresholds(
+        plan,
+        &limits,
+        &Subjects {
+            requests: &names,
+            scenarios: &scenario_names,
+            journeys: &journeys,
+        },
+        &f,
+    )?;
     Ok(Compiled {
         slot,
         target,

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    snapshot::{RequestStats, Snapshot, Users},
-    thresholds::{Metric, Observations, Outcome, Series},
+    snapshot::{JourneyStats, RequestStats, Snapshot, Users},
+    thresholds::{Metric, Observations, Outcome, Scope, Series},
 };
 
 /// Latency figures in milliseconds.
@@ -27,7 +27,10 @@ pub struct Latencies {
 
 impl Latencies {
     pub fn of(r: &RequestStats) -> Latencies {
-        let h = &r.latency;
+        Latencies::of_histogram(&r.latency)
+    }
+
+    pub fn of_histogram(h: &crate::histogram::Latency) -> Latencies {
         if h.is_empty() {
             return Latencies::default();
         }
@@ -65,6 +68,20 @@ pub struct RequestSummary {
     /// per request only: a label names a check of that request.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub checks: BTreeMap<String, u64>,
+}
+
+/// One journey's whole passes (not requests: its steps' requests are
+/// counted under their own names).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneySummary {
+    pub passes: u64,
+    /// Passes that stopped at a failed step.
+    pub failed: u64,
+    /// Passes per second.
+    pub rate: f64,
+    /// A pass's duration, first step's start to last step's end.
+    pub duration_ms: Latencies,
 }
 
 /// Connection setup times in milliseconds.
@@ -111,6 +128,13 @@ pub struct Summary {
     pub distinct_records: u64,
     pub total: RequestSummary,
     pub requests: BTreeMap<String, RequestSummary>,
+    /// Per named scenario: every request of its metrics (none for a plan
+    /// without named scenarios: `total` is its scenario).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenarios: BTreeMap<String, RequestSummary>,
+    /// Per journey: its whole passes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub journeys: BTreeMap<String, JourneySummary>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionSummary>,
     /// What the figures must be read with, e.g. an unverified target, or
@@ -177,6 +201,24 @@ impl Summary {
                 .iter()
                 .map(|(n, r)| (n.clone(), one(r)))
                 .collect(),
+            scenarios: s
+                .scenarios
+                .iter()
+                .map(|(n, r)| (n.clone(), one(r)))
+                .collect(),
+            journeys: s
+                .journeys
+                .iter()
+                .map(|(n, j)| {
+                    let summary = JourneySummary {
+                        passes: j.passes(),
+                        failed: j.failed,
+                        rate: s.per_sec(j.passes()),
+                        duration_ms: Latencies::of_histogram(&j.duration),
+                    };
+                    (n.clone(), summary)
+                })
+                .collect(),
             connections: SetupMs::of(&s.connections.connect).map(|connect_ms| ConnectionSummary {
                 opened: s.connections.opened(),
                 connect_ms,
@@ -197,14 +239,23 @@ impl Summary {
 /// Thresholds read merged results: percentiles come from the merged
 /// histogram, never from per-runner figures.
 impl Observations for Snapshot {
-    fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64> {
-        let r = self.stats(scope)?;
+    fn observe(&self, metric: &Metric, scope: Option<&Scope>) -> Option<f64> {
+        let all;
+        let r = match scope {
+            None => {
+                all = self.stats(None)?;
+                &all
+            }
+            Some(Scope::Request(n)) => self.requests.get(n)?,
+            Some(Scope::Scenario(n)) => self.scenarios.get(n)?,
+            Some(Scope::Journey(n)) => return self.observe_journey(metric, self.journeys.get(n)?),
+        };
         let n = r.count();
         Some(match metric {
             Metric::Requests => n as f64,
             Metric::Errors => r.error_count() as f64,
             Metric::Dropped => self.dropped as f64,
-            Metric::Rps => self.rps(scope),
+            Metric::Rps => self.per_sec(n),
             _ if n == 0 => return None,
             Metric::Percentile(p) => r.latency.value_at_quantile(p / 100.0) as f64,
             Metric::Avg => r.latency.mean(),
@@ -221,6 +272,27 @@ impl Observations for Snapshot {
             interval_us: self.interval_us,
             elapsed_us: (self.elapsed_secs() * 1e6).round() as u64,
             intervals: &self.intervals,
+        })
+    }
+}
+
+impl Snapshot {
+    /// A journey's figure: its passes stand for requests (latency is a
+    /// pass's duration, errors the failed passes, rps passes per second).
+    fn observe_journey(&self, metric: &Metric, j: &JourneyStats) -> Option<f64> {
+        let n = j.passes();
+        let h = &j.duration;
+        Some(match metric {
+            Metric::Requests => n as f64,
+            Metric::Errors => j.failed as f64,
+            Metric::Dropped => self.dropped as f64,
+            Metric::Rps => self.per_sec(n),
+            _ if n == 0 => return None,
+            Metric::Percentile(p) => h.value_at_quantile(p / 100.0) as f64,
+            Metric::Avg => h.mean(),
+            Metric::Min => h.min() as f64,
+            Metric::Max => h.max() as f64,
+            Metric::ErrorRate => j.failed as f64 / n as f64,
         })
     }
 }
@@ -286,5 +358,142 @@ impl Report {
             brief["users"] = serde_json::to_value(self.summary.users).expect("counts serialize");
         }
         brief
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        histogram::record,
+        snapshot::ErrorKind,
+        thresholds::{Threshold, evaluate},
+    };
+
+    /// 10 s of a two-scenario run built by hand: browse/home (100 requests
+    /// of 10-19 ms, 5 failed), buy/pay (50 of 200 ms); the checkout
+    /// journey's 40 passes of 1-1.39 s, 4 of them failed.
+    fn two_scenarios() -> Snapshot {
+        let stats = |n: u64, base: u64, failed: u64| {
+            let mut r = RequestStats::default();
+            (0..n).for_each(|i| record(&mut r.latency, base + (i % 10) * 1_000));
+            r.statuses.insert(200, n - failed);
+            if failed > 0 {
+                r.errors.insert(ErrorKind::Status, failed);
+            }
+            r
+        };
+        let mut s = Snapshot::empty(1_000_000);
+        s.runners = 1;
+        s.started_us = Some(0);
+        s.until_us = Some(10_000_000);
+        s.requests
+            .insert("browse/home".into(), stats(100, 10_000, 5));
+        s.requests.insert("buy/pay".into(), stats(50, 200_000, 0));
+        s.scenarios.insert("browse".into(), stats(100, 10_000, 5));
+        s.scenarios.insert("buy".into(), stats(50, 200_000, 0));
+        let mut j = crate::snapshot::JourneyStats::default();
+        (0..40).for_each(|i| j.record(1_000_000 + i * 10_000, !i.is_multiple_of(10), 0, 1));
+        s.journeys.insert("buy/checkout".into(), j);
+        Snapshot::from_json(&s.to_json()).unwrap()
+    }
+
+    #[test]
+    fn the_summary_has_a_row_per_scenario_and_per_journey() {
+        let s = Summary::of(&two_scenarios());
+        // Journey passes are not requests.
+        assert_eq!(s.total.requests, 150);
+        let browse = &s.scenarios["browse"];
+        assert_eq!((browse.requests, browse.errors), (100, 5));
+        assert_eq!(browse.rps, 10.0);
+        assert!(
+            (browse.latency_ms.p95 - 19.0).abs() < 0.1,
+            "{:?}",
+            browse.latency_ms
+        );
+        let j = &s.journeys["buy/checkout"];
+        assert_eq!((j.passes, j.failed), (40, 4));
+        assert_eq!(j.rate, 4.0);
+        assert!(
+            (j.duration_ms.p50 - 1_190.0).abs() < 2.0,
+            "{:?}",
+            j.duration_ms
+        );
+        // In the JSON summary, and back.
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["journeys"]["buy/checkout"]["failed"], 4);
+        assert_eq!(json["scenarios"]["buy"]["requests"], 50);
+        let back: Summary = serde_json::from_value(json).unwrap();
+        assert_eq!(back, s);
+        // A plan without them has neither key.
+        let mut plain = two_scenarios();
+        plain.scenarios.clear();
+        plain.journeys.clear();
+        let json = serde_json::to_string(&Summary::of(&plain)).unwrap();
+        assert!(
+            !json.contains("scenarios") && !json.contains("journeys"),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn the_text_summary_shows_the_tables() {
+        let snap = two_scenarios();
+        let report = Report::new(snap, Vec::new(), None);
+        let out = crate::text::summary(&report, "t");
+        let line = |start: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap_or_else(|| panic!("no {start:?} in {out}"))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            out.contains("scenario (ms)") && out.contains("journey (whole, ms)"),
+            "{out}"
+        );
+        let browse = line("browse ");
+        assert_eq!(browse[1..4], ["100", "10.0", "5.00%"]);
+        let checkout = line("buy/checkout");
+        assert_eq!(checkout[1..3], ["40", "4"]);
+    }
+
+    #[test]
+    fn thresholds_read_scenarios_and_journeys() {
+        let snap = two_scenarios();
+        let judge = |s: &str| {
+            let t = Threshold::parse(s).unwrap();
+            evaluate(std::slice::from_ref(&t), &snap).remove(0)
+        };
+        for (s, passed, observed) in [
+            ("p(95) < 25ms for scenario browse", true, 19_000.0),
+            ("p(95) < 150ms for scenario buy", false, 209_000.0),
+            ("error_rate < 1% for scenario browse", false, 0.05),
+            ("error_rate < 1% for scenario buy", true, 0.0),
+            ("rps > 4 for scenario buy", true, 5.0),
+            ("requests == 100 for scenario browse", true, 100.0),
+            ("p(99) < 2s for journey buy/checkout", true, 1_390_000.0),
+            ("min > 1s for journey buy/checkout", false, 1_000_000.0),
+            ("error_rate <= 10% for journey buy/checkout", true, 0.1),
+            ("errors == 4 for journey buy/checkout", true, 4.0),
+            ("requests == 40 for journey buy/checkout", true, 40.0),
+            ("rps == 4 for journey buy/checkout", true, 4.0),
+            // All requests: the passes are not among them.
+            ("requests == 150", true, 150.0),
+        ] {
+            let o = judge(s);
+            assert_eq!(o.passed, passed, "{s}: {o}");
+            let got = o.observed.unwrap();
+            assert!((got - observed).abs() <= observed * 0.002, "{s}: {got}");
+        }
+        // Names the results do not hold: no data, failed.
+        for s in [
+            "p(95) < 1s for scenario nope",
+            "p(95) < 1s for journey browse",
+        ] {
+            let o = judge(s);
+            assert!(!o.passed && o.observed.is_none(), "{s}: {o}");
+        }
     }
 }

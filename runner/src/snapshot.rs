@@ -182,6 +182,58 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// One journey's whole passes: how long each took from its first step's
+/// start to its last step's end (pauses included), and how many stopped at
+/// a failed step. A view over requests already counted in `requests`: a
+/// pass is never a request and never counts in the requests' totals.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyStats {
+    /// Duration of every pass, in microseconds; its count is the passes.
+    #[serde(with = "histogram::b64")]
+    pub duration: Latency,
+    /// Passes that stopped at a failed step.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+    /// Unix time in microseconds of the first pass's start and the last one's end.
+    pub first_start_us: u64,
+    pub last_end_us: u64,
+}
+
+impl Default for JourneyStats {
+    fn default() -> Self {
+        JourneyStats {
+            duration: histogram::new_latency(),
+            failed: 0,
+            first_start_us: u64::MAX,
+            last_end_us: 0,
+        }
+    }
+}
+
+impl JourneyStats {
+    pub fn passes(&self) -> u64 {
+        self.duration.len()
+    }
+
+    pub fn merge(&mut self, o: &JourneyStats) {
+        self.duration
+            .add(&o.duration)
+            .expect("auto-resizing histograms always add");
+        self.failed += o.failed;
+        self.first_start_us = self.first_start_us.min(o.first_start_us);
+        self.last_end_us = self.last_end_us.max(o.last_end_us);
+    }
+
+    /// Records one pass of `duration_us`, from `start_us` to `end_us`.
+    pub fn record(&mut self, duration_us: u64, ok: bool, start_us: u64, end_us: u64) {
+        histogram::record(&mut self.duration, duration_us);
+        self.failed += u64::from(!ok);
+        self.first_start_us = self.first_start_us.min(start_us);
+        self.last_end_us = self.last_end_us.max(end_us);
+    }
+}
+
 /// Latency and counts of one time slice of the test (all requests together).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -250,6 +302,14 @@ pub struct Snapshot {
     /// Every runner's own start, for the start skew.
     pub runner_starts_us: Vec<u64>,
     pub requests: BTreeMap<String, RequestStats>,
+    /// Per named scenario: every request of its metrics added up (a view
+    /// over `requests`, not more requests). Empty for a plan without named
+    /// scenarios, whose totals are its one scenario.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenarios: BTreeMap<String, RequestStats>,
+    /// Per journey (`checkout`, `S/checkout`, `onStart`): its whole passes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub journeys: BTreeMap<String, JourneyStats>,
     /// Open model: arrivals not sent, because maxInFlight was reached or
     /// because they were due before the load ended but could not be sent in time.
     pub dropped: u64,
@@ -323,6 +383,8 @@ impl Snapshot {
             until_us: None,
             runner_starts_us: Vec::new(),
             requests: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+            journeys: BTreeMap::new(),
             dropped: 0,
             data_exhausted: 0,
             records_used: None,
@@ -374,6 +436,12 @@ impl Snapshot {
         for (name, r) in &o.requests {
             self.requests.entry(name.clone()).or_default().merge(r);
         }
+        for (name, r) in &o.scenarios {
+            self.scenarios.entry(name.clone()).or_default().merge(r);
+        }
+        for (name, j) in &o.journeys {
+            self.journeys.entry(name.clone()).or_default().merge(j);
+        }
         self.dropped += o.dropped;
         self.data_exhausted += o.data_exhausted;
         match (&mut self.records_used, &o.records_used) {
@@ -419,6 +487,12 @@ impl Snapshot {
                 Some(all)
             }
         }
+    }
+
+    /// Requests per second of `count` requests (or passes) over the run.
+    pub fn per_sec(&self, count: u64) -> f64 {
+        let secs = self.elapsed_secs();
+        if secs > 0.0 { count as f64 / secs } else { 0.0 }
     }
 
     pub fn total_requests(&self) -> u64 {
@@ -527,135 +601,4 @@ impl<'de> Deserialize<'de> for Bitmap {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::histogram::{new_latency, record};
-
-    /// One runner's snapshot holding `samples` (µs) for request "r", sent
-    /// through the wire form as the operator would receive it.
-    fn runner(samples: &[u64], start_us: u64) -> Snapshot {
-        let mut r = RequestStats::default();
-        for &v in samples {
-            record(&mut r.latency, v);
-        }
-        *r.statuses.entry(200).or_default() += samples.len() as u64;
-        r.first_start_us = start_us;
-        r.last_end_us = start_us + 10_000_000;
-        let mut s = Snapshot::empty(1_000_000);
-        s.runners = 1;
-        s.started_us = Some(start_us);
-        s.until_us = Some(start_us + 10_000_000);
-        s.runner_starts_us = vec![start_us];
-        s.requests.insert("r".into(), r);
-        Snapshot::from_json(&s.to_json()).unwrap()
-    }
-
-    #[test]
-    fn merged_percentiles_are_the_pooled_ones_not_the_mean_of_runners() {
-        // A fast runner (9,000 samples around 1-10 ms) and a slow one (1,000
-        // samples around 200-300 ms), as when one runner sits on a bad node.
-        let fast: Vec<u64> = (0..9000).map(|i| 1_000 + (i % 9000)).collect();
-        let slow: Vec<u64> = (0..1000).map(|i| 200_000 + i * 100).collect();
-        let (a, b) = (runner(&fast, 1_000), runner(&slow, 1_050));
-        let merged = Snapshot::merged([&a, &b]);
-
-        let p95 = |s: &Snapshot| s.requests["r"].latency.value_at_quantile(0.95);
-        let mut pooled = new_latency();
-        fast.iter()
-            .chain(&slow)
-            .for_each(|&v| record(&mut pooled, v));
-
-        let mean_of_p95s = (p95(&a) + p95(&b)) / 2;
-        assert_eq!(p95(&merged), pooled.value_at_quantile(0.95));
-        assert_ne!(p95(&merged), mean_of_p95s);
-        // The pooled p95 sits inside the slow runner's range; the average of
-        // the two runners' p95s is nowhere near it.
-        assert!(p95(&merged) >= 200_000, "{}", p95(&merged));
-        assert!(mean_of_p95s < 160_000, "{mean_of_p95s}");
-        assert_eq!(merged.total_requests(), 10_000);
-        assert_eq!(merged.requests["r"].statuses[&200], 10_000);
-        assert_eq!(merged.runners, 2);
-        assert_eq!(merged.start_skew_us(), Some(50));
-    }
-
-    #[test]
-    fn merging_is_order_independent_and_intervals_align_by_index() {
-        let mut a = runner(&[1_000, 2_000], 0);
-        let mut b = runner(&[3_000], 0);
-        let iv = |index, v: u64| {
-            let mut latency = new_latency();
-            record(&mut latency, v);
-            Interval {
-                index,
-                requests: 1,
-                errors: 0,
-                latency: Packed::pack(&latency),
-            }
-        };
-        a.intervals = vec![iv(0, 1_000), iv(1, 2_000)];
-        b.intervals = vec![iv(1, 3_000)];
-        let ab = Snapshot::merged([&a, &b]);
-        let ba = Snapshot::merged([&b, &a]);
-        assert_eq!(ab.requests, ba.requests);
-        assert_eq!(ab.intervals, ba.intervals);
-        assert_eq!(ab.intervals.len(), 2);
-        assert_eq!(ab.intervals[1].requests, 2);
-        let merged = ab.intervals[1].latency.unpack().unwrap();
-        assert_eq!(merged.len(), 2);
-        assert_eq!(merged.max(), b.intervals[0].latency.unpack().unwrap().max());
-    }
-
-    #[test]
-    fn record_bitmaps_union_instead_of_adding() {
-        let mut a = Snapshot::empty(0);
-        a.records_used = Some(Bitmap(vec![0b1011]));
-        let mut b = Snapshot::empty(0);
-        b.records_used = Some(Bitmap(vec![0b0110, 1]));
-        let b = Snapshot::from_json(&b.to_json()).unwrap();
-        let m = Snapshot::merged([&a, &b]);
-        assert_eq!(m.distinct_records(), 5);
-    }
-
-    #[test]
-    fn failures_survive_the_wire_and_merge_as_a_set() {
-        let mut a = runner(&[1_000], 0);
-        a.failures = vec!["runner 1: a virtual user panicked: boom".into()];
-        let a = Snapshot::from_json(&a.to_json()).unwrap();
-        let b = runner(&[2_000], 0);
-        let mut c = runner(&[3_000], 0);
-        c.failures = vec!["runner 0: the load task panicked: oops".into()];
-        let abc = Snapshot::merged([&a, &b, &c]);
-        let cba = Snapshot::merged([&c, &b, &a]);
-        assert_eq!(abc.failures, cba.failures);
-        assert_eq!(
-            abc.failures,
-            [
-                "runner 0: the load task panicked: oops",
-                "runner 1: a virtual user panicked: boom"
-            ]
-        );
-        assert_eq!(Snapshot::merged([&abc, &a]).failures.len(), 2);
-        // A snapshot without failures leaves the field out of its wire form,
-        // and one from before the field existed still reads.
-        assert!(!b.to_json().contains("failures"));
-        assert!(Snapshot::merged([&b]).failures.is_empty());
-    }
-
-    #[test]
-    fn interrupted_is_a_kind_of_its_own() {
-        assert!(ErrorKind::ALL.contains(&ErrorKind::Interrupted));
-        assert_eq!(ErrorKind::Interrupted.as_str(), "interrupted");
-        assert_eq!(
-            serde_json::to_string(&ErrorKind::Interrupted).unwrap(),
-            "\"interrupted\""
-        );
-    }
-
-    #[test]
-    fn other_format_versions_are_refused() {
-        let mut s = Snapshot::empty(0);
-        s.version = FORMAT_VERSION + 1;
-        let e = Snapshot::from_json(&s.to_json()).unwrap_err().to_string();
-        assert!(e.contains("format version"), "{e}");
-    }
-}
+mod tests;

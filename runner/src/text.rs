@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::{
-    report::{Latencies, Report, RequestSummary},
+    report::{JourneySummary, Latencies, Report, RequestSummary, Summary},
     thresholds::Outcome,
 };
 
@@ -14,6 +14,55 @@ fn row(out: &mut String, name: &str, r: &RequestSummary) {
         out,
         "  {name:<24} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
         r.requests, l.min, l.p50, l.p90, l.p95, l.p99, l.p999, l.max
+    );
+}
+
+/// A table per named scenario and per journey (nothing when the plan has
+/// neither): requests, rate, errors and latency of each scenario; passes,
+/// failed passes and whole-pass duration of each journey.
+pub fn views(out: &mut String, s: &Summary) {
+    if !s.scenarios.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<24} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "scenario (ms)", "requests", "rps", "errors", "p50", "p95", "p99"
+        );
+        for (name, r) in &s.scenarios {
+            scenario_row(out, name, r);
+        }
+    }
+    if !s.journeys.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<24} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "journey (whole, ms)", "passes", "failed", "p50", "p95", "p99", "max"
+        );
+        for (name, j) in &s.journeys {
+            journey_row(out, name, j);
+        }
+    }
+}
+
+fn scenario_row(out: &mut String, name: &str, r: &RequestSummary) {
+    let l = &r.latency_ms;
+    let _ = writeln!(
+        out,
+        "  {name:<24} {:>9} {:>9.1} {:>7.2}% {:>8.2} {:>8.2} {:>8.2}",
+        r.requests,
+        r.rps,
+        r.error_rate * 100.0,
+        l.p50,
+        l.p95,
+        l.p99
+    );
+}
+
+fn journey_row(out: &mut String, name: &str, j: &JourneySummary) {
+    let l = &j.duration_ms;
+    let _ = writeln!(
+        out,
+        "  {name:<24} {:>9} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+        j.passes, j.failed, l.p50, l.p95, l.p99, l.max
     );
 }
 
@@ -147,6 +196,7 @@ pub fn summary(report: &Report, title: &str) -> String {
     if s.requests.len() > 1 {
         row(&mut out, "(all)", t);
     }
+    views(&mut out, s);
     let codes: Vec<String> = t
         .statuses
         .iter()

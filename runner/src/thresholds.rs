@@ -9,7 +9,7 @@
 //! Grammar (keywords are case-sensitive, whitespace around tokens is free):
 //!
 //! ```text
-//! threshold := METRIC[WINDOW]? OP RIGHT [for NAME] [abortOnFail]
+//! threshold := METRIC[WINDOW]? OP RIGHT [for SCOPE] [abortOnFail]
 //! METRIC    := p(N) | med | avg | min | max       latency; 0 < N <= 100, med = p(50)
 //!            | error_rate                         fraction of requests that failed
 //!            | rps                                requests per second
@@ -22,7 +22,10 @@
 //!            | 10000                              counts, whole and non-negative
 //! WINDOW    := [first D] | [last D] | [each D]    a time window of the run (see `window`)
 //!            | [from D to D]
-//! NAME      := [A-Za-z0-9._/-]+                   the request name; absent = all requests
+//! SCOPE     := NAME                               one request name; absent = all requests
+//!            | scenario NAME                      every request of a named scenario
+//!            | journey NAME                       a journey's whole passes (see below)
+//! NAME      := [A-Za-z0-9._/-]+
 //! ```
 //!
 //! Decisions beyond the bare grammar:
@@ -31,7 +34,16 @@
 //! - `for NAME` and `abortOnFail` may come in either order, each at most once;
 //!   the canonical form ([`Threshold`]'s `Display`) puts `for` first.
 //! - `dropped ... for NAME` is rejected: dropped sends never started, so they
-//!   belong to no request name.
+//!   belong to no request name (nor scenario, nor journey).
+//! - `for journey NAME` reads the journey's whole passes, not its requests:
+//!   latencies are a pass's duration (first step's start to last step's
+//!   end, pauses included), `requests` the passes, `errors` the failed
+//!   passes (stopped at a failed step), `error_rate` their fraction and
+//!   `rps` passes per second.
+//! - `for scenario` / `for journey` followed by nothing (or `abortOnFail`)
+//!   is a request named `scenario` / `journey`.
+//! - The per-interval series is kept for all requests together only, so a
+//!   window with `for ...` is an error.
 //! - `==` and `!=` compare exactly. That is what counts need (`dropped == 0`);
 //!   on latencies and rates they are allowed but rarely useful.
 //! - A threshold without a window reads the whole test, exactly as before
@@ -75,8 +87,8 @@ pub struct Threshold {
     /// fraction in 0..=1, `rps` per second, counts as whole numbers. With a
     /// `baseline` it is the factor K of `K * METRIC[WINDOW]` instead.
     pub value: f64,
-    /// The request name (`for NAME`); `None` means all requests together.
-    pub scope: Option<String>,
+    /// What `for ...` selects; `None` means all requests together.
+    pub scope: Option<Scope>,
     /// Evaluate live during the run and abort the test when it fails.
     pub abort_on_fail: bool,
     /// `METRIC[WINDOW]`: judged on a time window of the per-interval series
@@ -86,6 +98,36 @@ pub struct Threshold {
     pub baseline: Option<Baseline>,
     /// Not written by the user: the [`DEFAULT`] of a plan without `thresholds`.
     pub is_default: bool,
+}
+
+/// What a threshold's `for` clause selects.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// `for NAME`: one request name.
+    Request(String),
+    /// `for scenario NAME`: every request of a named scenario.
+    Scenario(String),
+    /// `for journey NAME`: a journey's whole passes.
+    Journey(String),
+}
+
+impl Scope {
+    pub fn name(&self) -> &str {
+        match self {
+            Scope::Request(n) | Scope::Scenario(n) | Scope::Journey(n) => n,
+        }
+    }
+}
+
+/// As written after `for`: `NAME`, `scenario NAME`, `journey NAME`.
+impl std::fmt::Display for Scope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Request(n) => f.write_str(n),
+            Scope::Scenario(n) => write!(f, "scenario {n}"),
+            Scope::Journey(n) => write!(f, "journey {n}"),
+        }
+    }
 }
 
 /// What a threshold measures.

@@ -125,6 +125,11 @@ async fn journeys_pass_captured_values_to_later_steps() {
     assert_eq!(r.summary.requests["journey/me"].requests, 10);
     assert_eq!(r.summary.total.errors, 0);
     assert_eq!(srv.hits("/me/t123/s9"), 10);
+    // Each pass is in the journeys table, apart from the requests.
+    let j = &r.summary.journeys["journey"];
+    assert_eq!((j.passes, j.failed), (10, 0));
+    assert_eq!(r.summary.total.requests, 20);
+    assert!(j.duration_ms.min >= r.summary.requests["journey/login"].latency_ms.min);
 
     // A capture that finds nothing fails its step and ends the journey.
     let plan = "target: {baseUrl: BASE}\nload: {users: 1, iterations: 3}\nrequests:\n- name: j\n  steps:\n  - {name: first, path: /bad, capture: {token: {json: /token}}}\n  - {name: second, path: '/me/{{ vars.token }}'}";
@@ -136,6 +141,14 @@ async fn journeys_pass_captured_values_to_later_steps() {
         Some(&3)
     );
     assert!(!r.snapshot.requests.contains_key("j/second"));
+    let j = &r.snapshot.journeys["j"];
+    assert_eq!((j.passes(), j.failed), (3, 3));
+    // Through the split, the wire and the merge of three runners, and
+    // judged by a threshold on the whole pass.
+    let plan = "target: {baseUrl: BASE}\nload: {users: 3, iterations: 30}\nthresholds: ['requests == 30 for journey journey', 'errors == 0 for journey journey', 'p(99) < 10s for journey journey']\nrequests:\n- name: journey\n  steps:\n  - {name: login, method: POST, path: /login}\n  - {name: me, path: /me/t123/s9}";
+    let r = run_plan(&srv, plan, 3).await;
+    assert_eq!(r.snapshot.journeys["journey"].passes(), 30);
+    assert!(r.passed, "{:?}", r.thresholds);
 }
 
 fn users_file(n: usize) -> PathBuf {

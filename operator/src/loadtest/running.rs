@@ -61,7 +61,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     }
     // While the results are being rebuilt the status keeps its last figures.
     if let Some(merged) = &round.merged {
-        status::apply_results(&mut st, merged);
+        status::apply_results(&mut st, merged, &status::Subjects::of(&plan_thresholds));
     }
     let alive = found
         .values()

@@ -1,13 +1,14 @@
-//! The headline figures of a run, total and per request, from its report
+//! The headline figures of a run, total, per request, per scenario and per
+//! journey, from its report
 //! when there is one and from its status otherwise: what `compare` sets side
 //! by side and what the HTML page shows when the report is missing.
 
 use std::collections::BTreeMap;
 
-use barrage_runner::report::RequestSummary;
+use barrage_runner::report::{JourneySummary, RequestSummary};
 
 use super::Run;
-use crate::crd::RequestStatus;
+use crate::crd::{JourneyStatus, RequestStatus};
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Figures {
@@ -23,12 +24,25 @@ pub struct Figures {
     pub max: Option<f64>,
 }
 
+/// A journey's whole passes; milliseconds, `None` without passes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct JourneyFigures {
+    pub passes: u64,
+    pub failed: u64,
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunFigures {
     pub total: Figures,
     pub by_request: BTreeMap<String, Figures>,
+    pub by_scenario: BTreeMap<String, Figures>,
+    pub by_journey: BTreeMap<String, JourneyFigures>,
     /// From the full report (all request names, exact); else from the status
-    /// (rounded, at most `status::MAX_NAMES` names).
+    /// (rounded, only the names it lists: see `status::listed`).
     pub from_report: bool,
 }
 
@@ -73,17 +87,48 @@ impl From<&RequestStatus> for Figures {
     }
 }
 
+impl From<&JourneySummary> for JourneyFigures {
+    fn from(j: &JourneySummary) -> JourneyFigures {
+        let l = &j.duration_ms;
+        let some = |v: f64| (j.passes > 0).then_some(v);
+        JourneyFigures {
+            passes: j.passes,
+            failed: j.failed,
+            p50: some(l.p50),
+            p95: some(l.p95),
+            p99: some(l.p99),
+            max: some(l.max),
+        }
+    }
+}
+
+impl From<&JourneyStatus> for JourneyFigures {
+    fn from(j: &JourneyStatus) -> JourneyFigures {
+        let some = |v: f64| (j.passes > 0).then_some(v);
+        JourneyFigures {
+            passes: j.passes,
+            failed: j.failed,
+            p50: some(j.p50_ms),
+            p95: some(j.p95_ms),
+            p99: some(j.p99_ms),
+            max: some(j.max_ms),
+        }
+    }
+}
+
+fn each<'a, A: 'a, B: From<&'a A>>(m: &'a BTreeMap<String, A>) -> BTreeMap<String, B> {
+    m.iter().map(|(n, x)| (n.clone(), x.into())).collect()
+}
+
 /// `None` when there is nothing to show: no report and no status.
 pub fn of(run: &Run) -> Option<RunFigures> {
     if let Some(r) = run.loaded() {
         let s = &r.summary;
         return Some(RunFigures {
             total: (&s.total).into(),
-            by_request: s
-                .requests
-                .iter()
-                .map(|(n, r)| (n.clone(), r.into()))
-                .collect(),
+            by_request: each(&s.requests),
+            by_scenario: each(&s.scenarios),
+            by_journey: each(&s.journeys),
             from_report: true,
         });
     }
@@ -100,11 +145,9 @@ pub fn of(run: &Run) -> Option<RunFigures> {
             p99: l.map(|l| l.p99),
             max: l.map(|l| l.max),
         },
-        by_request: st
-            .by_request
-            .iter()
-            .map(|(n, r)| (n.clone(), r.into()))
-            .collect(),
+        by_request: each(&st.by_request),
+        by_scenario: each(&st.by_scenario),
+        by_journey: each(&st.by_journey),
         from_report: false,
     })
 }

@@ -22,7 +22,7 @@ pub use tables::thresholds;
 
 use super::{ReportState, Run, figures, svg::esc};
 use charts::plots;
-use tables::{meta, request_table, status_tables, summary_table};
+use tables::{meta, request_table, status_tables, summary_table, view_tables};
 
 pub fn render(run: &Run) -> String {
     let mut b = String::from("<main>");
@@ -68,6 +68,9 @@ pub fn render(run: &Run) -> String {
             b.push_str(r#"<h2>Requests</h2><section id="requests">"#);
             request_table(&mut b, &s.requests, &s.total);
             b.push_str("</section>");
+            if let Some(f) = figures::of(run) {
+                view_tables(&mut b, &f);
+            }
             thresholds(&mut b, &r.thresholds);
             if let Some(why) = &r.aborted {
                 let _ = write!(b, "<p class=\"fail\">Aborted: {}</p>", esc(why));
@@ -78,6 +81,7 @@ pub fn render(run: &Run) -> String {
                 b.push_str(r#"<h2>Summary (from the status)</h2><section id="summary">"#);
                 status_tables(&mut b, &f);
                 b.push_str("</section>");
+                view_tables(&mut b, &f);
             }
             if let Some(st) = &run.status {
                 thresholds(&mut b, &st.thresholds);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use barrage_runner::{
     histogram::{new_latency, record},
     report::Report,
-    snapshot::{ErrorKind, Interval, Packed, RequestStats, Snapshot},
-    thresholds::Outcome,
+    snapshot::{ErrorKind, Interval, JourneyStats, Packed, RequestStats, Snapshot},
+    thresholds::{self, Outcome, Threshold},
 };
 
 use super::{ReportState, Run};
@@ -79,7 +79,7 @@ pub fn outcome(source: &str, observed: &str, passed: bool) -> Outcome {
 /// A finished run whose status is what the operator writes for `report`.
 pub fn run(name: &str, report: Report) -> Run {
     let mut st = LoadTestStatus::default();
-    crate::status::apply_results(&mut st, &report.snapshot);
+    crate::status::apply_results(&mut st, &report.snapshot, &Default::default());
     st.phase = if report.passed {
         Phase::Succeeded
     } else {
@@ -119,4 +119,44 @@ pub fn typical(name: &str) -> Run {
             ],
         ),
     )
+}
+
+/// A run of two named scenarios, `browse` (home) and `buy` (a checkout
+/// journey of two steps, 2 of its 400 passes failed), judged by a
+/// threshold on each.
+pub fn two_scenarios(name: &str) -> Run {
+    let mut r = report(
+        vec![
+            ("browse/home", stats(6_000, 1_000, 20_000, 0)),
+            ("buy/checkout/cart", stats(400, 5_000, 50_000, 0)),
+            ("buy/checkout/pay", stats(400, 20_000, 90_000, 2)),
+        ],
+        Vec::new(),
+    );
+    let s = &mut r.snapshot;
+    s.scenarios
+        .insert("browse".into(), s.requests["browse/home"].clone());
+    let mut buy = s.requests["buy/checkout/cart"].clone();
+    buy.merge(&s.requests["buy/checkout/pay"]);
+    s.scenarios.insert("buy".into(), buy);
+    let mut j = JourneyStats::default();
+    for i in 0..400u64 {
+        j.record(
+            1_200_000 + i * 1_000,
+            i >= 2,
+            START_US,
+            START_US + 10_000_000,
+        );
+    }
+    s.journeys.insert("buy/checkout".into(), j);
+    let plan: Vec<Threshold> = [
+        "p(95) < 30ms for scenario browse",
+        "p(99) < 2s for journey buy/checkout",
+    ]
+    .iter()
+    .map(|t| Threshold::parse(t).unwrap())
+    .collect();
+    let outcomes = thresholds::evaluate(&plan, &r.snapshot);
+    // Two scenarios and one journey: the status lists them all.
+    run(name, Report::new(r.snapshot, outcomes, None))
 }

@@ -150,6 +150,7 @@ fn from_status(out: &mut String, run: &Run, st: &LoadTestStatus) {
             );
         }
     }
+    status_views(out, st);
     text::thresholds(out, &st.thresholds);
     let verdict = match st.verdict.as_deref() {
         Some("Passed") => "PASSED",
@@ -157,6 +158,56 @@ fn from_status(out: &mut String, run: &Run, st: &LoadTestStatus) {
         None => "(no verdict yet)",
     };
     let _ = writeln!(out, "\n  {verdict}\n");
+}
+
+/// The status's scenarios and journeys (the listed ones), and how many it
+/// leaves out.
+fn status_views(out: &mut String, st: &crate::crd::LoadTestStatus) {
+    if !st.by_scenario.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<24} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "scenario (ms)", "requests", "rps", "errors", "p50", "p95", "p99"
+        );
+        for (name, r) in &st.by_scenario {
+            let _ = writeln!(
+                out,
+                "  {name:<24} {:>9} {:>9.1} {:>8} {:>8} {:>8} {:>8}",
+                r.requests,
+                r.rps,
+                r.errors,
+                ms(r.p50_ms),
+                ms(r.p95_ms),
+                ms(r.p99_ms)
+            );
+        }
+    }
+    if !st.by_journey.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n  {:<24} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+            "journey (whole, ms)", "passes", "failed", "p50", "p95", "p99", "max"
+        );
+        for (name, j) in &st.by_journey {
+            let _ = writeln!(
+                out,
+                "  {name:<24} {:>9} {:>9} {:>8} {:>8} {:>8} {:>8}",
+                j.passes,
+                j.failed,
+                ms(j.p50_ms),
+                ms(j.p95_ms),
+                ms(j.p99_ms),
+                ms(j.max_ms)
+            );
+        }
+    }
+    if let Some(o) = &st.omitted {
+        let _ = writeln!(
+            out,
+            "\n  not in the status .. {} request names, {} scenarios, {} journeys (the report has them)",
+            o.requests, o.scenarios, o.journeys
+        );
+    }
 }
 
 /// Seconds between two RFC 3339 instants.
@@ -216,6 +267,46 @@ mod tests {
         assert!(home.contains(&p95), "{home}");
         assert!(out.contains("· 11.1s"), "{out}");
         assert!(out.trim_end().ends_with("FAILED"));
+    }
+
+    #[test]
+    fn scenarios_and_journeys_are_shown_from_the_report_or_the_status() {
+        let mut run = testdata::two_scenarios("mix");
+        let out = render(&run);
+        let words = |out: &str, start: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(start))
+                .unwrap_or_else(|| panic!("no {start:?} in {out}"))
+                .split_whitespace()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(words(&out, "buy/checkout ")[1..3], ["400", "2"]);
+        assert_eq!(words(&out, "browse ")[1], "6000");
+        assert!(
+            out.contains("✓ p(99) < 2s for journey buy/checkout"),
+            "{out}"
+        );
+        run.report = crate::report::ReportState::Missing {
+            config_map: "mix-report".into(),
+        };
+        let out = render(&run);
+        assert_eq!(words(&out, "buy/checkout ")[1..3], ["400", "2"]);
+        assert_eq!(words(&out, "buy ")[1], "800");
+        assert!(!out.contains("not in the status"), "{out}");
+        // With names left out, it says how many.
+        if let Some(st) = run.status.as_mut() {
+            st.omitted = Some(crate::crd::OmittedStatus {
+                requests: 0,
+                scenarios: 3,
+                journeys: 7,
+            });
+        }
+        let out = render(&run);
+        assert!(
+            out.contains("0 request names, 3 scenarios, 7 journeys (the report has them)"),
+            "{out}"
+        );
     }
 
     #[test]

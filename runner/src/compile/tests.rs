@@ -314,3 +314,31 @@ fn http2_connections_default_to_one_per_hundred_and_are_bounded() {
         "{e}"
     );
 }
+
+#[test]
+fn thresholds_for_scenarios_and_journeys_must_name_the_plan_s() {
+    let plan = |th: &str| {
+        format!(
+            "{HEAD}requests: [{{name: a, path: /}}, {{name: j, steps: [{{name: s, path: /}}]}}]\nthresholds: ['{th}']\n"
+        )
+    };
+    let ok = compile_yaml(&plan("p(99) < 2s for journey j")).unwrap();
+    assert_eq!(
+        ok.thresholds[0].scope,
+        Some(crate::thresholds::Scope::Journey("j".into()))
+    );
+    let e = err(&plan("p(99) < 2s for journey nope"));
+    assert!(
+        e.contains("thresholds[0]") && e.contains("no journey is named \"nope\" (names: j)"),
+        "{e}"
+    );
+    let e = err(&plan("p(95) < 1s for scenario browse"));
+    assert!(
+        e.contains("thresholds[0]") && e.contains("the plan has no scenarios"),
+        "{e}"
+    );
+    // A request name is not a journey's, nor the other way round.
+    let e = err(&plan("p(99) < 2s for journey a"));
+    assert!(e.contains("no journey is named \"a\""), "{e}");
+    assert!(compile_yaml(&plan("p(99) < 2s for j/s")).is_ok());
+}

@@ -34,7 +34,7 @@ use std::{
 use tokio::sync::Notify;
 
 pub use client::DEFAULT_MAX_BODY;
-pub use recorder::{Recorder, Sample};
+pub use recorder::{Recorder, Sample, Views};
 
 use crate::{
     compile::{Compiled, Entry, MAX_REDIRECTS, StepKind},
@@ -228,7 +228,7 @@ impl Runner {
             h2,
             h1_tls,
             auto_h2: tokio::sync::OnceCell::new(),
-            recorder: Recorder::new(plan.names.clone(), plan.interval),
+            recorder: Recorder::with_views(plan.names.clone(), plan.interval, Views::of(&plan)),
             prepared,
             selectors,
             scenario_stops: plan.scenarios.iter().map(|_| Stop::default()).collect(),

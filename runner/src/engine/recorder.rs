@@ -11,6 +11,14 @@
 //! so nothing recorded is left out. Per-interval latency is derived by
 //! subtracting the previous cumulative histogram from the current one, so the
 //! hot path records each sample once.
+//!
+//! Besides the request names, two views over the same requests (`Views`):
+//! per named scenario, every request of its metrics added up once more
+//! (only in a plan with named scenarios: a plan without them keeps no
+//! extra histogram, its totals are its scenario), and per journey its
+//! whole passes (duration, failed passes), buffered in the same shards.
+//! A pass is never a request: totals, intervals and rates are the
+//! requests' alone.
 
 use std::{
     sync::{
@@ -21,8 +29,9 @@ use std::{
 };
 
 use crate::{
+    compile::Compiled,
     histogram::{self, Latency},
-    snapshot::{Connections, ErrorKind, Interval, Packed, RequestStats, Snapshot},
+    snapshot::{Connections, ErrorKind, Interval, JourneyStats, Packed, RequestStats, Snapshot},
 };
 
 /// Shard buffers: a constant, so memory does not grow with the core count;
@@ -52,6 +61,43 @@ pub struct Sample {
     pub check: Option<Arc<str>>,
 }
 
+/// One whole pass through a journey.
+#[derive(Clone)]
+struct Pass {
+    journey: usize,
+    start: Instant,
+    end: Instant,
+    ok: bool,
+}
+
+/// What a user records into between flushes.
+#[derive(Default)]
+struct Shard {
+    samples: Vec<Sample>,
+    passes: Vec<Pass>,
+}
+
+/// What the recorder adds up besides request names, from `Compiled`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Views {
+    /// The named scenarios; empty for a plan without them.
+    pub scenarios: Vec<String>,
+    /// Each metric's scenario (an index into `scenarios`), by metric.
+    pub metric_scenario: Vec<Option<usize>>,
+    /// The journeys' names, by `record_journey`'s index.
+    pub journeys: Vec<String>,
+}
+
+impl Views {
+    pub fn of(plan: &Compiled) -> Views {
+        Views {
+            scenarios: plan.scenario_names.clone(),
+            metric_scenario: plan.metric_scenario.clone(),
+            journeys: plan.journeys.clone(),
+        }
+    }
+}
+
 struct Intervals {
     closed: Vec<Interval>,
     prev: Latency,
@@ -70,15 +116,24 @@ enum Name {
     Many(RequestStats),
 }
 
-/// The cumulative results: one entry per request name, and all together.
+/// The cumulative results: one entry per request name, and all together;
+/// one per named scenario and per journey.
 struct Store {
     per_name: Vec<Name>,
     total: RequestStats,
+    per_scenario: Vec<Name>,
+    /// Made at a journey's first pass.
+    journeys: Vec<Option<JourneyStats>>,
 }
 
 pub struct Recorder {
     names: Vec<String>,
-    shards: Vec<Mutex<Vec<Sample>>>,
+    /// Each metric's scenario; empty without named scenarios, so that such
+    /// a plan pays nothing for them.
+    metric_scenario: Vec<Option<usize>>,
+    scenarios: Vec<String>,
+    journeys: Vec<String>,
+    shards: Vec<Mutex<Shard>>,
     store: Mutex<Store>,
     /// The same moment on both clocks, to turn Instants into unix time.
     base: (Instant, u64),
@@ -109,18 +164,42 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Recorder {
     pub fn new(names: Vec<String>, interval: Duration) -> Recorder {
+        Recorder::with_views(names, interval, Views::default())
+    }
+
+    /// A recorder that also adds up per named scenario and per journey.
+    pub fn with_views(names: Vec<String>, interval: Duration, views: Views) -> Recorder {
+        let metric_scenario = if views.scenarios.is_empty() {
+            Vec::new()
+        } else {
+            views.metric_scenario
+        };
         let unix_us = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros() as u64);
         Recorder {
             shards: (0..SHARDS)
-                .map(|_| Mutex::new(Vec::with_capacity(BATCH)))
+                .map(|_| {
+                    Mutex::new(Shard {
+                        samples: Vec::with_capacity(BATCH),
+                        passes: Vec::new(),
+                    })
+                })
                 .collect(),
             store: Mutex::new(Store {
                 per_name: names.iter().map(|_| Name::Few(Vec::new())).collect(),
                 total: RequestStats::default(),
+                per_scenario: views
+                    .scenarios
+                    .iter()
+                    .map(|_| Name::Few(Vec::new()))
+                    .collect(),
+                journeys: views.journeys.iter().map(|_| None).collect(),
             }),
             names,
+            metric_scenario,
+            scenarios: views.scenarios,
+            journeys: views.journeys,
             base: (Instant::now(), unix_us),
             interval,
             started: OnceLock::new(),
@@ -176,8 +255,8 @@ impl Recorder {
 
     pub fn record(&self, shard: usize, s: &Sample) {
         let mut buf = lock(&self.shards[shard % SHARDS]);
-        buf.push(s.clone());
-        if buf.len() >= BATCH {
+        buf.samples.push(s.clone());
+        if buf.samples.len() >= BATCH {
             self.drain(&mut buf);
         }
     }
@@ -187,31 +266,64 @@ impl Recorder {
     /// intended start) to its last step's end, pauses included; `ok` is
     /// false when a step failed and the journey stopped there. Not a
     /// request: it never counts in the requests' totals.
-    // The journeys' table is the results part of issue 14; until it lands a
-    // journey's duration is not kept.
+    /// A journey index the recorder was not given is ignored.
     pub fn record_journey(
         &self,
-        _shard: usize,
-        _journey: usize,
-        _start: Instant,
-        _end: Instant,
-        _ok: bool,
+        shard: usize,
+        journey: usize,
+        start: Instant,
+        end: Instant,
+        ok: bool,
     ) {
+        if journey >= self.journeys.len() {
+            return;
+        }
+        let mut buf = lock(&self.shards[shard % SHARDS]);
+        buf.passes.push(Pass {
+            journey,
+            start,
+            end,
+            ok,
+        });
+        if buf.passes.len() >= BATCH {
+            self.drain(&mut buf);
+        }
     }
 
-    /// Moves a shard's samples into the store. Lock order: shard, then store.
-    fn drain(&self, buf: &mut Vec<Sample>) {
+    /// Moves a shard's samples and passes into the store. Lock order:
+    /// shard, then store.
+    fn drain(&self, buf: &mut Shard) {
         let mut store = lock(&self.store);
-        for s in buf.drain(..) {
+        let store = &mut *store;
+        for s in buf.samples.drain(..) {
             self.add(&mut store.total, &s);
-            match &mut store.per_name[s.metric] {
-                Name::Many(r) => self.add(r, &s),
-                Name::Few(few) if few.len() < FEW => few.push(s),
-                name @ Name::Few(_) => {
-                    let mut r = self.stats_of(name);
-                    self.add(&mut r, &s);
-                    *name = Name::Many(r);
-                }
+            if let Some(&Some(sc)) = self.metric_scenario.get(s.metric)
+                && let Some(name) = store.per_scenario.get_mut(sc)
+            {
+                self.put(name, s.clone());
+            }
+            self.put(&mut store.per_name[s.metric], s);
+        }
+        for p in buf.passes.drain(..) {
+            let j = store.journeys[p.journey].get_or_insert_with(JourneyStats::default);
+            j.record(
+                p.end.saturating_duration_since(p.start).as_micros() as u64,
+                p.ok,
+                self.unix_us(p.start),
+                self.unix_us(p.end),
+            );
+        }
+    }
+
+    /// Adds one sample to a name's (or a scenario's) results.
+    fn put(&self, name: &mut Name, s: Sample) {
+        match name {
+            Name::Many(r) => self.add(r, &s),
+            Name::Few(few) if few.len() < FEW => few.push(s),
+            Name::Few(_) => {
+                let mut r = self.stats_of(name);
+                self.add(&mut r, &s);
+                *name = Name::Many(r);
             }
         }
     }
@@ -237,7 +349,7 @@ impl Recorder {
     fn flush(&self) {
         for shard in &self.shards {
             let mut buf = lock(shard);
-            if !buf.is_empty() {
+            if !buf.samples.is_empty() || !buf.passes.is_empty() {
                 self.drain(&mut buf);
             }
         }
@@ -289,13 +401,13 @@ impl Recorder {
         // large as its own range, never a full-range one per name.
         let total = {
             let store = lock(&self.store);
-            snap.requests = self
-                .names
+            snap.requests = self.stats_by_name(&self.names, &store.per_name);
+            snap.scenarios = self.stats_by_name(&self.scenarios, &store.per_scenario);
+            snap.journeys = self
+                .journeys
                 .iter()
-                .zip(&store.per_name)
-                .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
-                .map(|(n, r)| (n.clone(), self.stats_of(r)))
-                .filter(|(_, r)| r.count() > 0)
+                .zip(&store.journeys)
+                .filter_map(|(n, j)| Some((n.clone(), j.clone()?)))
                 .collect();
             iv.as_ref().map(|_| store.total.clone())
         };
@@ -326,6 +438,21 @@ impl Recorder {
         snap
     }
 
+    /// The names that saw requests, with their results.
+    fn stats_by_name(
+        &self,
+        names: &[String],
+        stats: &[Name],
+    ) -> std::collections::BTreeMap<String, RequestStats> {
+        names
+            .iter()
+            .zip(stats)
+            .filter(|(_, r)| !matches!(r, Name::Few(few) if few.is_empty()))
+            .map(|(n, r)| (n.clone(), self.stats_of(r)))
+            .filter(|(_, r)| r.count() > 0)
+            .collect()
+    }
+
     /// Bytes of latency data the recorder holds (what grows with the
     /// plan's request names), for the memory regression tests.
     #[cfg(test)]
@@ -334,12 +461,20 @@ impl Recorder {
         let per_name: usize = store
             .per_name
             .iter()
+            .chain(&store.per_scenario)
             .map(|n| match n {
                 Name::Few(few) => few.capacity() * std::mem::size_of::<Sample>(),
                 Name::Many(r) => histogram::footprint(&r.latency),
             })
             .sum();
+        let journeys: usize = store
+            .journeys
+            .iter()
+            .flatten()
+            .map(|j| histogram::footprint(&j.duration))
+            .sum();
         per_name
+            + journeys
             + histogram::footprint(&store.total.latency)
             + histogram::footprint(&lock(&self.intervals).prev)
     }
@@ -370,195 +505,4 @@ fn add(r: &mut RequestStats, s: &Sample, start_us: u64, end_us: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::thread;
-
-    use super::*;
-
-    fn names(n: usize) -> Vec<String> {
-        (0..n).map(|i| format!("r{i}")).collect()
-    }
-
-    /// A deterministic spread of samples: latencies from 1 µs to ~1 s,
-    /// statuses, errors and bytes, over `names` names.
-    fn samples(rec: &Recorder, count: usize, names: usize, seed: u64) -> Vec<Sample> {
-        let base = rec.base.0;
-        let mut x = seed | 1;
-        (0..count)
-            .map(|i| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let start = base + Duration::from_micros(x % 5_000_000);
-                let latency = Duration::from_micros(1 + x % (1 << (x % 20)));
-                Sample {
-                    metric: i % names,
-                    start,
-                    end: start + latency,
-                    latency,
-                    status: (!x.is_multiple_of(7))
-                        .then_some([200, 201, 404, 500][(x % 4) as usize]),
-                    error: x
-                        .is_multiple_of(5)
-                        .then_some(ErrorKind::ALL[(x / 5 % 5) as usize]),
-                    sent: x % 1000,
-                    received: x % 10_000,
-                    retries: (x % 3) as u32,
-                    check: x.is_multiple_of(11).then(|| {
-                        Arc::from(["contains \"ok\"", "json /id present"][(x % 2) as usize])
-                    }),
-                }
-            })
-            .collect()
-    }
-
-    /// What the recorder must report for these samples: built directly,
-    /// one RequestStats per name, without shards or buffers.
-    fn reference(rec: &Recorder, samples: &[Sample], names: usize) -> Vec<RequestStats> {
-        let mut out: Vec<RequestStats> = (0..names).map(|_| RequestStats::default()).collect();
-        for s in samples {
-            add(
-                &mut out[s.metric],
-                s,
-                rec.unix_us(s.start),
-                rec.unix_us(s.end),
-            );
-        }
-        out
-    }
-
-    #[test]
-    fn snapshot_equals_a_reference_built_from_the_same_samples() {
-        let rec = Recorder::new(names(8), Duration::from_secs(1));
-        // Not a multiple of BATCH: some samples are still in shard buffers.
-        // r0..r6 see thousands (histograms), r7 a few (kept as samples).
-        let mut all = samples(&rec, 10_007, 7, 42);
-        all.extend(
-            samples(&rec, 50, 1, 9)
-                .into_iter()
-                .map(|s| Sample { metric: 7, ..s }),
-        );
-        for (i, s) in all.iter().enumerate() {
-            rec.record(i * 31 % 100, s);
-        }
-        let want = reference(&rec, &all, 8);
-        let snap = rec.snapshot(true);
-        assert_eq!(snap.total_requests(), 10_057);
-        for (i, w) in want.iter().enumerate() {
-            assert_eq!(&snap.requests[&format!("r{i}")], w, "r{i}");
-        }
-        // The in-progress interval holds everything, exactly.
-        assert_eq!(snap.intervals.len(), 1);
-        let mut pooled = histogram::new_latency();
-        want.iter().for_each(|r| pooled.add(&r.latency).unwrap());
-        assert_eq!(snap.intervals[0].latency.unpack().unwrap(), pooled);
-        assert_eq!(snap.intervals[0].requests, 10_057);
-        let errors: u64 = want.iter().map(RequestStats::error_count).sum();
-        assert_eq!(snap.intervals[0].errors, errors);
-    }
-
-    #[test]
-    fn closed_intervals_hold_every_sample_once_even_if_still_buffered() {
-        let rec = Recorder::new(names(3), Duration::from_secs(1));
-        let all = samples(&rec, 300, 3, 7);
-        // Fewer than BATCH per shard each time: nothing would be flushed by
-        // recording alone.
-        for (chunk, part) in all.chunks(100).enumerate() {
-            for s in part {
-                rec.record(chunk, s);
-            }
-            rec.close_interval();
-        }
-        let snap = rec.snapshot(true);
-        let per_interval: Vec<u64> = snap.intervals.iter().map(|i| i.requests).collect();
-        assert_eq!(per_interval, [100, 100, 100]);
-        let mut third = histogram::new_latency();
-        all[200..]
-            .iter()
-            .for_each(|s| histogram::record(&mut third, s.latency.as_micros() as u64));
-        assert_eq!(snap.intervals[2].latency.unpack().unwrap(), third);
-    }
-
-    #[test]
-    fn concurrent_recording_and_snapshots_lose_nothing() {
-        let rec = Arc::new(Recorder::new(names(5), Duration::from_secs(1)));
-        let per_thread = 5_000;
-        let all: Vec<Vec<Sample>> = (0..4)
-            .map(|t| samples(&rec, per_thread, 5, 100 + t))
-            .collect();
-        thread::scope(|scope| {
-            for (t, mine) in all.iter().enumerate() {
-                let rec = &rec;
-                scope.spawn(move || {
-                    for (i, s) in mine.iter().enumerate() {
-                        rec.record(t * 1000 + i % 3, s);
-                    }
-                });
-            }
-            // Snapshots and interval closes while the threads record.
-            for _ in 0..20 {
-                assert!(rec.snapshot(false).total_requests() <= 4 * per_thread as u64);
-                rec.close_interval();
-            }
-        });
-        let flat: Vec<Sample> = all.into_iter().flatten().collect();
-        let want = reference(&rec, &flat, 5);
-        let snap = rec.snapshot(true);
-        for (i, w) in want.iter().enumerate() {
-            assert_eq!(&snap.requests[&format!("r{i}")], w, "r{i}");
-        }
-        let by_interval: u64 = snap.intervals.iter().map(|i| i.requests).sum();
-        assert_eq!(by_interval, 4 * per_thread as u64);
-    }
-
-    /// The regression that made a 200-name plan take a GB: one full-range
-    /// histogram per name in every one of (cores x 4) shards. Now a name
-    /// holds its few samples, or one histogram only as large as the
-    /// latencies it holds, whatever the core count and however many shards
-    /// the users record into.
-    #[test]
-    fn memory_is_bounded_by_the_names_whatever_the_cores() {
-        const NAMES: usize = 200;
-        let rec = Recorder::new(names(NAMES), Duration::from_secs(1));
-        let empty = histogram::footprint(&histogram::new_latency());
-        assert!(rec.latency_bytes() <= 2 * empty);
-
-        // 2,700 requests (the case measured at 393 MB) from users spread over
-        // many shards, latencies up to ~0.5 s, with an interval closed.
-        let all = samples(&rec, 2_700, NAMES, 3);
-        for (i, s) in all.iter().enumerate() {
-            rec.record(i, s);
-        }
-        rec.close_interval();
-        let snap = rec.snapshot(true);
-        assert_eq!(snap.total_requests(), 2_700);
-
-        let mut one = histogram::new_latency();
-        let slowest = all.iter().map(|s| s.latency).max().unwrap();
-        histogram::record(&mut one, slowest.as_micros() as u64);
-        let per_histogram = histogram::footprint(&one);
-        // ~14 samples per name: at most 16 kept each, and the two
-        // histograms of all requests (the total and the interval base).
-        let held = rec.latency_bytes();
-        let bound = NAMES * 16 * std::mem::size_of::<Sample>() + 2 * per_histogram;
-        assert!(
-            held <= bound,
-            "{held} bytes for {NAMES} names (bound {bound})"
-        );
-        assert!(held < 1 << 20, "{held}");
-
-        // A busy name turns into one histogram, no larger than its latencies.
-        for s in &all {
-            rec.record(
-                0,
-                &Sample {
-                    metric: 0,
-                    ..s.clone()
-                },
-            );
-        }
-        let held = rec.latency_bytes();
-        assert!(held <= bound + per_histogram, "{held}");
-        assert_eq!(rec.snapshot(false).total_requests(), 5_400);
-    }
-}
+mod tests;

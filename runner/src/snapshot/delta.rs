@@ -15,6 +15,11 @@
 //!   whole). Intervals that the caller already has whole are never sent again,
 //!   so a long run's pulls stay as small as a short run's.
 //!
+//! Per-scenario figures (`scenarios`) travel exactly as per-request ones,
+//! and journeys (`journeys`: whole-pass durations and failed passes) the
+//! same way: a difference from the acknowledged state, a name whose count
+//! did not change left out.
+//!
 //! Differences are sent as plain V2 histograms (no DEFLATE: a difference of
 //! one round is small, and the caller reads it without inflating), and so
 //! are the few new whole intervals of a steady pull; a reply from the start
@@ -26,7 +31,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Bitmap, ErrorKind, FORMAT_VERSION, Interval, Packed, RequestStats, Snapshot, Users,
+    Bitmap, ErrorKind, FORMAT_VERSION, Interval, JourneyStats, Packed, RequestStats, Snapshot,
+    Users,
     connections::{ConnectionsBase, ConnectionsDelta},
 };
 
@@ -44,6 +50,11 @@ pub struct SnapshotDelta {
     pub head: Head,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub requests: BTreeMap<String, StatsDelta>,
+    /// Per named scenario, as `requests`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scenarios: BTreeMap<String, StatsDelta>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub journeys: BTreeMap<String, JourneyDelta>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped: u64,
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -99,6 +110,18 @@ pub struct StatsDelta {
     pub last_end_us: u64,
 }
 
+/// One journey's passes since the acknowledged state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JourneyDelta {
+    pub duration: Packed,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+    /// Not differences, as in `StatsDelta`.
+    pub first_start_us: u64,
+    pub last_end_us: u64,
+}
+
 /// New whole intervals a reply re-encodes plain at most.
 const PLAIN_WHOLE: usize = 4;
 
@@ -114,6 +137,8 @@ fn is_zero(n: &u64) -> bool {
 #[derive(Clone, Debug, Default)]
 pub struct Base {
     requests: BTreeMap<String, BaseStats>,
+    scenarios: BTreeMap<String, BaseStats>,
+    journeys: BTreeMap<String, BaseJourney>,
     dropped: u64,
     data_exhausted: u64,
     last: Option<Interval>,
@@ -133,32 +158,66 @@ struct BaseStats {
     checks: BTreeMap<String, u64>,
 }
 
+#[derive(Clone, Debug)]
+struct BaseJourney {
+    count: u64,
+    duration: Packed,
+    failed: u64,
+}
+
+/// Per-name figures kept compact; names whose count did not change since
+/// `prev` reuse its entries instead of being encoded again.
+fn base_stats(
+    cur: &BTreeMap<String, RequestStats>,
+    prev: Option<&BTreeMap<String, BaseStats>>,
+) -> BTreeMap<String, BaseStats> {
+    cur.iter()
+        .map(|(name, r)| {
+            let same = prev
+                .and_then(|p| p.get(name))
+                .filter(|b| b.count == r.count());
+            let b = same.cloned().unwrap_or_else(|| BaseStats {
+                count: r.count(),
+                latency: Packed::plain(&r.latency),
+                statuses: r.statuses.clone(),
+                errors: r.errors.clone(),
+                bytes_sent: r.bytes_sent,
+                bytes_received: r.bytes_received,
+                retries: r.retries,
+                checks: r.checks.clone(),
+            });
+            (name.clone(), b)
+        })
+        .collect()
+}
+
+fn base_journeys(
+    cur: &BTreeMap<String, JourneyStats>,
+    prev: Option<&BTreeMap<String, BaseJourney>>,
+) -> BTreeMap<String, BaseJourney> {
+    cur.iter()
+        .map(|(name, j)| {
+            let same = prev
+                .and_then(|p| p.get(name))
+                .filter(|b| b.count == j.passes());
+            let b = same.cloned().unwrap_or_else(|| BaseJourney {
+                count: j.passes(),
+                duration: Packed::plain(&j.duration),
+                failed: j.failed,
+            });
+            (name.clone(), b)
+        })
+        .collect()
+}
+
 impl Base {
     /// `s` kept compact; names whose count did not change since `prev` reuse
     /// its entries instead of being encoded again.
     pub fn of(s: &Snapshot, prev: Option<&Base>) -> Base {
-        let requests = s
-            .requests
-            .iter()
-            .map(|(name, r)| {
-                let same = prev
-                    .and_then(|p| p.requests.get(name))
-                    .filter(|b| b.count == r.count());
-                let b = same.cloned().unwrap_or_else(|| BaseStats {
-                    count: r.count(),
-                    latency: Packed::plain(&r.latency),
-                    statuses: r.statuses.clone(),
-                    errors: r.errors.clone(),
-                    bytes_sent: r.bytes_sent,
-                    bytes_received: r.bytes_received,
-                    retries: r.retries,
-                    checks: r.checks.clone(),
-                });
-                (name.clone(), b)
-            })
-            .collect();
         Base {
-            requests,
+            requests: base_stats(&s.requests, prev.map(|p| &p.requests)),
+            scenarios: base_stats(&s.scenarios, prev.map(|p| &p.scenarios)),
+            journeys: base_journeys(&s.journeys, prev.map(|p| &p.journeys)),
             dropped: s.dropped,
             data_exhausted: s.data_exhausted,
             last: s.intervals.last().cloned(),
@@ -172,9 +231,16 @@ impl Base {
         let names: usize = self
             .requests
             .values()
+            .chain(self.scenarios.values())
             .map(|b| b.latency.encoded_len())
             .sum();
+        let journeys: usize = self
+            .journeys
+            .values()
+            .map(|b| b.duration.encoded_len())
+            .sum();
         names
+            + journeys
             + self.last.as_ref().map_or(0, |iv| iv.latency.encoded_len())
             + self
                 .connections
@@ -253,6 +319,60 @@ impl StatsDelta {
     }
 }
 
+/// What each name of `cur` adds to `base` (names whose count did not
+/// change left out); `None` if a name went away or anything shrank.
+fn stats_between(
+    base: &BTreeMap<String, BaseStats>,
+    cur: &BTreeMap<String, RequestStats>,
+) -> Option<BTreeMap<String, StatsDelta>> {
+    if base.keys().any(|n| !cur.contains_key(n)) {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for (name, c) in cur {
+        let old = base.get(name);
+        if old.is_some_and(|o| o.count == c.count()) {
+            // Every figure of a name changes with its count, or not at all.
+            continue;
+        }
+        out.insert(name.clone(), StatsDelta::between(old, c)?);
+    }
+    Some(out)
+}
+
+/// `stats_between` for journeys.
+fn journeys_between(
+    base: &BTreeMap<String, BaseJourney>,
+    cur: &BTreeMap<String, JourneyStats>,
+) -> Option<BTreeMap<String, JourneyDelta>> {
+    if base.keys().any(|n| !cur.contains_key(n)) {
+        return None;
+    }
+    let mut out = BTreeMap::new();
+    for (name, c) in cur {
+        let old = base.get(name);
+        if old.is_some_and(|o| o.count == c.passes()) {
+            continue;
+        }
+        let mut duration = c.duration.clone();
+        let mut failed = c.failed;
+        if let Some(b) = old {
+            duration.subtract(b.duration.unpack().ok()?).ok()?;
+            failed = failed.checked_sub(b.failed)?;
+        }
+        out.insert(
+            name.clone(),
+            JourneyDelta {
+                duration: Packed::plain(&duration),
+                failed,
+                first_start_us: c.first_start_us,
+                last_end_us: c.last_end_us,
+            },
+        );
+    }
+    Some(out)
+}
+
 impl SnapshotDelta {
     /// What `cur` adds to `base` (`None`: everything, from the start).
     /// `base` must be an earlier state of the same runner and `cur` carry
@@ -267,18 +387,9 @@ impl SnapshotDelta {
     ) -> Option<SnapshotDelta> {
         let empty = Base::default();
         let b = base.unwrap_or(&empty);
-        if b.requests.keys().any(|n| !cur.requests.contains_key(n)) {
-            return None;
-        }
-        let mut requests = BTreeMap::new();
-        for (name, c) in &cur.requests {
-            let old = b.requests.get(name);
-            if old.is_some_and(|o| o.count == c.count()) {
-                // Every figure of a name changes with its count, or not at all.
-                continue;
-            }
-            requests.insert(name.clone(), StatsDelta::between(old, c)?);
-        }
+        let requests = stats_between(&b.requests, &cur.requests)?;
+        let scenarios = stats_between(&b.scenarios, &cur.scenarios)?;
+        let journeys = journeys_between(&b.journeys, &cur.journeys)?;
         let last = b.last.as_ref();
         if let Some(l) = last
             && !cur.intervals.iter().any(|iv| iv.index == l.index)
@@ -324,6 +435,8 @@ impl SnapshotDelta {
             cursor,
             head: Head::of(cur),
             requests,
+            scenarios,
+            journeys,
             dropped: cur.dropped.checked_sub(b.dropped)?,
             data_exhausted: cur.data_exhausted.checked_sub(b.data_exhausted)?,
             intervals,

@@ -9,6 +9,9 @@
 //! answering keeps what it reported. The merged series holds the newest
 //! intervals (still changing) decoded, to add into, and packs the others.
 //!
+//! Per-scenario figures and journeys' passes are summed the same way as
+//! per-request ones, each in sums of their own.
+//!
 //! A reply based on another state than the runner's cursor here (the agent
 //! did not know the cursor) cannot be added: the caller calls `reset` and
 //! pulls every runner from 0 (`Applied::Rebase`).
@@ -16,8 +19,8 @@
 use std::collections::BTreeMap;
 
 use super::{
-    Interval, Packed, RequestStats, Snapshot,
-    delta::{Head, SnapshotDelta},
+    Interval, JourneyStats, Packed, RequestStats, Snapshot,
+    delta::{Head, JourneyDelta, SnapshotDelta, StatsDelta},
     sparse::{self, Dense, Scratch, Sparse},
 };
 
@@ -84,12 +87,18 @@ pub struct Merge {
     totals: Option<Snapshot>,
     /// Each request name's latency sum.
     latency: BTreeMap<String, Dense>,
+    /// Each named scenario's latency sum.
+    scenario_latency: BTreeMap<String, Dense>,
+    /// Each journey's duration sum.
+    journey_duration: BTreeMap<String, Dense>,
     series: BTreeMap<u64, Slot>,
     /// The highest interval index the plan can produce: a runner sending
     /// others is refused (the series is bounded by the plan, not by runners).
     max_index: Option<u64>,
     /// The most request names the plan can have: a runner sending others is
-    /// refused too (the sums would grow with every round otherwise).
+    /// refused too (the sums would grow with every round otherwise). Bounds
+    /// the scenarios' and the journeys' names as well (a plan has no more
+    /// of either than request names).
     max_names: Option<usize>,
     /// The highest interval index seen.
     newest: u64,
@@ -147,17 +156,39 @@ impl Merge {
         }
         let bad = |what: String, e: String| crate::Error::Snapshot(format!("{what}: {e}"));
         if let Some(max) = self.max_names {
-            let known = self.totals.as_ref().map(|t| &t.requests);
-            let new = d
-                .requests
-                .keys()
-                .filter(|n| known.is_none_or(|k| !k.contains_key(*n)))
-                .count();
-            if known.map_or(0, |k| k.len()) + new > max {
-                return Err(bad(
-                    "requests".into(),
-                    format!("more request names than the plan's {max}"),
-                ));
+            let t = self.totals.as_ref();
+            let checks = [
+                (
+                    "requests",
+                    "request",
+                    t.map(|t| names_of(&t.requests)),
+                    names_of(&d.requests),
+                ),
+                (
+                    "scenarios",
+                    "scenario",
+                    t.map(|t| names_of(&t.scenarios)),
+                    names_of(&d.scenarios),
+                ),
+                (
+                    "journeys",
+                    "journey",
+                    t.map(|t| names_of(&t.journeys)),
+                    names_of(&d.journeys),
+                ),
+            ];
+            for (field, what, known, sent) in checks {
+                let known = known.unwrap_or_default();
+                let new = sent
+                    .iter()
+                    .filter(|n| known.binary_search(n).is_err())
+                    .count();
+                if known.len() + new > max {
+                    return Err(bad(
+                        field.into(),
+                        format!("more {what} names than the plan's {max} (its request names)"),
+                    ));
+                }
             }
         }
         // Read everything before adding anything.
@@ -166,6 +197,18 @@ impl Merge {
             let s = sparse::read(&r.latency.0, &mut self.scratch)
                 .map_err(|e| bad(format!("request {name:?}"), e))?;
             names.push(s);
+        }
+        let mut scenarios = Vec::with_capacity(d.scenarios.len());
+        for (name, r) in &d.scenarios {
+            let s = sparse::read(&r.latency.0, &mut self.scratch)
+                .map_err(|e| bad(format!("scenario {name:?}"), e))?;
+            scenarios.push(s);
+        }
+        let mut journeys = Vec::with_capacity(d.journeys.len());
+        for (name, j) in &d.journeys {
+            let s = sparse::read(&j.duration.0, &mut self.scratch)
+                .map_err(|e| bad(format!("journey {name:?}"), e))?;
+            journeys.push(s);
         }
         let connections = d
             .connections
@@ -191,16 +234,16 @@ impl Merge {
             .totals
             .get_or_insert_with(|| Snapshot::empty(d.head.interval_us));
         for ((name, r), s) in d.requests.iter().zip(&names) {
-            let t = totals.requests.entry(name.clone()).or_default();
-            add_stats(t, r);
-            match self.latency.get_mut(name) {
-                Some(sum) => sum.add(s),
-                None => {
-                    let mut sum = Dense::default();
-                    sum.add(s);
-                    self.latency.insert(name.clone(), sum);
-                }
-            }
+            add_stats(totals.requests.entry(name.clone()).or_default(), r);
+            add_sum(&mut self.latency, name, s);
+        }
+        for ((name, r), s) in d.scenarios.iter().zip(&scenarios) {
+            add_stats(totals.scenarios.entry(name.clone()).or_default(), r);
+            add_sum(&mut self.scenario_latency, name, s);
+        }
+        for ((name, j), s) in d.journeys.iter().zip(&journeys) {
+            add_journey(totals.journeys.entry(name.clone()).or_default(), j);
+            add_sum(&mut self.journey_duration, name, s);
         }
         if let Some(c) = &connections {
             totals.connections.merge(c);
@@ -307,6 +350,16 @@ impl Merge {
                 r.latency = sum.to_latency();
             }
         }
+        for (name, r) in s.scenarios.iter_mut() {
+            if let Some(sum) = self.scenario_latency.get(name) {
+                r.latency = sum.to_latency();
+            }
+        }
+        for (name, j) in s.journeys.iter_mut() {
+            if let Some(sum) = self.journey_duration.get(name) {
+                j.duration = sum.to_latency();
+            }
+        }
         s.runners = self.runners.len() as u32;
         s.finished = self.runners.values().filter(|r| r.finished).count() as u32;
         s.started_us = self.runners.values().filter_map(|r| r.started_us).min();
@@ -336,7 +389,31 @@ impl Merge {
     }
 }
 
-fn add_stats(t: &mut RequestStats, r: &super::delta::StatsDelta) {
+/// A map's names, sorted (as the map keeps them).
+fn names_of<T>(m: &BTreeMap<String, T>) -> Vec<&str> {
+    m.keys().map(String::as_str).collect()
+}
+
+/// Adds `s` into the sum named `name`, making it if it is new.
+fn add_sum(sums: &mut BTreeMap<String, Dense>, name: &str, s: &Sparse) {
+    match sums.get_mut(name) {
+        Some(sum) => sum.add(s),
+        None => {
+            let mut sum = Dense::default();
+            sum.add(s);
+            sums.insert(name.to_string(), sum);
+        }
+    }
+}
+
+/// The additive figures of a journey's reply (its durations go to `add_sum`).
+fn add_journey(t: &mut JourneyStats, j: &JourneyDelta) {
+    t.failed = t.failed.saturating_add(j.failed);
+    t.first_start_us = t.first_start_us.min(j.first_start_us);
+    t.last_end_us = t.last_end_us.max(j.last_end_us);
+}
+
+fn add_stats(t: &mut RequestStats, r: &StatsDelta) {
     for (k, v) in &r.statuses {
         let e = t.statuses.entry(*k).or_default();
         *e = e.saturating_add(*v);

@@ -1,10 +1,12 @@
 //! Test support: a runner's recorder fed with a deterministic spread of
-//! samples, to take the cumulative snapshots an agent would serve.
+//! samples, to take the cumulative snapshots an agent would serve. Its
+//! metrics belong to two named scenarios, and it records passes through
+//! two journeys, so that those travel and merge with the rest.
 
 use std::time::{Duration, Instant};
 
 use super::{ErrorKind, Snapshot};
-use crate::engine::{Recorder, Sample};
+use crate::engine::{Recorder, Sample, Views};
 
 pub struct Sim {
     pub rec: Recorder,
@@ -15,9 +17,15 @@ pub struct Sim {
 
 impl Sim {
     pub fn new(names: usize, seed: u64) -> Sim {
-        let rec = Recorder::new(
+        let views = Views {
+            scenarios: vec!["browse".into(), "buy".into()],
+            metric_scenario: (0..names).map(|i| Some(i % 2)).collect(),
+            journeys: vec!["browse/list".into(), "buy/checkout".into()],
+        };
+        let rec = Recorder::with_views(
             (0..names).map(|i| format!("r{i}")).collect(),
             Duration::from_secs(1),
+            views,
         );
         let t0 = Instant::now();
         rec.mark_started(t0);
@@ -56,6 +64,16 @@ impl Sim {
                     .then(|| ["contains \"ok\"", "regex ^\\{"][(x % 2) as usize].into()),
             };
             self.rec.record(i % 7, &s);
+            if x.is_multiple_of(4) {
+                let pass = latency * (1 + (x % 5) as u32);
+                self.rec.record_journey(
+                    i % 5,
+                    (x / 4 % 2) as usize,
+                    start,
+                    start + pass,
+                    !x.is_multiple_of(3),
+                );
+            }
             if x.is_multiple_of(10) {
                 let handshake = x
                     .is_multiple_of(20)

@@ -8,7 +8,7 @@ use std::fmt;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::{Metric, Op, Series, Threshold, window};
+use super::{Metric, Op, Scope, Series, Threshold, window};
 
 /// The rule a plan is judged by when none of its own bounds the errors of
 /// the whole run, so that a run in which every request failed never
@@ -47,11 +47,11 @@ fn bounds_errors(source: &str) -> bool {
 /// What the evaluator needs from the results; the merged snapshot implements
 /// it elsewhere.
 pub trait Observations {
-    /// The current value of `metric` for requests named `scope` (all requests
+    /// The current value of `metric` for what `scope` selects (all requests
     /// when `None`), in the same units as [`Threshold::value`]. `None` means
     /// no data, e.g. no request of that name has completed. A NaN is treated
     /// like `None`.
-    fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64>;
+    fn observe(&self, metric: &Metric, scope: Option<&Scope>) -> Option<f64>;
 
     /// The per-interval series that windowed thresholds read; `None` when
     /// these results carry none (live pulls usually leave it out).
@@ -140,7 +140,7 @@ impl Threshold {
     }
 
     pub(super) fn observe(&self, obs: &dyn Observations) -> Option<f64> {
-        obs.observe(&self.metric, self.scope.as_deref())
+        obs.observe(&self.metric, self.scope.as_ref())
             .filter(|v| !v.is_nan())
     }
 

@@ -9,7 +9,7 @@
 //! that holds every runner's results up to now: a partial series could fail
 //! a window that did not fail.
 
-use super::{Metric, Observations, Threshold, evaluate_live, live_horizon_us, series_due};
+use super::{Metric, Observations, Scope, Threshold, evaluate_live, live_horizon_us, series_due};
 use crate::snapshot::Snapshot;
 
 /// What a live judgement remembers between rounds.
@@ -26,7 +26,7 @@ pub struct Live {
 struct WithoutSeries<'a>(&'a Snapshot);
 
 impl Observations for WithoutSeries<'_> {
-    fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64> {
+    fn observe(&self, metric: &Metric, scope: Option<&Scope>) -> Option<f64> {
         self.0.observe(metric, scope)
     }
 }

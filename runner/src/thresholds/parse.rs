@@ -5,7 +5,7 @@
 
 use std::str::FromStr;
 
-use super::{Kind, Limits, Metric, Op, ParseError, Threshold};
+use super::{Kind, Limits, Metric, Op, ParseError, Scope, Threshold};
 use crate::error::Error;
 
 /// Parses the plan's threshold list; an error names the entry and quotes it,
@@ -402,7 +402,7 @@ impl<'a> Parser<'a> {
         &mut self,
         metric: Metric,
         windowed: bool,
-    ) -> Result<(Option<String>, bool), ParseError> {
+    ) -> Result<(Option<Scope>, bool), ParseError> {
         let (mut scope, mut abort_on_fail) = (None, false);
         loop {
             self.skip_ws();
@@ -413,18 +413,18 @@ impl<'a> Parser<'a> {
             match self.take_while(is_name_char) {
                 "for" => {
                     if scope.is_some() {
-                        return self.error(at, "\"for\" given twice; a threshold applies to one request name (or, without \"for\", to all)");
+                        return self.error(at, "\"for\" given twice; a threshold applies to one request name, scenario or journey (or, without \"for\", to all requests)");
                     }
                     if metric == Metric::Dropped {
                         return self.error(
                             at,
-                            "dropped counts sends that could not start, which belong to no request name; remove \"for NAME\"",
+                            "dropped counts sends that could not start, which belong to no request name, scenario or journey; remove \"for NAME\"",
                         );
                     }
                     if windowed {
                         return self.error(
                             at,
-                            "a window reads the per-interval series, which is kept for all requests together, not per request name; remove \"for NAME\" (or the window)",
+                            "a window reads the per-interval series, which is kept for all requests together, not per request name, scenario or journey; remove \"for NAME\" (or the window)",
                         );
                     }
                     self.skip_ws();
@@ -439,7 +439,7 @@ impl<'a> Parser<'a> {
                             ),
                         );
                     }
-                    scope = Some(name.to_string());
+                    scope = Some(self.scope_of(name)?);
                 }
                 "abortOnFail" => {
                     if abort_on_fail {
@@ -465,6 +465,27 @@ impl<'a> Parser<'a> {
                 }
             }
         }
+    }
+}
+
+impl Parser<'_> {
+    /// After `for NAME`: `scenario X` and `journey X` select a scenario or a
+    /// journey; a lone `scenario` (or `journey`) is a request of that name.
+    fn scope_of(&mut self, word: &str) -> Result<Scope, ParseError> {
+        let kind: fn(String) -> Scope = match word {
+            "scenario" => Scope::Scenario,
+            "journey" => Scope::Journey,
+            _ => return Ok(Scope::Request(word.to_string())),
+        };
+        let before = self.pos;
+        self.skip_ws();
+        let name_at = self.pos;
+        let name = self.take_while(is_name_char);
+        if name_at == before || name.is_empty() || name == "abortOnFail" {
+            self.pos = before;
+            return Ok(Scope::Request(word.to_string()));
+        }
+        Ok(kind(name.to_string()))
     }
 }
 

@@ -47,7 +47,7 @@
 
 use std::time::Duration;
 
-use super::{Kind, Metric, Observations, Op, Outcome, ParseError, Parser, Threshold};
+use super::{Kind, Metric, Observations, Op, Outcome, ParseError, Parser, Scope, Threshold};
 use crate::{
     duration::{format_duration, parse_duration},
     histogram::{self, Latency},
@@ -330,7 +330,7 @@ impl Mode {
 fn figure(
     metric: Metric,
     window: Option<Window>,
-    scope: Option<&str>,
+    scope: Option<&Scope>,
     obs: &dyn Observations,
     mode: Mode,
 ) -> Result<Figure, String> {
@@ -369,7 +369,7 @@ fn limit(t: &Threshold, obs: &dyn Observations, mode: Mode) -> Result<(f64, Stri
             format!("{} {}", t.op, t.metric.format_value(t.value)),
         ));
     };
-    let f = figure(b.metric, b.window, t.scope.as_deref(), obs, mode)?;
+    let f = figure(b.metric, b.window, t.scope.as_ref(), obs, mode)?;
     let where_ = f.span.map(|s| format!(" in {s}")).unwrap_or_default();
     let Some(v) = f.value else {
         return Err(format!("no data for {}{where_}", b.metric));
@@ -419,7 +419,7 @@ fn judge(t: &Threshold, obs: &dyn Observations, mode: Mode) -> Option<Outcome> {
     if let Some(Window::Each(d)) = t.window {
         return judge_each(t, obs, mode, d, limit, &limit_text);
     }
-    let f = match figure(t.metric, t.window, t.scope.as_deref(), obs, mode) {
+    let f = match figure(t.metric, t.window, t.scope.as_ref(), obs, mode) {
         Ok(f) => f,
         Err(why) => return no_data(why),
     };

@@ -1,6 +1,6 @@
 //! The page's tables: the test's metadata, the summary, one row per
-//! request, the status's figures when there is no report, the thresholds;
-//! and the number formats they use.
+//! request, per scenario and per journey, the status's figures when there
+//! is no report, the thresholds; and the number formats they use.
 
 use std::fmt::Write as _;
 
@@ -188,6 +188,56 @@ pub(super) fn status_tables(b: &mut String, f: &figures::RunFigures) {
         );
     }
     b.push_str("</tbody></table><p><small>Latencies in milliseconds.</small></p>");
+}
+
+/// A section per named scenario and per journey (none for a plan without
+/// them), from the report or from the status (then only the listed ones).
+pub(super) fn view_tables(b: &mut String, f: &figures::RunFigures) {
+    let opt = |v: Option<f64>| v.map_or_else(|| "–".into(), ms);
+    if !f.by_scenario.is_empty() {
+        b.push_str(
+            "<h2>Scenarios</h2><section id=\"scenarios\"><table class=\"requests\"><thead><tr>\
+             <th>scenario</th><th>requests</th><th>req/s</th><th>errors</th>\
+             <th>p50</th><th>p95</th><th>p99</th><th>max</th></tr></thead><tbody>",
+        );
+        for (name, x) in &f.by_scenario {
+            let _ = write!(
+                b,
+                "<tr class=\"req\"><td>{}</td><td>{}</td><td>{:.1}</td><td>{} ({})</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                thousands(x.requests),
+                x.rps,
+                thousands(x.errors),
+                pct(x.error_rate),
+                opt(x.p50),
+                opt(x.p95),
+                opt(x.p99),
+                opt(x.max)
+            );
+        }
+        b.push_str("</tbody></table><p><small>Every request of the scenario's steps; latencies in milliseconds.</small></p></section>");
+    }
+    if !f.by_journey.is_empty() {
+        b.push_str(
+            "<h2>Journeys</h2><section id=\"journeys\"><table class=\"requests\"><thead><tr>\
+             <th>journey</th><th>passes</th><th>failed</th>\
+             <th>p50</th><th>p95</th><th>p99</th><th>max</th></tr></thead><tbody>",
+        );
+        for (name, j) in &f.by_journey {
+            let _ = write!(
+                b,
+                "<tr class=\"req\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(name),
+                thousands(j.passes),
+                thousands(j.failed),
+                opt(j.p50),
+                opt(j.p95),
+                opt(j.p99),
+                opt(j.max)
+            );
+        }
+        b.push_str("</tbody></table><p><small>A whole pass, from its first step's start to its last step's end, pauses included, in milliseconds; not requests.</small></p></section>");
+    }
 }
 
 pub fn thresholds(b: &mut String, outcomes: &[Outcome]) {

@@ -140,3 +140,32 @@ fn thousands_separators() {
     assert_eq!(thousands(1_000), "1,000");
     assert_eq!(thousands(1_234_567), "1,234,567");
 }
+
+#[test]
+fn scenarios_and_journeys_have_tables_from_the_report_or_the_status() {
+    let mut run = testdata::two_scenarios("mix");
+    let html = render(&run);
+    for id in ["scenarios", "journeys"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "no {id}");
+    }
+    assert!(html.contains("<td>browse</td><td>6,000</td>"), "{html}");
+    assert!(html.contains("<td>buy</td><td>800</td>"), "{html}");
+    assert!(
+        html.contains("<td>buy/checkout</td><td>400</td><td>2</td>"),
+        "{html}"
+    );
+    assert!(html.contains("p(99) &lt; 2s for journey buy/checkout"));
+    // Without the report, the same rows from the status.
+    run.report = ReportState::Missing {
+        config_map: "mix-report".into(),
+    };
+    let html = render(&run);
+    assert!(html.contains("<td>browse</td><td>6,000</td>"), "{html}");
+    assert!(
+        html.contains("<td>buy/checkout</td><td>400</td><td>2</td>"),
+        "{html}"
+    );
+    // A plan without them has neither section.
+    let html = render(&testdata::typical("a"));
+    assert!(!html.contains("id=\"scenarios\"") && !html.contains("id=\"journeys\""));
+}

@@ -65,6 +65,23 @@ fn deltas_from_many_runners_merge_to_exactly_the_merge_of_their_snapshots() {
     assert_eq!(got.connections, want.connections);
     assert_eq!(got.total_requests(), want.total_requests());
     assert_eq!(got.finished, 4);
+    // Scenarios and journeys came in pieces too: each scenario exactly
+    // the requests of its metrics, the passes apart from the requests.
+    assert_eq!(got.scenarios.keys().collect::<Vec<_>>(), ["browse", "buy"]);
+    let by_scenario: u64 = got.scenarios.values().map(|r| r.count()).sum();
+    assert_eq!(by_scenario, got.total_requests());
+    let browse: u64 = ["r0", "r2", "r4"]
+        .iter()
+        .map(|n| got.requests[*n].count())
+        .sum();
+    assert_eq!(got.scenarios["browse"].count(), browse);
+    assert_eq!(got.journeys.len(), 2);
+    assert!(
+        got.journeys
+            .values()
+            .all(|j| j.passes() > 0 && j.failed > 0)
+    );
+    assert_eq!(got.journeys, want.journeys);
 }
 
 #[test]
@@ -129,6 +146,8 @@ fn heads_merge_as_sets_and_unions() {
                 warnings: vec!["w".into()],
             },
             requests: BTreeMap::new(),
+            scenarios: BTreeMap::new(),
+            journeys: BTreeMap::new(),
             dropped: 1,
             data_exhausted: 0,
             intervals: Vec::new(),
@@ -171,6 +190,28 @@ fn a_bad_reply_is_refused_whole() {
     bad.requests.get_mut(&last).unwrap().latency = Packed("AAAA".into());
     let e = m.apply(0, &bad).unwrap_err().to_string();
     assert!(e.contains(&format!("request {last:?}")), "{e}");
+
+    // A scenario's or a journey's histogram that does not read: the same.
+    let mut bad = good.clone();
+    bad.scenarios.get_mut("buy").unwrap().latency = Packed("AAAA".into());
+    let e = m.apply(0, &bad).unwrap_err().to_string();
+    assert!(e.contains("scenario \"buy\""), "{e}");
+    let mut bad = good.clone();
+    bad.journeys.get_mut("buy/checkout").unwrap().duration = Packed("!".into());
+    let e = m.apply(0, &bad).unwrap_err().to_string();
+    assert!(e.contains("journey \"buy/checkout\""), "{e}");
+    // More journey names than the plan can have.
+    let mut many = fleet.pull(0, 0);
+    let j = many.journeys["buy/checkout"].clone();
+    for i in 0..5 {
+        many.journeys.insert(format!("j{i}"), j.clone());
+    }
+    let mut m5 = Merge::new(Some(3)).with_max_names(5);
+    let e = m5.apply(0, &many).unwrap_err().to_string();
+    assert!(
+        e.contains("journeys") && e.contains("more journey names"),
+        "{e}"
+    );
 
     // An interval the plan cannot have (past its length) is refused too.
     let mut far = good.clone();

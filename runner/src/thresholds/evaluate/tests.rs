@@ -1,7 +1,7 @@
 //! Judging: each op, no data, live aborts, the default threshold.
 
 use super::*;
-use crate::thresholds::{Metric, Threshold};
+use crate::thresholds::{Metric, Scope, Threshold};
 
 /// The default joins any plan whose own thresholds do not bound the
 /// errors of all requests; `[]` means none at all.
@@ -45,13 +45,15 @@ fn th(s: &str) -> Threshold {
         .unwrap_or_else(|e| panic!("{s:?} should parse: {e}"))
 }
 
+/// Figures by metric and scope as written after `for` ("a", "scenario b").
 struct Fake(Vec<(Metric, Option<&'static str>, f64)>);
 
 impl Observations for Fake {
-    fn observe(&self, metric: &Metric, scope: Option<&str>) -> Option<f64> {
+    fn observe(&self, metric: &Metric, scope: Option<&Scope>) -> Option<f64> {
+        let scope = scope.map(ToString::to_string);
         self.0
             .iter()
-            .find(|(m, s, _)| m == metric && *s == scope)
+            .find(|(m, s, _)| m == metric && *s == scope.as_deref())
             .map(|&(_, _, v)| v)
     }
 }

@@ -35,7 +35,7 @@ fn parses_the_examples_from_the_plan() {
             metric: Metric::Percentile(95.0),
             op: Op::Lt,
             value: 10_000.0,
-            scope: Some("get-schema".into()),
+            scope: Some(Scope::Request("get-schema".into())),
             abort_on_fail: false,
             window: None,
             baseline: None,
@@ -53,7 +53,7 @@ fn parses_the_examples_from_the_plan() {
     assert_eq!((t.metric, t.op, t.value), (Metric::Rps, Op::Gt, 1000.0));
     let t = th("avg < 20ms for register");
     assert_eq!(
-        (t.metric, t.value, t.scope.as_deref()),
+        (t.metric, t.value, t.scope.as_ref().map(Scope::name)),
         (Metric::Avg, 20_000.0, Some("register"))
     );
     let t = th("max < 2s");
@@ -164,7 +164,10 @@ fn whitespace_is_free_around_tokens_and_clauses_come_in_either_order() {
 #[test]
 fn names_take_the_documented_characters() {
     assert_eq!(
-        th("avg < 1s for api/v1.users_get-2").scope.as_deref(),
+        th("avg < 1s for api/v1.users_get-2")
+            .scope
+            .as_ref()
+            .map(Scope::name),
         Some("api/v1.users_get-2")
     );
 }
@@ -323,4 +326,62 @@ fn parse_all_names_the_entry() {
         e.to_string(),
         "spec.thresholds[2]: column 7: expected a comparison operator (<, <=, >, >=, ==, !=), found \"=<\" in \"p(95) =< 10ms\""
     );
+}
+
+#[test]
+fn for_scenario_and_for_journey_select_them() {
+    let scope = |s: &str| th(s).scope;
+    assert_eq!(
+        scope("p(95) < 500ms for scenario browse"),
+        Some(Scope::Scenario("browse".into()))
+    );
+    assert_eq!(
+        scope("p(99) < 2s for journey buy/checkout abortOnFail"),
+        Some(Scope::Journey("buy/checkout".into()))
+    );
+    assert!(th("p(99) < 2s for journey buy/checkout abortOnFail").abort_on_fail);
+    assert_eq!(
+        scope("error_rate < 1% for   scenario\tbrowse"),
+        Some(Scope::Scenario("browse".into()))
+    );
+    assert_eq!(
+        scope("rps > 10 abortOnFail for scenario x"),
+        Some(Scope::Scenario("x".into()))
+    );
+    // Alone, the words are request names.
+    assert_eq!(
+        scope("rps > 10 for scenario"),
+        Some(Scope::Request("scenario".into()))
+    );
+    assert_eq!(
+        scope("rps > 10 for journey abortOnFail"),
+        Some(Scope::Request("journey".into()))
+    );
+    assert_eq!(
+        scope("rps > 10 for scenario/home"),
+        Some(Scope::Request("scenario/home".into()))
+    );
+    // The canonical form parses back to the same scope.
+    for s in [
+        "p(95) < 500ms for scenario browse",
+        "max < 2s for journey onStart",
+    ] {
+        let t = th(s);
+        assert_eq!(th(&t.to_string()).scope, t.scope, "{t}");
+    }
+}
+
+#[test]
+fn scenario_and_journey_scopes_refuse_windows_and_dropped() {
+    for s in [
+        "p(95)[last 1m] < 1s for scenario browse",
+        "error_rate[each 1m] < 1% for journey checkout",
+    ] {
+        let e = err(s);
+        assert!(e.message.contains("scenario or journey"), "{s}: {e}");
+    }
+    let e = err("dropped == 0 for scenario browse");
+    assert!(e.message.contains("remove \"for NAME\""), "{e}");
+    let e = err("p(95) < 1s for scenario a for journey b");
+    assert!(e.message.contains("\"for\" given twice"), "{e}");
 }

@@ -425,7 +425,11 @@ fn parses_windows_and_comparisons() {
     // Two whole-test figures compared: the tail against the median.
     let t = th("p(99) < 3 * med for r");
     assert_eq!(
-        (t.window, t.baseline.map(|b| b.metric), t.scope.as_deref()),
+        (
+            t.window,
+            t.baseline.map(|b| b.metric),
+            t.scope.as_ref().map(Scope::name)
+        ),
         (None, Some(Metric::Percentile(50.0)), Some("r"))
     );
     // Thresholds without a window are what they always were.
