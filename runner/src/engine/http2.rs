@@ -8,9 +8,11 @@
 //! in between.
 //!
 //! Connections are made lazily, on the first request that picks a slot, and
-//! replaced on the next use once they fail or the server sends GOAWAY. Users
-//! take the slots in turn (round-robin), so N users share `connections`
-//! connections evenly; a connection whose server allows fewer concurrent
+//! replaced on the next use once they fail or the server sends GOAWAY. A
+//! user keeps one slot (user i takes slot i mod `connections`), so N users
+//! share the connections evenly, and the users that one read of responses
+//! wakes all send their next requests on that same connection, which its
+//! driver then writes together (see `batch`). A connection whose server allows fewer concurrent
 //! streams than are asked for queues the rest inside `h2` until a stream
 //! ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected, never exceeded).
 //!
@@ -31,7 +33,7 @@
 
 use std::sync::{
     Arc, Mutex,
-    atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+    atomic::{AtomicBool, AtomicU32, Ordering},
 };
 
 use bytes::Bytes;
@@ -46,6 +48,7 @@ use hyper::{
 };
 use tokio::task::AbortHandle;
 
+use self::batch::Batched;
 use super::{
     Recorder, Resent, client,
     client::{Response, Want},
@@ -83,7 +86,6 @@ pub struct Pool {
     tls: Option<TlsTarget>,
     scheme: Scheme,
     slots: Box<[Slot]>,
-    next: AtomicUsize,
     /// `STREAM_BUDGET`, smaller in tests.
     stream_budget: u32,
 }
@@ -160,7 +162,6 @@ impl Pool {
             },
             tls,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
-            next: AtomicUsize::new(0),
             stream_budget: STREAM_BUDGET,
         }
     }
@@ -171,11 +172,6 @@ impl Pool {
         for s in self.slots.iter() {
             s.live.lock().unwrap_or_else(|e| e.into_inner()).take();
         }
-    }
-
-    /// The next slot, in turn.
-    fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()
     }
 
     /// Slot `i`'s connection, made now if it has none (or a dead one).
@@ -218,7 +214,7 @@ where
     let flag = dead.clone();
     let driver = tokio::spawn(async move {
         // Its error reaches each stream on it; nothing more to do here.
-        let _ = conn.await;
+        let _ = Batched::new(conn).await;
         flag.store(true, Ordering::Release);
     });
     let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
@@ -255,7 +251,8 @@ enum Failed {
     Other,
 }
 
-/// One request as a stream on one of the pool's connections.
+/// One request as a stream on `user`'s connection of the pool (the slot
+/// `user % connections`).
 ///
 /// A stream the server refused unprocessed (RFC 9113, 8.7) is sent once
 /// more, on a fresh connection if its own is going away, and counted in
@@ -265,11 +262,12 @@ enum Failed {
 pub(super) async fn send(
     pool: &Pool,
     recorder: Option<&Recorder>,
+    user: usize,
     req: &[u8],
     want: Want,
     resent: &mut Resent<'_>,
 ) -> Result<Response, ErrorKind> {
-    let i = pool.pick();
+    let i = user % pool.slots.len();
     let mut unsent = 0;
     let mut retried = false;
     loop {
@@ -427,5 +425,6 @@ fn to_h2(req: &[u8], scheme: &Scheme) -> Option<(Request<()>, Bytes)> {
     Some((head, Bytes::copy_from_slice(&req[len..])))
 }
 
+mod batch;
 #[cfg(test)]
 mod tests;

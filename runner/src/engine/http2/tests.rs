@@ -257,7 +257,7 @@ async fn a_connection_that_used_up_its_stream_ids_is_replaced() {
             bytes: &mut bytes,
         };
         let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-        let res = send(&pool, None, req, Want::default(), &mut resent).await;
+        let res = send(&pool, None, 0, req, Want::default(), &mut resent).await;
         assert_eq!(res.map(|r| r.status).ok(), Some(200));
     }
     assert_eq!(counts.streams.load(Ordering::SeqCst), 25);
