@@ -31,15 +31,18 @@
 //! per connection), no server push; a body is kept only when a capture needs
 //! it and only up to `maxBody`, otherwise it is counted and released at once.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicU32, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
 use h2::{
-    Reason,
-    client::{Builder, SendRequest},
+    Reason, SendStream,
+    client::{Builder, ResponseFuture, SendRequest},
 };
 use hyper::{
     Request, Uri,
@@ -107,27 +110,84 @@ struct Live {
     /// Set when the connection's driver ends (closed, failed, done).
     dead: Arc<AtomicBool>,
     /// Streams opened on it so far.
-    opened: Arc<AtomicU32>,
+    opened: u32,
+}
+
+/// A stream just opened (or not) on a connection, named by its `dead` flag
+/// (to `forget` that connection if it turned out unusable).
+type Opened = (
+    Arc<AtomicBool>,
+    Result<(ResponseFuture, SendStream<Bytes>), Failed>,
+);
+
+impl Live {
+    /// Opens a stream for `head` (h2 queues it if the server's concurrency
+    /// limit is reached).
+    ///
+    /// The slot's one `SendRequest` serves every user, rather than a clone
+    /// per request: a clone and its drop each take h2's connection lock.
+    /// `SendRequest` refuses a second stream while its last one waits for
+    /// the server's concurrency limit (`poll_ready` is then pending); a
+    /// fresh clone, which has no stream of its own waiting, takes it then,
+    /// so streams over the limit queue inside h2 as before, at most one per
+    /// user or in-flight iteration.
+    fn open(&mut self, head: Request<()>, end: bool) -> Opened {
+        // Nothing waits on this poll: a pending one is answered at once by
+        // the clone below, never by a wake-up.
+        let ready = self
+            .send
+            .poll_ready(&mut Context::from_waker(Waker::noop()));
+        let opened = match ready {
+            Poll::Ready(Ok(())) => self.send.send_request(head, end),
+            // The connection is gone: nothing was sent.
+            Poll::Ready(Err(_)) => return (self.dead.clone(), Err(Failed::Unsent)),
+            Poll::Pending => self.send.clone().send_request(head, end),
+        };
+        let opened = opened.map_err(|e| {
+            // The connection is closed or going away; anything else is this
+            // request's own fault, and another connection would not take it
+            // either.
+            if e.is_io() || e.is_go_away() {
+                Failed::Unsent
+            } else {
+                Failed::Other
+            }
+        });
+        (self.dead.clone(), opened)
+    }
 }
 
 impl Slot {
+    /// Opens a stream for `head` on the slot's connection, counted as opened
+    /// on it; `head` back if the slot has no connection that can take it.
+    fn open(&self, budget: u32, head: Request<()>, end: bool) -> Result<Opened, Request<()>> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.as_mut() {
+            Some(l) if !l.dead.load(Ordering::Acquire) && l.opened < budget => {
+                l.opened += 1;
+                Ok(l.open(head, end))
+            }
+            _ => Err(head),
+        }
+    }
+
     /// The slot's connection if it can take another stream, counted as
     /// opened on it.
     fn current(&self, budget: u32) -> Option<Live> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.as_ref()
-            .filter(|l| !l.dead.load(Ordering::Acquire))
-            .filter(|l| l.opened.fetch_add(1, Ordering::Relaxed) < budget)
-            .cloned()
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let l = live.as_mut()?;
+        if l.dead.load(Ordering::Acquire) || l.opened >= budget {
+            return None;
+        }
+        l.opened += 1;
+        Some(l.clone())
     }
 
-    /// Drops `bad` from the slot, unless it was replaced already.
-    fn forget(&self, bad: &Live) {
+    /// Drops the connection whose `dead` flag is `bad` from the slot, unless
+    /// it was replaced already.
+    fn forget(&self, bad: &Arc<AtomicBool>) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if live
-            .as_ref()
-            .is_some_and(|l| Arc::ptr_eq(&l.dead, &bad.dead))
-        {
+        if live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.dead, bad)) {
             *live = None;
         }
     }
@@ -174,7 +234,9 @@ impl Pool {
         }
     }
 
-    /// Slot `i`'s connection, made now if it has none (or a dead one).
+    /// Slot `i`'s connection, made now if it has none (or a dead one): the
+    /// slow path of `Slot::open`, its future boxed so that every request's
+    /// does not carry a connect's and a TLS handshake's state.
     async fn get(&self, i: usize, recorder: Option<&Recorder>) -> Result<Live, ErrorKind> {
         let slot = &self.slots[i];
         if let Some(l) = slot.current(self.stream_budget) {
@@ -223,7 +285,7 @@ where
     Ok(Live {
         send,
         dead,
-        opened: Arc::new(AtomicU32::new(1)),
+        opened: 1,
     })
 }
 
@@ -274,12 +336,16 @@ pub(super) async fn send(
         // Made again for a second attempt rather than cloned for every first
         // one: a resend is rare, a request head's clone is not free.
         let (head, body) = to_h2(req, &pool.scheme).ok_or(ErrorKind::Http)?;
-        let live = pool.get(i, recorder).await?;
-        match attempt(&live, head, body, want).await {
+        let end = body.is_empty();
+        let (conn, opened) = match pool.slots[i].open(pool.stream_budget, head, end) {
+            Ok(o) => o,
+            Err(head) => Box::pin(pool.get(i, recorder)).await?.open(head, end),
+        };
+        match attempt(opened, body, want).await {
             Ok(res) => return Ok(res),
             Err(Failed::Unsent) if unsent < MAX_UNSENT => {
                 unsent += 1;
-                pool.slots[i].forget(&live);
+                pool.slots[i].forget(&conn);
             }
             Err(Failed::Unprocessed) if !retried => {
                 retried = true;
@@ -293,27 +359,11 @@ pub(super) async fn send(
 }
 
 async fn attempt(
-    live: &Live,
-    head: Request<()>,
+    opened: Result<(ResponseFuture, SendStream<Bytes>), Failed>,
     body: Bytes,
     want: Want,
 ) -> Result<Response, Failed> {
-    let send = live.send.clone();
-    // A fresh handle has no stream of its own still queued, so this only
-    // fails (the connection is gone). Streams beyond the server's
-    // concurrency limit are queued inside h2 until one ends: at most one
-    // per user or in-flight iteration.
-    let mut send = send.ready().await.map_err(|_| Failed::Unsent)?;
-    let (response, mut stream) = send.send_request(head, body.is_empty()).map_err(|e| {
-        // The connection is closed or going away; anything else is
-        // this request's own fault, and another connection would not
-        // take it either.
-        if e.is_io() || e.is_go_away() {
-            Failed::Unsent
-        } else {
-            Failed::Other
-        }
-    })?;
+    let (response, mut stream) = opened?;
     if !body.is_empty() {
         // Buffered by h2 and sent as the server's window allows; a server
         // that never opens it holds the request until its timeout.
