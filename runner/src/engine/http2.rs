@@ -164,15 +164,16 @@ impl Live {
 
 impl Slot {
     /// Opens a stream for `head` on the slot's connection, counted as opened
-    /// on it; `head` back if the slot has no connection that can take it.
-    fn open(&self, budget: u32, head: Request<()>, end: bool) -> Result<Opened, Request<()>> {
+    /// on it; `head` back if the slot has no connection that can take it
+    /// (boxed: that is the rare path, to connect).
+    fn open(&self, budget: u32, head: Request<()>, end: bool) -> Result<Opened, Box<Request<()>>> {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
         match live.as_mut() {
             Some(l) if !l.dead.load(Ordering::Acquire) && l.opened < budget => {
                 l.opened += 1;
                 Ok(l.open(head, end))
             }
-            _ => Err(head),
+            _ => Err(Box::new(head)),
         }
     }
 
@@ -345,7 +346,7 @@ pub(super) async fn send(
         let end = body.is_empty();
         let (conn, opened) = match pool.slots[i].open(pool.stream_budget, head, end) {
             Ok(o) => o,
-            Err(head) => Box::pin(pool.get(i, recorder)).await?.open(head, end),
+            Err(head) => Box::pin(pool.get(i, recorder)).await?.open(*head, end),
         };
         match attempt(opened, body, want).await {
             Ok(res) => return Ok(res),
