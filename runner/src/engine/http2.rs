@@ -9,12 +9,14 @@
 //!
 //! Connections are made lazily, on the first request that picks a slot, and
 //! replaced on the next use once they fail or the server sends GOAWAY. A
-//! user keeps one slot (user i takes slot i mod `connections`), so N users
+//! closed-model user keeps one slot (user i takes slot i mod `connections`;
+//! the open model's iteration n takes slot n mod `connections`), so N users
 //! share the connections evenly, and the users that one read of responses
 //! wakes all send their next requests on that same connection, which its
-//! driver then writes together (see `batch`). A connection whose server allows fewer concurrent
-//! streams than are asked for queues the rest inside `h2` until a stream
-//! ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected, never exceeded).
+//! driver then writes together (see `batch`). A connection whose server
+//! allows fewer concurrent streams than are asked for queues the rest inside
+//! `h2` until a stream ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected,
+//! never exceeded).
 //!
 //! Requests arrive serialized as HTTP/1.1 (see `request`): redirects and
 //! sizes all work on those bytes already. Here the head is parsed back with
