@@ -144,6 +144,22 @@ async fn fifty_users_share_five_connections_and_every_stream_is_counted() {
     assert_eq!(a.bytes_sent % 2000, 0);
 }
 
+#[tokio::test]
+async fn a_user_keeps_its_connection() {
+    // One user, two connections: all of its requests take the same one (the
+    // users one read of responses woke then send on that connection, which
+    // writes them together), so the other is never made.
+    let (base, counts) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        ", connections: 2}\nload: {users: 1, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    assert_eq!(snap.requests["a"].statuses.get(&200), Some(&10));
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 10);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_beyond_the_servers_concurrency_limit_wait_their_turn() {
     // 20 users on one connection that allows 2 streams at a time.
