@@ -8,11 +8,15 @@
 //! in between.
 //!
 //! Connections are made lazily, on the first request that picks a slot, and
-//! replaced on the next use once they fail or the server sends GOAWAY. Users
-//! take the slots in turn (round-robin), so N users share `connections`
-//! connections evenly; a connection whose server allows fewer concurrent
-//! streams than are asked for queues the rest inside `h2` until a stream
-//! ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected, never exceeded).
+//! replaced on the next use once they fail or the server sends GOAWAY. A
+//! closed-model user keeps one slot (user i takes slot i mod `connections`;
+//! the open model's iteration n takes slot n mod `connections`), so N users
+//! share the connections evenly, and the users that one read of responses
+//! wakes all send their next requests on that same connection, which its
+//! driver then writes together (see `batch`). A connection whose server
+//! allows fewer concurrent streams than are asked for queues the rest inside
+//! `h2` until a stream ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected,
+//! never exceeded).
 //!
 //! Requests arrive serialized as HTTP/1.1 (see `request`): redirects and
 //! sizes all work on those bytes already. Here the head is parsed back with
@@ -22,30 +26,36 @@
 //! with four headers): parsing and building take about 0.9 µs, building the
 //! same `http::Request` from its parts about 0.65 µs; the `http::Request`
 //! is needed either way, and the 0.25 µs difference did not justify a second
-//! way of building every request.
+//! way of building every request. The request is built in place rather than
+//! through `http`'s builders, and a Host equal to the target's authority
+//! reuses it parsed once (`Pool::known`).
 //!
 //! What a hostile server can make us hold is bounded by our settings, not by
 //! what it sends: headers (`MAX_HEADER_LIST`), window sizes (so unread data
 //! per connection), no server push; a body is kept only when a capture needs
 //! it and only up to `maxBody`, otherwise it is counted and released at once.
 
-use std::sync::{
-    Arc, Mutex,
-    atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Waker},
 };
 
 use bytes::Bytes;
 use h2::{
-    Reason,
-    client::{Builder, SendRequest},
+    Reason, SendStream,
+    client::{Builder, ResponseFuture, SendRequest},
 };
 use hyper::{
-    Request, Uri,
+    HeaderMap, Method, Request, Uri,
     header::{HeaderName, HeaderValue},
-    http::uri::Scheme,
+    http::uri::{self, Authority, PathAndQuery, Scheme},
 };
 use tokio::task::AbortHandle;
 
+use self::batch::Batched;
 use super::{
     Recorder, Resent, client,
     client::{Response, Want},
@@ -79,11 +89,13 @@ const STREAM_BUDGET: u32 = 1_000_000_000;
 /// The connections of one runner.
 pub struct Pool {
     authority: String,
+    /// `authority` as a request's `:authority` (None if it does not parse
+    /// as one: each request's Host is then parsed, and fails, on its own).
+    known: Option<Authority>,
     /// An https target's TLS (ALPN offers h2); none for h2c.
     tls: Option<TlsTarget>,
     scheme: Scheme,
     slots: Box<[Slot]>,
-    next: AtomicUsize,
     /// `STREAM_BUDGET`, smaller in tests.
     stream_budget: u32,
 }
@@ -105,27 +117,85 @@ struct Live {
     /// Set when the connection's driver ends (closed, failed, done).
     dead: Arc<AtomicBool>,
     /// Streams opened on it so far.
-    opened: Arc<AtomicU32>,
+    opened: u32,
+}
+
+/// A stream just opened (or not) on a connection, named by its `dead` flag
+/// (to `forget` that connection if it turned out unusable).
+type Opened = (
+    Arc<AtomicBool>,
+    Result<(ResponseFuture, SendStream<Bytes>), Failed>,
+);
+
+impl Live {
+    /// Opens a stream for `head` (h2 queues it if the server's concurrency
+    /// limit is reached).
+    ///
+    /// The slot's one `SendRequest` serves every user, rather than a clone
+    /// per request: a clone and its drop each take h2's connection lock.
+    /// `SendRequest` refuses a second stream while its last one waits for
+    /// the server's concurrency limit (`poll_ready` is then pending); a
+    /// fresh clone, which has no stream of its own waiting, takes it then,
+    /// so streams over the limit queue inside h2 as before, at most one per
+    /// user or in-flight iteration.
+    fn open(&mut self, head: Request<()>, end: bool) -> Opened {
+        // Nothing waits on this poll: a pending one is answered at once by
+        // the clone below, never by a wake-up.
+        let ready = self
+            .send
+            .poll_ready(&mut Context::from_waker(Waker::noop()));
+        let opened = match ready {
+            Poll::Ready(Ok(())) => self.send.send_request(head, end),
+            // The connection is gone: nothing was sent.
+            Poll::Ready(Err(_)) => return (self.dead.clone(), Err(Failed::Unsent)),
+            Poll::Pending => self.send.clone().send_request(head, end),
+        };
+        let opened = opened.map_err(|e| {
+            // The connection is closed or going away; anything else is this
+            // request's own fault, and another connection would not take it
+            // either.
+            if e.is_io() || e.is_go_away() {
+                Failed::Unsent
+            } else {
+                Failed::Other
+            }
+        });
+        (self.dead.clone(), opened)
+    }
 }
 
 impl Slot {
+    /// Opens a stream for `head` on the slot's connection, counted as opened
+    /// on it; `head` back if the slot has no connection that can take it
+    /// (boxed: that is the rare path, to connect).
+    fn open(&self, budget: u32, head: Request<()>, end: bool) -> Result<Opened, Box<Request<()>>> {
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.as_mut() {
+            Some(l) if !l.dead.load(Ordering::Acquire) && l.opened < budget => {
+                l.opened += 1;
+                Ok(l.open(head, end))
+            }
+            _ => Err(Box::new(head)),
+        }
+    }
+
     /// The slot's connection if it can take another stream, counted as
     /// opened on it.
     fn current(&self, budget: u32) -> Option<Live> {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        live.as_ref()
-            .filter(|l| !l.dead.load(Ordering::Acquire))
-            .filter(|l| l.opened.fetch_add(1, Ordering::Relaxed) < budget)
-            .cloned()
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let l = live.as_mut()?;
+        if l.dead.load(Ordering::Acquire) || l.opened >= budget {
+            return None;
+        }
+        l.opened += 1;
+        Some(l.clone())
     }
 
-    /// Drops `bad` from the slot, unless it was replaced already.
-    fn forget(&self, bad: &Live) {
+    /// Drops the connection whose `dead` flag is `bad` from the slot, unless
+    /// it was replaced already.
+    fn forget(&self, bad: &Arc<AtomicBool>) {
         let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if live
-            .as_ref()
-            .is_some_and(|l| Arc::ptr_eq(&l.dead, &bad.dead))
-        {
+        if live.as_ref().is_some_and(|l| Arc::ptr_eq(&l.dead, bad)) {
             *live = None;
         }
     }
@@ -153,6 +223,7 @@ impl Pool {
     pub fn new(authority: &str, connections: u32, tls: Option<TlsTarget>) -> Pool {
         Pool {
             authority: authority.to_string(),
+            known: Authority::try_from(authority).ok(),
             scheme: if tls.is_some() {
                 Scheme::HTTPS
             } else {
@@ -160,7 +231,6 @@ impl Pool {
             },
             tls,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
-            next: AtomicUsize::new(0),
             stream_budget: STREAM_BUDGET,
         }
     }
@@ -173,12 +243,9 @@ impl Pool {
         }
     }
 
-    /// The next slot, in turn.
-    fn pick(&self) -> usize {
-        self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()
-    }
-
-    /// Slot `i`'s connection, made now if it has none (or a dead one).
+    /// Slot `i`'s connection, made now if it has none (or a dead one): the
+    /// slow path of `Slot::open`, its future boxed so that every request's
+    /// does not carry a connect's and a TLS handshake's state.
     async fn get(&self, i: usize, recorder: Option<&Recorder>) -> Result<Live, ErrorKind> {
         let slot = &self.slots[i];
         if let Some(l) = slot.current(self.stream_budget) {
@@ -218,7 +285,7 @@ where
     let flag = dead.clone();
     let driver = tokio::spawn(async move {
         // Its error reaches each stream on it; nothing more to do here.
-        let _ = conn.await;
+        let _ = Batched::new(conn).await;
         flag.store(true, Ordering::Release);
     });
     let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
@@ -227,7 +294,7 @@ where
     Ok(Live {
         send,
         dead,
-        opened: Arc::new(AtomicU32::new(1)),
+        opened: 1,
     })
 }
 
@@ -255,7 +322,8 @@ enum Failed {
     Other,
 }
 
-/// One request as a stream on one of the pool's connections.
+/// One request as a stream on `user`'s connection of the pool (the slot
+/// `user % connections`).
 ///
 /// A stream the server refused unprocessed (RFC 9113, 8.7) is sent once
 /// more, on a fresh connection if its own is going away, and counted in
@@ -265,23 +333,28 @@ enum Failed {
 pub(super) async fn send(
     pool: &Pool,
     recorder: Option<&Recorder>,
+    user: usize,
     req: &[u8],
     want: Want,
     resent: &mut Resent<'_>,
 ) -> Result<Response, ErrorKind> {
-    let i = pool.pick();
+    let i = user % pool.slots.len();
     let mut unsent = 0;
     let mut retried = false;
     loop {
         // Made again for a second attempt rather than cloned for every first
         // one: a resend is rare, a request head's clone is not free.
-        let (head, body) = to_h2(req, &pool.scheme).ok_or(ErrorKind::Http)?;
-        let live = pool.get(i, recorder).await?;
-        match attempt(&live, head, body, want).await {
+        let (head, body) = to_h2(req, &pool.scheme, pool.known.as_ref()).ok_or(ErrorKind::Http)?;
+        let end = body.is_empty();
+        let (conn, opened) = match pool.slots[i].open(pool.stream_budget, head, end) {
+            Ok(o) => o,
+            Err(head) => Box::pin(pool.get(i, recorder)).await?.open(*head, end),
+        };
+        match attempt(opened, body, want).await {
             Ok(res) => return Ok(res),
             Err(Failed::Unsent) if unsent < MAX_UNSENT => {
                 unsent += 1;
-                pool.slots[i].forget(&live);
+                pool.slots[i].forget(&conn);
             }
             Err(Failed::Unprocessed) if !retried => {
                 retried = true;
@@ -295,27 +368,11 @@ pub(super) async fn send(
 }
 
 async fn attempt(
-    live: &Live,
-    head: Request<()>,
+    opened: Result<(ResponseFuture, SendStream<Bytes>), Failed>,
     body: Bytes,
     want: Want,
 ) -> Result<Response, Failed> {
-    let send = live.send.clone();
-    // A fresh handle has no stream of its own still queued, so this only
-    // fails (the connection is gone). Streams beyond the server's
-    // concurrency limit are queued inside h2 until one ends: at most one
-    // per user or in-flight iteration.
-    let mut send = send.ready().await.map_err(|_| Failed::Unsent)?;
-    let (response, mut stream) = send.send_request(head, body.is_empty()).map_err(|e| {
-        // The connection is closed or going away; anything else is
-        // this request's own fault, and another connection would not
-        // take it either.
-        if e.is_io() || e.is_go_away() {
-            Failed::Unsent
-        } else {
-            Failed::Other
-        }
-    })?;
+    let (response, mut stream) = opened?;
     if !body.is_empty() {
         // Buffered by h2 and sent as the server's window allows; a server
         // that never opens it holds the request until its timeout.
@@ -397,14 +454,17 @@ fn connection_specific(name: &HeaderName) -> bool {
 /// The HTTP/2 request (head and body) for a serialized HTTP/1.1 one; `None`
 /// when it cannot be sent as HTTP/2 (then counted as `http`, like a request
 /// whose template rendered something unsendable).
-fn to_h2(req: &[u8], scheme: &Scheme) -> Option<(Request<()>, Bytes)> {
+///
+/// `known` is the target's own authority, parsed once: the Host of nearly
+/// every request, reused rather than parsed again.
+fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Request<()>, Bytes)> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_REQUEST_HEADERS];
     let mut parsed = httparse::Request::new(&mut fields);
     let httparse::Status::Complete(len) = parsed.parse(req).ok()? else {
         return None;
     };
     let mut authority = None;
-    let mut b = Request::builder().method(parsed.method?);
+    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         if name == hyper::header::HOST {
@@ -418,17 +478,23 @@ fn to_h2(req: &[u8], scheme: &Scheme) -> Option<(Request<()>, Bytes)> {
         if name == hyper::header::TE && !h.value.eq_ignore_ascii_case(b"trailers") {
             continue;
         }
-        b = b.header(name, HeaderValue::from_bytes(h.value).ok()?);
+        headers.append(name, HeaderValue::from_bytes(h.value).ok()?);
     }
-    let uri = Uri::builder()
-        .scheme(scheme.clone())
-        .authority(authority?)
-        .path_and_query(parsed.path?)
-        .build()
-        .ok()?;
-    let head = b.uri(uri).body(()).ok()?;
+    let authority = match (authority?, known) {
+        (a, Some(k)) if a == k.as_str().as_bytes() => k.clone(),
+        (a, _) => Authority::try_from(a).ok()?,
+    };
+    let mut uri = uri::Parts::default();
+    uri.scheme = Some(scheme.clone());
+    uri.authority = Some(authority);
+    uri.path_and_query = Some(PathAndQuery::try_from(parsed.path?).ok()?);
+    let mut head = Request::new(());
+    *head.method_mut() = Method::from_bytes(parsed.method?.as_bytes()).ok()?;
+    *head.uri_mut() = Uri::from_parts(uri).ok()?;
+    *head.headers_mut() = headers;
     Some((head, Bytes::copy_from_slice(&req[len..])))
 }
 
+mod batch;
 #[cfg(test)]
 mod tests;

@@ -178,7 +178,7 @@ impl Runner {
             }
             Ok((req, sent)) => {
                 pending.sample().sent = sent;
-                self.exchange(conn, step, req, pending.sample(), &mut pass.vars)
+                self.exchange(conn, shard, step, req, pending.sample(), &mut pass.vars)
                     .await
             }
         };

@@ -546,6 +546,7 @@ impl Runner {
     async fn exchange(
         &self,
         conn: &mut Option<Conn>,
+        shard: usize,
         step: &crate::compile::Step,
         req: request::Outgoing,
         sample: &mut Sample,
@@ -561,7 +562,9 @@ impl Runner {
             bytes: &mut sample.sent,
         };
         let chain = async {
-            let mut res = self.send(conn, req.as_bytes(), want, &mut resent).await?;
+            let mut res = self
+                .send(conn, shard, req.as_bytes(), want, &mut resent)
+                .await?;
             if step.follow_redirects {
                 let mut received = res.received;
                 let mut prev: Option<Vec<u8>> = None;
@@ -571,7 +574,7 @@ impl Runner {
                         break;
                     };
                     extra_sent += next.len() as u64;
-                    res = self.send(conn, &next, want, &mut resent).await?;
+                    res = self.send(conn, shard, &next, want, &mut resent).await?;
                     received += res.received;
                     prev = Some(next);
                 }
@@ -617,11 +620,12 @@ impl Runner {
 }
 
 impl Runner {
-    /// One request: a stream on the HTTP/2 pool, or on this user's own
-    /// HTTP/1.1 connection.
+    /// One request: a stream on the HTTP/2 pool (on the connection that
+    /// `shard`, the user, keeps), or on this user's own HTTP/1.1 connection.
     async fn send(
         &self,
         conn: &mut Option<Conn>,
+        shard: usize,
         req: &[u8],
         want: client::Want,
         resent: &mut Resent<'_>,
@@ -634,7 +638,7 @@ impl Runner {
             other => other.as_ref(),
         };
         match pool {
-            Some(pool) => http2::send(pool, Some(&self.recorder), req, want, resent).await,
+            Some(pool) => http2::send(pool, Some(&self.recorder), shard, req, want, resent).await,
             None => send(self, conn, req, want, resent).await,
         }
     }

@@ -144,6 +144,22 @@ async fn fifty_users_share_five_connections_and_every_stream_is_counted() {
     assert_eq!(a.bytes_sent % 2000, 0);
 }
 
+#[tokio::test]
+async fn a_user_keeps_its_connection() {
+    // One user, two connections: all of its requests take the same one (the
+    // users one read of responses woke then send on that connection, which
+    // writes them together), so the other is never made.
+    let (base, counts) = hyper_server(None).await;
+    let r = runner(
+        &base,
+        ", connections: 2}\nload: {users: 1, iterations: 10}\nrequests: [{name: a, path: /}]\n",
+    );
+    let snap = run(&r).await;
+    assert_eq!(snap.requests["a"].statuses.get(&200), Some(&10));
+    assert_eq!(counts.streams.load(Ordering::SeqCst), 10);
+    assert_eq!(counts.connections.load(Ordering::SeqCst), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streams_beyond_the_servers_concurrency_limit_wait_their_turn() {
     // 20 users on one connection that allows 2 streams at a time.
@@ -257,7 +273,7 @@ async fn a_connection_that_used_up_its_stream_ids_is_replaced() {
             bytes: &mut bytes,
         };
         let req = b"GET / HTTP/1.1\r\nhost: x\r\n\r\n";
-        let res = send(&pool, None, req, Want::default(), &mut resent).await;
+        let res = send(&pool, None, 0, req, Want::default(), &mut resent).await;
         assert_eq!(res.map(|r| r.status).ok(), Some(200));
     }
     assert_eq!(counts.streams.load(Ordering::SeqCst), 25);
@@ -269,15 +285,25 @@ async fn a_connection_that_used_up_its_stream_ids_is_replaced() {
 fn a_serialized_request_becomes_an_h2_request() {
     let wire = b"POST /p?q=1 HTTP/1.1\r\nhost: example.com:8080\r\nconnection: keep-alive\r\n\
                  transfer-encoding: chunked\r\nx-a: 1\r\nte: gzip\r\ncontent-length: 3\r\n\r\nabc";
-    let (head, body) = to_h2(wire, &Scheme::HTTP).unwrap();
+    let known = Authority::from_static("example.com:8080");
+    let (head, body) = to_h2(wire, &Scheme::HTTP, Some(&known)).unwrap();
     assert_eq!(head.method(), hyper::Method::POST);
     assert_eq!(head.uri().to_string(), "http://example.com:8080/p?q=1");
     let names: Vec<_> = head.headers().keys().map(|n| n.as_str()).collect();
     assert_eq!(names, ["x-a", "content-length"]);
     assert_eq!(&body[..], b"abc");
+    // A Host other than the target's own is parsed on its own, the same way.
+    let other = Authority::from_static("other:1");
+    let (again, _) = to_h2(wire, &Scheme::HTTP, Some(&other)).unwrap();
+    assert_eq!(again.uri(), head.uri());
+    let (again, _) = to_h2(wire, &Scheme::HTTP, None).unwrap();
+    assert_eq!(again.uri(), head.uri());
+    // A Host that is no authority cannot be sent.
+    let bad = b"GET / HTTP/1.1\r\nhost: a b\r\n\r\n";
+    assert!(to_h2(bad, &Scheme::HTTP, Some(&other)).is_none());
     // Not a request at all.
-    assert!(to_h2(b"nonsense", &Scheme::HTTP).is_none());
-    assert!(to_h2(b"GET / HTTP/1.1\r\n\r\n", &Scheme::HTTP).is_none());
+    assert!(to_h2(b"nonsense", &Scheme::HTTP, None).is_none());
+    assert!(to_h2(b"GET / HTTP/1.1\r\n\r\n", &Scheme::HTTP, None).is_none());
 }
 
 // ---- The TLS seam: ALPN decides, and h2 runs over the rustls stream.
