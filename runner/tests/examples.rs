@@ -59,10 +59,13 @@ async fn the_locust_style_suite_runs_its_three_user_types() {
     let share = schema as f64 / reader as f64;
     assert!((0.65..0.85).contains(&share), "schema {schema} of {reader}");
     assert!(home > 0);
-    // A writer's pass: both requests, the journey counted as one pass each.
+    // A writer's pass: both requests, the journey counted as one pass each;
+    // a pass the end cut short in its pause (at most one per writer) sent
+    // its check only and is not a pass.
     let passes = r.summary.journeys["writer/publish"].passes;
     assert!(passes > 0);
-    assert_eq!(count(&r, "writer/publish/check"), passes);
+    let checks = count(&r, "writer/publish/check");
+    assert!((passes..=passes + 2).contains(&checks), "{checks} checks, {passes} passes");
     assert_eq!(count(&r, "writer/publish/register"), passes);
     // A crawler's burst: 5 to 10 pages per pass.
     let bursts = r.summary.journeys["crawler/burst"].passes;
