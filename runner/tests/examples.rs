@@ -65,7 +65,10 @@ async fn the_locust_style_suite_runs_its_three_user_types() {
     let passes = r.summary.journeys["writer/publish"].passes;
     assert!(passes > 0);
     let checks = count(&r, "writer/publish/check");
-    assert!((passes..=passes + 2).contains(&checks), "{checks} checks, {passes} passes");
+    assert!(
+        (passes..=passes + 2).contains(&checks),
+        "{checks} checks, {passes} passes"
+    );
     assert_eq!(count(&r, "writer/publish/register"), passes);
     // A crawler's burst: 5 to 10 pages per pass.
     let bursts = r.summary.journeys["crawler/burst"].passes;
