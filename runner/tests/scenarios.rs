@@ -367,3 +367,48 @@ scenarios:
     // One connection per runner, shared by both scenarios.
     assert_eq!(r.snapshot.connections.opened(), 2);
 }
+
+/// At the end of a timed test each user's onStop runs whole, its pauses
+/// included (the scenario's end does not cut them: only an interrupt
+/// does), and is a journey pass of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_stop_runs_whole_at_the_end_pauses_included() {
+    let srv = server(ROUTES).await;
+    let r = run(
+        &srv,
+        "load: {users: 3, duration: 300ms, thinkTime: 20ms}
+onStart: {steps: [{name: in, path: /start/x}]}
+onStop: {steps: [{name: bye, path: /stop/a}, {sleep: 30ms}, {name: gone, path: /stop/b}]}
+requests: [{name: r, path: /a}]
+",
+        1,
+    )
+    .await;
+    assert_eq!(count(&r, "onStop/bye"), 3);
+    assert_eq!(count(&r, "onStop/gone"), 3, "the pause cut onStop short");
+    assert_eq!(r.summary.journeys["onStop"].passes, 3);
+    assert_eq!(r.summary.total.errors, 0);
+}
+
+/// Fewer iterations than users: only the users that get an iteration log
+/// in (the iteration is claimed before onStart runs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_without_an_iteration_left_do_not_log_in() {
+    let srv = server(ROUTES).await;
+    let r = run(
+        &srv,
+        "load: {users: 10, iterations: 3}
+onStart: {steps: [{name: in, path: /start/x}]}
+requests: [{name: r, path: /a}]
+",
+        1,
+    )
+    .await;
+    assert_eq!(count(&r, "r"), 3);
+    assert_eq!(
+        srv.hits("/start/*"),
+        3,
+        "a user logged in with nothing left to do"
+    );
+    assert_eq!(r.snapshot.users.started, 3);
+}

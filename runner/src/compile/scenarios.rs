@@ -456,6 +456,15 @@ fn compile_one(
             )
         })
         .transpose()?;
+    // A user's onStop would draw a record of its own, not the one its
+    // onStart used (a logout as another account), and with `unique` data
+    // use one up: what it needs from a record comes through the user.
+    if on_stop.as_ref().is_some_and(|e| e.uses_record) {
+        return Err(Error::invalid(
+            format!("{field}onStop"),
+            "uses record.FIELD: onStop gets no record of its own; keep what it needs in onStart's vars (e.g. `id: \"{{ record.id }}\"`) and use {{ user.id }}",
+        ));
+    }
     Ok(ScenarioPlan {
         name: name.cloned(),
         entries,

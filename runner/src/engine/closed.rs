@@ -151,22 +151,29 @@ async fn user(runner: Arc<Runner>, sc: usize, shared: Arc<Shared>, id: u32) {
             }
             continue;
         }
-        match life.start(&mut conn).await {
-            Ok(true) => {}
-            // Not started: it waited its think time, try again.
-            Ok(false) => continue,
-            Err(Gone::Retired) => return,
-            Err(Gone::Exhausted) => {
-                runner.stop.trigger();
-                return;
-            }
-        }
+        // The iteration is claimed before the user starts, so that a plan
+        // with fewer iterations than users does not log in users that then
+        // have nothing to do; a user that does not start gives it back.
         if shared
             .budget
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| b.checked_sub(1))
             .is_err()
         {
             break;
+        }
+        let started = life.start(&mut conn).await;
+        if !matches!(started, Ok(true)) {
+            shared.budget.fetch_add(1, Ordering::SeqCst);
+        }
+        match started {
+            Ok(true) => {}
+            // Not started: it waited its think time, try again.
+            Ok(false) => continue,
+            Err(Gone::Retired) => break,
+            Err(Gone::Exhausted) => {
+                runner.stop.trigger();
+                break;
+            }
         }
         let began = Instant::now();
         let think = match runner

@@ -457,7 +457,11 @@ impl Runner {
                 .expect("at least one request"),
         );
         let entry = &scenario.entries[scenario.cumulative_weights.partition_point(|&c| c <= r)];
-        let Ok((seq, result)) = self.pass(sc, entry, conn, shard, intended, user).await else {
+        let stop = &self.scenario_stops[sc];
+        let Ok((seq, result)) = self
+            .pass(sc, entry, conn, shard, intended, user, stop)
+            .await
+        else {
             return Flow::Exhausted;
         };
         // A pass cut short is not in the journal: provisioning counts it
@@ -488,6 +492,7 @@ impl Runner {
         shard: usize,
         intended: Option<Instant>,
         user: &[Option<String>],
+        stop: &Stop,
     ) -> Result<(u64, PassResult), Exhausted> {
         let plan = &self.plan;
         let record = match (&self.selectors[sc], &plan.scenarios[sc].data) {
@@ -511,7 +516,7 @@ impl Runner {
             pkce: &pkce,
             vars: vec![None; entry.var_names.len()],
             intended,
-            stop: &self.scenario_stops[sc],
+            stop,
         };
         for (slot, t) in &entry.presets {
             let v = t.render(&RenderCtx {

@@ -59,7 +59,15 @@ impl<'a> Life<'a> {
         let users = &self.runner.recorder.users;
         let outcome = self
             .runner
-            .pass(self.sc, entry, conn, self.shard, None, &[])
+            .pass(
+                self.sc,
+                entry,
+                conn,
+                self.shard,
+                None,
+                &[],
+                &self.runner.scenario_stops[self.sc],
+            )
             .await;
         match outcome {
             Err(_) => Err(Gone::Exhausted),
@@ -99,10 +107,21 @@ impl<'a> Life<'a> {
             return;
         };
         if let Some(entry) = &self.runner.plan.scenarios[self.sc].on_stop {
-            // Its requests count like any; a failure ends nothing more.
+            // Its requests count like any; a failure ends nothing more. It
+            // usually runs once the scenario has ended, so its pauses and
+            // repeat rounds are cut only by an interrupt (Ctrl-C, a pod
+            // going away); the graceful stop bounds it otherwise.
             let _ = self
                 .runner
-                .pass(self.sc, entry, conn, self.shard, None, &vars)
+                .pass(
+                    self.sc,
+                    entry,
+                    conn,
+                    self.shard,
+                    None,
+                    &vars,
+                    &self.runner.interrupted,
+                )
                 .await;
         }
     }

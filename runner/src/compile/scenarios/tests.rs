@@ -441,3 +441,32 @@ fn names_and_length_from_the_plan_alone_bound_the_compiled_ones() {
         );
     }
 }
+
+/// onStop gets no record of its own (it would draw another than the one
+/// its onStart used, and use one up with `unique` data): refused, naming
+/// the field and the way round it; through the user it works.
+#[test]
+fn on_stop_takes_what_it_needs_from_a_record_through_the_user() {
+    let with = |on_stop: &str| {
+        let plan: Plan = serde_yaml_ng::from_str(&format!(
+            "{TARGET}load: {{users: 1, duration: 1s}}\n\
+             onStart: {{vars: {{id: '{{{{ record.id }}}}'}}, steps: [{{name: in, path: '/in/{{{{ record.id }}}}'}}]}}\n\
+             onStop: {{steps: [{{name: out, path: '{on_stop}'}}]}}\n\
+             requests: [{{name: r, path: /}}]\n"
+        ))
+        .unwrap();
+        crate::compile::compile_with_fields(
+            &plan,
+            Slot::SOLO,
+            "spec.",
+            &|_| None,
+            vec!["id".into()],
+        )
+    };
+    let e = with("/out/{{ record.id }}").unwrap_err().to_string();
+    assert!(
+        e.starts_with("spec.onStop: ") && e.contains("user.id"),
+        "{e}"
+    );
+    with("/out/{{ user.id }}").unwrap();
+}
