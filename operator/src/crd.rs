@@ -270,6 +270,14 @@ pub struct LoadTestStatus {
     /// apart from request latency.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections: Option<ConnectionsStatus>,
+    /// Virtual users of scenarios with an `onStart`: started, onStart
+    /// failures, and users retired after failing it 3 times in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub users: Option<UsersStatus>,
+    /// What the results must be read with (an unverified target, retired
+    /// users): at most 8, each at most 256 characters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Outcome>,
     /// Passed or Failed, once decided.
@@ -348,6 +356,15 @@ pub struct RequestStatus {
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+}
+
+/// `status.users`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UsersStatus {
+    pub started: u64,
+    pub on_start_failures: u64,
+    pub retired: u64,
 }
 
 /// One journey's whole passes; durations in milliseconds.

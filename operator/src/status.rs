@@ -18,7 +18,7 @@ use k8s_openapi::{
 
 use crate::crd::{
     ConnectionsStatus, JourneyStatus, LoadTestStatus, OmittedStatus, Phase, RequestStatus,
-    SetupStatus,
+    SetupStatus, UsersStatus,
 };
 
 mod listed;
@@ -89,6 +89,21 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot, subjects: &Subj
         connect_ms: (c.opened > 0).then(|| setup(&c.connect_ms)),
         tls_handshake_ms: c.tls_handshake_ms.as_ref().map(setup),
     });
+    st.users = (!s.users.is_empty()).then(|| UsersStatus {
+        started: s.users.started,
+        on_start_failures: s.users.on_start_failures,
+        retired: s.users.retired,
+    });
+    // Retired users first: the one warning about this run's own users
+    // must not be cut by the bound behind the runners' others.
+    let retired =
+        (s.users.retired > 0).then(|| barrage_runner::report::retired_warning(s.users.retired));
+    st.warnings = retired
+        .iter()
+        .chain(s.warnings.iter().filter(|w| Some(*w) != retired.as_ref()))
+        .take(MAX_WARNINGS)
+        .map(|w| bounded(w, MAX_WARNING))
+        .collect();
     if let Some(r) = st.records.as_mut()
         && merged.records_used.is_some()
     {
@@ -364,6 +379,9 @@ pub fn engine_failure(merged: &Snapshot) -> Option<String> {
 
 /// The longest `status.message`, like a condition's message.
 pub const MAX_MESSAGE: usize = 1024;
+/// `status.warnings`: at most this many, each at most `MAX_WARNING` characters.
+pub const MAX_WARNINGS: usize = 8;
+pub const MAX_WARNING: usize = 256;
 
 /// `text` cut to at most `max` characters, marked when cut.
 pub fn bounded(text: &str, max: usize) -> String {

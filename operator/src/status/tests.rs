@@ -287,3 +287,37 @@ fn an_https_target_says_what_its_certificate_is_verified_against() {
         )
     );
 }
+
+/// Users retired after failing onStart, and the runners' warnings, reach
+/// the status (bounded), not only the report: a test whose users gave up
+/// never looks clean in `kubectl get`.
+#[test]
+fn retired_users_and_warnings_reach_the_status_bounded() {
+    let mut snaps: Vec<_> = (0..2).map(|i| runner_snapshot(i, 10, 2)).collect();
+    for s in &mut snaps {
+        s.users.started = 3;
+        s.users.on_start_failures = 6;
+        s.users.retired = 2;
+        s.warnings = (0..20)
+            .map(|i| format!("w{i} {}", "x".repeat(500)))
+            .collect();
+    }
+    let merged = Snapshot::merged(&snaps);
+    let mut st = LoadTestStatus::default();
+    apply_results(&mut st, &merged, &Subjects::default());
+    let users = st.users.as_ref().expect("users in the status");
+    assert_eq!(
+        (users.started, users.on_start_failures, users.retired),
+        (6, 12, 4)
+    );
+    assert_eq!(st.warnings.len(), MAX_WARNINGS);
+    assert!(st.warnings.iter().all(|w| w.chars().count() <= MAX_WARNING));
+    assert!(st.warnings[0].contains("retired"), "{:?}", st.warnings[0]);
+    let mut clean = LoadTestStatus::default();
+    apply_results(
+        &mut clean,
+        &Snapshot::merged(&[runner_snapshot(0, 10, 2)]),
+        &Subjects::default(),
+    );
+    assert!(clean.users.is_none() && clean.warnings.is_empty());
+}
