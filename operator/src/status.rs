@@ -89,7 +89,7 @@ pub fn apply_results(st: &mut LoadTestStatus, merged: &Snapshot, subjects: &Subj
         connect_ms: (c.opened > 0).then(|| setup(&c.connect_ms)),
         tls_handshake_ms: c.tls_handshake_ms.as_ref().map(setup),
     });
-    st.users = (!s.users.is_empty()).then(|| UsersStatus {
+    st.users = (!s.users.is_empty()).then_some(UsersStatus {
         started: s.users.started,
         on_start_failures: s.users.on_start_failures,
         retired: s.users.retired,

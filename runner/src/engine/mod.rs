@@ -482,8 +482,13 @@ impl Runner {
     /// a user's onStart or onStop): picks its record, renders its vars,
     /// runs its steps and, for a journey, records the whole pass. Returns
     /// the pass's sequence number and its variables (vars and captures), or
-    /// the step that failed (None: the scenario's end cut the pass short).
-    #[allow(clippy::type_complexity)]
+    /// the step that failed (None: `stop` cut the pass short). `stop` ends
+    /// its pauses and repeat rounds: the scenario's end, or for an onStop
+    /// only an interrupt.
+    // The pass's inputs are each a different kind of thing (which entry,
+    // whose connection and variables, which stop); a struct for them would
+    // only move the list.
+    #[allow(clippy::too_many_arguments)]
     async fn pass(
         &self,
         sc: usize,
