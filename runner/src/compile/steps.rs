@@ -470,6 +470,18 @@ fn compile_step(
         Some(b) => compile_checks(b, &format!("{sf}.expect.body"))?,
         None => Vec::new(),
     };
+    // A HEAD response has no body: a check that reads one would fail every
+    // time (`maxSize` alone holds trivially, and is allowed).
+    if method == Method::HEAD
+        && checks
+            .iter()
+            .any(|c| !matches!(c.test, super::CheckTest::MaxSize(_)))
+    {
+        return Err(Error::invalid(
+            format!("{sf}.expect.body"),
+            "reads the body of a HEAD request, which has none: check it on a GET",
+        ));
+    }
     Ok(Step {
         checks,
         metric,

@@ -203,6 +203,17 @@ fn body_check_errors_name_the_field() {
         &format!("{b}.json"),
         "more than the limit",
     );
+    // A HEAD response has no body to read (maxSize alone holds, and is allowed).
+    let head = |body: &str| {
+        compile_yaml(&format!(
+            "target: {{baseUrl: 'http://127.0.0.1:1'}}\nload: {{users: 1, iterations: 1}}\nrequests: [{{name: a, method: HEAD, path: /, expect: {{body: {body}}}}}]"
+        ))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+    };
+    let e = head("{contains: ok}").unwrap_err();
+    assert!(e.contains(b) && e.contains("HEAD"), "{e}");
+    head("{maxSize: 1KiB}").unwrap();
     // In a journey step and a repeated step too.
     err(
         "[{repeat: 2, steps: [{name: a, path: /, expect: {body: {regex: '('}}}]}]",
