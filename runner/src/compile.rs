@@ -33,6 +33,7 @@ use crate::{
 };
 
 mod checks;
+mod entries;
 mod http;
 mod journey;
 mod load;
@@ -41,12 +42,12 @@ mod steps;
 mod target;
 mod thresholds;
 
+use entries::StepCtx;
 use http::compile_http;
 use load::compile_interval;
 pub use load::{Split, largest_remainder};
 use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
 pub use scenarios::{max_names, plan_length};
-use steps::StepCtx;
 use target::{compile_header, compile_target, compile_tls};
 use thresholds::{Subjects, compile_thresholds};
 
@@ -555,7 +556,7 @@ fn compile_inner(
             f: &f,
         },
     )?;
-    let steps::Names {
+    let entries::Names {
         names, journeys, ..
     } = names;
     let loads: Vec<&LoadPlan> = scenarios.iter().map(|s| &s.load).collect();

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use super::{
     DataPlan, Entry, LoadPlan, ScenarioPlan, Slot,
+    entries::{Names, StepCtx, compile_mix, compile_user_journey, weight_units},
     load::{compile_load, peak_users, weighted_load},
-    steps::{Names, StepCtx, check_name, compile_mix, compile_user_journey, weight_units},
+    steps::check_name,
 };
 use crate::{
     error::{Error, Result},
