@@ -305,29 +305,10 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
         env("BARRAGE_RUNNER_COUNT", spec.runners.to_string()),
     ];
     envs.extend(r.env.iter().cloned());
-    let mut mounts = vec![
-        read_only_mount("plan", PLAN_DIR),
-        read_only_mount("token", TOKEN_DIR),
-    ];
-    let mut volumes = vec![
-        Volume {
-            name: "plan".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: plan_name(lt),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        secret_volume("token", token_name(lt), None),
-    ];
-    if let Some(records) = records_source(lt) {
-        mounts.push(read_only_mount("records", DATA_DIR));
-        volumes.push(secret_volume("records", records, Some(RECORDS_KEY)));
-    }
-    if let Some((v, m)) = target_tls::volume_and_mount(&spec.plan) {
-        volumes.push(v);
-        mounts.push(m);
-    }
+    let (mut volumes, mut mounts) = plan_volumes(lt);
+    // The agent's token and certificate, after the plan.
+    volumes.insert(1, secret_volume("token", token_name(lt), None));
+    mounts.insert(1, read_only_mount("token", TOKEN_DIR));
     let container = Container {
         name: "runner".into(),
         image: Some(defaults.image_for(r)),
@@ -349,24 +330,61 @@ pub fn runner_pod(lt: &LoadTest, index: u32, defaults: &RunnerDefaults) -> Pod {
     };
     Pod {
         metadata: meta,
-        spec: Some(PodSpec {
-            containers: vec![container],
-            restart_policy: Some("Never".into()),
-            // Runners need no API access; the token would only be a risk.
-            automount_service_account_token: Some(false),
-            service_account_name: r.service_account_name.clone(),
-            node_selector: (!r.node_selector.is_empty()).then(|| r.node_selector.clone()),
-            tolerations: (!r.tolerations.is_empty()).then(|| r.tolerations.clone()),
-            affinity: r.affinity.clone(),
-            image_pull_secrets: (!r.image_pull_secrets.is_empty())
-                .then(|| r.image_pull_secrets.clone()),
-            volumes: Some(volumes),
-            security_context: Some(target_tls::pod_security(
-                &spec.plan,
-                crate::pss::pod_security_context(),
-            )),
+        spec: Some(runner_pod_spec(lt, container, volumes)),
+        ..Default::default()
+    }
+}
+
+/// What every pod that runs the plan as the runners do mounts (read-only):
+/// the plan ConfigMap, the records Secret when the test has records, and
+/// the target's TLS files when the plan names them.
+pub(crate) fn plan_volumes(lt: &LoadTest) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = vec![Volume {
+        name: "plan".into(),
+        config_map: Some(ConfigMapVolumeSource {
+            name: plan_name(lt),
             ..Default::default()
         }),
+        ..Default::default()
+    }];
+    let mut mounts = vec![read_only_mount("plan", PLAN_DIR)];
+    if let Some(records) = records_source(lt) {
+        volumes.push(secret_volume("records", records, Some(RECORDS_KEY)));
+        mounts.push(read_only_mount("records", DATA_DIR));
+    }
+    if let Some((v, m)) = target_tls::volume_and_mount(&lt.spec.plan) {
+        volumes.push(v);
+        mounts.push(m);
+    }
+    (volumes, mounts)
+}
+
+/// A pod spec for `container` placed as `spec.runner` says (service
+/// account, node selector, tolerations, affinity, pull secrets), never
+/// restarted, without an API token (it talks to the target only; the token
+/// would only be a risk), and Pod Security "restricted" with the target's
+/// TLS files readable. The runner pods' and the teardown Job's.
+pub(crate) fn runner_pod_spec(
+    lt: &LoadTest,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    let r = &lt.spec.runner;
+    PodSpec {
+        containers: vec![container],
+        restart_policy: Some("Never".into()),
+        automount_service_account_token: Some(false),
+        service_account_name: r.service_account_name.clone(),
+        node_selector: (!r.node_selector.is_empty()).then(|| r.node_selector.clone()),
+        tolerations: (!r.tolerations.is_empty()).then(|| r.tolerations.clone()),
+        affinity: r.affinity.clone(),
+        image_pull_secrets: (!r.image_pull_secrets.is_empty())
+            .then(|| r.image_pull_secrets.clone()),
+        volumes: Some(volumes),
+        security_context: Some(target_tls::pod_security(
+            &lt.spec.plan,
+            crate::pss::pod_security_context(),
+        )),
         ..Default::default()
     }
 }

@@ -13,18 +13,14 @@ use std::time::Duration;
 use barrage_runner::teardown::{self as td, Outcome};
 use k8s_openapi::api::{
     batch::v1::{Job, JobSpec},
-    core::v1::{ConfigMapVolumeSource, Container, Pod, PodSpec, PodTemplateSpec, Volume},
+    core::v1::{Container, Pod, PodTemplateSpec},
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::{
     crd::{LoadTest, TeardownStatus},
-    pods::{
-        self, DATA_DIR, PLAN_DIR, RECORDS_KEY, RunnerDefaults, owned_meta, read_only_mount,
-        records_source, restricted, secret_volume, teardown_name,
-    },
+    pods::{self, PLAN_DIR, RunnerDefaults, owned_meta, restricted, teardown_name},
     status::{MAX_MESSAGE, bounded},
-    target_tls,
 };
 
 /// `spec.timeouts.teardown` unless set.
@@ -46,24 +42,9 @@ pub fn timeout(lt: &LoadTest) -> Duration {
 pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Option<Job> {
     lt.spec.plan.teardown.as_ref()?;
     let r = &lt.spec.runner;
-    let mut volumes = vec![Volume {
-        name: "plan".into(),
-        config_map: Some(ConfigMapVolumeSource {
-            name: pods::plan_name(lt),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }];
-    let mut mounts = vec![read_only_mount("plan", PLAN_DIR)];
-    // The records and the target's TLS files, where the plan names them.
-    if let Some(records) = records_source(lt) {
-        volumes.push(secret_volume("records", records, Some(RECORDS_KEY)));
-        mounts.push(read_only_mount("records", DATA_DIR));
-    }
-    if let Some((v, m)) = target_tls::volume_and_mount(&lt.spec.plan) {
-        volumes.push(v);
-        mounts.push(m);
-    }
+    // The plan, the records and the target's TLS files, as runner pods
+    // mount them.
+    let (volumes, mounts) = pods::plan_volumes(lt);
     let container = Container {
         name: "teardown".into(),
         image: Some(defaults.image_for(r)),
@@ -99,24 +80,7 @@ pub fn job(lt: &LoadTest, defaults: &RunnerDefaults, timeout: Duration) -> Optio
                     labels: meta.labels.clone(),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    containers: vec![container],
-                    restart_policy: Some("Never".into()),
-                    // It talks to the target only.
-                    automount_service_account_token: Some(false),
-                    service_account_name: r.service_account_name.clone(),
-                    node_selector: (!r.node_selector.is_empty()).then(|| r.node_selector.clone()),
-                    tolerations: (!r.tolerations.is_empty()).then(|| r.tolerations.clone()),
-                    affinity: r.affinity.clone(),
-                    image_pull_secrets: (!r.image_pull_secrets.is_empty())
-                        .then(|| r.image_pull_secrets.clone()),
-                    volumes: Some(volumes),
-                    security_context: Some(target_tls::pod_security(
-                        &lt.spec.plan,
-                        crate::pss::pod_security_context(),
-                    )),
-                    ..Default::default()
-                }),
+                spec: Some(pods::runner_pod_spec(lt, container, volumes)),
             },
             ..Default::default()
         }),
