@@ -16,7 +16,7 @@ use futures::{Stream, StreamExt, stream};
 
 use barrage_runner::{
     agent::{self, AgentStatus, StartRequest},
-    plan::{JourneySpec, Plan, RequestSpec},
+    plan::Plan,
     tls::pinned::Identity,
 };
 
@@ -60,7 +60,8 @@ pub fn report_interval(plan: &Plan) -> Duration {
 /// over `length` (the plan's length plus its grace), and room for the rest
 /// (statuses, errors, the records bitmap).
 pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
-    let names = max_names(plan) + plan.scenarios.len() + max_journeys(plan);
+    let names =
+        max_names(plan) + plan.scenarios.len() + barrage_runner::compile::max_journeys(plan);
     let intervals = max_intervals(plan, length) as usize;
     SNAPSHOT_BASE
         .saturating_add(names.saturating_mul(PER_NAME))
@@ -75,19 +76,6 @@ pub fn snapshot_limit(plan: &Plan, length: Duration) -> usize {
 /// may report (a plan has fewer of either).
 pub fn max_names(plan: &Plan) -> usize {
     barrage_runner::compile::max_names(plan)
-}
-
-/// The most journeys a runner of `plan` can report: requests with steps
-/// and the onStart / onStop passes, top-level and per scenario.
-fn max_journeys(plan: &Plan) -> usize {
-    let mix = |r: &[RequestSpec]| r.iter().filter(|r| !r.steps.is_empty()).count();
-    let user = |j: &Option<JourneySpec>| usize::from(j.is_some());
-    let scenarios: usize = plan
-        .scenarios
-        .values()
-        .map(|s| mix(&s.requests) + user(&s.on_start) + user(&s.on_stop))
-        .sum();
-    mix(&plan.requests) + user(&plan.on_start) + user(&plan.on_stop) + scenarios
 }
 
 /// The most report intervals a runner of `plan` can fill in `length` (the
@@ -580,7 +568,7 @@ mod tests {
         );
         // home; onStart + login; checkout + cart + pay.
         assert_eq!(max_names(&p), 6);
-        assert_eq!(max_journeys(&p), 2);
+        assert_eq!(barrage_runner::compile::max_journeys(&p), 2);
         let ten_min = Duration::from_secs(600);
         let one = plan(
             "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\nrequests: [{name: a, path: /}]",

@@ -47,7 +47,7 @@ use http::compile_http;
 use load::compile_interval;
 pub use load::{Split, largest_remainder};
 use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
-pub use scenarios::{max_names, plan_length};
+pub use scenarios::{max_journeys, max_names, plan_length};
 use target::{compile_header, compile_target, compile_tls};
 use thresholds::{Subjects, compile_thresholds};
 

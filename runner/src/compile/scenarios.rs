@@ -15,7 +15,9 @@ use super::{
 use crate::{
     error::{Error, Result},
     limits,
-    plan::{DataSpec, Executor, JourneySpec, Load, Plan, RequestSpec, ScenarioSpec, Select},
+    plan::{
+        DataSpec, Executor, JourneySpec, Load, Plan, RequestSpec, ScenarioSpec, Select, StepSpec,
+    },
     template::Scope,
 };
 
@@ -220,33 +222,51 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
     Ok(out)
 }
 
+/// Every mix of `plan` with its users' journeys: the top-level one (empty
+/// in a plan of named scenarios) and each named scenario's.
+fn mixes(
+    plan: &Plan,
+) -> impl Iterator<Item = (&[RequestSpec], Option<&JourneySpec>, Option<&JourneySpec>)> {
+    std::iter::once((
+        plan.requests.as_slice(),
+        plan.on_start.as_ref(),
+        plan.on_stop.as_ref(),
+    ))
+    .chain(plan.scenarios.values().map(|s| {
+        (
+            s.requests.as_slice(),
+            s.on_start.as_ref(),
+            s.on_stop.as_ref(),
+        )
+    }))
+}
+
 /// The most request names a runner of `plan` can report: every request,
 /// every journey, each of its steps (and those of its repeat blocks), and
 /// every scenario's onStart and onStop with their steps. An upper bound,
 /// read from the plan alone (the operator sizes what it accepts by it).
 pub fn max_names(plan: &Plan) -> usize {
-    let journey = |j: Option<&JourneySpec>| {
-        j.map_or(0, |j| {
-            1 + j.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>()
+    let steps = |s: &[StepSpec]| s.iter().map(|s| 1 + s.steps.len()).sum::<usize>();
+    let journey = |j: Option<&JourneySpec>| j.map_or(0, |j| 1 + steps(&j.steps));
+    mixes(plan)
+        .map(|(requests, on_start, on_stop)| {
+            requests.iter().map(|r| 1 + steps(&r.steps)).sum::<usize>()
+                + journey(on_start)
+                + journey(on_stop)
         })
-    };
-    let users = |requests: &[RequestSpec], on_start, on_stop| {
-        requests
-            .iter()
-            .map(|r| 1 + r.steps.iter().map(|s| 1 + s.steps.len()).sum::<usize>())
-            .sum::<usize>()
-            + journey(on_start)
-            + journey(on_stop)
-    };
-    users(
-        &plan.requests,
-        plan.on_start.as_ref(),
-        plan.on_stop.as_ref(),
-    ) + plan
-        .scenarios
-        .values()
-        .map(|s| users(&s.requests, s.on_start.as_ref(), s.on_stop.as_ref()))
-        .sum::<usize>()
+        .sum()
+}
+
+/// The most journeys a runner of `plan` can report: requests with steps
+/// and the onStart / onStop passes, top-level and per scenario.
+pub fn max_journeys(plan: &Plan) -> usize {
+    mixes(plan)
+        .map(|(requests, on_start, on_stop)| {
+            requests.iter().filter(|r| !r.steps.is_empty()).count()
+                + usize::from(on_start.is_some())
+                + usize::from(on_stop.is_some())
+        })
+        .sum()
 }
 
 /// How long `plan`'s load runs from the test's start, read from the plan
