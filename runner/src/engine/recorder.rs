@@ -300,9 +300,9 @@ impl Recorder {
             if let Some(&Some(sc)) = self.metric_scenario.get(s.metric)
                 && let Some(name) = store.per_scenario.get_mut(sc)
             {
-                self.put(name, s.clone());
+                self.put(name, &s);
             }
-            self.put(&mut store.per_name[s.metric], s);
+            self.put(&mut store.per_name[s.metric], &s);
         }
         for p in buf.passes.drain(..) {
             let j = store.journeys[p.journey].get_or_insert_with(JourneyStats::default);
@@ -316,13 +316,14 @@ impl Recorder {
     }
 
     /// Adds one sample to a name's (or a scenario's) results.
-    fn put(&self, name: &mut Name, s: Sample) {
+    fn put(&self, name: &mut Name, s: &Sample) {
         match name {
-            Name::Many(r) => self.add(r, &s),
-            Name::Few(few) if few.len() < FEW => few.push(s),
+            Name::Many(r) => self.add(r, s),
+            // Kept as a sample only while the name has few.
+            Name::Few(few) if few.len() < FEW => few.push(s.clone()),
             Name::Few(_) => {
                 let mut r = self.stats_of(name);
-                self.add(&mut r, &s);
+                self.add(&mut r, s);
                 *name = Name::Many(r);
             }
         }
