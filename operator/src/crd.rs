@@ -62,6 +62,10 @@ pub struct LoadTestSpec {
     /// How often the operator pulls results from the runners. Default 2s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub collect_interval: Option<HumanDuration>,
+    /// Where the run's series go while it runs (Prometheus remote write).
+    /// Unset: the operator's cluster-wide default, if the chart sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Output>,
 }
 
 fn one() -> u32 {
@@ -292,6 +296,12 @@ pub struct LoadTestStatus {
     /// How `spec.teardown` went, once it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub teardown: Option<TeardownStatus>,
+    /// How far the current stage is (provisioning, starting, running).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<ProgressStatus>,
+    /// What the outputs (`spec.output`) delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<OutputStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -404,6 +414,126 @@ pub struct RecordsStatus {
     /// runners.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distinct_used: Option<u64>,
+}
+
+/// `spec.output`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Output {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_remote_write: Option<RemoteWrite>,
+}
+
+/// A Prometheus remote-write receiver (Prometheus, Grafana Mimir, Thanos
+/// Receive, VictoriaMetrics ...). Credentials only from Secrets in the
+/// LoadTest's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteWrite {
+    /// `http://` or `https://` URL, e.g. `http://prometheus:9090/api/v1/write`.
+    /// Empty with `disabled: true`.
+    #[serde(default)]
+    pub url: String,
+    /// Push nothing, not even the cluster-wide default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// Extra headers (not secret), e.g. `X-Scope-OrgID` for Mimir.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+    /// Basic auth: a username and a password from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    /// `Authorization: Bearer` with a token from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_from: Option<SecretKey>,
+    /// A private CA (`caFrom`) and a client certificate (`certFrom`,
+    /// `keyFrom`) for an https receiver, as `target.tls` takes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RemoteWriteTls>,
+    /// The least time between two pushes. Default 10s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<HumanDuration>,
+    /// `auto` (native histograms, quantile series where refused), `native`
+    /// or `quantiles`. Default auto.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub histograms: Option<barrage_runner::remote_write::HistogramMode>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuth {
+    pub username: String,
+    pub password_from: SecretKey,
+}
+
+/// One key of a Secret in the LoadTest's namespace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKey {
+    pub secret: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteWriteTls {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_from: Option<barrage_runner::plan::ValueFrom>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_from: Option<barrage_runner::plan::ValueFrom>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_from: Option<barrage_runner::plan::ValueFrom>,
+    /// The name checked against the receiver's certificate, if not its host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// `status.output`: what the outputs delivered.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus_remote_write: Option<RemoteWriteStatus>,
+}
+
+/// Pushes accepted, samples sent, samples never delivered, the last error;
+/// the URL without credentials.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RemoteWriteStatus {
+    pub url: String,
+    #[serde(default)]
+    pub pushes: u64,
+    #[serde(default)]
+    pub samples: u64,
+    #[serde(default)]
+    pub undelivered: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// `status.progress`: how far the current stage is (setup users, runners
+/// ready, the run's elapsed time or iterations), updated at a bounded rate.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ProgressStatus {
+    /// `setup`, `start` or `run`.
+    pub stage: String,
+    /// `users`, `runners`, `seconds` or `iterations`.
+    pub unit: String,
+    pub done: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// Units per second over the recent past.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<f64>,
+    /// Estimated seconds left at that rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_seconds: Option<u64>,
+    /// For people, e.g. "412/1000 users (3 failed), 7.1/s, about 1m23s left".
+    pub text: String,
 }
 
 fn is_zero(n: &u64) -> bool {
