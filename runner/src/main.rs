@@ -9,7 +9,7 @@ use barrage_runner::{
     compile::Slot,
     local::{self, Options},
     planfile::{self, Loaded},
-    provision,
+    progress, provision,
     report::{self, Report},
     serve::{self, ServeConfig},
     teardown::{self, Teardown},
@@ -348,7 +348,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             timeout,
             message_file,
             quiet,
-        } => setup(&file, &out, timeout, message_file.as_deref(), quiet).await,
+        } => setup(&file, &out, timeout, message_file.as_deref(), quiet, true).await,
         Cmd::Teardown {
             file,
             records,
@@ -551,6 +551,7 @@ async fn setup(
     timeout: Option<std::time::Duration>,
     message_file: Option<&std::path::Path>,
     quiet: bool,
+    progress_lines: bool,
 ) -> Result<ExitCode, Error> {
     let fail = |msg: &str| {
         if let Some(p) = message_file {
@@ -577,7 +578,7 @@ async fn setup(
             setup.users, setup.concurrency, sp.target.base_url
         );
     }
-    let p = provision::run(&setup, timeout).await;
+    let p = provision_shown(&setup, timeout, quiet, progress_lines).await;
     let result = p.verdict().and_then(|()| p.to_jsonl());
     if !quiet {
         let total = report::Summary::of(&p.snapshot).total;
@@ -610,6 +611,30 @@ async fn setup(
             Ok(ExitCode::FAILURE)
         }
     }
+}
+
+/// Runs the setup with its progress shown (see `progress::show`): a bar on
+/// a terminal's stderr, else plain lines, unless `quiet`; and with `lines`,
+/// progress lines on stdout unless it is a terminal, for the operator to
+/// read from the setup pod's log (so they come with `quiet` too).
+async fn provision_shown(
+    setup: &provision::Setup,
+    timeout: Option<std::time::Duration>,
+    quiet: bool,
+    lines: bool,
+) -> provision::Provisioned {
+    use std::io::IsTerminal;
+    let human = (!quiet).then(std::io::stderr);
+    let machine = (lines && !std::io::stdout().is_terminal()).then(std::io::stdout);
+    let bar = local::stderr_is_terminal();
+    let mut show = progress::show::Show::new(human, bar, machine, Some(setup.users as u64));
+    let every = std::time::Duration::from_millis(250);
+    let p = provision::run_watched(setup, timeout, Some(every), |at, now| {
+        show.update(at, &now)
+    })
+    .await;
+    show.finish(p.elapsed, &p.progress());
+    p
 }
 
 /// A manifest's built-in `spec.setup`, when the plan needs its records (no
@@ -676,7 +701,8 @@ async fn provision_first(
         fastrand::u64(..)
     ));
     private_file(&out)?;
-    let code = setup(file, &out, None, None, quiet).await;
+    // `run`'s stdout is its summary: no progress lines in it.
+    let code = setup(file, &out, None, None, quiet, false).await;
     if !matches!(code, Ok(c) if c == ExitCode::SUCCESS) {
         let _ = std::fs::remove_file(&out);
         code?;

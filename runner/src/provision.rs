@@ -21,6 +21,7 @@ use crate::{
     engine::{Failure, Runner},
     error::{Error, Result},
     plan::{Executor, Load, Plan, RequestSpec, SetupPlan},
+    progress::Progress,
     snapshot::{ErrorKind, Snapshot},
 };
 
@@ -182,6 +183,18 @@ pub struct Provisioned {
 
 /// Runs the setup: every user once, or until `timeout`.
 pub async fn run(c: &Setup, timeout: Option<Duration>) -> Provisioned {
+    run_watched(c, timeout, None, |_, _| {}).await
+}
+
+/// [`run`], telling `watch` how far it is every `every` (the first time at
+/// once): the time since the start and the users finished so far (failed
+/// ones too) and failed. The final count is [`Provisioned::progress`].
+pub async fn run_watched(
+    c: &Setup,
+    timeout: Option<Duration>,
+    every: Option<Duration>,
+    mut watch: impl FnMut(Duration, Progress),
+) -> Provisioned {
     let runner = Runner::with_journal(c.plan.clone());
     let started = Instant::now();
     let timer = timeout.map(|t| {
@@ -191,7 +204,25 @@ pub async fn run(c: &Setup, timeout: Option<Duration>) -> Provisioned {
             r.stop.trigger();
         })
     });
-    runner.run().await;
+    match every {
+        None => runner.run().await,
+        Some(every) => {
+            let total = Some(c.users as u64);
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let run = runner.run();
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    () = &mut run => break,
+                    _ = tick.tick() => {
+                        let (done, failed) = runner.journal_counts();
+                        watch(started.elapsed(), Progress::setup(done, failed, total));
+                    }
+                }
+            }
+        }
+    }
     if let Some(t) = timer {
         t.abort();
     }
@@ -229,6 +260,12 @@ pub async fn run(c: &Setup, timeout: Option<Duration>) -> Provisioned {
 impl Provisioned {
     pub fn failed(&self) -> u64 {
         self.failures.len() as u64 + self.unfinished
+    }
+
+    /// The final progress: every user done, the unfinished ones failed.
+    pub fn progress(&self) -> Progress {
+        let total = self.users as u64;
+        Progress::setup(total, self.failed().min(total), Some(total))
     }
 
     /// Ok when few enough users failed, else why not, with the first errors.

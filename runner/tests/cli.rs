@@ -1158,6 +1158,13 @@ fn setup_writes_one_record_per_user_and_run_provisions_first() {
         records.as_os_str(),
     ]));
     assert_eq!(out.code, Some(0), "{out:?}");
+    // Piped: progress lines on stdout (the last one final), plain lines
+    // for people on stderr, no bar.
+    let last = out.stdout.lines().last().unwrap_or_default();
+    assert_eq!(last, "barrage-progress done=12 total=12", "{out:?}");
+    assert!(out.stdout.lines().all(|l| l.starts_with("barrage-progress done=")), "{out:?}");
+    assert!(out.stderr.contains("  12/12 users"), "{out:?}");
+    assert!(!out.stderr.contains('\r'), "{out:?}");
     let text = std::fs::read_to_string(&records).unwrap();
     assert_eq!(text.lines().count(), 12);
     for line in text.lines() {

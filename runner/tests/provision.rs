@@ -247,3 +247,35 @@ fn the_example_manifest_is_a_valid_setup_and_plan() {
     let loaded = planfile::from_str(EXAMPLE, PathBuf::new()).unwrap();
     assert!(loaded.plan.data.unwrap().file.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_is_told_while_users_are_provisioned() {
+    let srv = target().await;
+    // One at a time, half of them failing (the same email registers once).
+    let yaml = example(&srv, 12)
+        .replace("email: \"{{ email }}\"", "email: \"{{ randInt(1, 6) }}@example.test\"")
+        .replace("concurrency: 10", "concurrency: 1");
+    let (sp, prefix) = provision::from_str(&yaml).unwrap();
+    let setup = provision::compile(&sp, prefix).unwrap();
+    let mut seen = Vec::new();
+    let p = provision::run_watched(&setup, None, Some(Duration::from_millis(1)), |at, now| {
+        seen.push((at, now))
+    })
+    .await;
+    // The first report comes at once; counts and times only grow.
+    let (_, first) = &seen[0];
+    assert_eq!(
+        first,
+        &barrage_runner::progress::Progress::setup(0, 0, Some(12))
+    );
+    for w in seen.windows(2) {
+        let ((t0, a), (t1, b)) = (&w[0], &w[1]);
+        assert!(t1 >= t0 && b.done >= a.done && b.failed >= a.failed, "{seen:?}");
+        assert!(b.failed <= b.done && b.done <= 12, "{seen:?}");
+    }
+    // The final count is every user, the failed ones as the result says.
+    let last = p.progress();
+    assert_eq!((last.done, last.total), (12, Some(12)));
+    assert_eq!(last.failed, p.failed());
+    assert!(p.failed() >= 6, "at most 6 distinct emails register: {p:?}");
+}

@@ -180,6 +180,16 @@ impl Runner {
         })
     }
 
+    /// Iterations in the journal so far, and how many of them failed:
+    /// provisioning's progress, sampled a few times a second.
+    pub fn journal_counts(&self) -> (u64, u64) {
+        self.journal.as_ref().map_or((0, 0), |j| {
+            let j = j.lock().unwrap_or_else(|e| e.into_inner());
+            let failed = j.iter().filter(|f| f.result.is_err()).count();
+            (j.len() as u64, failed as u64)
+        })
+    }
+
     fn build(plan: Arc<Compiled>, journal: bool) -> Arc<Runner> {
         let mut prepared: Vec<Option<Prepared>> = plan.names.iter().map(|_| None).collect();
         for s in &plan.scenarios {
