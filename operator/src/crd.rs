@@ -534,6 +534,10 @@ pub struct ProgressStatus {
     pub remaining_seconds: Option<u64>,
     /// For people, e.g. "412/1000 users (3 failed), 7.1/s, about 1m23s left".
     pub text: String,
+    /// When these counts were taken (RFC 3339): the next update's rate is
+    /// measured from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_at: Option<String>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -26,6 +26,7 @@ pub mod loadtest;
 pub mod metrics;
 pub mod netpol;
 pub mod observe;
+pub mod progress;
 pub mod pods;
 pub mod pss;
 pub mod publish;

@@ -214,11 +214,13 @@ pub async fn run_watched(
             tokio::pin!(run);
             loop {
                 tokio::select! {
-                    () = &mut run => break,
+                    // The tick first: the first report comes before any user starts.
+                    biased;
                     _ = tick.tick() => {
                         let (done, failed) = runner.journal_counts();
                         watch(started.elapsed(), Progress::setup(done, failed, total));
                     }
+                    () = &mut run => break,
                 }
             }
         }

@@ -14,7 +14,7 @@ use crate::{
     crd::{LoadTest, LoadTestStatus, Phase, RecordsStatus},
     error::Result,
     observe::{self, SetupFailure},
-    pods, setup,
+    pods, progress, setup,
     status::{COND_PROVISIONED, set_condition},
 };
 
@@ -41,7 +41,7 @@ pub async fn prepare(lt: &LoadTest, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-pub async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Next> {
+pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Result<Next> {
     let generation = lt.metadata.generation;
     if let Some(from) = &lt.spec.data_from {
         return reuse(lt, ctx, st, &from.load_test).await;
@@ -61,6 +61,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Ne
     let mut pods = ctx.setup_pods(lt, job.metadata.uid.as_deref());
     pods.sort_by_key(|p| std::cmp::Reverse(p.creation_timestamp()));
     let pod_failure = pods.iter().find_map(observe::setup_pod_failure);
+    progress::provisioning(&mut st, lt, &ctx.ns_api(lt), pods.first(), now()).await;
     let state = match (observe::job_state(&job), pod_failure) {
         (observe::JobState::Succeeded, _) => observe::JobState::Succeeded,
         (_, Some(f)) if is_final(&job, &f) => observe::JobState::Failed(f.to_string()),

@@ -148,6 +148,7 @@ async fn step(lt: &LoadTest, ctx: &Context, st: LoadTestStatus) -> Result<Next> 
     };
     events.append(&mut n.events);
     n.events = events;
+    crate::progress::settle(&mut n.status);
     Ok(n)
 }
 

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::{ResourceExt, runtime::events::EventType};
 
 use super::{
-    context::{Context, runner_ref, unix_us},
+    context::{Context, now, runner_ref, unix_us},
     finishing,
     next::Next,
     rules::{max_interval, max_names, parse_thresholds, run_limit, snapshot_limit},
@@ -18,7 +18,7 @@ use crate::{
     agents::{Channel, RunnerRef, for_all},
     crd::{LoadTest, LoadTestStatus},
     error::{Error, Result},
-    observe, pods,
+    observe, pods, progress,
     results::Pull,
     status,
 };
@@ -63,6 +63,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     if let Some(merged) = &round.merged {
         status::apply_results(&mut st, merged, &status::Subjects::of(&plan_thresholds));
     }
+    progress::running(&mut st, lt, now());
     let alive = found
         .values()
         .filter(|p| observe::pod_failure(p).is_none())

@@ -14,7 +14,7 @@ use crate::{
     agents::{RunnerRef, for_all},
     crd::{LoadTest, LoadTestStatus, Phase},
     error::{Error, Result},
-    netpol, observe, pods,
+    netpol, observe, pods, progress,
     status::{self, COND_RUNNERS_READY, COND_STARTED, set_condition},
 };
 
@@ -69,6 +69,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         .collect();
     st.runners_ready = ready.len() as u32;
     st.runners = Some(status::runners_text(ready.len() as u32, total));
+    progress::starting(&mut st, ready.len() as u32, total, now());
     if ready.len() < total as usize {
         let limit = lt.spec.timeouts.start.map_or(START_TIMEOUT, |d| d.0);
         if in_phase(&st) > limit {
@@ -97,6 +98,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     }
     let at = unix_us() + ctx.config.start_lead.as_micros() as u64;
     started(&mut st, at, total, generation);
+    progress::settle(&mut st);
     // The one status write a phase makes itself: the start instant is
     // stored BEFORE any runner hears it, so that an operator restarted
     // mid-way repeats the same instant (which the agents accept) and never
