@@ -45,6 +45,7 @@ LEAST_PRIVILEGE = {
     ("barrage.dev", "scheduledloadtests"): {"get", "list", "watch"},
     ("barrage.dev", "scheduledloadtests/status"): {"get", "patch", "update"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    ("", "pods/log"): {"get"},
     ("batch", "jobs"): {"get", "list", "watch", "create"},
     ("", "configmaps"): {"get", "create", "patch"},
     ("", "secrets"): {"get", "create", "patch"},

@@ -80,6 +80,10 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list", "watch", "create", "delete"]
+# The tail of a setup pod's log: its progress lines (status.progress).
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create"]

@@ -4,11 +4,15 @@
 //!
 //! Exit status: 0 done; 1 an error (LoadTest not found, API unreachable, bad
 //! arguments, file not writable); 99 with `report --fail-on-verdict` when
-//! the verdict is Failed.
+//! the verdict is Failed. `watch`: 0 Passed, 99 Failed, 1 when the test
+//! ended without a verdict, was deleted, or `--timeout` passed.
 
 use std::{io::IsTerminal, path::PathBuf, process::ExitCode};
 
-use barrage_operator::report::{self, Run, compare, fetch, html, text};
+use barrage_operator::report::{
+    self, Run, compare, fetch, html, text,
+    watch::{self, follow},
+};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -46,6 +50,17 @@ enum Command {
         #[arg(long)]
         fail_on_verdict: bool,
     },
+    /// Follow a LoadTest to its end: phase, elapsed and remaining time,
+    /// runners, req/s, p95, errors, thresholds and progress, redrawn in place
+    /// on a terminal (a line per change when piped); then its summary.
+    /// Exits 0 Passed, 99 Failed, 1 without a verdict, deleted or timed out.
+    Watch {
+        /// The LoadTest: NAME or NAMESPACE/NAME.
+        name: String,
+        /// Give up after this long (e.g. 30m), with exit status 1.
+        #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+        timeout: Option<std::time::Duration>,
+    },
     /// Two runs side by side, total and per request, with the changes beyond
     /// the noise threshold marked better or worse.
     Compare {
@@ -63,6 +78,10 @@ enum Command {
 }
 
 const VERDICT_FAILED: u8 = 99;
+
+fn parse_timeout(s: &str) -> Result<std::time::Duration, String> {
+    barrage_runner::duration::parse_duration(s)
+}
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
@@ -132,6 +151,26 @@ async fn main() -> ExitCode {
                 return ExitCode::from(VERDICT_FAILED);
             }
             ExitCode::SUCCESS
+        }
+        Command::Watch { name, timeout } => {
+            let (ns, name) = match report::parse_ref(&name, &ns, "NAME") {
+                Ok(r) => r,
+                Err(e) => return fail(e),
+            };
+            let terminal = std::io::stdout().is_terminal();
+            let mut screen = watch::Screen::new(std::io::stdout(), terminal);
+            let ended = follow::follow(&client, &ns, &name, timeout, &mut screen).await;
+            let code = follow::status_of(&ended);
+            match ended {
+                follow::Ended::Error(e) => {
+                    eprintln!("error: {e}");
+                }
+                follow::Ended::Finished(_) => match fetch::run(&client, &ns, &name).await {
+                    Ok(run) => print!("{}", text::render(&run)),
+                    Err(e) => eprintln!("error: the summary could not be read: {e}"),
+                },
+            }
+            ExitCode::from(code)
         }
         Command::Compare {
             a,

@@ -17,6 +17,7 @@ pub mod html;
 pub mod series;
 pub mod svg;
 pub mod text;
+pub mod watch;
 
 use barrage_runner::{report::Report, snapshot::FORMAT_VERSION};
 
