@@ -6,7 +6,9 @@
 # kubeconfig's current context when -n is absent, --json carries the full report, --html
 # writes a page with the plots, --fail-on-verdict exits 99 on a failed verdict, compare
 # marks the slower run worse, and the clear errors (unknown LoadTest; report ConfigMap
-# deleted) hold.
+# deleted) hold. `kubectl barrage watch` follows a third run from its creation to its end
+# (a line per change when piped, then the summary) and exits with its verdict's status:
+# 0 Passed, 99 Failed (an already finished run), 1 for a timeout or an unknown name.
 source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
@@ -119,3 +121,49 @@ kubectl barrage report base -n "$NS" >"$WORK/gone.txt" || fail "report without i
 grep -q "note: the report ConfigMap base-report is missing" "$WORK/gone.txt" || fail "no note about the missing report: $(cat "$WORK/gone.txt")"
 grep -qE "requests \.+ $REQ " "$WORK/gone.txt" || fail "without the report, the status totals are not shown"
 echo "ok: kubectl barrage report/compare through kubectl's plugin mechanism"
+
+# --- watch: follow a run from its creation to its end, as a CI job would ---
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {name: live}
+spec:
+  runners: 2
+  runner: {imagePullPolicy: $E2E_PULL_POLICY}
+  target: {baseUrl: "http://$TARGET_IP:8080"}
+  load: {executor: arrival-rate, rate: 100, duration: 12s}
+  reportInterval: 1s
+  requests:
+    - {name: api, path: /}
+  thresholds: ["p(95) < 45ms"]
+YAML
+# A timeout shorter than the run: exit 1, saying what it waited for.
+rc=0
+kubectl barrage watch live -n "$NS" --timeout 2s >/dev/null 2>"$WORK/timeout.err" || rc=$?
+((rc == 1)) && grep -q "timed out after 2s: LoadTest $NS/live is still" "$WORK/timeout.err" ||
+  fail "watch --timeout 2s should exit 1 with a timeout message (exit $rc: $(cat "$WORK/timeout.err"))"
+# Then to the end: piped, so plain lines (no escape codes), a line per change at a bounded
+# rate, the summary last, and exit 0 for Passed.
+rc=0
+kubectl barrage watch live -n "$NS" --timeout 3m >"$WORK/watch.txt" 2>"$WORK/watch.err" || rc=$?
+cat "$WORK/watch.txt"
+((rc == 0)) || fail "watch of a passing run exited $rc: $(cat "$WORK/watch.err")"
+[[ $(lt_field live .status.verdict) == Passed ]] || fail "live should pass: $(lt_field live .status.message)"
+! grep -q $'\x1b' "$WORK/watch.txt" || fail "watch drew on a pipe as on a terminal"
+grep -qE '^[0-9TZ:-]+ Running · [0-9ms]+ elapsed.* · runners 2/2 · [0-9.]+ req/s' "$WORK/watch.txt" ||
+  fail "watch printed no Running line with runners and req/s"
+grep -qE '^[0-9TZ:-]+ Succeeded · .* · verdict Passed$' "$WORK/watch.txt" || fail "watch printed no final Succeeded line"
+RUNNING_LINES=$(grep -cE '^[0-9TZ:-]+ Running ' "$WORK/watch.txt" || true)
+((RUNNING_LINES >= 1 && RUNNING_LINES <= 6)) || fail "watch printed $RUNNING_LINES Running lines for a 12 s run (at most one per 5 s expected)"
+grep -q "loadtest ........... $NS/live" "$WORK/watch.txt" || fail "watch did not end with the summary"
+[[ $(tail -n 2 "$WORK/watch.txt" | tr -d ' \n') == PASSED ]] || fail "watch's summary does not end with PASSED"
+# A run that already failed: its summary at once, and 99 as with report --fail-on-verdict.
+rc=0
+kubectl barrage watch next -n "$NS" >"$WORK/watch-next.txt" 2>&1 || rc=$?
+((rc == 99)) || fail "watch of a failed run exited $rc, not 99: $(cat "$WORK/watch-next.txt")"
+grep -q "verdict Failed" "$WORK/watch-next.txt" || fail "watch of a failed run does not show its verdict"
+rc=0
+kubectl barrage watch nope -n "$NS" >/dev/null 2>"$WORK/watch-nope.err" || rc=$?
+((rc == 1)) && grep -q "LoadTest nope not found in namespace $NS" "$WORK/watch-nope.err" ||
+  fail "watch of an unknown LoadTest should exit 1 with a clear error (exit $rc: $(cat "$WORK/watch-nope.err"))"
+echo "ok: kubectl barrage watch follows a run to its verdict's exit status"

@@ -7,7 +7,9 @@
 # the last two reuse the first one's records. The target counts what it saw
 # (/auth/stats), so each policy is checked from outside as well as against
 # the LoadTest's own distinct-record count. A setup whose users fail ends
-# Failed with the count and the first errors in its status.
+# Failed with the count and the first errors in its status. A slow setup shows
+# its progress (users done of N, from the setup pod's progress lines) in
+# status.progress while it provisions, cleared once the test ends.
 source "$(dirname "$0")/../lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 
@@ -15,7 +17,11 @@ NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
 
 # The target with its auth flow, configured as in examples/auth-target.yaml.
-k -n "$NS" create configmap target-config --from-file=config.yaml="$ROOT/examples/auth-target.yaml" >/dev/null
+# Plus one slow route, for a setup slow enough to watch its progress.
+TARGET_CFG=$(mktemp)
+{ cat "$ROOT/examples/auth-target.yaml"; echo "  - {method: GET, path: /api/slow, body: ok, latency: 250ms}"; } >"$TARGET_CFG"
+k -n "$NS" create configmap target-config --from-file=config.yaml="$TARGET_CFG" >/dev/null
+rm -f "$TARGET_CFG"
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: Pod
@@ -157,3 +163,50 @@ echo "dupes: $MSG"
 k -n "$NS" get events --field-selector involvedObject.name=dupes -o jsonpath='{.items[*].message}' | grep -q "setup failed for 4 of 5 users" ||
   fail "no event carries the setup failure"
 echo "ok: failed setup"
+
+# --- Progress: 60 users one at a time, 250 ms each (about 15 s). While it
+# provisions, status.progress counts users done of 60 from the setup pod's
+# progress lines (read at most every 5 s); it is gone once the test ends.
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {name: slow}
+spec:
+  runners: 1
+  runner: {imagePullPolicy: $E2E_PULL_POLICY}
+  timeouts: {setup: 3m}
+  setup:
+    users: 60
+    concurrency: 1
+    vars: {n: "{{ randInt(1, 9) }}"}
+    steps: [{name: slow, path: /api/slow}]
+  target: {baseUrl: "http://$TARGET_IP:8080"}
+  load: {users: 1, iterations: 2}
+  requests: [{name: slow, path: /api/slow}]
+YAML
+SEEN_TOTAL=0 SEEN_MID=""
+deadline=$((SECONDS + 180))
+while :; do
+  phase=$(lt_field slow .status.phase 2>/dev/null || true)
+  [[ $phase == Provisioning || $phase == Pending || -z $phase ]] || break
+  ((SECONDS < deadline)) || fail "slow: still $phase after 180 s"
+  read -r stage unit ndone total < <(k -n "$NS" get loadtest slow \
+    -o jsonpath='{.status.progress.stage} {.status.progress.unit} {.status.progress.done} {.status.progress.total}{"\n"}' 2>/dev/null || true) || true
+  if [[ $stage == setup ]]; then
+    [[ $unit == users && $total == 60 ]] || fail "slow: progress is not users of 60: $(lt_field slow .status.progress)"
+    SEEN_TOTAL=1
+    if ((ndone > 0 && ndone < 60)); then SEEN_MID="$(lt_field slow .status.progress.text)"; fi
+  fi
+  sleep 0.5
+done
+((SEEN_TOTAL)) || fail "slow: status.progress never showed the setup"
+[[ -n $SEEN_MID ]] || fail "slow: status.progress never showed users done part way (read from the setup pod's log)"
+echo "slow: progress seen while provisioning: $SEEN_MID"
+[[ $SEEN_MID == *"/60 users"* ]] || fail "slow: the progress text is not 'N/60 users ...': $SEEN_MID"
+# The setup pod's log carries the documented progress lines.
+SETUP_LOG=$(k -n "$NS" logs job/slow-setup -c setup 2>&1 || true)
+grep -q '^barrage-progress done=60 total=60$' <<<"$SETUP_LOG" ||
+  fail "slow: the setup pod's log has no final progress line: $(tail -n 5 <<<"$SETUP_LOG")"
+wait_lt_phase slow 120 Succeeded >/dev/null
+[[ -z $(lt_field slow .status.progress) ]] || fail "slow: status.progress stays after the end: $(lt_field slow .status.progress)"
+echo "ok: provisioning progress"
