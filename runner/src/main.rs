@@ -629,10 +629,8 @@ async fn provision_shown(
     let bar = local::stderr_is_terminal();
     let mut show = progress::show::Show::new(human, bar, machine, Some(setup.users as u64));
     let every = std::time::Duration::from_millis(250);
-    let p = provision::run_watched(setup, timeout, Some(every), |at, now| {
-        show.update(at, &now)
-    })
-    .await;
+    let p =
+        provision::run_watched(setup, timeout, Some(every), |at, now| show.update(at, &now)).await;
     show.finish(p.elapsed, &p.progress());
     p
 }

@@ -1162,7 +1162,12 @@ fn setup_writes_one_record_per_user_and_run_provisions_first() {
     // for people on stderr, no bar.
     let last = out.stdout.lines().last().unwrap_or_default();
     assert_eq!(last, "barrage-progress done=12 total=12", "{out:?}");
-    assert!(out.stdout.lines().all(|l| l.starts_with("barrage-progress done=")), "{out:?}");
+    assert!(
+        out.stdout
+            .lines()
+            .all(|l| l.starts_with("barrage-progress done=")),
+        "{out:?}"
+    );
     assert!(out.stderr.contains("  12/12 users"), "{out:?}");
     assert!(!out.stderr.contains('\r'), "{out:?}");
     let text = std::fs::read_to_string(&records).unwrap();

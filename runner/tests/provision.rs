@@ -253,7 +253,10 @@ async fn progress_is_told_while_users_are_provisioned() {
     let srv = target().await;
     // One at a time, half of them failing (the same email registers once).
     let yaml = example(&srv, 12)
-        .replace("email: \"{{ email }}\"", "email: \"{{ randInt(1, 6) }}@example.test\"")
+        .replace(
+            "email: \"{{ email }}\"",
+            "email: \"{{ randInt(1, 6) }}@example.test\"",
+        )
         .replace("concurrency: 10", "concurrency: 1");
     let (sp, prefix) = provision::from_str(&yaml).unwrap();
     let setup = provision::compile(&sp, prefix).unwrap();
@@ -270,7 +273,10 @@ async fn progress_is_told_while_users_are_provisioned() {
     );
     for w in seen.windows(2) {
         let ((t0, a), (t1, b)) = (&w[0], &w[1]);
-        assert!(t1 >= t0 && b.done >= a.done && b.failed >= a.failed, "{seen:?}");
+        assert!(
+            t1 >= t0 && b.done >= a.done && b.failed >= a.failed,
+            "{seen:?}"
+        );
         assert!(b.failed <= b.done && b.done <= 12, "{seen:?}");
     }
     // The final count is every user, the failed ones as the result says.

@@ -20,17 +20,27 @@ fn the_rate_and_estimate_come_from_the_previous_status() {
     let second = advance(Some(&first), users(150, 2), at("00:05"));
     assert_eq!(second.per_second, Some(10.0));
     assert_eq!(second.remaining_seconds, Some(85));
-    assert_eq!(second.text, "150/1000 users (2 failed), 10/s, about 1m25s left");
+    assert_eq!(
+        second.text,
+        "150/1000 users (2 failed), 10/s, about 1m25s left"
+    );
     // A stall lowers the rate and lengthens the estimate, once REFRESH passed.
     let early = advance(Some(&second), users(150, 2), at("00:07"));
-    assert_eq!(early, second, "nothing moved within REFRESH: the status stands");
+    assert_eq!(
+        early, second,
+        "nothing moved within REFRESH: the status stands"
+    );
     let stalled = advance(Some(&second), users(150, 2), at("00:35"));
     assert!(stalled.per_second.unwrap() < 4.0, "{stalled:?}");
     assert!(stalled.remaining_seconds.unwrap() > 200, "{stalled:?}");
     // Done: nothing left.
     let done = advance(Some(&stalled), users(1000, 2), at("01:00"));
     assert_eq!(done.remaining_seconds, Some(0));
-    assert!(done.text.starts_with("1000/1000 users (2 failed), "), "{}", done.text);
+    assert!(
+        done.text.starts_with("1000/1000 users (2 failed), "),
+        "{}",
+        done.text
+    );
 }
 
 #[test]
@@ -55,7 +65,10 @@ fn a_new_stage_or_a_count_that_went_back_starts_over() {
     // A previous status without a time (or a bad one) is no base either.
     let mut odd = setup.clone();
     odd.observed_at = Some("yesterday".into());
-    assert_eq!(advance(Some(&odd), users(300, 0), at("00:40")).per_second, None);
+    assert_eq!(
+        advance(Some(&odd), users(300, 0), at("00:40")).per_second,
+        None
+    );
 }
 
 #[test]
@@ -71,7 +84,10 @@ fn the_run_shows_seconds_of_its_length_or_iterations_of_plan() {
     };
     running(&mut st, &timed, at("01:10"));
     let p = st.progress.clone().unwrap();
-    assert_eq!((p.unit.as_str(), p.done, p.total), ("seconds", 70, Some(300)));
+    assert_eq!(
+        (p.unit.as_str(), p.done, p.total),
+        ("seconds", 70, Some(300))
+    );
     assert_eq!(p.remaining_seconds, Some(230));
     assert_eq!(p.text, "1m10s of 5m00s, 3m50s left");
     // Past the planned end (stopping, reporting): held at the length.
@@ -110,7 +126,10 @@ fn the_run_shows_seconds_of_its_length_or_iterations_of_plan() {
     );
     running(&mut st, &counted, at("00:10"));
     let p = st.progress.clone().unwrap();
-    assert_eq!((p.unit.as_str(), p.done, p.total), ("iterations", 10, Some(40)));
+    assert_eq!(
+        (p.unit.as_str(), p.done, p.total),
+        ("iterations", 10, Some(40))
+    );
     // Without its figures yet: seconds, of no known length.
     st.by_journey.clear();
     st.progress = None;

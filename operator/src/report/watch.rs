@@ -163,10 +163,7 @@ pub fn line(lt: &LoadTest, now: Timestamp) -> String {
     if let Some(c) = clock_text(&st, now) {
         parts.push(c);
     }
-    parts.push(format!(
-        "runners {}/{}",
-        st.runners_ready, lt.spec.runners
-    ));
+    parts.push(format!("runners {}/{}", st.runners_ready, lt.spec.runners));
     if st.started_at.is_some() {
         parts.push(format!("{:.1} req/s", st.rps));
         if let Some(l) = &st.latency_ms {

@@ -157,7 +157,10 @@ mod tests {
         assert_eq!(lines.len(), 1 + 8 + 1, "{human}");
         assert_eq!(lines[0], "  0/100 users");
         assert!(lines[1].starts_with("  5/100 users, 4.0/s"), "{}", lines[1]);
-        assert!(lines[9].starts_with("  100/100 users (2 failed)"), "{human}");
+        assert!(
+            lines[9].starts_with("  100/100 users (2 failed)"),
+            "{human}"
+        );
         assert!(!human.contains('\r') && !human.contains('\x1b'));
         let machine = String::from_utf8(show.machine.take().unwrap()).unwrap();
         let m: Vec<&str> = machine.lines().collect();
@@ -191,7 +194,13 @@ mod tests {
         let out = String::from_utf8(show.human.take().unwrap()).unwrap();
         assert_eq!(out.matches('\r').count(), 3);
         assert_eq!(out.matches('\n').count(), 1);
-        assert!(out.ends_with("100/100 users (1 failed), 50/s\x1b[K\n"), "{out:?}");
-        assert!(out.contains("]  50% 50/100 users (1 failed), 50/s, about 1s left"), "{out:?}");
+        assert!(
+            out.ends_with("100/100 users (1 failed), 50/s\x1b[K\n"),
+            "{out:?}"
+        );
+        assert!(
+            out.contains("]  50% 50/100 users (1 failed), 50/s, about 1s left"),
+            "{out:?}"
+        );
     }
 }

@@ -114,7 +114,10 @@ fn text_for_people() {
         failed: 0,
         total: Some(300),
     };
-    assert_eq!(text(&run, Some(1.0), Some(230)), "1m10s of 5m00s, 3m50s left");
+    assert_eq!(
+        text(&run, Some(1.0), Some(230)),
+        "1m10s of 5m00s, 3m50s left"
+    );
     assert_eq!(clock(7322), "2h02m");
     assert_eq!(
         bar(&p, Some(250.0), None, 10),

@@ -155,7 +155,11 @@ async fn provisioning_progress_is_read_from_the_setup_pods_log_at_a_bounded_rate
         .expect(
             Call::get(format!(
                 "{}/log",
-                object(&resource::<k8s_openapi::api::core::v1::Pod>(), NS, "smoke-setup-x1")
+                object(
+                    &resource::<k8s_openapi::api::core::v1::Pod>(),
+                    NS,
+                    "smoke-setup-x1"
+                )
             ))
             .query("container", "setup")
             .query("tailLines", "50")
@@ -203,18 +207,28 @@ async fn provisioning_progress_is_read_from_the_setup_pods_log_at_a_bounded_rate
         .expect(
             Call::get(format!(
                 "{}/log",
-                object(&resource::<k8s_openapi::api::core::v1::Pod>(), NS, "smoke-setup-x1")
+                object(
+                    &resource::<k8s_openapi::api::core::v1::Pod>(),
+                    NS,
+                    "smoke-setup-x1"
+                )
             ))
-            .reply(Reply::text("barrage-progress done=500 failed=3 total=1000\n")),
+            .reply(Reply::text(
+                "barrage-progress done=500 failed=3 total=1000\n",
+            )),
         )
-        .expect(Call::patch(status_path()).body("11/s, about 45s left", |b| {
-            let p = &b["status"]["progress"];
-            let rate = p["perSecond"].as_f64().unwrap_or(0.0);
-            p["done"] == 500
-                && (10.5..11.5).contains(&rate)
-                && (43..=48).contains(&p["remainingSeconds"].as_u64().unwrap_or(0))
-                && p["text"].as_str().is_some_and(|t| t.starts_with("500/1000 users (3 failed), 11/s, about 4"))
-        }))
+        .expect(
+            Call::patch(status_path()).body("11/s, about 45s left", |b| {
+                let p = &b["status"]["progress"];
+                let rate = p["perSecond"].as_f64().unwrap_or(0.0);
+                p["done"] == 500
+                    && (10.5..11.5).contains(&rate)
+                    && (43..=48).contains(&p["remainingSeconds"].as_u64().unwrap_or(0))
+                    && p["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("500/1000 users (3 failed), 11/s, about 4"))
+            }),
+        )
         .serve();
     let ctx = context(client, &[setup_pod()], 0);
     server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();

@@ -124,11 +124,7 @@ pub async fn follow<W: Write>(
 /// The exit status for how the watch ended (see [`super::exit_code`]).
 pub fn status_of(ended: &Ended) -> u8 {
     match ended {
-        Ended::Finished(lt) => lt
-            .status
-            .as_ref()
-            .and_then(exit_code)
-            .unwrap_or(EXIT_ERROR),
+        Ended::Finished(lt) => lt.status.as_ref().and_then(exit_code).unwrap_or(EXIT_ERROR),
         Ended::Error(_) => EXIT_ERROR,
     }
 }

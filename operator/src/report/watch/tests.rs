@@ -111,7 +111,10 @@ fn the_view_shows_phase_clock_runners_figures_progress_and_thresholds() {
         ..Default::default()
     };
     let v = view(&lt(Some(st)), "ns/t", at("00:00")).join("\n");
-    assert!(v.contains("progress ..... setup 412/1000 users (3 failed), 7.1/s, about 1m23s left"), "{v}");
+    assert!(
+        v.contains("progress ..... setup 412/1000 users (3 failed), 7.1/s, about 1m23s left"),
+        "{v}"
+    );
     assert!(!v.contains("throughput"), "{v}");
     let v = view(&lt(None), "ns/t", at("00:00")).join("\n");
     assert!(v.contains("no status yet"), "{v}");
@@ -143,8 +146,14 @@ fn piped_lines_come_per_change_at_a_bounded_rate() {
         lines[0],
         "2026-01-05T03:00:10Z Running · 10s elapsed, 4m50s left · runners 3/3 · 2999.6 req/s · p95 41.3 ms · errors 3 (0.01%) · run 10s of 5m00s"
     );
-    assert!(lines[1].starts_with("2026-01-05T03:00:15Z Running · 15s elapsed, 4m48s left"), "{out}");
-    assert!(lines[2].contains("Succeeded · 5m00s elapsed") && lines[2].ends_with("verdict Passed"), "{out}");
+    assert!(
+        lines[1].starts_with("2026-01-05T03:00:15Z Running · 15s elapsed, 4m48s left"),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("Succeeded · 5m00s elapsed") && lines[2].ends_with("verdict Passed"),
+        "{out}"
+    );
     assert!(!out.contains('\x1b'));
 }
 
@@ -157,7 +166,14 @@ fn a_terminal_gets_the_view_redrawn_in_place() {
     let rows = view(&t, "ns/t", at("00:11")).len();
     let out = String::from_utf8(s.into_inner()).unwrap();
     // The second draw moves up over the first and clears below.
-    assert_eq!(out.matches(&format!("\x1b[{rows}A\r\x1b[J")).count(), 1, "{out:?}");
-    assert!(out.ends_with(&format!("{}\n", view(&t, "ns/t", at("00:11")).last().unwrap())));
+    assert_eq!(
+        out.matches(&format!("\x1b[{rows}A\r\x1b[J")).count(),
+        1,
+        "{out:?}"
+    );
+    assert!(out.ends_with(&format!(
+        "{}\n",
+        view(&t, "ns/t", at("00:11")).last().unwrap()
+    )));
     assert!(out.contains("11s elapsed"));
 }
