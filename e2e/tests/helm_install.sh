@@ -102,6 +102,7 @@ done
 SA=system:serviceaccount:$NS:$REL1
 can() { k auth can-i "$@" --as "$SA" 2>/dev/null || true; }
 [[ $(can create pods -n "$NS") == yes ]] || fail "the operator cannot create pods in its watched namespace"
+[[ $(can get pods --subresource=log -n "$NS") == yes ]] || fail "the operator cannot read a setup pod's log (status.progress)"
 [[ $(can patch loadtests.barrage.dev --subresource=status -n "$NS") == yes ]] || fail "the operator cannot patch LoadTest status"
 [[ $(can update leases.coordination.k8s.io -n "$NS") == yes ]] || fail "the operator cannot update its Lease"
 [[ $(can create loadtests.barrage.dev -n "$NS") == yes ]] || fail "the operator cannot create LoadTests (a ScheduledLoadTest's runs)"
