@@ -53,9 +53,17 @@ fn elapsed(st: &LoadTestStatus, now: Timestamp) -> Option<u64> {
     Some(secs.max(0.0) as u64)
 }
 
-/// Time since the start, and what the run's progress says is left.
+/// Time since the start, and what the run's progress says is left; before
+/// the start, how long the phase has lasted.
 fn clock_text(st: &LoadTestStatus, now: Timestamp) -> Option<String> {
-    let e = elapsed(st, now)?;
+    let Some(e) = elapsed(st, now) else {
+        if st.phase.is_terminal() {
+            return None;
+        }
+        let since: Timestamp = st.phase_since.as_deref()?.parse().ok()?;
+        let secs = now.duration_since(since).as_secs_f64().max(0.0) as u64;
+        return Some(format!("{} in this phase", clock(secs)));
+    };
     let left = st
         .progress
         .as_ref()

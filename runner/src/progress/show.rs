@@ -54,7 +54,6 @@ pub struct Show<H: Write, M: Write> {
     meter: Meter,
     human_pace: Pace,
     machine_pace: Pace,
-    drawn: bool,
 }
 
 impl<H: Write, M: Write> Show<H, M> {
@@ -78,7 +77,6 @@ impl<H: Write, M: Write> Show<H, M> {
                 step: 1,
                 last: None,
             },
-            drawn: false,
         }
     }
 
@@ -104,7 +102,6 @@ impl<H: Write, M: Write> Show<H, M> {
                     bar(p, per_second, remaining, BAR_WIDTH),
                     if last { "\n" } else { "" }
                 );
-                self.drawn = !last;
             } else if self.human_pace.due(at, p.done) || last {
                 let _ = writeln!(h, "  {}", text(p, per_second, remaining));
             }
@@ -115,17 +112,6 @@ impl<H: Write, M: Write> Show<H, M> {
         {
             let _ = writeln!(m, "{}", p.line());
             let _ = m.flush();
-        }
-    }
-
-    /// Ends a bar left drawn (the stage ended without [`Show::finish`]).
-    pub fn clear(&mut self) {
-        if self.drawn
-            && let Some(h) = &mut self.human
-        {
-            let _ = write!(h, "\r\x1b[K");
-            let _ = h.flush();
-            self.drawn = false;
         }
     }
 }

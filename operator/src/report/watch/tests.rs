@@ -102,6 +102,7 @@ fn the_view_shows_phase_clock_runners_figures_progress_and_thresholds() {
     // Provisioning: the setup's progress, no figures yet.
     let st = LoadTestStatus {
         phase: Phase::Provisioning,
+        phase_since: Some("2026-01-05T02:59:40Z".into()),
         progress: Some(ProgressStatus {
             stage: "setup".into(),
             unit: "users".into(),
@@ -113,6 +114,10 @@ fn the_view_shows_phase_clock_runners_figures_progress_and_thresholds() {
     let v = view(&lt(Some(st)), "ns/t", at("00:00")).join("\n");
     assert!(
         v.contains("progress ..... setup 412/1000 users (3 failed), 7.1/s, about 1m23s left"),
+        "{v}"
+    );
+    assert!(
+        v.contains("phase ........ Provisioning · 20s in this phase"),
         "{v}"
     );
     assert!(!v.contains("throughput"), "{v}");
