@@ -111,8 +111,14 @@ fn thresholds(lt: &LoadTest) -> Vec<String> {
         .collect()
 }
 
+/// One row of the view. Control characters (a newline in a message, say)
+/// become spaces: each row must stay one line for the redraw to count them.
 fn row(label: &str, value: &str) -> String {
     let dots = ".".repeat(13usize.saturating_sub(label.chars().count()));
+    let value: String = value
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     format!("  {label} {dots} {value}")
 }
 
@@ -219,7 +225,10 @@ impl<W: Write> Screen<W> {
     pub fn show(&mut self, lt: &LoadTest, title: &str, now: Timestamp) {
         if self.terminal {
             let rows = view(lt, title, now);
-            let mut s = String::new();
+            // Line wrap off while drawing: a row wider than the terminal is
+            // cut rather than wrapped, so the rows to move back over are
+            // the rows drawn.
+            let mut s = String::from("\x1b[?7l");
             if self.drawn > 0 {
                 s += &format!("\x1b[{}A\r\x1b[J", self.drawn);
             }
@@ -227,6 +236,7 @@ impl<W: Write> Screen<W> {
                 s += r;
                 s += "\n";
             }
+            s += "\x1b[?7h";
             self.drawn = rows.len();
             let _ = self.out.write_all(s.as_bytes());
             let _ = self.out.flush();

@@ -121,6 +121,17 @@ fn the_view_shows_phase_clock_runners_figures_progress_and_thresholds() {
         "{v}"
     );
     assert!(!v.contains("throughput"), "{v}");
+    // A message over several lines stays one row.
+    let st = LoadTestStatus {
+        phase: Phase::Failed,
+        message: Some("setup failed:\nuser 1\x1b[31m".into()),
+        ..Default::default()
+    };
+    let v = view(&lt(Some(st)), "ns/t", at("00:00"));
+    assert!(
+        v.contains(&"  message ...... setup failed: user 1 [31m".to_string()),
+        "{v:?}"
+    );
     let v = view(&lt(None), "ns/t", at("00:00")).join("\n");
     assert!(v.contains("no status yet"), "{v}");
 }
@@ -176,9 +187,10 @@ fn a_terminal_gets_the_view_redrawn_in_place() {
         1,
         "{out:?}"
     );
-    assert!(out.ends_with(&format!(
-        "{}\n",
-        view(&t, "ns/t", at("00:11")).last().unwrap()
-    )));
+    let last_row = view(&t, "ns/t", at("00:11")).last().unwrap().clone();
+    assert!(out.ends_with(&format!("{last_row}\n\x1b[?7h")), "{out:?}");
     assert!(out.contains("11s elapsed"));
+    // Each draw turns line wrap off and on again.
+    assert_eq!(out.matches("\x1b[?7l").count(), 2);
+    assert!(out.ends_with("\x1b[?7h"), "{out:?}");
 }
