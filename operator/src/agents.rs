@@ -48,10 +48,11 @@ const SNAPSHOT_BASE: usize = 4 << 20;
 const PER_NAME: usize = 512 << 10;
 const PER_INTERVAL: usize = 16 << 10;
 const SNAPSHOT_MAX: usize = 256 << 20;
-/// The plan's `reportInterval`, or the runner's default.
+/// The plan's `reportInterval`, or the default for its length: the
+/// runners' own function (`compile::report_interval`), so the limits here
+/// are sized by the width the runners will use.
 pub fn report_interval(plan: &Plan) -> Duration {
-    plan.report_interval
-        .map_or(barrage_runner::compile::DEFAULT_INTERVAL, |d| d.0)
+    barrage_runner::compile::report_interval(plan)
 }
 
 /// The most a runner's snapshot of `plan` may take, sized by what it can
@@ -530,13 +531,20 @@ mod tests {
     fn the_snapshot_limit_grows_with_names_and_intervals_up_to_a_cap() {
         let plan = |yaml: &str| -> Plan { serde_yaml_ng::from_str(yaml).unwrap() };
         let base = "target: {baseUrl: 'http://x'}\nload: {users: 1, duration: 10s}\n";
-        let one = plan(&format!("{base}requests: [{{name: a, path: /}}]"));
+        let one = plan(&format!(
+            "{base}reportInterval: 10s\nrequests: [{{name: a, path: /}}]"
+        ));
         let ten_min = Duration::from_secs(600);
         // One name, 600 s / 10 s + 2 intervals.
         assert_eq!(
             snapshot_limit(&one, ten_min),
             (4 << 20) + (512 << 10) + 62 * (16 << 10)
         );
+        // Without reportInterval, by the default the runners take for a
+        // 10 s test (1s): 600 s / 1 s + 2.
+        let default = plan(&format!("{base}requests: [{{name: a, path: /}}]"));
+        assert_eq!(report_interval(&default), Duration::from_secs(1));
+        assert_eq!(max_intervals(&default, ten_min), 602);
         let journey = plan(&format!(
             "{base}requests: [{{name: j, steps: [{{name: s1, path: /}}, {{name: s2, path: /}}]}}]"
         ));

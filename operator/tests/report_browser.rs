@@ -184,6 +184,39 @@ fn points_in(dom: &str, id: &str) -> usize {
         .sum()
 }
 
+/// Series `name` of the SVG chart `id` in the DOM: how many points its
+/// line has, and each marker's (x, y) as its tooltip says them
+/// ("req/s: 10.01s, 98.9/s", "p95: 3s, 12.3 ms").
+fn series_in(dom: &str, id: &str, name: &str) -> (usize, Vec<(f64, f64)>) {
+    let start = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id} in the DOM"));
+    let svg = &dom[start..start + dom[start..].find("</svg>").expect("svg closes")];
+    let from = svg
+        .find(&format!("data-series=\"{name}\""))
+        .unwrap_or_else(|| panic!("no series {name} in #{id}"));
+    let group = &svg[from..from + svg[from..].find("</g>").expect("the group closes")];
+    let points = group
+        .split("points=\"")
+        .skip(1)
+        .map(|p| p[..p.find('"').unwrap()].split_whitespace().count())
+        .sum();
+    let number = |t: &str| -> f64 {
+        let n = t
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .next()
+            .unwrap();
+        n.parse()
+            .unwrap_or_else(|_| panic!("a number at the start of {t:?}"))
+    };
+    let values = group
+        .split(&format!("<title>{name}: "))
+        .skip(1)
+        .map(|t| (number(t), number(&t[t.find(", ").expect("x, y") + 2..])))
+        .collect();
+    (points, values)
+}
+
 /// Lines in chromium's log that tell of a blocked or failed fetch.
 fn fetch_complaints(log: &str) -> Vec<&str> {
     log.lines()
@@ -426,6 +459,106 @@ async fn the_html_comparison_renders_in_a_browser() {
         ],
     );
     assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    if std::env::var_os("BARRAGE_REPORT_OUT").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The README's in-cluster example (examples/loadtest-incluster.yaml, 10 s
+/// at 100 req/s over 2 runners), run for real with the default report
+/// interval, against a target that answers in 15 ms (a service across a
+/// cluster's network), so that requests are in flight when the load ends:
+/// the page draws a curve (at least 10 points per series) whose last point
+/// is the load's rate, not the spike of the one or two responses that
+/// arrive in the graceful stop's few milliseconds (one over 5 ms would be
+/// drawn as 200 req/s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_second_run_draws_a_curve_without_a_spike_at_its_end() {
+    let Some(bin) = chromium() else { return };
+    let srv = spawn_local(
+        ServeConfig::from_yaml_str(
+            "routes:\n\
+             - {method: GET, path: '/schemas/{id}', latency: 15ms}\n\
+             - {method: GET, path: /slow, latency: '10%:50ms, 15ms'}\n",
+        )
+        .unwrap(),
+    )
+    .await
+    .unwrap();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/loadtest-incluster.yaml"),
+    )
+    .unwrap();
+    assert!(example.contains("rate: 100") && example.contains("duration: 10s"));
+    assert!(!example.contains("reportInterval"));
+    let plan = example.replace("http://TARGET_IP:8080", &srv.base_url());
+    let loaded = planfile::from_str(&plan, PathBuf::new()).unwrap();
+    let slots = (0..2).map(|index| Slot { index, count: 2 }).collect();
+    let report = local::run(
+        &loaded,
+        &Options {
+            slots,
+            progress: false,
+        },
+    )
+    .await
+    .unwrap();
+    // The default for a 10 s test.
+    assert_eq!(report.snapshot.interval_us, 1_000_000);
+    let t = &report.summary.total;
+    assert!(
+        (950..=1_050).contains(&t.requests) && t.errors == 0,
+        "{} requests, {} errors",
+        t.requests,
+        t.errors
+    );
+    // Responses did arrive after the last whole interval: the case drawn.
+    assert!(
+        report.snapshot.intervals.iter().any(|i| i.index >= 10),
+        "no tail after 10 s: {:?}",
+        report.snapshot.elapsed_secs()
+    );
+    let run = run_of("incluster", report);
+    let page = html::render(&run);
+    let dir = out_dir("ten-seconds");
+    let file = dir.join("report.html");
+    std::fs::write(&file, &page).unwrap();
+    let browser = Browser {
+        bin,
+        dir: dir.clone(),
+    };
+    let (dom, _) = browser.run(&file, &["--dump-dom"]);
+
+    let (points, rps) = series_in(&dom, "plot-rps", "req/s");
+    assert!(
+        points >= 10 && rps.len() >= 10,
+        "req/s: {points} points, {rps:?}"
+    );
+    for name in ["p50", "p95", "p99"] {
+        let (points, values) = series_in(&dom, "plot-latency", name);
+        assert!(
+            points >= 10 && values.len() >= 10,
+            "{name}: {points} points, {values:?}"
+        );
+    }
+    // A curve over time, not a vertical segment at the end: no two points
+    // closer than half an interval (the tail's few milliseconds are drawn
+    // with the interval before them).
+    assert!(
+        rps.windows(2).all(|w| w[1].0 - w[0].0 >= 0.5),
+        "points too close in time: {rps:?}"
+    );
+    assert!(rps[rps.len() - 1].0 >= 10.0, "{rps:?}");
+    // The steady rate is the plan's, and so is the last point's.
+    let mut steady: Vec<f64> = rps[..rps.len() - 1].iter().map(|p| p.1).collect();
+    steady.sort_by(f64::total_cmp);
+    let median = steady[steady.len() / 2];
+    assert!((90.0..=110.0).contains(&median), "{rps:?}");
+    let last = rps[rps.len() - 1].1;
+    assert!(
+        (last - median).abs() <= 0.1 * median,
+        "the last point ({last} req/s) is off the steady rate ({median}): {rps:?}"
+    );
     if std::env::var_os("BARRAGE_REPORT_OUT").is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -45,16 +45,15 @@ mod thresholds;
 use entries::StepCtx;
 use http::compile_http;
 use load::compile_interval;
-pub use load::{Split, largest_remainder};
+pub use load::{DEFAULT_POINTS, Split, default_interval, largest_remainder, report_interval};
 use scenarios::{Common, Scenarios, check_repeat, compile_scenarios};
-pub use scenarios::{max_journeys, max_names, plan_length};
+pub use scenarios::{max_journeys, max_names, plan_length, planned_length};
 use target::{compile_header, compile_target, compile_tls};
 use thresholds::{Subjects, compile_thresholds};
 
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_GRACEFUL_STOP: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_IN_FLIGHT: u32 = 1000;
-pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 pub const DEFAULT_MIXED_REPEAT: f64 = 0.8;
 
 /// Which share of the plan this runner produces.

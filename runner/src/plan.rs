@@ -58,6 +58,8 @@ pub struct Plan {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Vec<String>>,
     /// Width of the per-interval histograms kept for latency over time.
+    /// Absent: chosen by the test's planned length (1s for a 10s test, at
+    /// most 300 intervals up to 50m, 10s beyond; docs/report.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report_interval: Option<HumanDuration>,
     /// Steps run once after the load ends (delete what the setup made).

@@ -1,12 +1,11 @@
 //! The load model: the level over time (a constant level for a duration,
 //! or stages), this runner's share of the iterations and of `maxInFlight`,
-//! the pauses, and the report interval the test's length allows.
+//! the pauses, and the report interval (by default chosen by the test's
+//! planned length, `default_interval`).
 
 use std::time::Duration;
 
-use super::{
-    DEFAULT_GRACEFUL_STOP, DEFAULT_INTERVAL, DEFAULT_MAX_IN_FLIGHT, LoadPlan, Profile, Slot,
-};
+use super::{DEFAULT_GRACEFUL_STOP, DEFAULT_MAX_IN_FLIGHT, LoadPlan, Profile, Slot};
 use crate::{
     error::{Error, Result},
     limits,
@@ -314,15 +313,79 @@ fn check_stages(stages: &[Stage], concurrency: bool, f: &dyn Fn(&str) -> String)
         .map_err(|m| Error::invalid(f("load.stages"), format!("together {m}")))
 }
 
-/// The plan's `reportInterval`: at least 100ms, at most the longest wait,
-/// and not so short that the test has more intervals than the limit
-/// (`length`: the longest a timed scenario runs, from the test's start).
+/// The widths the default report interval is chosen from, narrowest first.
+/// Each of the first four divides 10s, the one default there was before it
+/// adapted to the test's length, so every window a plan wrote for that
+/// default (a whole number of 10s) is still a whole number of intervals.
+const RUNGS: [Duration; 7] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(10),
+    Duration::from_secs(20),
+    Duration::from_secs(30),
+    Duration::from_secs(60),
+];
+
+/// The narrowest rung that may be chosen for its room in `MAX_INTERVALS`
+/// alone, rather than for the point count (the old fixed default).
+const WIDE: Duration = Duration::from_secs(10);
+
+/// The most intervals the default gives a test up to 50 minutes: a curve
+/// in the plots (a 10s test draws 10 points), yet the per-interval
+/// histograms of a test of minutes fit the report ConfigMap (1 MiB) without
+/// merging, and a runner's snapshot stays small (16 KiB per interval).
+pub const DEFAULT_POINTS: u64 = 300;
+
+/// The report interval of a plan without `reportInterval`, for a test
+/// planned to last `length` (`planned_length`; `None` when the plan does
+/// not say, a closed model that ends by its iterations alone).
+///
+/// The narrowest of 1s, 2s, 5s and 10s that cuts the test into at most
+/// [`DEFAULT_POINTS`] intervals: a 10s test gets 1s (10 points), 5 minutes
+/// 1s (300), 10 minutes 2s, 25 minutes 5s. Longer tests get 10s, as every
+/// test did before (an 8-hour soak: 2,880 intervals; the report merges
+/// them in pairs where the ConfigMap needs it), up to where 10s would make
+/// more than `limits::MAX_INTERVALS` (55h); beyond, the narrowest of 20s,
+/// 30s and 1m that keeps within it. Never wider than 10s where 10s worked,
+/// so windowed thresholds written for the old default still divide.
+///
+/// An unknown length gets 1s: such plans are mostly short (a smoke test, a
+/// pass over a data file); a long one ends after `limits::open_ended` of
+/// it (20,000 intervals, 5h 33m) unless it sets a wider `reportInterval`.
+pub fn default_interval(length: Option<Duration>) -> Duration {
+    let Some(length) = length else {
+        return RUNGS[0];
+    };
+    let count = |w: Duration| length.as_micros().div_ceil(w.as_micros());
+    RUNGS
+        .into_iter()
+        .find(|&w| {
+            count(w) <= u128::from(DEFAULT_POINTS)
+                || (w >= WIDE && count(w) <= u128::from(limits::MAX_INTERVALS))
+        })
+        .unwrap_or(RUNGS[RUNGS.len() - 1])
+}
+
+/// The plan's report interval, read from the plan alone: its
+/// `reportInterval`, or the default for its planned length. The runners
+/// (`compile`) and the operator (which sizes what a runner may send by it)
+/// both take it from here, so they agree.
+pub fn report_interval(plan: &Plan) -> Duration {
+    plan.report_interval
+        .map_or_else(|| default_interval(super::planned_length(plan)), |d| d.0)
+}
+
+/// The plan's report interval ([`report_interval`]): at least 100ms, at
+/// most the longest wait, and not so short that the test has more
+/// intervals than the limit (`length`: the longest a timed scenario runs,
+/// from the test's start).
 pub(super) fn compile_interval(
     plan: &Plan,
     length: Option<Duration>,
     f: &dyn Fn(&str) -> String,
 ) -> Result<Duration> {
-    let interval = plan.report_interval.map_or(DEFAULT_INTERVAL, |d| d.0);
+    let interval = report_interval(plan);
     if interval < Duration::from_millis(100) {
         return Err(Error::invalid(
             f("reportInterval"),

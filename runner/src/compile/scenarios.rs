@@ -269,6 +269,25 @@ pub fn max_journeys(plan: &Plan) -> usize {
         .sum()
 }
 
+/// Every scenario's start time and the load it runs (its own, or for a
+/// weighted scenario or one without its own the top-level load), read from
+/// the plan alone; the one unnamed scenario of a plan without named ones.
+fn scenario_loads(plan: &Plan) -> Vec<(Duration, &Load)> {
+    if plan.scenarios.is_empty() {
+        return vec![(Duration::ZERO, &plan.load)];
+    }
+    plan.scenarios
+        .values()
+        .map(|s| {
+            let l = match (&s.load, s.weight) {
+                (Some(own), None) => own,
+                _ => &plan.load,
+            };
+            (s.start_time.map_or(Duration::ZERO, |d| d.0), l)
+        })
+        .collect()
+}
+
 /// How long `plan`'s load runs from the test's start, read from the plan
 /// alone: the end of its latest scenario (start time plus length; a load
 /// that ends by its iterations alone runs at most `limits::open_ended` of
@@ -282,20 +301,42 @@ pub fn plan_length(plan: &Plan, interval: Duration) -> Duration {
             l.stages.iter().map(|s| s.duration.0).sum()
         }
     };
-    if plan.scenarios.is_empty() {
-        return length(&plan.load);
-    }
-    plan.scenarios
-        .values()
-        .map(|s| {
-            let l = match (&s.load, s.weight) {
-                (Some(own), None) => length(own),
-                _ => length(&plan.load),
-            };
-            s.start_time.map_or(Duration::ZERO, |d| d.0) + l
-        })
+    scenario_loads(plan)
+        .into_iter()
+        .map(|(start, l)| start + length(l))
         .max()
         .unwrap_or_default()
+}
+
+/// How long `plan`'s load is planned to run from the test's start, where
+/// the plan says: the latest end among the scenarios whose length is known
+/// (a duration, stages, or an open model's iterations at its rate, the
+/// time its arrivals take). `None` when no scenario's is (a closed model
+/// that ends by its iterations alone). What the default report interval is
+/// chosen by (`report_interval`); read from the raw plan, so it saturates
+/// rather than overflows on one not yet checked.
+pub fn planned_length(plan: &Plan) -> Option<Duration> {
+    let length = |l: &Load| -> Option<Duration> {
+        if !l.stages.is_empty() {
+            return Some(
+                l.stages
+                    .iter()
+                    .fold(Duration::ZERO, |a, s| a.saturating_add(s.duration.0)),
+            );
+        }
+        if let Some(d) = l.duration {
+            return Some(d.0);
+        }
+        let (n, rate) = (l.iterations?, l.rate?);
+        if l.executor != Executor::ArrivalRate || rate <= 0.0 {
+            return None;
+        }
+        Duration::try_from_secs_f64(n as f64 / rate).ok()
+    };
+    scenario_loads(plan)
+        .into_iter()
+        .filter_map(|(start, l)| Some(start.saturating_add(length(l)?)))
+        .max()
 }
 
 /// A weighted scenario's own `load` may set only its think time and

@@ -342,3 +342,104 @@ fn thresholds_for_scenarios_and_journeys_must_name_the_plan_s() {
     assert!(e.contains("no journey is named \"a\""), "{e}");
     assert!(compile_yaml(&plan("p(99) < 2s for j/s")).is_ok());
 }
+
+#[test]
+fn the_default_interval_follows_the_test_s_length() {
+    let s = Duration::from_secs;
+    for (length, want) in [
+        (None, s(1)),
+        (Some(Duration::from_millis(500)), s(1)),
+        (Some(s(10)), s(1)),
+        (Some(s(300)), s(1)),
+        (Some(s(301)), s(2)),
+        (Some(s(600)), s(2)),
+        (Some(s(1500)), s(5)),
+        (Some(s(1501)), s(10)),
+        (Some(s(3600)), s(10)),
+        (Some(s(8 * 3600)), s(10)),
+        (Some(s(200_000)), s(10)),
+        (Some(s(200_001)), s(20)),
+        (Some(s(100 * 3600)), s(20)),
+        (Some(limits::MAX_LENGTH), s(60)),
+    ] {
+        assert_eq!(default_interval(length), want, "{length:?}");
+    }
+    // Over every length a plan may have: enough points for a curve, within
+    // the limit on intervals, and never wider than the old fixed 10s (nor
+    // one that does not divide it) where 10s was within the limit.
+    let mut secs = 1u64;
+    while secs <= limits::MAX_LENGTH.as_secs() {
+        let w = default_interval(Some(s(secs)));
+        let n = secs.div_ceil(w.as_secs());
+        assert!(n <= limits::MAX_INTERVALS, "{secs}s: {n} intervals");
+        assert!(n >= secs.min(10), "{secs}s: only {n} intervals");
+        if secs <= 10 * limits::MAX_INTERVALS {
+            assert_eq!(10 % w.as_secs(), 0, "{secs}s: {w:?}");
+        }
+        secs = secs * 11 / 10 + 1;
+    }
+}
+
+#[test]
+fn runners_and_operator_read_one_interval_from_the_plan() {
+    let t = "target: {baseUrl: 'http://127.0.0.1:1'}\nrequests: [{name: a, path: /}]\n";
+    let s = Duration::from_secs;
+    for (load, want) in [
+        // The README's in-cluster example: 10 s at 100 req/s.
+        (
+            "load: {executor: arrival-rate, rate: 100, duration: 10s}",
+            s(1),
+        ),
+        ("load: {users: 5, duration: 8h}", s(10)),
+        // Stages add up: 1h.
+        (
+            "load: {stages: [{duration: 10m, target: 5}, {duration: 50m, target: 5}]}",
+            s(10),
+        ),
+        // Too long for 10s intervals: before, an error unless set by hand.
+        ("load: {users: 5, duration: 100h}", s(20)),
+        // An open model's iterations take iterations / rate: 60,000 s.
+        (
+            "load: {executor: arrival-rate, rate: 10, iterations: 600000}",
+            s(10),
+        ),
+        // A closed model's iterations: unknown length.
+        ("load: {users: 1, iterations: 5}", s(1)),
+        (
+            "reportInterval: 250ms\nload: {users: 5, duration: 1h}",
+            Duration::from_millis(250),
+        ),
+    ] {
+        let yaml = format!("{t}{load}\n");
+        let plan: Plan = serde_yaml_ng::from_str(&yaml).unwrap();
+        assert_eq!(report_interval(&plan), want, "{load}");
+        assert_eq!(compile_yaml(&yaml).unwrap().interval, want, "{load}");
+    }
+    // Scenarios: by the latest known end (start time plus length); one
+    // that ends by its iterations alone does not shorten it.
+    let plan: Plan = serde_yaml_ng::from_str(
+        "target: {baseUrl: 'http://127.0.0.1:1'}\n\
+         scenarios:\n\
+         \x20 a: {load: {users: 1, iterations: 3}, requests: [{name: a, path: /}]}\n\
+         \x20 b: {startTime: 4m, load: {users: 1, duration: 2m}, requests: [{name: b, path: /}]}\n",
+    )
+    .unwrap();
+    assert_eq!(planned_length(&plan), Some(s(360)));
+    assert_eq!(report_interval(&plan), s(2));
+}
+
+#[test]
+fn windows_written_for_the_old_default_still_fit() {
+    for load in [
+        "load: {users: 1, duration: 10s}",
+        "load: {users: 1, duration: 20m}",
+        "load: {users: 1, duration: 8h}",
+    ] {
+        let yaml = format!(
+            "target: {{baseUrl: 'http://127.0.0.1:1'}}\nrequests: [{{name: a, path: /}}]\n{load}\n\
+             thresholds: ['error_rate[each 10s] < 1%', 'p(95)[first 10s] < 1s', 'p(95)[last 10s] < 2 * p(95)[first 10s]']\n"
+        );
+        let c = compile_yaml(&yaml).unwrap_or_else(|e| panic!("{load}: {e}"));
+        assert_eq!(c.thresholds.len(), 3);
+    }
+}

@@ -659,7 +659,7 @@ impl<'a> Parser<'a> {
         };
         let divisor = gcd(us, w);
         let default = if l.interval_is_default {
-            ", the default"
+            ", the default for the test's length"
         } else {
             ""
         };

@@ -26,7 +26,10 @@ fn figure(b: &mut String, svg: &str, caption: &str) {
 pub(super) fn plots(b: &mut String, r: &barrage_runner::report::Report) {
     match series::timeline(&r.snapshot) {
         Some(t) => {
-            figure(b, &throughput_chart(&t), "Requests completed per second in each interval; errors per second dashed. A dip to zero is an interval in which nothing completed.");
+            figure(b, &throughput_chart(&t), &format!(
+                "Requests completed per second in each {} interval, over the seconds it covers (the last one ends with the run; a tail shorter than half an interval is drawn with the interval before it); errors per second dashed. A dip to zero is an interval in which nothing completed.",
+                duration(t.interval_secs)
+            ));
             figure(b, &latency_chart(&t), &format!(
                 "Latency percentiles of the requests completed in each {} interval, from the merged interval histograms.{}",
                 duration(t.interval_secs),

@@ -644,7 +644,7 @@ fn windows_must_fit_the_plan() {
         "error_rate[each 15s] < 1%",
         Some(&default),
         17,
-        "reportInterval (10s, the default)",
+        "reportInterval (10s, the default for the test's length)",
     );
     // Fitting windows parse; with no fixed length (iterations), any length.
     for s in [
