@@ -45,8 +45,8 @@ pub const MAX_JSON_CHECKS: usize = 64;
 pub const MAX_CHECK_LABEL: usize = 80;
 
 /// How long a plan that ends by its iterations alone (no `duration`, no
-/// `stages`) may run: as long as 20,000 report intervals (5h 33m at the 1s
-/// default of a plan without a planned length, 55h at 10s), at most 168h. Its series and every figure sized by time then stay
+/// `stages`) may run: as long as 20,000 report intervals (55h at the 10s
+/// default of a plan without a planned length), at most 168h. Its series and every figure sized by time then stay
 /// bounded like a timed plan's; the operator sizes its limits by this too.
 pub fn open_ended(interval: Duration) -> Duration {
     let by_intervals = interval.saturating_mul(u32::try_from(MAX_INTERVALS).unwrap_or(u32::MAX));

@@ -350,12 +350,13 @@ pub const DEFAULT_POINTS: u64 = 300;
 /// 30s and 1m that keeps within it. Never wider than 10s where 10s worked,
 /// so windowed thresholds written for the old default still divide.
 ///
-/// An unknown length gets 1s: such plans are mostly short (a smoke test, a
-/// pass over a data file); a long one ends after `limits::open_ended` of
-/// it (20,000 intervals, 5h 33m) unless it sets a wider `reportInterval`.
+/// An unknown length gets 10s, as before: a plan that ends by its
+/// iterations alone may run as long as `limits::open_ended` allows (20,000
+/// intervals, 55h at 10s), and a finer default would cut that short. A
+/// short one that wants a curve sets `reportInterval`.
 pub fn default_interval(length: Option<Duration>) -> Duration {
     let Some(length) = length else {
-        return RUNGS[0];
+        return WIDE;
     };
     let count = |w: Duration| length.as_micros().div_ceil(w.as_micros());
     RUNGS

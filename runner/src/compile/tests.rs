@@ -347,7 +347,7 @@ fn thresholds_for_scenarios_and_journeys_must_name_the_plan_s() {
 fn the_default_interval_follows_the_test_s_length() {
     let s = Duration::from_secs;
     for (length, want) in [
-        (None, s(1)),
+        (None, s(10)),
         (Some(Duration::from_millis(500)), s(1)),
         (Some(s(10)), s(1)),
         (Some(s(300)), s(1)),
@@ -404,7 +404,7 @@ fn runners_and_operator_read_one_interval_from_the_plan() {
             s(10),
         ),
         // A closed model's iterations: unknown length.
-        ("load: {users: 1, iterations: 5}", s(1)),
+        ("load: {users: 1, iterations: 5}", s(10)),
         (
             "reportInterval: 250ms\nload: {users: 5, duration: 1h}",
             Duration::from_millis(250),
