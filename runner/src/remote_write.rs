@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
 
+pub mod cli;
 pub mod native;
 pub mod proto;
 mod push;
