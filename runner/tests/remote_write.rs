@@ -308,3 +308,182 @@ async fn a_dead_receiver_never_changes_the_run() {
     assert_eq!(d.pushes, 0);
     assert!(d.undelivered > 0, "{d:?}");
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_barrage-runner");
+
+fn plan_file(name: &str, base_url: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "barrage-rw-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    let plan = format!(
+        "target: {{baseUrl: '{base_url}'}}\nload: {{users: 1, iterations: 50}}\nrequests: [{{name: a, path: /}}]\n"
+    );
+    std::fs::write(&p, plan).unwrap();
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_with_a_token_from_the_environment() {
+    use prost::Message as _;
+    let srv = spawn_local(ServeConfig::from_yaml_str("routes: [{path: /}]").unwrap())
+        .await
+        .unwrap();
+    let (url, mut rx) = recorder().await;
+    let plan = plan_file("cli-plan.yaml", &srv.base_url());
+    let args = [
+        "run".to_string(),
+        plan.display().to_string(),
+        "-q".into(),
+        "--out-prometheus".into(),
+        url.clone(),
+        "--out-prometheus-label".into(),
+        "env=test".into(),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(BIN)
+            .args(args)
+            .env("BARRAGE_OUT_PROMETHEUS_TOKEN", TOKEN)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("remote write to {url}: 1 pushes,")),
+        "{stderr}"
+    );
+    assert!(stderr.contains(" 0 undelivered"), "{stderr}");
+    assert!(!stderr.contains(TOKEN));
+    let (head, body) = rx.recv().await.unwrap();
+    assert!(
+        head.contains(&format!("authorization: bearer {TOKEN}")),
+        "{head}"
+    );
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+    let req = proto::WriteRequest::decode(raw.as_slice()).unwrap();
+    let requests = req
+        .timeseries
+        .iter()
+        .find(|ts| {
+            ts.labels
+                .iter()
+                .any(|l| l.value == "barrage_requests_total")
+        })
+        .unwrap();
+    let labels: Vec<_> = requests
+        .labels
+        .iter()
+        .map(|l| (l.name.as_str(), l.value.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [
+            ("__name__", "barrage_requests_total"),
+            ("env", "test"),
+            ("loadtest", "cli-plan"),
+            ("request", "a"),
+            ("status_class", "2xx")
+        ]
+    );
+    assert_eq!(requests.samples[0].value, 50.0);
+    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+}
+
+#[test]
+fn bad_flags_exit_2_naming_the_flag_before_any_load() {
+    let plan = plan_file("p.yaml", "http://127.0.0.1:1");
+    let missing = plan.with_file_name("no-such-token");
+    let bad_ca = plan.clone(); // a plan is no PEM
+    for (extra, flag) in [
+        (vec!["--out-prometheus", "ftp://h/w"], "--out-prometheus:"),
+        (
+            vec!["--out-prometheus", "http://h:99999/w"],
+            "--out-prometheus:",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-header",
+                "no colon",
+            ],
+            "--out-prometheus-header",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-header",
+                "bad name: v",
+            ],
+            "--out-prometheus-header",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-token-file",
+                missing.to_str().unwrap(),
+            ],
+            "--out-prometheus-token-file",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-ca",
+                bad_ca.to_str().unwrap(),
+            ],
+            "--out-prometheus-ca",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-label",
+                "__name__=x",
+            ],
+            "--out-prometheus-label",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-interval",
+                "0s",
+            ],
+            "--out-prometheus-interval",
+        ),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-histograms",
+                "some",
+            ],
+            "--out-prometheus-histograms",
+        ),
+        (vec!["--out-prometheus-header", "A: b"], "--out-prometheus"),
+    ] {
+        let out = std::process::Command::new(BIN)
+            .arg("run")
+            .arg(&plan)
+            .args(&extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{extra:?}: {stderr}");
+        assert!(stderr.contains(flag), "{extra:?}: {stderr}");
+        assert!(
+            !stderr.contains("connect"),
+            "{extra:?}: load was sent: {stderr}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+}
