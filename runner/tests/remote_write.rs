@@ -209,10 +209,12 @@ async fn recorder() -> (String, mpsc::UnboundedReceiver<(String, Vec<u8>)>) {
                     }
                     let body = buf[end + 4..end + 4 + len].to_vec();
                     buf.drain(..end + 4 + len);
+                    // Handed over before the answer, so the sender has
+                    // always been recorded once it has its answer.
+                    let _ = tx.send((head, body));
                     c.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")
                         .await
                         .unwrap();
-                    let _ = tx.send((head, body));
                 }
             });
         }
