@@ -302,9 +302,12 @@ impl Pusher {
 
     fn queue(&self, merged: &Snapshot, at_ms: i64, active_runners: u32, last: bool) {
         let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
+        // A tenth of slack: offers that come once a tick, a little early
+        // or late, are still pushed once per interval, not every other one.
         let interval = self.options.interval.as_millis() as i64;
+        let due = interval - interval / 10;
         let at_ms = match offers.last_ms {
-            Some(prev) if !last && at_ms < prev.saturating_add(interval) => return,
+            Some(prev) if !last && at_ms < prev.saturating_add(due) => return,
             // Two samples of a series at one instant: the receiver refuses
             // the second.
             Some(prev) => at_ms.max(prev + 1),

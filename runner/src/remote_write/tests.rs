@@ -216,3 +216,33 @@ fn endpoints_are_checked() {
         "https://h/x"
     );
 }
+
+/// Offers closer than the interval (less a tenth of slack) are skipped; the
+/// final one always goes, a millisecond after the last if it must.
+#[tokio::test]
+async fn offers_are_taken_once_per_interval() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{port}/w"),
+        headers: vec![],
+        tls: None,
+        timeout: Duration::from_millis(100),
+    };
+    let options = Options {
+        interval: Duration::from_secs(1),
+        histograms: HistogramMode::Quantiles,
+    };
+    let p = Pusher::start(endpoint, Labels::default(), options);
+    let s = Snapshot::empty(1_000_000);
+    // Taken: 0, 950 (within the slack), 1900; skipped: 500, 1000, 1500.
+    for at in [0, 500, 950, 1000, 1500, 1900] {
+        p.offer(&s, at, 1);
+    }
+    let d = p.finish(&s, 1900, 0, Duration::from_millis(50)).await;
+    // Each batch: the dropped counter and the runners gauge.
+    assert_eq!(d.undelivered, 4 * 2, "{d:?}");
+}
