@@ -269,9 +269,9 @@ async fn a_push_is_remote_write_1_0() {
     assert_eq!((h.count_int, h.schema, h.timestamp), (3, 8, 1_000_000));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_receiver_never_changes_the_run() {
-    let h = Hostile::start(|_| Reply::Silent).await;
+/// A run pushing to `url`: every request the target saw is counted, the
+/// run lasts its planned length, and nothing was delivered.
+async fn run_against_a_bad_receiver(url: String) {
     let srv = spawn_local(ServeConfig::from_yaml_str("routes: [{path: /, latency: 1ms}]").unwrap())
         .await
         .unwrap();
@@ -281,7 +281,7 @@ async fn a_dead_receiver_never_changes_the_run() {
     );
     let loaded = planfile::from_str(&plan, PathBuf::new()).unwrap();
     let p = Pusher::start(
-        endpoint(format!("{}/w", h.base_url())),
+        endpoint(url),
         Labels::default(),
         options(HistogramMode::Auto),
     );
@@ -290,15 +290,11 @@ async fn a_dead_receiver_never_changes_the_run() {
         progress: false,
     };
     let report = local::run_pushing(&loaded, &opts, Some(&p)).await.unwrap();
-    // Every request the target saw is counted, and only those.
     assert!(report.summary.total.requests > 100);
     assert_eq!(report.summary.total.errors, 0);
     assert_eq!(srv.hits("/"), report.summary.total.requests);
-    assert!(
-        report.snapshot.elapsed_secs() < 3.5,
-        "{}",
-        report.snapshot.elapsed_secs()
-    );
+    let elapsed = report.snapshot.elapsed_secs();
+    assert!(elapsed < 3.5, "{elapsed}");
     let d = p
         .finish(
             &report.snapshot,
@@ -309,6 +305,34 @@ async fn a_dead_receiver_never_changes_the_run() {
         .await;
     assert_eq!(d.pushes, 0);
     assert!(d.undelivered > 0, "{d:?}");
+    assert_bounded_and_clean(&d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_receiver_never_changes_the_run() {
+    let h = Hostile::start(|_| Reply::Silent).await;
+    run_against_a_bad_receiver(format!("{}/w", h.base_url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_never_changes_the_run() {
+    let h = Hostile::start(|_| {
+        Reply::SendClose(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\nbusy".to_vec(),
+        )
+    })
+    .await;
+    run_against_a_bad_receiver(format!("{}/w", h.base_url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_receiver_never_changes_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    run_against_a_bad_receiver(format!("http://127.0.0.1:{port}/w")).await;
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_barrage-runner");
