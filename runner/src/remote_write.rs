@@ -196,10 +196,20 @@ impl Endpoint {
     }
 }
 
+/// Samples in `series` (a native histogram counts as one, as receivers
+/// count them).
+fn samples(series: &[proto::TimeSeries]) -> usize {
+    series
+        .iter()
+        .map(|ts| ts.samples.len() + ts.histograms.len())
+        .sum()
+}
+
 /// One queued push: the series both ways, compressed, so a receiver that
 /// refuses native histograms gets the quantile series of the same instant.
 struct Batch {
     at_ms: i64,
+    /// Samples of the series sent either way.
     common: usize,
     /// Body and latency samples with native histograms, when they may be sent.
     native: Option<(Vec<u8>, usize)>,
@@ -324,14 +334,14 @@ impl Pusher {
         drop(offers);
         let native_refused = self.shared.lock().native_refused;
         let encode = |latency: Vec<proto::TimeSeries>| {
-            let n = latency.len();
+            let n = samples(&latency);
             let mut timeseries = built.common.clone();
             timeseries.extend(latency);
             (proto::encode(&proto::WriteRequest { timeseries }), n)
         };
         let batch = Batch {
             at_ms,
-            common: built.common.len(),
+            common: samples(&built.common),
             native: match self.options.histograms {
                 HistogramMode::Quantiles => None,
                 _ if native_refused => None,
