@@ -17,8 +17,13 @@
 //! Inside: `proto` declares the protocol's messages (prost's derive, snappy
 //! block compression), `series` turns a snapshot into series (names,
 //! labels, the cardinality bound), `native` maps HdrHistograms onto native
-//! histograms, `push` sends one batch and classifies the answer. The series
-//! and their labels are described in docs/metrics.md.
+//! histograms, `push` sends one batch and classifies the answer (retry,
+//! refused, native histograms refused) with bounded, credential-free
+//! errors; this module keeps the queue and runs the delivery task. `cli`
+//! is `barrage-runner run --out-prometheus` and its flags;
+//! [`client_config`] builds a receiver's TLS config (a private CA, a client
+//! certificate). The series and their labels are described in
+//! docs/metrics.md.
 
 use std::{
     collections::VecDeque,
@@ -450,18 +455,18 @@ async fn deliver(endpoint: Endpoint, mode: HistogramMode, shared: Arc<Shared>) {
                 break;
             };
             let outcome = push::send(&client, &endpoint, body.to_vec()).await;
-            if record(&shared, &endpoint, mode, &batch, samples, outcome) {
+            let Some(after) = record(&shared, &endpoint, mode, &batch, samples, outcome) else {
                 break;
-            }
-            tokio::time::sleep(push::backoff(attempt)).await;
+            };
+            tokio::time::sleep(after.max(push::backoff(attempt))).await;
             attempt += 1;
         }
         tracing::trace!(at_ms = batch.at_ms, "remote write batch done");
     }
 }
 
-/// Books one push's outcome; false when the batch is to be sent again
-/// (after a backoff).
+/// Books one push's outcome; `Some(at least this wait)` when the batch
+/// is to be sent again (after a backoff), `None` when it is done with.
 fn record(
     shared: &Shared,
     endpoint: &Endpoint,
@@ -469,14 +474,14 @@ fn record(
     batch: &Batch,
     samples: u64,
     outcome: push::Outcome,
-) -> bool {
+) -> Option<Duration> {
     let mut st = shared.lock();
     match outcome {
         push::Outcome::Accepted => {
             st.delivery.pushes += 1;
             st.delivery.samples += samples;
             st.in_flight = 0;
-            true
+            None
         }
         push::Outcome::NativeRefused(msg)
             if mode == HistogramMode::Auto && batch.quantiles.is_some() =>
@@ -488,17 +493,17 @@ fn record(
             );
             st.native_refused = true;
             st.in_flight = batch.samples(true);
-            false
+            Some(Duration::ZERO)
         }
         push::Outcome::NativeRefused(msg) | push::Outcome::Refused(msg) => {
             st.delivery.undelivered += st.in_flight;
             st.delivery.last_error = Some(msg);
             st.in_flight = 0;
-            true
+            None
         }
-        push::Outcome::Retry(msg) => {
+        push::Outcome::Retry(msg, after) => {
             st.delivery.last_error = Some(msg);
-            false
+            Some(after.unwrap_or_default())
         }
     }
 }

@@ -513,3 +513,28 @@ fn bad_flags_exit_2_naming_the_flag_before_any_load() {
     }
     let _ = std::fs::remove_dir_all(plan.parent().unwrap());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let h = Hostile::start(|_| {
+        Reply::SendClose(
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 4\r\n\r\nslow"
+                .to_vec(),
+        )
+    })
+    .await;
+    let p = Pusher::start(
+        endpoint(format!("{}/w", h.base_url())),
+        Labels::default(),
+        options(HistogramMode::Quantiles),
+    );
+    let d = p
+        .finish(&snapshot(), 1_000_000, 0, Duration::from_millis(1500))
+        .await;
+    // At 0 and 1 s; the backoff alone would have sent it at 0, 0.1, 0.3, 0.7 s.
+    assert!((1..=2).contains(&h.requests()), "{} requests", h.requests());
+    assert_eq!(
+        (d.undelivered, d.last_error.as_deref()),
+        (10, Some("HTTP 429: slow"))
+    );
+}
