@@ -352,47 +352,60 @@ fn plan_file(name: &str, base_url: &str) -> PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_pushes_with_a_token_from_the_environment() {
+/// `barrage-runner run` of a 50-request plan pushing to a recorder, with
+/// `args` after the URL and `envs` (the auth variables are cleared first);
+/// its stderr and the last request's head and decoded body.
+async fn cli_push(args: &[&str], envs: &[(&str, &str)]) -> (String, String, proto::WriteRequest) {
     use prost::Message as _;
     let srv = spawn_local(ServeConfig::from_yaml_str("routes: [{path: /}]").unwrap())
         .await
         .unwrap();
     let (url, mut rx) = recorder().await;
     let plan = plan_file("cli-plan.yaml", &srv.base_url());
-    let args = [
-        "run".to_string(),
-        plan.display().to_string(),
-        "-q".into(),
-        "--out-prometheus".into(),
-        url.clone(),
-        "--out-prometheus-label".into(),
-        "env=test".into(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("BARRAGE_OUT_PROMETHEUS_TOKEN", TOKEN)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("run")
+        .arg(&plan)
+        .args(["-q", "--out-prometheus", &url])
+        .args(args)
+        .env_remove(remote_write::cli::TOKEN_ENV)
+        .env_remove(remote_write::cli::PASSWORD_ENV)
+        .envs(envs.iter().copied());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("remote write to {url}: 1 pushes,")),
+        stderr.contains(&format!("remote write to {url}: ")),
         "{stderr}"
     );
     assert!(stderr.contains(" 0 undelivered"), "{stderr}");
+    // The final push is the last one (the run waited for it).
+    let (mut head, mut body) = rx.recv().await.unwrap();
+    while let Ok(later) = rx.try_recv() {
+        (head, body) = later;
+    }
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+    (
+        stderr,
+        head,
+        proto::WriteRequest::decode(raw.as_slice()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_with_a_token_from_the_environment() {
+    let (stderr, head, req) = cli_push(
+        &["--out-prometheus-label", "env=test"],
+        &[(remote_write::cli::TOKEN_ENV, TOKEN)],
+    )
+    .await;
     assert!(!stderr.contains(TOKEN));
-    let (head, body) = rx.recv().await.unwrap();
     assert!(
         head.contains(&format!("authorization: bearer {TOKEN}")),
         "{head}"
     );
-    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-    let req = proto::WriteRequest::decode(raw.as_slice()).unwrap();
     let requests = req
         .timeseries
         .iter()
@@ -418,7 +431,37 @@ async fn the_cli_pushes_with_a_token_from_the_environment() {
         ]
     );
     assert_eq!(requests.samples.last().unwrap().value, 50.0);
-    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_with_basic_auth_from_a_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "barrage-rw-pw-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("password");
+    std::fs::write(&pw, "pa55:word\n").unwrap();
+    let (stderr, head, _) = cli_push(
+        &[
+            "--out-prometheus-user",
+            "team-a",
+            "--out-prometheus-password-file",
+            pw.to_str().unwrap(),
+            "--out-prometheus-loadtest",
+            "nightly",
+        ],
+        &[(remote_write::cli::TOKEN_ENV, "ignored-with-basic-auth")],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // base64("team-a:pa55:word")
+    assert!(
+        head.contains("authorization: basic dgvhbs1honbhntu6d29yza=="),
+        "{head}"
+    );
+    assert!(!stderr.contains("pa55"));
 }
 
 #[test]
@@ -496,11 +539,21 @@ fn bad_flags_exit_2_naming_the_flag_before_any_load() {
             "--out-prometheus-histograms",
         ),
         (vec!["--out-prometheus-header", "A: b"], "--out-prometheus"),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-user",
+                "u",
+            ],
+            "--out-prometheus-user",
+        ),
     ] {
         let out = std::process::Command::new(BIN)
             .arg("run")
             .arg(&plan)
             .args(&extra)
+            .env_remove(remote_write::cli::PASSWORD_ENV)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
