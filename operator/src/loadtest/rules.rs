@@ -56,7 +56,7 @@ mod tests {
 
     /// Timed plans are given their length plus the grace; a plan that ends by
     /// its iterations alone as long as its runners let it run (20,000 report
-    /// intervals: of its default 1s, or of its reportInterval), not an hour.
+    /// intervals: of its default 10s, or of its reportInterval), not an hour.
     /// Replies and overdue are sized by this.
     #[test]
     fn the_run_limit_covers_timed_and_iteration_only_plans() {
@@ -64,11 +64,11 @@ mod tests {
         let timed = crate::pods::tests::lt(&format!("{base}load: {{users: 1, duration: 10m}}"));
         assert_eq!(run_limit(&timed), Duration::from_secs(600) + RUN_GRACE);
         let counted = crate::pods::tests::lt(&format!("{base}load: {{users: 1, iterations: 5}}"));
-        assert_eq!(run_limit(&counted), Duration::from_secs(20_000) + RUN_GRACE);
-        let wide = crate::pods::tests::lt(&format!(
-            "{base}reportInterval: 10s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
+        assert_eq!(run_limit(&counted), Duration::from_secs(200_000) + RUN_GRACE);
+        let fine = crate::pods::tests::lt(&format!(
+            "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
         ));
-        assert_eq!(run_limit(&wide), Duration::from_secs(200_000 + 60));
+        assert_eq!(run_limit(&fine), Duration::from_secs(20_000 + 60));
         // Scenarios: until the latest one ends (its start time + length).
         let scenarios = crate::pods::tests::lt(
             "target: {baseUrl: 'http://x'}
