@@ -6,6 +6,7 @@
 //! onStop are in `users`.
 
 use std::{
+    future::Future,
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -13,6 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::{
     sync::Notify,
     task::{JoinError, JoinSet},
@@ -69,11 +71,23 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         .stages
         .iter()
         .all(|s| s.1 == load.profile.start);
+    // HTTP/2 at a constant level: the users of one connection share a task
+    // (see `together`); a ramp spawns and parks users one by one.
+    let connections = match &runner.h2 {
+        Some(pool) if constant => pool.connections(),
+        _ => 0,
+    };
     'load: loop {
         let now = Instant::now();
         let want = share(now - start);
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
+        if connections > 0 && spawned == 0 {
+            for set in together(runner, sc, &shared, want, connections) {
+                users.spawn(set);
+            }
+            spawned = want;
+        }
         while spawned < want {
             users.spawn(user(runner.clone(), sc, shared.clone(), spawned));
             spawned += 1;
@@ -122,6 +136,32 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
             reap(runner, res);
         }
     }
+}
+
+/// Users `0..users` of scenario `sc` grouped by their HTTP/2 connection
+/// (user i uses connection i mod `connections`), each group one task that
+/// polls its users' futures: a read of responses on a connection then wakes
+/// one task, which runs every user it answered and so queues their next
+/// requests together, instead of one task per user, each scheduled (and
+/// perhaps stolen by another worker) on its own. A group ends when all its
+/// users have; aborting it drops them all, which counts their requests in
+/// flight as interrupted, as for users with a task each.
+fn together(
+    runner: &Arc<Runner>,
+    sc: usize,
+    shared: &Arc<Shared>,
+    users: u32,
+    connections: usize,
+) -> Vec<impl Future<Output = ()> + Send + 'static> {
+    let sets: Vec<FuturesUnordered<_>> = (0..connections.min(users as usize))
+        .map(|_| FuturesUnordered::new())
+        .collect();
+    for id in 0..users {
+        sets[id as usize % connections].push(user(runner.clone(), sc, shared.clone(), id));
+    }
+    sets.into_iter()
+        .map(|mut set| async move { while set.next().await.is_some() {} })
+        .collect()
 }
 
 fn reap(runner: &Runner, res: Result<(), JoinError>) {

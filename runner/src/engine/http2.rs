@@ -235,6 +235,12 @@ impl Pool {
         }
     }
 
+    /// How many connections the pool keeps (user i uses connection
+    /// i mod this).
+    pub fn connections(&self) -> usize {
+        self.slots.len()
+    }
+
     /// Lets every connection go: each closes (GOAWAY) once its streams are
     /// done; a later request would make a new one.
     pub fn close(&self) {
