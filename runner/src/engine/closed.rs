@@ -6,7 +6,6 @@
 //! onStop are in `users`.
 
 use std::{
-    future::Future,
     sync::{
         Arc,
         atomic::{AtomicU32, AtomicU64, Ordering},
@@ -21,7 +20,7 @@ use tokio::{
 };
 
 use super::{
-    Flow, Runner,
+    Flow, Runner, http2,
     users::{Gone, Life},
 };
 use crate::limits;
@@ -83,9 +82,7 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
         if connections > 0 && spawned == 0 {
-            for set in together(runner, sc, &shared, want, connections) {
-                users.spawn(set);
-            }
+            together(runner, sc, &shared, want, connections, &mut users);
             spawned = want;
         }
         while spawned < want {
@@ -138,30 +135,48 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
     }
 }
 
-/// Users `0..users` of scenario `sc` grouped by their HTTP/2 connection
-/// (user i uses connection i mod `connections`), each group one task that
-/// polls its users' futures: a read of responses on a connection then wakes
-/// one task, which runs every user it answered and so queues their next
-/// requests together, instead of one task per user, each scheduled (and
-/// perhaps stolen by another worker) on its own. A group ends when all its
-/// users have; aborting it drops them all, which counts their requests in
-/// flight as interrupted, as for users with a task each.
+/// Spawns users `0..users` of scenario `sc` grouped by their HTTP/2
+/// connection (user i uses connection i mod `connections`), each group one
+/// task that polls its users' futures: a read of responses on a connection
+/// then wakes one task, which runs every user it answered and so queues
+/// their next requests together, instead of one task per user, each
+/// scheduled (and perhaps stolen by another worker) on its own.
+///
+/// With one scenario the group also hosts its connection's driver (see
+/// `http2::host`). With several, the connection is shared with the other
+/// scenarios' users, whose streams must not end when this scenario's users
+/// are aborted at its end, so the driver keeps its own task.
+///
+/// A group ends when all its users have; aborting it drops them all, which
+/// counts their requests in flight as interrupted, as for users with a task
+/// each.
 fn together(
     runner: &Arc<Runner>,
     sc: usize,
     shared: &Arc<Shared>,
     users: u32,
     connections: usize,
-) -> Vec<impl Future<Output = ()> + Send + 'static> {
+    tasks: &mut JoinSet<()>,
+) {
     let sets: Vec<FuturesUnordered<_>> = (0..connections.min(users as usize))
         .map(|_| FuturesUnordered::new())
         .collect();
     for id in 0..users {
         sets[id as usize % connections].push(user(runner.clone(), sc, shared.clone(), id));
     }
-    sets.into_iter()
-        .map(|mut set| async move { while set.next().await.is_some() {} })
-        .collect()
+    let hosted = runner.plan.scenarios.len() == 1;
+    for (i, mut set) in sets.into_iter().enumerate() {
+        if hosted {
+            let runner = runner.clone();
+            tasks.spawn(http2::host(set, move |left| {
+                if let Some(pool) = &runner.h2 {
+                    pool.adopt(i, left);
+                }
+            }));
+        } else {
+            tasks.spawn(async move { while set.next().await.is_some() {} });
+        }
+    }
 }
 
 fn reap(runner: &Runner, res: Result<(), JoinError>) {

@@ -56,6 +56,7 @@ use hyper::{
 use tokio::task::AbortHandle;
 
 use self::batch::Batched;
+pub(super) use self::host::{Driver, host};
 use super::{
     Recorder, Resent, client,
     client::{Response, Want},
@@ -191,6 +192,14 @@ impl Slot {
         Some(l.clone())
     }
 
+    /// Runs `driver` in a task of its own, aborted with the pool.
+    fn spawn(&self, driver: Driver) {
+        let driver = tokio::spawn(driver);
+        let mut drivers = self.drivers.lock().unwrap_or_else(|e| e.into_inner());
+        drivers.retain(|d| !d.is_finished());
+        drivers.push(driver.abort_handle());
+    }
+
     /// Drops the connection whose `dead` flag is `bad` from the slot, unless
     /// it was replaced already.
     fn forget(&self, bad: &Arc<AtomicBool>) {
@@ -241,6 +250,14 @@ impl Pool {
         self.slots.len()
     }
 
+    /// Takes the drivers of connection `i` that a hosting task still had
+    /// when its users were done (see `host`): each gets a task of its own.
+    pub fn adopt(&self, i: usize, drivers: Vec<Driver>) {
+        for d in drivers {
+            self.slots[i % self.slots.len()].spawn(d);
+        }
+    }
+
     /// Lets every connection go: each closes (GOAWAY) once its streams are
     /// done; a later request would make a new one.
     pub fn close(&self) {
@@ -288,20 +305,39 @@ where
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let dead = Arc::new(AtomicBool::new(false));
-    let flag = dead.clone();
-    let driver = tokio::spawn(async move {
-        // Its error reaches each stream on it; nothing more to do here.
-        let _ = Batched::new(conn).await;
-        flag.store(true, Ordering::Release);
-    });
-    let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
-    drivers.retain(|d| !d.is_finished());
-    drivers.push(driver.abort_handle());
+    let ended = Ended(dead.clone());
+    // Its error reaches each stream on it; nothing more to do here. Hosted
+    // by the users' task, the driver is polled after them (see `host`);
+    // in a task of its own, once per burst of wake-ups (see `batch`).
+    if host::hosting() {
+        let driver: Driver = Box::pin(async move {
+            let _ended = ended;
+            let _ = conn.await;
+        });
+        if let Err(driver) = host::hand(driver) {
+            slot.spawn(driver);
+        }
+    } else {
+        slot.spawn(Box::pin(async move {
+            let _ended = ended;
+            let _ = Batched::new(conn).await;
+        }));
+    }
     Ok(Live {
         send,
         dead,
         opened: 1,
     })
+}
+
+/// Marks a connection dead when its driver ends, or is dropped unfinished
+/// (aborted, or with the task that hosted it).
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Our side's settings: the limits that bound what a server can make us hold.
@@ -502,5 +538,6 @@ fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Requ
 }
 
 mod batch;
+mod host;
 #[cfg(test)]
 mod tests;
