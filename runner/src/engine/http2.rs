@@ -506,7 +506,9 @@ fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Requ
         return None;
     };
     let mut authority = None;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Not sized by the parsed headers: Host, often the only one, does not go
+    // in, and an empty map costs no allocation.
+    let mut headers = HeaderMap::new();
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         if name == hyper::header::HOST {
