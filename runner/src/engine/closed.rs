@@ -4,6 +4,9 @@
 //! total (of a weighted scenario: its part of it, `LoadPlan::users_at`), so N
 //! runners together run exactly the scenario's users. A user's onStart and
 //! onStop are in `users`.
+//!
+//! Each user is a task of its own, except over HTTP/2 at a constant level,
+//! where the users of one connection share one task (see `together`).
 
 use std::{
     sync::{

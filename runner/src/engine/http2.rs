@@ -13,7 +13,11 @@
 //! the open model's iteration n takes slot n mod `connections`), so N users
 //! share the connections evenly, and the users that one read of responses
 //! wakes all send their next requests on that same connection, which its
-//! driver then writes together (see `batch`). A connection whose server
+//! driver then writes together. At a constant level of one scenario, a
+//! connection's users and its driver run as one task, the driver polled
+//! after the users it woke (see `host`); elsewhere (ramps, several
+//! scenarios, the open model) the driver has a task of its own, polled once
+//! per burst of wake-ups (see `batch`). A connection whose server
 //! allows fewer concurrent streams than are asked for queues the rest inside
 //! `h2` until a stream ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected,
 //! never exceeded).
