@@ -368,6 +368,37 @@ scenarios:
     assert_eq!(r.snapshot.connections.opened(), 2);
 }
 
+/// A scenario whose users are cut off at its end (gracefulStop) does not
+/// take the shared HTTP/2 connection down with them: the other scenario's
+/// streams on it, in flight at that moment, finish, none fails. (The cut
+/// scenario connects first, so that its users' task would host the
+/// connection's driver if drivers were hosted with several scenarios.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scenario_cut_off_at_its_end_leaves_the_shared_http2_connection_to_the_others() {
+    let srv = server("routes: [{path: /a}, {path: /hang, latency: 10s}]").await;
+    let plan = format!(
+        "target: {{baseUrl: '{}', http: \"2\", connections: 1, timeout: 1m}}
+scenarios:
+  cut: {{load: {{users: 2, duration: 200ms, gracefulStop: 50ms}}, requests: [{{name: r, path: /hang}}]}}
+  busy: {{startTime: 100ms, load: {{users: 4, duration: 600ms}}, requests: [{{name: r, path: /a}}]}}
+",
+        srv.base_url()
+    );
+    let r = run_workers(&plan, PathBuf::new(), 1).await;
+    let cut = &r.snapshot.requests["cut/r"];
+    assert_eq!(cut.count(), 2);
+    assert_eq!(cut.errors.values().sum::<u64>(), 2, "both cut off");
+    let busy = &r.snapshot.requests["busy/r"];
+    assert!(busy.count() > 10, "busy ran: {}", busy.count());
+    assert!(
+        busy.errors.is_empty(),
+        "busy lost streams: {:?}",
+        busy.errors
+    );
+    assert_eq!(srv.hits("/a"), busy.count());
+    assert_eq!(r.snapshot.connections.opened(), 1);
+}
+
 /// At the end of a timed test each user's onStop runs whole, its pauses
 /// included (the scenario's end does not cut them: only an interrupt
 /// does), and is a journey pass of its own.

@@ -4,6 +4,9 @@
 //! total (of a weighted scenario: its part of it, `LoadPlan::users_at`), so N
 //! runners together run exactly the scenario's users. A user's onStart and
 //! onStop are in `users`.
+//!
+//! Each user is a task of its own, except over HTTP/2 at a constant level,
+//! where the users of one connection share one task (see `together`).
 
 use std::{
     sync::{
@@ -13,13 +16,14 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::{
     sync::Notify,
     task::{JoinError, JoinSet},
 };
 
 use super::{
-    Flow, Runner,
+    Flow, Runner, http2,
     users::{Gone, Life},
 };
 use crate::limits;
@@ -69,11 +73,21 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         .stages
         .iter()
         .all(|s| s.1 == load.profile.start);
+    // HTTP/2 at a constant level: the users of one connection share a task
+    // (see `together`); a ramp spawns and parks users one by one.
+    let connections = match &runner.h2 {
+        Some(pool) if constant => pool.connections(),
+        _ => 0,
+    };
     'load: loop {
         let now = Instant::now();
         let want = share(now - start);
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
+        if connections > 0 && spawned == 0 {
+            together(runner, sc, &shared, want, connections, &mut users);
+            spawned = want;
+        }
         while spawned < want {
             users.spawn(user(runner.clone(), sc, shared.clone(), spawned));
             spawned += 1;
@@ -120,6 +134,50 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         users.abort_all();
         while let Some(res) = users.join_next().await {
             reap(runner, res);
+        }
+    }
+}
+
+/// Spawns users `0..users` of scenario `sc` grouped by their HTTP/2
+/// connection (user i uses connection i mod `connections`), each group one
+/// task that polls its users' futures: a read of responses on a connection
+/// then wakes one task, which runs every user it answered and so queues
+/// their next requests together, instead of one task per user, each
+/// scheduled (and perhaps stolen by another worker) on its own.
+///
+/// With one scenario the group also hosts its connection's driver (see
+/// `http2::host`). With several, the connection is shared with the other
+/// scenarios' users, whose streams must not end when this scenario's users
+/// are aborted at its end, so the driver keeps its own task.
+///
+/// A group ends when all its users have; aborting it drops them all, which
+/// counts their requests in flight as interrupted, as for users with a task
+/// each.
+fn together(
+    runner: &Arc<Runner>,
+    sc: usize,
+    shared: &Arc<Shared>,
+    users: u32,
+    connections: usize,
+    tasks: &mut JoinSet<()>,
+) {
+    let sets: Vec<FuturesUnordered<_>> = (0..connections.min(users as usize))
+        .map(|_| FuturesUnordered::new())
+        .collect();
+    for id in 0..users {
+        sets[id as usize % connections].push(user(runner.clone(), sc, shared.clone(), id));
+    }
+    let hosted = runner.plan.scenarios.len() == 1;
+    for (i, mut set) in sets.into_iter().enumerate() {
+        if hosted {
+            let runner = runner.clone();
+            tasks.spawn(http2::host(set, move |left| {
+                if let Some(pool) = &runner.h2 {
+                    pool.adopt(i, left);
+                }
+            }));
+        } else {
+            tasks.spawn(async move { while set.next().await.is_some() {} });
         }
     }
 }

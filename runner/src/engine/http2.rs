@@ -13,7 +13,11 @@
 //! the open model's iteration n takes slot n mod `connections`), so N users
 //! share the connections evenly, and the users that one read of responses
 //! wakes all send their next requests on that same connection, which its
-//! driver then writes together (see `batch`). A connection whose server
+//! driver then writes together. At a constant level of one scenario, a
+//! connection's users and its driver run as one task, the driver polled
+//! after the users it woke (see `host`); elsewhere (ramps, several
+//! scenarios, the open model) the driver has a task of its own, polled once
+//! per burst of wake-ups (see `batch`). A connection whose server
 //! allows fewer concurrent streams than are asked for queues the rest inside
 //! `h2` until a stream ends (SETTINGS_MAX_CONCURRENT_STREAMS is respected,
 //! never exceeded).
@@ -56,6 +60,7 @@ use hyper::{
 use tokio::task::AbortHandle;
 
 use self::batch::Batched;
+pub(super) use self::host::{Driver, host};
 use super::{
     Recorder, Resent, client,
     client::{Response, Want},
@@ -191,6 +196,14 @@ impl Slot {
         Some(l.clone())
     }
 
+    /// Runs `driver` in a task of its own, aborted with the pool.
+    fn spawn(&self, driver: Driver) {
+        let driver = tokio::spawn(driver);
+        let mut drivers = self.drivers.lock().unwrap_or_else(|e| e.into_inner());
+        drivers.retain(|d| !d.is_finished());
+        drivers.push(driver.abort_handle());
+    }
+
     /// Drops the connection whose `dead` flag is `bad` from the slot, unless
     /// it was replaced already.
     fn forget(&self, bad: &Arc<AtomicBool>) {
@@ -232,6 +245,20 @@ impl Pool {
             tls,
             slots: (0..connections.max(1)).map(|_| Slot::default()).collect(),
             stream_budget: STREAM_BUDGET,
+        }
+    }
+
+    /// How many connections the pool keeps (user i uses connection
+    /// i mod this).
+    pub fn connections(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Takes the drivers of connection `i` that a hosting task still had
+    /// when its users were done (see `host`): each gets a task of its own.
+    pub fn adopt(&self, i: usize, drivers: Vec<Driver>) {
+        for d in drivers {
+            self.slots[i % self.slots.len()].spawn(d);
         }
     }
 
@@ -282,20 +309,39 @@ where
         .await
         .map_err(|_| ErrorKind::Connect)?;
     let dead = Arc::new(AtomicBool::new(false));
-    let flag = dead.clone();
-    let driver = tokio::spawn(async move {
-        // Its error reaches each stream on it; nothing more to do here.
-        let _ = Batched::new(conn).await;
-        flag.store(true, Ordering::Release);
-    });
-    let mut drivers = slot.drivers.lock().unwrap_or_else(|e| e.into_inner());
-    drivers.retain(|d| !d.is_finished());
-    drivers.push(driver.abort_handle());
+    let ended = Ended(dead.clone());
+    // Its error reaches each stream on it; nothing more to do here. Hosted
+    // by the users' task, the driver is polled after them (see `host`);
+    // in a task of its own, once per burst of wake-ups (see `batch`).
+    if host::hosting() {
+        let driver: Driver = Box::pin(async move {
+            let _ended = ended;
+            let _ = conn.await;
+        });
+        if let Err(driver) = host::hand(driver) {
+            slot.spawn(driver);
+        }
+    } else {
+        slot.spawn(Box::pin(async move {
+            let _ended = ended;
+            let _ = Batched::new(conn).await;
+        }));
+    }
     Ok(Live {
         send,
         dead,
         opened: 1,
     })
+}
+
+/// Marks a connection dead when its driver ends, or is dropped unfinished
+/// (aborted, or with the task that hosted it).
+struct Ended(Arc<AtomicBool>);
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
 /// Our side's settings: the limits that bound what a server can make us hold.
@@ -464,7 +510,9 @@ fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Requ
         return None;
     };
     let mut authority = None;
-    let mut headers = HeaderMap::with_capacity(parsed.headers.len());
+    // Not sized by the parsed headers: Host, often the only one, does not go
+    // in, and an empty map costs no allocation.
+    let mut headers = HeaderMap::new();
     for h in parsed.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
         if name == hyper::header::HOST {
@@ -496,5 +544,6 @@ fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Requ
 }
 
 mod batch;
+mod host;
 #[cfg(test)]
 mod tests;

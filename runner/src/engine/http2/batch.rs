@@ -1,6 +1,7 @@
 //! Polls a connection's driver once per burst of wake-ups rather than once
 //! per wake-up, so that the streams its users open in one go leave in one
-//! write.
+//! write. For a driver in a task of its own; one hosted by its users' task
+//! (see `host`) gets the same batching from the order of the polls.
 //!
 //! Every `send_request` wakes the connection's driver. Polled at once (and
 //! tokio's LIFO slot runs a task woken by the running one right after it),
