@@ -208,13 +208,16 @@ pub async fn run_watched(
         None => runner.run().await,
         Some(every) => {
             let total = Some(c.users as u64);
-            let mut tick = tokio::time::interval(every);
+            // The first report before any user starts (an interval's first
+            // tick may wait for the timer driver on a busy machine).
+            let (done, failed) = runner.journal_counts();
+            watch(started.elapsed(), Progress::setup(done, failed, total));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let run = runner.run();
             tokio::pin!(run);
             loop {
                 tokio::select! {
-                    // The tick first: the first report comes before any user starts.
                     biased;
                     _ = tick.tick() => {
                         let (done, failed) = runner.journal_counts();

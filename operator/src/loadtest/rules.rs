@@ -64,7 +64,10 @@ mod tests {
         let timed = crate::pods::tests::lt(&format!("{base}load: {{users: 1, duration: 10m}}"));
         assert_eq!(run_limit(&timed), Duration::from_secs(600) + RUN_GRACE);
         let counted = crate::pods::tests::lt(&format!("{base}load: {{users: 1, iterations: 5}}"));
-        assert_eq!(run_limit(&counted), Duration::from_secs(200_000) + RUN_GRACE);
+        assert_eq!(
+            run_limit(&counted),
+            Duration::from_secs(200_000) + RUN_GRACE
+        );
         let fine = crate::pods::tests::lt(&format!(
             "{base}reportInterval: 1s\nload: {{users: 1, iterations: 5}}\ntimeouts: {{runGrace: 1m}}"
         ));
