@@ -123,6 +123,7 @@ pub fn context_with_store(
         agent_port,
         start_lead: Duration::from_millis(200),
         network_policy: None,
+        remote_write: None,
     };
     let reporter = Reporter {
         controller: "barrage-operator".into(),
