@@ -62,7 +62,11 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
     {
         return Err(invalid("spec.collectInterval", "must be at least 500ms"));
     }
-    if let Some(rw) = spec.output.as_ref().and_then(|o| o.prometheus_remote_write.as_ref()) {
+    if let Some(rw) = spec
+        .output
+        .as_ref()
+        .and_then(|o| o.prometheus_remote_write.as_ref())
+    {
         remote_write::spec::validate(rw)?;
     }
     // `{{ env.X }}` is resolved inside the pods, from their env: any name

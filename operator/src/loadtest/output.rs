@@ -12,10 +12,7 @@
 
 use std::time::Duration;
 
-use barrage_runner::{
-    remote_write::Pusher,
-    snapshot::Snapshot,
-};
+use barrage_runner::{remote_write::Pusher, snapshot::Snapshot};
 use kube::{ResourceExt, runtime::events::EventType};
 use tracing::warn;
 

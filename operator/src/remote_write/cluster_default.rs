@@ -138,7 +138,8 @@ impl ClusterDefault {
         let tls = match &self.tls {
             None => None,
             Some(t) => {
-                let opt = |name: &str, p: &Option<PathBuf>| p.as_ref().map(|p| read(name, p)).transpose();
+                let opt =
+                    |name: &str, p: &Option<PathBuf>| p.as_ref().map(|p| read(name, p)).transpose();
                 Some(TlsMaterial {
                     ca: opt("tls.caFile", &t.ca_file)?,
                     cert: opt("tls.certFile", &t.cert_file)?,

@@ -97,7 +97,8 @@ fn authorization(auth: Auth) -> Result<Option<String>, String> {
             // A trailing newline is the file's (`kubectl create secret
             // --from-file`); any other character is the password's.
             let p = text(&password)?.trim_end_matches(['\n', '\r']).to_string();
-            let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{p}"));
+            let encoded =
+                base64::engine::general_purpose::STANDARD.encode(format!("{username}:{p}"));
             header_value(&password, format!("Basic {encoded}"))?
         }
     };
@@ -122,32 +123,10 @@ fn header_value(v: &Value, value: String) -> Result<String, String> {
 /// PKI roots; presents the client certificate; checks the receiver's
 /// certificate against `server_name` instead of the URL's host when given.
 fn client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, String> {
-    let provider = provider();
-    let mut roots = RootCertStore::empty();
-    match &m.ca {
-        Some(ca) => {
-            for c in certs_from_pem(&ca.bytes).map_err(|e| format!("{} {e}", ca.at))? {
-                roots
-                    .add(c)
-                    .map_err(|_| format!("{} holds a certificate that is not a valid CA", ca.at))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .map_err(|e| format!("the receiver's trust roots: {e}"))?;
-    let verifier: Arc<dyn ServerCertVerifier> = match &m.server_name {
-        Some(n) => Arc::new(Named {
-            inner: webpki,
-            name: ServerName::try_from(n.clone())
-                .map_err(|_| format!("{n:?} is not a DNS name or an IP address"))?,
-        }),
-        None => webpki,
-    };
+    let verifier = verifier(m.ca.as_ref(), m.server_name.as_deref())?;
     // `dangerous` is only rustls's door to a custom verifier: `Named` does
     // the full web PKI verification, for another name.
-    let builder = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .dangerous()
@@ -167,6 +146,36 @@ fn client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, String> {
         _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
+}
+
+/// How the receiver's certificate is verified: against the CA of `ca`
+/// only, else the web PKI roots; for `server_name` when given.
+pub(super) fn verifier(
+    ca: Option<&Value>,
+    server_name: Option<&str>,
+) -> Result<Arc<dyn ServerCertVerifier>, String> {
+    let mut roots = RootCertStore::empty();
+    match ca {
+        Some(ca) => {
+            for c in certs_from_pem(&ca.bytes).map_err(|e| format!("{} {e}", ca.at))? {
+                roots
+                    .add(c)
+                    .map_err(|_| format!("{} holds a certificate that is not a valid CA", ca.at))?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| format!("the receiver's trust roots: {e}"))?;
+    Ok(match server_name {
+        Some(n) => Arc::new(Named {
+            inner: webpki,
+            name: ServerName::try_from(n.to_string())
+                .map_err(|_| format!("{n:?} is not a DNS name or an IP address"))?,
+        }),
+        None => webpki,
+    })
 }
 
 /// The web PKI verification of the receiver's certificate for `name`

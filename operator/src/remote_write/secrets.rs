@@ -41,7 +41,10 @@ pub async fn resolve(
     let auth = match (&rw.basic_auth, &rw.bearer_token_from) {
         (Some(b), _) => {
             let field = format!("{FIELD}.basicAuth.passwordFrom");
-            match reader.secret(&field, &b.password_from.secret, &b.password_from.key).await? {
+            match reader
+                .secret(&field, &b.password_from.secret, &b.password_from.key)
+                .await?
+            {
                 Ok(password) => Auth::Basic {
                     username: b.username.clone(),
                     password,

@@ -116,7 +116,11 @@ pub fn validate(rw: &RemoteWrite) -> Result<()> {
                 value_from(&f(field), v)?;
             }
         }
-        if tls.key_from.as_ref().is_some_and(|k| k.config_map.is_some()) {
+        if tls
+            .key_from
+            .as_ref()
+            .is_some_and(|k| k.config_map.is_some())
+        {
             return Err(invalid(
                 &f("tls.keyFrom.configMap"),
                 "a private key is a secret: keep it in a Secret and give keyFrom.secret",
@@ -151,8 +155,8 @@ pub fn check_url(field: &str, url: &str) -> Result<()> {
     }
     // The parser's message is about the URL's shape; it is not repeated
     // with the URL, which may hold a token in its query.
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|e| invalid(field, format!("is not a URL ({e})")))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| invalid(field, format!("is not a URL ({e})")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(
             field,
@@ -188,10 +192,7 @@ pub fn check_headers(field: &str, headers: &BTreeMap<String, String>) -> Result<
     for (name, value) in headers {
         let at = format!("{field}.{name}");
         if HeaderName::from_bytes(name.as_bytes()).is_err() {
-            return Err(invalid(
-                &at,
-                format!("{name:?} is not an HTTP header name"),
-            ));
+            return Err(invalid(&at, format!("{name:?} is not an HTTP header name")));
         }
         let lower = name.to_ascii_lowercase();
         if lower == "authorization" {

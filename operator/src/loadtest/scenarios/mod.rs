@@ -8,6 +8,7 @@
 
 mod pending;
 mod provisioning;
+mod remote_write;
 mod running;
 mod starting;
 mod target_tls;
