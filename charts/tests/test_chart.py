@@ -421,6 +421,12 @@ def test_grafana_dashboard() -> None:
     for q in ("0.5", "0.95", "0.99"):
         assert f'quantile="{q}"' in exprs, q
     assert "by (category)" in exprs
+    # The remote-written series (their queries run against a real Prometheus
+    # in runner/tests/remote_write_prometheus.rs).
+    for metric in ("barrage_requests_total", "barrage_errors_total", "barrage_request_duration_seconds",
+                   "barrage_dropped_total", "barrage_runners_active"):
+        assert metric in exprs, f"no panel uses {metric}"
+    assert "heatmap" in [p["type"] for p in dash["panels"]]
     ids = [p["id"] for p in dash["panels"]]
     assert len(ids) == len(set(ids)), "duplicate panel ids"
     assert not render().of("ConfigMap")

@@ -35,6 +35,16 @@ pub const EXIT_INTERRUPTED_TWICE: i32 = 130;
 /// Compiles the plan for every worker first, so a bad plan fails before any
 /// load is sent.
 pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
+    run_pushing(loaded, opts, None).await
+}
+
+/// `run`, offering the merged figures to `push` every tick (it pushes them
+/// at its own interval; the caller pushes the final ones with `finish`).
+pub async fn run_pushing(
+    loaded: &Loaded,
+    opts: &Options,
+    push: Option<&crate::remote_write::Pusher>,
+) -> Result<Report> {
     if opts.slots.is_empty() {
         return Err(Error::invalid("--workers", "must be at least 1"));
     }
@@ -89,7 +99,7 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
                 runners.iter().for_each(|r| r.interrupt());
             }
             _ = tick.tick() => {
-                if !(opts.progress || live.is_some()) {
+                if !(opts.progress || live.is_some() || push.is_some()) {
                     continue;
                 }
                 pulls.round(&runners)?;
@@ -99,6 +109,9 @@ pub async fn run(loaded: &Loaded, opts: &Options) -> Result<Report> {
                 let merged = pulls.merge.snapshot(series);
                 if opts.progress {
                     last = progress_line(&merged, started, last);
+                }
+                if let Some(p) = push {
+                    p.offer(&merged, unix_ms(), merged.runners - merged.finished.min(merged.runners));
                 }
                 if let Some(why) = live.as_mut().and_then(|l| l.judge(&thresholds, &merged, series))
                     && aborted.is_none()
@@ -175,6 +188,13 @@ fn progress_line(s: &Snapshot, started: Instant, (t0, n0): (Instant, u64)) -> (I
     );
     let _ = err.flush();
     (now, n)
+}
+
+/// Now, in unix milliseconds (remote-write timestamps).
+pub fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 pub fn stderr_is_terminal() -> bool {

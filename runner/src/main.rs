@@ -9,7 +9,7 @@ use barrage_runner::{
     compile::Slot,
     local::{self, Options},
     planfile::{self, Loaded},
-    provision,
+    provision, remote_write,
     report::{self, Report},
     serve::{self, ServeConfig},
     teardown::{self, Teardown},
@@ -75,6 +75,8 @@ enum Cmd {
         teardown_timeout: std::time::Duration,
         #[command(flatten)]
         output: Output,
+        #[command(flatten)]
+        prometheus: barrage_runner::remote_write::cli::Flags,
     },
     /// Check a plan without sending anything.
     Validate { file: PathBuf },
@@ -285,6 +287,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             runner_count,
             teardown_timeout,
             output,
+            prometheus,
         } => {
             check_runners("--workers", workers)?;
             // A count of 0 is refused below, with the index it cannot hold.
@@ -292,6 +295,9 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                 check_runners("--runner-count", n)?;
             }
             let mut loaded = planfile::load_file(&file)?;
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let loadtest = loaded.name.clone().or(stem).unwrap_or_default();
+            let push = remote_write::cli::setup(&prometheus, &loadtest)?;
             let records = provision_first(&file, &mut loaded, output.quiet).await?;
             let slots = match (runner_index, runner_count) {
                 (Some(index), Some(count)) if workers == 1 => {
@@ -328,7 +334,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     // teardown to the cluster's Job.
                     let t = t.filter(|_| runner_index.is_none());
                     let td = t.map(|t| (t, teardown_timeout));
-                    run(&loaded, slots, &output, &title, td).await
+                    run(&loaded, slots, &output, &title, td, push).await
                 }
                 Err(e) => Err(e),
             };
@@ -473,7 +479,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
                     count: workers,
                 })
                 .collect();
-            run(&loaded, slots, &output, "quickstart (demo)", None).await
+            run(&loaded, slots, &output, "quickstart (demo)", None, None).await
         }
     }
 }
@@ -501,9 +507,23 @@ async fn run(
     output: &Output,
     title: &str,
     teardown: Option<(Teardown, std::time::Duration)>,
+    push: Option<remote_write::cli::Setup>,
 ) -> Result<ExitCode, Error> {
     let progress = !output.quiet && local::stderr_is_terminal();
-    let report: Report = local::run(loaded, &Options { slots, progress }).await?;
+    let pusher = push.as_ref().map(|p| {
+        remote_write::Pusher::start(p.endpoint.clone(), p.labels.clone(), p.options.clone())
+    });
+    let opts = Options { slots, progress };
+    let report: Report = local::run_pushing(loaded, &opts, pusher.as_ref()).await?;
+    if let (Some(p), Some(setup)) = (pusher, &push) {
+        let d = p
+            .finish(&report.snapshot, local::unix_ms(), 0, setup.within)
+            .await;
+        eprintln!(
+            "{}",
+            remote_write::cli::delivery_line(&setup.endpoint.redacted_url(), &d)
+        );
+    }
     if !output.quiet {
         print!("{}", text::summary(&report, title));
     }

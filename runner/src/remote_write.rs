@@ -2,9 +2,6 @@
 //! figures pushed as time series while it runs, so a soak test lines up with
 //! the service's own metrics in Grafana.
 //!
-//! FOUNDATION (session 15): the API below is what the operator and the local
-//! run call; the `rw` work fills in the bodies (encoding, queue, retries).
-//!
 //! - [`Endpoint`]: where to push (URL, extra headers incl. resolved auth,
 //!   TLS). Credentials live only in `headers` and are never printed:
 //!   [`Endpoint::redacted_url`] is what status, events and logs may show.
@@ -16,13 +13,37 @@
 //!   out of the queue is counted as undelivered); [`Pusher::finish`] offers
 //!   the final snapshot and waits, bounded, for the queue to drain.
 //! - [`Delivery`]: what was sent and what could not be, for the status.
+//!
+//! Inside: `proto` declares the protocol's messages (prost's derive, snappy
+//! block compression), `series` turns a snapshot into series (names,
+//! labels, the cardinality bound), `native` maps HdrHistograms onto native
+//! histograms, `push` sends one batch and classifies the answer. The series
+//! and their labels are described in docs/metrics.md.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
+
+pub mod cli;
+pub mod native;
+pub mod proto;
+mod push;
+pub mod series;
+#[cfg(test)]
+mod tests;
+
+/// Batches queued at most; when full, the oldest is dropped.
+pub const MAX_QUEUED: usize = 64;
+/// Bytes of compressed bodies queued at most (with native histograms and
+/// quantile series both kept until the receiver has said which it takes).
+pub const MAX_QUEUED_BYTES: usize = 16 << 20;
 
 /// Where series are pushed.
 #[derive(Clone)]
@@ -106,20 +127,169 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+/// A TLS client config for a receiver: `ca_pem` as the only trusted roots
+/// (`None`: the bundled web PKI roots), and a client certificate with its
+/// key for mutual TLS. Errors name what is wrong, never the key.
+pub fn client_config(
+    ca_pem: Option<&[u8]>,
+    client: Option<(&[u8], &[u8])>,
+) -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca_pem {
+        Some(pem) => {
+            let certs = crate::tls::certs_from_pem(pem)?;
+            if certs.is_empty() {
+                return Err("the CA holds no PEM certificate".into());
+            }
+            for c in certs {
+                roots
+                    .add(c)
+                    .map_err(|_| "the CA holds a certificate that is not a valid CA".to_string())?;
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match client {
+        Some((cert, key)) => {
+            let chain = crate::tls::certs_from_pem(cert)?;
+            let key = crate::tls::key_from_pem(key)?;
+            builder.with_client_auth_cert(chain, key).map_err(|_| {
+                "the client key is not the certificate's (or a key type rustls does not support)"
+                    .to_string()
+            })
+        }
+        None => Ok(builder.with_no_client_auth()),
+    }
+}
+
+impl Endpoint {
+    /// Checks what a push would otherwise fail on every time: the URL's
+    /// scheme and host, the headers' names and values. The error is
+    /// `(what, why)` and holds no header value.
+    pub fn check(&self) -> Result<(), (String, String)> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| ("url".to_string(), format!("{}: {e}", self.redacted_url())))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err((
+                "url".into(),
+                format!(
+                    "{}: must be an http:// or https:// URL with a host",
+                    self.redacted_url()
+                ),
+            ));
+        }
+        for (k, v) in &self.headers {
+            reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| ("headers".to_string(), format!("{k:?} is not a header name")))?;
+            reqwest::header::HeaderValue::from_str(v).map_err(|_| {
+                (
+                    "headers".to_string(),
+                    format!("the value of {k} is not a valid header value"),
+                )
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// One queued push: the series both ways, compressed, so a receiver that
+/// refuses native histograms gets the quantile series of the same instant.
+struct Batch {
+    at_ms: i64,
+    common: usize,
+    /// Body and latency samples with native histograms, when they may be sent.
+    native: Option<(Vec<u8>, usize)>,
+    /// ... with quantile series instead, when they may be sent.
+    quantiles: Option<(Vec<u8>, usize)>,
+}
+
+impl Batch {
+    fn bytes(&self) -> usize {
+        self.native.as_ref().map_or(0, |b| b.0.len())
+            + self.quantiles.as_ref().map_or(0, |b| b.0.len())
+    }
+
+    /// The body to send and its samples (a native histogram counts as one).
+    fn body(&self, native_refused: bool) -> Option<(&[u8], u64)> {
+        let pick = match (&self.native, native_refused) {
+            (Some(n), false) => Some(n),
+            _ => self.quantiles.as_ref(),
+        };
+        pick.map(|(b, n)| (b.as_slice(), (self.common + n) as u64))
+    }
+
+    fn samples(&self, native_refused: bool) -> u64 {
+        match self.body(native_refused) {
+            Some((_, n)) => n,
+            // Native only, and refused: what it held, with native histograms.
+            None => self
+                .native
+                .as_ref()
+                .map_or(0, |(_, n)| (self.common + n) as u64),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<Batch>,
+    queued_bytes: usize,
+    /// Samples of the batch being sent (or waiting to be sent again).
+    in_flight: u64,
+    delivery: Delivery,
+    /// The receiver said it takes no native histograms (Auto falls back).
+    native_refused: bool,
+    /// No more offers: the task ends when the queue is empty.
+    closing: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    wake: tokio::sync::Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What an offer keeps between calls.
+struct Offers {
+    names: series::Names,
+    last_ms: Option<i64>,
+}
+
 /// One run's pusher: a queue and a delivery task.
 pub struct Pusher {
-    _endpoint: Endpoint,
-    _labels: Labels,
-    _options: Options,
+    labels: Labels,
+    options: Options,
+    shared: Arc<Shared>,
+    offers: Mutex<Offers>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Pusher {
     /// Starts the delivery task on the current tokio runtime.
     pub fn start(endpoint: Endpoint, labels: Labels, options: Options) -> Pusher {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            wake: tokio::sync::Notify::new(),
+        });
+        let task = tokio::spawn(deliver(endpoint, options.histograms, shared.clone()));
         Pusher {
-            _endpoint: endpoint,
-            _labels: labels,
-            _options: options,
+            labels,
+            options,
+            shared,
+            offers: Mutex::new(Offers {
+                names: series::Names::default(),
+                last_ms: None,
+            }),
+            task: Some(task),
         }
     }
 
@@ -127,24 +297,195 @@ impl Pusher {
     /// interval has passed since the last queued offer. `active_runners`:
     /// the runners producing load now. Never blocks.
     pub fn offer(&self, merged: &Snapshot, at_ms: i64, active_runners: u32) {
-        let _ = (merged, at_ms, active_runners);
+        self.queue(merged, at_ms, active_runners, false);
+    }
+
+    fn queue(&self, merged: &Snapshot, at_ms: i64, active_runners: u32, last: bool) {
+        let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
+        let interval = self.options.interval.as_millis() as i64;
+        let at_ms = match offers.last_ms {
+            Some(prev) if !last && at_ms < prev.saturating_add(interval) => return,
+            // Two samples of a series at one instant: the receiver refuses
+            // the second.
+            Some(prev) => at_ms.max(prev + 1),
+            None => at_ms,
+        };
+        offers.last_ms = Some(at_ms);
+        let built = series::build(
+            merged,
+            at_ms,
+            active_runners,
+            &self.labels,
+            &mut offers.names,
+        );
+        drop(offers);
+        let native_refused = self.shared.lock().native_refused;
+        let encode = |latency: Vec<proto::TimeSeries>| {
+            let n = latency.len();
+            let mut timeseries = built.common.clone();
+            timeseries.extend(latency);
+            (proto::encode(&proto::WriteRequest { timeseries }), n)
+        };
+        let batch = Batch {
+            at_ms,
+            common: built.common.len(),
+            native: match self.options.histograms {
+                HistogramMode::Quantiles => None,
+                _ if native_refused => None,
+                _ => Some(encode(built.native)),
+            },
+            quantiles: match self.options.histograms {
+                HistogramMode::Native => None,
+                _ => Some(encode(built.quantiles)),
+            },
+        };
+        let mut st = self.shared.lock();
+        st.queued_bytes += batch.bytes();
+        st.queue.push_back(batch);
+        while st.queue.len() > MAX_QUEUED
+            || (st.queued_bytes > MAX_QUEUED_BYTES && st.queue.len() > 1)
+        {
+            let old = st.queue.pop_front().expect("the queue is not empty");
+            st.queued_bytes -= old.bytes();
+            let refused = st.native_refused;
+            st.delivery.undelivered += old.samples(refused);
+        }
+        drop(st);
+        self.shared.wake.notify_one();
     }
 
     /// What was delivered so far.
     pub fn delivery(&self) -> Delivery {
-        Delivery::default()
+        self.shared.lock().delivery.clone()
     }
 
     /// Queues the final snapshot and waits at most `within` for the queue to
     /// drain; what is left counts as undelivered.
     pub async fn finish(
-        self,
+        mut self,
         merged: &Snapshot,
         at_ms: i64,
         active_runners: u32,
         within: Duration,
     ) -> Delivery {
-        let _ = (merged, at_ms, active_runners, within);
-        Delivery::default()
+        self.queue(merged, at_ms, active_runners, true);
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_one();
+        if let Some(mut task) = self.task.take()
+            && tokio::time::timeout(within, &mut task).await.is_err()
+        {
+            task.abort();
+            let _ = task.await;
+        }
+        let mut st = self.shared.lock();
+        let refused = st.native_refused;
+        let left: u64 = st.queue.iter().map(|b| b.samples(refused)).sum::<u64>() + st.in_flight;
+        st.queue.clear();
+        st.in_flight = 0;
+        st.delivery.undelivered += left;
+        if left > 0 && st.delivery.last_error.is_none() {
+            st.delivery.last_error = Some(format!("not delivered within {within:?}"));
+        }
+        st.delivery.clone()
+    }
+}
+
+impl Drop for Pusher {
+    fn drop(&mut self) {
+        // Dropped without `finish` (say, the run failed): stop sending.
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// The delivery task: sends the queue's batches in order, one at a time.
+async fn deliver(endpoint: Endpoint, mode: HistogramMode, shared: Arc<Shared>) {
+    let client = match push::client(&endpoint) {
+        Ok(c) => c,
+        Err(e) => {
+            // Nothing can be sent: what is offered stays queued (within
+            // the bound) and counts as undelivered at the end.
+            shared.lock().delivery.last_error = Some(e);
+            return;
+        }
+    };
+    loop {
+        let next = {
+            let mut st = shared.lock();
+            match st.queue.pop_front() {
+                Some(b) => {
+                    st.queued_bytes -= b.bytes();
+                    st.in_flight = b.samples(st.native_refused);
+                    Some(b)
+                }
+                None if st.closing => return,
+                None => None,
+            }
+        };
+        let Some(batch) = next else {
+            shared.wake.notified().await;
+            continue;
+        };
+        let mut attempt = 0;
+        loop {
+            let refused = shared.lock().native_refused;
+            let Some((body, samples)) = batch.body(refused) else {
+                let mut st = shared.lock();
+                st.delivery.undelivered += st.in_flight;
+                st.in_flight = 0;
+                break;
+            };
+            let outcome = push::send(&client, &endpoint, body.to_vec()).await;
+            if record(&shared, &endpoint, mode, &batch, samples, outcome) {
+                break;
+            }
+            tokio::time::sleep(push::backoff(attempt)).await;
+            attempt += 1;
+        }
+        tracing::trace!(at_ms = batch.at_ms, "remote write batch done");
+    }
+}
+
+/// Books one push's outcome; false when the batch is to be sent again
+/// (after a backoff).
+fn record(
+    shared: &Shared,
+    endpoint: &Endpoint,
+    mode: HistogramMode,
+    batch: &Batch,
+    samples: u64,
+    outcome: push::Outcome,
+) -> bool {
+    let mut st = shared.lock();
+    match outcome {
+        push::Outcome::Accepted => {
+            st.delivery.pushes += 1;
+            st.delivery.samples += samples;
+            st.in_flight = 0;
+            true
+        }
+        push::Outcome::NativeRefused(msg)
+            if mode == HistogramMode::Auto && batch.quantiles.is_some() =>
+        {
+            // Sent again as quantile series, as is every later batch.
+            tracing::warn!(
+                receiver = %endpoint.redacted_url(),
+                "the receiver takes no native histograms ({msg}); sending quantile series instead"
+            );
+            st.native_refused = true;
+            st.in_flight = batch.samples(true);
+            false
+        }
+        push::Outcome::NativeRefused(msg) | push::Outcome::Refused(msg) => {
+            st.delivery.undelivered += st.in_flight;
+            st.delivery.last_error = Some(msg);
+            st.in_flight = 0;
+            true
+        }
+        push::Outcome::Retry(msg) => {
+            st.delivery.last_error = Some(msg);
+            false
+        }
     }
 }
