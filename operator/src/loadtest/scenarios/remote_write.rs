@@ -92,8 +92,9 @@ impl Received {
     }
 }
 
-/// A remote-write receiver that accepts everything (204).
-pub async fn receiver() -> (std::net::SocketAddr, Received) {
+/// A remote-write receiver that answers every push with `status` (e.g.
+/// "204 No Content").
+pub async fn receiver(status: &'static str) -> (std::net::SocketAddr, Received) {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let got = Received::default();
@@ -117,8 +118,8 @@ pub async fn receiver() -> (std::net::SocketAddr, Received) {
                         }
                         have.drain(..end + 4 + len);
                         log.0.lock().unwrap().push((head, len));
-                        let reply = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n";
-                        if s.write_all(reply).await.is_err() {
+                        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+                        if s.write_all(reply.as_bytes()).await.is_err() {
                             return;
                         }
                     }
@@ -139,7 +140,7 @@ fn remote_write_status(s: &Value) -> &Value {
 
 #[tokio::test]
 async fn the_verdict_pushes_the_final_figures_and_the_status_shows_the_delivery() {
-    let (at, received) = receiver().await;
+    let (at, received) = receiver("204 No Content").await;
     let url = format!("http://{at}/api/v1/write?tenant=a");
     let mut lt = loadtest(
         &spec(2, &output(&url)),
@@ -169,6 +170,8 @@ async fn the_verdict_pushes_the_final_figures_and_the_status_shows_the_delivery(
                 s["phase"] == "Succeeded"
                     && s["requests"] == 5
                     && rw["url"] == shown.as_str()
+                    && rw["pushes"].as_u64().is_some_and(|n| n >= 1)
+                    && rw["samples"].as_u64().is_some_and(|n| n > 0)
                     && rw["undelivered"] == 0
                     && rw.get("lastError").is_none()
             }),
@@ -185,10 +188,60 @@ async fn the_verdict_pushes_the_final_figures_and_the_status_shows_the_delivery(
         .filter_map(|s| s.body.as_ref().map(|b| b.to_string()))
         .collect();
     assert!(!written.contains(TOKEN_VALUE));
-    for (head, _) in received.requests() {
+    let pushes = received.requests();
+    assert!(!pushes.is_empty(), "the receiver got no push");
+    for (head, len) in pushes {
+        assert!(head.starts_with("post /api/v1/write?tenant=a "), "{head}");
+        assert!(
+            head.contains("content-encoding: snappy") && len > 0,
+            "{head}"
+        );
         assert!(
             head.contains(&format!("authorization: bearer {TOKEN_VALUE}").to_ascii_lowercase()),
             "{head}"
         );
     }
+}
+
+#[tokio::test]
+async fn a_receiver_that_refuses_costs_the_test_nothing_and_the_status_counts_it() {
+    let (at, received) = receiver("401 Unauthorized").await;
+    let url = format!("http://{at}/api/v1/write");
+    let mut lt = loadtest(
+        &spec(1, &output(&url)),
+        Phase::Running,
+        Duration::from_secs(1),
+    );
+    lt.status.as_mut().unwrap().start_at_us = Some(super::super::context::unix_us());
+    let (addr, seen) = target(200).await;
+    let runners = Runners::start(&lt, addr).await;
+    runners.run_to_end().await;
+    let (client, mut server) = Scenario::new("remote write refused")
+        .expect(
+            Call::get(object(&resource::<Secret>(), NS, "smoke-token"))
+                .reply(Reply::ok(&runners.secret(&lt))),
+        )
+        .expect(get_rw_secret().reply(Reply::ok(&rw_secret())))
+        .expect(Call::patch(object(
+            &resource::<k8s_openapi::api::core::v1::ConfigMap>(),
+            NS,
+            "smoke-report",
+        )))
+        .expect(
+            Call::patch(status_path()).body("Passed, the refusal counted", |b| {
+                let s = &b["status"];
+                let rw = remote_write_status(s);
+                s["verdict"] == "Passed"
+                    && s["requests"] == 5
+                    && rw["pushes"] == 0
+                    && rw["undelivered"].as_u64().is_some_and(|n| n > 0)
+                    && rw["lastError"].as_str().is_some_and(|e| e.contains("401"))
+            }),
+        )
+        .expect(Call::event("Succeeded"))
+        .serve();
+    let ctx = context(client, &runners.pods(&lt), runners.port);
+    server.run(reconcile(dynamic(&lt), ctx)).await.unwrap();
+    assert_eq!(seen.count(), 5);
+    assert!(!received.requests().is_empty());
 }
