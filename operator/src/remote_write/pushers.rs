@@ -3,14 +3,19 @@
 //! merged snapshot every round (`offer`, which never waits on the
 //! receiver), finished by the verdict with the final snapshot (`finish`,
 //! bounded), then held as its final status until the LoadTest's memory is
-//! forgotten. The map is locked only to find or swap an entry, never
-//! across an await.
+//! forgotten. The map is locked only to find or swap an entry; each
+//! LoadTest's slot has its own lock, so one test's offer (which encodes its
+//! series) never waits on another's. No lock is held across an await.
 //!
 //! What the status shows adds the pusher's delivery to the counts the
 //! status held when it started (`base`): after an operator restart the
 //! counts continue from the status's previous values.
 
-use std::{collections::HashMap, sync::Mutex, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+    time::Duration,
+};
 
 use barrage_runner::{
     remote_write::{Delivery, Pusher},
@@ -33,11 +38,24 @@ enum Slot {
 }
 
 #[derive(Default)]
-pub struct Pushers(Mutex<HashMap<String, Slot>>);
+pub struct Pushers(Mutex<HashMap<String, Arc<Mutex<Slot>>>>);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 impl Pushers {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn map(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Slot>>>> {
+        lock(&self.0)
+    }
+
+    fn slot(&self, uid: &str) -> Option<Arc<Mutex<Slot>>> {
+        self.map().get(uid).cloned()
+    }
+
+    fn put(&self, uid: &str, slot: Slot) {
+        self.map()
+            .insert(uid.to_string(), Arc::new(Mutex::new(slot)));
     }
 
     /// Whether the LoadTest `uid` has a pusher, or had one.
@@ -48,13 +66,12 @@ impl Pushers {
     /// Holds `pusher` for `uid`; `base` is what the status counted before
     /// (its `url` is the one shown).
     pub fn start(&self, uid: &str, pusher: Pusher, base: RemoteWriteStatus) {
-        self.map()
-            .insert(uid.to_string(), Slot::Pushing { pusher, base });
+        self.put(uid, Slot::Pushing { pusher, base });
     }
 
     /// Notes that `uid` pushes nothing more, showing `st`.
     pub fn done(&self, uid: &str, st: RemoteWriteStatus) {
-        self.map().insert(uid.to_string(), Slot::Done(st));
+        self.put(uid, Slot::Done(st));
     }
 
     /// Offers `merged` to `uid`'s pusher; the status to show, if it has
@@ -66,7 +83,9 @@ impl Pushers {
         at_ms: i64,
         active_runners: u32,
     ) -> Option<RemoteWriteStatus> {
-        match self.map().get(uid)? {
+        let slot = self.slot(uid)?;
+        let slot = lock(&slot);
+        match &*slot {
             Slot::Pushing { pusher, base } => {
                 pusher.offer(merged, at_ms, active_runners);
                 Some(shown(base, &pusher.delivery()))
@@ -85,15 +104,18 @@ impl Pushers {
         at_ms: i64,
         within: Duration,
     ) -> Option<RemoteWriteStatus> {
-        let slot = self.map().remove(uid)?;
-        let st = match slot {
+        let slot = self.slot(uid)?;
+        // The verdict's reconcile is this LoadTest's only one running: the
+        // slot is not offered to while its pusher is taken out to finish.
+        let taken = std::mem::replace(&mut *lock(&slot), Slot::Done(Default::default()));
+        let st = match taken {
             Slot::Pushing { pusher, base } => {
                 let d = pusher.finish(merged, at_ms, 0, within).await;
                 shown(&base, &d)
             }
             Slot::Done(st) => st,
         };
-        self.done(uid, st.clone());
+        *lock(&slot) = Slot::Done(st.clone());
         Some(st)
     }
 
