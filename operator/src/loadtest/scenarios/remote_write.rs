@@ -1,8 +1,9 @@
 //! `spec.output.prometheusRemoteWrite`: Pending reads the Secret the spec
 //! references and fails the test naming it when it is missing; Running
 //! starts the pusher with the token from it, pushes to a local receiver,
-//! and shows what was delivered in `status.output`, the URL without its
-//! query and the token nowhere.
+//! and shows what was delivered in `status.output` (on from what the status
+//! held before an operator restart), the URL without its query and the
+//! token nowhere; a receiver that refuses changes no verdict.
 
 use std::{
     sync::{Arc, Mutex},
@@ -139,19 +140,29 @@ fn remote_write_status(s: &Value) -> &Value {
 }
 
 #[tokio::test]
-async fn the_verdict_pushes_the_final_figures_and_the_status_shows_the_delivery() {
+async fn the_verdict_pushes_the_final_figures_and_the_status_counts_on_from_before_a_restart() {
     let (at, received) = receiver("204 No Content").await;
     let url = format!("http://{at}/api/v1/write?tenant=a");
+    let shown = format!("http://{at}/api/v1/write");
     let mut lt = loadtest(
         &spec(2, &output(&url)),
         Phase::Running,
         Duration::from_secs(1),
     );
-    lt.status.as_mut().unwrap().start_at_us = Some(super::super::context::unix_us());
+    let st = lt.status.as_mut().unwrap();
+    st.start_at_us = Some(super::super::context::unix_us());
+    // What an operator that restarted had shown: the counts go on from it.
+    st.output = Some(crate::crd::OutputStatus {
+        prometheus_remote_write: Some(crate::crd::RemoteWriteStatus {
+            url: shown.clone(),
+            pushes: 3,
+            samples: 100,
+            ..Default::default()
+        }),
+    });
     let (addr, seen) = target(200).await;
     let runners = Runners::start(&lt, addr).await;
     runners.run_to_end().await;
-    let shown = format!("http://{at}/api/v1/write");
     let (client, mut server) = Scenario::new("remote write to the end")
         .expect(
             Call::get(object(&resource::<Secret>(), NS, "smoke-token"))
@@ -170,8 +181,8 @@ async fn the_verdict_pushes_the_final_figures_and_the_status_shows_the_delivery(
                 s["phase"] == "Succeeded"
                     && s["requests"] == 5
                     && rw["url"] == shown.as_str()
-                    && rw["pushes"].as_u64().is_some_and(|n| n >= 1)
-                    && rw["samples"].as_u64().is_some_and(|n| n > 0)
+                    && rw["pushes"].as_u64().is_some_and(|n| n >= 4)
+                    && rw["samples"].as_u64().is_some_and(|n| n > 100)
                     && rw["undelivered"] == 0
                     && rw.get("lastError").is_none()
             }),
