@@ -41,7 +41,10 @@ fn columns(crd: &serde_yaml_ng::Value) -> Vec<&str> {
 #[test]
 fn no_empty_string_defaults() {
     for (file, text) in barrage_operator::crdgen::files() {
-        assert!(!text.contains("default: ''"), "{file} has an empty-string default");
+        assert!(
+            !text.contains("default: ''"),
+            "{file} has an empty-string default"
+        );
     }
 }
 
