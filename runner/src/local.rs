@@ -111,7 +111,7 @@ pub async fn run_pushing(
                     last = progress_line(&merged, started, last);
                 }
                 if let Some(p) = push {
-                    p.offer(&merged, unix_ms(), merged.runners - merged.finished.min(merged.runners));
+                    p.offer(&merged, unix_ms(), merged.runners.saturating_sub(merged.finished));
                 }
                 if let Some(why) = live.as_mut().and_then(|l| l.judge(&thresholds, &merged, series))
                     && aborted.is_none()

@@ -515,6 +515,10 @@ async fn run(
     });
     let opts = Options { slots, progress };
     let report: Report = local::run_pushing(loaded, &opts, pusher.as_ref()).await?;
+    if !output.quiet {
+        print!("{}", text::summary(&report, title));
+    }
+    // After the summary: the last push may wait for a slow receiver.
     if let (Some(p), Some(setup)) = (pusher, &push) {
         let d = p
             .finish(&report.snapshot, local::unix_ms(), 0, setup.within)
@@ -523,9 +527,6 @@ async fn run(
             "{}",
             remote_write::cli::delivery_line(&setup.endpoint.redacted_url(), &d)
         );
-    }
-    if !output.quiet {
-        print!("{}", text::summary(&report, title));
     }
     let torn = match teardown {
         Some((t, timeout)) => Some(run_teardown(&t, timeout, output.quiet).await),

@@ -17,8 +17,13 @@
 //! Inside: `proto` declares the protocol's messages (prost's derive, snappy
 //! block compression), `series` turns a snapshot into series (names,
 //! labels, the cardinality bound), `native` maps HdrHistograms onto native
-//! histograms, `push` sends one batch and classifies the answer. The series
-//! and their labels are described in docs/metrics.md.
+//! histograms, `push` sends one batch and classifies the answer (retry,
+//! refused, native histograms refused) with bounded, credential-free
+//! errors; this module keeps the queue and runs the delivery task. `cli`
+//! is `barrage-runner run --out-prometheus` and its flags;
+//! [`client_config`] builds a receiver's TLS config (a private CA, a client
+//! certificate). The series and their labels are described in
+//! docs/metrics.md.
 
 use std::{
     collections::VecDeque,
@@ -196,10 +201,20 @@ impl Endpoint {
     }
 }
 
+/// Samples in `series` (a native histogram counts as one, as receivers
+/// count them).
+fn samples(series: &[proto::TimeSeries]) -> usize {
+    series
+        .iter()
+        .map(|ts| ts.samples.len() + ts.histograms.len())
+        .sum()
+}
+
 /// One queued push: the series both ways, compressed, so a receiver that
 /// refuses native histograms gets the quantile series of the same instant.
 struct Batch {
     at_ms: i64,
+    /// Samples of the series sent either way.
     common: usize,
     /// Body and latency samples with native histograms, when they may be sent.
     native: Option<(Vec<u8>, usize)>,
@@ -302,9 +317,12 @@ impl Pusher {
 
     fn queue(&self, merged: &Snapshot, at_ms: i64, active_runners: u32, last: bool) {
         let mut offers = self.offers.lock().unwrap_or_else(|e| e.into_inner());
+        // A tenth of slack: offers that come once a tick, a little early
+        // or late, are still pushed once per interval, not every other one.
         let interval = self.options.interval.as_millis() as i64;
+        let due = interval - interval / 10;
         let at_ms = match offers.last_ms {
-            Some(prev) if !last && at_ms < prev.saturating_add(interval) => return,
+            Some(prev) if !last && at_ms < prev.saturating_add(due) => return,
             // Two samples of a series at one instant: the receiver refuses
             // the second.
             Some(prev) => at_ms.max(prev + 1),
@@ -321,14 +339,14 @@ impl Pusher {
         drop(offers);
         let native_refused = self.shared.lock().native_refused;
         let encode = |latency: Vec<proto::TimeSeries>| {
-            let n = latency.len();
+            let n = samples(&latency);
             let mut timeseries = built.common.clone();
             timeseries.extend(latency);
             (proto::encode(&proto::WriteRequest { timeseries }), n)
         };
         let batch = Batch {
             at_ms,
-            common: built.common.len(),
+            common: samples(&built.common),
             native: match self.options.histograms {
                 HistogramMode::Quantiles => None,
                 _ if native_refused => None,
@@ -437,18 +455,18 @@ async fn deliver(endpoint: Endpoint, mode: HistogramMode, shared: Arc<Shared>) {
                 break;
             };
             let outcome = push::send(&client, &endpoint, body.to_vec()).await;
-            if record(&shared, &endpoint, mode, &batch, samples, outcome) {
+            let Some(after) = record(&shared, &endpoint, mode, &batch, samples, outcome) else {
                 break;
-            }
-            tokio::time::sleep(push::backoff(attempt)).await;
+            };
+            tokio::time::sleep(after.max(push::backoff(attempt))).await;
             attempt += 1;
         }
         tracing::trace!(at_ms = batch.at_ms, "remote write batch done");
     }
 }
 
-/// Books one push's outcome; false when the batch is to be sent again
-/// (after a backoff).
+/// Books one push's outcome; `Some(at least this wait)` when the batch
+/// is to be sent again (after a backoff), `None` when it is done with.
 fn record(
     shared: &Shared,
     endpoint: &Endpoint,
@@ -456,14 +474,14 @@ fn record(
     batch: &Batch,
     samples: u64,
     outcome: push::Outcome,
-) -> bool {
+) -> Option<Duration> {
     let mut st = shared.lock();
     match outcome {
         push::Outcome::Accepted => {
             st.delivery.pushes += 1;
             st.delivery.samples += samples;
             st.in_flight = 0;
-            true
+            None
         }
         push::Outcome::NativeRefused(msg)
             if mode == HistogramMode::Auto && batch.quantiles.is_some() =>
@@ -475,17 +493,17 @@ fn record(
             );
             st.native_refused = true;
             st.in_flight = batch.samples(true);
-            false
+            Some(Duration::ZERO)
         }
         push::Outcome::NativeRefused(msg) | push::Outcome::Refused(msg) => {
             st.delivery.undelivered += st.in_flight;
             st.delivery.last_error = Some(msg);
             st.in_flight = 0;
-            true
+            None
         }
-        push::Outcome::Retry(msg) => {
+        push::Outcome::Retry(msg, after) => {
             st.delivery.last_error = Some(msg);
-            false
+            Some(after.unwrap_or_default())
         }
     }
 }

@@ -269,9 +269,9 @@ async fn a_push_is_remote_write_1_0() {
     assert_eq!((h.count_int, h.schema, h.timestamp), (3, 8, 1_000_000));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dead_receiver_never_changes_the_run() {
-    let h = Hostile::start(|_| Reply::Silent).await;
+/// A run pushing to `url`: every request the target saw is counted, the
+/// run lasts its planned length, and nothing was delivered.
+async fn run_against_a_bad_receiver(url: String) {
     let srv = spawn_local(ServeConfig::from_yaml_str("routes: [{path: /, latency: 1ms}]").unwrap())
         .await
         .unwrap();
@@ -281,7 +281,7 @@ async fn a_dead_receiver_never_changes_the_run() {
     );
     let loaded = planfile::from_str(&plan, PathBuf::new()).unwrap();
     let p = Pusher::start(
-        endpoint(format!("{}/w", h.base_url())),
+        endpoint(url),
         Labels::default(),
         options(HistogramMode::Auto),
     );
@@ -290,15 +290,11 @@ async fn a_dead_receiver_never_changes_the_run() {
         progress: false,
     };
     let report = local::run_pushing(&loaded, &opts, Some(&p)).await.unwrap();
-    // Every request the target saw is counted, and only those.
     assert!(report.summary.total.requests > 100);
     assert_eq!(report.summary.total.errors, 0);
     assert_eq!(srv.hits("/"), report.summary.total.requests);
-    assert!(
-        report.snapshot.elapsed_secs() < 3.5,
-        "{}",
-        report.snapshot.elapsed_secs()
-    );
+    let elapsed = report.snapshot.elapsed_secs();
+    assert!(elapsed < 3.5, "{elapsed}");
     let d = p
         .finish(
             &report.snapshot,
@@ -309,6 +305,34 @@ async fn a_dead_receiver_never_changes_the_run() {
         .await;
     assert_eq!(d.pushes, 0);
     assert!(d.undelivered > 0, "{d:?}");
+    assert_bounded_and_clean(&d);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_receiver_never_changes_the_run() {
+    let h = Hostile::start(|_| Reply::Silent).await;
+    run_against_a_bad_receiver(format!("{}/w", h.base_url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_receiver_never_changes_the_run() {
+    let h = Hostile::start(|_| {
+        Reply::SendClose(
+            b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 4\r\n\r\nbusy".to_vec(),
+        )
+    })
+    .await;
+    run_against_a_bad_receiver(format!("{}/w", h.base_url())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_receiver_never_changes_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    run_against_a_bad_receiver(format!("http://127.0.0.1:{port}/w")).await;
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_barrage-runner");
@@ -328,47 +352,60 @@ fn plan_file(name: &str, base_url: &str) -> PathBuf {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_pushes_with_a_token_from_the_environment() {
+/// `barrage-runner run` of a 50-request plan pushing to a recorder, with
+/// `args` after the URL and `envs` (the auth variables are cleared first);
+/// its stderr and the last request's head and decoded body.
+async fn cli_push(args: &[&str], envs: &[(&str, &str)]) -> (String, String, proto::WriteRequest) {
     use prost::Message as _;
     let srv = spawn_local(ServeConfig::from_yaml_str("routes: [{path: /}]").unwrap())
         .await
         .unwrap();
     let (url, mut rx) = recorder().await;
     let plan = plan_file("cli-plan.yaml", &srv.base_url());
-    let args = [
-        "run".to_string(),
-        plan.display().to_string(),
-        "-q".into(),
-        "--out-prometheus".into(),
-        url.clone(),
-        "--out-prometheus-label".into(),
-        "env=test".into(),
-    ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env("BARRAGE_OUT_PROMETHEUS_TOKEN", TOKEN)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.arg("run")
+        .arg(&plan)
+        .args(["-q", "--out-prometheus", &url])
+        .args(args)
+        .env_remove(remote_write::cli::TOKEN_ENV)
+        .env_remove(remote_write::cli::PASSWORD_ENV)
+        .envs(envs.iter().copied());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert!(
-        stderr.contains(&format!("remote write to {url}: 1 pushes,")),
+        stderr.contains(&format!("remote write to {url}: ")),
         "{stderr}"
     );
     assert!(stderr.contains(" 0 undelivered"), "{stderr}");
+    // The final push is the last one (the run waited for it).
+    let (mut head, mut body) = rx.recv().await.unwrap();
+    while let Ok(later) = rx.try_recv() {
+        (head, body) = later;
+    }
+    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
+    (
+        stderr,
+        head,
+        proto::WriteRequest::decode(raw.as_slice()).unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_with_a_token_from_the_environment() {
+    let (stderr, head, req) = cli_push(
+        &["--out-prometheus-label", "env=test"],
+        &[(remote_write::cli::TOKEN_ENV, TOKEN)],
+    )
+    .await;
     assert!(!stderr.contains(TOKEN));
-    let (head, body) = rx.recv().await.unwrap();
     assert!(
         head.contains(&format!("authorization: bearer {TOKEN}")),
         "{head}"
     );
-    let raw = snap::raw::Decoder::new().decompress_vec(&body).unwrap();
-    let req = proto::WriteRequest::decode(raw.as_slice()).unwrap();
     let requests = req
         .timeseries
         .iter()
@@ -393,8 +430,38 @@ async fn the_cli_pushes_with_a_token_from_the_environment() {
             ("status_class", "2xx")
         ]
     );
-    assert_eq!(requests.samples[0].value, 50.0);
-    let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+    assert_eq!(requests.samples.last().unwrap().value, 50.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_pushes_with_basic_auth_from_a_file() {
+    let dir = std::env::temp_dir().join(format!(
+        "barrage-rw-pw-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pw = dir.join("password");
+    std::fs::write(&pw, "pa55:word\n").unwrap();
+    let (stderr, head, _) = cli_push(
+        &[
+            "--out-prometheus-user",
+            "team-a",
+            "--out-prometheus-password-file",
+            pw.to_str().unwrap(),
+            "--out-prometheus-loadtest",
+            "nightly",
+        ],
+        &[(remote_write::cli::TOKEN_ENV, "ignored-with-basic-auth")],
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+    // base64("team-a:pa55:word")
+    assert!(
+        head.contains("authorization: basic dgvhbs1honbhntu6d29yza=="),
+        "{head}"
+    );
+    assert!(!stderr.contains("pa55"));
 }
 
 #[test]
@@ -472,11 +539,21 @@ fn bad_flags_exit_2_naming_the_flag_before_any_load() {
             "--out-prometheus-histograms",
         ),
         (vec!["--out-prometheus-header", "A: b"], "--out-prometheus"),
+        (
+            vec![
+                "--out-prometheus",
+                "http://h/w",
+                "--out-prometheus-user",
+                "u",
+            ],
+            "--out-prometheus-user",
+        ),
     ] {
         let out = std::process::Command::new(BIN)
             .arg("run")
             .arg(&plan)
             .args(&extra)
+            .env_remove(remote_write::cli::PASSWORD_ENV)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -488,4 +565,29 @@ fn bad_flags_exit_2_naming_the_flag_before_any_load() {
         );
     }
     let _ = std::fs::remove_dir_all(plan.parent().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured() {
+    let h = Hostile::start(|_| {
+        Reply::SendClose(
+            b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 4\r\n\r\nslow"
+                .to_vec(),
+        )
+    })
+    .await;
+    let p = Pusher::start(
+        endpoint(format!("{}/w", h.base_url())),
+        Labels::default(),
+        options(HistogramMode::Quantiles),
+    );
+    let d = p
+        .finish(&snapshot(), 1_000_000, 0, Duration::from_millis(1500))
+        .await;
+    // At 0 and 1 s; the backoff alone would have sent it at 0, 0.1, 0.3, 0.7 s.
+    assert!((1..=2).contains(&h.requests()), "{} requests", h.requests());
+    assert_eq!(
+        (d.undelivered, d.last_error.as_deref()),
+        (10, Some("HTTP 429: slow"))
+    );
 }

@@ -165,6 +165,14 @@ async fn native_histograms_read_back_exactly() {
         )
         .await;
     assert_eq!(rate.len(), 1, "{rate:?}");
+    // Each counter starts from 0 at the run's start, so nothing it counted
+    // before its first push is lost to rate() or increase().
+    let first = prom
+        .value(&format!(
+            "min_over_time(barrage_requests_total{{loadtest=\"{lt}\",request=\"fast\"}}[1m])"
+        ))
+        .await;
+    assert_eq!(first, 0.0);
     check_dashboard(&prom, lt, true).await;
 }
 

@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 
 /// The environment variable a bearer token may come from.
 pub const TOKEN_ENV: &str = "BARRAGE_OUT_PROMETHEUS_TOKEN";
+/// The environment variable a basic-auth password may come from.
+pub const PASSWORD_ENV: &str = "BARRAGE_OUT_PROMETHEUS_PASSWORD";
 
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct Flags {
@@ -24,6 +26,18 @@ pub struct Flags {
     /// (or from $BARRAGE_OUT_PROMETHEUS_TOKEN), never from the command line.
     #[arg(long, value_name = "FILE", requires = "out_prometheus")]
     pub out_prometheus_token_file: Option<PathBuf>,
+    /// Basic auth as this user, with the password read from
+    /// --out-prometheus-password-file (or $BARRAGE_OUT_PROMETHEUS_PASSWORD).
+    #[arg(
+        long,
+        value_name = "USER",
+        requires = "out_prometheus",
+        conflicts_with = "out_prometheus_token_file"
+    )]
+    pub out_prometheus_user: Option<String>,
+    /// The basic-auth password, read from FILE.
+    #[arg(long, value_name = "FILE", requires = "out_prometheus_user")]
+    pub out_prometheus_password_file: Option<PathBuf>,
     /// Trust only this CA (PEM) for an https:// receiver.
     #[arg(long, value_name = "FILE", requires = "out_prometheus")]
     pub out_prometheus_ca: Option<PathBuf>,
@@ -70,6 +84,27 @@ pub fn setup(f: &Flags, default_loadtest: &str) -> Result<Option<Setup>> {
         };
         headers.push((k.trim().to_string(), v.trim().to_string()));
     }
+    if let Some(user) = &f.out_prometheus_user {
+        use base64::Engine as _;
+        let password = match &f.out_prometheus_password_file {
+            Some(p) => std::fs::read_to_string(p).map_err(|e| {
+                Error::invalid(
+                    flag("-password-file"),
+                    format!("cannot read {}: {e}", p.display()),
+                )
+            })?,
+            None => std::env::var(PASSWORD_ENV).map_err(|_| {
+                Error::invalid(
+                    flag("-user"),
+                    format!("needs --out-prometheus-password-file or ${PASSWORD_ENV}"),
+                )
+            })?,
+        };
+        // A file's final newline is no part of the password.
+        let password = password.strip_suffix('\n').unwrap_or(&password);
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        headers.push(("Authorization".into(), format!("Basic {basic}")));
+    }
     let token = match &f.out_prometheus_token_file {
         Some(p) => Some(std::fs::read_to_string(p).map_err(|e| {
             Error::invalid(
@@ -77,7 +112,8 @@ pub fn setup(f: &Flags, default_loadtest: &str) -> Result<Option<Setup>> {
                 format!("cannot read {}: {e}", p.display()),
             )
         })?),
-        None => std::env::var(TOKEN_ENV).ok(),
+        None if f.out_prometheus_user.is_none() => std::env::var(TOKEN_ENV).ok(),
+        None => None,
     };
     if let Some(t) = token {
         let t = t.trim();

@@ -9,8 +9,9 @@ use super::Endpoint;
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
     Accepted,
-    /// Worth trying again: a network error, a timeout, 5xx, 429.
-    Retry(String),
+    /// Worth trying again: a network error, a timeout, 5xx, 429; not
+    /// before `after` when the receiver said so (`Retry-After`, bounded).
+    Retry(String, Option<Duration>),
     /// The receiver refused native histograms (it has them off).
     NativeRefused(String),
     /// Refused for good (other 4xx, a redirect): the batch is dropped.
@@ -26,6 +27,9 @@ const MAX_MESSAGE: usize = 200;
 /// The first wait after a failed push; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The longest `Retry-After` taken from a receiver.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 pub fn backoff(attempt: u32) -> Duration {
     FIRST_BACKOFF
@@ -61,12 +65,19 @@ pub async fn send(client: &reqwest::Client, endpoint: &Endpoint, body: Vec<u8>) 
     }
     let mut resp = match req.body(body).send().await {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(redact(endpoint, &network_error(&e))),
+        Err(e) => return Outcome::Retry(redact(endpoint, &network_error(&e)), None),
     };
     let status = resp.status();
     if status.is_success() {
         return Outcome::Accepted;
     }
+    // Seconds only (an HTTP date is rare from receivers).
+    let after = resp
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|secs| Duration::from_secs(secs).min(MAX_RETRY_AFTER));
     let mut body = Vec::new();
     while body.len() < MAX_ERROR_BODY {
         match resp.chunk().await {
@@ -84,7 +95,10 @@ pub async fn send(client: &reqwest::Client, endpoint: &Endpoint, body: Vec<u8>) 
             format!("HTTP {}: {text}", status.as_u16())
         },
     );
-    classify(status.as_u16(), &text, msg)
+    match classify(status.as_u16(), &text, msg) {
+        Outcome::Retry(msg, _) => Outcome::Retry(msg, after),
+        o => o,
+    }
 }
 
 /// Prometheus answers 500 "native histograms are disabled" (2.42, without
@@ -96,7 +110,7 @@ fn classify(status: u16, text: &str, msg: String) -> Outcome {
         && (t.contains("disabled") || t.contains("not enabled") || t.contains("not supported"));
     match status {
         _ if native && status >= 400 => Outcome::NativeRefused(msg),
-        429 | 500..=599 => Outcome::Retry(msg),
+        429 | 500..=599 => Outcome::Retry(msg, None),
         _ => Outcome::Refused(msg),
     }
 }
@@ -183,8 +197,8 @@ mod tests {
     #[test]
     fn what_is_retried() {
         let c = |s, t: &str| classify(s, t, "m".into());
-        assert_eq!(c(503, "overloaded"), Outcome::Retry("m".into()));
-        assert_eq!(c(429, ""), Outcome::Retry("m".into()));
+        assert_eq!(c(503, "overloaded"), Outcome::Retry("m".into(), None));
+        assert_eq!(c(429, ""), Outcome::Retry("m".into(), None));
         assert_eq!(c(400, "out of order sample"), Outcome::Refused("m".into()));
         assert_eq!(c(401, ""), Outcome::Refused("m".into()));
         assert_eq!(c(302, ""), Outcome::Refused("m".into()));

@@ -2,9 +2,11 @@
 //!
 //! Every series carries the caller's labels and its own (`request`,
 //! `scenario`, `status_class`, `kind`, `quantile`), sorted by name as the
-//! protocol requires (`__name__` sorts first: label names are lower case).
-//! Counters are the snapshot's totals since the run's start, so the last
-//! sample of a run equals its summary exactly.
+//! protocol requires (`__name__` first among lower-case names). Counters
+//! are the snapshot's totals since the run's start, so the last sample of a
+//! run equals its summary exactly; a counter's first sample is preceded by a
+//! 0 at the previous push (the run's start for the first), so `increase()`
+//! over a whole run is its total.
 //!
 //! Cardinality is bounded: at most [`MAX_REQUESTS`] request names get series
 //! of their own, the first to appear (the busiest first among those that
@@ -42,26 +44,81 @@ pub struct Built {
     pub quantiles: Vec<TimeSeries>,
 }
 
-/// The request names with series of their own, kept for the whole run.
+/// What the run's earlier pushes had: the request names with series of
+/// their own, the counters already sent, the last push's instant. Bounded
+/// by the cardinality bound.
 #[derive(Debug, Default)]
-pub struct Names(BTreeSet<String>);
+pub struct Names {
+    own: BTreeSet<String>,
+    counters: BTreeSet<Vec<Label>>,
+    last_ms: Option<i64>,
+}
 
 impl Names {
     /// Gives names seen for the first time a series of their own while
     /// fewer than [`MAX_REQUESTS`] have one, the busiest first.
     fn admit(&mut self, s: &Snapshot) {
-        if self.0.len() >= MAX_REQUESTS {
+        if self.own.len() >= MAX_REQUESTS {
             return;
         }
         let mut new: Vec<(&String, u64)> = s
             .requests
             .iter()
-            .filter(|(n, _)| !self.0.contains(*n))
+            .filter(|(n, _)| !self.own.contains(*n))
             .map(|(n, r)| (n, r.count()))
             .collect();
         new.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        for (n, _) in new.into_iter().take(MAX_REQUESTS - self.0.len()) {
-            self.0.insert(n.clone());
+        for (n, _) in new.into_iter().take(MAX_REQUESTS - self.own.len()) {
+            self.own.insert(n.clone());
+        }
+    }
+
+    /// A counter that appears for the first time starts from 0 at the
+    /// previous push (at the run's start for the first push): without it
+    /// `rate()` and `increase()` would miss everything it counted before
+    /// its first sample (the first errors of a kind, the first push).
+    fn start_counters(&mut self, out: &mut Built, started_ms: Option<i64>, at_ms: i64) {
+        let from = self.last_ms.or(started_ms).filter(|t| *t < at_ms);
+        self.last_ms = Some(at_ms);
+        let counter = |ts: &TimeSeries| {
+            let name = ts
+                .labels
+                .iter()
+                .find(|l| l.name == "__name__")
+                .map_or("", |l| l.value.as_str());
+            [REQUESTS, ERRORS, DROPPED].contains(&name)
+                || !ts.histograms.is_empty()
+                || name.ends_with("_sum")
+                || name.ends_with("_count")
+        };
+        for ts in out
+            .common
+            .iter_mut()
+            .chain(&mut out.native)
+            .chain(&mut out.quantiles)
+        {
+            if !counter(ts) || !self.counters.insert(ts.labels.clone()) {
+                continue;
+            }
+            let Some(t) = from else { continue };
+            if let Some(h) = ts.histograms.first() {
+                let empty = native::from_latency(&crate::histogram::new_latency(), t);
+                ts.histograms.insert(
+                    0,
+                    super::proto::Histogram {
+                        schema: h.schema,
+                        ..empty
+                    },
+                );
+            } else {
+                ts.samples.insert(
+                    0,
+                    Sample {
+                        value: 0.0,
+                        timestamp: t,
+                    },
+                );
+            }
         }
     }
 }
@@ -82,7 +139,7 @@ pub fn build(
             .split_once('/')
             .map(|(sc, _)| sc)
             .filter(|sc| s.scenarios.contains_key(*sc));
-        let request = if names.0.contains(name) {
+        let request = if names.own.contains(name) {
             name.as_str()
         } else {
             OTHER
@@ -130,6 +187,8 @@ pub fn build(
         .push(base.sample(DROPPED, Vec::new(), s.dropped as f64));
     out.common
         .push(base.sample(RUNNERS, Vec::new(), f64::from(active_runners)));
+    let started_ms = s.started_us.map(|us| (us / 1000) as i64);
+    names.start_counters(&mut out, started_ms, at_ms);
     out
 }
 

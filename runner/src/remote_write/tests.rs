@@ -36,7 +36,7 @@ fn value(b: &series::Built, name: &str, want: &[(&str, &str)]) -> Option<f64> {
             let l = labels_of(ts);
             l.contains(&("__name__", name)) && want.iter().all(|w| l.contains(w))
         })
-        .map(|ts| ts.samples[0].value)
+        .map(|ts| ts.samples.last().unwrap().value)
 }
 
 #[test]
@@ -215,4 +215,90 @@ fn endpoints_are_checked() {
         e("https://u:p@h/x?k=v#f", &[]).redacted_url(),
         "https://h/x"
     );
+}
+
+/// Offers closer than the interval (less a tenth of slack) are skipped; the
+/// final one always goes, a millisecond after the last if it must.
+#[tokio::test]
+async fn offers_are_taken_once_per_interval() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let endpoint = Endpoint {
+        url: format!("http://127.0.0.1:{port}/w"),
+        headers: vec![],
+        tls: None,
+        timeout: Duration::from_millis(100),
+    };
+    let options = Options {
+        interval: Duration::from_secs(1),
+        histograms: HistogramMode::Quantiles,
+    };
+    let p = Pusher::start(endpoint, Labels::default(), options);
+    let s = Snapshot::empty(1_000_000);
+    // Taken: 0, 950 (within the slack), 1900; skipped: 500, 1000, 1500.
+    for at in [0, 500, 950, 1000, 1500, 1900] {
+        p.offer(&s, at, 1);
+    }
+    let d = p.finish(&s, 1900, 0, Duration::from_millis(50)).await;
+    // Each batch: the dropped counter and the runners gauge.
+    assert_eq!(d.undelivered, 4 * 2, "{d:?}");
+}
+
+/// A counter's first sample comes after a 0 at the previous push (the
+/// run's start for the first push), so rate() and increase() see all it
+/// counted; gauges and counters already sent get no such sample.
+#[test]
+fn new_counters_start_from_zero() {
+    let mut s = Snapshot::empty(1_000_000);
+    s.started_us = Some(1_000_000);
+    s.requests
+        .insert("a".into(), stats(&[10, 20], &[(200, 2)], &[]));
+    let mut names = Names::default();
+    let labels = Labels::default();
+    let first = series::build(&s, 3_000, 1, &labels, &mut names);
+    let samples = |b: &series::Built, name: &str, extra: (&str, &str)| -> Vec<(i64, f64)> {
+        b.common
+            .iter()
+            .find(|ts| {
+                labels_of(ts).contains(&("__name__", name))
+                    && (extra.0.is_empty() || labels_of(ts).contains(&extra))
+            })
+            .map(|ts| ts.samples.iter().map(|x| (x.timestamp, x.value)).collect())
+            .unwrap()
+    };
+    assert_eq!(
+        samples(&first, series::REQUESTS, ("", "")),
+        [(1_000, 0.0), (3_000, 2.0)]
+    );
+    assert_eq!(
+        samples(&first, series::DROPPED, ("", "")),
+        [(1_000, 0.0), (3_000, 0.0)]
+    );
+    assert_eq!(samples(&first, series::RUNNERS, ("", "")), [(3_000, 1.0)]);
+    let h = &first.native[0].histograms;
+    assert_eq!(
+        (h.len(), h[0].count_int, h[0].timestamp, h[1].count_int),
+        (2, 0, 1_000, 2)
+    );
+    s.requests.insert(
+        "a".into(),
+        stats(&[10, 20, 30], &[(200, 2)], &[(ErrorKind::Timeout, 1)]),
+    );
+    let second = series::build(&s, 5_000, 1, &labels, &mut names);
+    assert_eq!(
+        samples(&second, series::REQUESTS, ("status_class", "2xx")),
+        [(5_000, 2.0)]
+    );
+    assert_eq!(
+        samples(&second, series::REQUESTS, ("status_class", "none")),
+        [(3_000, 0.0), (5_000, 1.0)]
+    );
+    assert_eq!(
+        samples(&second, series::ERRORS, ("kind", "timeout")),
+        [(3_000, 0.0), (5_000, 1.0)]
+    );
+    assert_eq!(second.native[0].histograms.len(), 1);
 }
