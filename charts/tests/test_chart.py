@@ -439,6 +439,74 @@ def test_grafana_dashboard() -> None:
     assert cm["metadata"]["namespace"] == "monitoring"
 
 
+RW_DIR = "/etc/barrage/remote-write"
+
+
+def test_remote_write_default_off() -> None:
+    r = render()
+    assert "BARRAGE_REMOTE_WRITE" not in r.env()
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    assert "volumes" not in pod and "volumeMounts" not in r.container(), pod
+    assert "fsGroup" not in pod["securityContext"], pod["securityContext"]
+    assert "BARRAGE_REMOTE_WRITE" in operator_env_names(), "the operator reads BARRAGE_REMOTE_WRITE"
+
+
+def test_remote_write_default_mounts_its_secrets_and_passes_paths() -> None:
+    r = render({"prometheusRemoteWrite": {
+        "url": "https://mimir.monitoring:8080/api/v1/push",
+        "headers": {"X-Scope-OrgID": "load"},
+        "bearerTokenSecret": {"name": "rw-auth", "key": "token"},
+        "tls": {"caSecret": {"name": "rw-ca", "key": "ca.crt"},
+                "certSecret": {"name": "rw-client", "key": "tls.crt"},
+                "keySecret": {"name": "rw-client", "key": "tls.key"},
+                "serverName": "mimir.internal"},
+        "interval": "15s", "histograms": "quantiles"}})
+    # The JSON the operator parses (remote_write::cluster_default): paths, never a secret.
+    assert json.loads(r.env()["BARRAGE_REMOTE_WRITE"]) == {
+        "url": "https://mimir.monitoring:8080/api/v1/push",
+        "headers": {"X-Scope-OrgID": "load"},
+        "bearerTokenFile": f"{RW_DIR}/token",
+        "tls": {"caFile": f"{RW_DIR}/ca.pem", "certFile": f"{RW_DIR}/cert.pem", "keyFile": f"{RW_DIR}/key.pem",
+                "serverName": "mimir.internal"},
+        "interval": "15s", "histograms": "quantiles"}
+    pod = r.one("Deployment")["spec"]["template"]["spec"]
+    assert r.container()["volumeMounts"] == [{"name": "remote-write", "mountPath": RW_DIR, "readOnly": True}]
+    (vol,) = pod["volumes"]
+    assert vol["name"] == "remote-write" and vol["projected"]["defaultMode"] == 0o440, vol
+    got = [(s["secret"]["name"], s["secret"]["items"]) for s in vol["projected"]["sources"]]
+    assert got == [("rw-auth", [{"key": "token", "path": "token"}]),
+                   ("rw-ca", [{"key": "ca.crt", "path": "ca.pem"}]),
+                   ("rw-client", [{"key": "tls.crt", "path": "cert.pem"}]),
+                   ("rw-client", [{"key": "tls.key", "path": "key.pem"}])], got
+    # 0440 files, readable by the operator's group; the rest of the pod's context kept.
+    assert pod["securityContext"]["fsGroup"] == 65532 and pod["securityContext"]["runAsUser"] == 65532
+    # Mounted by the kubelet: no Secret rights beyond those LoadTests already need.
+    assert_rules(r.one("ClusterRole"), LEAST_PRIVILEGE)
+
+
+def test_remote_write_basic_auth_and_plain_url() -> None:
+    r = render({"prometheusRemoteWrite": {"url": "http://prometheus.monitoring:9090/api/v1/write",
+                                          "basicAuth": {"username": "load", "passwordSecret": {"name": "rw", "key": "pw"}}}})
+    assert json.loads(r.env()["BARRAGE_REMOTE_WRITE"]) == {
+        "url": "http://prometheus.monitoring:9090/api/v1/write",
+        "basicAuth": {"username": "load", "passwordFile": f"{RW_DIR}/password"}}
+    r = render({"prometheusRemoteWrite": {"url": "http://prometheus.monitoring:9090/api/v1/write"}})
+    assert json.loads(r.env()["BARRAGE_REMOTE_WRITE"]) == {"url": "http://prometheus.monitoring:9090/api/v1/write"}
+    assert "volumes" not in r.one("Deployment")["spec"]["template"]["spec"]
+
+
+def test_remote_write_values_errors_name_the_value() -> None:
+    rw = lambda v: {"prometheusRemoteWrite": {"url": "http://p:9090/api/v1/write", **v}}  # noqa: E731
+    expect_render_error(rw({"basicAuth": {"username": "u"}}), "prometheusRemoteWrite.basicAuth")
+    expect_render_error(rw({"bearerTokenSecret": {"name": "s"}}), "prometheusRemoteWrite.bearerTokenSecret")
+    expect_render_error(rw({"bearerTokenSecret": {"name": "s", "key": "t"},
+                            "basicAuth": {"username": "u", "passwordSecret": {"name": "s", "key": "p"}}}),
+                        "not both")
+    expect_render_error(rw({"histograms": "sometimes"}), "/prometheusRemoteWrite/histograms")
+    expect_render_error({"prometheusRemoteWrite": {"url": "ftp://p"}}, "/prometheusRemoteWrite/url")
+    expect_render_error(rw({"token": "x"}), "token")
+
+
 def test_cli_render_matches() -> None:
     # e2e/helm.py render is what people (and the e2e test) use: it must take --set like helm.
     out = subprocess.run([sys.executable, HELM_PY, "render", CHART, "--name", RELEASE, "-n", NAMESPACE,

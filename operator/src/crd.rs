@@ -433,6 +433,7 @@ pub struct RemoteWrite {
     /// `http://` or `https://` URL, e.g. `http://prometheus:9090/api/v1/write`.
     /// Empty with `disabled: true`.
     #[serde(default)]
+    #[schemars(transform = no_default)]
     pub url: String,
     /// Push nothing, not even the cluster-wide default.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -457,6 +458,13 @@ pub struct RemoteWrite {
     /// or `quantiles`. Default auto.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub histograms: Option<barrage_runner::remote_write::HistogramMode>,
+}
+
+/// Leaves a field's `default` out of the CRD: Kubernetes 1.20 refuses the CRD
+/// that `#[serde(default)]` on a `String` makes (`default: ''`) when it is
+/// applied server-side, as Helm does ("must be of type string: null").
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -9,7 +9,8 @@
 //! `netpol`, with
 //! `target_tls` mounting what `spec.target.tls` references. Runners'
 //! results are pulled by `agents` and merged in `results`; `status` writes
-//! them into the status. `schedule` is the
+//! them into the status; `remote_write` pushes them to a Prometheus
+//! remote-write receiver while the test runs. `schedule` is the
 //! ScheduledLoadTest controller; `report` the `kubectl barrage` plugin.
 
 pub mod agents;
@@ -25,11 +26,13 @@ pub mod lease;
 pub mod loadtest;
 pub mod metrics;
 pub mod netpol;
+pub mod object_refs;
 pub mod observe;
 pub mod pods;
 pub mod progress;
 pub mod pss;
 pub mod publish;
+pub mod remote_write;
 pub mod report;
 pub mod results;
 pub mod schedule;

@@ -8,6 +8,7 @@ use barrage_operator::{
     metrics::Metrics,
     netpol::OperatorPeer,
     pods::{AGENT_PORT, RunnerDefaults},
+    remote_write::ClusterDefault,
     schedule,
 };
 use clap::Parser;
@@ -73,6 +74,12 @@ struct Args {
     /// kubernetes.io/metadata.name=<namespace>, which Kubernetes sets from 1.21).
     #[arg(long, env = "BARRAGE_OPERATOR_NAMESPACE_LABELS", default_value = "")]
     operator_namespace_labels: String,
+    /// The cluster-wide Prometheus remote-write receiver for LoadTests whose
+    /// spec names none (JSON: url, headers, basicAuth {username,
+    /// passwordFile}, bearerTokenFile, tls {caFile, certFile, keyFile,
+    /// serverName}, interval, histograms; see docs/metrics.md). Empty: none.
+    #[arg(long, env = "BARRAGE_REMOTE_WRITE", default_value = "")]
+    remote_write: String,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -172,6 +179,10 @@ async fn main() -> ExitCode {
     } else {
         None
     };
+    let remote_write = match ClusterDefault::parse(&args.remote_write) {
+        Ok(d) => d,
+        Err(e) => return bad_flag(e.to_string()),
+    };
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}")),
@@ -211,10 +222,12 @@ async fn main() -> ExitCode {
         agent_port: AGENT_PORT as u16,
         start_lead: Duration::from_millis(args.start_lead_ms),
         network_policy,
+        remote_write,
     };
     tracing::info!(
         namespaces = ?namespaces,
         network_policy = ?config.network_policy,
+        remote_write = ?config.remote_write.as_ref().map(|d| d.redacted_url()),
         "barrage-operator starting"
     );
     // ScheduledLoadTests beside LoadTests: same namespaces, same lease.

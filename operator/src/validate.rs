@@ -6,14 +6,15 @@ use std::{path::Path, time::Duration};
 
 use barrage_runner::{
     compile::{Slot, compile_with_env, compile_with_fields},
-    plan::{CaMode, SetupPlan, Target, ValueFrom},
+    plan::{CaMode, SetupPlan, Target},
     provision,
 };
 
 use crate::{
     crd::LoadTestSpec,
     error::{Error, Result},
-    target_tls,
+    object_refs::value_from,
+    remote_write, target_tls,
 };
 
 /// Kubernetes label values (which carry the LoadTest's name) are at most 63
@@ -60,6 +61,13 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
         && d.0 < MIN_COLLECT
     {
         return Err(invalid("spec.collectInterval", "must be at least 500ms"));
+    }
+    if let Some(rw) = spec
+        .output
+        .as_ref()
+        .and_then(|o| o.prometheus_remote_write.as_ref())
+    {
+        remote_write::spec::validate(rw)?;
     }
     // `{{ env.X }}` is resolved inside the pods, from their env: any name
     // is acceptable here.
@@ -276,61 +284,6 @@ fn target_tls(target: &Target) -> Result<()> {
             "spec.target.tls.caMode",
             "replace trusts only the CAs of caFrom, and there is no caFrom",
         ));
-    }
-    Ok(())
-}
-
-/// One `*From`: exactly one of `secret` and `configMap`, an object name
-/// and a key the API server would accept (the key becomes a file name).
-fn value_from(field: &str, v: &ValueFrom) -> Result<()> {
-    let (kind, name) = match (&v.secret, &v.config_map) {
-        (Some(s), None) => ("secret", s),
-        (None, Some(c)) => ("configMap", c),
-        _ => {
-            return Err(invalid(field, "give exactly one of secret and configMap"));
-        }
-    };
-    if let Err(why) = object_name(name) {
-        return Err(invalid(
-            &format!("{field}.{kind}"),
-            format!("{name:?} {why}"),
-        ));
-    }
-    let key = &v.key;
-    let key_ok = !key.is_empty()
-        && key.len() <= 253
-        && key
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
-        && key != "."
-        && key != "..";
-    if !key_ok {
-        return Err(invalid(
-            &format!("{field}.key"),
-            format!(
-                "{key:?} is not a Secret or ConfigMap key (letters, digits, '-', '_' and '.'; not \".\" or \"..\")"
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A DNS-1123 subdomain, as Secret and ConfigMap names are.
-fn object_name(name: &str) -> std::result::Result<(), &'static str> {
-    if name.is_empty() || name.len() > 253 {
-        return Err("is not a name of 1 to 253 characters");
-    }
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.bytes()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-    };
-    if !name.split('.').all(label_ok) {
-        return Err(
-            "is not a valid object name (lowercase letters, digits, '-' and '.', starting and ending with a letter or digit)",
-        );
     }
     Ok(())
 }

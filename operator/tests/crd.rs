@@ -36,6 +36,18 @@ fn columns(crd: &serde_yaml_ng::Value) -> Vec<&str> {
 }
 
 /// Kubernetes 1.20 rejects `null` inside an enum (schemars' Option<Enum>).
+/// Kubernetes 1.20 refuses a CRD holding `default: ''` when it is applied
+/// server-side (Helm installs CRDs so): "must be of type string: null".
+#[test]
+fn no_empty_string_defaults() {
+    for (file, text) in barrage_operator::crdgen::files() {
+        assert!(
+            !text.contains("default: ''"),
+            "{file} has an empty-string default"
+        );
+    }
+}
+
 fn no_null_in_enums(v: &serde_yaml_ng::Value) {
     if let Some(m) = v.as_mapping() {
         if let Some(e) = m.get("enum") {

@@ -27,6 +27,7 @@ use crate::{
     error::{Error, Result},
     metrics::Metrics,
     netpol, observe, pods,
+    remote_write::{ClusterDefault, Pushers},
     results::Stores,
 };
 
@@ -61,6 +62,8 @@ pub struct Config {
     /// NetworkPolicy admitting only these pods; without it (an operator
     /// outside the cluster, whose traffic no pod selector matches), none.
     pub network_policy: Option<netpol::OperatorPeer>,
+    /// Where LoadTests that name no receiver push their series (`--remote-write`).
+    pub remote_write: Option<ClusterDefault>,
 }
 
 pub struct Context {
@@ -78,6 +81,8 @@ pub struct Context {
     /// Each running LoadTest's results and live judgement, by uid, each
     /// with its own lock.
     pub results: Stores,
+    /// Each running LoadTest's remote-write pusher, by uid.
+    pub pushers: Pushers,
     /// Each LoadTest's channel to its agents (its pinned client and its
     /// token), by uid, once read from its Secret.
     channels: std::sync::Mutex<HashMap<String, Channel>>,
@@ -103,6 +108,7 @@ impl Context {
             pods,
             pods_wait: Duration::from_secs(30),
             results: Stores::default(),
+            pushers: Pushers::default(),
             channels: Default::default(),
             uids: Default::default(),
             metrics,
@@ -214,6 +220,7 @@ impl Context {
     pub fn forget(&self, uid: &str) {
         self.channels().remove(uid);
         self.results.forget(uid);
+        self.pushers.forget(uid);
     }
 
     /// Notes which LoadTest (uid) holds a name, for `forget_gone`.

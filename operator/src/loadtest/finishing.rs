@@ -14,6 +14,7 @@ use kube::{
 use super::{
     context::{Context, now, runner_ref},
     next::Next,
+    output,
     rules::parse_thresholds,
 };
 use crate::{
@@ -55,6 +56,8 @@ pub async fn finalize(
     let reason = (abort.is_none() && failure.is_none() && engine.is_some())
         .then_some(status::REASON_ENGINE_FAILED);
     let failure = failure.or(engine);
+    let refused = output::finish(lt, ctx, &mut n.status, &merged).await;
+    n = output::with_event(n, refused);
     // Thresholds judge the full-resolution series; only the ConfigMap's
     // copy is downsampled to fit.
     let (report, json) = downsample::final_report(

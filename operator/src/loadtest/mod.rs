@@ -19,6 +19,8 @@
 //!   take, the largest reply, the thresholds).
 //! - `tls_refs`: Pending's check of the Secrets and ConfigMaps that
 //!   `spec.target.tls` references.
+//! - `output`: the series pushed while the test runs (`spec.output`):
+//!   Pending's check, Running's offers, the verdict's final push.
 //! - `scenarios` (tests): every phase and fault against a mocked API server
 //!   and real runner agents.
 //!
@@ -29,6 +31,7 @@
 mod context;
 mod finishing;
 mod next;
+mod output;
 mod pending;
 mod provisioning;
 mod reconcile;

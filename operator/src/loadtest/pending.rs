@@ -13,7 +13,7 @@ use kube::{ResourceExt, runtime::events::EventType};
 use super::{
     context::{Context, enter, now},
     next::{Next, fail, terminal},
-    provisioning, rules, tls_refs,
+    output, provisioning, rules, tls_refs,
 };
 use crate::{
     crd::{LoadTest, LoadTestStatus, Phase},
@@ -32,6 +32,11 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         return Ok(Next::new(st, None).event(EventType::Warning, "InvalidSpec", msg));
     }
     match tls_refs::check(lt, ctx).await {
+        Ok(None) => {}
+        Ok(Some((reason, msg))) => return Ok(fail(st, generation, msg, COND_VALIDATED, reason)),
+        Err(e) => return terminal(st, generation, e, COND_VALIDATED),
+    }
+    match output::check(lt, ctx).await {
         Ok(None) => {}
         Ok(Some((reason, msg))) => return Ok(fail(st, generation, msg, COND_VALIDATED, reason)),
         Err(e) => return terminal(st, generation, e, COND_VALIDATED),

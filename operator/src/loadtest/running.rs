@@ -12,6 +12,7 @@ use super::{
     context::{Context, now, runner_ref, unix_us},
     finishing,
     next::Next,
+    output,
     rules::{max_interval, max_names, parse_thresholds, run_limit, snapshot_limit},
 };
 use crate::{
@@ -60,8 +61,10 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
         }
     }
     // While the results are being rebuilt the status keeps its last figures.
+    let mut refused = None;
     if let Some(merged) = &round.merged {
         status::apply_results(&mut st, merged, &status::Subjects::of(&plan_thresholds));
+        refused = output::offer(lt, ctx, &mut st, merged).await;
     }
     progress::running(&mut st, lt, now());
     let alive = found
@@ -71,7 +74,7 @@ pub async fn step(lt: &LoadTest, ctx: &Context, mut st: LoadTestStatus) -> Resul
     st.runners_ready = alive;
     st.runners = Some(status::runners_text(alive, total));
 
-    let mut n = Next::new(st, None);
+    let mut n = output::with_event(Next::new(st, None), refused);
     if let Some(why) = round.abort {
         stop_all(&ch, &refs).await;
         n.status.message = Some(format!("aborting: {why}"));

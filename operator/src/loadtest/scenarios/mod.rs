@@ -8,6 +8,7 @@
 
 mod pending;
 mod provisioning;
+mod remote_write;
 mod running;
 mod starting;
 mod target_tls;
@@ -123,6 +124,7 @@ pub fn context_with_store(
         agent_port,
         start_lead: Duration::from_millis(200),
         network_policy: None,
+        remote_write: None,
     };
     let reporter = Reporter {
         controller: "barrage-operator".into(),
