@@ -65,7 +65,7 @@ pub async fn send(client: &reqwest::Client, endpoint: &Endpoint, body: Vec<u8>) 
     }
     let mut resp = match req.body(body).send().await {
         Ok(r) => r,
-        Err(e) => return Outcome::Retry(redact(endpoint, &network_error(&e)), None),
+        Err(e) => return Outcome::Retry(clean(&redact(endpoint, &network_error(&e))), None),
     };
     let status = resp.status();
     if status.is_success() {
@@ -86,19 +86,30 @@ pub async fn send(client: &reqwest::Client, endpoint: &Endpoint, body: Vec<u8>) 
         }
     }
     drop(resp);
-    let text = clean(&String::from_utf8_lossy(&body));
-    let msg = redact(
-        endpoint,
-        &if text.is_empty() {
-            format!("HTTP {}", status.as_u16())
-        } else {
-            format!("HTTP {}: {text}", status.as_u16())
-        },
-    );
+    let text = error_text(endpoint, &body);
+    let msg = if text.is_empty() {
+        format!("HTTP {}", status.as_u16())
+    } else {
+        format!("HTTP {}: {text}", status.as_u16())
+    };
     match classify(status.as_u16(), &text, msg) {
         Outcome::Retry(msg, _) => Outcome::Retry(msg, after),
         o => o,
     }
+}
+
+/// A receiver's answer (at most [`MAX_ERROR_BODY`] bytes of it) as one
+/// short, credential-free line.
+fn error_text(endpoint: &Endpoint, body: &[u8]) -> String {
+    let mut raw = String::from_utf8_lossy(body).into_owned();
+    if body.len() >= MAX_ERROR_BODY {
+        // The cut may split an echoed credential: its head would not match
+        // below, so the last word goes.
+        raw.truncate(raw.trim_end().rfind(char::is_whitespace).unwrap_or(0));
+    }
+    // Masked whole before the text is cut short, so a credential that
+    // straddles the cut leaves no part of itself behind.
+    clean(&redact(endpoint, &raw))
 }
 
 /// Prometheus answers 500 "native histograms are disabled" (2.42, without
@@ -132,7 +143,7 @@ fn network_error(e: &reqwest::Error) -> String {
         parts.push(c.to_string());
         cause = c.source();
     }
-    clean(&parts.join(": "))
+    parts.join(": ")
 }
 
 /// One line of printable text, at most [`MAX_MESSAGE`] characters.
@@ -234,6 +245,19 @@ mod tests {
             assert!(!m.contains(secret), "{m}");
         }
         assert!(m.starts_with("bad auth"), "{m}");
+        // A token straddling the 200-character cut, and one cut by the
+        // body's bound: no part of either is kept.
+        for at in [150, 190, 195, 199, 205] {
+            let body = format!("{} invalid token: Bearer tok-abc123 end", "w".repeat(at));
+            let m = error_text(&e, body.as_bytes());
+            assert!(!m.contains("tok-a") && !m.contains("abc1"), "{at}: {m}");
+        }
+        // Cut by the body's bound mid-token (whitespace collapses, so the
+        // head would show): the last word goes.
+        let head = "x tok-abc1";
+        let body = format!("{}{head}", " ".repeat(MAX_ERROR_BODY - head.len()));
+        let m = error_text(&e, body.as_bytes());
+        assert_eq!(m, "x");
         let long = clean(&format!("a\nb\x1b[31m{}", "x".repeat(5000)));
         assert!(long.chars().count() <= MAX_MESSAGE + 1, "{}", long.len());
         assert!(!long.contains('\n') && !long.contains('\x1b'));
