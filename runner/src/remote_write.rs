@@ -105,6 +105,10 @@ pub struct Options {
     /// skipped until it passes); the final offer is always pushed.
     pub interval: Duration,
     pub histograms: HistogramMode,
+    /// The run's series were pushed before (by an operator before its
+    /// restart): no counter starts with a 0 at the run's start, which the
+    /// receiver would refuse as older than what it holds.
+    pub continuing: bool,
 }
 
 impl Default for Options {
@@ -112,6 +116,7 @@ impl Default for Options {
         Options {
             interval: Duration::from_secs(10),
             histograms: HistogramMode::Auto,
+            continuing: false,
         }
     }
 }
@@ -296,12 +301,13 @@ impl Pusher {
             wake: tokio::sync::Notify::new(),
         });
         let task = tokio::spawn(deliver(endpoint, options.histograms, shared.clone()));
+        let names = series::Names::new(options.continuing);
         Pusher {
             labels,
             options,
             shared,
             offers: Mutex::new(Offers {
-                names: series::Names::default(),
+                names,
                 last_ms: None,
             }),
             task: Some(task),
@@ -360,9 +366,11 @@ impl Pusher {
         let mut st = self.shared.lock();
         st.queued_bytes += batch.bytes();
         st.queue.push_back(batch);
-        while st.queue.len() > MAX_QUEUED
-            || (st.queued_bytes > MAX_QUEUED_BYTES && st.queue.len() > 1)
-        {
+        // The final totals go next: batches still queued behind a slow
+        // receiver hold only earlier points of the same cumulative series
+        // (counted as undelivered), and would spend the final wait.
+        let keep = if last { 1 } else { MAX_QUEUED };
+        while st.queue.len() > keep || (st.queued_bytes > MAX_QUEUED_BYTES && st.queue.len() > 1) {
             let old = st.queue.pop_front().expect("the queue is not empty");
             st.queued_bytes -= old.bytes();
             let refused = st.native_refused;

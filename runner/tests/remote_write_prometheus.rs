@@ -43,6 +43,7 @@ async fn run_pushing(prom: &Prometheus, loadtest: &str, mode: HistogramMode) -> 
     let options = remote_write::Options {
         interval: Duration::from_secs(1),
         histograms: mode,
+        continuing: false,
     };
     let pusher = Pusher::start(endpoint, labels, options);
     let opts = Options {

@@ -12,7 +12,10 @@
 
 use std::time::Duration;
 
-use barrage_runner::{remote_write::Pusher, snapshot::Snapshot};
+use barrage_runner::{
+    remote_write::{Options, Pusher},
+    snapshot::Snapshot,
+};
 use kube::{ResourceExt, runtime::events::EventType};
 use tracing::warn;
 
@@ -132,6 +135,12 @@ async fn start_once(lt: &LoadTest, ctx: &Context, st: &mut LoadTestStatus) -> Op
     };
     let previous = previous(st);
     let base = pushers::base(previous.as_ref(), endpoint.redacted_url());
+    // After an operator restart the receiver holds this run's series: the
+    // new pusher adds no 0 at the run's start (refused as out of order).
+    let options = Options {
+        continuing: base.pushes > 0,
+        ..options
+    };
     let pusher = Pusher::start(endpoint, spec::labels(lt), options);
     ctx.pushers.start(&uid, pusher, base.clone());
     show(st, base);

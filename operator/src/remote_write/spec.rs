@@ -293,6 +293,7 @@ pub fn options(interval: Option<HumanDuration>, histograms: Option<HistogramMode
     Options {
         interval: interval.map_or(DEFAULT_INTERVAL, |d| d.0),
         histograms: histograms.unwrap_or_default(),
+        continuing: false,
     }
 }
 

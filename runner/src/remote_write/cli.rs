@@ -186,6 +186,7 @@ pub fn setup(f: &Flags, default_loadtest: &str) -> Result<Option<Setup>> {
         options: Options {
             interval: f.out_prometheus_interval,
             histograms,
+            continuing: false,
         },
         within: f.out_prometheus_timeout,
     }))

@@ -52,9 +52,18 @@ pub struct Names {
     own: BTreeSet<String>,
     counters: BTreeSet<Vec<Label>>,
     last_ms: Option<i64>,
+    /// The first push continues earlier ones: its counters get no 0.
+    continuing: bool,
 }
 
 impl Names {
+    pub fn new(continuing: bool) -> Names {
+        Names {
+            continuing,
+            ..Names::default()
+        }
+    }
+
     /// Gives names seen for the first time a series of their own while
     /// fewer than [`MAX_REQUESTS`] have one, the busiest first.
     fn admit(&mut self, s: &Snapshot) {
@@ -78,7 +87,11 @@ impl Names {
     /// `rate()` and `increase()` would miss everything it counted before
     /// its first sample (the first errors of a kind, the first push).
     fn start_counters(&mut self, out: &mut Built, started_ms: Option<i64>, at_ms: i64) {
-        let from = self.last_ms.or(started_ms).filter(|t| *t < at_ms);
+        let from = if std::mem::take(&mut self.continuing) {
+            None
+        } else {
+            self.last_ms.or(started_ms).filter(|t| *t < at_ms)
+        };
         self.last_ms = Some(at_ms);
         let counter = |ts: &TimeSeries| {
             let name = ts

@@ -235,6 +235,7 @@ async fn offers_are_taken_once_per_interval() {
     let options = Options {
         interval: Duration::from_secs(1),
         histograms: HistogramMode::Quantiles,
+        continuing: false,
     };
     let p = Pusher::start(endpoint, Labels::default(), options);
     let s = Snapshot::empty(1_000_000);
@@ -301,4 +302,39 @@ fn new_counters_start_from_zero() {
         [(3_000, 0.0), (5_000, 1.0)]
     );
     assert_eq!(second.native[0].histograms.len(), 1);
+}
+
+/// After an operator restart the receiver already holds the run's series:
+/// a 0 at the run's start would be older than what it holds, and Prometheus
+/// refuses the whole write. The first push of a continuing pusher adds none;
+/// a counter first seen after it still starts from 0 at the previous push.
+#[test]
+fn a_continuing_pusher_adds_no_zero_to_series_pushed_before() {
+    let mut s = Snapshot::empty(1_000_000);
+    s.started_us = Some(1_000_000);
+    s.requests
+        .insert("a".into(), stats(&[10, 20], &[(200, 2)], &[]));
+    let mut names = Names::new(true);
+    let labels = Labels::default();
+    let first = series::build(&s, 3_000, 1, &labels, &mut names);
+    for ts in first.common.iter().chain(&first.native) {
+        assert!(
+            ts.samples.iter().all(|x| x.timestamp == 3_000)
+                && ts.histograms.iter().all(|h| h.timestamp == 3_000),
+            "{:?}",
+            labels_of(ts)
+        );
+    }
+    s.requests.insert(
+        "a".into(),
+        stats(&[10, 20, 30], &[(200, 2)], &[(ErrorKind::Timeout, 1)]),
+    );
+    let second = series::build(&s, 5_000, 1, &labels, &mut names);
+    let timeouts = second
+        .common
+        .iter()
+        .find(|ts| labels_of(ts).contains(&("kind", "timeout")))
+        .unwrap();
+    let at: Vec<i64> = timeouts.samples.iter().map(|x| x.timestamp).collect();
+    assert_eq!(at, [3_000, 5_000]);
 }
