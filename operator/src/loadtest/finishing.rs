@@ -56,8 +56,6 @@ pub async fn finalize(
     let reason = (abort.is_none() && failure.is_none() && engine.is_some())
         .then_some(status::REASON_ENGINE_FAILED);
     let failure = failure.or(engine);
-    let refused = output::finish(lt, ctx, &mut n.status, &merged).await;
-    n = output::with_event(n, refused);
     // Thresholds judge the full-resolution series; only the ConfigMap's
     // copy is downsampled to fit.
     let (report, json) = downsample::final_report(
@@ -75,6 +73,11 @@ pub async fn finalize(
             &Patch::Apply(&cm),
         )
         .await?;
+    // The final push once the report is written: a verdict retried after a
+    // failed patch (with figures that may have become complete) must not
+    // find its last push already made with the earlier ones.
+    let refused = output::finish(lt, ctx, &mut n.status, &report.snapshot).await;
+    n = output::with_event(n, refused);
 
     let st = &mut n.status;
     st.report = Some(pods::report_name(lt));
