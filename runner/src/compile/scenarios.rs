@@ -308,11 +308,13 @@ pub fn plan_length(plan: &Plan, interval: Duration) -> Duration {
         .unwrap_or_default()
 }
 
-/// How long `plan`'s load is planned to run from the test's start, where
-/// the plan says: the latest end among the scenarios whose length is known
-/// (a duration, stages, or an open model's iterations at its rate, the
-/// time its arrivals take). `None` when no scenario's is (a closed model
-/// that ends by its iterations alone). What the default report interval is
+/// How long `plan`'s load is planned to run from the test's start: the
+/// latest end among its scenarios (a duration, stages, or an open model's
+/// iterations at its rate, the time its arrivals take). `None` when any
+/// scenario's length is unknown (a closed model that ends by its
+/// iterations alone): such a scenario may run as long as the default
+/// interval allows it (`limits::open_ended`), and a finer default chosen
+/// by its timed neighbours would cut it short. What the default report interval is
 /// chosen by (`report_interval`); read from the raw plan, so it saturates
 /// rather than overflows on one not yet checked.
 pub fn planned_length(plan: &Plan) -> Option<Duration> {
@@ -333,10 +335,14 @@ pub fn planned_length(plan: &Plan) -> Option<Duration> {
         }
         Duration::try_from_secs_f64(n as f64 / rate).ok()
     };
-    scenario_loads(plan)
+    let loads = scenario_loads(plan);
+    if loads.is_empty() {
+        return None;
+    }
+    loads
         .into_iter()
-        .filter_map(|(start, l)| Some(start.saturating_add(length(l)?)))
-        .max()
+        .map(|(start, l)| length(l).map(|d| start.saturating_add(d)))
+        .try_fold(Duration::ZERO, |a, end| end.map(|e| a.max(e)))
 }
 
 /// A weighted scenario's own `load` may set only its think time and

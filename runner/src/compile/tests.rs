@@ -415,17 +415,24 @@ fn runners_and_operator_read_one_interval_from_the_plan() {
         assert_eq!(report_interval(&plan), want, "{load}");
         assert_eq!(compile_yaml(&yaml).unwrap().interval, want, "{load}");
     }
-    // Scenarios: by the latest known end (start time plus length); one
-    // that ends by its iterations alone does not shorten it.
-    let plan: Plan = serde_yaml_ng::from_str(
-        "target: {baseUrl: 'http://127.0.0.1:1'}\n\
-         scenarios:\n\
-         \x20 a: {load: {users: 1, iterations: 3}, requests: [{name: a, path: /}]}\n\
-         \x20 b: {startTime: 4m, load: {users: 1, duration: 2m}, requests: [{name: b, path: /}]}\n",
-    )
-    .unwrap();
+    // Scenarios: by the latest end (start time plus length).
+    let two = |a: &str| -> Plan {
+        serde_yaml_ng::from_str(&format!(
+            "target: {{baseUrl: 'http://127.0.0.1:1'}}\n\
+             scenarios:\n\
+             \x20 a: {{load: {a}, requests: [{{name: a, path: /}}]}}\n\
+             \x20 b: {{startTime: 4m, load: {{users: 1, duration: 2m}}, requests: [{{name: b, path: /}}]}}\n"
+        ))
+        .unwrap()
+    };
+    let plan = two("{users: 1, duration: 1m}");
     assert_eq!(planned_length(&plan), Some(s(360)));
     assert_eq!(report_interval(&plan), s(2));
+    // One that ends by its iterations alone makes the length unknown: the
+    // 10s default, so it may still run 55h rather than 5h 33m at 2s.
+    let plan = two("{users: 1, iterations: 3}");
+    assert_eq!(planned_length(&plan), None);
+    assert_eq!(report_interval(&plan), s(10));
 }
 
 #[test]
