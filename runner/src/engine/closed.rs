@@ -26,7 +26,7 @@ use super::{
     Flow, Runner, http2,
     users::{Gone, Life},
 };
-use crate::limits;
+use crate::{limits, plan::HttpVersion};
 
 /// How often the user count is adjusted during a ramp.
 const RAMP_TICK: Duration = Duration::from_millis(50);
@@ -74,9 +74,13 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         .iter()
         .all(|s| s.1 == load.profile.start);
     // HTTP/2 at a constant level: the users of one connection share a task
-    // (see `together`); a ramp spawns and parks users one by one.
+    // (see `together`); a ramp spawns and parks users one by one. Not with
+    // `http: auto`, which may settle on HTTP/1.1 by ALPN: its users, each
+    // on its own connection, would all run in a few tasks.
     let connections = match &runner.h2 {
-        Some(pool) if constant => pool.connections(),
+        Some(pool) if constant && runner.plan.http.version == HttpVersion::Http2 => {
+            pool.connections()
+        }
         _ => 0,
     };
     'load: loop {
