@@ -505,6 +505,12 @@ def test_remote_write_values_errors_name_the_value() -> None:
     expect_render_error(rw({"histograms": "sometimes"}), "/prometheusRemoteWrite/histograms")
     expect_render_error({"prometheusRemoteWrite": {"url": "ftp://p"}}, "/prometheusRemoteWrite/url")
     expect_render_error(rw({"token": "x"}), "token")
+    # What the operator would refuse at start (a crash loop) fails the render instead.
+    ca = {"caSecret": {"name": "s", "key": "ca"}}
+    expect_render_error(rw({"tls": ca}), "applies to an https:// url only")
+    https = lambda v: {"prometheusRemoteWrite": {"url": "https://p/api/v1/write", **v}}  # noqa: E731
+    expect_render_error(https({"tls": {"certSecret": {"name": "s", "key": "c"}}}), "go together")
+    expect_render_error(https({"tls": {"keySecret": {"name": "s", "key": "k"}}}), "go together")
 
 
 def test_cli_render_matches() -> None:

@@ -34,9 +34,14 @@ use crate::crd::{LoadTest, LoadTestStatus, Phase, ProgressStatus};
 /// updates when the counts did not move.
 pub const REFRESH: Duration = Duration::from_secs(5);
 /// How much of the setup pod's log is read: its last lines, and of them at
-/// most this many bytes (a log is what a container chose to print).
+/// most this many bytes (a log is what a container chose to print). The
+/// byte bound cuts the window's end, where the newest lines are, so it is
+/// wide enough for 50 long lines (a custom image printing JSON).
 pub const LOG_TAIL_LINES: i64 = 50;
-pub const LOG_LIMIT_BYTES: i64 = 16 * 1024;
+pub const LOG_LIMIT_BYTES: i64 = 256 * 1024;
+/// A log read that takes longer is given up (a kubelet that hangs must not
+/// hold the LoadTest's reconcile).
+const LOG_READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// The setup Job's container that runs the setup (`crate::setup`).
 const SETUP_CONTAINER: &str = "setup";
 
@@ -253,9 +258,13 @@ async fn read_log(pods: &Api<Pod>, pod: &Pod) -> Option<Progress> {
         ..Default::default()
     };
     let name = pod.metadata.name.as_deref()?;
-    match pods.logs(name, &params).await {
-        Ok(log) => counts::parse_last(&log),
-        Err(e) => {
+    match tokio::time::timeout(LOG_READ_TIMEOUT, pods.logs(name, &params)).await {
+        Ok(Ok(log)) => counts::parse_last(&log),
+        Err(_) => {
+            tracing::debug!(pod = name, "setup log not read in time");
+            None
+        }
+        Ok(Err(e)) => {
             // Progress is for people: the setup goes on without it.
             tracing::debug!(pod = name, error = %e, "setup log not read");
             None

@@ -88,7 +88,8 @@ Used by the ClusterRole (whole cluster) and by the per-namespace Roles alike.
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create"]
 # configmaps and secrets: get also reads what a LoadTest's spec.target.tls
-# references (caFrom, certFrom, keyFrom), checked before any pod starts.
+# (caFrom, certFrom, keyFrom) and spec.output.prometheusRemoteWrite (the
+# password, the token, tls) reference, checked before any pod starts.
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]

@@ -56,6 +56,12 @@ so the JSON holds paths, never a secret, and the operator needs no right to read
 {{- if dig "tls" "certSecret" "name" "" $rw }}{{ $_ := set $tls "certFile" (printf "%s/cert.pem" $dir) }}{{ end }}
 {{- if dig "tls" "keySecret" "name" "" $rw }}{{ $_ := set $tls "keyFile" (printf "%s/key.pem" $dir) }}{{ end }}
 {{- with dig "tls" "serverName" "" $rw }}{{ $_ := set $tls "serverName" . }}{{ end }}
+{{- if ne (hasKey $tls "certFile") (hasKey $tls "keyFile") }}
+{{- fail "prometheusRemoteWrite.tls: certSecret and keySecret go together" }}
+{{- end }}
+{{- if and $tls (not (hasPrefix "https://" $rw.url)) }}
+{{- fail "prometheusRemoteWrite.tls: applies to an https:// url only" }}
+{{- end }}
 {{- if $tls }}{{ $_ := set $d "tls" $tls }}{{ end }}
 {{- with $rw.interval }}{{ $_ := set $d "interval" . }}{{ end }}
 {{- with $rw.histograms }}{{ $_ := set $d "histograms" . }}{{ end }}

@@ -163,7 +163,7 @@ async fn provisioning_progress_is_read_from_the_setup_pods_log_at_a_bounded_rate
             ))
             .query("container", "setup")
             .query("tailLines", "50")
-            .query("limitBytes", "16384")
+            .query("limitBytes", "262144")
             .reply(Reply::text(log)),
         )
         .expect(Call::patch(status_path()).includes(json!({"status": {
