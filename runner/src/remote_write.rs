@@ -43,6 +43,7 @@ mod push;
 pub mod series;
 #[cfg(test)]
 mod tests;
+pub mod tls;
 
 /// Batches queued at most; when full, the oldest is dropped.
 pub const MAX_QUEUED: usize = 64;
@@ -135,45 +136,6 @@ pub struct Delivery {
     /// The last failure (status and a bounded, credential-free message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
-}
-
-/// A TLS client config for a receiver: `ca_pem` as the only trusted roots
-/// (`None`: the bundled web PKI roots), and a client certificate with its
-/// key for mutual TLS. Errors name what is wrong, never the key.
-pub fn client_config(
-    ca_pem: Option<&[u8]>,
-    client: Option<(&[u8], &[u8])>,
-) -> Result<rustls::ClientConfig, String> {
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_pem {
-        Some(pem) => {
-            let certs = crate::tls::certs_from_pem(pem)?;
-            if certs.is_empty() {
-                return Err("the CA holds no PEM certificate".into());
-            }
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|_| "the CA holds a certificate that is not a valid CA".to_string())?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let builder = rustls::ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .with_root_certificates(roots);
-    match client {
-        Some((cert, key)) => {
-            let chain = crate::tls::certs_from_pem(cert)?;
-            let key = crate::tls::key_from_pem(key)?;
-            builder.with_client_auth_cert(chain, key).map_err(|_| {
-                "the client key is not the certificate's (or a key type rustls does not support)"
-                    .to_string()
-            })
-        }
-        None => Ok(builder.with_no_client_auth()),
-    }
 }
 
 impl Endpoint {

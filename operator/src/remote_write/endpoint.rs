@@ -4,20 +4,10 @@
 
 use std::{collections::BTreeMap, sync::Arc};
 
-use barrage_runner::{
-    remote_write::Endpoint,
-    tls::{certs_from_pem, key_from_pem, provider},
-};
+use barrage_runner::remote_write::{Endpoint, tls};
 use base64::Engine;
 use reqwest::header::HeaderValue;
-use rustls::{
-    ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-    client::{
-        WebPkiServerVerifier,
-        danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier},
-    },
-    pki_types::{CertificateDer, ServerName, UnixTime},
-};
+use rustls::ClientConfig;
 
 use super::spec::PUSH_TIMEOUT;
 
@@ -27,6 +17,15 @@ use super::spec::PUSH_TIMEOUT;
 pub struct Value {
     pub at: String,
     pub bytes: Vec<u8>,
+}
+
+impl Value {
+    pub fn pem(&self) -> tls::Pem<'_> {
+        tls::Pem {
+            at: &self.at,
+            bytes: &self.bytes,
+        }
+    }
 }
 
 impl std::fmt::Debug for Value {
@@ -119,105 +118,17 @@ fn header_value(v: &Value, value: String) -> Result<String, String> {
     }
 }
 
-/// Trusts the CA of `ca` only (a private receiver's), else the bundled web
-/// PKI roots; presents the client certificate; checks the receiver's
-/// certificate against `server_name` instead of the URL's host when given.
+/// The receiver's TLS (`barrage_runner::remote_write::tls`, which the CLI
+/// uses too), with each part named by where it came from.
 fn client_config(m: &TlsMaterial) -> Result<Arc<ClientConfig>, String> {
-    let verifier = verifier(m.ca.as_ref(), m.server_name.as_deref())?;
-    // `dangerous` is only rustls's door to a custom verifier: `Named` does
-    // the full web PKI verification, for another name.
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
-        .dangerous()
-        .with_custom_certificate_verifier(verifier);
-    let config = match (&m.cert, &m.key) {
-        (Some(cert), Some(key)) => {
-            let chain = certs_from_pem(&cert.bytes).map_err(|e| format!("{} {e}", cert.at))?;
-            let der = key_from_pem(&key.bytes).map_err(|e| format!("{} {e}", key.at))?;
-            // rustls's message names no key material; ours names the keys.
-            builder.with_client_auth_cert(chain, der).map_err(|_| {
-                format!(
-                    "{} is not the private key of the certificate of {} (or not a key rustls can use: RSA, ECDSA P-256/P-384, Ed25519)",
-                    key.at, cert.at
-                )
-            })?
-        }
-        _ => builder.with_no_client_auth(),
+    let client = match (&m.cert, &m.key) {
+        (Some(cert), Some(key)) => Some((cert.pem(), key.pem())),
+        _ => None,
     };
-    Ok(Arc::new(config))
-}
-
-/// How the receiver's certificate is verified: against the CA of `ca`
-/// only, else the web PKI roots; for `server_name` when given.
-pub(super) fn verifier(
-    ca: Option<&Value>,
-    server_name: Option<&str>,
-) -> Result<Arc<dyn ServerCertVerifier>, String> {
-    let mut roots = RootCertStore::empty();
-    match ca {
-        Some(ca) => {
-            for c in certs_from_pem(&ca.bytes).map_err(|e| format!("{} {e}", ca.at))? {
-                roots
-                    .add(c)
-                    .map_err(|_| format!("{} holds a certificate that is not a valid CA", ca.at))?;
-            }
-        }
-        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
-    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
-        .build()
-        .map_err(|e| format!("the receiver's trust roots: {e}"))?;
-    Ok(match server_name {
-        Some(n) => Arc::new(Named {
-            inner: webpki,
-            name: ServerName::try_from(n.to_string())
-                .map_err(|_| format!("{n:?} is not a DNS name or an IP address"))?,
-        }),
-        None => webpki,
-    })
-}
-
-/// The web PKI verification of the receiver's certificate for `name`
-/// rather than the name the connection was made to.
-#[derive(Debug)]
-struct Named {
-    inner: Arc<WebPkiServerVerifier>,
-    name: ServerName<'static>,
-}
-
-impl ServerCertVerifier for Named {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner
-            .verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    tls::client_config(
+        m.ca.as_ref().map(Value::pem),
+        client,
+        m.server_name.as_deref(),
+    )
+    .map(Arc::new)
 }

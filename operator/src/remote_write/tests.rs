@@ -5,12 +5,12 @@
 
 use std::time::Duration;
 
-use barrage_runner::remote_write::{Delivery, HistogramMode, Labels, Pusher};
+use barrage_runner::remote_write::{Delivery, HistogramMode, Labels, Pusher, tls::verifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 
 use super::{
     cluster_default::ClusterDefault,
-    endpoint::{Auth, TlsMaterial, Value, endpoint, verifier},
+    endpoint::{Auth, TlsMaterial, Value, endpoint},
     pushers::{Pushers, base, shown},
     spec::{self, Choice, choose},
 };
@@ -278,20 +278,20 @@ fn the_receivers_certificate_is_checked_against_the_ca_and_the_server_name() {
     let ip = ServerName::try_from("10.0.0.9").unwrap();
     let now = UnixTime::now();
     // Connected by IP, checked for the name its certificate carries.
-    let named = verifier(Some(&ca), Some("rw.internal")).unwrap();
+    let named = verifier(Some(ca.pem()), Some("rw.internal")).unwrap();
     assert!(
         named
             .verify_server_cert(&der(&cert), &[], &ip, &[], now)
             .is_ok()
     );
-    let wrong = verifier(Some(&ca), Some("other.internal")).unwrap();
+    let wrong = verifier(Some(ca.pem()), Some("other.internal")).unwrap();
     assert!(
         wrong
             .verify_server_cert(&der(&cert), &[], &ip, &[], now)
             .is_err()
     );
     // Without serverName the connection's own name is checked.
-    let plain = verifier(Some(&ca), None).unwrap();
+    let plain = verifier(Some(ca.pem()), None).unwrap();
     assert!(
         plain
             .verify_server_cert(&der(&cert), &[], &ip, &[], now)

@@ -133,8 +133,13 @@ pub fn setup(f: &Flags, default_loadtest: &str) -> Result<Option<Setup>> {
             let pem = std::fs::read(p).map_err(|e| {
                 Error::invalid(flag("-ca"), format!("cannot read {}: {e}", p.display()))
             })?;
-            let c = super::client_config(Some(&pem), None)
-                .map_err(|m| Error::invalid(flag("-ca"), format!("{}: {m}", p.display())))?;
+            let at = p.display().to_string();
+            let ca = super::tls::Pem {
+                at: &at,
+                bytes: &pem,
+            };
+            let c = super::tls::client_config(Some(ca), None, None)
+                .map_err(|m| Error::invalid(flag("-ca"), m))?;
             Some(std::sync::Arc::new(c))
         }
         None => None,

@@ -42,7 +42,7 @@ pub fn backoff(attempt: u32) -> Duration {
 pub fn client(endpoint: &Endpoint) -> Result<reqwest::Client, String> {
     let tls = match &endpoint.tls {
         Some(c) => (**c).clone(),
-        None => super::client_config(None, None)?,
+        None => super::tls::client_config(None, None, None)?,
     };
     reqwest::Client::builder()
         .use_preconfigured_tls(tls)

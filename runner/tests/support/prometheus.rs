@@ -75,7 +75,7 @@ impl Prometheus {
             cmd.arg("--enable-feature=native-histograms");
         }
         let child = cmd.spawn().expect("start prometheus");
-        let tls = barrage_runner::remote_write::client_config(None, None).unwrap();
+        let tls = barrage_runner::remote_write::tls::client_config(None, None, None).unwrap();
         let http = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(Duration::from_secs(10))
