@@ -30,6 +30,16 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// Every error in a LoadTest spec, each naming its field (`Error::Invalid`),
+/// in field order; empty when the spec is valid. What the admission webhook
+/// answers and `barrage-runner validate` prints: a pull request sees all of
+/// its mistakes at once, not one per push.
+pub fn validate_all(name: &str, spec: &LoadTestSpec) -> Vec<Error> {
+    // Foundation: one error for now; the checks below learn to go on past a
+    // failed field (issue 17).
+    validate(name, spec).err().into_iter().collect()
+}
+
 pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
     if name.len() > MAX_NAME {
         return Err(invalid(

@@ -64,6 +64,13 @@ fn invalid(field: &str, message: impl Into<String>) -> Error {
     }
 }
 
+/// Every error in a ScheduledLoadTest (schedule, time zone, deadline and its
+/// template as a LoadTest, fields named `spec.template.spec.…`); empty when
+/// valid. See `crate::validate::validate_all`.
+pub fn validate_all(slt: &ScheduledLoadTest) -> Vec<Error> {
+    validate(slt).err().into_iter().collect()
+}
+
 pub fn validate(slt: &ScheduledLoadTest) -> Result<Checked> {
     let name = slt.metadata.name.as_deref().unwrap_or_default();
     if name.len() > MAX_NAME {
