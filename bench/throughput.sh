@@ -6,7 +6,7 @@
 #                       [--nginx-workers N|auto] [--port PORT]
 #                       [--barrage-workers N] [--goal RATIO] [--no-build]
 #                       [--scheme http|https] [--http 1.1|2] [--streams N]
-#                       [--scenarios N]
+#                       [--scenarios N] [--compare BIN]
 #
 # Runs a reference client and barrage-runner alternately (ref, barrage, ref,
 # barrage, ...) against one target on 127.0.0.1, with the same connections,
@@ -27,6 +27,11 @@
 # weighted scenarios (weight 1 each, the same request), and the last lines
 # compare its client CPU per request with the one-scenario plan's (goal:
 # within 5%).
+#
+# --compare BIN: each round also runs another barrage-runner binary (BIN,
+# e.g. main's build saved aside) with the same plan right after this one,
+# and the last lines compare the two (CPU per request and req/s): a
+# before/after measured in one invocation, under the same load.
 #
 # Thread counts: wrk gets `-t THREADS`; barrage-runner's tokio runtime uses
 # one worker thread per core by default, and this script pins it to THREADS
@@ -59,6 +64,7 @@ scheme=http
 http=1.1
 streams=10
 scenarios=1
+compare=
 
 usage() { sed -n '2,42p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -78,6 +84,7 @@ while [[ $# -gt 0 ]]; do
         --http) http=$2; shift 2 ;;
         --streams|-m) streams=$2; shift 2 ;;
         --scenarios) scenarios=$2; shift 2 ;;
+        --compare) compare=$2; shift 2 ;;
         -h|--help) usage; exit 0 ;;
         *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -113,6 +120,7 @@ if [[ $build == 1 ]]; then
     (cd "$root" && cargo build --release -q -p barrage-runner)
 fi
 [[ -x $bin ]] || { echo "no $bin (build failed?)" >&2; exit 1; }
+[[ -z $compare || -x $compare ]] || { echo "--compare: no executable $compare" >&2; exit 1; }
 
 # --- cleanup ----------------------------------------------------------------
 tmp=$(mktemp -d /tmp/barrage-bench-throughput.XXXXXX)
@@ -278,7 +286,7 @@ json_field() { grep -oE "\"$2\":[-0-9.eE+]+" "$1" | head -n1 | cut -d: -f2; }
 
 run_barrage() {
     local rc=0
-    TOKIO_WORKER_THREADS=$threads cpu_time "$tmp/barrage.cpu" "$bin" run "${1:-$tmp/plan.yaml}" --workers "$barrage_workers" \
+    TOKIO_WORKER_THREADS=$threads cpu_time "$tmp/barrage.cpu" "${run_bin:-$bin}" run "${1:-$tmp/plan.yaml}" --workers "$barrage_workers" \
         -q --summary-json "$tmp/summary.json" >"$tmp/barrage.out" 2>&1 || rc=$?
     # 99 = a threshold failed; the plan has none, so anything non-zero is a failure.
     if [[ $rc != 0 ]]; then
@@ -329,6 +337,7 @@ echo
 wrk_all=(); wrk_cpu=()
 barrage_all=(); barrage_cpu=()
 split_all=(); split_cpu=()
+cmp_all=(); cmp_cpu=()
 for r in $(seq 1 "$rounds"); do
     w=$(run_ref)
     wc=$(cat "$tmp/last.cpu")
@@ -345,6 +354,13 @@ for r in $(seq 1 "$rounds"); do
         bc=$(cat "$tmp/last.cpu")
         printf 'round %d  barrage x%-7s %10.1f req/s   client CPU %6s us/req\n' "$r" "$scenarios" "$b" "$bc"
         split_all+=("$b"); split_cpu+=("$bc")
+        sleep 1
+    fi
+    if [[ -n $compare ]]; then
+        b=$(run_bin=$compare run_barrage)
+        bc=$(cat "$tmp/last.cpu")
+        printf 'round %d  compare (BIN)   %10.1f req/s   client CPU %6s us/req\n' "$r" "$b" "$bc"
+        cmp_all+=("$b"); cmp_cpu+=("$bc")
         sleep 1
     fi
 done
@@ -369,4 +385,13 @@ if [[ $scenarios -gt 1 ]]; then
     awk -v m="$many" -v o="$one" -v n="$scenarios" 'BEGIN {
         if (o > 0 && m > 0) printf "client CPU per request %d scenarios/1 = %.3f (goal <= 1.05): %s\n", n, m / o, (m / o <= 1.05 ? "PASS" : "FAIL");
         else print "client CPU per request: n/a" }'
+fi
+if [[ -n $compare ]]; then
+    this=$(printf '%s\n' "${barrage_cpu[@]}" | median)
+    other=$(printf '%s\n' "${cmp_cpu[@]}" | median)
+    other_rps=$(printf '%s\n' "${cmp_all[@]}" | median)
+    printf 'median   compare (BIN)   %10.1f req/s   client CPU %6s us/req   (%s)\n' "$other_rps" "$other" "$compare"
+    awk -v t="$this" -v o="$other" -v tr="$barrage_med" -v or="$other_rps" -v w="$wrk_med" -v ref="$ref" 'BEGIN {
+        if (t > 0 && o > 0) printf "client CPU per request this/compare = %.3f; req/s this/compare = %.3f; compare/%s = %.3f\n", t / o, tr / or, ref, or / w;
+        else print "compare: n/a" }'
 fi
