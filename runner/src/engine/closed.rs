@@ -19,7 +19,7 @@ use std::{
 use futures_util::{StreamExt, stream::FuturesUnordered};
 use tokio::{
     sync::Notify,
-    task::{JoinError, JoinSet},
+    task::{AbortHandle, JoinError, JoinSet},
 };
 
 use super::{
@@ -59,6 +59,8 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
     let mut users = JoinSet::new();
     // Users with an id below this exist; a ramp down parks, never ends, them.
     let mut spawned = 0u32;
+    // The hosted HTTP/2 groups, on their pinned executors (see `together`).
+    let mut pinned = Vec::new();
     let timed = load.profile.total();
     // A plan that ends by its iterations alone still ends by this at the
     // latest (from the test's start), so what it keeps per interval stays
@@ -89,7 +91,7 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
         shared.desired.store(want, Ordering::SeqCst);
         shared.changed.notify_waiters();
         if connections > 0 && spawned == 0 {
-            together(runner, sc, &shared, want, connections, &mut users);
+            pinned = together(runner, sc, &shared, want, connections, &mut users);
             spawned = want;
         }
         while spawned < want {
@@ -134,8 +136,16 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
     };
     if !finished {
         // Each aborted user's request in flight counts itself as
-        // `interrupted` when dropped; joining waits for that.
-        users.abort_all();
+        // `interrupted` when dropped; joining waits for that. A group on a
+        // pinned executor is aborted there, and its task here ends once the
+        // group has been dropped (aborting this one would not wait); with
+        // pinned groups, every task here is one.
+        for p in &pinned {
+            p.abort();
+        }
+        if pinned.is_empty() {
+            users.abort_all();
+        }
         while let Some(res) = users.join_next().await {
             reap(runner, res);
         }
@@ -157,6 +167,10 @@ pub(super) async fn run(runner: &Arc<Runner>, sc: usize, test_start: Instant) {
 /// A group ends when all its users have; aborting it drops them all, which
 /// counts their requests in flight as interrupted, as for users with a task
 /// each.
+///
+/// A hosting group runs on a pinned executor (see `http2::pinned`); its task
+/// in `tasks` only awaits it. The groups' abort handles are returned: abort
+/// them before `tasks`, so that joining `tasks` waits for their drop.
 fn together(
     runner: &Arc<Runner>,
     sc: usize,
@@ -164,7 +178,7 @@ fn together(
     users: u32,
     connections: usize,
     tasks: &mut JoinSet<()>,
-) {
+) -> Vec<AbortHandle> {
     let sets: Vec<FuturesUnordered<_>> = (0..connections.min(users as usize))
         .map(|_| FuturesUnordered::new())
         .collect();
@@ -172,18 +186,25 @@ fn together(
         sets[id as usize % connections].push(user(runner.clone(), sc, shared.clone(), id));
     }
     let hosted = runner.plan.scenarios.len() == 1;
+    let mut pinned = Vec::new();
     for (i, mut set) in sets.into_iter().enumerate() {
         if hosted {
             let runner = runner.clone();
-            tasks.spawn(http2::host(set, move |left| {
-                if let Some(pool) = &runner.h2 {
-                    pool.adopt(i, left);
-                }
-            }));
+            let group = http2::pinned::spawn(
+                i,
+                http2::host(set, move |left| {
+                    if let Some(pool) = &runner.h2 {
+                        pool.adopt(i, left);
+                    }
+                }),
+            );
+            pinned.push(group.abort_handle());
+            tasks.spawn(group);
         } else {
             tasks.spawn(async move { while set.next().await.is_some() {} });
         }
     }
+    pinned
 }
 
 fn reap(runner: &Runner, res: Result<(), JoinError>) {

@@ -545,5 +545,6 @@ fn to_h2(req: &[u8], scheme: &Scheme, known: Option<&Authority>) -> Option<(Requ
 
 mod batch;
 mod host;
+pub(super) mod pinned;
 #[cfg(test)]
 mod tests;
