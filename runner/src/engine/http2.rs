@@ -32,7 +32,10 @@
 //! is needed either way, and the 0.25 µs difference did not justify a second
 //! way of building every request. The request is built in place rather than
 //! through `http`'s builders, and a Host equal to the target's authority
-//! reuses it parsed once (`Pool::known`).
+//! reuses it parsed once (`Pool::known`). Each connection also keeps the
+//! last request it built with its bytes (`Slot::build`): the next request
+//! with the same bytes, as every request of a step without templates is,
+//! is a copy of it, not parsed again.
 //!
 //! What a hostile server can make us hold is bounded by our settings, not by
 //! what it sends: headers (`MAX_HEADER_LIST`), window sizes (so unread data
@@ -84,6 +87,10 @@ const CONNECTION_WINDOW: u32 = 4 * 1024 * 1024;
 const MAX_UNSENT: u32 = 3;
 /// Headers in a request we send (the plan's, rendered).
 const MAX_REQUEST_HEADERS: usize = 256;
+/// Requests up to this size (head and body) are kept per connection, built,
+/// for the next request with the same bytes (see `Slot::build`): what that
+/// holds is bounded by the plan's requests and the connections.
+const BUILT_MAX: usize = 4 * 1024;
 /// Streams one connection opens before it is replaced: client stream ids
 /// are the odd numbers below 2^31, about 1.07 billion of them, which a long
 /// test at a high rate on few connections does reach. Well before that, the
@@ -114,6 +121,16 @@ struct Slot {
     /// Drivers of this slot's connections (the current one, and old ones
     /// still finishing their streams), aborted with the pool.
     drivers: Mutex<Vec<AbortHandle>>,
+    /// The last request built for this slot (see `Slot::build`).
+    built: Mutex<Option<Built>>,
+}
+
+/// A request as sent (`wire`, serialized as HTTP/1.1) and the h2 request
+/// made from it.
+struct Built {
+    wire: Box<[u8]>,
+    head: Request<()>,
+    body: Bytes,
 }
 
 #[derive(Clone)]
@@ -170,6 +187,47 @@ impl Live {
 }
 
 impl Slot {
+    /// The h2 request for `req`: a copy of the last one built for this slot
+    /// when the bytes are the same (a step without templates: nearly every
+    /// request, which then skips parsing its head again), else made from
+    /// them and, if small, kept for next time. `None`: not sendable (see
+    /// `to_h2`).
+    ///
+    /// The kept request has an authority of its own, not a clone of the
+    /// pool's: each copy's reference count is then touched by the one
+    /// thread that runs this slot's users (see `pinned`), rather than
+    /// bounced between the cores with every request.
+    fn build(
+        &self,
+        req: &[u8],
+        scheme: &Scheme,
+        known: Option<&Authority>,
+    ) -> Option<(Request<()>, Bytes)> {
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = built.as_ref()
+            && *b.wire == *req
+        {
+            return Some((b.head.clone(), b.body.clone()));
+        }
+        let (head, body) = to_h2(req, scheme, known)?;
+        if req.len() <= BUILT_MAX {
+            let mut kept = head.clone();
+            let mut uri = kept.uri().clone().into_parts();
+            uri.authority = uri
+                .authority
+                .and_then(|a| Authority::try_from(a.as_str()).ok());
+            if let Ok(uri) = Uri::from_parts(uri) {
+                *kept.uri_mut() = uri;
+            }
+            *built = Some(Built {
+                wire: req.into(),
+                head: kept,
+                body: body.clone(),
+            });
+        }
+        Some((head, body))
+    }
+
     /// Opens a stream for `head` on the slot's connection, counted as opened
     /// on it; `head` back if the slot has no connection that can take it
     /// (boxed: that is the rare path, to connect).
@@ -388,9 +446,10 @@ pub(super) async fn send(
     let mut unsent = 0;
     let mut retried = false;
     loop {
-        // Made again for a second attempt rather than cloned for every first
-        // one: a resend is rare, a request head's clone is not free.
-        let (head, body) = to_h2(req, &pool.scheme, pool.known.as_ref()).ok_or(ErrorKind::Http)?;
+        // Taken again for a second attempt (h2 consumes the request).
+        let (head, body) = pool.slots[i]
+            .build(req, &pool.scheme, pool.known.as_ref())
+            .ok_or(ErrorKind::Http)?;
         let end = body.is_empty();
         let (conn, opened) = match pool.slots[i].open(pool.stream_budget, head, end) {
             Ok(o) => o,

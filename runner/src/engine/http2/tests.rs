@@ -306,4 +306,30 @@ fn a_serialized_request_becomes_an_h2_request() {
     assert!(to_h2(b"GET / HTTP/1.1\r\n\r\n", &Scheme::HTTP, None).is_none());
 }
 
+#[test]
+fn a_slot_reuses_the_request_it_built_while_the_bytes_are_the_same() {
+    let known = Authority::try_from("example.com:8080").unwrap();
+    let slot = super::Slot::default();
+    let a = b"GET /a HTTP/1.1\r\nhost: example.com:8080\r\nx-k: 1\r\n\r\n";
+    let (first, _) = slot.build(a, &Scheme::HTTP, Some(&known)).unwrap();
+    let (again, body) = slot.build(a, &Scheme::HTTP, Some(&known)).unwrap();
+    assert_eq!(again.uri(), first.uri());
+    assert_eq!(again.headers(), first.headers());
+    assert!(body.is_empty());
+    // The copy's authority is the slot's own, not a clone of the pool's.
+    let kept = again.uri().authority().unwrap().as_str().as_ptr();
+    assert_ne!(kept, known.as_str().as_ptr());
+    // Other bytes (a template rendered otherwise) are parsed, never served
+    // the kept request.
+    let b = b"POST /b HTTP/1.1\r\nhost: example.com:8080\r\ncontent-length: 2\r\n\r\nhi";
+    let (other, body) = slot.build(b, &Scheme::HTTP, Some(&known)).unwrap();
+    assert_eq!(other.method(), hyper::Method::POST);
+    assert_eq!(other.uri().path(), "/b");
+    assert_eq!(&body[..], b"hi");
+    let (back, _) = slot.build(a, &Scheme::HTTP, Some(&known)).unwrap();
+    assert_eq!(back.uri().path(), "/a");
+    // Unsendable bytes stay unsendable, whatever was kept.
+    assert!(slot.build(b"nonsense", &Scheme::HTTP, Some(&known)).is_none());
+}
+
 // ---- The TLS seam: ALPN decides, and h2 runs over the rustls stream.
