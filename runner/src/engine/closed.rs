@@ -6,7 +6,8 @@
 //! onStop are in `users`.
 //!
 //! Each user is a task of its own, except over HTTP/2 at a constant level,
-//! where the users of one connection share one task (see `together`).
+//! where the users of one connection share one task (see `together`), run
+//! on an executor pinned to one thread (see `http2::pinned`).
 
 use std::{
     sync::{

@@ -15,7 +15,8 @@
 //! wakes all send their next requests on that same connection, which its
 //! driver then writes together. At a constant level of one scenario, a
 //! connection's users and its driver run as one task, the driver polled
-//! after the users it woke (see `host`); elsewhere (ramps, several
+//! after the users it woke (see `host`), on an executor pinned to one
+//! thread (see `pinned`); elsewhere (ramps, several
 //! scenarios, the open model) the driver has a task of its own, polled once
 //! per burst of wake-ups (see `batch`). A connection whose server
 //! allows fewer concurrent streams than are asked for queues the rest inside

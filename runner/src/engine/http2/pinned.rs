@@ -145,7 +145,8 @@ mod tests {
         .await;
         let (name, same) = rx.await.unwrap();
         assert!(
-            name.as_deref().is_some_and(|n| n.starts_with("barrage-h2-")),
+            name.as_deref()
+                .is_some_and(|n| n.starts_with("barrage-h2-")),
             "{name:?}"
         );
         assert!(same, "the task moved to another thread");

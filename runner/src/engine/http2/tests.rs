@@ -329,7 +329,10 @@ fn a_slot_reuses_the_request_it_built_while_the_bytes_are_the_same() {
     let (back, _) = slot.build(a, &Scheme::HTTP, Some(&known)).unwrap();
     assert_eq!(back.uri().path(), "/a");
     // Unsendable bytes stay unsendable, whatever was kept.
-    assert!(slot.build(b"nonsense", &Scheme::HTTP, Some(&known)).is_none());
+    assert!(
+        slot.build(b"nonsense", &Scheme::HTTP, Some(&known))
+            .is_none()
+    );
 }
 
 // ---- The TLS seam: ALPN decides, and h2 runs over the rustls stream.
