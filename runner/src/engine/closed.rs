@@ -191,14 +191,11 @@ fn together(
     for (i, mut set) in sets.into_iter().enumerate() {
         if hosted {
             let runner = runner.clone();
-            let group = http2::pinned::spawn(
-                i,
-                http2::host(set, move |left| {
-                    if let Some(pool) = &runner.h2 {
-                        pool.adopt(i, left);
-                    }
-                }),
-            );
+            let group = http2::pinned::spawn(http2::host(set, move |left| {
+                if let Some(pool) = &runner.h2 {
+                    pool.adopt(i, left);
+                }
+            }));
             pinned.push(group.abort_handle());
             tasks.spawn(group);
         } else {

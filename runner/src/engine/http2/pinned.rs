@@ -25,7 +25,10 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::OnceLock,
+    sync::{
+        OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll, ready},
 };
 
@@ -36,6 +39,8 @@ use tokio::{
 
 /// The executors, made once (empty if they could not be).
 static CORES: OnceLock<Box<[Handle]>> = OnceLock::new();
+/// The executor the next task goes to (mod their number).
+static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 /// Tasks an executor runs between two looks at its sockets and timers, as
 /// the main runtime (see `main.rs`).
@@ -69,14 +74,19 @@ fn cores() -> &'static [Handle] {
     })
 }
 
-/// Runs `task` on executor `i` mod their number (on the current runtime if
+/// Runs `task` on the next executor in turn (on the current runtime if
 /// there are none). The returned future ends with the task, re-raises its
 /// panic, and aborts it if dropped first.
-pub(in crate::engine) fn spawn<F>(i: usize, task: F) -> Pinned
+///
+/// In turn across the whole process, not by the group's index: with
+/// several in-process runners (`--workers`), each runner's first
+/// connection would otherwise land on the same executor.
+pub(in crate::engine) fn spawn<F>(task: F) -> Pinned
 where
     F: Future<Output = ()> + Send + 'static,
 {
     let cores = cores();
+    let i = NEXT.fetch_add(1, Ordering::Relaxed);
     let handle = match cores.get(i % cores.len().max(1)) {
         Some(core) => core.spawn(task),
         None => tokio::spawn(task),
@@ -116,10 +126,7 @@ impl Drop for Pinned {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    };
+    use std::sync::{Arc, atomic::AtomicBool};
 
     use super::*;
 
@@ -135,7 +142,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_task_runs_on_an_executor_of_its_own_and_keeps_it() {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        spawn(1, async move {
+        spawn(async move {
             let first = std::thread::current().id();
             let name = std::thread::current().name().map(str::to_string);
             // Sockets and timers are the executor's own.
@@ -154,7 +161,7 @@ mod tests {
 
     #[tokio::test]
     async fn its_panic_reaches_the_awaiting_task() {
-        let awaited = tokio::spawn(spawn(0, async { panic!("a user panicked") }));
+        let awaited = tokio::spawn(spawn(async { panic!("a user panicked") }));
         let e = awaited.await.unwrap_err();
         assert!(e.is_panic());
     }
@@ -165,7 +172,7 @@ mod tests {
     async fn aborted_it_ends_once_the_task_is_dropped() {
         let dropped = Arc::new(AtomicBool::new(false));
         let guard = Dropped(dropped.clone());
-        let task = spawn(0, async move {
+        let task = spawn(async move {
             let _guard = guard;
             std::future::pending::<()>().await;
         });
@@ -180,7 +187,7 @@ mod tests {
         let dropped = Arc::new(AtomicBool::new(false));
         let guard = Dropped(dropped.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = spawn(0, async move {
+        let task = spawn(async move {
             let _guard = guard;
             let _tx = tx;
             std::future::pending::<()>().await;
