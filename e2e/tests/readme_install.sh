@@ -5,7 +5,8 @@
 # examples/loadtest-incluster.yaml by the Service's name, kubectl wait, kubectl get lt,
 # kubectl barrage report), extracted from README.md and run in order by one bash.
 # Then: the LoadTest Passed, its requests are counted, the report ConfigMap's totals equal
-# the status and the plugin's report prints them.
+# the status and the plugin's report prints them. Also: the release kubectl-barrage (built
+# by e2e/run) is under 20 MiB.
 #
 # Own namespace: `barrage-system` in the blocks becomes the test's namespace, which is
 # also the current context's namespace of a kubeconfig copy (the README's unqualified
@@ -61,6 +62,10 @@ chmod +x "$WORK/bin/helm"
 BIN_DIR=$(dirname "${E2E_OPERATOR_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/release/barrage-operator}")
 [[ -x $BIN_DIR/kubectl-barrage ]] || fail "no kubectl-barrage in $BIN_DIR (images/build builds it with the operator)"
 ln -s "$BIN_DIR/kubectl-barrage" "$WORK/bin/kubectl-barrage"
+# The release profile strips the binaries: the plugin people download stays small.
+PLUGIN_BYTES=$(stat -c %s "$BIN_DIR/kubectl-barrage")
+((PLUGIN_BYTES < 20 * 1024 * 1024)) || fail "kubectl-barrage is $((PLUGIN_BYTES / 1024 / 1024)) MiB, over 20 MiB (is [profile.release] still strip = true?)"
+echo "kubectl-barrage: $((PLUGIN_BYTES / 1024)) KiB"
 export PATH="$WORK/bin:$PATH"
 
 cd "$ROOT"
