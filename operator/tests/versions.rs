@@ -37,7 +37,10 @@ fn every_binary_prints_the_crate_version() {
         (env!("CARGO_BIN_EXE_barrage-operator"), "barrage-operator"),
         (env!("CARGO_BIN_EXE_kubectl-barrage"), "kubectl-barrage"),
     ] {
-        assert_eq!(stdout_of(bin, "--version").trim(), format!("{name} {VERSION}"));
+        assert_eq!(
+            stdout_of(bin, "--version").trim(),
+            format!("{name} {VERSION}")
+        );
     }
 }
 
@@ -48,5 +51,8 @@ fn the_default_images_are_tagged_with_the_crate_version() {
         let want = format!("[default: docker.io/barrage/{image}:{VERSION}]");
         assert!(help.contains(&want), "no {want} in --help:\n{help}");
     }
-    assert!(!help.contains(":dev]"), "a :dev default image in --help:\n{help}");
+    assert!(
+        !help.contains(":dev]"),
+        "a :dev default image in --help:\n{help}"
+    );
 }

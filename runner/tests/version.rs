@@ -19,7 +19,9 @@ fn version_is_the_charts_app_version() {
     );
     let chart = include_str!("../../charts/barrage/Chart.yaml");
     assert!(
-        chart.lines().any(|l| l == format!("appVersion: \"{VERSION}\"")),
+        chart
+            .lines()
+            .any(|l| l == format!("appVersion: \"{VERSION}\"")),
         "charts/barrage/Chart.yaml has no appVersion \"{VERSION}\""
     );
 }
