@@ -101,7 +101,7 @@ REQUESTS=$(lt_field incluster .status.requests)
 check "$REQUESTS" '>=' 900 || fail "expected about 1000 requests (100 req/s for 10 s), status says $REQUESTS"
 k get configmap incluster-report -o jsonpath='{.data.report\.json}' | jq -e ".summary.total.requests == $REQUESTS" >/dev/null ||
   fail "the report ConfigMap's total is not the status's $REQUESTS requests"
-grep -qE "^incluster +Succeeded +2 .* Passed " "$WORK/out" || fail "kubectl get lt incluster did not show it Succeeded, 2 runners, Passed"
+grep -qE "^incluster +Succeeded +2/2 .* Passed " "$WORK/out" || fail "kubectl get lt incluster did not show it Succeeded, 2/2 runners, Passed"
 sed -n '/kubectl barrage report incluster/,$p' "$WORK/out" >"$WORK/report.txt"
 grep -q "loadtest \.* $NS/incluster" "$WORK/report.txt" || fail "kubectl barrage report does not name $NS/incluster"
 grep -qE "requests \.+ $REQUESTS " "$WORK/report.txt" || fail "kubectl barrage report does not show the status's $REQUESTS requests"
