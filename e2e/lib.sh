@@ -1,12 +1,12 @@
 # Helpers for e2e/tests/*.sh (sourced, not run). Tests get from e2e/run:
 #   KUBECONFIG            the cluster to use
-#   E2E_IMAGE_REPO/TAG    where our images are (docker.io/barrage, dev)
+#   E2E_IMAGE_REPO/TAG    where our images are (docker.io/barrage, the workspace version)
 #   E2E_PULL_POLICY       Never on the local harness (images imported), IfNotPresent elsewhere
 #   E2E_LOCAL_CLUSTER     1 when e2e/cluster runs the cluster (pod IPs then lie in E2E_POD_CIDR_PREFIX)
 set -euo pipefail
 
 E2E_IMAGE_REPO=${E2E_IMAGE_REPO:-docker.io/barrage}
-E2E_IMAGE_TAG=${E2E_IMAGE_TAG:-dev}
+E2E_IMAGE_TAG=${E2E_IMAGE_TAG:-$(sed -n '/^\[workspace.package\]/,/^\[/{s/^version *= *"\([^"]*\)".*/\1/p}' "$(dirname "${BASH_SOURCE[0]}")/../Cargo.toml" | head -n1)}
 E2E_PULL_POLICY=${E2E_PULL_POLICY:-IfNotPresent}
 E2E_POD_CIDR_PREFIX=${E2E_POD_CIDR_PREFIX:-198.18.1.}
 TEST_NAME=$(basename "$0" .sh)

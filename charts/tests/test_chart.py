@@ -11,10 +11,13 @@ Prints one line per test, then "N passed, N failed"; exits 1 if any failed.
 
 from __future__ import annotations
 
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
+import tomllib
 import traceback
 from typing import Any, Callable
 
@@ -36,6 +39,9 @@ ensure_sdk()
 import helm_python  # noqa: E402
 
 RELEASE, NAMESPACE = "barrage", "barrage-system"
+# The one version (issue 16): [workspace.package] version in Cargo.toml.
+with open(os.path.join(ROOT, "Cargo.toml"), "rb") as _f:
+    VERSION = tomllib.load(_f)["workspace"]["package"]["version"]
 FULLNAME = "barrage"  # release name == chart name: the full name is the release name
 
 # The operator's API rights, exactly (issue 5). An extra verb, resource or group fails.
@@ -187,7 +193,63 @@ def test_chart_metadata() -> None:
     chart = helm_python.Chart.load(CHART)
     md = chart.metadata
     assert md["apiVersion"] == "v2" and md["name"] == "barrage", md
-    assert md["version"] == "0.1.0" and md["appVersion"] == "dev", md
+    # Chart, images and binaries share the workspace version (operator/tests/versions.rs
+    # checks the binaries' --version against the same Chart.yaml).
+    assert md["version"] == VERSION and md["appVersion"] == VERSION, (md, f"Cargo.toml says {VERSION}")
+
+
+# Files where people read image names: every barrage image they name carries the version.
+IMAGE_REF = re.compile(r"barrage/(runner|operator):([A-Za-z0-9_.${}-]+)")
+
+
+def test_no_dev_tag_and_docs_name_the_version() -> None:
+    files = [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md"))
+    files += glob.glob(os.path.join(ROOT, "examples", "*.yaml")) + glob.glob(os.path.join(ROOT, "e2e", "*"))
+    files += glob.glob(os.path.join(ROOT, "e2e", "tests", "*.sh")) + glob.glob(os.path.join(ROOT, "images", "*"))
+    files += glob.glob(os.path.join(CHART, "*.yaml")) + glob.glob(os.path.join(CHART, "templates", "*"))
+    files += glob.glob(os.path.join(ROOT, "operator", "src", "*.rs"))
+    seen = 0
+    for path in files:
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        for m in IMAGE_REF.finditer(text):
+            tag = m.group(2)
+            if "$" in tag or "{" in tag or tag == "VERSION":
+                continue  # a variable (e.g. $E2E_IMAGE_TAG) or a placeholder, not a default
+            seen += 1
+            assert tag == VERSION, f"{os.path.relpath(path, ROOT)}: {m.group(0)} is not tagged {VERSION} (Cargo.toml)"
+    assert seen >= 3, f"only {seen} versioned image names found: did the docs stop naming the images?"
+
+
+CONTAINERFILES = {"runner": ["barrage-runner"], "operator": ["barrage-operator", "kubectl-barrage"]}
+
+
+def test_containerfiles() -> None:
+    # What e2e/run builds and users build: static binaries FROM scratch, numeric non-root
+    # user (the chart's and the operator's pods run as 65532), OCI labels from build args.
+    for image, bins in CONTAINERFILES.items():
+        with open(os.path.join(ROOT, "images", f"{image}.Containerfile"), encoding="utf-8") as f:
+            lines = [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
+        text = "\n".join(lines)
+        assert [ln for ln in lines if ln.startswith("FROM ")] == ["FROM scratch"], (image, lines)
+        assert [ln for ln in lines if ln.startswith("USER ")] == ["USER 65532:65532"], (image, lines)
+        assert f'ENTRYPOINT ["/usr/local/bin/{bins[0]}"]' in lines, (image, lines)
+        for b in bins:
+            assert re.search(rf"COPY .*\$\{{BIN_DIR\}}/{b}\b", text), (image, b)
+        for label, value in [("title", f'"barrage-{image}"'), ("version", '"${VERSION}"'), ("revision", '"${REVISION}"'),
+                             ("source", '"${SOURCE}"'), ("licenses", '"Apache-2.0"')]:
+            assert f"org.opencontainers.image.{label}={value}" in text, (image, label)
+    # The build context is the repository: the ignore file keeps target/ out but the binaries in.
+    with open(os.path.join(ROOT, ".containerignore"), encoding="utf-8") as f:
+        ignore = [ln.strip() for ln in f if ln.strip() and not ln.startswith("#")]
+    assert ignore[0] == "*" and "!images/etc" in ignore, ignore
+    for b in sum(CONTAINERFILES.values(), []):
+        assert f"!target/*/release/{b}" in ignore, b
+    assert os.path.realpath(os.path.join(ROOT, ".dockerignore")) == os.path.join(ROOT, ".containerignore")
+    with open(os.path.join(ROOT, "images", "etc", "passwd"), encoding="utf-8") as f:
+        assert any(ln.split(":")[2:4] == ["65532", "65532"] for ln in f), "no user 65532 in images/etc/passwd"
 
 
 CRD_FILES = ["loadtest.yaml", "scheduledloadtest.yaml"]
@@ -221,11 +283,11 @@ def test_defaults_cluster_wide() -> None:
     assert "BARRAGE_WATCH_NAMESPACES" not in env, "empty watchNamespaces must leave the whole cluster (no env)"
     assert env["BARRAGE_LEADER_ELECT"] == "true"
     assert env["BARRAGE_METRICS_ADDR"] == "0.0.0.0:8080"
-    assert env["BARRAGE_RUNNER_IMAGE"] == "docker.io/barrage/runner:dev"
+    assert env["BARRAGE_RUNNER_IMAGE"] == f"docker.io/barrage/runner:{VERSION}"
     assert env["BARRAGE_RUNNER_PULL_POLICY"] == "IfNotPresent"
     assert "BARRAGE_RUNNER_RESOURCES" not in env
     assert env["BARRAGE_LOG"] == "info"
-    assert r.container()["image"] == "docker.io/barrage/operator:dev"
+    assert r.container()["image"] == f"docker.io/barrage/operator:{VERSION}"
     assert r.container()["imagePullPolicy"] == "IfNotPresent"
     assert r.one("Deployment")["spec"]["replicas"] == 1
 

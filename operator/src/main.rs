@@ -24,7 +24,7 @@ struct Args {
     #[arg(
         long,
         env = "BARRAGE_RUNNER_IMAGE",
-        default_value = "docker.io/barrage/runner:dev"
+        default_value = concat!("docker.io/barrage/runner:", env!("CARGO_PKG_VERSION"))
     )]
     runner_image: String,
     /// Pull policy for runner pods whose LoadTest sets none.
@@ -56,7 +56,7 @@ struct Args {
     #[arg(
         long,
         env = "BARRAGE_OPERATOR_IMAGE",
-        default_value = "docker.io/barrage/operator:dev"
+        default_value = concat!("docker.io/barrage/operator:", env!("CARGO_PKG_VERSION"))
     )]
     operator_image: String,
     /// Give each LoadTest a NetworkPolicy admitting its runners' agent port
