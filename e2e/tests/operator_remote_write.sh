@@ -70,7 +70,7 @@ secret() { k -n "$NS" create secret generic "$1" --from-literal=password="$2" >/
 secret rw-default "$PASSWORD"
 secret rw-own "$PASSWORD"
 secret rw-wrong "not-the-password"
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 helm_install_barrage barrage "$NS" "prometheusRemoteWrite:
   url: $PROM/api/v1/write
   basicAuth: {username: barrage, passwordSecret: {name: rw-default, key: password}}
@@ -89,7 +89,7 @@ metadata: {name: dflt}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 4, iterations: 2000}
   requests: [{name: home, path: /}]
 ---
@@ -98,7 +98,7 @@ kind: LoadTest
 metadata: {name: own}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 2, iterations: 600}
   requests: [{name: slow, path: /slow}]
   output: $(own_output rw-own)
@@ -108,7 +108,7 @@ kind: LoadTest
 metadata: {name: wrong}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 1, iterations: 100}
   requests: [{name: home, path: /}]
   output: $(own_output rw-wrong)
