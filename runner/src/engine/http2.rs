@@ -291,7 +291,8 @@ impl Pool {
         if let Some(l) = slot.current(self.stream_budget) {
             return Ok(l);
         }
-        let (stream, setup) = client::dial(&self.resolver, &self.authority, self.tls.as_ref()).await?;
+        let (stream, setup) =
+            client::dial(&self.resolver, &self.authority, self.tls.as_ref()).await?;
         if let Some(r) = recorder {
             r.record_connection(setup.connect, setup.handshake);
         }

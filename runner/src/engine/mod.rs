@@ -448,7 +448,8 @@ impl Runner {
         &self,
         tls: Option<&crate::tls::client::TlsTarget>,
     ) -> Result<client::Stream, ErrorKind> {
-        let (stream, setup) = client::dial(&self.resolver, &self.plan.target.authority, tls).await?;
+        let (stream, setup) =
+            client::dial(&self.resolver, &self.plan.target.authority, tls).await?;
         self.recorder
             .record_connection(setup.connect, setup.handshake);
         Ok(stream)

@@ -45,7 +45,10 @@ async fn a_name_is_looked_up_once_for_many_concurrent_connections() {
 async fn a_name_that_does_not_resolve_is_dns_and_is_remembered_briefly() {
     let (resolver, calls) = hosts("target.test", vec![LOCAL]);
     for _ in 0..3 {
-        let e = resolver.connect("nonexistent.invalid:80").await.unwrap_err();
+        let e = resolver
+            .connect("nonexistent.invalid:80")
+            .await
+            .unwrap_err();
         assert_eq!(e, ErrorKind::Dns);
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "one lookup per NEGATIVE");
@@ -88,12 +91,18 @@ async fn connections_take_the_addresses_in_turn_and_skip_a_dead_one() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     for _ in 0..2 {
-        let s = resolver.connect(&format!("pods.test:{port}")).await.unwrap();
+        let s = resolver
+            .connect(&format!("pods.test:{port}"))
+            .await
+            .unwrap();
         assert_eq!(s.peer_addr().unwrap().ip(), LOCAL);
     }
     drop(listener);
     assert_eq!(
-        resolver.connect(&format!("pods.test:{port}")).await.unwrap_err(),
+        resolver
+            .connect(&format!("pods.test:{port}"))
+            .await
+            .unwrap_err(),
         ErrorKind::Connect
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
@@ -115,4 +124,18 @@ fn authorities_split_into_host_and_port() {
     assert_eq!(split("[::1]:80"), Some(("[::1]", 80)));
     assert_eq!(split("svc"), None);
     assert_eq!(split(":80"), None);
+}
+
+#[tokio::test]
+async fn the_system_resolver_reads_etc_hosts() {
+    // `localhost` is in /etc/hosts (no query leaves the machine); it may
+    // come first as ::1, where nothing listens: the next address connects.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let resolver = Resolver::default();
+    let s = resolver
+        .connect(&format!("localhost:{port}"))
+        .await
+        .unwrap();
+    assert_eq!(s.peer_addr().unwrap().ip(), LOCAL);
 }
