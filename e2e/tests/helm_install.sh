@@ -52,7 +52,7 @@ uninstall_release() {
   done
 }
 
-# apply_example NAMESPACE TARGET_IP: examples/loadtest-incluster.yaml aimed at the target.
+# apply_example NAMESPACE TARGET: examples/loadtest-incluster.yaml aimed at the target (its Service name).
 apply_example() {
   sed "s|http://TARGET_IP:8080|http://$2:8080|" "$ROOT/examples/loadtest-incluster.yaml" | k -n "$1" apply -f - >/dev/null
 }
