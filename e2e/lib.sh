@@ -137,7 +137,87 @@ wait_lt_phase() {
   done
 }
 
-# A target pod running barrage-runner's built-in server; prints its IP.
+# --- Targets by name, the way users address them -------------------------------------
+# Load goes to Services by DNS name (NAME.NS.svc.cluster.local, or the short forms
+# NAME and NAME.NS through the pod's search path); host-side checks (curl from this
+# machine, which does not use the cluster DNS) use pod IPs (`pod_ip`).
+
+# service_fqdn NAME: the Service's full name in the test's namespace.
+service_fqdn() { echo "$1.$NS.svc.cluster.local"; }
+
+# expose POD PORT...: a ClusterIP Service named POD for the pod labelled app=POD, on
+# each PORT; waits until it is served (`wait_service`); prints its full name.
+expose() {
+  local pod=$1 ports="" p
+  shift
+  for p in "$@"; do ports+="{name: p$p, port: $p, targetPort: $p}, "; done
+  k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: $pod}
+spec:
+  selector: {app: $pod}
+  ports: [${ports%, }]
+YAML
+  for p in "$@"; do wait_service "$pod" "$p"; done
+  service_fqdn "$pod"
+}
+
+# wait_service SERVICE PORT: on the local harness, until the cluster DNS serves the
+# Service's name and its ClusterIP takes connections (kube-proxy has its ready pod):
+# a runner that started before either would count errors a user would not see.
+# Elsewhere the cluster's own DNS and proxy are trusted.
+wait_service() {
+  [[ ${E2E_LOCAL_CLUSTER:-0} == 1 ]] || return 0
+  local name ip deadline=$((SECONDS + 60))
+  name=$(service_fqdn "$1")
+  ip=$(k -n "$NS" get service "$1" -o jsonpath='{.spec.clusterIP}')
+  until [[ $(dns_lookup "$name") == "$ip" ]]; do
+    ((SECONDS < deadline)) || fail "the cluster DNS does not serve $name ($ip) after 60s"
+    sleep 0.2
+  done
+  until timeout 2 bash -c "exec 3<>/dev/tcp/$ip/$2" 2>/dev/null; do
+    ((SECONDS < deadline)) || fail "Service $1 ($ip:$2) takes no connections after 60s"
+    sleep 0.2
+  done
+}
+
+# dns_lookup NAME: the A records the local cluster DNS (dnsmasq on the node IP)
+# gives NAME, space-separated; empty for NXDOMAIN. Asks it directly: this machine's
+# own resolver does not use the cluster DNS.
+dns_lookup() {
+  python3 - "$1" "${E2E_CLUSTER_DNS:-198.18.0.10}" <<'PY'
+import random, socket, struct, sys
+name, server = sys.argv[1], sys.argv[2]
+tid = random.randint(0, 65535)
+qname = b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\0"
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(2)
+s.sendto(struct.pack(">HHHHHH", tid, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1), (server, 53))
+d = s.recv(4096)
+i, ips = 12 + len(qname) + 4, []
+for _ in range(struct.unpack(">H", d[6:8])[0]):
+    i += 2 if d[i] & 0xC0 == 0xC0 else d[i:].index(0) + 1
+    t, _, _, n = struct.unpack(">HHIH", d[i:i + 10])
+    i += 10
+    if t == 1:
+        ips.append(socket.inet_ntoa(d[i:i + n]))
+    i += n
+print(" ".join(ips))
+PY
+}
+
+# pod_ip POD: the pod's IP, checked to be in the harness's pod network (for host-side checks).
+pod_ip() {
+  local ip
+  ip=$(k -n "$NS" get pod "$1" -o jsonpath='{.status.podIP}')
+  [[ -n $ip ]] || fail "pod $1 has no IP"
+  assert_local_pod_ip "$ip"
+  echo "$ip"
+}
+
+# A target pod running barrage-runner's built-in server behind the Service `target`;
+# prints the Service's full name (target.NS.svc.cluster.local).
 start_target() {
   k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1
@@ -154,10 +234,8 @@ spec:
       periodSeconds: 1
 YAML
   wait_pod_ready target 120
-  local ip
-  ip=$(k -n "$NS" get pod target -o jsonpath='{.status.podIP}')
-  assert_local_pod_ip "$ip"
-  echo "$ip"
+  pod_ip target >/dev/null
+  expose target 8080
 }
 
 # float comparison: check "A OP B" with awk, e.g. check 51.2 '>=' 50

@@ -52,7 +52,7 @@ uninstall_release() {
   done
 }
 
-# apply_example NAMESPACE TARGET_IP: examples/loadtest-incluster.yaml aimed at the target.
+# apply_example NAMESPACE TARGET: examples/loadtest-incluster.yaml aimed at the target (its Service name).
 apply_example() {
   sed "s|http://TARGET_IP:8080|http://$2:8080|" "$ROOT/examples/loadtest-incluster.yaml" | k -n "$1" apply -f - >/dev/null
 }
@@ -116,8 +116,8 @@ can() { k auth can-i "$@" --as "$SA" 2>/dev/null || true; }
 [[ $(can list networkpolicies.networking.k8s.io -n "$NS") == no ]] || fail "the operator may list NetworkPolicies"
 [[ $(can delete networkpolicies.networking.k8s.io -n "$NS") == no ]] || fail "the operator may delete NetworkPolicies"
 
-TARGET_IP=$(start_target)
-apply_example "$NS" "$TARGET_IP"
+TARGET=$(start_target)
+apply_example "$NS" "$TARGET"
 k -n "$NS" wait loadtest/incluster --for=condition=Complete --timeout=240s >/dev/null ||
   fail "LoadTest incluster did not complete (phase $(lt_field incluster .status.phase): $(lt_field incluster .status.message))"
 PHASE=$(lt_field incluster .status.phase)
@@ -166,9 +166,9 @@ k label namespace "$NS" barrage.dev/e2e-operator=yes --overwrite >/dev/null
 install_release "$REL2" "$NS_X" 'networkPolicy: {operatorNamespaceLabels: {barrage.dev/e2e-operator: "yes"}}'
 [[ $(k auth can-i list loadtests.barrage.dev -n "$NS_Y" --as "system:serviceaccount:$NS:$REL2" 2>/dev/null || true) == no ]] ||
   fail "the second release may list LoadTests in $NS_Y"
-apply_example "$NS_Y" "$TARGET_IP"
+apply_example "$NS_Y" "$TARGET"
 Y_CREATED=$SECONDS
-apply_example "$NS_X" "$TARGET_IP"
+apply_example "$NS_X" "$TARGET"
 k -n "$NS_X" wait loadtest/incluster --for=condition=Complete --timeout=240s >/dev/null ||
   fail "the LoadTest in the watched namespace $NS_X did not complete"
 [[ $(k -n "$NS_X" get loadtest incluster -o jsonpath='{.status.phase}') == Succeeded ]] || fail "LoadTest in $NS_X not Succeeded"

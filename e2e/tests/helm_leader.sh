@@ -35,9 +35,9 @@ LEADER=$(wait_holder)
 [[ " ${PODS[*]} " == *" $LEADER "* ]] || fail "Lease holder $LEADER is not one of the operator pods"
 echo "leader: $LEADER of ${PODS[*]}"
 
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 run_example() {
-  sed "s|http://TARGET_IP:8080|http://$TARGET_IP:8080|; s|name: incluster|name: $1|" "$ROOT/examples/loadtest-incluster.yaml" |
+  sed "s|http://TARGET_IP:8080|http://$TARGET:8080|; s|name: incluster|name: $1|" "$ROOT/examples/loadtest-incluster.yaml" |
     k -n "$NS" apply -f - >/dev/null
   k -n "$NS" wait "loadtest/$1" --for=condition=Complete --timeout=240s >/dev/null ||
     fail "LoadTest $1 did not complete (phase $(lt_field "$1" .status.phase): $(lt_field "$1" .status.message))"

@@ -8,7 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 lt() { # lt NAME RUNNERS LOAD [THRESHOLDS-YAML]
@@ -19,7 +19,7 @@ metadata: {name: $1}
 spec:
   runners: $2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: $3
   requests:
     - {name: root, path: /}
@@ -47,7 +47,7 @@ apiVersion: barrage.dev/v1alpha1
 kind: LoadTest
 metadata: {name: parsecs}
 spec:
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 1, duration: "10 parsecs"}
   requests: [{name: root, path: /}]
 YAML
@@ -71,7 +71,7 @@ kind: LoadTest
 metadata: {name: noimage}
 spec:
   runner: {image: "$E2E_IMAGE_REPO/does-not-exist:0", imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 1, duration: 2s}
   requests: [{name: root, path: /}]
 YAML

@@ -9,7 +9,7 @@ LOG_A=$(mktemp /tmp/barrage-op-a-XXXX.log)
 LOG_B=$(mktemp /tmp/barrage-op-b-XXXX.log)
 PID_B=
 trap 'rc=$?; [[ -n $PID_B ]] && kill $PID_B 2>/dev/null; ((rc)) && tail -n 20 "$LOG_B" >&2; cleanup_operator_test $rc' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 
 # Replica A, then replica B, as two processes with their own identities.
 OPERATOR_LOG=$LOG_A POD_NAME=replica-a POD_NAMESPACE=$NS start_operator --leader-elect true
@@ -29,7 +29,7 @@ metadata: {name: $1}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 2, iterations: 200}
   requests: [{name: root, path: /}]
 YAML

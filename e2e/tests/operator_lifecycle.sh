@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The lifecycle's other paths: a provisioning Job that succeeds runs before the
 # runners (Provisioning → Starting → Succeeded); one that fails fails the test with
-# the Job's reason; an abortOnFail threshold stops a run early as Aborted.
+# the Job's reason; an abortOnFail threshold stops a run early as Aborted; a target
+# name that does not resolve ends the test with every request counted as `dns`.
 source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 # The runner image holds only barrage-runner: its --version stands in for a
@@ -18,7 +19,8 @@ metadata: {name: provisioned}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
   setup: {image: "$(image runner)", args: ["--version"]}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  # NAME.NS, through the runner pods' search path (svc.cluster.local)
+  target: {baseUrl: "http://target.$NS:8080"}
   load: {users: 1, iterations: 20}
   requests: [{name: root, path: /}]
 ---
@@ -28,7 +30,7 @@ metadata: {name: badsetup}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
   setup: {image: "$(image runner)", args: ["validate", "/no/such/plan.yaml"]}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 1, iterations: 20}
   requests: [{name: root, path: /}]
 ---
@@ -38,10 +40,19 @@ metadata: {name: aborted}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 2, duration: 60s, thinkTime: 20ms}
   requests: [{name: broken, path: /error}]
   thresholds: ["error_rate < 1% abortOnFail"]
+---
+apiVersion: barrage.dev/v1alpha1
+kind: LoadTest
+metadata: {name: nxname}
+spec:
+  runner: {imagePullPolicy: $E2E_PULL_POLICY}
+  target: {baseUrl: "http://no-such-service.$NS.svc.cluster.local:8080"}
+  load: {users: 2, iterations: 30}
+  requests: [{name: root, path: /}]
 YAML
 
 START=$SECONDS
@@ -64,3 +75,14 @@ echo "badsetup: $MSG"
 [[ $MSG == *"setup job failed"* ]] || fail "a failed setup job should fail the test with its reason: $MSG"
 [[ -z $(k -n "$NS" get pods -l barrage.dev/loadtest=badsetup,barrage.dev/role=runner -o name) ]] || fail "runners were started after a failed setup"
 echo "ok: setup failure and abort"
+
+# A name that does not resolve: every request is counted, as `dns` (not `connect`).
+PHASE=$(wait_lt_phase nxname 120 Failed Succeeded)
+MSG=$(lt_field nxname .status.message)
+echo "nxname: $PHASE: $MSG"
+[[ $PHASE == Failed ]] || fail "a target that does not resolve should fail the test: $PHASE"
+[[ $(lt_field nxname .status.requests) == 30 && $(lt_field nxname .status.errorKinds.dns) == 30 ]] ||
+  fail "expected 30 requests, all dns errors: $(lt_field nxname .status.errorKinds)"
+[[ -z $(lt_field nxname .status.errorKinds.connect) ]] || fail "an unresolvable name counted as connect"
+[[ $MSG == *"dns 30"* ]] || fail "the message does not name the dns errors: $MSG"
+echo "ok: an unresolvable target name is the dns error kind"

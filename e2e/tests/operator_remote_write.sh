@@ -58,6 +58,21 @@ until curl -sf -u "barrage:$PASSWORD" "$PROM/-/ready" >/dev/null 2>&1; do
   sleep 0.5
 done
 [[ $(curl -s -o /dev/null -w '%{http_code}' "$PROM/-/ready") == 401 ]] || fail "prometheus does not ask for basic auth"
+# The operator in the cluster reaches it by name, as users name their receiver: a
+# Service without selector whose Endpoints are this machine's node address.
+k -n "$NS" apply -f - >/dev/null <<YAML
+apiVersion: v1
+kind: Service
+metadata: {name: prometheus}
+spec: {ports: [{port: $PORT, targetPort: $PORT}]}
+---
+apiVersion: v1
+kind: Endpoints
+metadata: {name: prometheus}
+subsets: [{addresses: [{ip: $NODE_IP}], ports: [{port: $PORT}]}]
+YAML
+wait_service prometheus "$PORT"
+PROM_IN=http://$(service_fqdn prometheus):$PORT
 
 # promql QUERY: the first result's value, or nothing.
 promql() {
@@ -70,9 +85,9 @@ secret() { k -n "$NS" create secret generic "$1" --from-literal=password="$2" >/
 secret rw-default "$PASSWORD"
 secret rw-own "$PASSWORD"
 secret rw-wrong "not-the-password"
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 helm_install_barrage barrage "$NS" "prometheusRemoteWrite:
-  url: $PROM/api/v1/write
+  url: $PROM_IN/api/v1/write
   basicAuth: {username: barrage, passwordSecret: {name: rw-default, key: password}}
   interval: 1s"
 [[ $(k -n "$NS" get deployment barrage -o json | jq -r '.spec.template.spec.containers[0].env[] | select(.name == "BARRAGE_REMOTE_WRITE") | .value' | jq -r .basicAuth.passwordFile) == /etc/barrage/remote-write/password ]] ||
@@ -80,7 +95,7 @@ helm_install_barrage barrage "$NS" "prometheusRemoteWrite:
 
 # own_output SECRET: spec.output naming the receiver, the password from SECRET.
 own_output() {
-  echo "{prometheusRemoteWrite: {url: '$PROM/api/v1/write', basicAuth: {username: barrage, passwordFrom: {secret: $1, key: password}}, interval: 1s, histograms: native}}"
+  echo "{prometheusRemoteWrite: {url: '$PROM_IN/api/v1/write', basicAuth: {username: barrage, passwordFrom: {secret: $1, key: password}}, interval: 1s, histograms: native}}"
 }
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: barrage.dev/v1alpha1
@@ -89,7 +104,7 @@ metadata: {name: dflt}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 4, iterations: 2000}
   requests: [{name: home, path: /}]
 ---
@@ -98,7 +113,7 @@ kind: LoadTest
 metadata: {name: own}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 2, iterations: 600}
   requests: [{name: slow, path: /slow}]
   output: $(own_output rw-own)
@@ -108,7 +123,7 @@ kind: LoadTest
 metadata: {name: wrong}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 1, iterations: 100}
   requests: [{name: home, path: /}]
   output: $(own_output rw-wrong)
@@ -126,8 +141,8 @@ check_pushed() {
   local lt=$1 rw sel requests pushed counted p95 p95_prom
   rw=$(k -n "$NS" get loadtest "$lt" -o json | jq -c .status.output.prometheusRemoteWrite)
   echo "$lt: status.output.prometheusRemoteWrite = $rw"
-  jq -e --arg url "$PROM/api/v1/write" '.url == $url and .pushes >= 1 and .samples > 0 and .undelivered == 0 and .lastError == null' <<<"$rw" >/dev/null ||
-    fail "$lt: expected every push delivered to $PROM/api/v1/write, status says $rw"
+  jq -e --arg url "$PROM_IN/api/v1/write" '.url == $url and .pushes >= 1 and .samples > 0 and .undelivered == 0 and .lastError == null' <<<"$rw" >/dev/null ||
+    fail "$lt: expected every push delivered to $PROM_IN/api/v1/write, status says $rw"
   sel="namespace=\"$NS\", loadtest=\"$lt\""
   requests=$(lt_field "$lt" .status.requests)
   pushed=$(promql "sum(barrage_requests_total{$sel})")

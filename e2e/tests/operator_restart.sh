@@ -6,7 +6,7 @@ source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 k -n "$NS" apply -f - >/dev/null <<YAML
@@ -16,7 +16,7 @@ metadata: {name: restart}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 4, iterations: 2000, thinkTime: 10ms}
   requests:
     - {name: root, path: /}

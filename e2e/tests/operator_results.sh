@@ -9,7 +9,7 @@ source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 k -n "$NS" apply -f - >/dev/null <<YAML
@@ -19,7 +19,7 @@ metadata: {name: ok}
 spec:
   runners: 3
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: concurrency, users: 6, iterations: 3000}
   requests:
     - {name: slow, path: /slow}
@@ -31,7 +31,7 @@ metadata: {name: strict}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 100, duration: 3s}
   requests:
     - {name: slow, path: /slow}

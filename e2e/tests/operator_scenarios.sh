@@ -8,7 +8,7 @@ source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 k -n "$NS" apply -f - >/dev/null <<YAML
@@ -18,7 +18,7 @@ metadata: {name: two}
 spec:
   runners: 3
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   scenarios:
     browse:
       load: {executor: concurrency, users: 6, iterations: 600}

@@ -11,7 +11,7 @@ source "$(dirname "$0")/../lib.sh"
 
 NS=$(new_namespace)
 trap 'cleanup_operator_test $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 k -n "$NS" apply -f - >/dev/null <<YAML
@@ -21,7 +21,7 @@ metadata: {name: soak}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 40, duration: 6s}
   reportInterval: 1s
   requests:
@@ -38,7 +38,7 @@ metadata: {name: strict}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 40, duration: 6s}
   reportInterval: 1s
   requests:
@@ -51,7 +51,7 @@ metadata: {name: abort}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 2, duration: 60s, thinkTime: 20ms}
   reportInterval: 1s
   collectInterval: 1s
@@ -63,7 +63,7 @@ apiVersion: barrage.dev/v1alpha1
 kind: LoadTest
 metadata: {name: invalid}
 spec:
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 1, duration: 5m}
   reportInterval: 20s
   requests:

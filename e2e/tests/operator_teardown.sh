@@ -32,6 +32,7 @@ YAML
 wait_pod_ready target 120
 TARGET_IP=$(k -n "$NS" get pod target -o jsonpath='{.status.podIP}')
 assert_local_pod_ip "$TARGET_IP"
+TARGET=$(expose target 8080)
 start_operator
 
 stat() { # FIELD of /auth/stats
@@ -43,7 +44,7 @@ stat() { # FIELD of /auth/stats
 # 40 requests over 2 runners, with a teardown that deletes every user.
 manifest() { # NAME USERS EXPECTED_DELETE_STATUS [failsTest]
   sed -e "s/name: accounts-warm/name: $1/" \
-    -e "s#baseUrl: http://127.0.0.1:8080#baseUrl: http://$TARGET_IP:8080#" \
+    -e "s#baseUrl: http://127.0.0.1:8080#baseUrl: http://$TARGET:8080#" \
     -e "s/users: 100/users: $2/" \
     -e "s/^  load: .*/  load: {users: 4, iterations: 40}/" \
     -e "s/^spec:/spec:\n  runners: 2\n  runner: {imagePullPolicy: $E2E_PULL_POLICY}\n  timeouts: {setup: 2m, teardown: 1m}/" \

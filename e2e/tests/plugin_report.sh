@@ -23,7 +23,7 @@ cp "$BIN_DIR/kubectl-barrage" "$WORK/bin/"
 export PATH="$WORK/bin:$PATH"
 kubectl plugin list 2>/dev/null | grep -q "$WORK/bin/kubectl-barrage" || fail "kubectl plugin list does not find kubectl-barrage on PATH"
 
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 k -n "$NS" apply -f - >/dev/null <<YAML
@@ -33,7 +33,7 @@ metadata: {name: base}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 150, duration: 4s}
   reportInterval: 1s
   requests:
@@ -46,7 +46,7 @@ metadata: {name: next}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 150, duration: 4s}
   reportInterval: 1s
   requests:
@@ -130,7 +130,7 @@ metadata: {name: live}
 spec:
   runners: 2
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 100, duration: 12s}
   reportInterval: 1s
   requests:

@@ -41,6 +41,7 @@ YAML
 wait_pod_ready target 120
 TARGET_IP=$(k -n "$NS" get pod target -o jsonpath='{.status.podIP}')
 assert_local_pod_ip "$TARGET_IP"
+TARGET=$(expose target 8080)
 start_operator
 
 stats() { curl -fsS --max-time 10 "http://$TARGET_IP:8080/auth/stats"; }
@@ -60,7 +61,7 @@ PY
 # The example manifest, renamed and pointed at the target, with 2 runners.
 manifest() { # NAME LOAD DATA [EXTRA_SPEC]
   sed -e "s/name: accounts-warm/name: $1/" \
-    -e "s#baseUrl: http://127.0.0.1:8080#baseUrl: http://$TARGET_IP:8080#" \
+    -e "s#baseUrl: http://127.0.0.1:8080#baseUrl: http://$TARGET:8080#" \
     -e "s/^  load: .*/  load: $2/" \
     -e "s/^  data: .*/  data: $3/" \
     -e "s/^spec:/spec:\n  runners: 2\n  runner: {imagePullPolicy: $E2E_PULL_POLICY}\n  timeouts: {setup: 3m}${4:+\n  $4}/" \
@@ -143,7 +144,7 @@ spec:
     image: $(image busybox)
     command: [/busybox, sh, -c, 'for i in 1 2 3 4; do echo "{\"id\": \"c\$i\"}"; done > "\$BARRAGE_RECORDS_FILE"']
   data: {select: unique}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 2, iterations: 4}
   requests: [{name: stats, path: '/auth/stats?as={{ record.id }}'}]
 YAML
@@ -180,7 +181,7 @@ spec:
     concurrency: 1
     vars: {n: "{{ randInt(1, 9) }}"}
     steps: [{name: slow, path: /api/slow}]
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {users: 1, iterations: 2}
   requests: [{name: slow, path: /api/slow}]
 YAML

@@ -24,18 +24,18 @@ spec:
       periodSeconds: 1
 YAML
 wait_pod_ready target 120
-TARGET_IP=$(k -n "$NS" get pod target -o jsonpath='{.status.podIP}')
-[[ -n $TARGET_IP ]] || fail "target pod has no IP"
-assert_local_pod_ip "$TARGET_IP"
+pod_ip target >/dev/null
+expose target 8080 >/dev/null
 
-# Pods address each other by IP: there is no cluster DNS on the local harness.
+# The short form through the pod's search path (NS.svc.cluster.local first): the
+# Service `target` of the runner's own namespace.
 k -n "$NS" apply -f - >/dev/null <<YAML
 apiVersion: v1
 kind: ConfigMap
 metadata: {name: plan}
 data:
   plan.yaml: |
-    target: {baseUrl: "http://$TARGET_IP:8080"}
+    target: {baseUrl: "http://target:8080"}
     load: {executor: concurrency, users: 2, iterations: 200}
     requests:
       - {name: root, method: GET, path: /}

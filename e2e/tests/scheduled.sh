@@ -21,7 +21,7 @@ on_exit() {
   cleanup_operator_test "$rc"
 }
 trap 'on_exit $?' EXIT
-TARGET_IP=$(start_target)
+TARGET=$(start_target)
 start_operator
 
 # The minute-scheduled runs last about 70 s: 65 s of load plus pod start.
@@ -41,7 +41,7 @@ spec:
     metadata: {labels: {team: perf}}
     spec:
       runner: {imagePullPolicy: $E2E_PULL_POLICY}
-      target: {baseUrl: "http://$TARGET_IP:8080"}
+      target: {baseUrl: "http://$TARGET:8080"}
       load: {executor: arrival-rate, rate: 20, duration: 65s}
       requests:
         - {name: slow, path: /slow}
@@ -55,7 +55,7 @@ kind: LoadTest
 metadata: {name: once}
 spec:
   runner: {imagePullPolicy: $E2E_PULL_POLICY}
-  target: {baseUrl: "http://$TARGET_IP:8080"}
+  target: {baseUrl: "http://$TARGET:8080"}
   load: {executor: arrival-rate, rate: 20, duration: 2s}
   requests:
     - {name: slow, path: /slow}
@@ -80,7 +80,7 @@ metadata: {name: badzone}
 spec:
   schedule: "* * * * *"
   timeZone: Europe/Berlinn
-  template: {spec: {target: {baseUrl: "http://$TARGET_IP:8080"}, load: {users: 1, duration: 1s}, requests: [{name: a, path: /}]}}
+  template: {spec: {target: {baseUrl: "http://$TARGET:8080"}, load: {users: 1, duration: 1s}, requests: [{name: a, path: /}]}}
 YAML
 echo "ScheduledLoadTest created at $(date -u +%T); waiting for runs"
 

@@ -368,6 +368,7 @@ fn describe(f: &Failure) -> String {
         ),
         (ErrorKind::Timeout, _) => "timed out".into(),
         (ErrorKind::Connect, _) => "could not connect".into(),
+        (ErrorKind::Dns, _) => "the target's host name did not resolve".into(),
         (ErrorKind::Http, _) => "broken connection or invalid HTTP".into(),
         (k, _) => k.as_str().into(),
     };
@@ -441,6 +442,21 @@ pub fn default_out() -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_that_does_not_resolve_is_said_so() {
+        let f = Failure {
+            step: "setup/token".into(),
+            error: ErrorKind::Dns,
+            status: None,
+            expected: vec![],
+            check: None,
+        };
+        assert_eq!(
+            describe(&f),
+            "step \"token\": the target's host name did not resolve"
+        );
+    }
 
     #[test]
     fn percentages_read_as_people_write_them() {

@@ -37,6 +37,9 @@ pub const FORMAT_VERSION: u32 = 1;
 pub enum ErrorKind {
     /// The TCP connection could not be made.
     Connect,
+    /// The target's host name did not resolve (no such name, or no
+    /// answer): like `connect`, the target never saw the request.
+    Dns,
     /// No complete response within the request's timeout.
     Timeout,
     /// A response came, with a status the request does not expect.
@@ -73,8 +76,9 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::Connect,
+        ErrorKind::Dns,
         ErrorKind::Timeout,
         ErrorKind::Status,
         ErrorKind::Capture,
@@ -91,6 +95,7 @@ impl ErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorKind::Connect => "connect",
+            ErrorKind::Dns => "dns",
             ErrorKind::Timeout => "timeout",
             ErrorKind::Status => "status",
             ErrorKind::Capture => "capture",

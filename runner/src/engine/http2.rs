@@ -68,6 +68,7 @@ pub(super) use self::host::{Driver, host};
 use super::{
     Recorder, Resent, client,
     client::{Response, Want},
+    resolve::Resolver,
 };
 use crate::{
     snapshot::ErrorKind,
@@ -102,6 +103,8 @@ const STREAM_BUDGET: u32 = 1_000_000_000;
 /// The connections of one runner.
 pub struct Pool {
     authority: String,
+    /// The run's name cache (shared with its HTTP/1.1 connections).
+    resolver: Arc<Resolver>,
     /// `authority` as a request's `:authority` (None if it does not parse
     /// as one: each request's Host is then parsed, and fails, on its own).
     known: Option<Authority>,
@@ -292,9 +295,15 @@ impl Pool {
     /// A pool of `connections` (at least 1) connections to `authority`,
     /// none made yet: over TLS when `tls` is given (h2 by ALPN), else
     /// cleartext (h2c, prior knowledge).
-    pub fn new(authority: &str, connections: u32, tls: Option<TlsTarget>) -> Pool {
+    pub fn new(
+        authority: &str,
+        connections: u32,
+        tls: Option<TlsTarget>,
+        resolver: Arc<Resolver>,
+    ) -> Pool {
         Pool {
             authority: authority.to_string(),
+            resolver,
             known: Authority::try_from(authority).ok(),
             scheme: if tls.is_some() {
                 Scheme::HTTPS
@@ -341,7 +350,8 @@ impl Pool {
         if let Some(l) = slot.current(self.stream_budget) {
             return Ok(l);
         }
-        let (stream, setup) = client::dial(&self.authority, self.tls.as_ref()).await?;
+        let (stream, setup) =
+            client::dial(&self.resolver, &self.authority, self.tls.as_ref()).await?;
         if let Some(r) = recorder {
             r.record_connection(setup.connect, setup.handshake);
         }

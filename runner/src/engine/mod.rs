@@ -18,6 +18,7 @@ mod pending;
 mod recorder;
 mod redirect;
 mod request;
+pub mod resolve;
 #[cfg(test)]
 mod tests;
 pub mod timeline;
@@ -111,6 +112,8 @@ pub struct Runner {
     outstanding: Outstanding,
     /// The first failure of the engine itself (a task that panicked).
     failure: Mutex<Option<String>>,
+    /// The run's name cache: every new connection dials through it.
+    resolver: Arc<resolve::Resolver>,
     /// HTTP/2's shared connections (`target.http: "2"`); None for HTTP/1.1,
     /// where each user or in-flight iteration has its own connection.
     h2: Option<http2::Pool>,
@@ -217,12 +220,20 @@ impl Runner {
         // Over cleartext "auto" is HTTP/1.1: there is no ALPN to ask with.
         // Over TLS it may become HTTP/2 (`Runner::send` asks the server once).
         let tls = plan.target.tls.clone();
+        let resolver = Arc::new(resolve::Resolver::default());
         let h2 = match plan.http.version {
             HttpVersion::Http2 => true,
             HttpVersion::Auto => tls.is_some(),
             HttpVersion::Http1 => false,
         }
-        .then(|| http2::Pool::new(&plan.target.authority, plan.http.connections, tls));
+        .then(|| {
+            http2::Pool::new(
+                &plan.target.authority,
+                plan.http.connections,
+                tls,
+                resolver.clone(),
+            )
+        });
         // HTTP/1.1 connections offer only http/1.1: once "auto" has chosen
         // it, a server behind the same address that would take h2 must not
         // get HTTP/1.1 bytes in an h2 session.
@@ -235,6 +246,7 @@ impl Runner {
             }
         });
         Arc::new(Runner {
+            resolver,
             h2,
             h1_tls,
             auto_h2: tokio::sync::OnceCell::new(),
@@ -436,7 +448,8 @@ impl Runner {
         &self,
         tls: Option<&crate::tls::client::TlsTarget>,
     ) -> Result<client::Stream, ErrorKind> {
-        let (stream, setup) = client::dial(&self.plan.target.authority, tls).await?;
+        let (stream, setup) =
+            client::dial(&self.resolver, &self.plan.target.authority, tls).await?;
         self.recorder
             .record_connection(setup.connect, setup.handshake);
         Ok(stream)

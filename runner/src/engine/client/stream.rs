@@ -27,7 +27,7 @@ use tokio::{
 };
 use tokio_rustls::{TlsConnector, client::TlsStream};
 
-use crate::{snapshot::ErrorKind, tls::client::TlsTarget};
+use crate::{engine::resolve::Resolver, snapshot::ErrorKind, tls::client::TlsTarget};
 
 pub enum Stream {
     Plain(TcpStream),
@@ -55,15 +55,18 @@ pub struct Setup {
 }
 
 /// Connects to `authority`, with a TLS handshake when `tls` is given
-/// (`Stream::alpn` then says which protocol the server chose). A TCP
-/// failure is `connect`; a handshake failure its TLS kind.
-pub async fn dial(authority: &str, tls: Option<&TlsTarget>) -> Result<(Stream, Setup), ErrorKind> {
+/// (`Stream::alpn` then says which protocol the server chose). A name that
+/// does not resolve is `dns`, a TCP failure `connect`, a handshake failure
+/// its TLS kind.
+pub async fn dial(
+    resolver: &Resolver,
+    authority: &str,
+    tls: Option<&TlsTarget>,
+) -> Result<(Stream, Setup), ErrorKind> {
     let t0 = Instant::now();
-    // An IP literal is parsed without any resolver; a host name goes through
-    // the system's.
-    let tcp = TcpStream::connect(authority)
-        .await
-        .map_err(|_| ErrorKind::Connect)?;
+    // An IP literal is used as it is; a host name's addresses come from the
+    // run's resolver cache (one lookup per host, not per connection).
+    let tcp = resolver.connect(authority).await?;
     tcp.set_nodelay(true).map_err(|_| ErrorKind::Connect)?;
     let t1 = Instant::now();
     let connect = t1 - t0;

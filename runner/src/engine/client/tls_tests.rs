@@ -136,7 +136,9 @@ async fn readable(conn: &Conn) {
 
 async fn first_exchange(then: Then) -> Conn {
     let (target, addr, go, done) = server(then).await;
-    let (stream, setup) = dial(&addr.to_string(), Some(&target)).await.unwrap();
+    let (stream, setup) = dial(&Default::default(), &addr.to_string(), Some(&target))
+        .await
+        .unwrap();
     let mut conn = Conn::new(stream);
     assert!(setup.handshake.is_some());
     assert_eq!(conn.stream.alpn(), None, "no ALPN was offered");

@@ -264,7 +264,12 @@ async fn an_unreachable_target_is_a_connect_error_for_each_request() {
 #[tokio::test]
 async fn a_connection_that_used_up_its_stream_ids_is_replaced() {
     let (base, counts) = hyper_server(None).await;
-    let mut pool = Pool::new(base.trim_start_matches("http://"), 1, None);
+    let mut pool = Pool::new(
+        base.trim_start_matches("http://"),
+        1,
+        None,
+        Default::default(),
+    );
     pool.stream_budget = 10;
     let (mut attempts, mut bytes) = (0, 0);
     for _ in 0..25 {
