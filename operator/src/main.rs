@@ -200,11 +200,14 @@ async fn main() -> ExitCode {
     let (addr, m) = (args.metrics_addr, metrics.clone());
     let server = tokio::spawn(async move { http::serve(addr, m).await });
     // Every replica serves the webhook, leader or standby.
-    let webhook = if args.webhook.enabled() {
+    let (webhook, mut drained) = if args.webhook.enabled() {
         let (c, f, n) = (client.clone(), args.webhook.clone(), ns.clone());
-        tokio::spawn(async move { webhook::run(c, f, n).await })
+        (
+            tokio::spawn(async move { webhook::run(c, f, n).await }),
+            tokio::spawn(webhook::drained()),
+        )
     } else {
-        tokio::spawn(std::future::pending())
+        (tokio::spawn(std::future::pending()), tokio::spawn(async {}))
     };
     let me = std::env::var("POD_NAME")
         .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
@@ -214,6 +217,8 @@ async fn main() -> ExitCode {
             _ = lease::acquire(client.clone(), &ns, "barrage-operator", &me) => {}
             res = server => return fail(format!("metrics server stopped: {res:?}")),
             res = webhook => return fail(format!("webhook stopped: {res:?}")),
+            // A standby replica stopped: nothing to hand over.
+            _ = &mut drained, if args.webhook.enabled() => return ExitCode::SUCCESS,
         }
     } else if server.is_finished() {
         return fail(format!("metrics server stopped: {:?}", server.await));
@@ -252,6 +257,9 @@ async fn main() -> ExitCode {
     );
     if args.leader_elect {
         lease::release(client, &ns, "barrage-operator", &me).await;
+    }
+    if args.webhook.enabled() {
+        let _ = drained.await;
     }
     ExitCode::SUCCESS
 }

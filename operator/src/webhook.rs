@@ -21,8 +21,11 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use barrage_runner::duration::HumanDuration;
 use kube::{Api, Client};
-use tokio::net::TcpListener;
-use tracing::warn;
+use tokio::{
+    net::TcpListener,
+    signal::unix::{SignalKind, signal},
+};
+use tracing::{info, warn};
 
 pub use serve::ready;
 
@@ -154,4 +157,25 @@ pub async fn run(client: Client, flags: Flags, namespace: String) -> Result<(), 
     serve::serve(listener, swap, Some(client))
         .await
         .map_err(|e| format!("webhook server stopped: {e}"))
+}
+
+/// How long a stopping replica goes on answering after SIGTERM, not ready:
+/// the API server keeps calling a pod until kube-proxy has dropped it from
+/// the webhook Service (about a second), and with failurePolicy Fail a call
+/// to a pod that is gone would refuse an apply.
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Completes `DRAIN` after SIGTERM (or SIGINT), having made /readyz fail at
+/// once. The operator waits for it before exiting while the webhook is on.
+pub async fn drained() {
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    serve::set_ready(false);
+    info!(drain = ?DRAIN, "stopping: the webhook answers a little longer");
+    tokio::time::sleep(DRAIN).await;
 }
