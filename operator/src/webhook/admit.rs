@@ -103,6 +103,16 @@ pub fn admit(req: &AdmissionRequest<DynamicObject>, missing: &[Lookup]) -> Admis
             vec![invalid("object", "the request carries no object")],
         );
     };
+    // An update that leaves the spec alone (labels, annotations, finalizers,
+    // a deletion under way) is not judged: an object stored before the
+    // webhook, or refused by the reconciler, must stay labellable and
+    // deletable.
+    if req.operation == Operation::Update
+        && let Some(old) = &req.old_object
+        && old.data.get("spec") == obj.data.get("spec")
+    {
+        return resp;
+    }
     let errors = match (req.kind.group.as_str(), req.kind.kind.as_str()) {
         (GROUP, "LoadTest") => load_test(req, obj),
         (GROUP, "ScheduledLoadTest") => scheduled(obj),
@@ -139,7 +149,6 @@ fn load_test(req: &AdmissionRequest<DynamicObject>, obj: &DynamicObject) -> Vec<
     };
     if req.operation == Operation::Update
         && let Some(old) = &req.old_object
-        && old.data.get("spec") != obj.data.get("spec")
         && let Some(why) = spec_frozen(old_status(old).as_ref())
     {
         return vec![invalid(

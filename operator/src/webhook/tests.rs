@@ -267,6 +267,11 @@ fn a_started_tests_spec_is_frozen_but_its_metadata_is_not() {
             "{phase}"
         );
     }
+    // An object stored with a bad spec (before the webhook) still takes labels.
+    let bad = lt(spec(&OK.replace("runners: 2", "runners: 0")), Some(status("Failed", Some("False"))));
+    let mut relabelled = bad.clone();
+    relabelled["metadata"]["labels"]["b"] = json!("2");
+    assert!(allowed(&answer(&review("LoadTest", "UPDATE", relabelled, Some(bad)))));
     // A test that failed while running is a record too.
     let old = lt(old_spec.clone(), Some(status("Failed", Some("True"))));
     let new = lt(new_spec.clone(), None);
