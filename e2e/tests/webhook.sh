@@ -27,6 +27,14 @@ k -n "$NS" wait --for=condition=Ready pod -l "app.kubernetes.io/instance=$REL" -
 [[ -n $(k get validatingwebhookconfiguration "$REL" -o jsonpath='{.webhooks[0].clientConfig.caBundle}') ]] ||
   fail "the operator did not set the webhook configuration's caBundle"
 
+# Its RBAC as the API server sees it: the one Secret and the one configuration, by name.
+SA=system:serviceaccount:$NS:$REL
+can() { k auth can-i "$@" --as "$SA" 2>/dev/null || true; }
+[[ $(can update "secret/$REL-webhook-tls" -n "$NS") == yes ]] || fail "the operator cannot update its webhook Secret"
+[[ $(can update secret/another -n "$NS") == no ]] || fail "the operator may update any Secret"
+[[ $(can update "validatingwebhookconfiguration/$REL") == yes ]] || fail "the operator cannot update its webhook configuration"
+[[ $(can update validatingwebhookconfiguration/another) == no ]] || fail "the operator may update any webhook configuration"
+
 DIR=$(mktemp -d /tmp/e2e-webhook-XXXX)
 # with SED_SCRIPT TEXT: TEXT edited.
 with() { sed "$1" <<<"$2"; }
