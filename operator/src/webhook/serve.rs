@@ -132,6 +132,15 @@ async fn handle(
     if req.method() != Method::POST {
         return Ok(reply(StatusCode::METHOD_NOT_ALLOWED, b"{}".to_vec()));
     }
+    // Refused unread when it says it is too long; Limited stops one that lies.
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        let review = admit::unreadable(&format!("the request body is over {MAX_BODY} bytes"));
+        return Ok(reply(StatusCode::OK, review));
+    }
     let body = Limited::new(req.into_body(), MAX_BODY);
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, body.collect()).await {
         Ok(Ok(b)) => b.to_bytes(),

@@ -159,13 +159,9 @@ fn every_error_is_in_the_message_and_the_causes() {
 
 #[test]
 fn the_deny_message_lists_several_errors_one_per_line() {
-    let req = kube::core::admission::AdmissionRequest::<kube::api::DynamicObject>::try_from(
-        serde_json::from_slice::<kube::core::admission::AdmissionReview<kube::api::DynamicObject>>(
-            &review("LoadTest", "CREATE", lt(spec(OK), None), None),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let review: kube::core::admission::AdmissionReview<kube::api::DynamicObject> =
+        serde_json::from_slice(&review("LoadTest", "CREATE", lt(spec(OK), None), None)).unwrap();
+    let req: kube::core::admission::AdmissionRequest<_> = review.try_into().unwrap();
     let e = |f: &str, m: &str| crate::error::Error::Invalid {
         field: f.into(),
         message: m.into(),
@@ -268,10 +264,18 @@ fn a_started_tests_spec_is_frozen_but_its_metadata_is_not() {
         );
     }
     // An object stored with a bad spec (before the webhook) still takes labels.
-    let bad = lt(spec(&OK.replace("runners: 2", "runners: 0")), Some(status("Failed", Some("False"))));
+    let bad = lt(
+        spec(&OK.replace("runners: 2", "runners: 0")),
+        Some(status("Failed", Some("False"))),
+    );
     let mut relabelled = bad.clone();
     relabelled["metadata"]["labels"]["b"] = json!("2");
-    assert!(allowed(&answer(&review("LoadTest", "UPDATE", relabelled, Some(bad)))));
+    assert!(allowed(&answer(&review(
+        "LoadTest",
+        "UPDATE",
+        relabelled,
+        Some(bad)
+    ))));
     // A test that failed while running is a record too.
     let old = lt(old_spec.clone(), Some(status("Failed", Some("True"))));
     let new = lt(new_spec.clone(), None);
@@ -298,9 +302,9 @@ fn malformed_requests_are_refused_never_panicking() {
     // Not JSON, not a review, no request: refused, no uid to copy.
     for body in [
         &b"\xff\x00garbage"[..],
-        b"{}",
-        b"[1,2]",
-        b"{\"request\": 5}",
+        &b"{}"[..],
+        &b"[1,2]"[..],
+        &b"{\"request\": 5}"[..],
     ] {
         let r = answer(body);
         assert_eq!(r["allowed"], false, "{r}");
@@ -540,7 +544,14 @@ fn settings_that_cannot_work_are_refused() {
 
 // --- the server ------------------------------------------------------------
 
-async fn post(addr: std::net::SocketAddr, ca: &[u8], body: &[u8]) -> (Vec<u8>, String) {
+/// POSTs `body` (or only its headers, when `send` is false) over TLS
+/// trusting `ca`; returns the certificate served and the raw answer.
+async fn post_as(
+    addr: std::net::SocketAddr,
+    ca: &[u8],
+    body: &[u8],
+    send: bool,
+) -> (Vec<u8>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut roots = rustls::RootCertStore::empty();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(ca) {
@@ -565,11 +576,17 @@ async fn post(addr: std::net::SocketAddr, ca: &[u8], body: &[u8]) -> (Vec<u8>, S
         body.len()
     );
     tls.write_all(head.as_bytes()).await.unwrap();
-    tls.write_all(body).await.unwrap();
+    if send {
+        tls.write_all(body).await.unwrap();
+    }
     let mut out = Vec::new();
     let _ = tls.read_to_end(&mut out).await;
     let text = String::from_utf8_lossy(&out).to_string();
     (served, text)
+}
+
+async fn post(addr: std::net::SocketAddr, ca: &[u8], body: &[u8]) -> (Vec<u8>, String) {
+    post_as(addr, ca, body, true).await
 }
 
 #[tokio::test]
@@ -613,7 +630,8 @@ async fn the_server_answers_over_tls_and_swaps_its_certificate_live() {
     assert!(text.contains("\"allowed\":true"), "{text}");
     // A body over the limit is not read: refused, and the server goes on.
     let big = vec![b' '; serve::MAX_BODY + 1];
-    let (_, text) = post(addr, &d2[certs::CA_CRT], &big).await;
+    let (_, text) = post_as(addr, &d2[certs::CA_CRT], &big, false).await;
+    assert!(text.contains("over 4194304 bytes"), "{text}");
     assert!(text.contains("\"allowed\":false"), "{text}");
     let (_, text) = post(addr, &d2[certs::CA_CRT], &body).await;
     assert!(text.contains("spec.runners"), "{text}");
