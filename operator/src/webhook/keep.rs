@@ -34,7 +34,9 @@ pub struct Keeper {
 
 impl Keeper {
     /// One round; errors are for the caller to log (the next round retries).
-    pub async fn tick(&self) -> Result<()> {
+    /// Ok(false): another replica wrote the Secret meanwhile; read it again
+    /// now rather than wait a whole interval without a certificate.
+    pub async fn tick(&self) -> Result<bool> {
         let secret = self.secrets.get(&self.secret).await.map_err(|e| match e {
             kube::Error::Api(s) if s.code == 404 => Error::Other(format!(
                 "the webhook certificate Secret {:?} does not exist (the chart creates it)",
@@ -73,13 +75,14 @@ impl Keeper {
                     // Another replica wrote first; its write is read next round.
                     Err(kube::Error::Api(s)) if s.code == 409 => {
                         debug!(step = ?plan, "webhook Secret changed meanwhile");
+                        return Ok(false);
                     }
                     Err(e) => return Err(e.into()),
                 }
             }
             ensure_bundle(configs, config, &certs::bundle(&data)).await?;
         }
-        self.load(&data)
+        self.load(&data).map(|()| true)
     }
 
     fn load(&self, data: &Data) -> Result<()> {
