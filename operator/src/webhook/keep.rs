@@ -51,6 +51,7 @@ impl Keeper {
             .into_iter()
             .map(|(k, v)| (k, v.0))
             .collect();
+        let mut bundle = Ok(());
         if let Some((settings, configs, config)) = &self.managed {
             let now = SystemTime::now();
             let plan = certs::plan(now, &data, settings);
@@ -80,9 +81,12 @@ impl Keeper {
                     Err(e) => return Err(e.into()),
                 }
             }
-            ensure_bundle(configs, config, &certs::bundle(&data)).await?;
+            // Patched before loading: a replica turns ready with the bundle in place.
+            bundle = ensure_bundle(configs, config, &certs::bundle(&data)).await;
         }
-        self.load(&data).map(|()| true)
+        // Served even if the bundle could not be patched this round.
+        self.load(&data)?;
+        bundle.map(|()| true)
     }
 
     fn load(&self, data: &Data) -> Result<()> {

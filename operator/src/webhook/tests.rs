@@ -446,7 +446,7 @@ fn an_empty_or_broken_secret_gets_a_fresh_ca_and_certificate() {
     assert_eq!(leaf.dns_names, s.dns_names);
     assert_eq!(leaf.dns_names[0], "barrage-webhook.barrage-system.svc");
     assert_eq!(certs::plan(t0, &d, &s), Plan::Keep);
-    assert_eq!(bundle_cns(&d), [ca.subject_cn.clone()]);
+    assert_eq!(bundle_cns(&d), [ca.subject_cn]);
     // The server takes what was made.
     serve::certified_key(&d[certs::TLS_CRT], &d[certs::TLS_KEY]).unwrap();
     // Corrupt or expired CA: fresh again.
