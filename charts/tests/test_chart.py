@@ -67,6 +67,16 @@ WITHOUT_NETWORK_POLICY = {k: v for k, v in LEAST_PRIVILEGE.items() if k[1] != "n
 LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
 
 
+# What webhook.enabled (the default) adds: the Service, the empty certificate Secret,
+# the configuration, and RBAC on exactly those two objects.
+WEBHOOK_KINDS = ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Secret", "Service",
+                 "ValidatingWebhookConfiguration"]
+WEBHOOK_SECRET_RULES = [{"apiGroups": [""], "resources": ["secrets"], "resourceNames": [f"{FULLNAME}-webhook-tls"],
+                         "verbs": ["get", "update"]}]
+WEBHOOK_CONFIG_RULES = [{"apiGroups": ["admissionregistration.k8s.io"], "resources": ["validatingwebhookconfigurations"],
+                         "resourceNames": [FULLNAME], "verbs": ["get", "update"]}]
+
+
 # --- helpers -----------------------------------------------------------------
 
 class Rendered:
@@ -140,6 +150,19 @@ def assert_rules(role: dict[str, Any], want: dict[tuple[str, str], set[str]]) ->
         extra = {k: sorted(v - want.get(k, set())) for k, v in got.items() if v - want.get(k, set())}
         missing = {k: sorted(v - got.get(k, set())) for k, v in want.items() if v - got.get(k, set())}
         raise AssertionError(f"{role['kind']} {role['metadata']['name']}: extra {extra}, missing {missing}")
+
+
+def operator_role(r: Rendered, kind: str) -> dict[str, Any]:
+    """The operator's own (Cluster)Role or binding, not the webhook's."""
+    found = [o for o in r.of(kind) if o["metadata"]["name"] == FULLNAME]
+    assert len(found) == 1, [o["metadata"]["name"] for o in r.of(kind)]
+    return found[0]
+
+
+def named(r: Rendered, kind: str, name: str) -> dict[str, Any]:
+    found = [o for o in r.of(kind) if o["metadata"]["name"] == name]
+    assert len(found) == 1, (kind, name, [o["metadata"]["name"] for o in r.of(kind)])
+    return found[0]
 
 
 def expect_render_error(values: dict[str, Any], needle: str) -> None:
@@ -269,15 +292,16 @@ def test_crd_is_the_same_bytes() -> None:
 
 def test_defaults_cluster_wide() -> None:
     r = render()
-    assert r.kinds() == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]), r.kinds()
-    cr = r.one("ClusterRole")
+    assert r.kinds() == sorted(["ClusterRole", "ClusterRoleBinding", "Deployment", "Role", "RoleBinding", "Service", "ServiceAccount"]
+                               + WEBHOOK_KINDS), r.kinds()
+    cr = operator_role(r, "ClusterRole")
     assert_rules(cr, LEAST_PRIVILEGE)
-    crb = r.one("ClusterRoleBinding")
+    crb = operator_role(r, "ClusterRoleBinding")
     assert crb["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cr["metadata"]["name"]}
     assert crb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}], crb["subjects"]
     # Every namespaced object lives in the release namespace.
     for o in r.objects:
-        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
+        if o["kind"] not in ("ClusterRole", "ClusterRoleBinding", "ValidatingWebhookConfiguration"):
             assert o["metadata"].get("namespace") == NAMESPACE, (o["kind"], o["metadata"])
     env = r.env()
     assert "BARRAGE_WATCH_NAMESPACES" not in env, "empty watchNamespaces must leave the whole cluster (no env)"
@@ -301,13 +325,14 @@ def test_deployment_pod_shape() -> None:
     env = {e["name"]: e for e in c["env"]}
     assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     assert env["POD_NAMESPACE"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
-    assert c["ports"] == [{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"}], c["ports"]
+    assert c["ports"] == [{"name": "http-metrics", "containerPort": 8080, "protocol": "TCP"},
+                          {"name": "https-webhook", "containerPort": 9443, "protocol": "TCP"}], c["ports"]
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http-metrics"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http-metrics"}
     sel = r.one("Deployment")["spec"]["selector"]["matchLabels"]
     labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in sel.items()), "pod labels do not match the selector"
-    svc = r.one("Service")
+    svc = [o for o in r.of("Service") if o["metadata"]["name"] == f"{FULLNAME}-metrics"][0]
     assert svc["spec"]["selector"] == sel
     assert svc["spec"]["ports"] == [{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}]
     assert svc["spec"]["type"] == "ClusterIP"
@@ -330,26 +355,32 @@ def test_security_context() -> None:
 def test_leader_election_role() -> None:
     r = render()
     lease = [o for o in r.of("Role") if o["metadata"]["name"].endswith("-leader-election")]
-    assert len(lease) == 1 and len(r.of("Role")) == 1, [o["metadata"]["name"] for o in r.of("Role")]
+    assert len(lease) == 1 and len(r.of("Role")) == 2, [o["metadata"]["name"] for o in r.of("Role")]
     assert lease[0]["metadata"]["namespace"] == NAMESPACE
     assert_rules(lease[0], LEASE_RULES)
-    rb = r.one("RoleBinding")
+    rb = [o for o in r.of("RoleBinding") if o["metadata"]["name"].endswith("-leader-election")][0]
     assert rb["roleRef"]["name"] == lease[0]["metadata"]["name"] and rb["metadata"]["namespace"] == NAMESPACE
     assert rb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
     off = render({"leaderElection": {"enabled": False}})
-    assert not off.of("Role") and not off.of("RoleBinding"), off.kinds()
+    assert [o["metadata"]["name"] for o in off.of("Role") + off.of("RoleBinding")] == [f"{FULLNAME}-webhook"] * 2, off.kinds()
     assert off.env()["BARRAGE_LEADER_ELECT"] == "false"
 
 
 def test_watch_namespaces_and_non_defaults() -> None:
     r = render(NON_DEFAULT)
-    assert not r.of("ClusterRole") and not r.of("ClusterRoleBinding"), "watchNamespaces must not create cluster-wide RBAC"
+    # Cluster-wide only the webhook configuration's caBundle, by name.
+    assert [o["metadata"]["name"] for o in r.of("ClusterRole") + r.of("ClusterRoleBinding")] == [f"{FULLNAME}-webhook"] * 2, \
+        "watchNamespaces must not create cluster-wide RBAC"
     roles = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in r.of("Role")}
-    assert roles == {("a", FULLNAME), ("b", FULLNAME), (NAMESPACE, f"{FULLNAME}-leader-election")}, roles
+    assert roles == {("a", FULLNAME), ("b", FULLNAME), (NAMESPACE, f"{FULLNAME}-leader-election"),
+                     (NAMESPACE, f"{FULLNAME}-webhook")}, roles
     for role in r.of("Role"):
+        if role["metadata"]["name"].endswith("-webhook"):
+            continue
         assert_rules(role, LEASE_RULES if role["metadata"]["name"].endswith("-leader-election") else LEAST_PRIVILEGE)
     bindings = {(o["metadata"]["namespace"], o["roleRef"]["kind"], o["roleRef"]["name"]) for o in r.of("RoleBinding")}
-    assert bindings == {("a", "Role", FULLNAME), ("b", "Role", FULLNAME), (NAMESPACE, "Role", f"{FULLNAME}-leader-election")}, bindings
+    assert bindings == {("a", "Role", FULLNAME), ("b", "Role", FULLNAME), (NAMESPACE, "Role", f"{FULLNAME}-leader-election"),
+                        (NAMESPACE, "Role", f"{FULLNAME}-webhook")}, bindings
     for rb in r.of("RoleBinding"):
         assert rb["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}], rb["subjects"]
     env = r.env()
@@ -379,18 +410,19 @@ def test_service_monitor_only_when_enabled() -> None:
     assert not render().of("ServiceMonitor")
     assert render({"metrics": {"serviceMonitor": {"enabled": True}}}).of("ServiceMonitor")
     off = render({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}})
-    assert not off.of("ServiceMonitor") and not off.of("Service"), off.kinds()
+    assert not off.of("ServiceMonitor") and not [o for o in off.of("Service") if o["metadata"]["name"].endswith("-metrics")], off.kinds()
     # The probes still need the HTTP port.
     assert off.container()["readinessProbe"]["httpGet"]["port"] == "http-metrics"
     port = render({"metrics": {"port": 9100}})
     assert port.env()["BARRAGE_METRICS_ADDR"] == "0.0.0.0:9100"
     assert port.container()["ports"][0]["containerPort"] == 9100
-    assert port.one("Service")["spec"]["ports"][0]["port"] == 9100
+    assert named(port, "Service", f"{FULLNAME}-metrics")["spec"]["ports"][0]["port"] == 9100
 
 
 def test_no_rbac_and_existing_service_account() -> None:
     r = render({"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "ops-barrage"}})
-    assert r.kinds() == ["Deployment", "Service"], r.kinds()
+    # The webhook's objects stay (its Secret, Service, configuration); its RBAC goes with rbac.create.
+    assert r.kinds() == ["Deployment", "Secret", "Service", "Service", "ValidatingWebhookConfiguration"], r.kinds()
     assert r.one("Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "ops-barrage"
     r = render({"serviceAccount": {"create": False, "name": "ops-barrage"}})
     assert not r.of("ServiceAccount")
@@ -447,7 +479,7 @@ def test_network_policy_is_the_operators_in_every_install_mode() -> None:
         assert "BARRAGE_OPERATOR_NAMESPACE_LABELS" not in env
         for var in ("BARRAGE_NETWORK_POLICY", "BARRAGE_OPERATOR_POD_LABELS", "BARRAGE_OPERATOR_NAMESPACE_LABELS", "POD_NAMESPACE"):
             assert var in names, f"the operator does not read {var}"
-        roles = r.of("ClusterRole") + [o for o in r.of("Role") if not o["metadata"]["name"].endswith("-leader-election")]
+        roles = [o for o in r.of("ClusterRole") + r.of("Role") if not o["metadata"]["name"].endswith(("-leader-election", "-webhook"))]
         assert roles, r.kinds()
         for role in roles:
             assert_rules(role, LEAST_PRIVILEGE)
@@ -459,7 +491,7 @@ def test_network_policy_off_and_namespace_labels() -> None:
     off = render({"networkPolicy": {"enabled": False}})
     assert off.env()["BARRAGE_NETWORK_POLICY"] == "false"
     assert "BARRAGE_OPERATOR_POD_LABELS" not in off.env()
-    assert_rules(off.one("ClusterRole"), WITHOUT_NETWORK_POLICY)
+    assert_rules(operator_role(off, "ClusterRole"), WITHOUT_NETWORK_POLICY)
     off = render({"watchNamespaces": ["a"], "networkPolicy": {"enabled": False}})
     assert_rules([o for o in off.of("Role") if o["metadata"]["namespace"] == "a"][0], WITHOUT_NETWORK_POLICY)
     assert "NetworkPolicy" not in off.notes
@@ -543,7 +575,7 @@ def test_remote_write_default_mounts_its_secrets_and_passes_paths() -> None:
     # 0440 files, readable by the operator's group; the rest of the pod's context kept.
     assert pod["securityContext"]["fsGroup"] == 65532 and pod["securityContext"]["runAsUser"] == 65532
     # Mounted by the kubelet: no Secret rights beyond those LoadTests already need.
-    assert_rules(r.one("ClusterRole"), LEAST_PRIVILEGE)
+    assert_rules(operator_role(r, "ClusterRole"), LEAST_PRIVILEGE)
 
 
 def test_remote_write_basic_auth_and_plain_url() -> None:
@@ -584,6 +616,113 @@ def test_cli_render_matches() -> None:
     assert 'value: "x,y"' in out.stdout and "imagePullPolicy: Never" in out.stdout, out.stdout[:2000]
     out = subprocess.run([sys.executable, HELM_PY, "render", CHART, "--set", "replicas=two"], capture_output=True, text=True)
     assert out.returncode == 1 and "/replicas" in out.stderr, (out.returncode, out.stderr)
+
+
+# --- the admission webhook (docs/webhook.md) ----------------------------------
+
+def test_webhook_by_default() -> None:
+    r = render()
+    vwc = r.one("ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["name"] == FULLNAME and "namespace" not in vwc["metadata"]
+    assert "annotations" not in vwc["metadata"], "no cert-manager injection by default"
+    hooks = {w["name"]: w for w in vwc["webhooks"]}
+    assert sorted(hooks) == ["loadtests.barrage.dev", "scheduledloadtests.barrage.dev"]
+    for name, w in hooks.items():
+        plural = name.split(".")[0]
+        assert w["rules"] == [{"apiGroups": ["barrage.dev"], "apiVersions": ["v1alpha1"], "operations": ["CREATE", "UPDATE"],
+                               "resources": [plural], "scope": "Namespaced"}], w["rules"]
+        assert w["clientConfig"] == {"service": {"name": f"{FULLNAME}-webhook", "namespace": NAMESPACE, "path": "/validate",
+                                                 "port": 443}}, "caBundle is the operator's to keep"
+        assert w["failurePolicy"] == "Fail" and w["timeoutSeconds"] == 5
+        assert w["sideEffects"] == "None", "dry-run must reach the webhook"
+        assert w["admissionReviewVersions"] == ["v1"] and w["matchPolicy"] == "Equivalent"
+        assert "namespaceSelector" not in w, "the whole cluster by default"
+    svc = named(r, "Service", f"{FULLNAME}-webhook")
+    sel = r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert svc["spec"]["selector"] == sel, "every replica, leader or not"
+    assert svc["spec"]["ports"] == [{"name": "https-webhook", "port": 443, "targetPort": "https-webhook", "protocol": "TCP"}]
+    secret = named(r, "Secret", f"{FULLNAME}-webhook-tls")
+    assert secret["type"] == "Opaque" and not secret.get("data"), "pre-created empty; the operator fills it"
+    env = r.env()
+    assert env["BARRAGE_WEBHOOK_ADDR"] == "0.0.0.0:9443"
+    assert env["BARRAGE_WEBHOOK_SECRET"] == f"{FULLNAME}-webhook-tls"
+    assert env["BARRAGE_WEBHOOK_SERVICE"] == f"{FULLNAME}-webhook"
+    assert env["BARRAGE_WEBHOOK_CONFIGURATION"] == FULLNAME
+    assert env["BARRAGE_WEBHOOK_MANAGE_CERTS"] == "true"
+    assert env["BARRAGE_WEBHOOK_CERT_VALIDITY"] == "2160h" and env["BARRAGE_WEBHOOK_CHECK_INTERVAL"] == "30s"
+    # The readiness probe (which waits for the webhook's certificate) is /readyz.
+    assert r.container()["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    # No NetworkPolicy selects the operator's pods: the API server reaches the port.
+    assert not r.of("NetworkPolicy")
+
+
+def test_webhook_rbac_is_by_name_only() -> None:
+    r = render()
+    role = named(r, "Role", f"{FULLNAME}-webhook")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == WEBHOOK_SECRET_RULES, role["rules"]
+    cr = named(r, "ClusterRole", f"{FULLNAME}-webhook")
+    assert cr["rules"] == WEBHOOK_CONFIG_RULES, cr["rules"]
+    for kind, ref in (("RoleBinding", "Role"), ("ClusterRoleBinding", "ClusterRole")):
+        b = named(r, kind, f"{FULLNAME}-webhook")
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": ref, "name": f"{FULLNAME}-webhook"}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
+    # The operator's main rights are unchanged by the webhook (no create on secrets by name, no webhook configs).
+    assert_rules(operator_role(r, "ClusterRole"), LEAST_PRIVILEGE)
+
+
+def test_webhook_off_removes_all_of_it() -> None:
+    r = render({"webhook": {"enabled": False}})
+    assert not r.of("ValidatingWebhookConfiguration") and not r.of("Secret"), r.kinds()
+    assert [o["metadata"]["name"] for o in r.of("Service")] == [f"{FULLNAME}-metrics"]
+    assert not any(o["metadata"]["name"].endswith("-webhook") for o in r.objects), r.kinds()
+    assert not [k for k in r.env() if k.startswith("BARRAGE_WEBHOOK_")]
+    assert [p["name"] for p in r.container()["ports"]] == ["http-metrics"]
+
+
+def test_webhook_values() -> None:
+    r = render({"webhook": {"failurePolicy": "Ignore", "timeoutSeconds": 10, "port": 8443,
+                            "certs": {"certValidity": "2m", "certRenewBefore": "1m", "checkInterval": "2s"}},
+                "watchNamespaces": ["a", "b"]})
+    for w in r.one("ValidatingWebhookConfiguration")["webhooks"]:
+        assert w["failurePolicy"] == "Ignore" and w["timeoutSeconds"] == 10
+        assert w["namespaceSelector"] == {"matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["a", "b"]}]}, w.get("namespaceSelector")
+    env = r.env()
+    assert env["BARRAGE_WEBHOOK_ADDR"] == "0.0.0.0:8443"
+    assert env["BARRAGE_WEBHOOK_CERT_VALIDITY"] == "2m" and env["BARRAGE_WEBHOOK_CERT_RENEW_BEFORE"] == "1m"
+    assert env["BARRAGE_WEBHOOK_CHECK_INTERVAL"] == "2s"
+    assert {"name": "https-webhook", "containerPort": 8443, "protocol": "TCP"} in r.container()["ports"]
+    expect_render_error({"webhook": {"failurePolicy": "Sometimes"}}, "failurePolicy")
+    expect_render_error({"webhook": {"timeoutSeconds": 31}}, "timeoutSeconds")
+    expect_render_error({"webhook": {"certs": {"certValidity": "90 days"}}}, "certValidity")
+    expect_render_error({"webhook": {"enable": True}}, "enable")
+
+
+def test_webhook_with_cert_manager() -> None:
+    r = render({"webhook": {"certManager": {"enabled": True}}})
+    vwc = r.one("ValidatingWebhookConfiguration")
+    assert vwc["metadata"]["annotations"] == {"cert-manager.io/inject-ca-from": f"{NAMESPACE}/{FULLNAME}-webhook"}
+    assert not r.of("Secret"), "cert-manager makes the Secret"
+    certs = {c["metadata"]["name"]: c for c in r.of("Certificate")}
+    assert sorted(certs) == [f"{FULLNAME}-webhook", f"{FULLNAME}-webhook-ca"]
+    serving = certs[f"{FULLNAME}-webhook"]
+    assert serving["apiVersion"] == "cert-manager.io/v1"
+    assert serving["spec"]["secretName"] == f"{FULLNAME}-webhook-tls"
+    assert serving["spec"]["dnsNames"] == [f"{FULLNAME}-webhook.{NAMESPACE}.svc", f"{FULLNAME}-webhook.{NAMESPACE}.svc.cluster.local"]
+    assert serving["spec"]["issuerRef"] == {"name": f"{FULLNAME}-webhook-ca", "kind": "Issuer"}
+    assert certs[f"{FULLNAME}-webhook-ca"]["spec"]["isCA"] is True
+    issuers = {i["metadata"]["name"]: i["spec"] for i in r.of("Issuer")}
+    assert issuers == {f"{FULLNAME}-webhook-selfsigned": {"selfSigned": {}},
+                       f"{FULLNAME}-webhook-ca": {"ca": {"secretName": f"{FULLNAME}-webhook-ca"}}}, issuers
+    # The operator only reads the Secret: get, no update, no webhook configuration rights.
+    assert r.env()["BARRAGE_WEBHOOK_MANAGE_CERTS"] == "false"
+    assert named(r, "Role", f"{FULLNAME}-webhook")["rules"] == [dict(WEBHOOK_SECRET_RULES[0], verbs=["get"])]
+    assert not [o for o in r.of("ClusterRole") if o["metadata"]["name"].endswith("-webhook")]
+    # An existing issuer: only the serving Certificate.
+    r = render({"webhook": {"certManager": {"enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}})
+    assert not r.of("Issuer") and len(r.of("Certificate")) == 1
+    assert r.one("Certificate")["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
 
 
 def main(argv: list[str]) -> int:

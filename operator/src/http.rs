@@ -1,5 +1,6 @@
 //! The operator's own HTTP endpoint: /metrics for Prometheus, /healthz for
-//! the liveness probe, /readyz for the readiness probe.
+//! the liveness probe, /readyz for the readiness probe (which waits for the
+//! admission webhook's certificate when the webhook is on).
 
 use std::{convert::Infallible, net::SocketAddr, sync::Arc};
 
@@ -32,7 +33,14 @@ async fn handle(
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             metrics.render(),
         ),
-        "/healthz" | "/readyz" => reply(StatusCode::OK, "text/plain", "ok".into()),
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok".into()),
+        // Ready once the admission webhook (when on) serves with a certificate.
+        "/readyz" if !crate::webhook::ready() => reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "webhook not serving yet".into(),
+        ),
+        "/readyz" => reply(StatusCode::OK, "text/plain", "ok".into()),
         _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found".into()),
     })
 }

@@ -10,7 +10,8 @@
 //! `target_tls` mounting what `spec.target.tls` references. Runners'
 //! results are pulled by `agents` and merged in `results`; `status` writes
 //! them into the status; `remote_write` pushes them to a Prometheus
-//! remote-write receiver while the test runs. `schedule` is the
+//! remote-write receiver while the test runs. `webhook` is the admission
+//! webhook (the same validation, at `kubectl apply`). `schedule` is the
 //! ScheduledLoadTest controller; `report` the `kubectl barrage` plugin.
 
 pub mod agents;
@@ -41,3 +42,4 @@ pub mod status;
 pub mod target_tls;
 pub mod teardown;
 pub mod validate;
+pub mod webhook;

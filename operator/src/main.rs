@@ -9,7 +9,7 @@ use barrage_operator::{
     netpol::OperatorPeer,
     pods::{AGENT_PORT, RunnerDefaults},
     remote_write::ClusterDefault,
-    schedule,
+    schedule, webhook,
 };
 use clap::Parser;
 
@@ -80,6 +80,8 @@ struct Args {
     /// serverName}, interval, histograms; see docs/metrics.md). Empty: none.
     #[arg(long, env = "BARRAGE_REMOTE_WRITE", default_value = "")]
     remote_write: String,
+    #[command(flatten)]
+    webhook: webhook::Flags,
     #[command(subcommand)]
     cmd: Option<Cmd>,
 }
@@ -183,6 +185,13 @@ async fn main() -> ExitCode {
         Ok(d) => d,
         Err(e) => return bad_flag(e.to_string()),
     };
+    let ns = args
+        .operator_namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    if let Err(e) = webhook::check(&args.webhook, &ns) {
+        return bad_flag(e);
+    }
     let client = match kube::Client::try_default().await {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}")),
@@ -190,10 +199,16 @@ async fn main() -> ExitCode {
     let metrics = Arc::new(Metrics::default());
     let (addr, m) = (args.metrics_addr, metrics.clone());
     let server = tokio::spawn(async move { http::serve(addr, m).await });
-    let ns = args
-        .operator_namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
+    // Every replica serves the webhook, leader or standby.
+    let (webhook, mut drained) = if args.webhook.enabled() {
+        let (c, f, n) = (client.clone(), args.webhook.clone(), ns.clone());
+        (
+            tokio::spawn(async move { webhook::run(c, f, n).await }),
+            tokio::spawn(webhook::drained()),
+        )
+    } else {
+        (tokio::spawn(std::future::pending()), tokio::spawn(async {}))
+    };
     let me = std::env::var("POD_NAME")
         .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
     if args.leader_elect {
@@ -201,9 +216,14 @@ async fn main() -> ExitCode {
         tokio::select! {
             _ = lease::acquire(client.clone(), &ns, "barrage-operator", &me) => {}
             res = server => return fail(format!("metrics server stopped: {res:?}")),
+            res = webhook => return fail(format!("webhook stopped: {res:?}")),
+            // A standby replica stopped: nothing to hand over.
+            _ = &mut drained, if args.webhook.enabled() => return ExitCode::SUCCESS,
         }
     } else if server.is_finished() {
         return fail(format!("metrics server stopped: {:?}", server.await));
+    } else if webhook.is_finished() {
+        return fail(format!("webhook stopped: {:?}", webhook.await));
     }
     let mut namespaces: Vec<String> = args
         .watch_namespaces
@@ -237,6 +257,9 @@ async fn main() -> ExitCode {
     );
     if args.leader_elect {
         lease::release(client, &ns, "barrage-operator", &me).await;
+    }
+    if args.webhook.enabled() {
+        let _ = drained.await;
     }
     ExitCode::SUCCESS
 }
