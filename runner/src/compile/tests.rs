@@ -2,6 +2,7 @@
 //! and forms.
 
 use super::*;
+use crate::limits;
 use super::{
     load::iteration_share,
     steps::FORM_CONTENT_TYPE,
