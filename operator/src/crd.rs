@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use barrage_runner::manifest::output::{BasicAuth, RemoteWrite, RemoteWriteTls, SecretKey};
 use barrage_runner::{
     duration::HumanDuration,
     plan::{Plan, SetupSpec},
@@ -422,78 +423,6 @@ pub struct RecordsStatus {
 pub struct Output {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_remote_write: Option<RemoteWrite>,
-}
-
-/// A Prometheus remote-write receiver (Prometheus, Grafana Mimir, Thanos
-/// Receive, VictoriaMetrics ...). Credentials only from Secrets in the
-/// LoadTest's namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RemoteWrite {
-    /// `http://` or `https://` URL, e.g. `http://prometheus:9090/api/v1/write`.
-    /// Empty with `disabled: true`.
-    #[serde(default)]
-    #[schemars(transform = no_default)]
-    pub url: String,
-    /// Push nothing, not even the cluster-wide default.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub disabled: bool,
-    /// Extra headers (not secret), e.g. `X-Scope-OrgID` for Mimir.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Basic auth: a username and a password from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization: Bearer` with a token from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_from: Option<SecretKey>,
-    /// A private CA (`caFrom`) and a client certificate (`certFrom`,
-    /// `keyFrom`) for an https receiver, as `target.tls` takes them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<RemoteWriteTls>,
-    /// The least time between two pushes. Default 10s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<HumanDuration>,
-    /// `auto` (native histograms, quantile series where refused), `native`
-    /// or `quantiles`. Default auto.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub histograms: Option<barrage_runner::remote_write::HistogramMode>,
-}
-
-/// Leaves a field's `default` out of the CRD: Kubernetes 1.20 refuses the CRD
-/// that `#[serde(default)]` on a `String` makes (`default: ''`) when it is
-/// applied server-side, as Helm does ("must be of type string: null").
-fn no_default(schema: &mut schemars::Schema) {
-    schema.remove("default");
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BasicAuth {
-    pub username: String,
-    pub password_from: SecretKey,
-}
-
-/// One key of a Secret in the LoadTest's namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretKey {
-    pub secret: String,
-    pub key: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RemoteWriteTls {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_from: Option<barrage_runner::plan::ValueFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_from: Option<barrage_runner::plan::ValueFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_from: Option<barrage_runner::plan::ValueFrom>,
-    /// The name checked against the receiver's certificate, if not its host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
 }
 
 /// `status.output`: what the outputs delivered.

@@ -42,8 +42,8 @@ mod steps;
 mod target;
 mod thresholds;
 
-use collect::{compile_collect, with_blank_record};
 pub use collect::named_record_fields;
+use collect::{compile_collect, with_blank_record};
 use http::compile_http;
 use load::compile_interval;
 pub use load::{DEFAULT_POINTS, Split, default_interval, largest_remainder, report_interval};

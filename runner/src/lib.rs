@@ -18,6 +18,7 @@ pub mod histogram;
 pub mod input;
 pub mod limits;
 pub mod local;
+pub mod manifest;
 pub mod plan;
 pub mod planfile;
 pub mod progress;

@@ -6,9 +6,9 @@
 use std::{path::Path, sync::Arc};
 
 use super::{
-    Common, Compiled, DataPlan, DEFAULT_MIXED_REPEAT, DEFAULT_TIMEOUT, LoadPlan, Scenarios, Slot,
-    Subjects, check_repeat, compile_header, compile_http, compile_interval,
-    compile_scenarios, compile_target, compile_thresholds, compile_tls,
+    Common, Compiled, DEFAULT_MIXED_REPEAT, DEFAULT_TIMEOUT, DataPlan, LoadPlan, Scenarios, Slot,
+    Subjects, check_repeat, compile_header, compile_http, compile_interval, compile_scenarios,
+    compile_target, compile_thresholds, compile_tls,
     entries::{self, StepCtx},
     report_interval,
 };
@@ -231,7 +231,6 @@ pub(super) fn compile_collect(
 /// The target the rest of a plan is checked against when its own base URL
 /// is invalid.
 const PLACEHOLDER_TARGET: &str = "http://placeholder.invalid";
-
 
 #[cfg(test)]
 mod tests {

@@ -241,7 +241,12 @@ fn journey_var_names(j: &JourneySpec) -> Vec<String> {
                     if k == "capture"
                         && let serde_json::Value::Object(c) = v
                     {
-                        out.extend(c.keys().filter(|k| !out.contains(k)).cloned().collect::<Vec<_>>());
+                        out.extend(
+                            c.keys()
+                                .filter(|k| !out.contains(k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
                     } else {
                         walk(v, out);
                     }
