@@ -49,3 +49,6 @@ pub fn validate(name: &str, spec: &LoadTestSpec) -> Result<()> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod corpus;
