@@ -90,6 +90,7 @@ fn no_default(schema: &mut schemars::Schema) {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuth {
+    /// The basic-auth username (not secret).
     pub username: String,
     pub password_from: SecretKey,
 }
@@ -98,7 +99,9 @@ pub struct BasicAuth {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SecretKey {
+    /// The Secret's name, in the LoadTest's namespace.
     pub secret: String,
+    /// The key within the Secret.
     pub key: String,
 }
 
