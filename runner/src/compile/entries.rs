@@ -248,3 +248,33 @@ pub(super) fn weight_units(w: Option<f64>, field: &str) -> Result<u64> {
     }
     Ok(units)
 }
+
+/// The variables a journey makes (its `vars`, then every capture of its
+/// steps, those in repeat blocks too), read from the spec alone.
+pub(super) fn journey_var_names(j: &JourneySpec) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if k == "capture"
+                        && let serde_json::Value::Object(c) = v
+                    {
+                        out.extend(
+                            c.keys()
+                                .filter(|k| !out.contains(k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = j.vars.keys().cloned().collect();
+    walk(&serde_json::json!(j.steps), &mut out);
+    out
+}

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use super::{
     DataPlan, LoadPlan, ScenarioPlan, Slot,
-    entries::{Names, StepCtx, WEIGHT_UNIT, compile_mix, compile_user_journey, weight_units},
+    entries::{
+        Names, StepCtx, WEIGHT_UNIT, compile_mix, compile_user_journey, journey_var_names,
+        weight_units,
+    },
     load::{compile_load, peak_users, stand_in_load, weighted_load},
     steps::check_name,
 };
@@ -228,36 +231,6 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>, errs: &mut Errors) 
         out.journey_scenario
             .extend((first_journey..out.names.journeys.len()).map(|_| Some(i)));
     }
-    out
-}
-
-/// The variables a journey makes (its `vars`, then every capture of its
-/// steps, those in repeat blocks too), read from the spec alone.
-fn journey_var_names(j: &JourneySpec) -> Vec<String> {
-    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, v) in m {
-                    if k == "capture"
-                        && let serde_json::Value::Object(c) = v
-                    {
-                        out.extend(
-                            c.keys()
-                                .filter(|k| !out.contains(k))
-                                .cloned()
-                                .collect::<Vec<_>>(),
-                        );
-                    } else {
-                        walk(v, out);
-                    }
-                }
-            }
-            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
-            _ => {}
-        }
-    }
-    let mut out: Vec<String> = j.vars.keys().cloned().collect();
-    walk(&serde_json::json!(j.steps), &mut out);
     out
 }
 
