@@ -52,16 +52,8 @@ pub fn document(node: &mut Value, parent: &str) {
     if let Some(values) = obj.get_mut("additionalProperties") {
         document(values, &format!("One value of the map. {first}"));
     }
-    for key in ["anyOf", "oneOf", "allOf"] {
-        for n in obj
-            .get_mut(key)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            document(n, &first);
-        }
-    }
+    // Nothing inside anyOf/oneOf/allOf: a structural schema may not
+    // describe or type a node there, and the API server refuses it.
     if let Some(props) = obj.get_mut("properties").and_then(Value::as_object_mut) {
         for (_, p) in props.iter_mut() {
             document(p, "");
