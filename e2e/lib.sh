@@ -85,7 +85,7 @@ OPERATOR_LOG=
 # The CRDs from crds/ (the Helm tests install the chart's identical copies); so that
 # each operator test also runs alone, not only after a Helm test.
 ensure_crd() {
-  k apply -f "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crds/" >/dev/null
+  k apply --server-side --force-conflicts -f "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/crds/" >/dev/null
   k wait --for=condition=Established crd/loadtests.barrage.dev crd/scheduledloadtests.barrage.dev --timeout=30s >/dev/null ||
     fail "the LoadTest and ScheduledLoadTest CRDs are not established"
 }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+pub use barrage_runner::manifest::output::{BasicAuth, RemoteWrite, RemoteWriteTls, SecretKey};
 use barrage_runner::{
     duration::HumanDuration,
     plan::{Plan, SetupSpec},
@@ -19,6 +20,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A load test: the plan (target, load, requests, data, thresholds, as
+/// for `barrage-runner run`) and how the cluster runs it (runners, their
+/// pods, setup, timeouts, cleanup, outputs).
 #[derive(CustomResource, Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "barrage.dev",
@@ -44,6 +48,7 @@ pub struct LoadTestSpec {
     /// How many runner pods share the load. Default 1.
     #[serde(default = "one")]
     pub runners: u32,
+    /// The runner pods: image, resources, scheduling, environment, labels.
     #[serde(default)]
     pub runner: RunnerPod,
     /// A provisioning Job that runs once before the runners start; the
@@ -54,6 +59,7 @@ pub struct LoadTestSpec {
     /// when re-running a test against the same server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_from: Option<DataFrom>,
+    /// How long each stage may take before the test fails.
     #[serde(default)]
     pub timeouts: Timeouts,
     /// What happens to runner pods once the results are collected.
@@ -82,25 +88,35 @@ pub struct RunnerPod {
     /// Always, IfNotPresent or Never. Default IfNotPresent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image_pull_policy: Option<String>,
+    /// CPU and memory for each runner pod, as a container's `resources`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
+    /// Node labels the runner pods must run on, as a pod's `nodeSelector`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
+    /// Taints the runner pods tolerate, as a pod's `tolerations`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// Where the runner pods may run, as a pod's `affinity` (e.g. spread
+    /// them over nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity: Option<Affinity>,
     /// Environment for `{{ env.NAME }}` templates and the runner itself.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Environment from ConfigMaps and Secrets, as a container's `envFrom`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env_from: Vec<EnvFromSource>,
+    /// The runner pods' service account. Default: the namespace's `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// Secrets for pulling the runner image from a private registry.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Extra labels on the runner pods (besides the operator's own).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Extra annotations on the runner pods.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
@@ -116,10 +132,13 @@ pub struct Setup {
     /// A custom setup image (instead of the built-in steps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// The custom `image`'s entrypoint, instead of the image's own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub command: Vec<String>,
+    /// Arguments to the custom `image`'s entrypoint.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// Environment of the setup container, as a container's `env`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
     /// Retries of the Job's pod before the test fails. Default 0.
@@ -201,6 +220,8 @@ impl Phase {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LoadTestStatus {
+    /// Pending, Provisioning, Starting, Running, Collecting, then Succeeded
+    /// or Failed.
     #[serde(default)]
     pub phase: Phase,
     /// Why the test is in its phase, for people.
@@ -215,8 +236,10 @@ pub struct LoadTestStatus {
     /// "ready/total" runners, for the printer column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runners: Option<String>,
+    /// Runner pods ready to start.
     #[serde(default)]
     pub runners_ready: u32,
+    /// Runner pods whose results are collected.
     #[serde(default)]
     pub runners_finished: u32,
     /// The start instant given to every runner (unix microseconds).
@@ -225,14 +248,21 @@ pub struct LoadTestStatus {
     /// Spread between the first and the last runner's real start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_skew_ms: Option<f64>,
+    /// When the load started (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<String>,
+    /// When the load ended (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Requests sent, over all runners.
     #[serde(default)]
     pub requests: u64,
+    /// Requests that failed (a transport error, an unexpected status or a
+    /// failed body check).
     #[serde(default)]
     pub errors: u64,
+    /// Arrivals not sent because `maxInFlight` requests were in flight
+    /// (open model).
     #[serde(default)]
     pub dropped: u64,
     /// Idempotent requests sent a second time because a kept-alive
@@ -240,11 +270,13 @@ pub struct LoadTestStatus {
     /// have seen (requests + retries is every request it may have seen).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub retries: u64,
+    /// Requests per second over the run.
     #[serde(default)]
     pub rps: f64,
     /// Errors as a percentage with two decimals, e.g. "0.25%".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<String>,
+    /// Latency over all requests, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<Latencies>,
     /// Per request name: the 20 (`status::MAX_NAMES`) with the most
@@ -282,6 +314,7 @@ pub struct LoadTestStatus {
     /// users): at most 8, each at most 256 characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Each threshold's outcome, in the plan's order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<Outcome>,
     /// Passed or Failed, once decided.
@@ -302,6 +335,7 @@ pub struct LoadTestStatus {
     /// What the outputs (`spec.output`) delivered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<OutputStatus>,
+    /// The standard conditions (e.g. `Ready`, `Invalid`), with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -324,6 +358,7 @@ pub struct TeardownStatus {
     /// The teardown's own requests and errors.
     #[serde(default)]
     pub requests: u64,
+    /// Teardown runs that failed.
     #[serde(default)]
     pub errors: u64,
     /// Counts and the first failure (step, error kind, status), or why the
@@ -338,6 +373,7 @@ pub struct TeardownStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionsStatus {
+    /// Connections opened, over all runners.
     pub opened: u64,
     /// The TCP connect, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -350,21 +386,32 @@ pub struct ConnectionsStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SetupStatus {
+    /// Median, in milliseconds.
     pub p50: f64,
+    /// 95th percentile, in milliseconds.
     pub p95: f64,
+    /// 99th percentile, in milliseconds.
     pub p99: f64,
+    /// The longest, in milliseconds.
     pub max: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestStatus {
+    /// Requests sent.
     pub requests: u64,
+    /// Requests that failed.
     pub errors: u64,
+    /// Requests per second over the run.
     pub rps: f64,
+    /// Median, in milliseconds.
     pub p50_ms: f64,
+    /// 95th percentile, in milliseconds.
     pub p95_ms: f64,
+    /// 99th percentile, in milliseconds.
     pub p99_ms: f64,
+    /// The longest, in milliseconds.
     pub max_ms: f64,
 }
 
@@ -372,8 +419,11 @@ pub struct RequestStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UsersStatus {
+    /// Virtual users started.
     pub started: u64,
+    /// Failed `onStart` attempts.
     pub on_start_failures: u64,
+    /// Users retired after failing `onStart` every attempt.
     pub retired: u64,
 }
 
@@ -381,12 +431,17 @@ pub struct UsersStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct JourneyStatus {
+    /// Passes through the journey, finished or not.
     pub passes: u64,
     /// Passes that stopped at a failed step.
     pub failed: u64,
+    /// Median, in milliseconds.
     pub p50_ms: f64,
+    /// 95th percentile, in milliseconds.
     pub p95_ms: f64,
+    /// 99th percentile, in milliseconds.
     pub p99_ms: f64,
+    /// The longest, in milliseconds.
     pub max_ms: f64,
 }
 
@@ -394,10 +449,13 @@ pub struct JourneyStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OmittedStatus {
+    /// Request names left out.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub requests: u64,
+    /// Scenario names left out.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub scenarios: u64,
+    /// Journey names left out.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub journeys: u64,
 }
@@ -420,80 +478,10 @@ pub struct RecordsStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Output {
+    /// Push the run's series to a Prometheus remote-write receiver while
+    /// it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prometheus_remote_write: Option<RemoteWrite>,
-}
-
-/// A Prometheus remote-write receiver (Prometheus, Grafana Mimir, Thanos
-/// Receive, VictoriaMetrics ...). Credentials only from Secrets in the
-/// LoadTest's namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RemoteWrite {
-    /// `http://` or `https://` URL, e.g. `http://prometheus:9090/api/v1/write`.
-    /// Empty with `disabled: true`.
-    #[serde(default)]
-    #[schemars(transform = no_default)]
-    pub url: String,
-    /// Push nothing, not even the cluster-wide default.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub disabled: bool,
-    /// Extra headers (not secret), e.g. `X-Scope-OrgID` for Mimir.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
-    /// Basic auth: a username and a password from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    /// `Authorization: Bearer` with a token from a Secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_from: Option<SecretKey>,
-    /// A private CA (`caFrom`) and a client certificate (`certFrom`,
-    /// `keyFrom`) for an https receiver, as `target.tls` takes them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls: Option<RemoteWriteTls>,
-    /// The least time between two pushes. Default 10s.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub interval: Option<HumanDuration>,
-    /// `auto` (native histograms, quantile series where refused), `native`
-    /// or `quantiles`. Default auto.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub histograms: Option<barrage_runner::remote_write::HistogramMode>,
-}
-
-/// Leaves a field's `default` out of the CRD: Kubernetes 1.20 refuses the CRD
-/// that `#[serde(default)]` on a `String` makes (`default: ''`) when it is
-/// applied server-side, as Helm does ("must be of type string: null").
-fn no_default(schema: &mut schemars::Schema) {
-    schema.remove("default");
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct BasicAuth {
-    pub username: String,
-    pub password_from: SecretKey,
-}
-
-/// One key of a Secret in the LoadTest's namespace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct SecretKey {
-    pub secret: String,
-    pub key: String,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct RemoteWriteTls {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_from: Option<barrage_runner::plan::ValueFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cert_from: Option<barrage_runner::plan::ValueFrom>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_from: Option<barrage_runner::plan::ValueFrom>,
-    /// The name checked against the receiver's certificate, if not its host.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server_name: Option<String>,
 }
 
 /// `status.output`: what the outputs delivered.
@@ -509,13 +497,19 @@ pub struct OutputStatus {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RemoteWriteStatus {
+    /// The receiver, without credentials, query or fragment.
     pub url: String,
+    /// Pushes the receiver accepted.
     #[serde(default)]
     pub pushes: u64,
+    /// Samples sent.
     #[serde(default)]
     pub samples: u64,
+    /// Samples never delivered (the receiver refused them or was
+    /// unreachable past the retries).
     #[serde(default)]
     pub undelivered: u64,
+    /// The last push error, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
 }
@@ -529,9 +523,12 @@ pub struct ProgressStatus {
     pub stage: String,
     /// `users`, `runners`, `seconds` or `iterations`.
     pub unit: String,
+    /// Units done so far.
     pub done: u64,
+    /// Units that failed (e.g. setup users).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub failed: u64,
+    /// Units in all, when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub total: Option<u64>,
     /// Units per second over the recent past.

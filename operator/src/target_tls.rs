@@ -11,7 +11,7 @@
 //! `loadtest::tls_refs`). Nothing here copies a referenced value anywhere
 //! but into its check, whose messages never quote it.
 
-use barrage_runner::plan::{CaMode, Plan, Target, TargetTls, ValueFrom};
+use barrage_runner::plan::{Plan, Target, TargetTls, ValueFrom};
 use k8s_openapi::api::core::v1::{
     ConfigMapProjection, KeyToPath, PodSecurityContext, ProjectedVolumeSource, SecretProjection,
     Volume, VolumeMount, VolumeProjection,
@@ -139,22 +139,7 @@ pub fn for_pods(target: &Target) -> Target {
 /// files exist only in the pods, so neither files nor references are given
 /// (and `caMode`, which needs a CA, is the default); `validate` checks those
 /// itself, the compiler everything else.
-pub fn without_files(target: &Target) -> Target {
-    let mut t = target.clone();
-    if let Some(tls) = t.tls.as_mut() {
-        *tls = TargetTls {
-            ca_file: None,
-            ca_mode: CaMode::default(),
-            cert_file: None,
-            key_file: None,
-            ca_from: None,
-            cert_from: None,
-            key_from: None,
-            ..tls.clone()
-        };
-    }
-    t
-}
+pub use barrage_runner::manifest::loadtest::without_files;
 
 /// One projected volume holding every referenced key as its file, only
 /// those keys; None without references.

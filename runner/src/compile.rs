@@ -25,14 +25,14 @@ use hyper::{
 use crate::{
     data::Records,
     error::{Error, Result},
-    limits,
     plan::{Executor, HttpVersion, Plan, Select},
-    template::{Scope, Template},
-    thresholds::{Limits, Threshold},
+    template::Template,
+    thresholds::Threshold,
     wait::Wait,
 };
 
 mod checks;
+mod collect;
 mod entries;
 mod http;
 mod journey;
@@ -42,7 +42,8 @@ mod steps;
 mod target;
 mod thresholds;
 
-use entries::StepCtx;
+pub use collect::named_record_fields;
+use collect::{compile_collect, with_blank_record};
 use http::compile_http;
 use load::compile_interval;
 pub use load::{DEFAULT_POINTS, Split, default_interval, largest_remainder, report_interval};
@@ -446,18 +447,8 @@ pub fn compile_with_fields(
     env: &dyn Fn(&str) -> Option<String>,
     fields: Vec<String>,
 ) -> Result<Compiled> {
-    let mut plan = plan.clone();
-    plan.data.get_or_insert_with(Default::default);
-    let rows = vec![vec![String::new(); fields.len()]];
-    let records = Records { fields, rows };
-    compile_inner(
-        &plan,
-        slot,
-        Path::new(""),
-        prefix,
-        env,
-        Some(Arc::new(records)),
-    )
+    let (plan, records) = with_blank_record(plan, fields);
+    compile_inner(&plan, slot, Path::new(""), prefix, env, Some(records))
 }
 
 fn compile_inner(
@@ -468,140 +459,36 @@ fn compile_inner(
     env: &dyn Fn(&str) -> Option<String>,
     given: Option<Arc<Records>>,
 ) -> Result<Compiled> {
-    let f = |name: &str| format!("{prefix}{name}");
-    if slot.count > limits::MAX_RUNNERS {
-        return Err(Error::invalid(
-            "runner",
-            format!(
-                "runner count {} is more than the limit of {}",
-                slot.count,
-                limits::MAX_RUNNERS
-            ),
-        ));
-    }
-    if slot.count == 0 || slot.index >= slot.count {
-        return Err(Error::invalid(
-            "runner",
-            format!(
-                "runner index {} is not below runner count {}",
-                slot.index, slot.count
-            ),
-        ));
-    }
-    let mut target = compile_target(&plan.target.base_url)
-        .map_err(|m| Error::invalid(f("target.baseUrl"), m))?;
-    compile_tls(&plan.target, &mut target, base_dir, prefix)?;
-    let data = match &plan.data {
-        None => None,
-        Some(d) => {
-            let records = match (given, &d.file) {
-                (Some(r), _) => r,
-                (None, Some(file)) => {
-                    Arc::new(Records::load(&base_dir.join(file), &f("data.file"))?)
-                }
-                (None, None) => {
-                    return Err(Error::invalid(
-                        f("data.file"),
-                        "is missing: name a records file (in a cluster, records come from spec.setup or spec.dataFrom)",
-                    ));
-                }
-            };
-            let repeat = check_repeat(d, &f("data.repeat"))?;
-            Some(DataPlan {
-                records,
-                select: d.select,
-                repeat,
-                on_exhausted: d.on_exhausted,
-            })
-        }
-    };
-    // The plan's scope: records, environment and runner. A journey's steps
-    // add the variables captured before them (see `steps`).
-    let scope = Scope {
-        record_fields: data.as_ref().map(|d| d.records.fields.as_slice()),
-        vars: &[],
-        user: &[],
-        env,
-        runner_index: slot.index,
-        runner_count: slot.count,
-    };
-
-    let mut common_headers = Vec::new();
-    for (k, v) in &plan.target.headers {
-        let field = f(&format!("target.headers.{k}"));
-        common_headers.push(compile_header(k, v, &scope, &field)?);
-    }
-    let default_timeout = plan.target.timeout.map_or(DEFAULT_TIMEOUT, |d| d.0);
-    limits::duration(default_timeout, limits::MAX_WAIT)
-        .map_err(|m| Error::invalid(f("target.timeout"), m))?;
-
-    let Scenarios {
-        scenarios,
-        names,
-        scenario_names,
-        metric_scenario,
-        journey_scenario,
-    } = compile_scenarios(
-        plan,
-        &Common {
-            slot,
-            data: data.as_ref(),
-            ctx: StepCtx {
-                target: &target,
-                common_headers: &common_headers,
-                default_timeout,
-                scope,
-            },
-            f: &f,
-        },
-    )?;
-    let entries::Names {
-        names, journeys, ..
-    } = names;
-    let loads: Vec<&LoadPlan> = scenarios.iter().map(|s| &s.load).collect();
-    let http = compile_http(plan, &loads, slot.count, &f)?;
-    // The longest a timed scenario runs, from the test's start: its
-    // intervals must fit.
-    let timed_end = scenarios
-        .iter()
-        .filter_map(|s| Some(s.start_time + s.load.profile.total()?))
-        .max();
-    let length = scenarios
-        .iter()
-        .all(|s| s.load.profile.total().is_some())
-        .then_some(timed_end)
-        .flatten();
-    let interval = compile_interval(plan, timed_end, &f)?;
-    // Windowed thresholds are made of whole intervals within the test.
-    let limits = Limits {
-        interval,
-        interval_is_default: plan.report_interval.is_none(),
-        length,
-    };
-    let thresholds = compile_thresholds(
-        plan,
-        &limits,
-        &Subjects {
-            requests: &names,
-            scenarios: &scenario_names,
-            journeys: &journeys,
-        },
-        &f,
-    )?;
-    Ok(Compiled {
-        slot,
-        target,
-        http,
-        scenarios,
-        scenario_names,
-        metric_scenario,
-        journey_scenario,
-        journeys,
-        names,
-        data,
-        thresholds,
-        interval,
+    compile_collect(plan, slot, base_dir, prefix, env, given).map_err(|errors| {
+        errors
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| Error::Other("no error collected".into()))
     })
+}
+
+/// [`compile_with_env`], with every error of the plan (in field order,
+/// each once, at most [`Errors::MAX`]) instead of the first.
+pub fn compile_all_with_env(
+    plan: &Plan,
+    slot: Slot,
+    base_dir: &Path,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Compiled, Vec<Error>> {
+    compile_collect(plan, slot, base_dir, prefix, env, None)
+}
+
+/// [`compile_with_fields`], with every error of the plan.
+pub fn compile_all_with_fields(
+    plan: &Plan,
+    slot: Slot,
+    prefix: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    fields: Vec<String>,
+) -> Result<Compiled, Vec<Error>> {
+    let (plan, records) = with_blank_record(plan, fields);
+    compile_collect(&plan, slot, Path::new(""), prefix, env, Some(records))
 }
 
 #[cfg(test)]

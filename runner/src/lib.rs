@@ -9,7 +9,7 @@ pub mod size;
 pub mod thresholds;
 pub mod tls;
 
-pub use error::{Error, Result};
+pub use error::{Error, Errors, Result};
 pub mod agent;
 pub mod compile;
 pub mod data;
@@ -18,6 +18,7 @@ pub mod histogram;
 pub mod input;
 pub mod limits;
 pub mod local;
+pub mod manifest;
 pub mod plan;
 pub mod planfile;
 pub mod progress;

@@ -9,7 +9,7 @@ use barrage_runner::{
     compile::Slot,
     local::{self, Options},
     planfile::{self, Loaded},
-    provision, remote_write,
+    remote_write,
     report::Report,
     serve::{self, ServeConfig},
     teardown::{self, Teardown},
@@ -20,13 +20,14 @@ use clap::{Parser, Subcommand};
 /// Exit status when the run completed but a threshold failed (as k6 does).
 const EXIT_THRESHOLDS: u8 = 99;
 /// Exit status for a plan or option that is not valid.
-const EXIT_INVALID: u8 = 2;
+pub(crate) const EXIT_INVALID: u8 = 2;
 /// Exit status when the engine itself failed (a task panicked): what was
 /// measured is reported, but the run is no verdict.
 const EXIT_ENGINE: u8 = 103;
 
 mod setup_cmd;
 mod teardown_cmd;
+mod validate_cmd;
 
 use teardown_cmd::{compile_teardown, run_teardown, teardown_json, teardown_only};
 
@@ -79,8 +80,17 @@ enum Cmd {
         #[command(flatten)]
         prometheus: barrage_runner::remote_write::cli::Flags,
     },
-    /// Check a plan without sending anything.
-    Validate { file: PathBuf },
+    /// Check plans, LoadTest and ScheduledLoadTest manifests (several per
+    /// file as multi-document YAML; `-` reads stdin) without sending
+    /// anything: every error of every document. Exit 0 when all are valid,
+    /// 2 when any is invalid.
+    Validate {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// `text`, or `json`: one JSON document for CI (docs/validate.md).
+        #[arg(long, short, value_enum, default_value = "text")]
+        output: validate_cmd::Format,
+    },
     /// Provision test data: run FILE's setup (a LoadTest manifest's
     /// spec.setup, or a file with `target` and `setup`) once per user and
     /// write one record per successful user as JSON lines.
@@ -344,11 +354,7 @@ async fn dispatch(cmd: Cmd) -> Result<ExitCode, Error> {
             }
             result
         }
-        Cmd::Validate { file } => {
-            validate(&file)?;
-            println!("{}: valid", file.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Cmd::Validate { files, output } => Ok(validate_cmd::validate(&files, output)),
         Cmd::Setup {
             file,
             out,
@@ -565,31 +571,6 @@ fn exit_status(report: &Report, teardown: Option<&teardown::Outcome>) -> u8 {
     } else {
         EXIT_THRESHOLDS
     }
-}
-
-/// `validate`: the plan, and with a setup, the setup and the plan against
-/// the fields its records will have.
-fn validate(file: &std::path::Path) -> Result<(), Error> {
-    let loaded = planfile::load_file(file)?;
-    let Some((sp, prefix)) = setup_cmd::setup_of(file, &loaded)? else {
-        loaded.compile(Slot::SOLO)?;
-        compile_teardown(&loaded)?;
-        return Ok(());
-    };
-    let in_file = |e| planfile::in_file(Some(file), e);
-    let setup = provision::compile(&sp, prefix).map_err(in_file)?;
-    let fields: Vec<String> = setup.fields.into_iter().map(|(n, _)| n).collect();
-    let env = |k: &str| std::env::var(k).ok();
-    barrage_runner::compile::compile_with_fields(
-        &loaded.plan,
-        Slot::SOLO,
-        prefix,
-        &env,
-        fields.clone(),
-    )
-    .map_err(in_file)?;
-    teardown::check_with_fields(&loaded.plan, prefix, &env, fields).map_err(in_file)?;
-    Ok(())
 }
 
 #[cfg(test)]

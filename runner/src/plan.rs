@@ -25,6 +25,8 @@ pub use scenarios::{JourneySpec, ScenarioSpec, TeardownSpec};
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Plan {
+    /// The system under test: its base URL, headers every request sends,
+    /// the default timeout, HTTP version and TLS.
     pub target: Target,
     /// The load of the plan's one unnamed scenario; with `scenarios`, what
     /// the weighted scenarios share (users or rate, duration or stages).
@@ -50,6 +52,8 @@ pub struct Plan {
     /// (instead of the top-level `requests`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scenarios: BTreeMap<String, ScenarioSpec>,
+    /// The test's records (users, accounts ...) and how each iteration picks
+    /// one, for `{{ record.FIELD }}` templates.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<DataSpec>,
     /// Pass/fail rules such as "p(95) < 10ms for get-schema", "error_rate < 1%".
@@ -206,6 +210,7 @@ pub struct ValueFrom {
     /// The ConfigMap's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<String>,
+    /// The key within the Secret or ConfigMap, e.g. `ca.crt`.
     pub key: String,
 }
 
@@ -224,6 +229,9 @@ pub enum Executor {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Load {
+    /// `concurrency` (closed model: virtual users, `users`) or
+    /// `arrival-rate` (open model: requests per second, `rate`). Default
+    /// concurrency.
     #[serde(default)]
     pub executor: Executor,
     /// Constant number of users (concurrency), unless `stages` is given.
@@ -298,6 +306,8 @@ pub struct DataSpec {
     /// local run; in a cluster the records come from `setup` or `dataFrom`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<String>,
+    /// How an iteration picks a record: `unique` (each once), `cycle`,
+    /// `random` or `mixed`. Default cycle.
     #[serde(default)]
     pub select: Select,
     /// For `mixed`: the fraction of iterations that reuse a record (e.g. 0.8).

@@ -1220,6 +1220,80 @@ fn a_failed_setup_exits_1_with_its_message_and_no_records() {
     );
 }
 
+/// Many files, several documents in one, every error of each with its
+/// file, document and field; JSON for CI; 2 when any is invalid, 0 when
+/// all are valid.
+#[test]
+fn validate_reports_every_error_of_every_document() {
+    let dir = Dir::new("validate-many");
+    let multi = dir.write(
+        "multi.yaml",
+        "# load tests\n---\napiVersion: barrage.dev/v1alpha1\nkind: LoadTest\nmetadata: {name: bad}\nspec:\n  runners: 0\n  target: {baseUrl: 'http://10.0.0.1'}\n  load: {users: 1, duration: 0s}\n  requests: [{name: a, path: x}]\n  thresholds: ['p(95) < ten']\n---\napiVersion: barrage.dev/v1alpha1\nkind: ScheduledLoadTest\nmetadata: {name: nightly}\nspec:\n  schedule: '0 9 * * mond'\n  template:\n    spec:\n      target: {baseUrl: 'http://10.0.0.1'}\n      load: {users: 1, duration: 10s}\n      requests: [{name: a, path: /}]\n",
+    );
+    let quickstart = examples_quickstart();
+    let out = output(barrage([
+        "validate".as_ref(),
+        multi.as_os_str(),
+        quickstart.as_os_str(),
+    ]));
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    let m = multi.display();
+    for line in [
+        format!("{m}#0: spec.runners: must be at least 1"),
+        format!("{m}#0: spec.load.duration: must be more than 0"),
+        format!("{m}#0: spec.requests[0].path: \"x\" must start with '/'"),
+        format!("{m}#0: spec.thresholds[0]: "),
+        format!("{m}#1: spec.schedule: \"0 9 * * mond\""),
+    ] {
+        assert!(out.stderr.contains(&line), "{line}\n{}", out.stderr);
+    }
+    assert_eq!(out.stderr.lines().count(), 5, "{}", out.stderr);
+    assert_eq!(
+        out.stdout.trim(),
+        format!("{}: valid", quickstart.display())
+    );
+
+    let out = output(barrage([
+        "validate".as_ref(),
+        "--output".as_ref(),
+        "json".as_ref(),
+        multi.as_os_str(),
+        dir.path("missing.yaml").as_os_str(),
+    ]));
+    assert_eq!(out.code, Some(2), "{out:#?}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    let docs = &v["files"][0]["documents"];
+    assert_eq!(docs[0]["kind"], "LoadTest");
+    assert_eq!(docs[0]["name"], "bad");
+    let fields: Vec<&str> = docs[0]["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            "spec.runners",
+            "spec.load.duration",
+            "spec.requests[0].path",
+            "spec.thresholds[0]"
+        ]
+    );
+    assert_eq!(docs[1]["kind"], "ScheduledLoadTest");
+    assert_eq!(docs[1]["errors"][0]["field"], "spec.schedule");
+    assert!(
+        v["files"][1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("missing.yaml")
+    );
+
+    let out = output(barrage(["validate".as_ref(), quickstart.as_os_str()]));
+    assert_eq!(out.code, Some(0), "{out:#?}");
+}
+
 #[test]
 fn validate_checks_a_setup_and_the_fields_of_its_records() {
     let dir = Dir::new("validate-setup");

@@ -122,7 +122,7 @@ impl ClusterDefault {
                 spec::check_server_name(&f("tls.serverName"), n)?;
             }
         }
-        spec::check_interval(&f("interval"), self.interval)
+        Ok(spec::check_interval(&f("interval"), self.interval)?)
     }
 
     /// The endpoint, its files read now; the message names the file.

@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::crd::LoadTestSpec;
 
+/// A LoadTest run on a schedule: each due time creates a run from
+/// `template`, as a CronJob creates Jobs.
 #[derive(CustomResource, Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[kube(
     group = "barrage.dev",
@@ -90,12 +92,15 @@ pub struct LoadTestTemplate {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TemplateMeta {
+    /// Labels copied onto every run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Annotations copied onto every run.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
 }
 
+/// What the schedule has done: its runs, the latest results, what was skipped.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduledLoadTestStatus {
@@ -112,6 +117,7 @@ pub struct ScheduledLoadTestStatus {
     /// starting deadline), and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_skipped_time: Option<Time>,
+    /// Why the latest skipped time was skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_skipped_reason: Option<String>,
     /// Scheduled times skipped so far.
@@ -123,6 +129,7 @@ pub struct ScheduledLoadTestStatus {
     /// The runs that have not finished.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub active: Vec<RunRef>,
+    /// How many runs are active.
     #[serde(default)]
     pub active_count: u32,
     /// The latest runs, newest first (at most 10); kept
@@ -139,6 +146,7 @@ pub struct ScheduledLoadTestStatus {
     /// req/s of the latest finished runs, newest first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recent_rps: Option<String>,
+    /// The standard conditions (e.g. `Ready`, `Invalid`), with reasons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -147,7 +155,9 @@ pub struct ScheduledLoadTestStatus {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRef {
+    /// The run's LoadTest name.
     pub name: String,
+    /// The run's LoadTest UID.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uid: Option<String>,
 }
@@ -156,19 +166,26 @@ pub struct RunRef {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunRecord {
+    /// The run's LoadTest name.
     pub name: String,
+    /// The time the run was scheduled for.
     pub scheduled_time: Time,
     /// The LoadTest's phase, or Deleted / Replaced once it is gone before
     /// finishing.
     pub phase: String,
+    /// The run's verdict (Passed, Failed ...), once finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<String>,
+    /// Requests per second over the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<f64>,
+    /// 95th percentile latency, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p95_ms: Option<f64>,
+    /// The share of failed requests, e.g. "0.52%".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_rate: Option<String>,
+    /// When the run finished (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
 }

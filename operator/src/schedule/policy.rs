@@ -220,37 +220,13 @@ pub fn decide(rules: &Rules, obs: &Observed) -> Decision {
     }
 }
 
-/// The longest run name: LoadTest names are at most
-/// `crate::validate::MAX_NAME` characters.
-pub const MAX_RUN_NAME: usize = crate::validate::MAX_NAME;
-
-/// The run's name for scheduled time `at`: `<slt>-<unix minutes>`, so one
-/// scheduled time can only ever create one run. A name too long for that is
-/// cut and given a hash of the whole name, so two long names that share a
-/// beginning still differ.
-pub fn run_name(slt: &str, at: Timestamp) -> String {
-    let minutes = at.as_second().div_euclid(60).to_string();
-    let room = MAX_RUN_NAME - 1 - minutes.len();
-    if slt.len() <= room {
-        return format!("{slt}-{minutes}");
-    }
-    let hash = format!("{:08x}", fnv1a(slt.as_bytes()) as u32);
-    let keep = room - hash.len() - 1;
-    let head = slt[..keep].trim_end_matches(['-', '.']);
-    format!("{head}-{hash}-{minutes}")
-}
+pub use barrage_runner::manifest::schedule::{MAX_RUN_NAME, run_name};
 
 /// The scheduled time a run name carries (the inverse of `run_name`).
 pub fn scheduled_of(run: &str) -> Option<Timestamp> {
     let (_, minutes) = run.rsplit_once('-')?;
     let m: i64 = minutes.parse().ok()?;
     Timestamp::from_second(m.checked_mul(60)?).ok()
-}
-
-fn fnv1a(b: &[u8]) -> u64 {
-    b.iter().fold(0xcbf29ce484222325, |h, x| {
-        (h ^ u64::from(*x)).wrapping_mul(0x100000001b3)
-    })
 }
 
 /// A finished run as the history limits see it.

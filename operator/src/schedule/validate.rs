@@ -3,17 +3,11 @@
 //! the schema cannot check: the schedule, the time zone, the template's
 //! LoadTest spec (the runner's own plan compiler), name lengths.
 
-use std::time::Duration;
-
-use jiff::tz::TimeZone;
+use barrage_runner::manifest::{ScheduledView, validate_scheduled};
 use kube::api::DynamicObject;
 
-use super::{crd::ScheduledLoadTest, cron::Cron, policy};
+use super::crd::ScheduledLoadTest;
 use crate::error::{Error, Result};
-
-/// The label linking a run to its ScheduledLoadTest carries its name, and
-/// label values are at most 63 characters.
-pub const MAX_NAME: usize = 63;
 
 /// The ScheduledLoadTest in `obj`, or the field that does not fit its type.
 /// Untyped watch, typed here, for the reason `controller::typed` gives.
@@ -41,81 +35,42 @@ pub fn typed(obj: &DynamicObject) -> Result<ScheduledLoadTest> {
     })
 }
 
-/// A checked spec: the parsed schedule and zone.
-#[derive(Debug)]
-pub struct Checked {
-    pub cron: Cron,
-    pub tz: TimeZone,
-    pub deadline: Option<Duration>,
+pub use barrage_runner::manifest::schedule::{Checked, MAX_NAME, in_template};
+
+/// The plain view of a typed ScheduledLoadTest the runner's checks read.
+fn view(slt: &ScheduledLoadTest) -> Result<ScheduledView> {
+    let v = serde_json::to_value(&slt.spec).map_err(|e| Error::Other(e.to_string()))?;
+    serde_json::from_value(v).map_err(|e| Error::Other(format!("spec view: {e}")))
 }
 
-/// A LoadTest field (`spec.load`) as the template's (`spec.template.spec.load`).
-fn in_template(field: &str) -> String {
-    match field.strip_prefix("spec") {
-        Some(rest) => format!("spec.template.spec{rest}"),
-        None => field.to_string(),
-    }
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> Error {
-    Error::Invalid {
-        field: field.into(),
-        message: message.into(),
-    }
+fn checked(slt: &ScheduledLoadTest) -> std::result::Result<Checked, Vec<Error>> {
+    let name = slt.metadata.name.as_deref().unwrap_or_default();
+    let v = view(slt).map_err(|e| vec![e])?;
+    validate_scheduled(name, &v).map_err(|e| e.into_iter().map(Error::from).collect())
 }
 
 /// Every error in a ScheduledLoadTest (schedule, time zone, deadline and its
 /// template as a LoadTest, fields named `spec.template.spec.…`); empty when
-/// valid. See `crate::validate::validate_all`.
+/// valid. The checks are the runner crate's (`barrage_runner::manifest`),
+/// shared with `barrage-runner validate`. See `crate::validate::validate_all`.
 pub fn validate_all(slt: &ScheduledLoadTest) -> Vec<Error> {
-    validate(slt).err().into_iter().collect()
+    checked(slt).err().unwrap_or_default()
 }
 
+/// The checked schedule, or the first of [`validate_all`]'s errors.
 pub fn validate(slt: &ScheduledLoadTest) -> Result<Checked> {
-    let name = slt.metadata.name.as_deref().unwrap_or_default();
-    if name.len() > MAX_NAME {
-        return Err(invalid(
-            "metadata.name",
-            format!(
-                "is {} characters; at most {MAX_NAME} for a ScheduledLoadTest",
-                name.len()
-            ),
-        ));
-    }
-    let spec = &slt.spec;
-    let cron: Cron = spec
-        .schedule
-        .parse()
-        .map_err(|e| invalid("spec.schedule", format!("{:?}: {e}", spec.schedule.trim())))?;
-    let tz = match spec.time_zone.as_deref() {
-        None => TimeZone::UTC,
-        Some(z) => super::cron::time_zone(z.trim()).map_err(|m| invalid("spec.timeZone", m))?,
-    };
-    let deadline = match spec.starting_deadline_seconds {
-        None => None,
-        Some(s) if s < 0 => {
-            return Err(invalid(
-                "spec.startingDeadlineSeconds",
-                format!("{s} is negative"),
-            ));
-        }
-        Some(s) => Some(Duration::from_secs(s as u64)),
-    };
-    // The template as a LoadTest: checked under the longest name a run gets.
-    let sample = policy::run_name(name, jiff::Timestamp::now());
-    crate::validate::validate(&sample, &spec.template.spec).map_err(|e| match e {
-        Error::Invalid { field, message } => Error::Invalid {
-            field: in_template(&field),
-            message,
-        },
-        other => other,
-    })?;
-    Ok(Checked { cron, tz, deadline })
+    checked(slt).map_err(|e| {
+        e.into_iter()
+            .next()
+            .unwrap_or_else(|| Error::Other("no error collected".into()))
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use jiff::tz::TimeZone;
+    use std::time::Duration;
 
     fn obj(spec: serde_json::Value) -> DynamicObject {
         serde_json::from_value(serde_json::json!({

@@ -14,6 +14,7 @@ use crate::{
     },
     pss::restricted_violations,
 };
+use barrage_runner::plan::CaMode;
 
 const HTTPS: &str = "runners: 2\ntarget:\n  baseUrl: 'https://api.test:8443'\n  tls: {serverName: api.test, caFrom: {configMap: ca, key: ca.crt}, certFrom: {secret: client, key: tls.crt}, keyFrom: {secret: client, key: tls.key}}\nload: {users: 2, duration: 10s}\nrequests: [{name: a, path: /}]";
 

@@ -13,7 +13,7 @@ use super::{
     steps::{StepCx, check_name},
 };
 use crate::{
-    error::{Error, Result},
+    error::{Error, Errors, Result},
     limits,
     plan::{HttpView, JourneySpec, RequestSpec, StepSpec},
     template::{Scope, Template},
@@ -52,55 +52,74 @@ pub(super) fn compile_mix(
     qualifier: &str,
     ctx: &StepCtx<'_>,
     acc: &mut Names,
-) -> Result<(Vec<Entry>, Vec<u64>)> {
+    errs: &mut Errors,
+) -> Option<(Vec<Entry>, Vec<u64>)> {
     if requests.is_empty() {
-        return Err(Error::invalid(field, "is empty: list at least one request"));
+        errs.push(Error::invalid(field, "is empty: list at least one request"));
+        return None;
     }
     let mut entries = Vec::new();
     let mut cumulative_weights = Vec::new();
     let mut total_weight = 0u64;
+    let mut weights_ok = true;
+    // Each request on its own: one request's mistake does not hide the next's.
     for (i, r) in requests.iter().enumerate() {
         let rf = format!("{field}[{i}]");
-        check_name(&r.name, &format!("{rf}.name"))?;
-        let body = if r.steps.is_empty() {
-            Body::Request(r.http())
-        } else {
-            let h = r.http();
-            if h.method.is_some()
-                || h.path.is_some()
-                || h.body.is_some()
-                || !h.form.is_empty()
-                || h.follow_redirects.is_some()
-                || h.max_body.is_some()
-                || !h.capture.is_empty()
-            {
-                return Err(Error::invalid(
-                    &rf,
-                    "has both `steps` and request fields (method, path, body, form, followRedirects, maxBody, capture): put them in the steps",
-                ));
-            }
-            Body::Steps(&r.steps)
-        };
-        let name = format!("{qualifier}{}", r.name);
-        let journey = (!r.steps.is_empty()).then_some(name.as_str());
-        let mut entry = compile_entry(&rf, &name, journey, &r.vars, body, ctx, acc)?;
-        if let Some(w) = r.think_time {
-            limits::at_most(w.max(), limits::MAX_WAIT)
-                .map_err(|m| Error::invalid(format!("{rf}.thinkTime"), m))?;
+        let entry = errs.take(compile_request(r, &rf, qualifier, ctx, acc));
+        let weight = errs.take(weight_units(r.weight, &format!("{rf}.weight")));
+        weights_ok &= weight.is_some();
+        total_weight += weight.unwrap_or(0);
+        if let Some(entry) = entry {
+            cumulative_weights.push(total_weight);
+            entries.push(entry);
         }
-        entry.think_time = r.think_time;
-        let weight = weight_units(r.weight, &format!("{rf}.weight"))?;
-        total_weight += weight;
-        cumulative_weights.push(total_weight);
-        entries.push(entry);
     }
-    if total_weight == 0 {
-        return Err(Error::invalid(
+    if weights_ok && total_weight == 0 {
+        errs.push(Error::invalid(
             field,
             "every weight is 0: at least one request needs a positive weight",
         ));
     }
-    Ok((entries, cumulative_weights))
+    (entries.len() == requests.len() && weights_ok).then_some((entries, cumulative_weights))
+}
+
+/// One request of a mix (a single request or a journey), without its weight.
+fn compile_request(
+    r: &RequestSpec,
+    rf: &str,
+    qualifier: &str,
+    ctx: &StepCtx<'_>,
+    acc: &mut Names,
+) -> Result<Entry> {
+    check_name(&r.name, &format!("{rf}.name"))?;
+    let body = if r.steps.is_empty() {
+        Body::Request(r.http())
+    } else {
+        let h = r.http();
+        if h.method.is_some()
+            || h.path.is_some()
+            || h.body.is_some()
+            || !h.form.is_empty()
+            || h.follow_redirects.is_some()
+            || h.max_body.is_some()
+            || !h.capture.is_empty()
+        {
+            return Err(Error::invalid(
+                rf,
+                "has both `steps` and request fields (method, path, body, form, followRedirects, maxBody, capture): put them in the steps",
+            ));
+        }
+        Body::Steps(&r.steps)
+    };
+    let name = format!("{qualifier}{}", r.name);
+    let journey = (!r.steps.is_empty()).then_some(name.as_str());
+    let mut entry = compile_entry(rf, &name, journey, &r.vars, body, ctx, acc)?;
+    if let Some(w) = r.think_time {
+        limits::at_most(w.max(), limits::MAX_WAIT)
+            .map_err(|m| Error::invalid(format!("{rf}.thinkTime"), m))?;
+    }
+    entry.think_time = r.think_time;
+    Ok(entry)
 }
 
 /// A virtual user's `onStart` or `onStop` as a journey named `name`
@@ -228,4 +247,34 @@ pub(super) fn weight_units(w: Option<f64>, field: &str) -> Result<u64> {
         ));
     }
     Ok(units)
+}
+
+/// The variables a journey makes (its `vars`, then every capture of its
+/// steps, those in repeat blocks too), read from the spec alone.
+pub(super) fn journey_var_names(j: &JourneySpec) -> Vec<String> {
+    fn walk(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    if k == "capture"
+                        && let serde_json::Value::Object(c) = v
+                    {
+                        out.extend(
+                            c.keys()
+                                .filter(|k| !out.contains(k))
+                                .cloned()
+                                .collect::<Vec<_>>(),
+                        );
+                    } else {
+                        walk(v, out);
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| walk(v, out)),
+            _ => {}
+        }
+    }
+    let mut out: Vec<String> = j.vars.keys().cloned().collect();
+    walk(&serde_json::json!(j.steps), &mut out);
+    out
 }

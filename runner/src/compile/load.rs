@@ -145,6 +145,21 @@ pub(super) fn compile_load(l: &Load, slot: Slot, f: &dyn Fn(&str) -> String) -> 
     })
 }
 
+/// The load a scenario is checked under when its own failed to compile
+/// (its error already reported): one user or request per second for a
+/// second, with the same executor, so its requests are still checked.
+pub(super) fn stand_in_load(l: &Load, slot: Slot) -> LoadPlan {
+    let concurrency = l.executor == Executor::Concurrency;
+    let one = Load {
+        executor: l.executor,
+        users: concurrency.then_some(1),
+        rate: (!concurrency).then_some(1.0),
+        duration: Some(crate::duration::HumanDuration(Duration::from_secs(1))),
+        ..Load::default()
+    };
+    compile_load(&one, slot, &|n: &str| n.to_string()).expect("the stand-in load is valid")
+}
+
 /// The most users `profile` reaches (of a weighted scenario: its part of
 /// the most), rounded as the runners round them.
 pub(super) fn peak_users(profile: &Profile, split: Option<&Split>) -> u64 {

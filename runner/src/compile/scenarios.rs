@@ -7,13 +7,16 @@
 use std::time::Duration;
 
 use super::{
-    DataPlan, Entry, LoadPlan, ScenarioPlan, Slot,
-    entries::{Names, StepCtx, compile_mix, compile_user_journey, weight_units},
-    load::{compile_load, peak_users, weighted_load},
+    DataPlan, LoadPlan, ScenarioPlan, Slot,
+    entries::{
+        Names, StepCtx, WEIGHT_UNIT, compile_mix, compile_user_journey, journey_var_names,
+        weight_units,
+    },
+    load::{compile_load, peak_users, stand_in_load, weighted_load},
     steps::check_name,
 };
 use crate::{
-    error::{Error, Result},
+    error::{Error, Errors, Result},
     limits,
     plan::{
         DataSpec, Executor, JourneySpec, Load, Plan, RequestSpec, ScenarioSpec, Select, StepSpec,
@@ -40,7 +43,11 @@ pub(super) struct Common<'a> {
     pub f: &'a dyn Fn(&str) -> String,
 }
 
-pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios> {
+/// Every scenario, each checked on its own (and within one, its load,
+/// onStart, each request and onStop): errors go to `errs`, a failed
+/// scenario is left out, a failed load is replaced by a stand-in so the
+/// scenario's requests are still checked.
+pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>, errs: &mut Errors) -> Scenarios {
     let f = c.f;
     let mut out = Scenarios {
         scenarios: Vec::new(),
@@ -50,7 +57,9 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
         journey_scenario: Vec::new(),
     };
     if plan.scenarios.is_empty() {
-        let load = compile_load(&plan.load, c.slot, f)?;
+        let load = errs
+            .take(compile_load(&plan.load, c.slot, f))
+            .unwrap_or_else(|| stand_in_load(&plan.load, c.slot));
         let s = compile_one(
             None,
             UserSpec {
@@ -63,11 +72,12 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
             c.data.cloned(),
             c,
             &mut out.names,
-        )?;
+            errs,
+        );
         out.metric_scenario = vec![None; out.names.names.len()];
         out.journey_scenario = vec![None; out.names.journeys.len()];
-        out.scenarios.push(s);
-        return Ok(out);
+        out.scenarios.extend(s);
+        return out;
     }
     for (field, set) in [
         ("requests", !plan.requests.is_empty()),
@@ -75,14 +85,14 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
         ("onStop", plan.on_stop.is_some()),
     ] {
         if set {
-            return Err(Error::invalid(
+            errs.push(Error::invalid(
                 f(field),
                 "belongs to the unnamed scenario: with `scenarios`, give each scenario its own",
             ));
         }
     }
     if plan.scenarios.len() > limits::MAX_SCENARIOS {
-        return Err(Error::invalid(
+        errs.push(Error::invalid(
             f("scenarios"),
             format!(
                 "{} scenarios are more than the limit of {}",
@@ -90,59 +100,47 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
                 limits::MAX_SCENARIOS
             ),
         ));
+        return out;
     }
-    // The weighted scenarios share the top-level load.
+    // The weighted scenarios share the top-level load. A bad weight counts
+    // as 1 for the others' checks (its error is reported).
     let mut weights = Vec::new();
+    let mut weights_ok = true;
     for (name, s) in &plan.scenarios {
         if let Some(w) = s.weight {
-            weights.push(weight_units(
+            let units = errs.take(weight_units(
                 Some(w),
                 &f(&format!("scenarios.{name}.weight")),
-            )?);
+            ));
+            weights_ok &= units.is_some();
+            weights.push(units.unwrap_or(WEIGHT_UNIT as u64));
         }
     }
     let base = if weights.is_empty() {
         if plan.load != Load::default() {
-            return Err(Error::invalid(
+            errs.push(Error::invalid(
                 f("load"),
                 "no scenario has a `weight` to share it: give each scenario its own load",
             ));
         }
         None
     } else {
-        if weights.iter().all(|&w| w == 0) {
-            return Err(Error::invalid(
+        if weights_ok && weights.iter().all(|&w| w == 0) {
+            errs.push(Error::invalid(
                 f("scenarios"),
                 "every weight is 0: at least one scenario needs a positive weight",
             ));
         }
-        let l = &plan.load;
-        if l.users.is_none() && l.rate.is_none() && l.stages.is_empty() {
-            return Err(Error::invalid(
-                f("load"),
-                "has no users, rate or stages for the weighted scenarios to share",
-            ));
-        }
-        for (field, set) in [
-            ("load.thinkTime", l.think_time.is_some()),
-            ("load.pacing", l.pacing.is_some()),
-        ] {
-            if set {
-                return Err(Error::invalid(
-                    f(field),
-                    "is each weighted scenario's own: set it in scenarios.NAME.load",
-                ));
-            }
-        }
-        Some(compile_load(l, c.slot, f)?)
+        Some(shared_load(&plan.load, c.slot, f, errs))
     };
     let mut weighted = 0;
+    let mut too_many_users = false;
     for (i, (name, s)) in plan.scenarios.iter().enumerate() {
         let sf = |n: &str| f(&format!("scenarios.{name}.{n}"));
-        check_name(name, &f(&format!("scenarios.{name}")))?;
+        errs.take(check_name(name, &f(&format!("scenarios.{name}"))));
         let load = match (&base, s.weight) {
             (Some(base), Some(_)) => {
-                check_weighted_load(s.load.as_ref(), base.executor, &sf)?;
+                errs.take(check_weighted_load(s.load.as_ref(), base.executor, &sf));
                 let l = weighted_load(
                     base,
                     &plan.load,
@@ -153,7 +151,7 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
                 );
                 let peak = peak_users(&l.profile, l.split.as_ref());
                 if l.executor == Executor::Concurrency && peak == 0 && weights[weighted] > 0 {
-                    return Err(Error::invalid(
+                    errs.push(Error::invalid(
                         sf("weight"),
                         format!(
                             "gives the scenario none of the {} users at any time: give it a larger weight or the load more users",
@@ -164,26 +162,36 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
                 weighted += 1;
                 l
             }
-            _ => {
-                let own = s.load.as_ref().ok_or_else(|| {
-                    Error::invalid(
+            _ => match s.load.as_ref() {
+                None => {
+                    errs.push(Error::invalid(
                         sf("load"),
                         "is missing: give the scenario its own load, or a weight to share the top-level one",
-                    )
-                })?;
-                compile_load(own, c.slot, &sf)?
-            }
+                    ));
+                    stand_in_load(&Load::default(), c.slot)
+                }
+                Some(own) => errs
+                    .take(compile_load(own, c.slot, &sf))
+                    .unwrap_or_else(|| stand_in_load(own, c.slot)),
+            },
         };
         let start_time = s.start_time.map_or(Duration::ZERO, |d| d.0);
-        limits::at_most(
-            start_time + load.profile.total().unwrap_or_default(),
-            limits::MAX_LENGTH,
-        )
-        .map_err(|m| Error::invalid(sf("startTime"), format!("with the scenario's length {m}")))?;
-        let data = scenario_data(s, c.data, &sf)?;
+        errs.take(
+            limits::at_most(
+                start_time + load.profile.total().unwrap_or_default(),
+                limits::MAX_LENGTH,
+            )
+            .map_err(|m| {
+                Error::invalid(sf("startTime"), format!("with the scenario's length {m}"))
+            }),
+        );
+        // A scenario whose own selection failed is checked with the top-level one.
+        let data = errs
+            .take(scenario_data(s, c.data, &sf))
+            .unwrap_or_else(|| c.data.cloned());
         let first_metric = out.names.names.len();
         let first_journey = out.names.journeys.len();
-        let scenario = compile_one(
+        let Some(scenario) = compile_one(
             Some(name),
             UserSpec {
                 requests: &s.requests,
@@ -195,7 +203,10 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
             data,
             c,
             &mut out.names,
-        )?;
+            errs,
+        ) else {
+            continue;
+        };
         out.scenarios.push(scenario);
         out.scenario_names.push(name.clone());
         // All scenarios' users together stay within what one plan may run.
@@ -205,8 +216,9 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
             .filter(|s| s.load.executor == Executor::Concurrency)
             .map(|s| peak_users(&s.load.profile, s.load.split.as_ref()))
             .sum();
-        if users as f64 > limits::MAX_USERS {
-            return Err(Error::invalid(
+        if users as f64 > limits::MAX_USERS && !too_many_users {
+            too_many_users = true;
+            errs.push(Error::invalid(
                 f("scenarios"),
                 format!(
                     "{users} users together are more than the limit of {}",
@@ -219,7 +231,36 @@ pub(super) fn compile_scenarios(plan: &Plan, c: &Common<'_>) -> Result<Scenarios
         out.journey_scenario
             .extend((first_journey..out.names.journeys.len()).map(|_| Some(i)));
     }
-    Ok(out)
+    out
+}
+
+/// The top-level load the weighted scenarios share, or a stand-in when it
+/// is not one (the error in `errs`).
+fn shared_load(l: &Load, slot: Slot, f: &dyn Fn(&str) -> String, errs: &mut Errors) -> LoadPlan {
+    if l.users.is_none() && l.rate.is_none() && l.stages.is_empty() {
+        errs.push(Error::invalid(
+            f("load"),
+            "has no users, rate or stages for the weighted scenarios to share",
+        ));
+        return stand_in_load(l, slot);
+    }
+    let before = errs.len();
+    for (field, set) in [
+        ("load.thinkTime", l.think_time.is_some()),
+        ("load.pacing", l.pacing.is_some()),
+    ] {
+        if set {
+            errs.push(Error::invalid(
+                f(field),
+                "is each weighted scenario's own: set it in scenarios.NAME.load",
+            ));
+        }
+    }
+    if errs.len() > before {
+        return stand_in_load(l, slot);
+    }
+    errs.take(compile_load(l, slot, f))
+        .unwrap_or_else(|| stand_in_load(l, slot))
 }
 
 /// Every mix of `plan` with its users' journeys: the top-level one (empty
@@ -446,7 +487,8 @@ struct UserSpec<'a> {
 }
 
 /// One scenario: `name` None for the unnamed one, whose fields are the
-/// plan's top-level ones and whose names are unqualified.
+/// plan's top-level ones and whose names are unqualified. Its onStart,
+/// requests and onStop are checked independently; None when any failed.
 #[allow(clippy::too_many_arguments)]
 fn compile_one(
     name: Option<&String>,
@@ -456,7 +498,9 @@ fn compile_one(
     data: Option<DataPlan>,
     c: &Common<'_>,
     acc: &mut Names,
-) -> Result<ScenarioPlan> {
+    errs: &mut Errors,
+) -> Option<ScenarioPlan> {
+    let before = errs.len();
     let (field, qualifier) = match name {
         Some(n) => ((c.f)(&format!("scenarios.{n}.")), format!("{n}/")),
         None => ((c.f)(""), String::new()),
@@ -467,7 +511,7 @@ fn compile_one(
             ("onStop", spec.on_stop.is_some()),
         ] {
             if set {
-                return Err(Error::invalid(
+                errs.push(Error::invalid(
                     format!("{field}{k}"),
                     "only applies to executor: concurrency: the arrival-rate executor has no long-lived virtual users, each iteration stands alone",
                 ));
@@ -475,22 +519,23 @@ fn compile_one(
         }
     }
     // onStart sees no user variables (it makes them); everything after it
-    // sees them as `user.NAME`.
-    let on_start = spec
-        .on_start
-        .map(|j| {
-            compile_user_journey(
-                j,
-                &format!("{field}onStart"),
-                &format!("{qualifier}onStart")[..],
-                &c.ctx,
-                acc,
-            )
-        })
-        .transpose()?;
-    let user_vars = on_start
-        .as_ref()
-        .map_or_else(Vec::new, |e: &Entry| e.var_names.clone());
+    // sees them as `user.NAME`. A failed onStart makes none.
+    let on_start = spec.on_start.and_then(|j| {
+        errs.take(compile_user_journey(
+            j,
+            &format!("{field}onStart"),
+            &format!("{qualifier}onStart")[..],
+            &c.ctx,
+            acc,
+        ))
+    });
+    let user_vars = match (&on_start, spec.on_start) {
+        (Some(e), _) => e.var_names.clone(),
+        // A failed onStart: the rest is checked with the names it would
+        // have made, so its mistake is not reported again at each use.
+        (None, Some(j)) => journey_var_names(j),
+        (None, None) => Vec::new(),
+    };
     let ctx = StepCtx {
         scope: Scope {
             user: &user_vars,
@@ -498,42 +543,37 @@ fn compile_one(
         },
         ..c.ctx
     };
-    let (entries, cumulative_weights) = if spec.requests.is_empty() && name.is_some() {
-        return Err(Error::invalid(
-            format!("{field}requests"),
-            "is empty: list at least one request",
-        ));
-    } else {
-        compile_mix(
-            spec.requests,
-            &format!("{field}requests"),
-            &qualifier,
+    let mix = compile_mix(
+        spec.requests,
+        &format!("{field}requests"),
+        &qualifier,
+        &ctx,
+        acc,
+        errs,
+    );
+    let on_stop = spec.on_stop.and_then(|j| {
+        errs.take(compile_user_journey(
+            j,
+            &format!("{field}onStop"),
+            &format!("{qualifier}onStop")[..],
             &ctx,
             acc,
-        )?
-    };
-    let on_stop = spec
-        .on_stop
-        .map(|j| {
-            compile_user_journey(
-                j,
-                &format!("{field}onStop"),
-                &format!("{qualifier}onStop")[..],
-                &ctx,
-                acc,
-            )
-        })
-        .transpose()?;
+        ))
+    });
     // A user's onStop would draw a record of its own, not the one its
     // onStart used (a logout as another account), and with `unique` data
     // use one up: what it needs from a record comes through the user.
     if on_stop.as_ref().is_some_and(|e| e.uses_record) {
-        return Err(Error::invalid(
+        errs.push(Error::invalid(
             format!("{field}onStop"),
             "uses record.FIELD: onStop gets no record of its own; keep what it needs in onStart's vars (e.g. `id: \"{{ record.id }}\"`) and use {{ user.id }}",
         ));
     }
-    Ok(ScenarioPlan {
+    let (entries, cumulative_weights) = mix?;
+    if errs.len() > before {
+        return None;
+    }
+    Some(ScenarioPlan {
         name: name.cloned(),
         entries,
         cumulative_weights,

@@ -7,6 +7,7 @@ use super::{
     steps::FORM_CONTENT_TYPE,
     target::{port_of, redact_userinfo},
 };
+use crate::limits;
 
 /// The first request of entry `i` of the (unnamed) scenario's mix.
 pub(super) fn first(c: &Compiled, i: usize) -> &Step {

@@ -3,7 +3,7 @@
 //! journey the plan has.
 
 use crate::{
-    error::{Error, Result},
+    error::{Error, Errors},
     plan::Plan,
     thresholds::{Limits, Scope, Threshold, plan_sources},
 };
@@ -35,25 +35,39 @@ impl Subjects<'_> {
     }
 }
 
+/// Each threshold, checked on its own; a failed one is left out with its
+/// error in `errs`. `subjects` None: the plan's names are not all known (a
+/// scenario failed), so a `for NAME` is not checked against them.
 pub fn compile_thresholds(
     plan: &Plan,
     limits: &Limits,
-    subjects: &Subjects<'_>,
+    subjects: Option<&Subjects<'_>>,
     f: &dyn Fn(&str) -> String,
-) -> Result<Vec<Threshold>> {
+    errs: &mut Errors,
+) -> Vec<Threshold> {
     let mut thresholds = Vec::new();
     let sources = plan_sources(plan.thresholds.as_deref());
     for (i, (t, is_default)) in sources.into_iter().enumerate() {
         let tf = f(&format!("thresholds[{i}]"));
-        let mut th = Threshold::parse_for_plan(t, limits)
-            .map_err(|e| Error::invalid(&tf, format!("{e} in {t:?}")))?;
+        let mut th = match Threshold::parse_for_plan(t, limits) {
+            Ok(th) => th,
+            Err(e) => {
+                errs.push(Error::invalid(&tf, format!("{e} in {t:?}")));
+                continue;
+            }
+        };
         th.is_default = is_default;
-        if let Some(why) = th.scope.as_ref().and_then(|s| subjects.unknown(s)) {
-            return Err(Error::invalid(&tf, why));
+        if let Some(why) = th
+            .scope
+            .as_ref()
+            .and_then(|s| subjects.and_then(|subjects| subjects.unknown(s)))
+        {
+            errs.push(Error::invalid(&tf, why));
+            continue;
         }
         thresholds.push(th);
     }
-    Ok(thresholds)
+    thresholds
 }
 
 #[cfg(test)]

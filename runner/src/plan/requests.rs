@@ -68,18 +68,26 @@ macro_rules! http_fields {
             /// Path relative to target.baseUrl, starting with '/'.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub path: Option<String>,
+            /// Query parameters: name -> value (templates allowed), percent-encoded
+            /// and appended to the path.
             #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
             pub query: BTreeMap<String, String>,
+            /// Request headers: name -> value (templates allowed), added to
+            /// `target.headers`.
             #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
             pub headers: BTreeMap<String, String>,
+            /// The request body (templates allowed), e.g. a JSON document.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub body: Option<String>,
             /// A form body (application/x-www-form-urlencoded): name -> value, both
             /// percent-encoded. Instead of `body`.
             #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
             pub form: BTreeMap<String, String>,
+            /// What a successful response looks like: its status codes (default
+            /// any 2xx or 3xx) and body checks.
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub expect: Option<Expect>,
+            /// This request's timeout, instead of `target.timeout` (default 10s).
             #[serde(default, skip_serializing_if = "Option::is_none")]
             pub timeout: Option<HumanDuration>,
             /// Follow up to 5 redirects to the target's own host. Default false: a
@@ -129,6 +137,8 @@ http_fields! {
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct RequestSpec {
+        /// The request's (or journey's) name: its metric in the results and
+        /// the name `for NAME` in a threshold refers to. Unique in the plan.
         pub name: String,
         /// Relative weight in the mix (fractions allowed, e.g. 0.5). Default 1.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -182,6 +192,7 @@ http_fields! {
     #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
     #[serde(rename_all = "camelCase", deny_unknown_fields)]
     pub struct RepeatedStep {
+        /// The step's name: its metric is `JOURNEY/NAME`.
         #[serde(default, skip_serializing_if = "String::is_empty")]
         pub name: String,
         /// A pause step (see the journey step's `sleep`).

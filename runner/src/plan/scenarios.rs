@@ -60,6 +60,8 @@ pub struct JourneySpec {
     /// Rendered once before the steps, for `{{ vars.NAME }}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// The journey's steps, in order: requests (which may capture values
+    /// for later steps), pauses (`sleep`) and `repeat` blocks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub steps: Vec<StepSpec>,
 }
@@ -73,6 +75,8 @@ pub struct TeardownSpec {
     /// Rendered once per run of the steps, for `{{ vars.NAME }}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub vars: BTreeMap<String, String>,
+    /// The teardown's steps, in order, as a journey's (e.g. a DELETE of each
+    /// user the setup created).
     pub steps: Vec<StepSpec>,
     /// Run the steps once for every record (`{{ record.FIELD }}`) instead
     /// of once in all.

@@ -71,7 +71,9 @@ pub struct Outcome {
     /// The observed value for people: "12.3ms", "0.52%", "1234.5/s", "42",
     /// or "no data".
     pub observed_text: String,
+    /// Whether the threshold held.
     pub passed: bool,
+    /// Whether failing it stops the run early (`abortOnFail`).
     pub abort_on_fail: bool,
     /// The default threshold of a plan that names none; reports mark it
     /// "(default)".
