@@ -48,7 +48,10 @@ pub fn why_not_established(crd: &CustomResourceDefinition) -> String {
     let mut parts = Vec::new();
     for kind in ["NamesAccepted", "Established"] {
         if let Some((status, message)) = condition(crd, kind) {
-            parts.push(format!("{kind}={status}{}", message.map(|m| format!(" ({m})")).unwrap_or_default()));
+            parts.push(format!(
+                "{kind}={status}{}",
+                message.map(|m| format!(" ({m})")).unwrap_or_default()
+            ));
         }
     }
     if parts.is_empty() {
@@ -58,14 +61,22 @@ pub fn why_not_established(crd: &CustomResourceDefinition) -> String {
     }
 }
 
-fn condition<'a>(crd: &'a CustomResourceDefinition, kind: &str) -> Option<(&'a str, Option<&'a str>)> {
+fn condition<'a>(
+    crd: &'a CustomResourceDefinition,
+    kind: &str,
+) -> Option<(&'a str, Option<&'a str>)> {
     crd.status
         .as_ref()?
         .conditions
         .as_ref()?
         .iter()
         .find(|c| c.type_ == kind)
-        .map(|c| (c.status.as_str(), c.message.as_deref().filter(|m| !m.is_empty())))
+        .map(|c| {
+            (
+                c.status.as_str(),
+                c.message.as_deref().filter(|m| !m.is_empty()),
+            )
+        })
 }
 
 /// Applies every CRD server-side (as [`FIELD_MANAGER`], forcing conflicts),

@@ -12,12 +12,12 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
     jiff::{SignedDuration, Timestamp},
 };
-use k8s_openapi::api::core::v1::Pod;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams, PostParams},
@@ -206,7 +206,13 @@ impl Leadership {
         if let Err(e) = self.label_pod(false).await {
             warn!(error = %e, "could not remove the leader label; it goes with the pod");
         }
-        release(self.client.clone(), &self.namespace, &self.lease, &self.identity).await;
+        release(
+            self.client.clone(),
+            &self.namespace,
+            &self.lease,
+            &self.identity,
+        )
+        .await;
     }
 }
 

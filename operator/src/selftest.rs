@@ -65,7 +65,10 @@ pub fn summary(name: &str, st: &LoadTestStatus) -> String {
         st.errors,
         st.error_rate.as_deref().unwrap_or("-"),
         st.rps,
-        st.message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        st.message
+            .as_deref()
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default(),
     )
 }
 
@@ -123,9 +126,17 @@ pub async fn run(client: Client, opts: &Options) -> Result<String, String> {
     let created = api
         .create(&PostParams::default(), &loadtest(&opts.name, &opts.target)?)
         .await
-        .map_err(|e| format!("cannot create the self-test LoadTest in {}: {e}", opts.namespace))?;
+        .map_err(|e| {
+            format!(
+                "cannot create the self-test LoadTest in {}: {e}",
+                opts.namespace
+            )
+        })?;
     let name = created.metadata.name.unwrap_or_default();
-    eprintln!("created LoadTest {}/{name} against {}", opts.namespace, opts.target);
+    eprintln!(
+        "created LoadTest {}/{name} against {}",
+        opts.namespace, opts.target
+    );
     let waited = tokio::time::timeout(
         opts.timeout,
         await_condition(api.clone(), &name, |lt: Option<&LoadTest>| finished(lt)),
@@ -142,7 +153,9 @@ pub async fn run(client: Client, opts: &Options) -> Result<String, String> {
         Ok(Ok(Some(lt))) => {
             let st = lt.status.unwrap_or_default();
             let line = summary(&name, &st);
-            judge(&st).map(|()| line.clone()).map_err(|why| format!("{line}\nfailed: {why}"))
+            judge(&st)
+                .map(|()| line.clone())
+                .map_err(|why| format!("{line}\nfailed: {why}"))
         }
     };
     if let Err(e) = api.delete(&name, &DeleteParams::default()).await {

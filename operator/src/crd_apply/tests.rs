@@ -10,7 +10,10 @@ use crate::fixtures::{Call, Reply, Scenario};
 
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
-fn with_conditions(mut crd: CustomResourceDefinition, conds: &[(&str, &str, &str)]) -> CustomResourceDefinition {
+fn with_conditions(
+    mut crd: CustomResourceDefinition,
+    conds: &[(&str, &str, &str)],
+) -> CustomResourceDefinition {
     crd.status = Some(CustomResourceDefinitionStatus {
         conditions: Some(
             conds
@@ -53,7 +56,10 @@ fn the_compiled_crds_are_the_files_in_crds() {
         };
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let on_disk: CustomResourceDefinition = serde_yaml_ng::from_str(&text).unwrap();
-        assert_eq!(on_disk, crd, "crds/{file} differs from the compiled CRD: run crdgen");
+        assert_eq!(
+            on_disk, crd,
+            "crds/{file} differs from the compiled CRD: run crdgen"
+        );
     }
 }
 
@@ -64,14 +70,20 @@ fn established_reads_the_condition_and_says_why_not() {
     assert_eq!(why_not_established(&crd), "no conditions yet");
     let clash = with_conditions(
         LoadTest::crd(),
-        &[("NamesAccepted", "False", "\"lt\" is already in use"), ("Established", "False", "not all names are accepted")],
+        &[
+            ("NamesAccepted", "False", "\"lt\" is already in use"),
+            ("Established", "False", "not all names are accepted"),
+        ],
     );
     assert!(!established(&clash));
     assert_eq!(
         why_not_established(&clash),
         "NamesAccepted=False (\"lt\" is already in use), Established=False (not all names are accepted)"
     );
-    assert!(established(&with_conditions(LoadTest::crd(), &[("Established", "True", "")])));
+    assert!(established(&with_conditions(
+        LoadTest::crd(),
+        &[("Established", "True", "")]
+    )));
 }
 
 #[tokio::test]
@@ -82,24 +94,43 @@ async fn every_crd_is_applied_then_waited_for() {
         .expect(apply_call("scheduledloadtests.barrage.dev"))
         .expect(Call::get(format!("{CRDS}/loadtests.barrage.dev")).reply(ok(LoadTest::crd())))
         // Not yet served: read again.
-        .expect(Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev")).reply(Reply::ok(&ScheduledLoadTest::crd())))
-        .expect(Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev")).reply(ok(ScheduledLoadTest::crd())))
+        .expect(
+            Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev"))
+                .reply(Reply::ok(&ScheduledLoadTest::crd())),
+        )
+        .expect(
+            Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev"))
+                .reply(ok(ScheduledLoadTest::crd())),
+        )
         .serve();
-    let names = server.run(apply(client, Duration::from_secs(3))).await.unwrap();
-    assert_eq!(names, ["loadtests.barrage.dev", "scheduledloadtests.barrage.dev"]);
+    let names = server
+        .run(apply(client, Duration::from_secs(3)))
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        ["loadtests.barrage.dev", "scheduledloadtests.barrage.dev"]
+    );
 }
 
 #[tokio::test]
 async fn a_crd_never_established_is_an_error_naming_it() {
-    let clash = with_conditions(ScheduledLoadTest::crd(), &[("NamesAccepted", "False", "slt is in use")]);
+    let clash = with_conditions(
+        ScheduledLoadTest::crd(),
+        &[("NamesAccepted", "False", "slt is in use")],
+    );
     let (client, mut server) = Scenario::new("crds apply, never established")
         .expect(apply_call("loadtests.barrage.dev"))
         .expect(apply_call("scheduledloadtests.barrage.dev"))
         .expect(
-            Call::get(format!("{CRDS}/loadtests.barrage.dev"))
-                .reply(Reply::ok(&with_conditions(LoadTest::crd(), &[("Established", "True", "")]))),
+            Call::get(format!("{CRDS}/loadtests.barrage.dev")).reply(Reply::ok(&with_conditions(
+                LoadTest::crd(),
+                &[("Established", "True", "")],
+            ))),
         )
-        .expect(Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev")).reply(Reply::ok(&clash)))
+        .expect(
+            Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev")).reply(Reply::ok(&clash)),
+        )
         .serve();
     let err = server.run(apply(client, Duration::ZERO)).await.unwrap_err();
     assert_eq!(
@@ -111,9 +142,16 @@ async fn a_crd_never_established_is_an_error_naming_it() {
 #[tokio::test]
 async fn a_refused_apply_is_the_api_servers_error() {
     let (client, mut server) = Scenario::new("crds apply refused")
-        .expect(apply_call("loadtests.barrage.dev").reply(Reply::error(403, "Forbidden", "cannot patch")))
+        .expect(apply_call("loadtests.barrage.dev").reply(Reply::error(
+            403,
+            "Forbidden",
+            "cannot patch",
+        )))
         .serve();
-    let err = server.run(apply(client, Duration::from_secs(1))).await.unwrap_err();
+    let err = server
+        .run(apply(client, Duration::from_secs(1)))
+        .await
+        .unwrap_err();
     assert_eq!(err.category(), "kube");
     assert!(err.to_string().contains("cannot patch"), "{err}");
 }

@@ -39,7 +39,10 @@ fn only_a_terminal_phase_is_finished() {
 
 #[test]
 fn only_a_passed_run_with_every_request_counted_passes() {
-    assert_eq!(judge(&status(Phase::Succeeded, Some("Passed"), ITERATIONS)), Ok(()));
+    assert_eq!(
+        judge(&status(Phase::Succeeded, Some("Passed"), ITERATIONS)),
+        Ok(())
+    );
     assert_eq!(
         judge(&status(Phase::Succeeded, Some("Failed"), ITERATIONS)),
         Err("verdict is Failed, not Passed".into())
@@ -50,7 +53,10 @@ fn only_a_passed_run_with_every_request_counted_passes() {
     );
     assert_eq!(
         judge(&status(Phase::Succeeded, Some("Passed"), ITERATIONS - 1)),
-        Err(format!("{} requests counted, {ITERATIONS} planned", ITERATIONS - 1))
+        Err(format!(
+            "{} requests counted, {ITERATIONS} planned",
+            ITERATIONS - 1
+        ))
     );
 }
 
@@ -66,5 +72,7 @@ fn the_summary_names_phase_verdict_and_figures() {
     st.phase = Phase::Failed;
     st.verdict = None;
     st.message = Some("runner pod failed".into());
-    assert!(summary("x", &st).ends_with("verdict none, requests 200, errors 0, error rate 0.00%, rps 97.5, p95 -: runner pod failed"));
+    assert!(summary("x", &st).ends_with(
+        "verdict none, requests 200, errors 0, error rate 0.00%, rps 97.5, p95 -: runner pod failed"
+    ));
 }
