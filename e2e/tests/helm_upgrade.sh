@@ -125,6 +125,7 @@ VALUES=$(values_for "$PREV_TAG")
 HELM_RELEASE=$REL
 helm_py install "$PREV_DIR/src/charts/barrage" "$REL" -n "$NS" -f "$VALUES" --timeout 180 >&2 ||
   fail "helm install of the $PREV_REF chart failed"
+rm -f "$VALUES"
 k -n "$NS" rollout status "deployment/$REL" --timeout=180s >/dev/null || fail "the $PREV_REF operator did not become available"
 OLD_POD=$(k -n "$NS" get pods -l "app.kubernetes.io/instance=$REL" -o jsonpath='{.items[0].metadata.name}')
 [[ $(k -n "$NS" get pod "$OLD_POD" -o jsonpath='{.spec.containers[0].image}') == *":$PREV_TAG" ]] ||

@@ -254,6 +254,18 @@ mod tests {
         )
     }
 
+    /// The pod as the API server returns it once the label is removed.
+    fn unlabelled() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("op-1".into()),
+                namespace: Some("ops".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
     #[tokio::test]
     async fn a_new_leader_labels_its_own_pod() {
         let (lease, leases, pod) = paths();
@@ -297,7 +309,8 @@ mod tests {
                     .query("fieldManager", LABEL_MANAGER)
                     .body("a merge patch setting the leader label to null", |b| {
                         b["metadata"]["labels"].get(LEADER_LABEL) == Some(&Value::Null)
-                    }),
+                    })
+                    .reply(Reply::ok(&unlabelled())),
             )
             .serve();
         let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
@@ -318,9 +331,13 @@ mod tests {
             }),
         };
         let (client, mut server) = Scenario::new("stepping down")
-            .expect(Call::patch(&pod).body("removing the label", |b| {
-                b["metadata"]["labels"].get(LEADER_LABEL) == Some(&Value::Null)
-            }))
+            .expect(
+                Call::patch(&pod)
+                    .body("removing the label", |b| {
+                        b["metadata"]["labels"].get(LEADER_LABEL) == Some(&Value::Null)
+                    })
+                    .reply(Reply::ok(&unlabelled())),
+            )
             .expect(Call::get(&lease).reply(Reply::ok(&held)))
             .expect(Call::put(&lease).body("a lease without holder", |b| {
                 b["spec"].get("holderIdentity").is_none_or(Value::is_null)

@@ -102,6 +102,8 @@ async fn every_crd_is_applied_then_waited_for() {
             Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev"))
                 .reply(ok(ScheduledLoadTest::crd())),
         )
+        // Generous: the CRDs are large JSON bodies, slow in debug builds on a busy machine.
+        .timeout(Duration::from_secs(60))
         .serve();
     let names = server
         .run(apply(client, Duration::from_secs(3)))
@@ -131,6 +133,7 @@ async fn a_crd_never_established_is_an_error_naming_it() {
         .expect(
             Call::get(format!("{CRDS}/scheduledloadtests.barrage.dev")).reply(Reply::ok(&clash)),
         )
+        .timeout(Duration::from_secs(60))
         .serve();
     let err = server.run(apply(client, Duration::ZERO)).await.unwrap_err();
     assert_eq!(
