@@ -10,6 +10,7 @@ SDK's API is touched in one place only.
     python3 e2e/helm.py install   CHART RELEASE [-f VALUES] [--set K=V] [-n NS] [--create-namespace] [--wait] [--timeout S]
     python3 e2e/helm.py upgrade   CHART RELEASE [...same as install...]
     python3 e2e/helm.py uninstall RELEASE [-n NS] [--wait] [--timeout S]
+    python3 e2e/helm.py test      RELEASE [-n NS] [--timeout S] [--logs]
     python3 e2e/helm.py list      [-n NS]
 
 Cluster commands use --kubeconfig, else $KUBECONFIG, else ~/.kube/config.
@@ -119,6 +120,20 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    """`helm test`: runs the release's test hooks; a failing one fails this (status 1)."""
+    try:
+        out = config(args).test(args.release, timeout=args.timeout, logs=args.logs)
+    except helm_python.HelmError as e:
+        print(f"helm.py test: {args.release} failed: {e}", file=sys.stderr)
+        return 1
+    if args.logs and isinstance(out, dict) and out.get("logs"):
+        print(out["logs"])
+    rel = out.get("release") if isinstance(out, dict) else out
+    print(f"tested {args.release}: {summary(rel)}")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     print(json.dumps(config(args).list(), indent=2, default=str))
     return 0
@@ -171,6 +186,13 @@ def parser() -> argparse.ArgumentParser:
     sp.add_argument("--ignore-not-found", action="store_true")
     common(sp, values=False)
     sp.set_defaults(func=cmd_uninstall)
+
+    sp = sub.add_parser("test", help="run a release's test hooks (helm test)")
+    sp.add_argument("release")
+    sp.add_argument("--timeout", type=int, default=300, help="seconds (default 300)")
+    sp.add_argument("--logs", action="store_true", help="print the test pods' logs")
+    common(sp, values=False)
+    sp.set_defaults(func=cmd_test)
 
     sp = sub.add_parser("list", help="list releases")
     common(sp, values=False)

@@ -64,7 +64,9 @@ LEAST_PRIVILEGE = {
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch"},
 }
 WITHOUT_NETWORK_POLICY = {k: v for k, v in LEAST_PRIVILEGE.items() if k[1] != "networkpolicies"}
-LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"}}
+LEASE_RULES = {("coordination.k8s.io", "leases"): {"get", "create", "update"},
+               # the leader labels its own pod (the metrics Service selects the label)
+               ("", "pods"): {"patch"}}
 
 
 # What webhook.enabled (the default) adds: the Service, the empty certificate Secret,
@@ -85,6 +87,8 @@ class Rendered:
     def __init__(self, manifests: dict[str, str]):
         self.notes = ""
         self.objects: list[dict[str, Any]] = []
+        # Helm hooks (the CRD upgrade Job, `helm test`), apart: not part of the release.
+        self.hooks: list[dict[str, Any]] = []
         for path, body in sorted(manifests.items()):
             if path.endswith("NOTES.txt"):
                 self.notes = body
@@ -93,7 +97,8 @@ class Rendered:
                 obj = helm_python.values_from_yaml(doc)
                 if obj:
                     obj.setdefault("_source", path)
-                    self.objects.append(obj)
+                    hook = "helm.sh/hook" in ((obj.get("metadata") or {}).get("annotations") or {})
+                    (self.hooks if hook else self.objects).append(obj)
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [o for o in self.objects if o.get("kind") == kind]
@@ -105,6 +110,9 @@ class Rendered:
 
     def kinds(self) -> list[str]:
         return sorted(o["kind"] for o in self.objects)
+
+    def hook(self, kind: str, hook: str) -> list[dict[str, Any]]:
+        return [o for o in self.hooks if o.get("kind") == kind and hook in o["metadata"]["annotations"]["helm.sh/hook"].split(",")]
 
     def container(self) -> dict[str, Any]:
         return self.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
@@ -333,7 +341,8 @@ def test_deployment_pod_shape() -> None:
     labels = r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
     assert all(labels.get(k) == v for k, v in sel.items()), "pod labels do not match the selector"
     svc = [o for o in r.of("Service") if o["metadata"]["name"] == f"{FULLNAME}-metrics"][0]
-    assert svc["spec"]["selector"] == sel
+    # Only the leader (leader election is on by default): it labels its own pod.
+    assert svc["spec"]["selector"] == {**sel, "barrage.dev/leader": "true"}, svc["spec"]["selector"]
     assert svc["spec"]["ports"] == [{"name": "http-metrics", "port": 8080, "targetPort": "http-metrics", "protocol": "TCP"}]
     assert svc["spec"]["type"] == "ClusterIP"
 
@@ -402,7 +411,9 @@ def test_watch_namespaces_and_non_defaults() -> None:
     assert sm["apiVersion"] == "monitoring.coreos.com/v1" and sm["metadata"]["namespace"] == NAMESPACE
     assert sm["metadata"]["labels"]["release"] == "kube-prometheus"
     assert sm["spec"]["endpoints"] == [{"port": "http-metrics", "path": "/metrics", "interval": "15s"}], sm["spec"]["endpoints"]
-    assert sm["spec"]["selector"]["matchLabels"] == d["spec"]["selector"]["matchLabels"]
+    assert sm["spec"]["selector"]["matchLabels"] == {**d["spec"]["selector"]["matchLabels"], "barrage.dev/service": "metrics"}
+    svc_labels = named(r, "Service", f"{FULLNAME}-metrics")["metadata"]["labels"]
+    assert all(svc_labels.get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()), svc_labels
     assert "a, b" in r.notes
 
 
@@ -723,6 +734,117 @@ def test_webhook_with_cert_manager() -> None:
     r = render({"webhook": {"certManager": {"enabled": True, "issuerRef": {"name": "corp-ca", "kind": "ClusterIssuer"}}}})
     assert not r.of("Issuer") and len(r.of("Certificate")) == 1
     assert r.one("Certificate")["spec"]["issuerRef"] == {"name": "corp-ca", "kind": "ClusterIssuer"}
+
+
+# --- the metrics Service reaches the leader; CRD upgrade hook; helm test ------------
+
+PSS_RESTRICTED_CONTAINER = {"runAsNonRoot": True, "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def assert_restricted(pod: dict[str, Any]) -> None:
+    """The Pod Security "restricted" profile's checks that a pod spec can fail."""
+    psc = pod.get("securityContext") or {}
+    assert psc.get("runAsNonRoot") is True and psc.get("seccompProfile") == {"type": "RuntimeDefault"}, psc
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC"), pod
+    assert all("hostPath" not in v for v in pod.get("volumes", [])), pod.get("volumes")
+    for c in pod["containers"] + pod.get("initContainers", []):
+        sc = c.get("securityContext") or {}
+        for k, v in PSS_RESTRICTED_CONTAINER.items():
+            assert sc.get(k) == v, (c["name"], k, sc.get(k))
+        assert not sc.get("privileged") and all("hostPort" not in p for p in c.get("ports", [])), c
+
+
+def test_metrics_service_selects_the_leader_only() -> None:
+    r = render()
+    assert r.env()["BARRAGE_LEADER_LABEL"] == "true"
+    assert "BARRAGE_LEADER_LABEL" in operator_env_names()
+    assert named(r, "Service", f"{FULLNAME}-metrics")["spec"]["selector"]["barrage.dev/leader"] == "true"
+    # The Deployment never selects by it (a pod is the ReplicaSet's whatever its role).
+    assert "barrage.dev/leader" not in r.one("Deployment")["spec"]["selector"]["matchLabels"]
+    assert "barrage.dev/leader" not in r.one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    # Without leader election one replica serves, unlabelled: the Service selects it.
+    off = render({"leaderElection": {"enabled": False}})
+    assert off.env()["BARRAGE_LEADER_LABEL"] == "false"
+    assert "barrage.dev/leader" not in named(off, "Service", f"{FULLNAME}-metrics")["spec"]["selector"]
+    # ServiceMonitor -> the metrics Service only (other Services of the release carry
+    # the selector labels too).
+    sm = render({"metrics": {"serviceMonitor": {"enabled": True}}}).one("ServiceMonitor")
+    assert sm["spec"]["selector"]["matchLabels"]["barrage.dev/service"] == "metrics"
+
+
+def test_crd_upgrade_hook_off_by_default() -> None:
+    r = render()
+    assert not [h for h in r.hooks if "pre-upgrade" in h["metadata"]["annotations"]["helm.sh/hook"]], r.hooks
+    assert not r.of("Job")
+
+
+def test_crd_upgrade_hook() -> None:
+    r = render({"crds": {"upgradeHook": True, "timeout": 90}})
+    assert r.kinds() == render().kinds(), "the hook adds no release object"
+    (job,) = r.hook("Job", "pre-upgrade")
+    for kind in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Job"):
+        (obj,) = r.hook(kind, "pre-install")
+        ann = obj["metadata"]["annotations"]
+        assert ann["helm.sh/hook"] == "pre-install,pre-upgrade", ann
+        assert set(ann["helm.sh/hook-delete-policy"].split(",")) == {"before-hook-creation", "hook-succeeded"}, ann
+        # The rights exist before the Job runs.
+        assert int(ann["helm.sh/hook-weight"]) < int(job["metadata"]["annotations"]["helm.sh/hook-weight"]) or kind == "Job"
+    (cr,) = r.hook("ClusterRole", "pre-upgrade")
+    assert cr["rules"] == [{"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+                            "resourceNames": ["loadtests.barrage.dev", "scheduledloadtests.barrage.dev"],
+                            "verbs": ["get", "patch", "create"]}], cr["rules"]
+    # The names are the CRDs crds/ holds.
+    names = sorted(helm_python.values_from_yaml(c["data"])["metadata"]["name"] for c in helm_python.Chart.load(CHART).crds)
+    assert names == sorted(cr["rules"][0]["resourceNames"]), names
+    (crb,) = r.hook("ClusterRoleBinding", "pre-upgrade")
+    (sa,) = r.hook("ServiceAccount", "pre-upgrade")
+    assert crb["roleRef"]["name"] == cr["metadata"]["name"]
+    assert crb["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == sa["metadata"]["name"] and pod["restartPolicy"] == "Never"
+    c = pod["containers"][0]
+    assert c["image"] == r.container()["image"], "the hook runs the operator image being installed"
+    assert c["args"] == ["crds", "apply", "--timeout", "90"], c["args"]
+    assert_restricted(pod)
+    assert job["spec"]["backoffLimit"] == 1 and job["spec"]["activeDeadlineSeconds"] == 150
+    expect_render_error({"crds": {"upgradeHook": "yes"}}, "/crds/upgradeHook")
+    expect_render_error({"crds": {"timeout": 0}}, "/crds/timeout")
+
+
+def test_helm_test_selftest() -> None:
+    r = render()
+    (pod,) = r.hook("Pod", "test")
+    spec = pod["spec"]
+    c = spec["containers"][0]
+    assert c["image"] == r.container()["image"]
+    assert c["args"][:1] == ["selftest"], c["args"]
+    args = dict(zip(c["args"][1::2], c["args"][2::2]))
+    assert args["--namespace"] == NAMESPACE and args["--target"] == "http://$(POD_IP):8080", args
+    assert args["--listen"] == "0.0.0.0:8080" and args["--timeout"] == "180", args
+    env = {e["name"]: e for e in c["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert spec["restartPolicy"] == "Never"
+    assert_restricted(spec)
+    (role,) = r.hook("Role", "test")
+    assert_rules(role, {("barrage.dev", "loadtests"): {"create", "get", "list", "watch", "delete"}})
+    (rb,) = r.hook("RoleBinding", "test")
+    (sa,) = r.hook("ServiceAccount", "test")
+    assert spec["serviceAccountName"] == sa["metadata"]["name"]
+    assert rb["roleRef"]["name"] == role["metadata"]["name"]
+    assert rb["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}]
+    for obj in (pod, role, rb, sa):
+        assert obj["metadata"]["namespace"] == NAMESPACE
+        assert "before-hook-creation" in obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"], obj["metadata"]
+    # watchNamespaces without the release namespace: the test runs where the operator watches.
+    w = render({"watchNamespaces": ["team-a", "team-b"]})
+    (pod,) = w.hook("Pod", "test")
+    assert pod["metadata"]["namespace"] == "team-a" and "team-a" in pod["spec"]["containers"][0]["args"]
+    assert {o["metadata"]["namespace"] for o in w.hooks} == {"team-a"}
+    w = render({"watchNamespaces": ["team-a", NAMESPACE]})
+    assert {o["metadata"]["namespace"] for o in w.hooks} == {NAMESPACE}
+    assert not render({"tests": {"enabled": False}}).hooks
+    expect_render_error({"tests": {"timeout": "long"}}, "/tests/timeout")
 
 
 def main(argv: list[str]) -> int:

@@ -6,7 +6,8 @@
 # checks that the LoadTest's gauges equal its status (requests, p95); checks the RBAC
 # the chart gave its service account on the real API server; checks the LoadTest's
 # NetworkPolicy (made by the operator: its runners, the agent port, the operator's pods)
-# and that it goes with the LoadTest; `helm uninstall` leaves no operator pod. Then a
+# and that it goes with the LoadTest; `helm test` (the chart's selftest pod runs a tiny
+# LoadTest against the built-in target in itself and passes only on verdict Passed); `helm uninstall` leaves no operator pod. Then a
 # second install watching only namespace X reconciles a LoadTest in X and ignores one in
 # namespace Y, and passes networkPolicy.operatorNamespaceLabels to X's policy.
 # (The harness's CNI does not enforce NetworkPolicy: the policy's blocking is not shown.)
@@ -146,6 +147,17 @@ M_ERR=$(metric barrage_loadtest_error_ratio "$NS" incluster)
 curl -sf --max-time 5 "http://$OPERATOR_IP:8080/metrics" | grep -q '^barrage_reconciles_total' || fail "no barrage_reconciles_total"
 curl -sf --max-time 5 "http://$OPERATOR_IP:8080/metrics" | grep -q '^barrage_reconcile_duration_seconds_bucket' || fail "no reconcile duration histogram"
 echo "metrics: requests_total=$M_REQ p95=${M_P95}s rps=$M_RPS error_ratio=$M_ERR"
+
+# --- 2b. helm test: the chart's selftest pod runs a LoadTest against itself ----------
+OUT=$(helm_py test "$REL1" -n "$NS" --timeout 240 --logs 2>&1) || fail "helm test $REL1 failed: $OUT"
+grep -q "verdict Passed, requests 200," <<<"$OUT" || fail "helm test passed without the selftest's summary: $OUT"
+grep -q "selftest passed" <<<"$OUT" || fail "helm test: no 'selftest passed' in the test pod's log: $OUT"
+[[ -z $(k -n "$NS" get loadtests -l app.kubernetes.io/component=selftest -o name) ]] ||
+  fail "the selftest left its LoadTest behind"
+echo "helm test: $(grep -m1 '^LoadTest ' <<<"$OUT")"
+# The finished test pod stays for its log (before-hook-creation) and Helm's uninstall
+# leaves hooks alone: remove it, as docs/helm.md tells users to.
+k -n "$NS" delete pod "$REL1-selftest" --wait=false >/dev/null
 
 # --- 3. the runners' NetworkPolicy: made by the operator, gone with the LoadTest -----
 # This cluster's namespaces have no kubernetes.io/metadata.name (v1.20): the default

@@ -2,7 +2,10 @@
 # The chart with replicas: 2 and leader election: both operator pods become Ready (the
 # probes do not depend on leadership), exactly one holds the Lease barrage-operator in
 # the release namespace (through the chart's lease Role), a LoadTest is run once; after
-# the leader pod is deleted another pod takes the Lease and runs the next LoadTest.
+# the leader pod is deleted another pod takes the Lease and runs the next LoadTest. The
+# leader labels its pod barrage.dev/leader=true (the standby does not), the metrics
+# Service's endpoints are the leader only, and the figures scraped THROUGH the Service
+# (its ClusterIP, via kube-proxy) equal the LoadTest's status, before and after failover.
 source "$(dirname "$0")/../lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -51,6 +54,36 @@ run_example() {
 }
 run_example first
 
+# leader_endpoint LEADER: the leader's pod alone carries the label and is the metrics
+# Service's one endpoint.
+leader_endpoint() {
+  local ip deadline=$((SECONDS + 30)) got labelled
+  ip=$(k -n "$NS" get pod "$1" -o jsonpath='{.status.podIP}')
+  while :; do
+    labelled=$(k -n "$NS" get pods -l "app.kubernetes.io/instance=$REL,barrage.dev/leader=true" -o jsonpath='{.items[*].metadata.name}')
+    got=$(k -n "$NS" get endpoints "$REL-metrics" -o jsonpath='{.subsets[*].addresses[*].ip}')
+    [[ $labelled == "$1" && $got == "$ip" ]] && return 0
+    ((SECONDS < deadline)) || fail "metrics Service: endpoints '$got' and labelled pods '$labelled', expected only the leader $1 ($ip)"
+    sleep 1
+  done
+}
+# scraped_equals_status LT: barrage_loadtest_requests_total scraped through the Service's
+# ClusterIP equals status.requests, on every one of 6 scrapes (kube-proxy picks an
+# endpoint per connection: a standby among them would answer without the gauge).
+scraped_equals_status() {
+  local svc want got i
+  svc=$(k -n "$NS" get service "$REL-metrics" -o jsonpath='{.spec.clusterIP}')
+  want=$(lt_field "$1" .status.requests)
+  for i in 1 2 3 4 5 6; do
+    got=$(curl -sf --max-time 5 "http://$svc:8080/metrics" | grep '^barrage_loadtest_requests_total{' |
+      grep -F "namespace=\"$NS\"" | grep -F "name=\"$1\"" | awk '{print $NF}' || true)
+    [[ $got == "$want" ]] || fail "scrape $i through the metrics Service ($svc): requests_total for $1 is '$got', status.requests is $want"
+  done
+  echo "metrics Service $svc: requests_total{name=$1} == status.requests == $want on 6 scrapes"
+}
+leader_endpoint "$LEADER"
+scraped_equals_status first
+
 # The follower never started its controller.
 for p in "${PODS[@]}"; do
   [[ $p == "$LEADER" ]] && continue
@@ -64,5 +97,7 @@ echo "failover: $NEW took the Lease $((SECONDS - START))s after $LEADER was dele
 # A leader stopped gracefully releases the Lease: no wait for it to expire (15 s).
 ((SECONDS - START < 12)) || fail "failover took $((SECONDS - START))s: the Lease was not released on shutdown"
 run_example second
+leader_endpoint "$NEW"
+scraped_equals_status second
 helm_uninstall_barrage "$REL"
-echo "ok: 2 replicas, one leader, failover"
+echo "ok: 2 replicas, one leader, failover, the metrics Service follows the leader"

@@ -2,18 +2,34 @@
 //! replicas only one reconciles. A replica that cannot renew its lease in
 //! time exits rather than risk reconciling beside the new leader; Kubernetes
 //! restarts it as a standby.
+//!
+//! In a cluster the leader also labels its own pod `barrage.dev/leader:
+//! "true"` ([`Leadership::label_pod`]), and the chart's metrics Service
+//! selects that label, so Prometheus scrapes the one replica whose per-test
+//! gauges are filled. A replica removes the label from its pod when it
+//! starts, before it serves anything (a container restarted in the same pod
+//! after losing the lease must not keep it), and when it steps down.
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::{
     api::coordination::v1::{Lease, LeaseSpec},
     apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta},
     jiff::{SignedDuration, Timestamp},
 };
-use kube::{Api, Client, api::PostParams};
+use kube::{
+    Api, Client,
+    api::{Patch, PatchParams, PostParams},
+};
+use serde_json::json;
 use tracing::{info, warn};
 
 pub const LEASE_SECONDS: i32 = 15;
+/// The label the leader puts on its own pod; the metrics Service selects it.
+pub const LEADER_LABEL: &str = "barrage.dev/leader";
+/// The field manager of that label.
+const LABEL_MANAGER: &str = "barrage-operator-leader";
 const RETRY: Duration = Duration::from_secs(2);
 const RENEW: Duration = Duration::from_secs(4);
 /// Give up well before another replica may take over (LEASE_SECONDS).
@@ -81,43 +97,127 @@ async fn try_take(api: &Api<Lease>, name: &str, me: &str) -> kube::Result<bool> 
     }
 }
 
-/// Waits until this replica holds the lease, then keeps renewing it in the
-/// background; exits the process if renewal fails for too long.
-pub async fn acquire(client: Client, namespace: &str, name: &str, me: &str) {
-    let api: Api<Lease> = Api::namespaced(client, namespace);
-    loop {
-        match try_take(&api, name, me).await {
-            Ok(true) => break,
-            Ok(false) => {}
-            Err(e) => warn!(error = %e, "lease: cannot read or write"),
-        }
-        tokio::time::sleep(RETRY).await;
-    }
-    info!(lease = name, identity = me, "became the leader");
-    let (name, me) = (name.to_string(), me.to_string());
-    tokio::spawn(async move {
-        let mut last_ok = tokio::time::Instant::now();
-        loop {
-            tokio::time::sleep(RENEW).await;
-            match try_take(&api, &name, &me).await {
-                Ok(true) => last_ok = tokio::time::Instant::now(),
-                Ok(false) => {
-                    warn!("lease: another replica holds it now; exiting");
-                    std::process::exit(1);
-                }
-                Err(e) => warn!(error = %e, "lease: renewal failed"),
-            }
-            if last_ok.elapsed() > RENEW_DEADLINE {
-                warn!("lease: not renewed in time; exiting so that two leaders never overlap");
-                std::process::exit(1);
-            }
-        }
-    });
+/// One replica's part in the election: the Lease it competes for and, in a
+/// cluster, the pod it labels while it leads.
+#[derive(Clone)]
+pub struct Leadership {
+    client: Client,
+    namespace: String,
+    lease: String,
+    identity: String,
+    /// The pod to label (POD_NAME); None outside a cluster or when not asked.
+    pod: Option<String>,
 }
 
-/// Gives the lease up on a graceful shutdown, so that a standby takes over
-/// at once instead of waiting for it to expire.
-pub async fn release(client: Client, namespace: &str, name: &str, me: &str) {
+impl Leadership {
+    pub fn new(
+        client: Client,
+        namespace: &str,
+        lease: &str,
+        identity: &str,
+        pod: Option<&str>,
+    ) -> Leadership {
+        Leadership {
+            client,
+            namespace: namespace.into(),
+            lease: lease.into(),
+            identity: identity.into(),
+            pod: pod.map(str::to_string),
+        }
+    }
+
+    /// Sets (`leader`) or removes the leader label on this replica's pod, by
+    /// a JSON merge patch of that one label (removing an absent label is no
+    /// error). Nothing without a pod.
+    pub async fn label_pod(&self, leader: bool) -> kube::Result<()> {
+        let Some(pod) = &self.pod else { return Ok(()) };
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let value = if leader { json!("true") } else { json!(null) };
+        let patch = json!({"metadata": {"labels": {LEADER_LABEL: value}}});
+        let params = PatchParams {
+            field_manager: Some(LABEL_MANAGER.into()),
+            ..Default::default()
+        };
+        api.patch(pod, &params, &Patch::Merge(&patch)).await?;
+        Ok(())
+    }
+
+    /// At startup, before serving anything: no stale leader label on this
+    /// pod. The caller warns if it fails (and goes on: a missing right must
+    /// not become a crash loop; a fresh pod has no such label anyway).
+    pub async fn clear_label(&self) -> kube::Result<()> {
+        self.label_pod(false).await
+    }
+
+    /// Waits until this replica holds the lease, then labels its pod.
+    async fn take(&self) {
+        let api: Api<Lease> = Api::namespaced(self.client.clone(), &self.namespace);
+        loop {
+            match try_take(&api, &self.lease, &self.identity).await {
+                Ok(true) => break,
+                Ok(false) => {}
+                Err(e) => warn!(error = %e, "lease: cannot read or write"),
+            }
+            tokio::time::sleep(RETRY).await;
+        }
+        info!(lease = %self.lease, identity = %self.identity, "became the leader");
+        // Without the label the metrics Service has no endpoint: keep trying,
+        // leading meanwhile (reconciling does not depend on it).
+        while let Err(e) = self.label_pod(true).await {
+            warn!(error = %e, label = LEADER_LABEL, "cannot label this pod as the leader; retrying");
+            tokio::time::sleep(RETRY).await;
+        }
+    }
+
+    /// Waits until this replica holds the lease and its pod is labelled, then
+    /// keeps renewing the lease in the background; exits the process if
+    /// renewal fails for too long.
+    pub async fn acquire(&self) {
+        self.take().await;
+        let (api, name, me): (Api<Lease>, _, _) = (
+            Api::namespaced(self.client.clone(), &self.namespace),
+            self.lease.clone(),
+            self.identity.clone(),
+        );
+        tokio::spawn(async move {
+            let mut last_ok = tokio::time::Instant::now();
+            loop {
+                tokio::time::sleep(RENEW).await;
+                match try_take(&api, &name, &me).await {
+                    Ok(true) => last_ok = tokio::time::Instant::now(),
+                    Ok(false) => {
+                        warn!("lease: another replica holds it now; exiting");
+                        std::process::exit(1);
+                    }
+                    Err(e) => warn!(error = %e, "lease: renewal failed"),
+                }
+                if last_ok.elapsed() > RENEW_DEADLINE {
+                    warn!("lease: not renewed in time; exiting so that two leaders never overlap");
+                    std::process::exit(1);
+                }
+            }
+        });
+    }
+
+    /// Steps down on a graceful shutdown: the label first (the Service stops
+    /// routing here), then the lease, so that a standby takes over at once
+    /// instead of waiting for it to expire.
+    pub async fn release(&self) {
+        if let Err(e) = self.label_pod(false).await {
+            warn!(error = %e, "could not remove the leader label; it goes with the pod");
+        }
+        release(
+            self.client.clone(),
+            &self.namespace,
+            &self.lease,
+            &self.identity,
+        )
+        .await;
+    }
+}
+
+/// Gives the lease up, if `me` holds it.
+async fn release(client: Client, namespace: &str, name: &str, me: &str) {
     let api: Api<Lease> = Api::namespaced(client, namespace);
     let Ok(Some(mut lease)) = api.get_opt(name).await else {
         return;
@@ -140,6 +240,119 @@ pub async fn release(client: Client, namespace: &str, name: &str, me: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fixtures::{Call, Reply, Scenario, collection, object};
+    use kube::core::ApiResource;
+    use serde_json::Value;
+
+    fn paths() -> (String, String, String) {
+        let leases = ApiResource::erase::<Lease>(&());
+        let pods = ApiResource::erase::<Pod>(&());
+        (
+            object(&leases, "ops", "barrage-operator"),
+            collection(&leases, "ops"),
+            object(&pods, "ops", "op-1"),
+        )
+    }
+
+    /// The pod as the API server returns it once the label is removed.
+    fn unlabelled() -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("op-1".into()),
+                namespace: Some("ops".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_labels_its_own_pod() {
+        let (lease, leases, pod) = paths();
+        let (client, mut server) = Scenario::new("a new leader labels its pod")
+            .expect(Call::get(&lease).reply(Reply::not_found("barrage-operator")))
+            .expect(Call::post(&leases).includes(json!({
+                "metadata": {"name": "barrage-operator"},
+                "spec": {"holderIdentity": "op-1"}
+            })))
+            .expect(
+                Call::patch(&pod)
+                    .query("fieldManager", LABEL_MANAGER)
+                    .includes(json!({"metadata": {"labels": {LEADER_LABEL: "true"}}})),
+            )
+            .serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
+        server.run(me.take()).await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_label_is_retried_while_leading() {
+        let (lease, leases, pod) = paths();
+        let (client, mut server) = Scenario::new("the label is retried")
+            .expect(Call::get(&lease).reply(Reply::not_found("barrage-operator")))
+            .expect(Call::post(&leases))
+            .expect(Call::patch(&pod).reply(Reply::error(403, "Forbidden", "no patch")))
+            .expect(
+                Call::patch(&pod).includes(json!({"metadata": {"labels": {LEADER_LABEL: "true"}}})),
+            )
+            .serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
+        server.run(me.take()).await;
+    }
+
+    #[tokio::test]
+    async fn startup_removes_a_stale_leader_label() {
+        let (_, _, pod) = paths();
+        let (client, mut server) = Scenario::new("startup removes the label")
+            .expect(
+                Call::patch(&pod)
+                    .query("fieldManager", LABEL_MANAGER)
+                    .body("a merge patch setting the leader label to null", |b| {
+                        b["metadata"]["labels"].get(LEADER_LABEL) == Some(&Value::Null)
+                    })
+                    .reply(Reply::ok(&unlabelled())),
+            )
+            .serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
+        server.run(me.clear_label()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn stepping_down_removes_the_label_then_frees_the_lease() {
+        let (lease, _, pod) = paths();
+        let held = Lease {
+            metadata: ObjectMeta {
+                name: Some("barrage-operator".into()),
+                ..Default::default()
+            },
+            spec: Some(LeaseSpec {
+                holder_identity: Some("op-1".into()),
+                ..Default::default()
+            }),
+        };
+        let (client, mut server) = Scenario::new("stepping down")
+            .expect(
+                Call::patch(&pod)
+                    .body("removing the label", |b| {
+                        b["metadata"]["labels"].get(LEADER_LABEL) == Some(&Value::Null)
+                    })
+                    .reply(Reply::ok(&unlabelled())),
+            )
+            .expect(Call::get(&lease).reply(Reply::ok(&held)))
+            .expect(Call::put(&lease).body("a lease without holder", |b| {
+                b["spec"].get("holderIdentity").is_none_or(Value::is_null)
+            }))
+            .serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
+        server.run(me.release()).await;
+    }
+
+    #[tokio::test]
+    async fn without_a_pod_nothing_is_labelled() {
+        let (client, mut server) = Scenario::new("no pod, no call").serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", None);
+        server.run(me.clear_label()).await.unwrap();
+    }
 
     fn lease(holder: Option<&str>, renewed_secs_ago: i64) -> Lease {
         let now = Timestamp::now();

@@ -17,6 +17,7 @@
 pub mod agents;
 pub mod cluster;
 pub mod crd;
+pub mod crd_apply;
 pub mod crdgen;
 pub mod downsample;
 pub mod error;
@@ -37,6 +38,7 @@ pub mod remote_write;
 pub mod report;
 pub mod results;
 pub mod schedule;
+pub mod selftest;
 pub mod setup;
 pub mod status;
 pub mod target_tls;

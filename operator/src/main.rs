@@ -49,6 +49,10 @@ struct Args {
     /// Hold a Lease before reconciling, so that only one replica does.
     #[arg(long, env = "BARRAGE_LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
     leader_elect: bool,
+    /// With --leader-elect in a cluster: label this pod (POD_NAME)
+    /// barrage.dev/leader=true while it leads, for the metrics Service.
+    #[arg(long, env = "BARRAGE_LEADER_LABEL", default_value_t = false, action = clap::ArgAction::Set)]
+    leader_label: bool,
     /// How far ahead the common start instant is set, in milliseconds.
     #[arg(long, default_value_t = 2000)]
     start_lead_ms: u64,
@@ -104,6 +108,90 @@ enum Cmd {
         #[arg(long, default_value = "/dev/termination-log")]
         message_file: std::path::PathBuf,
     },
+    /// The CRDs compiled into this binary (what `crdgen` writes to crds/).
+    Crds {
+        #[command(subcommand)]
+        cmd: CrdsCmd,
+    },
+    /// The chart's `helm test`: serve the built-in target here, run a tiny
+    /// LoadTest against it, exit 0 only if its verdict is Passed.
+    Selftest {
+        /// Where the LoadTest is created (the operator must watch it).
+        #[arg(long, env = "POD_NAMESPACE")]
+        namespace: String,
+        /// The base URL runner pods reach this pod at, e.g. http://POD_IP:8080.
+        #[arg(long)]
+        target: String,
+        /// Where the built-in target listens.
+        #[arg(long, default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// The LoadTest's name prefix (a random suffix is added).
+        #[arg(long, default_value = "barrage-selftest")]
+        name: String,
+        /// Seconds to wait for the verdict.
+        #[arg(long, default_value_t = 180)]
+        timeout: u64,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum CrdsCmd {
+    /// Server-side apply them (field manager barrage-crds, forcing
+    /// conflicts), then wait until each is Established.
+    Apply {
+        /// Seconds to wait for Established.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
+    /// Print them as YAML (the files in crds/).
+    Print,
+}
+
+async fn client_or_exit() -> Result<kube::Client, ExitCode> {
+    kube::Client::try_default()
+        .await
+        .map_err(|e| fail(format!("cannot reach the Kubernetes API: {e}")))
+}
+
+async fn crds(cmd: &CrdsCmd) -> ExitCode {
+    match cmd {
+        CrdsCmd::Print => {
+            for (_, text) in barrage_operator::crdgen::files() {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        CrdsCmd::Apply { timeout } => {
+            let client = match client_or_exit().await {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match barrage_operator::crd_apply::apply(client, Duration::from_secs(*timeout)).await {
+                Ok(names) => {
+                    println!("applied and established: {}", names.join(", "));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(format!("applying the CRDs failed: {e}")),
+            }
+        }
+    }
+}
+
+async fn selftest(opts: barrage_operator::selftest::Options) -> ExitCode {
+    let client = match client_or_exit().await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match barrage_operator::selftest::run(client, &opts).await {
+        Ok(summary) => {
+            println!("{summary}\nselftest passed");
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("{why}");
+            fail("selftest failed".into())
+        }
+    }
 }
 
 async fn publish(
@@ -154,6 +242,26 @@ async fn main() -> ExitCode {
     {
         return publish(file, secret, namespace, *optional, message_file).await;
     }
+    match args.cmd {
+        Some(Cmd::Crds { cmd }) => return crds(&cmd).await,
+        Some(Cmd::Selftest {
+            namespace,
+            target,
+            listen,
+            name,
+            timeout,
+        }) => {
+            return selftest(barrage_operator::selftest::Options {
+                namespace,
+                target,
+                listen,
+                name,
+                timeout: Duration::from_secs(timeout),
+            })
+            .await;
+        }
+        Some(Cmd::PublishRecords { .. }) | None => {}
+    }
     let resources = match args
         .runner_resources
         .as_deref()
@@ -196,6 +304,24 @@ async fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => return fail(format!("cannot reach the Kubernetes API: {e}")),
     };
+    let pod = std::env::var("POD_NAME").ok();
+    let me = pod
+        .clone()
+        .unwrap_or_else(|| format!("barrage-operator-{}", std::process::id()));
+    let leadership = args.leader_elect.then(|| {
+        let labelled = pod.as_deref().filter(|_| args.leader_label);
+        lease::Leadership::new(client.clone(), &ns, "barrage-operator", &me, labelled)
+    });
+    if args.leader_label && pod.is_none() {
+        return bad_flag("--leader-label needs POD_NAME (the downward API's metadata.name)".into());
+    }
+    // Before serving anything: a container restarted in the same pod after
+    // losing the lease must not keep the label the metrics Service selects.
+    if let Some(l) = &leadership
+        && let Err(e) = l.clear_label().await
+    {
+        tracing::warn!(error = %e, label = lease::LEADER_LABEL, "cannot remove a stale leader label from this pod");
+    }
     let metrics = Arc::new(Metrics::default());
     let (addr, m) = (args.metrics_addr, metrics.clone());
     let server = tokio::spawn(async move { http::serve(addr, m).await });
@@ -209,12 +335,10 @@ async fn main() -> ExitCode {
     } else {
         (tokio::spawn(std::future::pending()), tokio::spawn(async {}))
     };
-    let me = std::env::var("POD_NAME")
-        .unwrap_or_else(|_| format!("barrage-operator-{}", std::process::id()));
-    if args.leader_elect {
+    if let Some(l) = &leadership {
         tracing::info!(namespace = %ns, identity = %me, "waiting for the leader lease");
         tokio::select! {
-            _ = lease::acquire(client.clone(), &ns, "barrage-operator", &me) => {}
+            _ = l.acquire() => {}
             res = server => return fail(format!("metrics server stopped: {res:?}")),
             res = webhook => return fail(format!("webhook stopped: {res:?}")),
             // A standby replica stopped: nothing to hand over.
@@ -255,8 +379,8 @@ async fn main() -> ExitCode {
         loadtest::run(client.clone(), config, namespaces.clone(), metrics),
         schedule::controller::run(client.clone(), namespaces),
     );
-    if args.leader_elect {
-        lease::release(client, &ns, "barrage-operator", &me).await;
+    if let Some(l) = &leadership {
+        l.release().await;
     }
     if args.webhook.enabled() {
         let _ = drained.await;
