@@ -8,6 +8,12 @@ source "$(dirname "$0")/../lib.sh"
 ensure_crd
 
 explain() { k explain "$1" 2>&1 || fail "kubectl explain $1 failed"; }
+
+# The API server publishes a CRD's schema to its OpenAPI document a moment after
+# the CRD is Established (and again after each change): wait until `explain`
+# shows this schema's duration type, then check everything at once.
+published() { k explain loadtest.spec.load.duration 2>/dev/null | grep -qF "<string>"; }
+for _ in $(seq 60); do published && break; sleep 0.5; done
 expect() { # FIELD TEXT...
   local field=$1 out
   shift

@@ -191,12 +191,13 @@ while :; do
   phase=$(lt_field slow .status.phase 2>/dev/null || true)
   [[ $phase == Provisioning || $phase == Pending || -z $phase ]] || break
   ((SECONDS < deadline)) || fail "slow: still $phase after 180 s"
-  read -r stage unit ndone total < <(k -n "$NS" get loadtest slow \
-    -o jsonpath='{.status.progress.stage} {.status.progress.unit} {.status.progress.done} {.status.progress.total}{"\n"}' 2>/dev/null || true) || true
+  # One read of the whole progress: a second read could see the next stage's.
+  read -r stage unit ndone total text < <(k -n "$NS" get loadtest slow \
+    -o jsonpath='{.status.progress.stage} {.status.progress.unit} {.status.progress.done} {.status.progress.total} {.status.progress.text}{"\n"}' 2>/dev/null || true) || true
   if [[ $stage == setup ]]; then
     [[ $unit == users && $total == 60 ]] || fail "slow: progress is not users of 60: $(lt_field slow .status.progress)"
     SEEN_TOTAL=1
-    if ((ndone > 0 && ndone < 60)); then SEEN_MID="$(lt_field slow .status.progress.text)"; fi
+    if ((ndone > 0 && ndone < 60)); then SEEN_MID=$text; fi
   fi
   sleep 0.5
 done

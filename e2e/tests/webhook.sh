@@ -56,10 +56,12 @@ refused() {
   shift 2
   for mode in --dry-run=server --dry-run=none; do
     if out=$(k -n "$NS" apply "$mode" -f "$file" 2>&1); then fail "$what was admitted ($mode): $out"; fi
-    grep -q 'denied the request' <<<"$out" || fail "$what ($mode): not the webhook's refusal: $out"
+    # kubectl prints an Invalid refusal with causes as "The request is invalid: FIELD:
+    # MESSAGE, ..." (the webhook's name is in the status message, which it then omits).
+    grep -qE 'denied the request|is invalid' <<<"$out" || fail "$what ($mode): not the webhook's refusal: $out"
     for f in "$@"; do grep -qF -- "$f" <<<"$out" || fail "$what ($mode): '$f' not named in: $out"; done
   done
-  echo "refused: $what: $(grep -o 'denied the request.*' <<<"$out" | head -c 200)"
+  echo "refused: $what: $(grep -oE '(denied the request|is invalid).*' <<<"$out" | head -c 200)"
 }
 admitted() {
   local out

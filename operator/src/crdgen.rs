@@ -30,6 +30,13 @@ pub fn document(node: &mut Value, parent: &str) {
     let Some(obj) = node.as_object_mut() else {
         return;
     };
+    // No `nullable` (schemars marks every Option so): the API server publishes
+    // a nullable field to OpenAPI v2, which `kubectl explain` reads, without
+    // its type (v2 has no null), so durations and counts showed as `<>`. An
+    // explicit null in a manifest is pruned by the API server before
+    // validation when the field is not nullable: the same as leaving it out,
+    // which is what the Option means.
+    obj.remove("nullable");
     let is_duration = obj.get("pattern").and_then(Value::as_str)
         == Some(barrage_runner::duration::DURATION_PATTERN);
     let own = obj
@@ -83,7 +90,10 @@ mod tests {
         let Some(obj) = node.as_object() else {
             return;
         };
-        let typed = obj.contains_key("type")
+        // A nullable type is published to OpenAPI v2 without it: `<>` in
+        // `kubectl explain`.
+        let nullable = obj.get("nullable").and_then(Value::as_bool) == Some(true);
+        let typed = (obj.contains_key("type") && !nullable)
             || obj.contains_key("x-kubernetes-int-or-string")
             || obj.contains_key("x-kubernetes-preserve-unknown-fields");
         if !typed {
