@@ -14,16 +14,12 @@ use std::time::Duration;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::{
-    Api, Client, CustomResourceExt,
+    Api, Client,
     api::{Patch, PatchParams},
 };
 use tracing::info;
 
-use crate::{
-    crd::LoadTest,
-    error::{Error, Result},
-    schedule::ScheduledLoadTest,
-};
+use crate::error::{Error, Result};
 
 /// The field manager of the CRDs, for this command and for `kubectl apply
 /// --server-side --field-manager=barrage-crds`.
@@ -34,7 +30,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// Every CRD this operator serves, as `crdgen` writes them.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![LoadTest::crd(), ScheduledLoadTest::crd()]
+    crate::crdgen::crds()
 }
 
 /// Whether the API server serves `crd`: condition Established is True.

@@ -3,10 +3,15 @@ use std::time::Duration;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceDefinitionCondition, CustomResourceDefinitionStatus,
 };
+use kube::CustomResourceExt;
 use serde_json::json;
 
 use super::*;
-use crate::fixtures::{Call, Reply, Scenario};
+use crate::{
+    crd::LoadTest,
+    fixtures::{Call, Reply, Scenario},
+    schedule::ScheduledLoadTest,
+};
 
 const CRDS: &str = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 
