@@ -3,7 +3,8 @@
 # replicas and a serving certificate that lives 90 s under a CA that lives 150 s:
 # - invalid LoadTests and ScheduledLoadTests are refused by `kubectl apply` and by
 #   `kubectl apply --dry-run=server`, each with its field named: a bad template variable,
-#   a bad threshold, a schema-valid string that is no duration, a bad cron, an edit of a
+#   a bad threshold, a string that is no duration (refused by the schema's pattern), a
+#   schema-valid value of the wrong type (a pacing that does not parse), a bad cron, an edit of a
 #   running test's spec; valid ones are admitted; a missing Secret is only a warning;
 # - one operator pod deleted: every apply answered throughout, and the new pod serves;
 # - the serving certificate renewed twice and the CA rotated (staged, switched, dropped)
@@ -76,6 +77,9 @@ k -n "$NS" delete loadtest valid --wait=false >/dev/null
 refused "a bad template variable" "$(manifest LoadTest bad-template "$(with "s|path: /}|path: '/{{ nope }}'}|" "$SPEC")")" "spec.requests[0]"
 refused "a bad threshold" "$(manifest LoadTest bad-threshold "$(with 's|p(95) < 100ms|p(95) <<< 100ms|' "$SPEC")")" "spec.thresholds[0]"
 refused "a string that is no duration" "$(manifest LoadTest bad-duration "$(with 's|duration: 10s|duration: 10 parsecs|' "$SPEC")")" "spec.load.duration"
+# A value the schema takes (pacing is any string: it also holds ranges and
+# distributions) but the operator's types do not: only the webhook can refuse it.
+refused "a schema-valid value of the wrong type" "$(manifest LoadTest bad-pacing "$(with 's|duration: 10s}|duration: 10s, pacing: a while}|' "$SPEC")")" "spec.load.pacing"
 SLT="  schedule: '0 3 * * *'
   suspend: true
   template:
