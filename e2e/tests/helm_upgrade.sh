@@ -28,6 +28,10 @@ prepare_prev() {
   mkdir -p "$PREV_DIR"
   if [[ ! -d $PREV_DIR/src/charts/barrage ]]; then
     rm -rf "$PREV_DIR/src.tmp" && mkdir -p "$PREV_DIR/src.tmp"
+    # A shallow clone (as CI may make) lacks the previous release: fetch just it.
+    git -C "$ROOT" cat-file -e "$PREV_REF^{commit}" 2>/dev/null ||
+      git -C "$ROOT" fetch --quiet --depth=1 origin "$PREV_REF" ||
+      { echo "FAIL [helm_upgrade]: the previous release $PREV_REF is not in this clone and cannot be fetched from origin" >&2; exit 1; }
     git -C "$ROOT" archive --format=tar "$PREV_REF" | tar -x -C "$PREV_DIR/src.tmp"
     mv "$PREV_DIR/src.tmp" "$PREV_DIR/src"
   fi
