@@ -422,7 +422,11 @@ requests: [{name: r, path: /a}]
 }
 
 /// Fewer iterations than users: only the users that get an iteration log
-/// in (the iteration is claimed before onStart runs).
+/// in (the iteration is claimed before onStart runs). How many of the
+/// three iterations each user takes depends on scheduling (on a busy
+/// machine one user may take all three before the others run), so the
+/// bound is asserted, not a count: at most one login per iteration, and
+/// every login is a started user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_without_an_iteration_left_do_not_log_in() {
     let srv = server(ROUTES).await;
@@ -436,10 +440,10 @@ requests: [{name: r, path: /a}]
     )
     .await;
     assert_eq!(count(&r, "r"), 3);
-    assert_eq!(
-        srv.hits("/start/*"),
-        3,
-        "a user logged in with nothing left to do"
+    let logins = srv.hits("/start/*");
+    assert!(
+        (1..=3).contains(&logins),
+        "{logins} logins for 3 iterations: a user logged in with nothing left to do"
     );
-    assert_eq!(r.snapshot.users.started, 3);
+    assert_eq!(r.snapshot.users.started, logins);
 }
