@@ -1,4 +1,11 @@
-use super::*;
+use base64::engine::general_purpose::STANDARD;
+use percent_encoding::utf8_percent_encode;
+
+use super::{
+    flow::{basic_credentials, valid_challenge, valid_verifier},
+    *,
+};
+use crate::NOT_UNRESERVED;
 
 #[test]
 fn pkce_rfc7636_appendix_b() {
