@@ -9,7 +9,7 @@ use super::*;
 use crate::{
     histogram::record,
     snapshot::{ErrorKind, Packed, RequestStats, Snapshot},
-    thresholds::{evaluate, evaluate_live},
+    thresholds::{ParseError, evaluate, evaluate_live},
 };
 
 const MIN: u64 = 60_000_000;
