@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Upgrading a live install: installs the PREVIOUS release (chart, CRDs and images of
-# E2E_PREV_REF, default 12228b9, the last landed main), starts a LoadTest long enough
-# to outlive the upgrade (75 s against the built-in target), upgrades while it runs the
-# way docs/helm.md says (server-side apply of crds/ with --force-conflicts, then `helm
-# upgrade` to the current chart and images), and checks that the LoadTest finishes
+# E2E_PREV_REF, a full commit name, default 12228b9's, the last landed main), starts a
+# LoadTest long enough to outlive the upgrade (75 s against the built-in target),
+# upgrades while it runs the way docs/helm.md says (server-side apply of crds/ with
+# --force-conflicts, then `helm upgrade` to the current chart and images), and checks that the LoadTest finishes
 # Complete/Passed with exact results: status.requests == the requests the target
 # counted == the report's total, one Started event, and the new operator pod took over.
 #
@@ -15,8 +15,11 @@
 # Its images are imported as docker.io/barrage/{operator,runner}:prev-<ref>.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-PREV_REF=${E2E_PREV_REF:-12228b9}
-PREV_DIR=${BARRAGE_E2E_CACHE:-/var/cache/barrage-e2e}/prev-$PREV_REF
+# The full commit name: a shallow clone fetches it from origin, and a fetch by
+# commit takes only a full name (an abbreviation is taken for a ref name).
+PREV_REF=${E2E_PREV_REF:-12228b92dad8a11404a2dbb0e18937fc6b3f2c19}
+PREV_SHORT=${PREV_REF:0:7}
+PREV_DIR=${BARRAGE_E2E_CACHE:-/var/cache/barrage-e2e}/prev-$PREV_SHORT
 RUST_TARGET=x86_64-unknown-linux-gnu
 
 # prepare_prev: the previous ref's sources (git archive) and static binaries, once per ref.
@@ -31,7 +34,7 @@ prepare_prev() {
     # A shallow clone (as CI may make) lacks the previous release: fetch just it.
     git -C "$ROOT" cat-file -e "$PREV_REF^{commit}" 2>/dev/null ||
       git -C "$ROOT" fetch --quiet --depth=1 origin "$PREV_REF" ||
-      { echo "FAIL [helm_upgrade]: the previous release $PREV_REF is not in this clone and cannot be fetched from origin" >&2; exit 1; }
+      { echo "FAIL [helm_upgrade]: the previous release $PREV_SHORT is not in this clone and cannot be fetched from origin" >&2; exit 1; }
     git -C "$ROOT" archive --format=tar "$PREV_REF" | tar -x -C "$PREV_DIR/src.tmp"
     mv "$PREV_DIR/src.tmp" "$PREV_DIR/src"
   fi
@@ -51,14 +54,14 @@ prepare_prev() {
       find "$host/deps" -maxdepth 1 -type f -name 'lib*' ! -name '*barrage*' -exec cp -a {} "$tgt/release/deps/" \;
     fi
   fi
-  echo "helm_upgrade: building $PREV_REF's static operator and runner in $PREV_DIR (once per ref)" >&2
+  echo "helm_upgrade: building $PREV_SHORT's static operator and runner in $PREV_DIR (once per ref)" >&2
   (cd "$PREV_DIR/src" && CARGO_TARGET_DIR=$tgt RUSTFLAGS='-C target-feature=+crt-static' \
     cargo build --release --target "$RUST_TARGET" -p barrage-runner -p barrage-operator) >&2
   mkdir -p "$PREV_DIR/bin"
   cp "$tgt/$RUST_TARGET/release/barrage-operator" "$tgt/$RUST_TARGET/release/barrage-runner" "$PREV_DIR/bin/"
   # Only the binaries are kept: the build tree is big and a ref never changes.
   rm -rf "$tgt"
-  echo "helm_upgrade: $PREV_REF built in $((SECONDS - start))s" >&2
+  echo "helm_upgrade: $PREV_SHORT built in $((SECONDS - start))s" >&2
 }
 
 if [[ ${1:-} == --prepare ]]; then
@@ -69,10 +72,10 @@ fi
 source "$(dirname "$0")/../lib.sh"
 if [[ ${E2E_LOCAL_CLUSTER:-0} != 1 ]]; then
   # On your own cluster the previous images would have to be pushed somewhere first.
-  echo "skip: needs the local harness (imports $PREV_REF's images)" >&2
+  echo "skip: needs the local harness (imports $PREV_SHORT's images)" >&2
   exit 77
 fi
-PREV_TAG=prev-$PREV_REF
+PREV_TAG=prev-$PREV_SHORT
 CRD_NAMES=(loadtests.barrage.dev scheduledloadtests.barrage.dev)
 NS=$(new_namespace)
 cleanup() {
@@ -91,7 +94,7 @@ trap 'cleanup $?' EXIT
 
 START=$SECONDS
 prepare_prev
-echo "previous release $PREV_REF ready after $((SECONDS - START))s"
+echo "previous release $PREV_SHORT ready after $((SECONDS - START))s"
 CLUSTER=$ROOT/e2e/cluster
 "$CLUSTER" image "$E2E_IMAGE_REPO/operator:$PREV_TAG" "$PREV_DIR/bin/barrage-operator" >/dev/null
 "$CLUSTER" image "$E2E_IMAGE_REPO/runner:$PREV_TAG" "$PREV_DIR/bin/barrage-runner" >/dev/null
@@ -128,13 +131,13 @@ REL=barrage-e2e-$RANDOM
 VALUES=$(values_for "$PREV_TAG")
 HELM_RELEASE=$REL
 helm_py install "$PREV_DIR/src/charts/barrage" "$REL" -n "$NS" -f "$VALUES" --timeout 180 >&2 ||
-  fail "helm install of the $PREV_REF chart failed"
+  fail "helm install of the $PREV_SHORT chart failed"
 rm -f "$VALUES"
-k -n "$NS" rollout status "deployment/$REL" --timeout=180s >/dev/null || fail "the $PREV_REF operator did not become available"
+k -n "$NS" rollout status "deployment/$REL" --timeout=180s >/dev/null || fail "the $PREV_SHORT operator did not become available"
 OLD_POD=$(k -n "$NS" get pods -l "app.kubernetes.io/instance=$REL" -o jsonpath='{.items[0].metadata.name}')
 [[ $(k -n "$NS" get pod "$OLD_POD" -o jsonpath='{.spec.containers[0].image}') == *":$PREV_TAG" ]] ||
   fail "the first install does not run the $PREV_TAG image"
-echo "installed $REL from $PREV_REF: operator pod $OLD_POD"
+echo "installed $REL from $PREV_SHORT: operator pod $OLD_POD"
 
 # --- 2. a LoadTest long enough to outlive the upgrade --------------------------------
 TARGET_IP=$(start_target)
@@ -153,7 +156,7 @@ spec:
 YAML
 wait_lt_phase across 150 Running >/dev/null
 RUN_AT=$SECONDS
-echo "across: Running with the $PREV_REF operator and runners"
+echo "across: Running with the $PREV_SHORT operator and runners"
 
 # --- 3. upgrade while it runs: CRDs first (server-side apply), then the chart --------
 # The upgrade also turns the CRD hook on: its Job applies the same CRDs again, with the
@@ -204,4 +207,4 @@ k -n "$NS" get configmap across-report -o jsonpath='{.data.report\.json}' | jq -
 STARTS=$(k -n "$NS" get events --field-selector involvedObject.name=across,reason=Started -o name | wc -l)
 [[ $STARTS == 1 ]] || fail "the run was started $STARTS times (the new operator must pick it up, not restart it)"
 helm_uninstall_barrage "$REL"
-echo "ok: $PREV_REF -> current upgrade under load, $PLANNED of $PLANNED requests, one start"
+echo "ok: $PREV_SHORT -> current upgrade under load, $PLANNED of $PLANNED requests, one start"
