@@ -57,12 +57,14 @@ refused() {
   shift 2
   for mode in --dry-run=server --dry-run=none; do
     if out=$(k -n "$NS" apply "$mode" -f "$file" 2>&1); then fail "$what was admitted ($mode): $out"; fi
-    # kubectl prints an Invalid refusal with causes as "The request is invalid: FIELD:
-    # MESSAGE, ..." (the webhook's name is in the status message, which it then omits).
-    grep -qE 'denied the request|is invalid' <<<"$out" || fail "$what ($mode): not the webhook's refusal: $out"
+    # kubectl prints an Invalid refusal with causes as 'The KIND "NAME" is invalid: FIELD:
+    # MESSAGE, ...', the object named from the details as for the API server's own
+    # refusals (the webhook's name is in the status message, which kubectl then omits).
+    grep -qF "The $(sed -n 's/^kind: //p' "$file") \"$(sed -n 's/^  name: //p' "$file")\" is invalid" <<<"$out" ||
+      fail "$what ($mode): not a refusal naming the object: $out"
     for f in "$@"; do grep -qF -- "$f" <<<"$out" || fail "$what ($mode): '$f' not named in: $out"; done
   done
-  echo "refused: $what: $(grep -oE '(denied the request|is invalid).*' <<<"$out" | head -c 200)"
+  echo "refused: $what: $(grep -oE 'is invalid.*' <<<"$out" | head -c 200)"
 }
 admitted() {
   local out

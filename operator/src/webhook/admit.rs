@@ -100,6 +100,7 @@ pub fn admit(req: &AdmissionRequest<DynamicObject>, missing: &[Lookup]) -> Admis
     let Some(obj) = &req.object else {
         return deny(
             resp,
+            req,
             vec![invalid("object", "the request carries no object")],
         );
     };
@@ -120,7 +121,7 @@ pub fn admit(req: &AdmissionRequest<DynamicObject>, missing: &[Lookup]) -> Admis
         _ => return resp,
     };
     if !errors.is_empty() {
-        return deny(resp, errors);
+        return deny(resp, req, errors);
     }
     with_warnings(resp, missing)
 }
@@ -191,8 +192,15 @@ fn scheduled(obj: &DynamicObject) -> Vec<Error> {
 }
 
 /// `allowed: false`, every error in the message (one per line, so that
-/// `kubectl apply` prints them all) and as a cause naming its field.
-pub fn deny(resp: AdmissionResponse, errors: Vec<Error>) -> AdmissionResponse {
+/// `kubectl apply` prints them all) and as a cause naming its field. The
+/// details name the object's kind and name, as the API server's own
+/// validation does, so kubectl says `The LoadTest "x" is invalid:` rather
+/// than `The request is invalid:`.
+pub fn deny(
+    resp: AdmissionResponse,
+    req: &AdmissionRequest<DynamicObject>,
+    errors: Vec<Error>,
+) -> AdmissionResponse {
     let causes: Vec<StatusCause> = errors
         .iter()
         .map(|e| {
@@ -217,14 +225,19 @@ pub fn deny(resp: AdmissionResponse, errors: Vec<Error>) -> AdmissionResponse {
     let mut resp = resp.deny(&message);
     resp.result = Status::failure(&message, "Invalid")
         .with_code(422)
-        .with_details(details(causes));
+        .with_details(details(req, causes));
     resp
 }
 
-fn details(causes: Vec<StatusCause>) -> StatusDetails {
+fn details(req: &AdmissionRequest<DynamicObject>, causes: Vec<StatusCause>) -> StatusDetails {
     // StatusDetails has no Default; its JSON shape has.
     let mut d: StatusDetails =
         serde_json::from_value(serde_json::json!({})).expect("every field defaults");
+    d.group = req.kind.group.clone();
+    d.kind = req.kind.kind.clone();
+    // A create with generateName has no name yet: kubectl then prints `""`,
+    // as it does for the API server's own refusals of such a create.
+    d.name = req.name.clone();
     d.causes = causes;
     d
 }

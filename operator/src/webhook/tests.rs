@@ -169,12 +169,19 @@ fn the_deny_message_lists_several_errors_one_per_line() {
     };
     let resp = admit::deny(
         kube::core::admission::AdmissionResponse::from(&req),
+        &req,
         vec![e("spec.a", "bad"), e("spec.b", "worse")],
     );
     let v = serde_json::to_value(&resp).unwrap();
     let (fields, msg) = refused(&v);
     assert_eq!(fields, ["spec.a", "spec.b"]);
     assert_eq!(msg, "2 errors:\n* spec.a: bad\n* spec.b: worse");
+    // kubectl names the object from the details: `The LoadTest "x" is invalid`.
+    let details = &v["status"]["details"];
+    assert_eq!(details["kind"], "LoadTest", "{details}");
+    assert_eq!(details["group"], "barrage.dev", "{details}");
+    assert_eq!(details["name"], req.name.as_str(), "{details}");
+    assert!(!req.name.is_empty());
 }
 
 #[test]
