@@ -249,6 +249,26 @@ OPERATOR_IP=
 
 helm_py() { python3 "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/helm.py" "$@"; }
 
+# barrage_values TAG WATCH_NS [EXTRA_VALUES_YAML]: writes the tests' chart values (the
+# images of TAG, small runner requests, debug logs) to a temp file and prints its path.
+# Only keys every version of the chart knows: helm_upgrade.sh installs the previous
+# release's chart with them, and its schema refuses unknown keys.
+barrage_values() {
+  local f
+  f=$(mktemp /tmp/barrage-helm-values-XXXX.yaml)
+  cat >"$f" <<YAML
+image: {repository: $E2E_IMAGE_REPO/operator, tag: "$1", pullPolicy: $E2E_PULL_POLICY}
+runner:
+  image: {repository: $E2E_IMAGE_REPO/runner, tag: "$1"}
+  pullPolicy: $E2E_PULL_POLICY
+  resources: {requests: {cpu: 50m, memory: 32Mi}}
+watchNamespaces: [$2]
+logLevel: info,barrage_operator=debug
+${3:-}
+YAML
+  echo "$f"
+}
+
 # helm_install_barrage RELEASE WATCH_NS [EXTRA_VALUES_YAML]: install into $NS with the
 # test images, wait for the Deployment, set OPERATOR_POD/OPERATOR_IP (its first pod).
 helm_install_barrage() {
@@ -256,17 +276,7 @@ helm_install_barrage() {
     python3 -m pip install -q --disable-pip-version-check 'helm-python-sdk==0.2.2' >&2
   local values chart
   chart=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/charts/barrage
-  values=$(mktemp /tmp/barrage-helm-values-XXXX.yaml)
-  cat >"$values" <<YAML
-image: {repository: $E2E_IMAGE_REPO/operator, tag: "$E2E_IMAGE_TAG", pullPolicy: $E2E_PULL_POLICY}
-runner:
-  image: {repository: $E2E_IMAGE_REPO/runner, tag: "$E2E_IMAGE_TAG"}
-  pullPolicy: $E2E_PULL_POLICY
-  resources: {requests: {cpu: 50m, memory: 32Mi}}
-watchNamespaces: [$2]
-logLevel: info,barrage_operator=debug
-${3:-}
-YAML
+  values=$(barrage_values "$E2E_IMAGE_TAG" "$2" "${3:-}")
   HELM_RELEASE=$1
   helm_py install "$chart" "$1" -n "$NS" -f "$values" --timeout 180 >&2 || fail "helm install $1 failed"
   rm -f "$values"

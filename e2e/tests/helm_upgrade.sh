@@ -99,24 +99,6 @@ CLUSTER=$ROOT/e2e/cluster
 "$CLUSTER" image "$E2E_IMAGE_REPO/operator:$PREV_TAG" "$PREV_DIR/bin/barrage-operator" >/dev/null
 "$CLUSTER" image "$E2E_IMAGE_REPO/runner:$PREV_TAG" "$PREV_DIR/bin/barrage-runner" >/dev/null
 
-# values_for TAG [EXTRA]: the test's values, with the images of TAG. Only keys every
-# version of the chart knows (its schema refuses unknown ones).
-values_for() {
-  local f
-  f=$(mktemp /tmp/barrage-upgrade-values-XXXX.yaml)
-  cat >"$f" <<YAML
-image: {repository: $E2E_IMAGE_REPO/operator, tag: "$1", pullPolicy: $E2E_PULL_POLICY}
-runner:
-  image: {repository: $E2E_IMAGE_REPO/runner, tag: "$1"}
-  pullPolicy: $E2E_PULL_POLICY
-  resources: {requests: {cpu: 50m, memory: 32Mi}}
-watchNamespaces: [$NS]
-logLevel: info,barrage_operator=debug
-${2:-}
-YAML
-  echo "$f"
-}
-
 # crds_apply DIR: the documented upgrade path for CRDs (docs/helm.md, "Upgrading").
 crds_apply() {
   k apply --server-side --field-manager=barrage-crds --force-conflicts -f "$1" >/dev/null ||
@@ -128,7 +110,7 @@ crds_apply() {
 # --- 1. the previous release: its CRDs, its chart, its images ------------------------
 crds_apply "$PREV_DIR/src/charts/barrage/crds/"
 REL=barrage-e2e-$RANDOM
-VALUES=$(values_for "$PREV_TAG")
+VALUES=$(barrage_values "$PREV_TAG" "$NS")
 HELM_RELEASE=$REL
 helm_py install "$PREV_DIR/src/charts/barrage" "$REL" -n "$NS" -f "$VALUES" --timeout 180 >&2 ||
   fail "helm install of the $PREV_SHORT chart failed"
@@ -162,7 +144,7 @@ echo "across: Running with the $PREV_SHORT operator and runners"
 # The upgrade also turns the CRD hook on: its Job applies the same CRDs again, with the
 # hook's own ServiceAccount and a ClusterRole limited to Barrage's two CRDs.
 crds_apply "$ROOT/charts/barrage/crds/"
-VALUES=$(values_for "$E2E_IMAGE_TAG" "crds: {upgradeHook: true}")
+VALUES=$(barrage_values "$E2E_IMAGE_TAG" "$NS" "crds: {upgradeHook: true}")
 helm_py upgrade "$ROOT/charts/barrage" "$REL" -n "$NS" -f "$VALUES" --timeout 180 >&2 ||
   fail "helm upgrade to the current chart failed"
 rm -f "$VALUES"
