@@ -107,11 +107,14 @@ async fn users_provisioned_through_pkce_drive_each_data_policy() {
     assert_eq!(report.summary.distinct_records, 60);
 
     // Mixed: 20% of 150 requests take a new user, 30 expected (binomial,
-    // sd about 5); the rest reuse one, so distinct users stay near 30.
+    // sd about 4.9); the rest reuse one, so distinct users stay near 30.
+    // The bound is 4.5 sd wide (a false failure about once in 150,000
+    // runs; 3 sd failed about once in 400) and still tells the policy from
+    // always-new (60, every record) and always-reuse (1).
     let (report, seen) = load(&srv, &plan("select: mixed, repeat: 0.8", 150), &records).await;
     assert_eq!(report.summary.total.errors, 0);
     let distinct = seen.len() as u64;
-    assert!((15..=45).contains(&distinct), "{distinct} distinct users");
+    assert!((8..=52).contains(&distinct), "{distinct} distinct users");
     assert_eq!(report.summary.distinct_records, distinct);
     assert_eq!(seen.values().sum::<u64>(), 150);
 
