@@ -10,7 +10,7 @@
 //! starts, before it serves anything (a container restarted in the same pod
 //! after losing the lease must not keep it), and when it steps down.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::{
@@ -107,6 +107,11 @@ pub struct Leadership {
     identity: String,
     /// The pod to label (POD_NAME); None outside a cluster or when not asked.
     pod: Option<String>,
+    /// True once this replica stepped down. The renewer holds the lock for a
+    /// whole renewal and stops when it finds it set, so a renewal can neither
+    /// race the release (a 409 leaves the lease held until it expires) nor
+    /// follow it (re-taking the free lease while the process drains).
+    stepped_down: Arc<tokio::sync::Mutex<bool>>,
 }
 
 impl Leadership {
@@ -123,6 +128,7 @@ impl Leadership {
             lease: lease.into(),
             identity: identity.into(),
             pod: pod.map(str::to_string),
+            stepped_down: Arc::default(),
         }
     }
 
@@ -174,15 +180,20 @@ impl Leadership {
     /// renewal fails for too long.
     pub async fn acquire(&self) {
         self.take().await;
-        let (api, name, me): (Api<Lease>, _, _) = (
+        let (api, name, me, stepped_down): (Api<Lease>, _, _, _) = (
             Api::namespaced(self.client.clone(), &self.namespace),
             self.lease.clone(),
             self.identity.clone(),
+            self.stepped_down.clone(),
         );
         tokio::spawn(async move {
             let mut last_ok = tokio::time::Instant::now();
             loop {
                 tokio::time::sleep(RENEW).await;
+                let down = stepped_down.lock().await;
+                if *down {
+                    return;
+                }
                 match try_take(&api, &name, &me).await {
                     Ok(true) => last_ok = tokio::time::Instant::now(),
                     Ok(false) => {
@@ -203,6 +214,9 @@ impl Leadership {
     /// routing here), then the lease, so that a standby takes over at once
     /// instead of waiting for it to expire.
     pub async fn release(&self) {
+        // Waits for a renewal in flight; none starts after this.
+        let mut down = self.stepped_down.lock().await;
+        *down = true;
         if let Err(e) = self.label_pod(false).await {
             warn!(error = %e, "could not remove the leader label; it goes with the pod");
         }
@@ -345,6 +359,43 @@ mod tests {
             .serve();
         let me = Leadership::new(client, "ops", "barrage-operator", "op-1", Some("op-1"));
         server.run(me.release()).await;
+    }
+
+    /// The e2e failover took 21 s: after the release, the renewer (every 4 s)
+    /// found the lease free and took it again while the process drained the
+    /// webhook for 5 s, so the standby waited for it to expire.
+    #[tokio::test(start_paused = true)]
+    async fn no_renewal_after_stepping_down() {
+        let (path, leases, _) = paths();
+        let mut held = lease(Some("op-1"), 0);
+        held.metadata.name = Some("barrage-operator".into());
+        let (client, mut server) = Scenario::new("renewals stop at the release")
+            .timeout(Duration::from_secs(120))
+            .expect(Call::get(&path).reply(Reply::not_found("barrage-operator")))
+            .expect(Call::post(&leases))
+            // One renewal 4 s later.
+            .expect(Call::get(&path).reply(Reply::ok(&held)))
+            .expect(
+                Call::put(&path).body("renewed by op-1", |b| b["spec"]["holderIdentity"] == "op-1"),
+            )
+            // The release at 5 s; then nothing, though the lease is free.
+            .expect(Call::get(&path).reply(Reply::ok(&held)))
+            .expect(Call::put(&path).body("a lease without holder", |b| {
+                b["spec"].get("holderIdentity").is_none_or(Value::is_null)
+            }))
+            .serve();
+        let me = Leadership::new(client, "ops", "barrage-operator", "op-1", None);
+        server
+            .run(async {
+                me.acquire().await;
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                me.release().await;
+                // Past the next renewal (8 s), before a renewer that failed it
+                // would exit the process (last success + RENEW_DEADLINE).
+                tokio::time::sleep(Duration::from_secs(6)).await;
+            })
+            .await;
+        assert_eq!(server.seen().len(), 6, "{:?}", server.seen());
     }
 
     #[tokio::test]
