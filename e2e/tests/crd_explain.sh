@@ -7,12 +7,20 @@ source "$(dirname "$0")/../lib.sh"
 
 ensure_crd
 
-explain() { k explain "$1" 2>&1 || fail "kubectl explain $1 failed"; }
+explain() {
+  local out
+  out=$(k explain "$1" 2>&1) || fail "kubectl explain $1 failed: $out"
+  printf '%s\n' "$out"
+}
 
-# The API server publishes a CRD's schema to its OpenAPI document a moment after
-# the CRD is Established (and again after each change): wait until `explain`
-# shows this schema's duration type, then check everything at once.
-published() { k explain loadtest.spec.load.duration 2>/dev/null | grep -qF "<string>"; }
+# The API server publishes each CRD's schema to its OpenAPI document a moment after
+# the CRD is Established (and again after each change), one CRD at a time: wait until
+# `explain` shows both kinds' duration type (on a fresh cluster the ScheduledLoadTest
+# was once still unknown after the LoadTest was there), then check everything at once.
+published() {
+  k explain loadtest.spec.load.duration 2>/dev/null | grep -qF "<string>" &&
+    k explain scheduledloadtest.spec.template.spec.load.duration 2>/dev/null | grep -qF "<string>"
+}
 for _ in $(seq 60); do published && break; sleep 0.5; done
 expect() { # FIELD TEXT...
   local field=$1 out
