@@ -61,15 +61,16 @@ SH
 chmod +x "$WORK/bin/helm"
 BIN_DIR=$(dirname "${E2E_OPERATOR_BIN:-$ROOT/target/x86_64-unknown-linux-gnu/release/barrage-operator}")
 [[ -x $BIN_DIR/kubectl-barrage ]] || fail "no kubectl-barrage in $BIN_DIR (images/build builds it with the operator)"
-if [[ -z ${E2E_OPERATOR_BIN:-} ]]; then
+if [[ -z ${E2E_OPERATOR_BIN:-} || ${E2E_IMAGES_BUILT:-0} == 1 ]]; then
   # The plugin goes on the PATH by the static `cargo install` docs/images.md gives, which
-  # reuses what images/build compiled (shown to work, not just written down).
+  # reuses what images/build compiled here (shown to work, not just written down).
   INSTALL_CMD="CARGO_TARGET_DIR=\$PWD/target RUSTFLAGS='-C target-feature=+crt-static' \\"
   grep -qF "$INSTALL_CMD" "$ROOT/docs/images.md" || fail "docs/images.md no longer gives the static cargo install of the plugin"
   echo "+ cargo install --locked --path operator --bin kubectl-barrage --target x86_64-unknown-linux-gnu (static, as docs/images.md)"
-  (cd "$ROOT" && CARGO_TARGET_DIR=$PWD/target RUSTFLAGS='-C target-feature=+crt-static' \
+  (cd "$ROOT" && CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target} RUSTFLAGS='-C target-feature=+crt-static' \
     cargo install --locked --path operator --bin kubectl-barrage --target x86_64-unknown-linux-gnu --root "$WORK/cargo") >"$WORK/install.log" 2>&1 ||
     { cat "$WORK/install.log" >&2; fail "cargo install of kubectl-barrage failed"; }
+  grep -E "Installed|Replaced|Compiling" "$WORK/install.log" || true
   BIN_DIR=$WORK/cargo/bin
 fi
 ln -s "$BIN_DIR/kubectl-barrage" "$WORK/bin/kubectl-barrage"
