@@ -1,7 +1,8 @@
 //! The per-request path. Everything a response needs (status, body `Bytes`,
 //! headers, latency table, error threshold, stall window as `Instant`s) is
-//! prepared once in `Shared::new`, so a request costs a route scan, at most
-//! one random draw and one timer, and refcount bumps on the shared body.
+//! prepared once in `Shared::new`, so a request costs a route scan, its
+//! route's request count, at most one timer, and refcount bumps on the shared
+//! body.
 
 use std::{
     convert::Infallible,
@@ -22,6 +23,7 @@ use super::{
     config::{ServeConfig, parse_method},
     latency::Latency,
     path::PathPattern,
+    spread,
 };
 
 pub(crate) struct Route {
@@ -190,7 +192,9 @@ impl Shared {
             drain(req).await;
             return Ok(response(status, Bytes::new(), None));
         };
-        route.hits.fetch_add(1, Ordering::Relaxed);
+        // This request's place among its route's: it picks the latency and
+        // error draws (see `spread`).
+        let n = route.hits.fetch_add(1, Ordering::Relaxed);
         if let Some(endpoint) = route.auth {
             return Ok(match &self.auth {
                 Some(a) => a.handle(endpoint, req).await,
@@ -217,7 +221,7 @@ impl Shared {
 
         let mut deadline = None;
         if !route.latency.is_zero() {
-            deadline = Some(arrived + route.latency.sample());
+            deadline = Some(arrived + route.latency.sample(n));
         }
         if let Some((start, end)) = route.stall {
             // Held if the request is in progress at any time in the window.
@@ -230,7 +234,7 @@ impl Shared {
             super::fine_sleep::sleep_until(d).await;
         }
 
-        if route.error_ppm > 0 && fastrand::u32(0..1_000_000) < route.error_ppm {
+        if route.error_ppm > 0 && spread::error_ppm(n) < route.error_ppm {
             return Ok(response(route.error_status, Bytes::new(), None));
         }
         Ok(response(

@@ -1,6 +1,7 @@
 //! Injected latency: a spec such as `"10%:50ms, 1ms"` (10% of requests take
 //! 50 ms, the rest 1 ms), compiled once at load time into a cumulative table
-//! so that a request costs one random draw and a short scan, no parsing.
+//! so that a request costs one draw (spread evenly over a route's requests,
+//! see `spread`) and a short scan, no parsing.
 //!
 //! Percentages are kept in parts per million so that "0.1%:1s" is exact and
 //! the ≤ 100% check is an integer comparison (no float rounding surprises).
@@ -9,9 +10,8 @@ use std::{fmt, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::spread::{self, PPM};
 use crate::duration::{format_duration, parse_duration};
-
-const PPM: u32 = 1_000_000;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Latency {
@@ -36,13 +36,13 @@ impl Latency {
         self.rest.is_zero() && self.table.iter().all(|(_, d)| d.is_zero())
     }
 
-    /// The delay for one request.
-    pub fn sample(&self) -> Duration {
+    /// The delay for request `n` of its route (counted from 0).
+    pub fn sample(&self, n: u64) -> Duration {
         if self.table.is_empty() {
-            // Fixed latency: no random draw at all.
+            // Fixed latency: no draw at all.
             return self.rest;
         }
-        self.sample_with(fastrand::u32(0..PPM))
+        self.sample_with(spread::latency_ppm(n))
     }
 
     /// The delay for a given draw in `0..1_000_000` (deterministic, for tests).
@@ -256,7 +256,15 @@ mod tests {
     #[test]
     fn sampling_hits_each_share() {
         let l: Latency = "50%:7ms, 3ms".parse().unwrap();
-        let slow = (0..2000).filter(|_| l.sample() == ms(7)).count();
-        assert!((800..1200).contains(&slow), "{slow} of 2000 took 7ms");
+        let slow = (0..2000).filter(|&n| l.sample(n) == ms(7)).count();
+        assert!((997..=1003).contains(&slow), "{slow} of 2000 took 7ms");
+        let l: Latency = "5%:20ms, 1%:1s".parse().unwrap();
+        let per = |d| (1000..11_000).filter(|&n| l.sample(n) == d).count();
+        let (fast, slow) = (per(ms(20)), per(ms(1000)));
+        assert!(
+            fast.abs_diff(500) <= 3 && slow.abs_diff(100) <= 3,
+            "{fast}, {slow}"
+        );
+        assert_eq!(Latency::fixed(ms(4)).sample(12345), ms(4));
     }
 }

@@ -19,6 +19,7 @@ mod handler;
 mod latency;
 mod limits;
 mod path;
+mod spread;
 mod tls;
 
 use std::{
