@@ -14,7 +14,11 @@ TARGET=$(start_target)
 # Replica A, then replica B, as two processes with their own identities.
 OPERATOR_LOG=$LOG_A POD_NAME=replica-a POD_NAMESPACE=$NS start_operator --leader-elect true
 PID_A=$OPERATOR_PID
-sleep 3
+# B starts once A holds the Lease (a slow API server must not let B win the race).
+for _ in $(seq 60); do
+  [[ $(k -n "$NS" get lease barrage-operator -o jsonpath='{.spec.holderIdentity}' 2>/dev/null) == replica-a ]] && break
+  sleep 0.5
+done
 bin=${E2E_OPERATOR_BIN:-}
 [[ -x ${bin:-} ]] || bin=$(cd "$(dirname "$0")/../.." && pwd)/target/x86_64-unknown-linux-gnu/release/barrage-operator
 POD_NAME=replica-b POD_NAMESPACE=$NS BARRAGE_RUNNER_IMAGE=$(image runner) NO_COLOR=1 \

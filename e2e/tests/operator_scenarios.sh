@@ -42,13 +42,19 @@ k -n "$NS" wait loadtest/two --for=condition=Complete --timeout=180s >/dev/null 
 BROWSE=$(lt_field two .status.byScenario.browse.requests)
 SPIKE=$(lt_field two .status.byScenario.spike.requests)
 PASSES=$(k -n "$NS" get loadtest two -o json | jq '.status.byJourney["browse/visit"].passes')
-echo "two: phase=$(lt_field two .status.phase) browse=$BROWSE spike=$SPIKE passes=$PASSES total=$(lt_field two .status.requests)"
+echo "two: phase=$(lt_field two .status.phase) browse=$BROWSE spike=$SPIKE dropped=$(lt_field two .status.dropped) passes=$PASSES total=$(lt_field two .status.requests)"
 [[ $BROWSE == 1200 ]] || fail "browse: expected exactly 600 iterations x 2 steps = 1200 requests, status says $BROWSE"
-[[ $SPIKE == 100 ]] || fail "spike: expected exactly 50/s x 2s = 100 arrivals, status says $SPIKE"
+# Every arrival is sent or counted dropped; a runner pod held up on a busy node as its
+# scenario ends may drop its last one (it never sends past the planned end).
+DROPPED=$(lt_field two .status.dropped)
+((SPIKE + ${DROPPED:-0} == 100 && ${DROPPED:-0} <= 2)) ||
+  fail "spike: expected 50/s x 2s = 100 arrivals sent or dropped (at most 2), status says $SPIKE sent, ${DROPPED:-0} dropped"
 [[ $PASSES == 600 ]] || fail "journey browse/visit: expected 600 passes, status says $PASSES"
-[[ $(lt_field two .status.requests) == 1300 ]] || fail "the total is not the scenarios' sum"
+[[ $(lt_field two .status.requests) == $((BROWSE + SPIKE)) ]] || fail "the total is not the scenarios' sum"
 [[ $(lt_field two .status.runnersFinished) == 3 ]] || fail "expected 3 runners finished"
-# The per-scenario thresholds: browse passes, spike (10% of /slow take 50 ms) fails.
+# The per-scenario thresholds: browse passes, spike fails: it alone calls the target's
+# /slow, which makes 10% of any run of its requests take 50 ms (spread evenly, not drawn
+# at random: 8 to 12 of 100), so its p95 is 50 ms every time.
 [[ $(lt_field two '.status.thresholds[0].passed') == true ]] || fail "error_rate for scenario browse should pass"
 [[ $(lt_field two '.status.thresholds[1].passed') == false ]] || fail "p(95) < 10ms for scenario spike should fail"
 OBSERVED=$(lt_field two '.status.thresholds[1].observedText')

@@ -125,7 +125,9 @@ stats >"$S1"
 read -r USED REQS MIN MAX REJ < <(delta "$S0" "$S1")
 echo "mixed: $USED users used, $REQS requests (per user $MIN..$MAX), $REJ rejected"
 ((REQS == 200 && REJ == 0)) || fail "mixed: $REQS requests seen, $REJ rejected"
-((USED >= 25 && USED <= 55)) || fail "mixed: $USED new users of 200 requests is not about 20%"
+# About 2 + Binomial(198, 0.2) (mean 42, sd 5.6): 15..70 is beyond 4.5 sd either way,
+# and still far from always-new (200) and always-reuse (one per user).
+((USED >= 15 && USED <= 70)) || fail "mixed: $USED new users of 200 requests is not about 20%"
 [[ $(lt_field mixed .status.records.distinctUsed) == "$USED" ]] || fail "mixed: status distinctUsed differs from the target's $USED"
 echo "ok: mixed"
 

@@ -502,16 +502,27 @@ async fn a_ten_second_run_draws_a_curve_without_a_spike_at_its_end() {
     assert!(!example.contains("reportInterval"));
     let plan = example.replace("http://TARGET_IP:8080", &srv.base_url());
     let loaded = planfile::from_str(&plan, PathBuf::new()).unwrap();
-    let slots = (0..2).map(|index| Slot { index, count: 2 }).collect();
-    let report = local::run(
-        &loaded,
-        &Options {
-            slots,
-            progress: false,
-        },
-    )
-    .await
-    .unwrap();
+    // The case drawn needs a response recorded after the last whole
+    // interval closed. A machine busy just then can record the last one
+    // first (a precondition missed, not the page wrong), so up to 3 runs.
+    let mut report;
+    let mut runs = 0;
+    loop {
+        let slots = (0..2).map(|index| Slot { index, count: 2 }).collect();
+        report = local::run(
+            &loaded,
+            &Options {
+                slots,
+                progress: false,
+            },
+        )
+        .await
+        .unwrap();
+        runs += 1;
+        if runs == 3 || report.snapshot.intervals.iter().any(|i| i.index >= 10) {
+            break;
+        }
+    }
     // The default for a 10 s test.
     assert_eq!(report.snapshot.interval_us, 1_000_000);
     let t = &report.summary.total;
@@ -524,7 +535,7 @@ async fn a_ten_second_run_draws_a_curve_without_a_spike_at_its_end() {
     // Responses did arrive after the last whole interval: the case drawn.
     assert!(
         report.snapshot.intervals.iter().any(|i| i.index >= 10),
-        "no tail after 10 s: {:?}",
+        "no tail after 10 s in {runs} runs: {:?}",
         report.snapshot.elapsed_secs()
     );
     let run = run_of("incluster", report);

@@ -267,22 +267,26 @@ async fn the_bearer_scheme_is_case_insensitive_and_a_big_body_gets_413() {
 async fn the_load_starts_at_the_given_instant_not_before() {
     let srv = target().await;
     let (runner, a) = agent(&srv, "{users: 2, iterations: 200}", solo()).await;
-    let at = now_us() + 300_000;
+    // A second ahead: the calls below fit in it even on a busy machine.
+    let at = now_us() + 1_000_000;
     let (code, s) = start(a.addr(), at).await;
     assert_eq!(code, 202);
     assert_eq!((s.state, s.start_at_us), (AgentState::Scheduled, Some(at)));
 
-    // Still waiting shortly before the instant.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    // Still waiting before the instant (a status that came back before it
+    // was taken before it).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let s = status(a.addr()).await;
-    assert_eq!((s.state, s.started_us), (AgentState::Scheduled, None));
-    assert_eq!(srv.hits("/"), 0);
+    if now_us() < at {
+        assert_eq!((s.state, s.started_us), (AgentState::Scheduled, None));
+        assert_eq!(srv.hits("/"), 0);
+    }
 
     let s = wait_finished(a.addr(), Duration::from_secs(10)).await;
     let started = s.started_us.expect("a start time once finished");
     assert!(started >= at, "started {}us before atUs", at - started);
     assert!(
-        started - at < 50_000,
+        started - at < 100_000,
         "started {}us after atUs",
         started - at
     );
@@ -295,7 +299,7 @@ async fn the_load_starts_at_the_given_instant_not_before() {
 async fn a_repeated_start_is_harmless_and_a_different_one_refused() {
     let srv = target().await;
     let (_runner, a) = agent(&srv, "{users: 1, iterations: 20}", solo()).await;
-    let at = now_us() + 200_000;
+    let at = now_us() + 1_000_000;
     assert_eq!(start(a.addr(), at).await.0, 202);
     // While scheduled...
     let (code, s) = start(a.addr(), at).await;
@@ -438,7 +442,7 @@ async fn stop_ends_a_running_load_early_and_keeps_its_results() {
 async fn stop_before_the_start_cancels_it() {
     let srv = target().await;
     let (_runner, a) = agent(&srv, "{users: 1, iterations: 50}", solo()).await;
-    let at = now_us() + 300_000;
+    let at = now_us() + 1_000_000;
     assert_eq!(start(a.addr(), at).await.0, 202);
     let (code, text) = call(a.addr(), "POST", "/stop", Some(TOKEN), None).await;
     assert_eq!(code, 202);
@@ -450,7 +454,10 @@ async fn stop_before_the_start_cancels_it() {
         .expect("finished at once");
 
     // Past the instant: still nothing sent, and the snapshot says finished.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_micros(
+        (at + 200_000).saturating_sub(now_us()),
+    ))
+    .await;
     assert_eq!(srv.hits("/"), 0);
     let after = status(a.addr()).await;
     assert_eq!(
@@ -477,7 +484,7 @@ async fn agents_given_the_same_instant_start_together() {
             .await,
         );
     }
-    let at = now_us() + 300_000;
+    let at = now_us() + 1_000_000;
     for (_, a) in &agents {
         assert_eq!(start(a.addr(), at).await.0, 202);
     }
@@ -490,7 +497,8 @@ async fn agents_given_the_same_instant_start_together() {
     let merged = Snapshot::merged(&snaps);
     assert_eq!(merged.runner_starts_us.len(), 3);
     let skew = merged.start_skew_us().unwrap();
-    assert!(skew < 20_000, "start skew {skew}us");
+    // Three timers waking at one instant on two busy cores.
+    assert!(skew < 50_000, "start skew {skew}us");
     assert_eq!(merged.total_requests(), 300);
     assert_eq!((merged.runners, merged.finished), (3, 3));
     assert_eq!(srv.hits("/"), 300);

@@ -90,17 +90,28 @@ async fn the_k6_style_suite_runs_a_ramp_and_a_later_spike() {
     let srv = builtin().await;
     let r = run_workers(&aimed(K6, &srv), PathBuf::new(), 3).await;
     assert_eq!(r.summary.total.errors, 0, "{}", errors(&r));
-    assert_eq!(r.summary.dropped, 0);
-    assert_eq!(count(&r, "spike/slow"), 250, "50 on the ramp, then 200");
-    assert_eq!(r.summary.scenarios["spike"].requests, 250);
+    // Every arrival sent or counted dropped: at most the last few, when a
+    // busy machine runs a scheduler past the planned end.
+    assert_eq!(
+        count(&r, "spike/slow") + r.summary.dropped,
+        250,
+        "50 on the ramp, then 200"
+    );
+    assert!(r.summary.dropped <= 3, "{} dropped", r.summary.dropped);
+    assert_eq!(
+        r.summary.scenarios["spike"].requests,
+        count(&r, "spike/slow")
+    );
     let browse = &r.snapshot.scenarios["browse"];
     let spike = &r.snapshot.scenarios["spike"];
     assert_eq!(browse.count(), count(&r, "browse/schema"));
     assert!(browse.count() > 100, "{}", browse.count());
-    let late_us = spike.first_start_us - browse.first_start_us;
+    // From the test's start, not browse's first request (which waits for
+    // its ramp's first user).
+    let late_us = spike.first_start_us - r.snapshot.started_us.unwrap();
     assert!(
-        late_us >= 1_400_000,
-        "the spike started {late_us} µs after browse"
+        late_us >= 1_490_000,
+        "the spike started {late_us} µs after the test"
     );
     let judged: Vec<String> = r.thresholds.iter().map(|o| o.source.clone()).collect();
     assert!(

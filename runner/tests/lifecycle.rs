@@ -281,8 +281,11 @@ async fn ctrl_c_ends_a_run_promptly_and_writes_its_report() {
     run.interrupt();
     let (status, stderr) = run.exit().await;
     let took = sent.elapsed();
+    // A second's grace, then 2000 aborted requests and the report: well
+    // under 5 s even for a debug build on a busy machine, and far below the
+    // 30 s graceful stop this guards against.
     assert!(
-        took < Duration::from_secs(3),
+        took < Duration::from_secs(5),
         "exited {took:?} after Ctrl-C"
     );
     // Interrupted is not passed: the thresholds-failed status.

@@ -97,7 +97,9 @@ async fn weighted_scenarios_split_users_exactly_across_runners() {
         let srv = server(ROUTES).await;
         let r = run(
             &srv,
-            &format!("load: {{users: 23, duration: 600ms}}\nscenarios:\n{scenarios}"),
+            // 2 s: every user starts (and runs onStart) well before the
+            // end, even on a busy machine.
+            &format!("load: {{users: 23, duration: 2s}}\nscenarios:\n{scenarios}"),
             workers,
         )
         .await;
@@ -182,7 +184,7 @@ async fn on_start_logs_in_once_per_user_and_its_token_reaches_later_requests() {
         &format!(
             "scenarios:
   shop:
-    load: {{users: 5, duration: 800ms, thinkTime: 5ms..15ms}}
+    load: {{users: 5, duration: 2s, thinkTime: 5ms..15ms}}
 {LOGIN}
     onStop: {{steps: [{{name: bye, path: '/bye?who={{{{ user.email }}}}'}}]}}
     requests:
