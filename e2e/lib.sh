@@ -241,6 +241,15 @@ YAML
 # float comparison: check "A OP B" with awk, e.g. check 51.2 '>=' 50
 check() { awk -v a="$1" -v b="$3" "BEGIN { exit !(a $2 b) }"; }
 
+# An arrival-rate load's count: check_arrivals LABEL SENT DROPPED PLANNED. Every arrival
+# is sent or counted dropped; a runner held up on a busy node as the load ends may drop
+# its last ones (it never sends past the planned end), at most 2.
+check_arrivals() {
+  local label=$1 sent=$2 dropped=${3:-0} planned=$4
+  ((sent + dropped == planned && dropped <= 2)) ||
+    fail "$label: expected $planned arrivals sent or dropped (at most 2 dropped), status says $sent sent, $dropped dropped"
+}
+
 # --- The Helm chart (charts/barrage), installed through e2e/helm.py -----------------------
 # Every install watches given namespaces only: other tests run operators on the same cluster.
 HELM_RELEASE=

@@ -134,10 +134,7 @@ for t in https mtls h2; do
   [[ $(lt_field "$t" .status.phase) == Succeeded ]] || fail "$t: expected Succeeded: $(lt_field "$t" .status.message)"
   [[ $(lt_field "$t" .status.errors) == 0 ]] || fail "$t: expected no errors"
 done
-# 50/s for 10 s: every arrival sent, or (at most 2, a runner held up as the load
-# ends) counted dropped.
-(($(lt_field https .status.requests) + $(lt_field https .status.dropped) == 500 && $(lt_field https .status.dropped) <= 2)) ||
-  fail "https: expected 500 arrivals, $(lt_field https .status.requests) sent and $(lt_field https .status.dropped) dropped"
+check_arrivals "https (50/s x 10s)" "$(lt_field https .status.requests)" "$(lt_field https .status.dropped)" 500
 [[ $(lt_field mtls .status.requests) == 400 ]] || fail "mtls: expected exactly 400 requests"
 [[ $(lt_field h2 .status.requests) == 2000 ]] || fail "h2: expected exactly 2000 requests"
 # Handshakes are their own figure, one or more per runner; not in request latency.
